@@ -1,0 +1,149 @@
+//! [`AuthClient`]: one authorization server and OAuth client, and the registry of
+//! its sessions (one per identity).
+
+use crate::config::AuthConfig;
+use crate::error::AuthError;
+use crate::events::{AuthEventListener, EventSink};
+use crate::identity::{Identity, Subject, TokenParams};
+use crate::internal::context::{ClientContext, Registry};
+use crate::internal::session_core::Credentials;
+use crate::session::Session;
+use crate::store::TokenStore;
+use secrecy::SecretString;
+use std::fmt;
+use std::sync::Arc;
+
+/// The entry point: an OAuth client of one authorization server.
+///
+/// Cheap to clone (clones share sessions and the connection pool). Asking twice for
+/// the same identity returns the same [`Session`], so each identity has one token.
+///
+/// ```no_run
+/// use tokenkeeper::{AuthClient, AuthConfig};
+/// use secrecy::SecretString;
+/// # async fn run() -> Result<(), tokenkeeper::AuthError> {
+/// let client = AuthClient::new(
+///     AuthConfig::new("https://as.example.com/oauth2/token", "my-client")
+///         .client_secret(SecretString::from("…")),
+/// )?;
+/// let alice = client.login("alice", SecretString::from("…")).await?;
+/// let token = alice.access_token().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct AuthClient {
+    ctx: Arc<ClientContext>,
+    registry: Arc<Registry>,
+}
+
+impl AuthClient {
+    /// Validates `config` (URLs parse; https unless the host is loopback; sane
+    /// numbers) and builds the HTTP client.
+    pub fn new(config: AuthConfig) -> Result<Self, AuthError> {
+        Ok(Self { ctx: Arc::new(ClientContext::new(config)?), registry: Arc::default() })
+    }
+
+    /// Persists refresh tokens in `store`. Call before creating sessions.
+    pub fn with_store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        Arc::make_mut(&mut self.ctx).store = Some(store);
+        self
+    }
+
+    /// Delivers [`AuthEvent`](crate::AuthEvent)s to `listener`. Call before creating sessions.
+    pub fn with_event_listener(mut self, listener: Arc<dyn AuthEventListener>) -> Self {
+        Arc::make_mut(&mut self.ctx).events = EventSink::new(Some(listener));
+        self
+    }
+
+    /// The HTTP client (and connection pool) the SDK uses, for [`Session::send`].
+    /// It never follows redirects, so a bearer token is never forwarded to a host
+    /// the app did not name.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.ctx.http
+    }
+
+    /// The client's own session (client-credentials grant) with the config's scopes.
+    /// No request is made until a token is needed.
+    pub fn client_credentials_session(&self) -> Arc<Session> {
+        self.client_credentials_session_with(TokenParams::default())
+    }
+
+    /// The client's own session for other scopes, audience or resource.
+    pub fn client_credentials_session_with(&self, params: TokenParams) -> Arc<Session> {
+        let identity = self.identity(Subject::Client, params);
+        self.registry.get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::Client)).0
+    }
+
+    /// Signs `username` in with the password grant. The password stays in memory
+    /// (never persisted) so a revoked token can be replaced without asking the user.
+    /// A wrong password is [`AuthError::InvalidGrant`].
+    pub async fn login(&self, username: &str, password: SecretString) -> Result<Arc<Session>, AuthError> {
+        self.login_with(username, password, TokenParams::default()).await
+    }
+
+    /// [`login`](Self::login) for other scopes, audience or resource.
+    pub async fn login_with(&self, username: &str, password: SecretString, params: TokenParams) -> Result<Arc<Session>, AuthError> {
+        let identity = self.user_identity(username, params)?;
+        let (session, created) = self.registry.get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::None));
+        let result = session.core().login(password).await;
+        if result.is_err() && created {
+            self.registry.remove(&session);
+        }
+        result.map(|()| session)
+    }
+
+    /// The session of a signed-in user, if there is one.
+    pub fn session(&self, username: &str) -> Option<Arc<Session>> {
+        self.session_with(username, TokenParams::default())
+    }
+
+    /// [`session`](Self::session) for other scopes, audience or resource.
+    pub fn session_with(&self, username: &str, params: TokenParams) -> Option<Arc<Session>> {
+        self.registry.get(&self.identity(Subject::User(username.to_owned()), params))
+    }
+
+    /// Resumes a user's session after a restart from the refresh token in the store,
+    /// without a password. [`AuthError::ReauthenticationRequired`] if nothing usable
+    /// is stored.
+    pub async fn restore(&self, username: &str) -> Result<Arc<Session>, AuthError> {
+        self.restore_with(username, TokenParams::default()).await
+    }
+
+    /// [`restore`](Self::restore) for other scopes, audience or resource.
+    pub async fn restore_with(&self, username: &str, params: TokenParams) -> Result<Arc<Session>, AuthError> {
+        let identity = self.user_identity(username, params)?;
+        let (session, created) = self.registry.get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::None));
+        let result = session.core().restore().await;
+        if result.is_err() && created {
+            self.registry.remove(&session);
+        }
+        result.map(|()| session)
+    }
+
+    fn user_identity(&self, username: &str, params: TokenParams) -> Result<Identity, AuthError> {
+        if username.trim().is_empty() {
+            return Err(AuthError::config("the username is empty"));
+        }
+        Ok(self.identity(Subject::User(username.to_owned()), params))
+    }
+
+    fn identity(&self, subject: Subject, params: TokenParams) -> Identity {
+        let config = &self.ctx.config;
+        Identity {
+            subject,
+            scopes: params.scopes.unwrap_or_else(|| config.scopes.clone()).into_iter().filter(|s| !s.is_empty()).collect(),
+            audience: params.audience.or_else(|| config.audience.clone()),
+            resource: params.resource.or_else(|| config.resource.clone()),
+        }
+    }
+
+    fn new_session(&self, identity: Identity, credentials: Credentials) -> Session {
+        Session::new(identity, Arc::clone(&self.ctx), credentials, Arc::downgrade(&self.registry))
+    }
+}
+
+impl fmt::Debug for AuthClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthClient").field("config", &self.ctx.config).finish_non_exhaustive()
+    }
+}

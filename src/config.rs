@@ -1,0 +1,326 @@
+//! [`AuthConfig`]: one authorization server and one OAuth client, plus the policies
+//! that shape caching, recovery and retries. Validation happens in
+//! [`AuthClient::new`](crate::AuthClient::new), so building a config never fails.
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::AuthError;
+use reqwest::Url;
+use secrecy::SecretString;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The default proactive refresh margin (seed 003: "5-minute buffer recommended").
+pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(300);
+/// Lifetime assumed when the server sends neither `expires_in` nor a JWT `exp`.
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+/// Longest lifetime believed from a server; longer (absurd) values are capped.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// How the client authenticates to the token endpoint (RFC 6749 §2.3.1).
+/// Ignored for public clients (no secret): they send only `client_id`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    /// `client_secret_basic`: HTTP Basic with the form-urlencoded id and secret.
+    #[default]
+    Basic,
+    /// `client_secret_post`: `client_id` and `client_secret` in the request body.
+    Post,
+}
+
+/// Whether access tokens are cached (seed 000 discusses both strategies).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CachePolicy {
+    /// One token per identity, reused until shortly before it expires. Fewer
+    /// credential round-trips, fewer tokens in existence, lower latency.
+    #[default]
+    Cached,
+    /// A new token for every call, thrown away after use. Simpler to reason about
+    /// but sends the credentials over the network for every request, adds a token
+    /// round-trip to each call and multiplies the tokens in existence.
+    PerRequest,
+}
+
+/// What a session does when a request fails because its token was revoked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RecoveryPolicy {
+    /// Seed 002: get a new token (refresh token first, then the in-memory
+    /// credentials) and retry the request once, without bothering the user.
+    #[default]
+    Silent,
+    /// Seed 000's first strategy: drop the cached token and fail with the retryable
+    /// [`AuthError::TokenRevoked`]; the next call starts over with a new login.
+    ClearAndFail,
+}
+
+/// Retries of token requests after transient failures (network errors, timeouts,
+/// HTTP 5xx and 429). OAuth error responses are never retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, including the first (1 disables retries).
+    pub max_attempts: u32,
+    /// Backoff before the second attempt; doubled after each failure, with jitter.
+    pub initial_backoff: Duration,
+    /// Upper bound of one backoff.
+    pub max_backoff: Duration,
+    /// No retry starts after this much time since the first attempt.
+    pub deadline: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(10),
+            deadline: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Per-response token rotation (seed 001): the resource server returns a new access
+/// token in a response header, to be used for the next requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRotation {
+    /// Header carrying the new access token, e.g. `access-token`.
+    pub token_header: String,
+    /// Header carrying its expiry in seconds since the Unix epoch, e.g. `expiry`.
+    pub expiry_header: String,
+}
+
+impl TokenRotation {
+    /// Rotation with the given header names.
+    pub fn headers(token_header: impl Into<String>, expiry_header: impl Into<String>) -> Self {
+        Self { token_header: token_header.into(), expiry_header: expiry_header.into() }
+    }
+}
+
+/// Configuration of an [`AuthClient`](crate::AuthClient).
+///
+/// ```
+/// use tokenkeeper::{AuthConfig, ClientAuthMethod};
+/// use secrecy::SecretString;
+/// use std::time::Duration;
+/// let config = AuthConfig::new("https://as.example.com/oauth2/token", "my-client")
+///     .client_secret(SecretString::from("s3cret"))
+///     .client_auth_method(ClientAuthMethod::Post)
+///     .scopes(["read", "write"])
+///     .refresh_margin(Duration::from_secs(120));
+/// assert!(!format!("{config:?}").contains("s3cret"));
+/// ```
+#[derive(Clone)]
+pub struct AuthConfig {
+    pub(crate) token_endpoint: String,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Option<SecretString>,
+    pub(crate) client_auth_method: ClientAuthMethod,
+    pub(crate) revocation_endpoint: Option<String>,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) audience: Option<String>,
+    pub(crate) resource: Option<String>,
+    pub(crate) refresh_margin: Duration,
+    pub(crate) default_token_lifetime: Duration,
+    pub(crate) cache_policy: CachePolicy,
+    pub(crate) recovery_policy: RecoveryPolicy,
+    pub(crate) retry_policy: RetryPolicy,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) token_rotation: Option<TokenRotation>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl AuthConfig {
+    /// A configuration for `client_id` at `token_endpoint`, with every policy at its default.
+    pub fn new(token_endpoint: impl Into<String>, client_id: impl Into<String>) -> Self {
+        Self {
+            token_endpoint: token_endpoint.into(),
+            client_id: client_id.into(),
+            client_secret: None,
+            client_auth_method: ClientAuthMethod::default(),
+            revocation_endpoint: None,
+            scopes: Vec::new(),
+            audience: None,
+            resource: None,
+            refresh_margin: DEFAULT_REFRESH_MARGIN,
+            default_token_lifetime: DEFAULT_TOKEN_LIFETIME,
+            cache_policy: CachePolicy::default(),
+            recovery_policy: RecoveryPolicy::default(),
+            retry_policy: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            token_rotation: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The client secret of a confidential client. Kept in memory only.
+    pub fn client_secret(mut self, secret: SecretString) -> Self {
+        self.client_secret = Some(secret);
+        self
+    }
+
+    /// How the client authenticates (default [`ClientAuthMethod::Basic`]).
+    pub fn client_auth_method(mut self, method: ClientAuthMethod) -> Self {
+        self.client_auth_method = method;
+        self
+    }
+
+    /// The RFC 7009 revocation endpoint used by [`Session::logout`](crate::Session::logout).
+    pub fn revocation_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.revocation_endpoint = Some(url.into());
+        self
+    }
+
+    /// Default scopes requested for every session.
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Default `audience` parameter (used by Auth0 and others).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// Default RFC 8707 `resource` parameter.
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource = Some(resource.into());
+        self
+    }
+
+    /// How long before expiry a token is refreshed (default 5 minutes). For short-lived
+    /// tokens the margin is capped at half the token's lifetime.
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = margin;
+        self
+    }
+
+    /// Lifetime assumed when the server gives neither `expires_in` nor a JWT `exp` (default 1 hour).
+    pub fn default_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.default_token_lifetime = lifetime;
+        self
+    }
+
+    /// Caching strategy (default [`CachePolicy::Cached`]).
+    pub fn cache_policy(mut self, policy: CachePolicy) -> Self {
+        self.cache_policy = policy;
+        self
+    }
+
+    /// Behaviour after a revoked token (default [`RecoveryPolicy::Silent`]).
+    pub fn recovery_policy(mut self, policy: RecoveryPolicy) -> Self {
+        self.recovery_policy = policy;
+        self
+    }
+
+    /// Retries of token requests after transient failures.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry_policy = policy;
+        self
+    }
+
+    /// TCP/TLS connect timeout (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Timeout of one whole HTTP exchange (default 30 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Enables per-response token rotation (seed 001).
+    pub fn token_rotation(mut self, rotation: TokenRotation) -> Self {
+        self.token_rotation = Some(rotation);
+        self
+    }
+
+    /// The clock used for expiry and backoff (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Checks URLs, the https-only rule and the numbers; returns the parsed endpoints.
+    pub(crate) fn validate(&self) -> Result<ValidatedEndpoints, AuthError> {
+        if self.client_id.trim().is_empty() {
+            return Err(AuthError::config("client_id is empty"));
+        }
+        if self.client_id.trim() != self.client_id {
+            return Err(AuthError::config("client_id has leading or trailing whitespace"));
+        }
+        if self.retry_policy.max_attempts == 0 {
+            return Err(AuthError::config("retry_policy.max_attempts must be at least 1"));
+        }
+        if self.request_timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err(AuthError::config("timeouts must be greater than zero"));
+        }
+        if self.default_token_lifetime.is_zero() {
+            return Err(AuthError::config("default_token_lifetime must be greater than zero"));
+        }
+        let token = checked_endpoint("token endpoint", &self.token_endpoint)?;
+        let revocation = self
+            .revocation_endpoint
+            .as_deref()
+            .map(|url| checked_endpoint("revocation endpoint", url))
+            .transpose()?;
+        Ok(ValidatedEndpoints { token, revocation })
+    }
+}
+
+pub(crate) struct ValidatedEndpoints {
+    pub token: Url,
+    pub revocation: Option<Url>,
+}
+
+/// Endpoints must use https, except on loopback where development servers live:
+/// tokens and secrets never cross a network in clear text.
+fn checked_endpoint(name: &str, raw: &str) -> Result<Url, AuthError> {
+    let url = Url::parse(raw).map_err(|e| AuthError::config(format!("{name} is not a valid URL: {e}")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(AuthError::config(format!("{name} must not contain credentials")));
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        "http" => Err(AuthError::config(format!(
+            "{name} must use https (http is allowed only for loopback hosts)"
+        ))),
+        other => Err(AuthError::config(format!("{name} has unsupported scheme {other:?}"))),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("token_endpoint", &self.token_endpoint)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "[redacted]"))
+            .field("client_auth_method", &self.client_auth_method)
+            .field("revocation_endpoint", &self.revocation_endpoint)
+            .field("scopes", &self.scopes)
+            .field("audience", &self.audience)
+            .field("resource", &self.resource)
+            .field("refresh_margin", &self.refresh_margin)
+            .field("cache_policy", &self.cache_policy)
+            .field("recovery_policy", &self.recovery_policy)
+            .field("retry_policy", &self.retry_policy)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,181 @@
+//! The one public error type, [`AuthError`], named for what the app should do next.
+//!
+//! Protocol details (the RFC 6749 §5.2 error code, the server's description) are kept
+//! in [`ServerError`]; every message is built from them and never from a secret.
+
+use std::fmt;
+use std::time::Duration;
+
+/// What an authorization server said in an RFC 6749 §5.2 error response.
+///
+/// `description` and `uri` are the server's own words, truncated to a sane length and
+/// stripped of control characters so a hostile server cannot flood logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerError {
+    /// The `error` code, e.g. `invalid_client`.
+    pub code: String,
+    /// The optional `error_description`.
+    pub description: Option<String>,
+    /// The optional `error_uri`.
+    pub uri: Option<String>,
+    /// The HTTP status of the error response.
+    pub status: u16,
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (HTTP {})", self.code, self.status)?;
+        if let Some(description) = &self.description {
+            write!(f, ": {description}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything that can go wrong while getting or using a token.
+///
+/// Variants are grouped by the action they call for:
+/// - fix the configuration: [`InvalidClient`](Self::InvalidClient),
+///   [`UnauthorizedClient`](Self::UnauthorizedClient),
+///   [`UnsupportedGrantType`](Self::UnsupportedGrantType),
+///   [`InvalidScope`](Self::InvalidScope), [`InvalidRequest`](Self::InvalidRequest),
+///   [`InvalidConfig`](Self::InvalidConfig);
+/// - ask the user to sign in: [`InvalidGrant`](Self::InvalidGrant) (from `login`),
+///   [`ReauthenticationRequired`](Self::ReauthenticationRequired);
+/// - try again later: every error for which [`is_retryable`](Self::is_retryable) is true.
+///
+/// Messages never contain a secret: not the client secret, password, or any token.
+///
+/// ```
+/// use tokenkeeper::AuthError;
+/// fn message_for_user(error: &AuthError) -> &'static str {
+///     match error {
+///         AuthError::ReauthenticationRequired { .. } | AuthError::InvalidGrant(_) => "Please sign in again.",
+///         e if e.is_retryable() => "The service is not available right now. Please try again later.",
+///         _ => "Something is wrong with the app's configuration.",
+///     }
+/// }
+/// ```
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// `invalid_client`: the server did not accept the client id or secret.
+    #[error("the authorization server rejected the client credentials: {0}. Hint: check the client id and secret for typos or stray whitespace, that they belong to this environment (production vs test), and the client authentication method (Basic vs Post)")]
+    InvalidClient(ServerError),
+    /// `invalid_grant`: the password, refresh token or other grant is wrong, expired or revoked.
+    #[error("the authorization server rejected the grant: {0}. Hint: the username or password is wrong, or the refresh token expired or was revoked; the user must sign in again")]
+    InvalidGrant(ServerError),
+    /// `invalid_scope`: a requested scope is unknown or not allowed for this client.
+    #[error("the authorization server rejected the requested scope: {0}. Hint: check the scope names and that the client is allowed to request them")]
+    InvalidScope(ServerError),
+    /// `unauthorized_client`: this client may not use this grant type.
+    #[error("the client is not authorized for this grant type: {0}. Hint: enable the grant type (client credentials, password, refresh token) for this client on the authorization server")]
+    UnauthorizedClient(ServerError),
+    /// `unsupported_grant_type`: the server does not support this grant type at all.
+    #[error("the authorization server does not support this grant type: {0}. Hint: check the token endpoint URL and the server's supported grant types")]
+    UnsupportedGrantType(ServerError),
+    /// `invalid_request`: a parameter is missing, repeated or malformed.
+    #[error("the authorization server rejected the request as malformed: {0}. Hint: check the token endpoint URL, the client authentication method and the audience/resource parameters")]
+    InvalidRequest(ServerError),
+    /// Any other error code the server sent (RFC 6749 §8.5 allows extensions).
+    #[error("the authorization server returned an error: {0}")]
+    OAuth(ServerError),
+    /// HTTP 403 or `error="insufficient_scope"`: the token is valid but lacks permission.
+    /// A new token would not help; the token is kept.
+    #[error("the access token lacks the permission for this request{}", required_scope.as_ref().map(|s| format!(" (required scope: {s})")).unwrap_or_default())]
+    InsufficientScope {
+        /// The scope the resource server says is needed, if it said so.
+        required_scope: Option<String>,
+    },
+    /// No way is left to get a token silently: the user must sign in again.
+    #[error("the user must sign in again: {reason}")]
+    ReauthenticationRequired {
+        /// Why silent recovery was not possible.
+        reason: String,
+    },
+    /// Network failure, timeout, HTTP 5xx or 429: try again later.
+    #[error("the authorization server is temporarily unavailable: {reason}{}", retry_after.map(|d| format!(" (retry after {} s)", d.as_secs())).unwrap_or_default())]
+    TemporarilyUnavailable {
+        /// What failed.
+        reason: String,
+        /// The HTTP status, when there was a response.
+        status: Option<u16>,
+        /// How long the server asked us to wait (`Retry-After`).
+        retry_after: Option<Duration>,
+    },
+    /// With [`RecoveryPolicy::ClearAndFail`](crate::RecoveryPolicy::ClearAndFail): the
+    /// token was revoked and has been dropped; the next call signs in again.
+    #[error("the access token was revoked; the cached token was cleared, try again")]
+    TokenRevoked,
+    /// The token was rejected and has been renewed, but the request was not re-sent
+    /// because replaying it is not known to be safe (e.g. a POST without an idempotency key).
+    #[error("the access token was rejected and has been renewed, but the {method} request was not re-sent because it is not safe to replay; send it again if that is safe")]
+    RequestNotReplayed {
+        /// The HTTP method of the request that was not re-sent.
+        method: String,
+    },
+    /// The server answered with something that is not a valid token response.
+    #[error("invalid response from the authorization server (HTTP {status}): {reason}")]
+    InvalidResponse {
+        /// The HTTP status of the response.
+        status: u16,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// The configuration is not usable (bad URL, http on a non-loopback host, …).
+    #[error("invalid configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The token store failed to load, save or remove a refresh token.
+    #[error("token storage failed: {reason}")]
+    Storage {
+        /// What failed.
+        reason: String,
+    },
+}
+
+impl AuthError {
+    /// True when "try again later" is the right message: network errors, timeouts,
+    /// HTTP 5xx/429, a revoked token under `ClearAndFail`, or a request that was not
+    /// replayed after its token was renewed.
+    ///
+    /// ```
+    /// # use tokenkeeper::AuthError;
+    /// assert!(AuthError::TokenRevoked.is_retryable());
+    /// assert!(!AuthError::InvalidConfig { reason: "x".into() }.is_retryable());
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::TemporarilyUnavailable { .. } | Self::TokenRevoked | Self::RequestNotReplayed { .. }
+        )
+    }
+
+    /// The server's error details, for the RFC 6749 §5.2 variants.
+    pub fn server_error(&self) -> Option<&ServerError> {
+        match self {
+            Self::InvalidClient(e)
+            | Self::InvalidGrant(e)
+            | Self::InvalidScope(e)
+            | Self::UnauthorizedClient(e)
+            | Self::UnsupportedGrantType(e)
+            | Self::InvalidRequest(e)
+            | Self::OAuth(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn config(reason: impl Into<String>) -> Self {
+        Self::InvalidConfig { reason: reason.into() }
+    }
+
+    pub(crate) fn reauthenticate(reason: impl Into<String>) -> Self {
+        Self::ReauthenticationRequired { reason: reason.into() }
+    }
+
+    pub(crate) fn unavailable(reason: impl Into<String>) -> Self {
+        Self::TemporarilyUnavailable { reason: reason.into(), status: None, retry_after: None }
+    }
+}

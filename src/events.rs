@@ -1,0 +1,99 @@
+//! [`AuthEvent`]s and the [`AuthEventListener`] that observes them, for alerting and
+//! metrics. Events carry the session's identity and never a secret.
+
+use crate::identity::Identity;
+use crate::token::Timestamp;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+/// Something that happened to a session.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum AuthEvent {
+    /// A token was obtained with credentials (login or client credentials).
+    TokenIssued {
+        /// Whose token.
+        identity: Identity,
+        /// When it expires.
+        expires_at: Timestamp,
+    },
+    /// A token was renewed with the refresh-token grant.
+    TokenRefreshed {
+        /// Whose token.
+        identity: Identity,
+        /// When the new token expires.
+        expires_at: Timestamp,
+    },
+    /// A resource server rejected the session's token as revoked or invalid.
+    RevocationDetected {
+        /// Whose token.
+        identity: Identity,
+    },
+    /// After a revocation, a new token was obtained without asking the user.
+    Reauthenticated {
+        /// Whose token.
+        identity: Identity,
+    },
+    /// Getting a token with credentials failed. Seed 000: raise an operations alert.
+    LoginFailed {
+        /// Whose login.
+        identity: Identity,
+        /// The error's message (never contains a secret).
+        reason: String,
+    },
+    /// The session logged out and forgot its tokens.
+    LoggedOut {
+        /// Whose session.
+        identity: Identity,
+    },
+}
+
+/// Receives [`AuthEvent`]s. Called on the task that caused the event: keep it quick.
+/// A listener that panics is caught and logged; it cannot break a token request.
+///
+/// ```
+/// use tokenkeeper::{AuthEvent, AuthEventListener};
+/// #[derive(Debug)]
+/// struct Alerts;
+/// impl AuthEventListener for Alerts {
+///     fn on_event(&self, event: &AuthEvent) {
+///         if let AuthEvent::LoginFailed { identity, reason } = event {
+///             eprintln!("ALERT: login failed for {identity}: {reason}");
+///         }
+///     }
+/// }
+/// ```
+pub trait AuthEventListener: Send + Sync + fmt::Debug {
+    /// Called once per event.
+    fn on_event(&self, event: &AuthEvent);
+}
+
+/// Logs every event with `tracing` and forwards it to the app's listener, if any.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct EventSink {
+    listener: Option<Arc<dyn AuthEventListener>>,
+}
+
+impl EventSink {
+    pub(crate) fn new(listener: Option<Arc<dyn AuthEventListener>>) -> Self {
+        Self { listener }
+    }
+
+    pub(crate) fn emit(&self, event: AuthEvent) {
+        match &event {
+            AuthEvent::LoginFailed { identity, reason } => {
+                tracing::warn!(%identity, %reason, "login failed")
+            }
+            AuthEvent::RevocationDetected { identity } => {
+                tracing::info!(%identity, "token revocation detected")
+            }
+            other => tracing::debug!(event = ?other, "auth event"),
+        }
+        if let Some(listener) = &self.listener {
+            if catch_unwind(AssertUnwindSafe(|| listener.on_event(&event))).is_err() {
+                tracing::error!("AuthEventListener panicked; event dropped");
+            }
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The internal core: protocol, transport, token cache, single-flight, recovery.
+//! Nothing here is public API; `src/*.rs` is the thin public surface over it.
+
+pub(crate) mod context;
+pub(crate) mod flight;
+pub(crate) mod protocol;
+pub(crate) mod random;
+pub(crate) mod recovery;
+pub(crate) mod rotation;
+pub(crate) mod session_core;
+pub(crate) mod token_set;
+pub(crate) mod transport;
+pub(crate) mod www_authenticate;

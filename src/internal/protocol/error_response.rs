@@ -1,0 +1,78 @@
+//! Maps non-success token endpoint responses to [`AuthError`]: RFC 6749 §5.2 error
+//! codes to their variants, 5xx/429 to "try later", anything else to `InvalidResponse`.
+
+use crate::error::{AuthError, ServerError};
+use crate::internal::transport::HttpResponse;
+use serde::Deserialize;
+
+/// Longest server-provided text kept in an error.
+const MAX_SERVER_TEXT: usize = 300;
+
+#[derive(Deserialize)]
+struct RawError {
+    error: String,
+    error_description: Option<String>,
+    error_uri: Option<String>,
+}
+
+/// The error for a response whose status is not 2xx.
+pub(crate) fn error_for(response: &HttpResponse) -> AuthError {
+    let status = response.status;
+    if status == 429 || status >= 500 {
+        return AuthError::TemporarilyUnavailable {
+            reason: format!("the server answered HTTP {status}"),
+            status: Some(status),
+            retry_after: response.retry_after,
+        };
+    }
+    match serde_json::from_slice::<RawError>(&response.body) {
+        Ok(raw) => from_code(ServerError {
+            code: sanitize(&raw.error),
+            description: raw.error_description.as_deref().map(sanitize),
+            uri: raw.error_uri.as_deref().map(sanitize),
+            status,
+        }),
+        // Some servers answer a bad client secret with a bare 401 (RFC 6749 §5.2 allows 401 here).
+        Err(_) if status == 401 => AuthError::InvalidClient(ServerError {
+            code: "invalid_client".into(),
+            description: Some("HTTP 401 without an OAuth error body".into()),
+            uri: None,
+            status,
+        }),
+        Err(_) => AuthError::InvalidResponse { status, reason: describe_body(response) },
+    }
+}
+
+fn from_code(error: ServerError) -> AuthError {
+    match error.code.as_str() {
+        "invalid_client" => AuthError::InvalidClient(error),
+        "invalid_grant" => AuthError::InvalidGrant(error),
+        "invalid_scope" => AuthError::InvalidScope(error),
+        "unauthorized_client" => AuthError::UnauthorizedClient(error),
+        "unsupported_grant_type" => AuthError::UnsupportedGrantType(error),
+        "invalid_request" => AuthError::InvalidRequest(error),
+        // Authorization-endpoint codes (§4.1.2.1) that some servers also send here.
+        "temporarily_unavailable" | "server_error" => AuthError::TemporarilyUnavailable {
+            reason: error.to_string(),
+            status: Some(error.status),
+            retry_after: None,
+        },
+        _ => AuthError::OAuth(error),
+    }
+}
+
+/// A short description of an unexpected body, without echoing it (it might hold a token).
+pub(crate) fn describe_body(response: &HttpResponse) -> String {
+    let kind = match response.content_type.as_deref() {
+        Some(ct) if ct.contains("html") => "an HTML page",
+        Some(ct) if ct.contains("json") => "JSON that is not an OAuth response",
+        Some(_) | None if response.body.is_empty() => "an empty body",
+        Some(_) | None => "a body that is not JSON",
+    };
+    format!("expected a JSON token response, got {kind} ({} bytes)", response.body.len())
+}
+
+/// Server text, cut to a sane length and without control characters.
+fn sanitize(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(MAX_SERVER_TEXT).collect()
+}

@@ -1,0 +1,179 @@
+//! Validates a successful token response (RFC 6749 §5.1) and works out the token's
+//! lifetime: `expires_in`, else the JWT `exp` claim, else the configured default.
+
+use crate::config::MAX_TOKEN_LIFETIME;
+use crate::error::AuthError;
+use crate::internal::protocol::{error_response, jwt};
+use crate::internal::transport::HttpResponse;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::Value;
+use std::time::{Duration, SystemTime};
+
+/// Clocks that disagree by less than this are treated as agreeing (the `Date`
+/// header has one-second resolution and the exchange takes time).
+const TOLERATED_CLOCK_SKEW: Duration = Duration::from_secs(5);
+
+/// Longest token accepted; real ones are far shorter, so this is a sanity bound.
+const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// A validated token response. `Debug` shows the secrets redacted.
+#[derive(Debug)]
+pub(crate) struct IssuedToken {
+    pub access_token: SecretString,
+    pub refresh_token: Option<SecretString>,
+    pub scope: Option<String>,
+    /// How long the access token is valid, counted from when the request was sent.
+    pub lifetime: Duration,
+}
+
+#[derive(Deserialize)]
+struct RawTokenResponse {
+    access_token: Option<SecretString>,
+    token_type: Option<String>,
+    expires_in: Option<Value>,
+    refresh_token: Option<SecretString>,
+    scope: Option<Value>,
+}
+
+/// Parses `response`; `sent_at` is the local time the request left.
+pub(crate) fn parse(response: &HttpResponse, sent_at: SystemTime, default_lifetime: Duration) -> Result<IssuedToken, AuthError> {
+    if !(200..300).contains(&response.status) {
+        return Err(error_response::error_for(response));
+    }
+    let invalid = |reason: String| AuthError::InvalidResponse { status: response.status, reason };
+    // serde's messages are not used: they could quote a value from the body.
+    let raw: RawTokenResponse = serde_json::from_slice(&response.body).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            invalid(error_response::describe_body(response))
+        } else {
+            invalid(format!("the token response has a field of the wrong type (line {}, column {})", e.line(), e.column()))
+        }
+    })?;
+    let access_token = raw
+        .access_token
+        .filter(|t| !t.expose_secret().is_empty())
+        .ok_or_else(|| invalid("the token response has no access_token".into()))?;
+    check_token_chars(&access_token).map_err(|r| invalid(format!("access_token {r}")))?;
+    match raw.token_type.as_deref() {
+        Some(t) if t.eq_ignore_ascii_case("bearer") => {}
+        Some(_) => return Err(invalid("token_type is not Bearer; only bearer tokens (RFC 6750) are supported".into())),
+        None => return Err(invalid("the token response has no token_type".into())),
+    }
+    let refresh_token = raw.refresh_token.filter(|t| !t.expose_secret().is_empty());
+    if let Some(token) = &refresh_token {
+        check_token_chars(token).map_err(|r| invalid(format!("refresh_token {r}")))?;
+    }
+    let scope = match raw.scope {
+        Some(Value::String(s)) => Some(s),
+        // Some servers send an array; accept it rather than fail a good token.
+        Some(Value::Array(items)) => Some(items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")),
+        _ => None,
+    };
+    let lifetime = lifetime(raw.expires_in.as_ref(), &access_token, response.date, sent_at, default_lifetime)?
+        .min(MAX_TOKEN_LIFETIME);
+    Ok(IssuedToken { access_token, refresh_token, scope, lifetime })
+}
+
+/// Tokens go into HTTP headers: they must be short, visible ASCII (RFC 6750 §2.1 b64token).
+fn check_token_chars(token: &SecretString) -> Result<(), &'static str> {
+    let value = token.expose_secret();
+    if value.len() > MAX_TOKEN_LEN {
+        return Err("is longer than 16 KiB");
+    }
+    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("contains characters not allowed in an HTTP header");
+    }
+    Ok(())
+}
+
+fn lifetime(
+    expires_in: Option<&Value>,
+    access_token: &SecretString,
+    server_date: Option<SystemTime>,
+    sent_at: SystemTime,
+    default_lifetime: Duration,
+) -> Result<Duration, AuthError> {
+    if let Some(seconds) = expires_in.and_then(positive_seconds) {
+        // Relative to when we sent the request: never later than the server meant.
+        return Ok(seconds);
+    }
+    if expires_in.is_some() {
+        tracing::warn!("ignoring an unusable expires_in (zero, negative or not a number)");
+    }
+    if let Some(exp) = jwt::expiry(access_token.expose_secret()) {
+        // `exp` is on the server's clock: measure it from the server's `Date` when the
+        // clocks disagree, so a phone with a wrong clock still gets the true lifetime.
+        let server_now = match server_date {
+            Some(date) if skew(date, sent_at) > TOLERATED_CLOCK_SKEW => date,
+            _ => sent_at,
+        };
+        return exp.duration_since(server_now).map_err(|_| AuthError::InvalidResponse {
+            status: 200,
+            reason: "the access token's exp claim is already in the past".into(),
+        });
+    }
+    Ok(default_lifetime)
+}
+
+fn skew(a: SystemTime, b: SystemTime) -> Duration {
+    a.duration_since(b).or_else(|_| b.duration_since(a)).unwrap_or_default()
+}
+
+/// `expires_in` as a positive duration: a JSON number or a numeric string
+/// (some servers quote it). Zero, negative, non-finite or non-numeric → None.
+fn positive_seconds(value: &Value) -> Option<Duration> {
+    let seconds = match value {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    if !seconds.is_finite() || seconds < 1.0 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(seconds.min(MAX_TOKEN_LIFETIME.as_secs_f64())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn response(status: u16, body: Value) -> HttpResponse {
+        HttpResponse {
+            status,
+            date: None,
+            retry_after: None,
+            content_type: Some("application/json".into()),
+            body: serde_json::to_vec(&body).unwrap(),
+        }
+    }
+
+    fn parse_ok(body: Value) -> IssuedToken {
+        parse(&response(200, body), SystemTime::now(), Duration::from_secs(777)).unwrap()
+    }
+
+    #[test]
+    fn expires_in_is_lenient_about_its_type_and_strict_about_its_value() {
+        let base = |v: Value| json!({"access_token": "t", "token_type": "bearer", "expires_in": v});
+        assert_eq!(parse_ok(base(json!(60))).lifetime, Duration::from_secs(60));
+        assert_eq!(parse_ok(base(json!("120"))).lifetime, Duration::from_secs(120));
+        assert_eq!(parse_ok(base(json!(0))).lifetime, Duration::from_secs(777));
+        assert_eq!(parse_ok(base(json!(-30))).lifetime, Duration::from_secs(777));
+        assert_eq!(parse_ok(base(json!("soon"))).lifetime, Duration::from_secs(777));
+        assert_eq!(parse_ok(base(json!(1e30))).lifetime, MAX_TOKEN_LIFETIME);
+    }
+
+    #[test]
+    fn token_type_must_be_bearer() {
+        let r = response(200, json!({"access_token": "t", "token_type": "mac"}));
+        assert!(matches!(parse(&r, SystemTime::now(), Duration::from_secs(1)), Err(AuthError::InvalidResponse { .. })));
+    }
+
+    #[test]
+    fn wrong_types_are_reported_without_quoting_the_body() {
+        let r = response(200, json!({"access_token": ["secret-looking"], "token_type": "Bearer"}));
+        let err = parse(&r, SystemTime::now(), Duration::from_secs(1)).unwrap_err();
+        assert!(!err.to_string().contains("secret-looking"), "{err}");
+    }
+}

@@ -1,0 +1,24 @@
+//! Cheap randomness for jitter, from std's randomly keyed SipHash: enough to keep a
+//! fleet of devices out of lockstep, without pulling in a random-number crate.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A uniformly distributed number in [0, 1).
+pub(crate) fn fraction() -> f64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let bits = RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed));
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// `base` scaled by a random factor in [0.5, 1.0) ("equal jitter").
+pub(crate) fn jittered(base: Duration) -> Duration {
+    base.mul_f64(0.5 + fraction() / 2.0)
+}
+
+/// A random duration in [0, max).
+pub(crate) fn up_to(max: Duration) -> Duration {
+    max.mul_f64(fraction())
+}

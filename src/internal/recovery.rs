@@ -1,0 +1,83 @@
+//! `Session::send`: attaches the bearer token, and after a 401 caused by a revoked or
+//! invalid token (RFC 6750 §3.1) recovers once and replays the request once, if
+//! replaying is safe. Never loops.
+
+use crate::config::RecoveryPolicy;
+use crate::error::AuthError;
+use crate::internal::rotation;
+use crate::internal::session_core::SessionCore;
+use crate::internal::transport;
+use crate::internal::www_authenticate::{bearer_verdict, BearerVerdict};
+use crate::session::Replay;
+use reqwest::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::{Method, Request, RequestBuilder, Response, StatusCode};
+use secrecy::ExposeSecret;
+use std::sync::Arc;
+
+pub(crate) async fn send(core: &Arc<SessionCore>, request: RequestBuilder, replay: Replay) -> Result<Response, AuthError> {
+    let (http, request) = request.build_split();
+    let request = request.map_err(|_| AuthError::config("the request could not be built (check its URL and headers)"))?;
+    let token = core.access_token().await?;
+    let method = request.method().to_string();
+    let replayable = is_replayable(&request, replay);
+    let backup = if replayable { request.try_clone() } else { None };
+    let response = execute(core, &http, request, token.secret().expose_secret()).await?;
+
+    match response.status() {
+        StatusCode::UNAUTHORIZED => {}
+        StatusCode::FORBIDDEN => return Err(insufficient_scope(&response)),
+        _ => return Ok(response),
+    }
+    let challenges: Vec<&str> = response.headers().get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()).collect();
+    match bearer_verdict(challenges.iter().copied()) {
+        BearerVerdict::InsufficientScope { scope, .. } => return Err(AuthError::InsufficientScope { required_scope: scope }),
+        BearerVerdict::InvalidRequest { .. } => return Ok(response),
+        // Another scheme's challenge: not ours to answer.
+        BearerVerdict::NotBearer if !challenges.is_empty() => return Ok(response),
+        BearerVerdict::NotBearer | BearerVerdict::InvalidToken { .. } => {}
+    }
+
+    let failed = token.secret().expose_secret();
+    if core.ctx.config.recovery_policy == RecoveryPolicy::ClearAndFail {
+        core.discard(failed);
+        return Err(AuthError::TokenRevoked);
+    }
+    let renewed = core.recover(failed).await?;
+    match backup {
+        Some(request) => execute(core, &http, request, renewed.secret().expose_secret()).await,
+        None => Err(AuthError::RequestNotReplayed { method }),
+    }
+}
+
+async fn execute(core: &SessionCore, http: &reqwest::Client, mut request: Request, token: &str) -> Result<Response, AuthError> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| AuthError::InvalidResponse { status: 200, reason: "the access token cannot be sent in a header".into() })?;
+    value.set_sensitive(true);
+    request.headers_mut().insert(AUTHORIZATION, value);
+    let response = http.execute(request).await.map_err(|e| transport::transport_error(&e))?;
+    rotation::observe(core, response.headers());
+    Ok(response)
+}
+
+/// Idempotent methods (RFC 9110 §9.2.2) and requests with an `Idempotency-Key` may be
+/// replayed; a body that cannot be cloned (a stream) never is.
+fn is_replayable(request: &Request, replay: Replay) -> bool {
+    let allowed = match replay {
+        Replay::Always => true,
+        Replay::Never => false,
+        Replay::IfIdempotent => {
+            matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
+                || request.headers().contains_key("idempotency-key")
+        }
+    };
+    allowed && request.try_clone().is_some()
+}
+
+fn insufficient_scope(response: &Response) -> AuthError {
+    let challenges = response.headers().get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok());
+    let required_scope = match bearer_verdict(challenges) {
+        BearerVerdict::InsufficientScope { scope, .. } => scope,
+        _ => None,
+    };
+    AuthError::InsufficientScope { required_scope }
+}

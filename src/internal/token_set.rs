@@ -1,0 +1,100 @@
+//! [`TokenSet`]: the cached access token with its expiry and proactive refresh time.
+
+use crate::internal::protocol::token_response::IssuedToken;
+use crate::internal::random;
+use crate::token::AccessToken;
+use secrecy::{ExposeSecret, SecretString};
+use std::time::{Duration, SystemTime};
+
+/// One cached access token. Immutable: a new token is a new `TokenSet`, swapped in whole.
+pub(crate) struct TokenSet {
+    pub access: SecretString,
+    pub scope: Option<Box<str>>,
+    pub expires_at: SystemTime,
+    /// From here on the token is refreshed proactively (it stays usable until `expires_at`).
+    pub refresh_at: SystemTime,
+    /// For tokens adopted from per-response rotation (seed 001): the server's expiry
+    /// value, which orders rotated tokens so an older one never replaces a newer one.
+    pub rotation_order: Option<f64>,
+}
+
+impl TokenSet {
+    /// A token issued by the token endpoint for a request sent at `sent_at`.
+    pub(crate) fn issued(issued: &IssuedToken, sent_at: SystemTime, configured_margin: Duration) -> Self {
+        let expires_at = sent_at.checked_add(issued.lifetime).unwrap_or(sent_at);
+        Self::new(
+            SecretString::from(issued.access_token.expose_secret()),
+            issued.scope.as_deref().map(Box::from),
+            sent_at,
+            expires_at,
+            configured_margin,
+            None,
+        )
+    }
+
+    pub(crate) fn new(
+        access: SecretString,
+        scope: Option<Box<str>>,
+        now: SystemTime,
+        expires_at: SystemTime,
+        configured_margin: Duration,
+        rotation_order: Option<f64>,
+    ) -> Self {
+        let lifetime = expires_at.duration_since(now).unwrap_or_default();
+        Self { refresh_at: refresh_time(expires_at, lifetime, configured_margin), access, scope, expires_at, rotation_order }
+    }
+
+    /// Valid and not yet due for a proactive refresh.
+    #[inline]
+    pub(crate) fn is_fresh(&self, now: SystemTime) -> bool {
+        now < self.refresh_at
+    }
+
+    /// Not expired (it may be due for refresh).
+    pub(crate) fn is_valid(&self, now: SystemTime) -> bool {
+        now < self.expires_at
+    }
+
+    pub(crate) fn holds(&self, token: &str) -> bool {
+        self.access.expose_secret() == token
+    }
+
+    /// A caller's own copy: no shared reference count, so concurrent callers on
+    /// different cores never write to the same cache line.
+    #[inline]
+    pub(crate) fn to_access_token(&self) -> AccessToken {
+        AccessToken::new(SecretString::from(self.access.expose_secret()), self.expires_at, self.scope.clone())
+    }
+}
+
+/// The proactive refresh margin is the configured one, but never more than half the
+/// token's lifetime (a 60 s token is not refreshed on every call), minus up to 10 %
+/// random jitter so devices that got tokens together do not refresh together.
+fn refresh_time(expires_at: SystemTime, lifetime: Duration, configured_margin: Duration) -> SystemTime {
+    let margin = configured_margin.min(lifetime / 2);
+    let margin = margin + random::up_to(margin / 10);
+    expires_at.checked_sub(margin).unwrap_or(expires_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn set(lifetime_secs: u64, margin_secs: u64) -> TokenSet {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        TokenSet::new(SecretString::from("t"), None, now, now + Duration::from_secs(lifetime_secs), Duration::from_secs(margin_secs), None)
+    }
+
+    #[test]
+    fn margin_is_capped_at_half_the_lifetime_with_at_most_ten_percent_jitter() {
+        for _ in 0..100 {
+            let s = set(60, 300);
+            let margin = s.expires_at.duration_since(s.refresh_at).unwrap();
+            assert!(margin >= Duration::from_secs(30) && margin <= Duration::from_secs(33), "{margin:?}");
+            let s = set(3600, 300);
+            let margin = s.expires_at.duration_since(s.refresh_at).unwrap();
+            assert!(margin >= Duration::from_secs(300) && margin <= Duration::from_secs(330), "{margin:?}");
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! HTTP exchanges with the authorization server: one bounded request/response
+//! ([`exchange`]) and the retry loop for transient failures ([`with_retries`]).
+//!
+//! Bodies are capped at 64 KiB, the `Date` and `Retry-After` headers are read, and
+//! transport errors are turned into messages that name no URL query or secret.
+
+use crate::clock::Clock;
+use crate::config::RetryPolicy;
+use crate::error::AuthError;
+use crate::internal::random;
+use reqwest::header::{HeaderMap, CONTENT_TYPE, DATE, RETRY_AFTER};
+use reqwest::RequestBuilder;
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+/// Largest response body read from an authorization server.
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A complete, size-bounded response.
+pub(crate) struct HttpResponse {
+    pub status: u16,
+    pub date: Option<SystemTime>,
+    pub retry_after: Option<Duration>,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// Sends `request` and reads at most [`MAX_BODY_BYTES`] of the answer.
+pub(crate) async fn exchange(request: RequestBuilder, now: SystemTime) -> Result<HttpResponse, AuthError> {
+    let mut response = request.send().await.map_err(|e| transport_error(&e))?;
+    let status = response.status().as_u16();
+    let headers = response.headers();
+    let date = header_str(headers, DATE).and_then(|d| httpdate::parse_http_date(d).ok());
+    let retry_after = header_str(headers, RETRY_AFTER).and_then(|v| parse_retry_after(v, now));
+    let content_type = header_str(headers, CONTENT_TYPE).map(str::to_ascii_lowercase);
+    let too_big = || AuthError::InvalidResponse {
+        status,
+        reason: format!("the response body is larger than {} KiB", MAX_BODY_BYTES / 1024),
+    };
+    if response.content_length().is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e))? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(HttpResponse { status, date, retry_after, content_type, body })
+}
+
+fn header_str(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// RFC 9110 §10.2.3: either delay-seconds or an HTTP-date.
+fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    httpdate::parse_http_date(value).ok().map(|at| at.duration_since(now).unwrap_or_default())
+}
+
+/// A transport failure as a retryable error. The message is ours, not reqwest's, so
+/// no URL (with a possible query) or body fragment reaches logs.
+pub(crate) fn transport_error(error: &reqwest::Error) -> AuthError {
+    let what = if error.is_timeout() {
+        "the request timed out"
+    } else if error.is_connect() {
+        "could not connect to the server"
+    } else if error.is_body() || error.is_decode() {
+        "the connection broke before the whole response arrived"
+    } else if error.is_redirect() {
+        "the server redirected the request, which is not followed"
+    } else {
+        "the HTTP request failed"
+    };
+    let host = error.url().and_then(|u| u.host_str()).map(|h| format!(" ({h})")).unwrap_or_default();
+    AuthError::TemporarilyUnavailable { reason: format!("{what}{host}"), status: None, retry_after: None }
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or the retry policy is spent.
+/// Only [`AuthError::TemporarilyUnavailable`] is retried: an OAuth error answer will
+/// not change by asking again. `Retry-After` (RFC 6585 §4) replaces the backoff when
+/// the server sends it; if it points past the deadline, the error is returned at once.
+pub(crate) async fn with_retries<T, F, Fut>(clock: &dyn Clock, policy: &RetryPolicy, mut attempt: F) -> Result<T, AuthError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AuthError>>,
+{
+    let started = clock.now();
+    let mut backoff = policy.initial_backoff;
+    for attempt_number in 1.. {
+        let error = match attempt().await {
+            Err(error @ AuthError::TemporarilyUnavailable { .. }) => error,
+            other => return other,
+        };
+        let AuthError::TemporarilyUnavailable { retry_after, .. } = &error else {
+            return Err(error);
+        };
+        let wait = retry_after.unwrap_or_else(|| random::jittered(backoff));
+        let elapsed = clock.now().duration_since(started).unwrap_or_default();
+        if attempt_number >= policy.max_attempts || elapsed + wait > policy.deadline {
+            return Err(error);
+        }
+        tracing::debug!(attempt = attempt_number, wait_ms = wait.as_millis() as u64, "retrying token request");
+        clock.sleep(wait).await;
+        backoff = (backoff * 2).min(policy.max_backoff);
+    }
+    unreachable!("the retry loop returns from inside")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn retry_after_accepts_seconds_and_dates() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}

@@ -1,0 +1,52 @@
+//! # tokenkeeper
+//!
+//! OAuth 2.0 token management for apps: one [`Session`] per identity that caches its
+//! token, refreshes it before it expires, lets any number of concurrent callers share
+//! one token request, and after a revocation (the user logged out on another device)
+//! silently gets a new token and retries once.
+//!
+//! ```no_run
+//! use tokenkeeper::{AuthClient, AuthConfig};
+//! use secrecy::SecretString;
+//! # async fn run() -> Result<(), tokenkeeper::AuthError> {
+//! let client = AuthClient::new(
+//!     AuthConfig::new("https://as.example.com/oauth2/token", "my-client")
+//!         .client_secret(SecretString::from("…"))
+//!         .scopes(["read"]),
+//! )?;
+//! let machine = client.client_credentials_session();
+//! let token = machine.access_token().await?;
+//! println!("token valid until {}", token.expires_at());
+//! # Ok(()) }
+//! ```
+//!
+//! Layout: the public surface lives in `src/*.rs`; the protocol, transport, cache,
+//! single-flight and recovery logic in `src/internal/`; the UniFFI adapters for
+//! Kotlin and Swift in `src/ffi/`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client;
+mod clock;
+mod config;
+mod error;
+mod events;
+mod identity;
+mod internal;
+mod session;
+mod store;
+mod token;
+
+pub use client::AuthClient;
+pub use clock::{Clock, ManualClock, Sleep, SystemClock};
+pub use config::{
+    AuthConfig, CachePolicy, ClientAuthMethod, RecoveryPolicy, RetryPolicy, TokenRotation, DEFAULT_REFRESH_MARGIN,
+    DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME,
+};
+pub use error::{AuthError, ServerError};
+pub use events::{AuthEvent, AuthEventListener};
+pub use identity::{Identity, Subject, TokenParams};
+pub use session::{Replay, Session};
+pub use store::{MemoryStore, StoreError, TokenStore};
+pub use token::{AccessToken, Timestamp};

@@ -1,0 +1,144 @@
+//! [`Session`]: one identity's token, cached, refreshed, shared and recovered.
+
+use crate::error::AuthError;
+use crate::identity::Identity;
+use crate::internal::context::{ClientContext, Registry};
+use crate::internal::recovery;
+use crate::internal::rotation;
+use crate::internal::session_core::{Credentials, SessionCore};
+use crate::token::AccessToken;
+use std::fmt;
+use std::sync::{Arc, Weak};
+
+/// Whether [`Session::send_with`] may re-send a request after renewing its token.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Replay {
+    /// Idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE) and requests carrying an
+    /// `Idempotency-Key` header. The default.
+    #[default]
+    IfIdempotent,
+    /// Any request whose body can be cloned: the app knows replaying is safe.
+    Always,
+    /// Never re-send; after renewing the token, fail with [`AuthError::RequestNotReplayed`].
+    Never,
+}
+
+/// One identity (the client itself, or one user) and its token.
+///
+/// Get one from [`AuthClient`](crate::AuthClient); the client keeps one session per
+/// identity, so there is one active token per identity. Any number of tasks may call
+/// [`access_token`](Self::access_token) at once: a valid cached token is a lock-free
+/// read, and when a new token is needed exactly one token request is made for all.
+///
+/// ```no_run
+/// # async fn demo(client: tokenkeeper::AuthClient) -> Result<(), tokenkeeper::AuthError> {
+/// let session = client.client_credentials_session();
+/// let response = session.send(client.http().get("https://api.example.com/orders")).await?;
+/// # Ok(()) }
+/// ```
+pub struct Session {
+    core: Arc<SessionCore>,
+    registry: Weak<Registry>,
+}
+
+impl Session {
+    pub(crate) fn new(identity: Identity, ctx: Arc<ClientContext>, credentials: Credentials, registry: Weak<Registry>) -> Self {
+        Self { core: Arc::new(SessionCore::new(identity, ctx, credentials)), registry }
+    }
+
+    pub(crate) fn core(&self) -> &Arc<SessionCore> {
+        &self.core
+    }
+
+    /// Whose session this is.
+    pub fn identity(&self) -> &Identity {
+        &self.core.identity
+    }
+
+    /// A valid access token: the cached one while it is fresh; when it is due for
+    /// refresh but still valid, the cached one while a refresh runs in the
+    /// background; otherwise a new one (refresh token first, then the credentials in
+    /// memory), requested once for all concurrent callers.
+    ///
+    /// Cancellation-safe: dropping the future never aborts a token request others wait on.
+    pub async fn access_token(&self) -> Result<AccessToken, AuthError> {
+        self.core.access_token().await
+    }
+
+    /// The cached token if it is fresh, without waiting or any I/O; `None` means
+    /// call [`access_token`](Self::access_token).
+    pub fn cached_access_token(&self) -> Option<AccessToken> {
+        self.core.fresh_token()
+    }
+
+    /// Gets a new token now, whatever the cache holds (joining a request in flight).
+    pub async fn refresh(&self) -> Result<AccessToken, AuthError> {
+        self.core.refresh().await
+    }
+
+    /// Waits until the token request in flight (such as a background refresh), if
+    /// any, has finished.
+    pub async fn wait_for_refresh(&self) {
+        self.core.settle().await
+    }
+
+    /// Sends `request` with the session's bearer token. After a 401 that says the
+    /// token is invalid or revoked, recovers (see [`recover`](Self::recover)) and
+    /// re-sends once if the method is idempotent; other 401s and all other statuses
+    /// are returned as they are. A 403 becomes [`AuthError::InsufficientScope`].
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, AuthError> {
+        self.send_with(request, Replay::default()).await
+    }
+
+    /// [`send`](Self::send) with an explicit replay rule.
+    pub async fn send_with(&self, request: reqwest::RequestBuilder, replay: Replay) -> Result<reqwest::Response, AuthError> {
+        recovery::send(&self.core, request, replay).await
+    }
+
+    /// For apps with their own HTTP stack: `failed` was rejected with 401 and
+    /// `www_authenticate` is the response's `WWW-Authenticate` header, if any.
+    ///
+    /// If the session already holds a newer token than `failed`, it is returned with
+    /// no token request, so a storm of 401s from requests in flight costs one token
+    /// request. Otherwise the failed token is dropped and a new one obtained: refresh
+    /// token first, then the credentials in memory; if both are rejected,
+    /// [`AuthError::ReauthenticationRequired`]. `insufficient_scope` is returned as
+    /// [`AuthError::InsufficientScope`] without touching the token.
+    pub async fn recover(&self, failed: &AccessToken, www_authenticate: Option<&str>) -> Result<AccessToken, AuthError> {
+        use crate::internal::www_authenticate::{bearer_verdict, BearerVerdict};
+        use secrecy::ExposeSecret;
+        if let BearerVerdict::InsufficientScope { scope, .. } = bearer_verdict(www_authenticate) {
+            return Err(AuthError::InsufficientScope { required_scope: scope });
+        }
+        self.core.recover(failed.secret().expose_secret()).await
+    }
+
+    /// Drops the cached access token, e.g. after a push message "you were signed out
+    /// elsewhere" (seed 004's back channel). The next call gets a new token.
+    pub fn invalidate(&self) {
+        self.core.invalidate()
+    }
+
+    /// For apps with their own HTTP stack and per-response token rotation: hands the
+    /// session an API response's headers so it can adopt a rotated token.
+    pub fn observe_response_headers(&self, headers: &reqwest::header::HeaderMap) {
+        rotation::observe(&self.core, headers)
+    }
+
+    /// Logs out: forgets the tokens and credentials locally (cache, registry, store)
+    /// and revokes the refresh and access tokens (RFC 7009) if a revocation endpoint is
+    /// configured. Local state is forgotten even when revocation fails; the failure is
+    /// returned. Emits [`AuthEvent::LoggedOut`](crate::AuthEvent::LoggedOut).
+    pub async fn logout(&self) -> Result<(), AuthError> {
+        if let Some(registry) = self.registry.upgrade() {
+            registry.remove(self);
+        }
+        self.core.logout().await
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session").field("identity", &self.core.identity.to_string()).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,90 @@
+//! [`AccessToken`], what callers get from a session, and [`Timestamp`], its expiry.
+//!
+//! The token value is a [`SecretString`]: it is redacted in `Debug`, has no `Display`,
+//! is zeroized on drop, and is read only through an explicit `expose_secret()`.
+
+use secrecy::{ExposeSecret, SecretString};
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A bearer access token, ready to put in an `Authorization` header.
+///
+/// Each call to [`Session::access_token`](crate::Session::access_token) returns its
+/// own copy, so holding one never blocks or slows other callers.
+///
+/// ```
+/// # use tokenkeeper::AccessToken;
+/// fn header_value(token: &AccessToken) -> String {
+///     use secrecy::ExposeSecret;
+///     format!("Bearer {}", token.secret().expose_secret())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct AccessToken {
+    secret: SecretString,
+    expires_at: SystemTime,
+    scope: Option<Box<str>>,
+}
+
+impl AccessToken {
+    pub(crate) fn new(secret: SecretString, expires_at: SystemTime, scope: Option<Box<str>>) -> Self {
+        Self { secret, expires_at, scope }
+    }
+
+    /// The token value. Security: put it only in an `Authorization` header; never log it.
+    pub fn secret(&self) -> &SecretString {
+        &self.secret
+    }
+
+    /// When the token expires, on the local clock (corrected for server clock skew).
+    pub fn expires_at(&self) -> Timestamp {
+        Timestamp(self.expires_at)
+    }
+
+    /// The scopes the server granted (RFC 6749 §5.1 `scope`), if it said.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.as_deref().unwrap_or("").split_ascii_whitespace()
+    }
+
+    /// True when both hold the same token value.
+    pub fn is_same_token(&self, other: &AccessToken) -> bool {
+        self.secret.expose_secret() == other.secret.expose_secret()
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("secret", &"[redacted]")
+            .field("expires_at", &self.expires_at())
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// A point in time that prints as an HTTP date (`Tue, 24 Nov 2026 10:00:00 GMT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub(crate) SystemTime);
+
+impl Timestamp {
+    /// The underlying `SystemTime`.
+    pub fn as_system_time(self) -> SystemTime {
+        self.0
+    }
+
+    /// Seconds since the Unix epoch (0 for times before it).
+    pub fn epoch_seconds(self) -> u64 {
+        self.0.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    }
+
+    /// How long from `now` until this time (zero if it has passed).
+    pub fn remaining_from(self, now: SystemTime) -> Duration {
+        self.0.duration_since(now).unwrap_or(Duration::ZERO)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&httpdate::fmt_http_date(self.0))
+    }
+}
