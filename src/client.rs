@@ -40,7 +40,10 @@ impl AuthClient {
     /// Validates `config` (URLs parse; https unless the host is loopback; sane
     /// numbers) and builds the HTTP client.
     pub fn new(config: AuthConfig) -> Result<Self, AuthError> {
-        Ok(Self { ctx: Arc::new(ClientContext::new(config)?), registry: Arc::default() })
+        Ok(Self {
+            ctx: Arc::new(ClientContext::new(config)?),
+            registry: Arc::default(),
+        })
     }
 
     /// Persists refresh tokens in `store`. Call before creating sessions.
@@ -71,7 +74,9 @@ impl AuthClient {
     /// The client's own session for other scopes, audience or resource.
     pub fn client_credentials_session_with(&self, params: TokenParams) -> Arc<Session> {
         let identity = self.identity(Subject::Client, params);
-        self.registry.get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::Client)).0
+        self.registry
+            .get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::Client))
+            .0
     }
 
     /// Signs `username` in with the password grant. The password stays in memory
@@ -82,9 +87,16 @@ impl AuthClient {
     }
 
     /// [`login`](Self::login) for other scopes, audience or resource.
-    pub async fn login_with(&self, username: &str, password: SecretString, params: TokenParams) -> Result<Arc<Session>, AuthError> {
+    pub async fn login_with(
+        &self,
+        username: &str,
+        password: SecretString,
+        params: TokenParams,
+    ) -> Result<Arc<Session>, AuthError> {
         let identity = self.user_identity(username, params)?;
-        let (session, created) = self.registry.get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::None));
+        let (session, created) = self
+            .registry
+            .get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::None));
         let result = session.core().login(password).await;
         if result.is_err() && created {
             self.registry.remove(&session);
@@ -99,7 +111,8 @@ impl AuthClient {
 
     /// [`session`](Self::session) for other scopes, audience or resource.
     pub fn session_with(&self, username: &str, params: TokenParams) -> Option<Arc<Session>> {
-        self.registry.get(&self.identity(Subject::User(username.to_owned()), params))
+        self.registry
+            .get(&self.identity(Subject::User(username.to_owned()), params))
     }
 
     /// Resumes a user's session after a restart from the refresh token in the store,
@@ -112,7 +125,9 @@ impl AuthClient {
     /// [`restore`](Self::restore) for other scopes, audience or resource.
     pub async fn restore_with(&self, username: &str, params: TokenParams) -> Result<Arc<Session>, AuthError> {
         let identity = self.user_identity(username, params)?;
-        let (session, created) = self.registry.get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::None));
+        let (session, created) = self
+            .registry
+            .get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::None));
         let result = session.core().restore().await;
         if result.is_err() && created {
             self.registry.remove(&session);
@@ -131,19 +146,31 @@ impl AuthClient {
         let config = &self.ctx.config;
         Identity {
             subject,
-            scopes: params.scopes.unwrap_or_else(|| config.scopes.clone()).into_iter().filter(|s| !s.is_empty()).collect(),
+            scopes: params
+                .scopes
+                .unwrap_or_else(|| config.scopes.clone())
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect(),
             audience: params.audience.or_else(|| config.audience.clone()),
             resource: params.resource.or_else(|| config.resource.clone()),
         }
     }
 
     fn new_session(&self, identity: Identity, credentials: Credentials) -> Session {
-        Session::new(identity, Arc::clone(&self.ctx), credentials, Arc::downgrade(&self.registry))
+        Session::new(
+            identity,
+            Arc::clone(&self.ctx),
+            credentials,
+            Arc::downgrade(&self.registry),
+        )
     }
 }
 
 impl fmt::Debug for AuthClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthClient").field("config", &self.ctx.config).finish_non_exhaustive()
+        f.debug_struct("AuthClient")
+            .field("config", &self.ctx.config)
+            .finish_non_exhaustive()
     }
 }

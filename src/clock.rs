@@ -61,7 +61,12 @@ struct ManualState {
 impl ManualClock {
     /// A clock frozen at `start`.
     pub fn new(start: SystemTime) -> Self {
-        Self { state: Mutex::new(ManualState { now: start, sleeps: Vec::new() }) }
+        Self {
+            state: Mutex::new(ManualState {
+                now: start,
+                sleeps: Vec::new(),
+            }),
+        }
     }
 
     /// A clock frozen at the current real time.

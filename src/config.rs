@@ -91,7 +91,10 @@ pub struct TokenRotation {
 impl TokenRotation {
     /// Rotation with the given header names.
     pub fn headers(token_header: impl Into<String>, expiry_header: impl Into<String>) -> Self {
-        Self { token_header: token_header.into(), expiry_header: expiry_header.into() }
+        Self {
+            token_header: token_header.into(),
+            expiry_header: expiry_header.into(),
+        }
     }
 }
 

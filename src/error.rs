@@ -176,6 +176,10 @@ impl AuthError {
     }
 
     pub(crate) fn unavailable(reason: impl Into<String>) -> Self {
-        Self::TemporarilyUnavailable { reason: reason.into(), status: None, retry_after: None }
+        Self::TemporarilyUnavailable {
+            reason: reason.into(),
+            status: None,
+            retry_after: None,
+        }
     }
 }

@@ -42,8 +42,16 @@ pub struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(identity: Identity, ctx: Arc<ClientContext>, credentials: Credentials, registry: Weak<Registry>) -> Self {
-        Self { core: Arc::new(SessionCore::new(identity, ctx, credentials)), registry }
+    pub(crate) fn new(
+        identity: Identity,
+        ctx: Arc<ClientContext>,
+        credentials: Credentials,
+        registry: Weak<Registry>,
+    ) -> Self {
+        Self {
+            core: Arc::new(SessionCore::new(identity, ctx, credentials)),
+            registry,
+        }
     }
 
     pub(crate) fn core(&self) -> &Arc<SessionCore> {
@@ -91,7 +99,11 @@ impl Session {
     }
 
     /// [`send`](Self::send) with an explicit replay rule.
-    pub async fn send_with(&self, request: reqwest::RequestBuilder, replay: Replay) -> Result<reqwest::Response, AuthError> {
+    pub async fn send_with(
+        &self,
+        request: reqwest::RequestBuilder,
+        replay: Replay,
+    ) -> Result<reqwest::Response, AuthError> {
         recovery::send(&self.core, request, replay).await
     }
 
@@ -104,7 +116,11 @@ impl Session {
     /// token first, then the credentials in memory; if both are rejected,
     /// [`AuthError::ReauthenticationRequired`]. `insufficient_scope` is returned as
     /// [`AuthError::InsufficientScope`] without touching the token.
-    pub async fn recover(&self, failed: &AccessToken, www_authenticate: Option<&str>) -> Result<AccessToken, AuthError> {
+    pub async fn recover(
+        &self,
+        failed: &AccessToken,
+        www_authenticate: Option<&str>,
+    ) -> Result<AccessToken, AuthError> {
         use crate::internal::www_authenticate::{bearer_verdict, BearerVerdict};
         use secrecy::ExposeSecret;
         if let BearerVerdict::InsufficientScope { scope, .. } = bearer_verdict(www_authenticate) {
@@ -139,6 +155,8 @@ impl Session {
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session").field("identity", &self.core.identity.to_string()).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("identity", &self.core.identity.to_string())
+            .finish_non_exhaustive()
     }
 }

@@ -56,7 +56,8 @@ impl TokenStore for MemoryStore {
     }
 
     fn save(&self, key: &str, refresh_token: &SecretString) -> Result<(), StoreError> {
-        self.tokens().insert(key.to_owned(), SecretString::from(refresh_token.expose_secret()));
+        self.tokens()
+            .insert(key.to_owned(), SecretString::from(refresh_token.expose_secret()));
         Ok(())
     }
 

@@ -28,7 +28,11 @@ pub struct AccessToken {
 
 impl AccessToken {
     pub(crate) fn new(secret: SecretString, expires_at: SystemTime, scope: Option<Box<str>>) -> Self {
-        Self { secret, expires_at, scope }
+        Self {
+            secret,
+            expires_at,
+            scope,
+        }
     }
 
     /// The token value. Security: put it only in an `Authorization` header; never log it.

@@ -61,7 +61,11 @@ impl Registry {
     }
 
     /// The session for `identity`, created by `create` if there is none; `true` if created.
-    pub(crate) fn get_or_insert_with(&self, identity: &Identity, create: impl FnOnce() -> Session) -> (Arc<Session>, bool) {
+    pub(crate) fn get_or_insert_with(
+        &self,
+        identity: &Identity,
+        create: impl FnOnce() -> Session,
+    ) -> (Arc<Session>, bool) {
         let mut sessions = self.lock();
         if let Some(existing) = sessions.get(identity) {
             return (Arc::clone(existing), false);
@@ -74,7 +78,10 @@ impl Registry {
     /// Removes `session` if it is still the registered one for its identity.
     pub(crate) fn remove(&self, session: &Session) {
         let mut sessions = self.lock();
-        if sessions.get(session.identity()).is_some_and(|s| std::ptr::eq(Arc::as_ptr(s), session)) {
+        if sessions
+            .get(session.identity())
+            .is_some_and(|s| std::ptr::eq(Arc::as_ptr(s), session))
+        {
             sessions.remove(session.identity());
         }
     }

@@ -64,7 +64,8 @@ impl SingleFlight {
             result
         });
         let flight = async move {
-            task.await.unwrap_or_else(|_| Err(AuthError::unavailable("the token request task was aborted")))
+            task.await
+                .unwrap_or_else(|_| Err(AuthError::unavailable("the token request task was aborted")))
         }
         .boxed()
         .shared();

@@ -14,9 +14,14 @@ use reqwest::{Method, Request, RequestBuilder, Response, StatusCode};
 use secrecy::ExposeSecret;
 use std::sync::Arc;
 
-pub(crate) async fn send(core: &Arc<SessionCore>, request: RequestBuilder, replay: Replay) -> Result<Response, AuthError> {
+pub(crate) async fn send(
+    core: &Arc<SessionCore>,
+    request: RequestBuilder,
+    replay: Replay,
+) -> Result<Response, AuthError> {
     let (http, request) = request.build_split();
-    let request = request.map_err(|_| AuthError::config("the request could not be built (check its URL and headers)"))?;
+    let request =
+        request.map_err(|_| AuthError::config("the request could not be built (check its URL and headers)"))?;
     let token = core.access_token().await?;
     let method = request.method().to_string();
     let replayable = is_replayable(&request, replay);
@@ -28,9 +33,16 @@ pub(crate) async fn send(core: &Arc<SessionCore>, request: RequestBuilder, repla
         StatusCode::FORBIDDEN => return Err(insufficient_scope(&response)),
         _ => return Ok(response),
     }
-    let challenges: Vec<&str> = response.headers().get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()).collect();
+    let challenges: Vec<&str> = response
+        .headers()
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
     match bearer_verdict(challenges.iter().copied()) {
-        BearerVerdict::InsufficientScope { scope, .. } => return Err(AuthError::InsufficientScope { required_scope: scope }),
+        BearerVerdict::InsufficientScope { scope, .. } => {
+            return Err(AuthError::InsufficientScope { required_scope: scope })
+        }
         BearerVerdict::InvalidRequest { .. } => return Ok(response),
         // Another scheme's challenge: not ours to answer.
         BearerVerdict::NotBearer if !challenges.is_empty() => return Ok(response),
@@ -49,12 +61,22 @@ pub(crate) async fn send(core: &Arc<SessionCore>, request: RequestBuilder, repla
     }
 }
 
-async fn execute(core: &SessionCore, http: &reqwest::Client, mut request: Request, token: &str) -> Result<Response, AuthError> {
-    let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
-        .map_err(|_| AuthError::InvalidResponse { status: 200, reason: "the access token cannot be sent in a header".into() })?;
+async fn execute(
+    core: &SessionCore,
+    http: &reqwest::Client,
+    mut request: Request,
+    token: &str,
+) -> Result<Response, AuthError> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| AuthError::InvalidResponse {
+        status: 200,
+        reason: "the access token cannot be sent in a header".into(),
+    })?;
     value.set_sensitive(true);
     request.headers_mut().insert(AUTHORIZATION, value);
-    let response = http.execute(request).await.map_err(|e| transport::transport_error(&e))?;
+    let response = http
+        .execute(request)
+        .await
+        .map_err(|e| transport::transport_error(&e))?;
     rotation::observe(core, response.headers());
     Ok(response)
 }
@@ -66,15 +88,21 @@ fn is_replayable(request: &Request, replay: Replay) -> bool {
         Replay::Always => true,
         Replay::Never => false,
         Replay::IfIdempotent => {
-            matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
-                || request.headers().contains_key("idempotency-key")
+            matches!(
+                *request.method(),
+                Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+            ) || request.headers().contains_key("idempotency-key")
         }
     };
     allowed && request.try_clone().is_some()
 }
 
 fn insufficient_scope(response: &Response) -> AuthError {
-    let challenges = response.headers().get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok());
+    let challenges = response
+        .headers()
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
     let required_scope = match bearer_verdict(challenges) {
         BearerVerdict::InsufficientScope { scope, .. } => scope,
         _ => None,

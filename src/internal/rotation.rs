@@ -12,13 +12,19 @@ use std::time::{Duration, UNIX_EPOCH};
 
 /// Adopts the rotated token in `headers`, if rotation is enabled and one is there.
 pub(crate) fn observe(core: &SessionCore, headers: &HeaderMap) {
-    let Some(rotation) = &core.ctx.config.token_rotation else { return };
+    let Some(rotation) = &core.ctx.config.token_rotation else {
+        return;
+    };
     if core.is_logged_out() {
         return;
     }
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    let Some(token) = text(&rotation.token_header).filter(|t| is_plausible_token(t)) else { return };
-    let Some(expiry) = text(&rotation.expiry_header).and_then(|e| e.parse::<f64>().ok()).filter(|e| e.is_finite() && *e > 0.0 && *e < 1e11)
+    let Some(token) = text(&rotation.token_header).filter(|t| is_plausible_token(t)) else {
+        return;
+    };
+    let Some(expiry) = text(&rotation.expiry_header)
+        .and_then(|e| e.parse::<f64>().ok())
+        .filter(|e| e.is_finite() && *e > 0.0 && *e < 1e11)
     else {
         tracing::warn!("a rotated token came without a usable expiry header; ignored");
         return;
@@ -35,7 +41,14 @@ pub(crate) fn observe(core: &SessionCore, headers: &HeaderMap) {
         Some(set) if set.holds(token) || set.rotation_order.is_some_and(|order| order >= expiry) => current.clone(),
         _ => {
             let scope = current.as_ref().and_then(|set| set.scope.clone());
-            Some(Arc::new(TokenSet::new(SecretString::from(token), scope, now, expires_at, margin, Some(expiry))))
+            Some(Arc::new(TokenSet::new(
+                SecretString::from(token),
+                scope,
+                now,
+                expires_at,
+                margin,
+                Some(expiry),
+            )))
         }
     });
 }
@@ -43,4 +56,3 @@ pub(crate) fn observe(core: &SessionCore, headers: &HeaderMap) {
 fn is_plausible_token(token: &str) -> bool {
     !token.is_empty() && token.len() <= 16 * 1024 && token.bytes().all(|b| b.is_ascii_graphic())
 }
-

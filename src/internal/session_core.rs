@@ -85,7 +85,10 @@ impl SessionCore {
     pub(crate) fn fresh_token(&self) -> Option<AccessToken> {
         let now = self.now();
         let guard = self.token.load();
-        guard.as_ref().filter(|set| set.is_fresh(now)).map(|set| set.to_access_token())
+        guard
+            .as_ref()
+            .filter(|set| set.is_fresh(now))
+            .map(|set| set.to_access_token())
     }
 
     pub(crate) async fn access_token(self: &Arc<Self>) -> Result<AccessToken, AuthError> {
@@ -133,7 +136,10 @@ impl SessionCore {
 
     pub(crate) fn join(self: &Arc<Self>, how: Acquire, reusable: impl FnOnce(&TokenSet) -> bool) -> Joined {
         let this = Arc::clone(self);
-        self.flight.join_or_start(|| self.token.load_full().filter(|set| reusable(set)), move || this.acquire(how))
+        self.flight.join_or_start(
+            || self.token.load_full().filter(|set| reusable(set)),
+            move || this.acquire(how),
+        )
     }
 
     /// The body of a flight: get a token, publish it, keep the backoff state.
@@ -145,7 +151,9 @@ impl SessionCore {
         match &result {
             Ok(set) => {
                 if self.logged_out.load(Ordering::SeqCst) {
-                    return Err(AuthError::reauthenticate("the session logged out while a token was being requested"));
+                    return Err(AuthError::reauthenticate(
+                        "the session logged out while a token was being requested",
+                    ));
                 }
                 if self.ctx.config.cache_policy == CachePolicy::Cached {
                     self.token.store(Some(Arc::clone(set)));
@@ -153,13 +161,18 @@ impl SessionCore {
                 self.refresh_failures.store(0, Ordering::Relaxed);
                 *locked(&self.retry_not_before) = None;
                 if how == Acquire::Recover {
-                    self.ctx.events.emit(AuthEvent::Reauthenticated { identity: self.identity.clone() });
+                    self.ctx.events.emit(AuthEvent::Reauthenticated {
+                        identity: self.identity.clone(),
+                    });
                 }
             }
             Err(error) => {
                 let failures = self.refresh_failures.fetch_add(1, Ordering::Relaxed).saturating_add(1);
                 let policy = &self.ctx.config.retry_policy;
-                let backoff = policy.initial_backoff.saturating_mul(1 << failures.min(16)).min(policy.max_backoff);
+                let backoff = policy
+                    .initial_backoff
+                    .saturating_mul(1 << (failures - 1).min(16))
+                    .min(policy.max_backoff);
                 *locked(&self.retry_not_before) = self.now().checked_add(random::jittered(backoff));
                 tracing::warn!(identity = %self.identity, %error, "token request failed");
             }
@@ -170,7 +183,9 @@ impl SessionCore {
     /// RFC 6749 §6 with the stored refresh token; if the server rejects it, fall back
     /// to the credentials held in memory (seed 002).
     async fn renew_grant(&self) -> FlightResult {
-        let refresh_token = locked(&self.refresh_token).as_ref().map(|t| SecretString::from(t.expose_secret()));
+        let refresh_token = locked(&self.refresh_token)
+            .as_ref()
+            .map(|t| SecretString::from(t.expose_secret()));
         if let Some(refresh_token) = refresh_token {
             match self.request(&Grant::RefreshToken(&refresh_token)).await {
                 Ok((issued, sent_at)) => {
@@ -217,11 +232,14 @@ impl SessionCore {
                 Ok(set)
             }
             Err(error) => {
-                self.ctx.events.emit(AuthEvent::LoginFailed { identity: self.identity.clone(), reason: error.to_string() });
+                self.ctx.events.emit(AuthEvent::LoginFailed {
+                    identity: self.identity.clone(),
+                    reason: error.to_string(),
+                });
                 match error {
-                    AuthError::InvalidGrant(details) if !explicit_login => Err(AuthError::reauthenticate(format!(
-                        "the credentials held in memory were rejected ({details})"
-                    ))),
+                    AuthError::InvalidGrant(details) if !explicit_login && self.identity.username().is_some() => Err(
+                        AuthError::reauthenticate(format!("the credentials held in memory were rejected ({details})")),
+                    ),
                     error => Err(error),
                 }
             }
@@ -242,8 +260,12 @@ impl SessionCore {
         })
         .await;
         match &result {
-            Ok((issued, _)) => tracing::info!(identity = %self.identity, grant = grant.name(), lifetime_s = issued.lifetime.as_secs(), "token issued"),
-            Err(error) => tracing::debug!(identity = %self.identity, grant = grant.name(), %error, "token request failed"),
+            Ok((issued, _)) => {
+                tracing::info!(identity = %self.identity, grant = grant.name(), lifetime_s = issued.lifetime.as_secs(), "token issued")
+            }
+            Err(error) => {
+                tracing::debug!(identity = %self.identity, grant = grant.name(), %error, "token request failed")
+            }
         }
         result
     }
@@ -266,7 +288,10 @@ impl SessionCore {
 
     fn forget_refresh_token(&self, rejected: &SecretString) {
         let mut current = locked(&self.refresh_token);
-        if current.as_ref().is_some_and(|t| t.expose_secret() == rejected.expose_secret()) {
+        if current
+            .as_ref()
+            .is_some_and(|t| t.expose_secret() == rejected.expose_secret())
+        {
             *current = None;
             if let Some(store) = &self.ctx.store {
                 if let Err(error) = store.remove(&self.store_key) {
@@ -283,20 +308,31 @@ impl SessionCore {
         Ok(set.to_access_token())
     }
 
+    /// An explicit password login. A rejected password does not replace the
+    /// credentials that were working (a typo must not break silent recovery).
     pub(crate) async fn login(self: &Arc<Self>, password: SecretString) -> Result<(), AuthError> {
         let now = self.now();
-        let unchanged = {
+        let previous = {
             let mut credentials = locked(&self.credentials);
-            let same = matches!(&*credentials, Credentials::Password(p) if p.expose_secret() == password.expose_secret());
-            *credentials = Credentials::Password(password);
-            same
+            let same =
+                matches!(&*credentials, Credentials::Password(p) if p.expose_secret() == password.expose_secret());
+            if same && self.token.load().as_ref().is_some_and(|set| set.is_valid(now)) {
+                return Ok(());
+            }
+            std::mem::replace(
+                &mut *credentials,
+                Credentials::Password(SecretString::from(password.expose_secret())),
+            )
         };
-        let holds_valid_token = self.token.load().as_ref().is_some_and(|set| set.is_valid(now));
-        if unchanged && holds_valid_token {
-            return Ok(());
-        }
         self.settle().await;
-        self.join(Acquire::Login, |_| false).outcome().await.map(drop)
+        let result = self.join(Acquire::Login, |_| false).outcome().await.map(drop);
+        if result.is_err() {
+            let mut credentials = locked(&self.credentials);
+            if matches!(&*credentials, Credentials::Password(p) if p.expose_secret() == password.expose_secret()) {
+                *credentials = previous;
+            }
+        }
+        result
     }
 
     /// Resumes from a stored refresh token (no password needed).
@@ -306,12 +342,22 @@ impl SessionCore {
             return Ok(());
         }
         if locked(&self.refresh_token).is_none() {
-            let store = self.ctx.store.as_ref().ok_or_else(|| AuthError::reauthenticate("no token store is configured"))?;
-            let stored = store.load(&self.store_key).map_err(|e| AuthError::Storage { reason: e.to_string() })?;
-            let stored = stored.ok_or_else(|| AuthError::reauthenticate("no refresh token is stored for this identity"))?;
+            let store = self
+                .ctx
+                .store
+                .as_ref()
+                .ok_or_else(|| AuthError::reauthenticate("no token store is configured"))?;
+            let stored = store
+                .load(&self.store_key)
+                .map_err(|e| AuthError::Storage { reason: e.to_string() })?;
+            let stored =
+                stored.ok_or_else(|| AuthError::reauthenticate("no refresh token is stored for this identity"))?;
             *locked(&self.refresh_token) = Some(stored);
         }
-        self.join(Acquire::Renew, |set| set.is_valid(now)).outcome().await.map(drop)
+        self.join(Acquire::Renew, |set| set.is_valid(now))
+            .outcome()
+            .await
+            .map(drop)
     }
 
     /// After a resource server rejected `failed`: hand out a newer token if there is
@@ -329,7 +375,10 @@ impl SessionCore {
                 None => Err(AuthError::TokenRevoked),
             };
         }
-        let set = self.join(Acquire::Recover, |set| !set.holds(failed) && set.is_valid(now)).outcome().await?;
+        let set = self
+            .join(Acquire::Recover, |set| !set.holds(failed) && set.is_valid(now))
+            .outcome()
+            .await?;
         Ok(set.to_access_token())
     }
 
@@ -341,7 +390,9 @@ impl SessionCore {
         });
         let discarded = previous.as_ref().is_some_and(|set| set.holds(failed));
         if discarded {
-            self.ctx.events.emit(AuthEvent::RevocationDetected { identity: self.identity.clone() });
+            self.ctx.events.emit(AuthEvent::RevocationDetected {
+                identity: self.identity.clone(),
+            });
         }
         discarded
     }
@@ -372,7 +423,9 @@ impl SessionCore {
         let mut first_error = None;
         if let Some(store) = &self.ctx.store {
             if let Err(error) = store.remove(&self.store_key) {
-                first_error = Some(AuthError::Storage { reason: error.to_string() });
+                first_error = Some(AuthError::Storage {
+                    reason: error.to_string(),
+                });
             }
         }
         if let Some(url) = &self.ctx.revocation_url {
@@ -388,7 +441,9 @@ impl SessionCore {
                 }
             }
         }
-        self.ctx.events.emit(AuthEvent::LoggedOut { identity: self.identity.clone() });
+        self.ctx.events.emit(AuthEvent::LoggedOut {
+            identity: self.identity.clone(),
+        });
         first_error.map_or(Ok(()), Err)
     }
 

@@ -41,7 +41,13 @@ impl TokenSet {
         rotation_order: Option<f64>,
     ) -> Self {
         let lifetime = expires_at.duration_since(now).unwrap_or_default();
-        Self { refresh_at: refresh_time(expires_at, lifetime, configured_margin), access, scope, expires_at, rotation_order }
+        Self {
+            refresh_at: refresh_time(expires_at, lifetime, configured_margin),
+            access,
+            scope,
+            expires_at,
+            rotation_order,
+        }
     }
 
     /// Valid and not yet due for a proactive refresh.
@@ -63,7 +69,11 @@ impl TokenSet {
     /// different cores never write to the same cache line.
     #[inline]
     pub(crate) fn to_access_token(&self) -> AccessToken {
-        AccessToken::new(SecretString::from(self.access.expose_secret()), self.expires_at, self.scope.clone())
+        AccessToken::new(
+            SecretString::from(self.access.expose_secret()),
+            self.expires_at,
+            self.scope.clone(),
+        )
     }
 }
 
@@ -83,7 +93,14 @@ mod tests {
 
     fn set(lifetime_secs: u64, margin_secs: u64) -> TokenSet {
         let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
-        TokenSet::new(SecretString::from("t"), None, now, now + Duration::from_secs(lifetime_secs), Duration::from_secs(margin_secs), None)
+        TokenSet::new(
+            SecretString::from("t"),
+            None,
+            now,
+            now + Duration::from_secs(lifetime_secs),
+            Duration::from_secs(margin_secs),
+            None,
+        )
     }
 
     #[test]
@@ -91,10 +108,16 @@ mod tests {
         for _ in 0..100 {
             let s = set(60, 300);
             let margin = s.expires_at.duration_since(s.refresh_at).unwrap();
-            assert!(margin >= Duration::from_secs(30) && margin <= Duration::from_secs(33), "{margin:?}");
+            assert!(
+                margin >= Duration::from_secs(30) && margin <= Duration::from_secs(33),
+                "{margin:?}"
+            );
             let s = set(3600, 300);
             let margin = s.expires_at.duration_since(s.refresh_at).unwrap();
-            assert!(margin >= Duration::from_secs(300) && margin <= Duration::from_secs(330), "{margin:?}");
+            assert!(
+                margin >= Duration::from_secs(300) && margin <= Duration::from_secs(330),
+                "{margin:?}"
+            );
         }
     }
 }

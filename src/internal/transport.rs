@@ -47,7 +47,13 @@ pub(crate) async fn exchange(request: RequestBuilder, now: SystemTime) -> Result
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(HttpResponse { status, date, retry_after, content_type, body })
+    Ok(HttpResponse {
+        status,
+        date,
+        retry_after,
+        content_type,
+        body,
+    })
 }
 
 fn header_str(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option<&str> {
@@ -60,7 +66,9 @@ fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    httpdate::parse_http_date(value).ok().map(|at| at.duration_since(now).unwrap_or_default())
+    httpdate::parse_http_date(value)
+        .ok()
+        .map(|at| at.duration_since(now).unwrap_or_default())
 }
 
 /// A transport failure as a retryable error. The message is ours, not reqwest's, so
@@ -77,15 +85,27 @@ pub(crate) fn transport_error(error: &reqwest::Error) -> AuthError {
     } else {
         "the HTTP request failed"
     };
-    let host = error.url().and_then(|u| u.host_str()).map(|h| format!(" ({h})")).unwrap_or_default();
-    AuthError::TemporarilyUnavailable { reason: format!("{what}{host}"), status: None, retry_after: None }
+    let host = error
+        .url()
+        .and_then(|u| u.host_str())
+        .map(|h| format!(" ({h})"))
+        .unwrap_or_default();
+    AuthError::TemporarilyUnavailable {
+        reason: format!("{what}{host}"),
+        status: None,
+        retry_after: None,
+    }
 }
 
 /// Runs `attempt` until it succeeds, fails for good, or the retry policy is spent.
 /// Only [`AuthError::TemporarilyUnavailable`] is retried: an OAuth error answer will
 /// not change by asking again. `Retry-After` (RFC 6585 §4) replaces the backoff when
 /// the server sends it; if it points past the deadline, the error is returned at once.
-pub(crate) async fn with_retries<T, F, Fut>(clock: &dyn Clock, policy: &RetryPolicy, mut attempt: F) -> Result<T, AuthError>
+pub(crate) async fn with_retries<T, F, Fut>(
+    clock: &dyn Clock,
+    policy: &RetryPolicy,
+    mut attempt: F,
+) -> Result<T, AuthError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, AuthError>>,
@@ -105,7 +125,11 @@ where
         if attempt_number >= policy.max_attempts || elapsed + wait > policy.deadline {
             return Err(error);
         }
-        tracing::debug!(attempt = attempt_number, wait_ms = wait.as_millis() as u64, "retrying token request");
+        tracing::debug!(
+            attempt = attempt_number,
+            wait_ms = wait.as_millis() as u64,
+            "retrying token request"
+        );
         clock.sleep(wait).await;
         backoff = (backoff * 2).min(policy.max_backoff);
     }

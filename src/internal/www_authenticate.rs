@@ -98,24 +98,19 @@ pub enum BearerVerdict {
 /// case-insensitively; unknown error codes → [`BearerVerdict::InvalidToken`] since
 /// RFC 6750 §3.1 lets servers extend codes and a 401 means the token is not accepted).
 pub fn bearer_verdict<'a>(header_values: impl IntoIterator<Item = &'a str>) -> BearerVerdict {
-    let Some(c) = header_values.into_iter().find_map(|v| {
-        parse_challenges(v)
-            .into_iter()
-            .find(|c| c.is_scheme("Bearer"))
-    }) else {
+    let Some(c) = header_values
+        .into_iter()
+        .find_map(|v| parse_challenges(v).into_iter().find(|c| c.is_scheme("Bearer")))
+    else {
         return BearerVerdict::NotBearer;
     };
     let description = c.param("error_description").map(str::to_owned);
     match c.param("error") {
-        Some(e) if e.eq_ignore_ascii_case("insufficient_scope") => {
-            BearerVerdict::InsufficientScope {
-                scope: c.param("scope").map(str::to_owned),
-                description,
-            }
-        }
-        Some(e) if e.eq_ignore_ascii_case("invalid_request") => {
-            BearerVerdict::InvalidRequest { description }
-        }
+        Some(e) if e.eq_ignore_ascii_case("insufficient_scope") => BearerVerdict::InsufficientScope {
+            scope: c.param("scope").map(str::to_owned),
+            description,
+        },
+        Some(e) if e.eq_ignore_ascii_case("invalid_request") => BearerVerdict::InvalidRequest { description },
         _ => BearerVerdict::InvalidToken { description },
     }
 }
@@ -167,11 +162,7 @@ impl Parser<'_> {
     }
 
     /// Parses one list element: an auth-param of the current challenge, or a new challenge.
-    fn element(
-        &mut self,
-        current: &mut Option<Challenge>,
-        out: &mut Vec<Challenge>,
-    ) -> Result<(), usize> {
+    fn element(&mut self, current: &mut Option<Challenge>, out: &mut Vec<Challenge>) -> Result<(), usize> {
         let name = self.token()?;
         let after_name = self.pos;
         self.skip_ows();
@@ -255,8 +246,8 @@ impl Parser<'_> {
             match c {
                 b'"' => {
                     // Escapes only drop ASCII backslashes, so the bytes stay valid UTF-8.
-                    let s = String::from_utf8(buf)
-                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+                    let s =
+                        String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
                     return Some((s, i + 1));
                 }
                 b'\\' => match self.b.get(i + 1) {
@@ -305,10 +296,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn ch(scheme: &str, params: &[(&str, &str)]) -> Challenge {
-        let params = params
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
+        let params = params.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
         Challenge {
             scheme: scheme.into(),
             token68: None,
@@ -398,10 +386,7 @@ mod tests {
                 description: None
             }
         );
-        assert_eq!(
-            bearer_verdict([r#"Basic realm="x""#, "Digest nonce=1"]),
-            NotBearer
-        );
+        assert_eq!(bearer_verdict([r#"Basic realm="x""#, "Digest nonce=1"]), NotBearer);
     }
 
     #[test]
@@ -422,10 +407,7 @@ mod tests {
     fn token68_challenges() {
         let c = parse_challenges("Negotiate abc123==, Basic realm=r, NTLM");
         assert_eq!(c[0].token68.as_deref(), Some("abc123=="));
-        assert_eq!(
-            (c[1].param("realm"), c[2].scheme.as_str()),
-            (Some("r"), "NTLM")
-        );
+        assert_eq!((c[1].param("realm"), c[2].scheme.as_str()), (Some("r"), "NTLM"));
     }
 
     #[test]
@@ -441,10 +423,7 @@ mod tests {
             parse_challenges("Bearer realm=\"unterminated, Basic realm=ok"),
             vec![ch("Bearer", &[]), ch("Basic", &[("realm", "ok")])]
         );
-        assert_eq!(
-            parse_challenges("Bearer error=\"x\\"),
-            vec![ch("Bearer", &[])]
-        );
+        assert_eq!(parse_challenges("Bearer error=\"x\\"), vec![ch("Bearer", &[])]);
         assert_eq!(
             parse_challenges("Bearer error_description=\"héllo ✓\""),
             vec![ch("Bearer", &[("error_description", "héllo ✓")])]
@@ -457,10 +436,7 @@ mod tests {
             let h = unit.repeat((1 << 20) / unit.len());
             let t = std::time::Instant::now();
             let _ = parse_challenges(&h);
-            assert!(
-                t.elapsed() < std::time::Duration::from_secs(5),
-                "slow on {unit:?}"
-            );
+            assert!(t.elapsed() < std::time::Duration::from_secs(5), "slow on {unit:?}");
         }
     }
 
@@ -480,11 +456,7 @@ mod tests {
         let params = prop::collection::vec((TOKEN, "[ -~]{0,12}|\\PC{0,6}"), 0..4);
         let t68 = prop::option::weighted(0.2, "[A-Za-z0-9._~+/-]{1,8}={0,2}");
         (TOKEN, t68, params).prop_map(|(scheme, token68, params)| {
-            let params = if token68.is_some() {
-                Vec::new()
-            } else {
-                params
-            };
+            let params = if token68.is_some() { Vec::new() } else { params };
             Challenge {
                 scheme,
                 token68,
@@ -499,16 +471,7 @@ mod tests {
             let ps: Vec<String> = c
                 .params
                 .iter()
-                .map(|(n, v)| {
-                    format!(
-                        "{n}{eq}{}",
-                        if loose && is_token(v) {
-                            v.clone()
-                        } else {
-                            quote(v)
-                        }
-                    )
-                })
+                .map(|(n, v)| format!("{n}{eq}{}", if loose && is_token(v) { v.clone() } else { quote(v) }))
                 .collect();
             match &c.token68 {
                 Some(t) => format!("{} {t}", c.scheme),

@@ -39,7 +39,10 @@ pub(crate) fn error_for(response: &HttpResponse) -> AuthError {
             uri: None,
             status,
         }),
-        Err(_) => AuthError::InvalidResponse { status, reason: describe_body(response) },
+        Err(_) => AuthError::InvalidResponse {
+            status,
+            reason: describe_body(response),
+        },
     }
 }
 
@@ -69,7 +72,10 @@ pub(crate) fn describe_body(response: &HttpResponse) -> String {
         Some(_) | None if response.body.is_empty() => "an empty body",
         Some(_) | None => "a body that is not JSON",
     };
-    format!("expected a JSON token response, got {kind} ({} bytes)", response.body.len())
+    format!(
+        "expected a JSON token response, got {kind} ({} bytes)",
+        response.body.len()
+    )
 }
 
 /// Server text, cut to a sane length and without control characters.

@@ -34,7 +34,10 @@ mod tests {
 
     #[test]
     fn reads_exp_from_a_jwt() {
-        assert_eq!(expiry(&jwt(r#"{"exp":2000000000}"#)), Some(UNIX_EPOCH + Duration::from_secs(2_000_000_000)));
+        assert_eq!(
+            expiry(&jwt(r#"{"exp":2000000000}"#)),
+            Some(UNIX_EPOCH + Duration::from_secs(2_000_000_000))
+        );
     }
 
     #[test]

@@ -12,7 +12,10 @@ pub(crate) enum Grant<'a> {
     /// RFC 6749 §4.4.
     ClientCredentials,
     /// RFC 6749 §4.3.
-    Password { username: &'a str, password: &'a SecretString },
+    Password {
+        username: &'a str,
+        password: &'a SecretString,
+    },
     /// RFC 6749 §6.
     RefreshToken(&'a SecretString),
 }
@@ -89,7 +92,10 @@ fn authenticated_post(http: &Client, url: &Url, config: &AuthConfig, mut form: F
     let mut request = http
         .post(url.clone())
         .header(ACCEPT, HeaderValue::from_static("application/json"))
-        .header(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        .header(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
     match (&config.client_secret, config.client_auth_method) {
         (Some(secret), ClientAuthMethod::Basic) => {
             request = request.header(AUTHORIZATION, basic_authorization(&config.client_id, secret));

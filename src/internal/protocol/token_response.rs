@@ -37,17 +37,28 @@ struct RawTokenResponse {
 }
 
 /// Parses `response`; `sent_at` is the local time the request left.
-pub(crate) fn parse(response: &HttpResponse, sent_at: SystemTime, default_lifetime: Duration) -> Result<IssuedToken, AuthError> {
+pub(crate) fn parse(
+    response: &HttpResponse,
+    sent_at: SystemTime,
+    default_lifetime: Duration,
+) -> Result<IssuedToken, AuthError> {
     if !(200..300).contains(&response.status) {
         return Err(error_response::error_for(response));
     }
-    let invalid = |reason: String| AuthError::InvalidResponse { status: response.status, reason };
+    let invalid = |reason: String| AuthError::InvalidResponse {
+        status: response.status,
+        reason,
+    };
     // serde's messages are not used: they could quote a value from the body.
     let raw: RawTokenResponse = serde_json::from_slice(&response.body).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
             invalid(error_response::describe_body(response))
         } else {
-            invalid(format!("the token response has a field of the wrong type (line {}, column {})", e.line(), e.column()))
+            invalid(format!(
+                "the token response has a field of the wrong type (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
         }
     })?;
     let access_token = raw
@@ -57,7 +68,11 @@ pub(crate) fn parse(response: &HttpResponse, sent_at: SystemTime, default_lifeti
     check_token_chars(&access_token).map_err(|r| invalid(format!("access_token {r}")))?;
     match raw.token_type.as_deref() {
         Some(t) if t.eq_ignore_ascii_case("bearer") => {}
-        Some(_) => return Err(invalid("token_type is not Bearer; only bearer tokens (RFC 6750) are supported".into())),
+        Some(_) => {
+            return Err(invalid(
+                "token_type is not Bearer; only bearer tokens (RFC 6750) are supported".into(),
+            ))
+        }
         None => return Err(invalid("the token response has no token_type".into())),
     }
     let refresh_token = raw.refresh_token.filter(|t| !t.expose_secret().is_empty());
@@ -70,9 +85,20 @@ pub(crate) fn parse(response: &HttpResponse, sent_at: SystemTime, default_lifeti
         Some(Value::Array(items)) => Some(items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")),
         _ => None,
     };
-    let lifetime = lifetime(raw.expires_in.as_ref(), &access_token, response.date, sent_at, default_lifetime)?
-        .min(MAX_TOKEN_LIFETIME);
-    Ok(IssuedToken { access_token, refresh_token, scope, lifetime })
+    let lifetime = lifetime(
+        raw.expires_in.as_ref(),
+        &access_token,
+        response.date,
+        sent_at,
+        default_lifetime,
+    )?
+    .min(MAX_TOKEN_LIFETIME);
+    Ok(IssuedToken {
+        access_token,
+        refresh_token,
+        scope,
+        lifetime,
+    })
 }
 
 /// Tokens go into HTTP headers: they must be short, visible ASCII (RFC 6750 §2.1 b64token).
@@ -167,7 +193,10 @@ mod tests {
     #[test]
     fn token_type_must_be_bearer() {
         let r = response(200, json!({"access_token": "t", "token_type": "mac"}));
-        assert!(matches!(parse(&r, SystemTime::now(), Duration::from_secs(1)), Err(AuthError::InvalidResponse { .. })));
+        assert!(matches!(
+            parse(&r, SystemTime::now(), Duration::from_secs(1)),
+            Err(AuthError::InvalidResponse { .. })
+        ));
     }
 
     #[test]

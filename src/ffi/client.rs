@@ -1,0 +1,163 @@
+//! [`AuthClient`] and [`Session`] as UniFFI objects: thin handles over the core's.
+
+use super::config::AuthConfig;
+use super::error::AuthError;
+use super::events::{AuthEventListener, ForeignListener};
+use super::runtime::{run, runtime};
+use super::store::{ForeignTokenStore, TokenStore};
+use super::token::AccessToken;
+use secrecy::SecretString;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// One authorization server and one OAuth client, with its registry of sessions: at
+/// most one active token per identity. Create one per server and share it.
+///
+/// ```kotlin
+/// val client = AuthClient(AuthConfig(tokenEndpoint = "https://as.example.com/oauth2/token",
+///                                    clientId = "my-app", scopes = listOf("read")),
+///                         store = MyKeystoreStore(context), listener = MyMetrics())
+/// ```
+#[derive(uniffi::Object)]
+pub struct AuthClient {
+    inner: crate::AuthClient,
+}
+
+#[uniffi::export]
+impl AuthClient {
+    /// Validates `config` and creates the client (no network traffic yet).
+    ///
+    /// `store` keeps refresh tokens across restarts (see [`TokenStore`]); `listener`
+    /// observes events. Throws `AuthException.InvalidConfig` for an unusable config.
+    #[uniffi::constructor(default(store = None, listener = None))]
+    pub fn new(
+        config: AuthConfig,
+        store: Option<Arc<dyn TokenStore>>,
+        listener: Option<Arc<dyn AuthEventListener>>,
+    ) -> Result<Arc<Self>, AuthError> {
+        // The core may build timers or HTTP pools that look for a tokio context.
+        let _context = runtime().enter();
+        let mut inner = crate::AuthClient::new(config.into())?;
+        if let Some(store) = store {
+            inner = inner.with_store(Arc::new(ForeignTokenStore(store)));
+        }
+        if let Some(listener) = listener {
+            inner = inner.with_event_listener(Arc::new(ForeignListener(listener)));
+        }
+        Ok(Arc::new(Self { inner }))
+    }
+
+    /// The client's own session (client-credentials grant, RFC 6749 §4.4). Always
+    /// the same session for this client.
+    pub fn client_credentials_session(&self) -> Arc<Session> {
+        Session::wrap(self.inner.client_credentials_session())
+    }
+
+    /// Signs `username` in with the password grant (RFC 6749 §4.3). The password is
+    /// kept in memory only, to sign in again silently after a revocation.
+    ///
+    /// Throws `AuthException.InvalidGrant` for a wrong password.
+    pub async fn login(&self, username: String, password: String) -> Result<Arc<Session>, AuthError> {
+        let client = self.inner.clone();
+        let password = SecretString::from(password);
+        run(async move { client.login(&username, password).await }).await.map(Session::wrap)
+    }
+
+    /// The signed-in session of `username`, if any: the same session `login` returned.
+    pub fn session(&self, username: String) -> Option<Arc<Session>> {
+        self.inner.session(&username).map(Session::wrap)
+    }
+
+    /// After a restart: the session of `username` from the refresh token in the
+    /// client's `TokenStore`, without a password.
+    ///
+    /// Throws `AuthException.ReauthenticationRequired` when no usable refresh token is
+    /// stored: show the login screen.
+    pub async fn restore(&self, username: String) -> Result<Arc<Session>, AuthError> {
+        let client = self.inner.clone();
+        run(async move { client.restore(&username).await }).await.map(Session::wrap)
+    }
+}
+
+/// One identity (the client, or one user) and its token. Cheap to hold; all methods
+/// are safe to call concurrently, and concurrent callers share one token request.
+///
+/// Two `Session` handles are `equals` / `==` when they are the same core session.
+#[derive(uniffi::Object)]
+#[uniffi::export(Eq, Hash)]
+pub struct Session {
+    inner: Arc<crate::Session>,
+}
+
+impl Session {
+    fn wrap(inner: Arc<crate::Session>) -> Arc<Self> {
+        Arc::new(Self { inner })
+    }
+}
+
+impl PartialEq for Session {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for Session {}
+
+impl Hash for Session {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.inner).hash(state);
+    }
+}
+
+#[uniffi::export]
+impl Session {
+    /// A valid access token: the cached one, or a new one if it is missing or about
+    /// to expire (one token request however many callers are waiting).
+    pub async fn access_token(&self) -> Result<AccessToken, AuthError> {
+        // Fast path: a valid cached token is a plain read, with no task to spawn.
+        if let Some(token) = self.inner.cached_access_token() {
+            return Ok(token.into());
+        }
+        let session = Arc::clone(&self.inner);
+        run(async move { session.access_token().await }).await.map(AccessToken::from)
+    }
+
+    /// After a resource server rejected `failed_token` (HTTP 401): a token to retry
+    /// with. Pass the response's `WWW-Authenticate` header. Concurrent callers with
+    /// the same failed token share one renewal (one re-authentication per revocation).
+    pub async fn recover(
+        &self,
+        failed_token: AccessToken,
+        www_authenticate: Option<String>,
+    ) -> Result<AccessToken, AuthError> {
+        let session = Arc::clone(&self.inner);
+        let failed = crate::AccessToken::from(failed_token);
+        run(async move { session.recover(&failed, www_authenticate.as_deref()).await })
+            .await
+            .map(AccessToken::from)
+    }
+
+    /// Drops the cached access token (told out of band that it is no longer good);
+    /// the next `accessToken()` gets a new one.
+    pub fn invalidate(&self) {
+        self.inner.invalidate();
+    }
+
+    /// Revokes the tokens at the server (RFC 7009), forgets them and removes the
+    /// refresh token from the store.
+    pub async fn logout(&self) -> Result<(), AuthError> {
+        let session = Arc::clone(&self.inner);
+        run(async move { session.logout().await }).await
+    }
+
+    /// Who this session is: `client` or `user:alice`, then any non-default scope,
+    /// audience or resource.
+    pub fn identity(&self) -> String {
+        self.inner.identity().to_string()
+    }
+
+    /// The user name, for a user session; `null`/`nil` for the client's own session.
+    pub fn username(&self) -> Option<String> {
+        self.inner.identity().username().map(str::to_owned)
+    }
+}

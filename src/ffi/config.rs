@@ -1,0 +1,193 @@
+//! [`AuthConfig`] as a record with defaults, and the policy enums it names.
+//!
+//! The core builds its config with a builder; foreign languages prefer one
+//! constructor with named, defaulted arguments (`AuthConfig(tokenEndpoint = …,
+//! clientId = …, scopes = listOf("read"))`). Every optional field is `null`/`nil` by
+//! default, which means "the core's default": the defaults themselves live only in
+//! [`crate::AuthConfig::new`], never duplicated here.
+
+use secrecy::SecretString;
+use std::fmt;
+use std::time::Duration;
+
+/// One authorization server and one OAuth client. See [`crate::AuthConfig`] for each
+/// setting's meaning; validation happens in `AuthClient(config)`.
+///
+/// Kotlin durations are `java.time.Duration`; Swift durations are `TimeInterval`.
+/// Its `toString()` / description redacts the client secret.
+#[derive(Clone, uniffi::Record)]
+#[uniffi::export(Debug)]
+pub struct AuthConfig {
+    /// The token endpoint URL (https, or http on a loopback host).
+    pub token_endpoint: String,
+    /// The OAuth client id.
+    pub client_id: String,
+    /// The client secret; `null` for a public client (an app should rarely embed one).
+    #[uniffi(default = None)]
+    pub client_secret: Option<String>,
+    /// How the client authenticates at the token endpoint (default: Basic).
+    #[uniffi(default = None)]
+    pub client_auth_method: Option<ClientAuthMethod>,
+    /// The RFC 7009 revocation endpoint used by `logout()`, if the server has one.
+    #[uniffi(default = None)]
+    pub revocation_endpoint: Option<String>,
+    /// Scopes to request (default: none, the server's default).
+    #[uniffi(default = [])]
+    pub scopes: Vec<String>,
+    /// The `audience` parameter to request, if the server needs one.
+    #[uniffi(default = None)]
+    pub audience: Option<String>,
+    /// The RFC 8707 `resource` parameter to request.
+    #[uniffi(default = None)]
+    pub resource: Option<String>,
+    /// How long before expiry a token is refreshed proactively (default: 5 minutes).
+    #[uniffi(default = None)]
+    pub refresh_margin: Option<Duration>,
+    /// The lifetime assumed when the server sends no `expires_in` (default: 1 hour).
+    #[uniffi(default = None)]
+    pub default_token_lifetime: Option<Duration>,
+    /// Whether tokens are cached (default) or fetched per request.
+    #[uniffi(default = None)]
+    pub cache_policy: Option<CachePolicy>,
+    /// What happens when a resource server rejects a token (default: silent recovery).
+    #[uniffi(default = None)]
+    pub recovery_policy: Option<RecoveryPolicy>,
+    /// Retries of token requests on transient failures (default: 3 attempts, backoff).
+    #[uniffi(default = None)]
+    pub retry_policy: Option<RetryPolicy>,
+    /// TCP/TLS connect timeout (default: 10 s).
+    #[uniffi(default = None)]
+    pub connect_timeout: Option<Duration>,
+    /// Whole-request timeout (default: 30 s).
+    #[uniffi(default = None)]
+    pub request_timeout: Option<Duration>,
+}
+
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The core's Debug already redacts the secret and prints the effective values.
+        fmt::Debug::fmt(&crate::AuthConfig::from(self.clone()), f)
+    }
+}
+
+impl From<AuthConfig> for crate::AuthConfig {
+    fn from(c: AuthConfig) -> Self {
+        let mut config = crate::AuthConfig::new(c.token_endpoint, c.client_id).scopes(c.scopes);
+        if let Some(secret) = c.client_secret {
+            config = config.client_secret(SecretString::from(secret));
+        }
+        if let Some(method) = c.client_auth_method {
+            config = config.client_auth_method(method.into());
+        }
+        if let Some(url) = c.revocation_endpoint {
+            config = config.revocation_endpoint(url);
+        }
+        if let Some(audience) = c.audience {
+            config = config.audience(audience);
+        }
+        if let Some(resource) = c.resource {
+            config = config.resource(resource);
+        }
+        if let Some(margin) = c.refresh_margin {
+            config = config.refresh_margin(margin);
+        }
+        if let Some(lifetime) = c.default_token_lifetime {
+            config = config.default_token_lifetime(lifetime);
+        }
+        if let Some(policy) = c.cache_policy {
+            config = config.cache_policy(policy.into());
+        }
+        if let Some(policy) = c.recovery_policy {
+            config = config.recovery_policy(policy.into());
+        }
+        if let Some(policy) = c.retry_policy {
+            config = config.retry_policy(policy.into());
+        }
+        if let Some(timeout) = c.connect_timeout {
+            config = config.connect_timeout(timeout);
+        }
+        if let Some(timeout) = c.request_timeout {
+            config = config.request_timeout(timeout);
+        }
+        config
+    }
+}
+
+/// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum ClientAuthMethod {
+    /// HTTP Basic (`client_secret_basic`).
+    Basic,
+    /// Form parameters (`client_secret_post`).
+    Post,
+}
+
+impl From<ClientAuthMethod> for crate::ClientAuthMethod {
+    fn from(m: ClientAuthMethod) -> Self {
+        match m {
+            ClientAuthMethod::Basic => Self::Basic,
+            ClientAuthMethod::Post => Self::Post,
+        }
+    }
+}
+
+/// Whether a session caches its token. See [`crate::CachePolicy`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum CachePolicy {
+    /// Reuse the token until shortly before it expires.
+    Cached,
+    /// Fetch a new token for every request.
+    PerRequest,
+}
+
+impl From<CachePolicy> for crate::CachePolicy {
+    fn from(p: CachePolicy) -> Self {
+        match p {
+            CachePolicy::Cached => Self::Cached,
+            CachePolicy::PerRequest => Self::PerRequest,
+        }
+    }
+}
+
+/// What a session does when a resource server rejects its token. See
+/// [`crate::RecoveryPolicy`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum RecoveryPolicy {
+    /// Get a new token without bothering the caller (once per revocation).
+    Silent,
+    /// Drop the token and fail with `TokenRevoked`; the next call gets a new one.
+    ClearAndFail,
+}
+
+impl From<RecoveryPolicy> for crate::RecoveryPolicy {
+    fn from(p: RecoveryPolicy) -> Self {
+        match p {
+            RecoveryPolicy::Silent => Self::Silent,
+            RecoveryPolicy::ClearAndFail => Self::ClearAndFail,
+        }
+    }
+}
+
+/// Retries of token requests on network errors, 5xx and 429. See [`crate::RetryPolicy`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (at least 1).
+    pub max_attempts: u32,
+    /// The first backoff; it doubles up to `max_backoff`.
+    pub initial_backoff: Duration,
+    /// The longest backoff.
+    pub max_backoff: Duration,
+    /// No retry starts after this much time since the first attempt.
+    pub deadline: Duration,
+}
+
+impl From<RetryPolicy> for crate::RetryPolicy {
+    fn from(p: RetryPolicy) -> Self {
+        Self {
+            max_attempts: p.max_attempts,
+            initial_backoff: p.initial_backoff,
+            max_backoff: p.max_backoff,
+            deadline: p.deadline,
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! [`AccessToken`] as a record: the token value, its expiry and its scopes.
+
+use secrecy::{ExposeSecret, SecretString};
+use std::fmt;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// A bearer access token, ready for an `Authorization: Bearer` header.
+///
+/// `value` is the secret: read it only to build that header, never log it. The
+/// record's `toString()` (Kotlin) / description (Swift) comes from Rust and redacts it.
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::export(Debug)]
+pub struct AccessToken {
+    /// The token itself. Security: send it only to the resource server; never log it.
+    pub value: String,
+    /// When it expires, in seconds since the Unix epoch (local clock, skew-corrected).
+    pub expires_at_epoch_seconds: i64,
+    /// The scopes the server granted, when it said (RFC 6749 §5.1 `scope`).
+    pub scopes: Vec<String>,
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("value", &"[redacted]")
+            .field("expires_at_epoch_seconds", &self.expires_at_epoch_seconds)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+impl From<crate::AccessToken> for AccessToken {
+    fn from(token: crate::AccessToken) -> Self {
+        Self {
+            value: token.secret().expose_secret().to_owned(),
+            expires_at_epoch_seconds: i64::try_from(token.expires_at().epoch_seconds())
+                .unwrap_or(i64::MAX),
+            scopes: token.scopes().map(str::to_owned).collect(),
+        }
+    }
+}
+
+impl From<AccessToken> for crate::AccessToken {
+    /// Rebuilds the core token an app hands back (to `Session.recover`).
+    fn from(token: AccessToken) -> Self {
+        let expires_at =
+            UNIX_EPOCH + Duration::from_secs(u64::try_from(token.expires_at_epoch_seconds).unwrap_or(0));
+        let scope = (!token.scopes.is_empty()).then(|| token.scopes.join(" ").into_boxed_str());
+        crate::AccessToken::new(SecretString::from(token.value), expires_at, scope)
+    }
+}

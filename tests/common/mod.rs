@@ -1,0 +1,77 @@
+//! Shared set-up for the integration tests: a development authorization server on
+//! loopback, a manual clock, and a client configured with fast retries.
+#![allow(dead_code)]
+
+use secrecy::SecretString;
+use std::sync::Arc;
+use std::time::Duration;
+use tokenkeeper::{AuthClient, AuthConfig, ManualClock, RetryPolicy};
+use tokenkeeper_devserver::{DevServer, DevServerConfig};
+
+pub const CLIENT_ID: &str = "demo-client";
+pub const CLIENT_SECRET: &str = "demo-secret";
+pub const ALICE_PASSWORD: &str = "alice-password";
+
+pub struct Harness {
+    pub server: DevServer,
+    pub clock: Arc<ManualClock>,
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        Self::with(DevServerConfig::default()).await
+    }
+
+    pub async fn with(config: DevServerConfig) -> Self {
+        let server = DevServer::start(config).await.expect("the development server starts");
+        Self {
+            server,
+            clock: Arc::new(ManualClock::starting_now()),
+        }
+    }
+
+    /// The client configuration every test starts from: confidential client, manual
+    /// clock, quick retries (the manual clock makes backoff instant anyway).
+    pub fn config(&self) -> AuthConfig {
+        AuthConfig::new(self.server.token_endpoint(), CLIENT_ID)
+            .client_secret(SecretString::from(CLIENT_SECRET))
+            .revocation_endpoint(self.server.revocation_endpoint())
+            .clock(self.clock.clone())
+            .retry_policy(RetryPolicy {
+                max_attempts: 3,
+                initial_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(1),
+                deadline: Duration::from_secs(30),
+            })
+    }
+
+    pub fn client(&self) -> AuthClient {
+        AuthClient::new(self.config()).expect("valid config")
+    }
+
+    pub fn token_requests(&self) -> u64 {
+        self.server.stats().token_requests
+    }
+
+    pub fn grants(&self, grant: &str) -> u64 {
+        self.server
+            .stats()
+            .token_requests_by_grant
+            .get(grant)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn advance(&self, secs: u64) {
+        self.clock.advance(Duration::from_secs(secs));
+    }
+}
+
+pub fn password(p: &str) -> SecretString {
+    SecretString::from(p)
+}
+
+pub fn value(token: &tokenkeeper::AccessToken) -> String {
+    use secrecy::ExposeSecret;
+    token.secret().expose_secret().to_owned()
+}

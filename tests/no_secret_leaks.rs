@@ -1,0 +1,101 @@
+//! Secrets never appear in logs, `Debug`/`Display` output or error messages.
+//! Everything this binary logs, at every level, is captured and searched.
+
+mod common;
+
+use common::{password, value, Harness, ALICE_PASSWORD, CLIENT_SECRET};
+use secrecy::ExposeSecret;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use tokenkeeper::{AuthClient, AuthError, MemoryStore, TokenStore};
+use tokenkeeper_devserver::{Endpoint, Fault};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_logs_debug_output_or_errors() {
+    let logs = Captured::default();
+    let sink = logs.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .init();
+
+    let h = Harness::start().await;
+    let store = Arc::new(MemoryStore::new());
+    let client = h.client().with_store(store.clone());
+    let mut seen = Vec::<String>::new(); // every Debug/Display text produced
+    let mut secrets = vec![
+        CLIENT_SECRET.to_owned(),
+        ALICE_PASSWORD.to_owned(),
+        "wrong-password-123".to_owned(),
+    ];
+
+    seen.push(format!("{:?}", h.config()));
+    seen.push(format!("{client:?}"));
+    let alice = client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
+    seen.push(format!("{alice:?}"));
+    let token = alice.access_token().await.unwrap();
+    secrets.push(value(&token));
+    seen.push(format!("{token:?} {}", token.expires_at()));
+    let refresh = store
+        .load(&stored_key(&store, &alice))
+        .unwrap()
+        .expect("refresh token stored");
+    secrets.push(refresh.expose_secret().to_owned());
+
+    // Errors: wrong password, wrong secret, a revoked token recovered, server faults.
+    let mut errors: Vec<AuthError> = Vec::new();
+    errors.push(client.login("alice", password("wrong-password-123")).await.unwrap_err());
+    let wrong = AuthClient::new(h.config().client_secret(password("wrong-secret-456"))).unwrap();
+    secrets.push("wrong-secret-456".into());
+    errors.push(wrong.client_credentials_session().access_token().await.unwrap_err());
+    h.server.revoke_subject("alice");
+    let response = alice
+        .send(client.http().get(h.server.resource_url("/me")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let renewed = alice.access_token().await.unwrap();
+    secrets.push(value(&renewed));
+    h.server.inject(
+        Endpoint::Token,
+        Fault::json(400, serde_json::json!({"error": "invalid_request"})),
+    );
+    errors.push(client.client_credentials_session().access_token().await.unwrap_err());
+    alice.logout().await.unwrap();
+    for record in h.server.stats().revocations {
+        secrets.push(record.token);
+    }
+    for error in &errors {
+        seen.push(format!("{error} {error:?}"));
+    }
+
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("token issued"), "logging was captured");
+    seen.push(logs);
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        for text in &seen {
+            assert!(!text.contains(secret.as_str()), "a secret leaked into: {text}");
+        }
+    }
+}
+
+/// The store key is opaque; find alice's by listing what the store holds.
+fn stored_key(store: &MemoryStore, alice: &tokenkeeper::Session) -> String {
+    let key = format!("tokenkeeper/v1/{}/{}", common::CLIENT_ID, alice.identity());
+    assert!(store.load(&key).unwrap().is_some(), "store key {key}");
+    key
+}
