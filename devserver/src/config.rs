@@ -1,0 +1,181 @@
+//! Configuration of a [`DevServer`](crate::DevServer): the registered clients,
+//! the users, token lifetimes and the optional behaviours (refresh-token
+//! rotation, JWT-shaped tokens, WSO2-style token reuse, clock skew and
+//! per-response access-token rotation).
+
+use std::time::Duration;
+
+/// Everything a [`DevServer`](crate::DevServer) needs to know before it starts.
+///
+/// All fields are public; start from [`DevServerConfig::default()`] and change
+/// what a test needs:
+///
+/// ```
+/// use std::time::Duration;
+/// use tokenkeeper_devserver::DevServerConfig;
+///
+/// let config = DevServerConfig {
+///     access_token_lifetime: Duration::from_secs(60),
+///     rotate_refresh_tokens: true,
+///     ..DevServerConfig::default()
+/// };
+/// assert_eq!(config.clients.len(), 2);
+/// ```
+#[derive(Clone, Debug)]
+pub struct DevServerConfig {
+    /// Registered OAuth clients.
+    pub clients: Vec<ClientSpec>,
+    /// Resource owners accepted by the password grant.
+    pub users: Vec<UserSpec>,
+    /// Lifetime of every issued access token (default 3600 s). `expires_in`
+    /// reports it in whole seconds.
+    pub access_token_lifetime: Duration,
+    /// Issue refresh tokens for the password and refresh grants (default `true`).
+    pub issue_refresh_tokens: bool,
+    /// Issue refresh tokens for the client-credentials grant (default `false`).
+    pub refresh_tokens_for_client_credentials: bool,
+    /// The refresh grant returns a new refresh token and invalidates the one
+    /// presented (default `false`).
+    pub rotate_refresh_tokens: bool,
+    /// Leave `expires_in` out of token responses (default `false`).
+    pub omit_expires_in: bool,
+    /// Issue JWT-shaped access tokens (`header.payload.signature`, base64url;
+    /// the payload carries `iss`, `sub`, `client_id`, `scope`, `jti`, `iat`,
+    /// `exp` and, when requested, `aud`). The signature is random bytes: it is
+    /// not verifiable. Default `false`.
+    pub jwt_access_tokens: bool,
+    /// Like WSO2 API Manager: a token request for the same (client, subject,
+    /// scope) while an unrevoked, unexpired access token exists returns that
+    /// same access token (and its refresh token), with `expires_in` set to the
+    /// time it has left. Default `false`.
+    pub reuse_active_token: bool,
+    /// The server's clock is the real clock plus this many seconds. It drives
+    /// the `Date` header, `iat`/`exp` in JWTs, token expiry and the rotation
+    /// expiry header. Default 0.
+    pub clock_offset_secs: i64,
+    /// Per-response access-token rotation at the protected resource; `None`
+    /// (the default) turns it off.
+    pub rotation: Option<RotationSpec>,
+}
+
+impl Default for DevServerConfig {
+    /// One confidential client `demo-client`/`demo-secret` (scopes
+    /// `read write admin`, all three grants), one public client `public-app`
+    /// (scopes `read write`, password and refresh grants), and the users
+    /// `alice`/`alice-password` and `bob`/`bob-password`.
+    fn default() -> Self {
+        DevServerConfig {
+            clients: vec![
+                ClientSpec::confidential(
+                    "demo-client",
+                    "demo-secret",
+                    &["read", "write", "admin"],
+                    &["client_credentials", "password", "refresh_token"],
+                ),
+                ClientSpec::public("public-app", &["read", "write"], &["password", "refresh_token"]),
+            ],
+            users: vec![
+                UserSpec::new("alice", "alice-password"),
+                UserSpec::new("bob", "bob-password"),
+            ],
+            access_token_lifetime: Duration::from_secs(3600),
+            issue_refresh_tokens: true,
+            refresh_tokens_for_client_credentials: false,
+            rotate_refresh_tokens: false,
+            omit_expires_in: false,
+            jwt_access_tokens: false,
+            reuse_active_token: false,
+            clock_offset_secs: 0,
+            rotation: None,
+        }
+    }
+}
+
+/// A registered OAuth client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientSpec {
+    /// The `client_id`.
+    pub client_id: String,
+    /// The secret of a confidential client; `None` for a public client, which
+    /// authenticates with its `client_id` form parameter alone.
+    pub client_secret: Option<String>,
+    /// Scopes the client may obtain; a request without `scope` gets all of them.
+    pub scopes: Vec<String>,
+    /// Grant types the client may use: `client_credentials`, `password`,
+    /// `refresh_token`.
+    pub grants: Vec<String>,
+}
+
+impl ClientSpec {
+    /// A confidential client (authenticates with a secret).
+    pub fn confidential(client_id: &str, secret: &str, scopes: &[&str], grants: &[&str]) -> Self {
+        ClientSpec {
+            client_id: client_id.to_owned(),
+            client_secret: Some(secret.to_owned()),
+            scopes: to_strings(scopes),
+            grants: to_strings(grants),
+        }
+    }
+
+    /// A public client (no secret).
+    pub fn public(client_id: &str, scopes: &[&str], grants: &[&str]) -> Self {
+        ClientSpec {
+            client_id: client_id.to_owned(),
+            client_secret: None,
+            scopes: to_strings(scopes),
+            grants: to_strings(grants),
+        }
+    }
+}
+
+/// A resource owner for the password grant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserSpec {
+    /// The `username`; also the `sub` of the tokens issued to this user.
+    pub username: String,
+    /// The `password`.
+    pub password: String,
+}
+
+impl UserSpec {
+    /// A user with this name and password.
+    pub fn new(username: &str, password: &str) -> Self {
+        UserSpec {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        }
+    }
+}
+
+/// Per-response access-token rotation ("per-request token rotation with batch
+/// requests") at the protected resource.
+///
+/// Each request made with the current access token of a chain gets a new access
+/// token in the `token_header` response header and its expiry (epoch seconds
+/// with millisecond precision) in `expiry_header`; the token presented becomes
+/// superseded. A superseded token is still accepted for `batch_window` after
+/// its supersession (requests that were already in flight), and answered with
+/// the newest token of its chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RotationSpec {
+    /// Response header carrying the new access token (default `access-token`).
+    pub token_header: String,
+    /// Response header carrying the new token's expiry (default `expiry`).
+    pub expiry_header: String,
+    /// How long a superseded token stays usable (default 5 s).
+    pub batch_window: Duration,
+}
+
+impl Default for RotationSpec {
+    fn default() -> Self {
+        RotationSpec {
+            token_header: "access-token".to_owned(),
+            expiry_header: "expiry".to_owned(),
+            batch_window: Duration::from_secs(5),
+        }
+    }
+}
+
+fn to_strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}

@@ -1,0 +1,206 @@
+//! `tokenkeeper-devserver`: a small in-memory OAuth2 authorization server and
+//! protected resource for tokenkeeper's tests, demo, benchmarks and the Kotlin
+//! JVM tests. It always binds `127.0.0.1`. Never ship it in an app.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `POST /oauth2/token` | RFC 6749 token endpoint: client credentials, password, refresh token |
+//! | `POST /oauth2/revoke` | RFC 7009 revocation |
+//! | any `/api/{*path}` | bearer-protected resource (`/api/admin...` needs scope `admin`) |
+//! | `/_admin/...` | admin API, see below |
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use tokenkeeper_devserver::{DevServer, DevServerConfig, Endpoint, Fault};
+//!
+//! let server = DevServer::start(DevServerConfig::default()).await?;
+//! server.inject(Endpoint::Token, Fault::status(503).with_header("Retry-After", "1"));
+//! let url = server.token_endpoint(); // http://127.0.0.1:PORT/oauth2/token
+//! # let _ = url;
+//! # Ok(()) }
+//! ```
+//!
+//! # Admin HTTP API
+//!
+//! `GET /_admin/stats`, `POST /_admin/reset-stats`,
+//! `POST /_admin/revoke-subject?subject=alice`, `POST /_admin/revoke-token?token=...`,
+//! `POST /_admin/set-password?username=...&password=...`,
+//! `POST /_admin/fault?endpoint=token|revocation|resource` with a JSON body such as
+//! `{"kind":"status","status":503,"body":"...","headers":[["Retry-After","1"]]}`,
+//! `{"kind":"delay","millis":200}`, `{"kind":"hang"}`, `{"kind":"drop"}`,
+//! `{"kind":"partial_body"}` or `{"kind":"oversized_body","bytes":1048576}`, and
+//! `POST /_admin/clear-faults`.
+
+mod admin;
+mod config;
+mod faults;
+mod oauth;
+mod resource;
+mod revocation;
+mod state;
+mod token_endpoint;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header::DATE;
+use axum::http::HeaderValue;
+use axum::response::Response;
+use axum::routing::{any, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use config::{ClientSpec, DevServerConfig, RotationSpec, UserSpec};
+pub use faults::{Endpoint, Fault};
+pub use state::{RevocationRecord, Stats};
+
+use state::AppState;
+
+/// A running development server. Dropping it (or [`DevServer::shutdown`])
+/// stops the server task.
+pub struct DevServer {
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl DevServer {
+    /// Starts a server on a free port of `127.0.0.1`, serving in a task
+    /// spawned on the current Tokio runtime.
+    pub async fn start(config: DevServerConfig) -> std::io::Result<DevServer> {
+        Self::start_on(config, 0).await
+    }
+
+    /// Starts a server on `127.0.0.1:port` (`0` picks a free port).
+    pub async fn start_on(config: DevServerConfig, port: u16) -> std::io::Result<DevServer> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+        let addr = listener.local_addr()?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let state = Arc::new(AppState::new(config, format!("http://{addr}"), shutdown_rx));
+        let app = router(Arc::clone(&state));
+        let signal_state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let serve =
+                axum::serve(listener, app).with_graceful_shutdown(async move { signal_state.shutdown_signal().await });
+            if let Err(e) = serve.await {
+                eprintln!("tokenkeeper-devserver: server error: {e}");
+            }
+        });
+        Ok(DevServer { addr, state, shutdown })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        self.state.base_url.clone()
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT/oauth2/token`.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/oauth2/token", self.state.base_url)
+    }
+
+    /// `http://127.0.0.1:PORT/oauth2/revoke`.
+    pub fn revocation_endpoint(&self) -> String {
+        format!("{}/oauth2/revoke", self.state.base_url)
+    }
+
+    /// The protected resource at `path`, e.g. `resource_url("/me")` is
+    /// `http://127.0.0.1:PORT/api/me`.
+    pub fn resource_url(&self, path: &str) -> String {
+        if path.starts_with('/') || path.is_empty() {
+            format!("{}/api{path}", self.state.base_url)
+        } else {
+            format!("{}/api/{path}", self.state.base_url)
+        }
+    }
+
+    /// A snapshot of the statistics.
+    pub fn stats(&self) -> Stats {
+        self.state.lock().stats.clone()
+    }
+
+    /// Zeroes the statistics.
+    pub fn reset_stats(&self) {
+        self.state.lock().stats = Stats::default();
+    }
+
+    /// Queues `fault` for one upcoming request to `endpoint` (first in, first out).
+    pub fn inject(&self, endpoint: Endpoint, fault: Fault) {
+        self.state.lock().faults.entry(endpoint).or_default().push_back(fault);
+    }
+
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.state.lock().faults.clear();
+    }
+
+    /// Revokes every access and refresh token of `subject` (a username, or a
+    /// client id for client-credentials tokens): "logged out on another device".
+    pub fn revoke_subject(&self, subject: &str) {
+        self.state.lock().revoke_subject(subject);
+    }
+
+    /// Revokes one access or refresh token (a refresh token takes the access
+    /// tokens issued with it along). Unknown tokens are ignored.
+    pub fn revoke_token(&self, token: &str) {
+        self.state.lock().revoke(token, None);
+    }
+
+    /// Changes a user's password (adds the user if unknown). Existing tokens
+    /// stay valid; combine with [`DevServer::revoke_subject`] if needed.
+    pub fn set_user_password(&self, username: &str, password: &str) {
+        self.state.lock().users.insert(username.to_owned(), password.to_owned());
+    }
+
+    /// Stops the server: no new connections, in-flight requests (including
+    /// hanging ones) are ended.
+    pub fn shutdown(self) {
+        // Drop does the work.
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+impl std::fmt::Debug for DevServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevServer")
+            .field("base_url", &self.state.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/oauth2/token", post(token_endpoint::token))
+        .route("/oauth2/revoke", post(revocation::revoke))
+        .route("/api/{*path}", any(resource::resource))
+        .merge(admin::router())
+        .layer(axum::middleware::map_response_with_state(
+            Arc::clone(&state),
+            server_date,
+        ))
+        .with_state(state)
+}
+
+/// Sets `Date` from the server clock (real clock + `clock_offset_secs`) unless
+/// the response (an injected fault) already has one.
+async fn server_date(State(state): State<Arc<AppState>>, mut response: Response) -> Response {
+    if !response.headers().contains_key(DATE) {
+        let date = httpdate::fmt_http_date(state.now());
+        if let Ok(value) = HeaderValue::from_str(&date) {
+            response.headers_mut().insert(DATE, value);
+        }
+    }
+    response
+}
