@@ -67,7 +67,7 @@ impl fmt::Debug for AccessToken {
 }
 
 /// A point in time that prints as an HTTP date (`Tue, 24 Nov 2026 10:00:00 GMT`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub(crate) SystemTime);
 
 impl Timestamp {
@@ -84,6 +84,12 @@ impl Timestamp {
     /// How long from `now` until this time (zero if it has passed).
     pub fn remaining_from(self, now: SystemTime) -> Duration {
         self.0.duration_since(now).unwrap_or(Duration::ZERO)
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timestamp({self})")
     }
 }
 

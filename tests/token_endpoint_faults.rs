@@ -21,7 +21,8 @@ async fn every_rfc6749_error_code_maps_to_its_variant_with_description_and_hint(
     let h = Harness::start().await;
     let client = no_retries(&h);
     let machine = client.client_credentials_session();
-    let cases: [(&str, fn(&AuthError) -> bool, &str); 7] = [
+    type Case = (&'static str, fn(&AuthError) -> bool, &'static str);
+    let cases: [Case; 7] = [
         (
             "invalid_client",
             |e| matches!(e, AuthError::InvalidClient(_)),
@@ -98,7 +99,7 @@ async fn a_wrong_client_secret_and_an_unknown_scope_are_reported_by_the_real_ser
 async fn malformed_html_oversized_and_partial_bodies_are_typed_errors() {
     let h = Harness::start().await;
     let machine = no_retries(&h).client_credentials_session();
-    let mut check = async |fault: Fault, expect: fn(&AuthError) -> bool| {
+    let check = async |fault: Fault, expect: fn(&AuthError) -> bool| {
         h.server.inject(Endpoint::Token, fault);
         let error = machine.access_token().await.unwrap_err();
         assert!(expect(&error), "{error:?}");
