@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite, as README.md states it: Rust unit, integration and doc tests
+# (against the development authorization server on 127.0.0.1), the Kotlin JUnit tests
+# on the JVM with the real native library, and the Swift parse check.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+echo "==> cargo test --workspace"
+cargo test --workspace
+
+echo "==> Kotlin bindings (JVM)"
+bash scripts/test-kotlin.sh
+
+echo "==> Swift bindings (generated + hand-written, parsed with tree-sitter-swift)"
+bash scripts/check-swift.sh
