@@ -143,17 +143,18 @@ impl AuthClient {
     }
 
     fn identity(&self, subject: Subject, params: TokenParams) -> Identity {
-        let config = &self.ctx.config;
+        let defaults = &self.ctx.config.default_params;
         Identity {
             subject,
             scopes: params
                 .scopes
-                .unwrap_or_else(|| config.scopes.clone())
+                .or_else(|| defaults.scopes.clone())
+                .unwrap_or_default()
                 .into_iter()
                 .filter(|s| !s.is_empty())
                 .collect(),
-            audience: params.audience.or_else(|| config.audience.clone()),
-            resource: params.resource.or_else(|| config.resource.clone()),
+            audience: params.audience.or_else(|| defaults.audience.clone()),
+            resource: params.resource.or_else(|| defaults.resource.clone()),
         }
     }
 

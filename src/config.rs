@@ -4,6 +4,7 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::AuthError;
+use crate::identity::TokenParams;
 use reqwest::Url;
 use secrecy::SecretString;
 use std::fmt;
@@ -118,9 +119,8 @@ pub struct AuthConfig {
     pub(crate) client_secret: Option<SecretString>,
     pub(crate) client_auth_method: ClientAuthMethod,
     pub(crate) revocation_endpoint: Option<String>,
-    pub(crate) scopes: Vec<String>,
-    pub(crate) audience: Option<String>,
-    pub(crate) resource: Option<String>,
+    /// Scopes, audience and resource requested when a session names none.
+    pub(crate) default_params: TokenParams,
     pub(crate) refresh_margin: Duration,
     pub(crate) default_token_lifetime: Duration,
     pub(crate) cache_policy: CachePolicy,
@@ -141,9 +141,7 @@ impl AuthConfig {
             client_secret: None,
             client_auth_method: ClientAuthMethod::default(),
             revocation_endpoint: None,
-            scopes: Vec::new(),
-            audience: None,
-            resource: None,
+            default_params: TokenParams::default(),
             refresh_margin: DEFAULT_REFRESH_MARGIN,
             default_token_lifetime: DEFAULT_TOKEN_LIFETIME,
             cache_policy: CachePolicy::default(),
@@ -180,19 +178,19 @@ impl AuthConfig {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self.default_params = self.default_params.scopes(scopes);
         self
     }
 
     /// Default `audience` parameter (used by Auth0 and others).
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audience = Some(audience.into());
+        self.default_params = self.default_params.audience(audience);
         self
     }
 
     /// Default RFC 8707 `resource` parameter.
     pub fn resource(mut self, resource: impl Into<String>) -> Self {
-        self.resource = Some(resource.into());
+        self.default_params = self.default_params.resource(resource);
         self
     }
 
@@ -317,9 +315,7 @@ impl fmt::Debug for AuthConfig {
             .field("client_secret", &self.client_secret.as_ref().map(|_| "[redacted]"))
             .field("client_auth_method", &self.client_auth_method)
             .field("revocation_endpoint", &self.revocation_endpoint)
-            .field("scopes", &self.scopes)
-            .field("audience", &self.audience)
-            .field("resource", &self.resource)
+            .field("default_params", &self.default_params)
             .field("refresh_margin", &self.refresh_margin)
             .field("cache_policy", &self.cache_policy)
             .field("recovery_policy", &self.recovery_policy)

@@ -63,6 +63,12 @@ impl Session {
         &self.core.identity
     }
 
+    /// The key under which this session's refresh token is kept in a
+    /// [`TokenStore`](crate::TokenStore): stable across restarts, no secret in it.
+    pub fn store_key(&self) -> &str {
+        &self.core.store_key
+    }
+
     /// A valid access token: the cached one while it is fresh; when it is due for
     /// refresh but still valid, the cached one while a refresh runs in the
     /// background; otherwise a new one (refresh token first, then the credentials in

@@ -39,7 +39,7 @@ async fn a_rotated_refresh_token_replaces_the_old_one() {
     let store = Arc::new(MemoryStore::new());
     let client = h.client().with_store(store.clone());
     let alice = client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
-    let key = format!("tokenkeeper/v1/{}/{}", common::CLIENT_ID, alice.identity());
+    let key = alice.store_key().to_owned();
     let first = secrecy::ExposeSecret::expose_secret(&store.load(&key).unwrap().unwrap()).to_owned();
 
     alice.refresh().await.unwrap();

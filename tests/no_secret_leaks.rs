@@ -50,10 +50,7 @@ async fn no_secret_reaches_logs_debug_output_or_errors() {
     let token = alice.access_token().await.unwrap();
     secrets.push(value(&token));
     seen.push(format!("{token:?} {}", token.expires_at()));
-    let refresh = store
-        .load(&stored_key(&store, &alice))
-        .unwrap()
-        .expect("refresh token stored");
+    let refresh = store.load(&alice.store_key()).unwrap().expect("refresh token stored");
     secrets.push(refresh.expose_secret().to_owned());
 
     // Errors: wrong password, wrong secret, a revoked token recovered, server faults.
@@ -91,11 +88,4 @@ async fn no_secret_reaches_logs_debug_output_or_errors() {
             assert!(!text.contains(secret.as_str()), "a secret leaked into: {text}");
         }
     }
-}
-
-/// The store key is opaque; find alice's by listing what the store holds.
-fn stored_key(store: &MemoryStore, alice: &tokenkeeper::Session) -> String {
-    let key = format!("tokenkeeper/v1/{}/{}", common::CLIENT_ID, alice.identity());
-    assert!(store.load(&key).unwrap().is_some(), "store key {key}");
-    key
 }

@@ -235,7 +235,7 @@ async fn logout_revokes_with_the_right_hints_and_forgets_even_when_revocation_fa
     let events = Arc::new(Recorder::default());
     let client = h.client().with_store(store.clone()).with_event_listener(events.clone());
     let alice = client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
-    let key = format!("tokenkeeper/v1/{}/{}", common::CLIENT_ID, alice.identity());
+    let key = alice.store_key().to_owned();
     let refresh = store.load(&key).unwrap().expect("stored");
     let access = alice.access_token().await.unwrap();
 
@@ -261,7 +261,7 @@ async fn logout_revokes_with_the_right_hints_and_forgets_even_when_revocation_fa
     assert!(error.is_retryable(), "{error:?}");
     assert!(client.session("bob").is_none());
     assert!(bob.cached_access_token().is_none());
-    let bob_key = format!("tokenkeeper/v1/{}/{}", common::CLIENT_ID, bob.identity());
+    let bob_key = bob.store_key().to_owned();
     assert!(store.load(&bob_key).unwrap().is_none());
 }
 
