@@ -60,7 +60,9 @@ impl AuthClient {
     pub async fn login(&self, username: String, password: String) -> Result<Arc<Session>, AuthError> {
         let client = self.inner.clone();
         let password = SecretString::from(password);
-        run(async move { client.login(&username, password).await }).await.map(Session::wrap)
+        run(async move { client.login(&username, password).await })
+            .await
+            .map(Session::wrap)
     }
 
     /// The signed-in session of `username`, if any: the same session `login` returned.
@@ -75,7 +77,9 @@ impl AuthClient {
     /// stored: show the login screen.
     pub async fn restore(&self, username: String) -> Result<Arc<Session>, AuthError> {
         let client = self.inner.clone();
-        run(async move { client.restore(&username).await }).await.map(Session::wrap)
+        run(async move { client.restore(&username).await })
+            .await
+            .map(Session::wrap)
     }
 }
 
@@ -119,7 +123,15 @@ impl Session {
             return Ok(token.into());
         }
         let session = Arc::clone(&self.inner);
-        run(async move { session.access_token().await }).await.map(AccessToken::from)
+        run(async move { session.access_token().await })
+            .await
+            .map(AccessToken::from)
+    }
+
+    /// The cached token if it is fresh, without waiting, I/O or a coroutine; `null`/`nil`
+    /// means call `accessToken()`. For blocking callers such as OkHttp interceptors.
+    pub fn cached_access_token(&self) -> Option<AccessToken> {
+        self.inner.cached_access_token().map(AccessToken::from)
     }
 
     /// After a resource server rejected `failed_token` (HTTP 401): a token to retry

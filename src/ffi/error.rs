@@ -119,7 +119,9 @@ pub enum StoreError {
 
 impl From<uniffi::UnexpectedUniFFICallbackError> for StoreError {
     fn from(error: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        Self::Failed { reason: format!("the app's TokenStore threw: {}", error.reason) }
+        Self::Failed {
+            reason: format!("the app's TokenStore threw: {}", error.reason),
+        }
     }
 }
 

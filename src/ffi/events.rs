@@ -69,18 +69,23 @@ impl From<&Core> for AuthEvent {
                 identity: identity.to_string(),
                 expires_at_epoch_seconds: epoch_seconds(expires_at.epoch_seconds()),
             },
-            Core::RevocationDetected { identity } => {
-                Self::RevocationDetected { identity: identity.to_string() }
-            }
-            Core::Reauthenticated { identity } => {
-                Self::Reauthenticated { identity: identity.to_string() }
-            }
-            Core::LoginFailed { identity, reason } => {
-                Self::LoginFailed { identity: identity.to_string(), reason: reason.clone() }
-            }
-            Core::LoggedOut { identity } => Self::LoggedOut { identity: identity.to_string() },
+            Core::RevocationDetected { identity } => Self::RevocationDetected {
+                identity: identity.to_string(),
+            },
+            Core::Reauthenticated { identity } => Self::Reauthenticated {
+                identity: identity.to_string(),
+            },
+            Core::LoginFailed { identity, reason } => Self::LoginFailed {
+                identity: identity.to_string(),
+                reason: reason.clone(),
+            },
+            Core::LoggedOut { identity } => Self::LoggedOut {
+                identity: identity.to_string(),
+            },
             #[allow(unreachable_patterns)]
-            other => Self::Other { description: format!("{other:?}") },
+            other => Self::Other {
+                description: format!("{other:?}"),
+            },
         }
     }
 }

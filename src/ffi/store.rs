@@ -39,11 +39,16 @@ fn core_error(error: StoreError) -> crate::StoreError {
 
 impl crate::TokenStore for ForeignTokenStore {
     fn load(&self, key: &str) -> Result<Option<SecretString>, crate::StoreError> {
-        self.0.load(key.to_owned()).map(|token| token.map(SecretString::from)).map_err(core_error)
+        self.0
+            .load(key.to_owned())
+            .map(|token| token.map(SecretString::from))
+            .map_err(core_error)
     }
 
     fn save(&self, key: &str, refresh_token: &SecretString) -> Result<(), crate::StoreError> {
-        self.0.save(key.to_owned(), refresh_token.expose_secret().to_owned()).map_err(core_error)
+        self.0
+            .save(key.to_owned(), refresh_token.expose_secret().to_owned())
+            .map_err(core_error)
     }
 
     fn remove(&self, key: &str) -> Result<(), crate::StoreError> {

@@ -33,8 +33,7 @@ impl From<crate::AccessToken> for AccessToken {
     fn from(token: crate::AccessToken) -> Self {
         Self {
             value: token.secret().expose_secret().to_owned(),
-            expires_at_epoch_seconds: i64::try_from(token.expires_at().epoch_seconds())
-                .unwrap_or(i64::MAX),
+            expires_at_epoch_seconds: i64::try_from(token.expires_at().epoch_seconds()).unwrap_or(i64::MAX),
             scopes: token.scopes().map(str::to_owned).collect(),
         }
     }
@@ -43,8 +42,7 @@ impl From<crate::AccessToken> for AccessToken {
 impl From<AccessToken> for crate::AccessToken {
     /// Rebuilds the core token an app hands back (to `Session.recover`).
     fn from(token: AccessToken) -> Self {
-        let expires_at =
-            UNIX_EPOCH + Duration::from_secs(u64::try_from(token.expires_at_epoch_seconds).unwrap_or(0));
+        let expires_at = UNIX_EPOCH + Duration::from_secs(u64::try_from(token.expires_at_epoch_seconds).unwrap_or(0));
         let scope = (!token.scopes.is_empty()).then(|| token.scopes.join(" ").into_boxed_str());
         crate::AccessToken::new(SecretString::from(token.value), expires_at, scope)
     }

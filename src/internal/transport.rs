@@ -112,28 +112,26 @@ where
 {
     let started = clock.now();
     let mut backoff = policy.initial_backoff;
-    for attempt_number in 1.. {
+    let mut attempts = 0u32;
+    loop {
+        attempts = attempts.saturating_add(1);
         let error = match attempt().await {
             Err(error @ AuthError::TemporarilyUnavailable { .. }) => error,
             other => return other,
         };
-        let AuthError::TemporarilyUnavailable { retry_after, .. } = &error else {
-            return Err(error);
+        let retry_after = match &error {
+            AuthError::TemporarilyUnavailable { retry_after, .. } => *retry_after,
+            _ => None,
         };
         let wait = retry_after.unwrap_or_else(|| random::jittered(backoff));
         let elapsed = clock.now().duration_since(started).unwrap_or_default();
-        if attempt_number >= policy.max_attempts || elapsed + wait > policy.deadline {
+        if attempts >= policy.max_attempts || elapsed + wait > policy.deadline {
             return Err(error);
         }
-        tracing::debug!(
-            attempt = attempt_number,
-            wait_ms = wait.as_millis() as u64,
-            "retrying token request"
-        );
+        tracing::debug!(attempt = attempts, wait_ms = wait.as_millis() as u64, "retrying token request");
         clock.sleep(wait).await;
         backoff = (backoff * 2).min(policy.max_backoff);
     }
-    unreachable!("the retry loop returns from inside")
 }
 
 #[cfg(test)]
