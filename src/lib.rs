@@ -32,6 +32,7 @@ mod clock;
 mod config;
 mod error;
 mod events;
+pub mod ffi;
 mod identity;
 mod internal;
 mod session;
@@ -50,3 +51,5 @@ pub use identity::{Identity, Subject, TokenParams};
 pub use session::{Replay, Session};
 pub use store::{MemoryStore, StoreError, TokenStore};
 pub use token::{AccessToken, Timestamp};
+
+uniffi::setup_scaffolding!();

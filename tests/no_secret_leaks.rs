@@ -50,7 +50,7 @@ async fn no_secret_reaches_logs_debug_output_or_errors() {
     let token = alice.access_token().await.unwrap();
     secrets.push(value(&token));
     seen.push(format!("{token:?} {}", token.expires_at()));
-    let refresh = store.load(&alice.store_key()).unwrap().expect("refresh token stored");
+    let refresh = store.load(alice.store_key()).unwrap().expect("refresh token stored");
     secrets.push(refresh.expose_secret().to_owned());
 
     // Errors: wrong password, wrong secret, a revoked token recovered, server faults.

@@ -128,7 +128,11 @@ where
         if attempts >= policy.max_attempts || elapsed + wait > policy.deadline {
             return Err(error);
         }
-        tracing::debug!(attempt = attempts, wait_ms = wait.as_millis() as u64, "retrying token request");
+        tracing::debug!(
+            attempt = attempts,
+            wait_ms = wait.as_millis() as u64,
+            "retrying token request"
+        );
         clock.sleep(wait).await;
         backoff = (backoff * 2).min(policy.max_backoff);
     }

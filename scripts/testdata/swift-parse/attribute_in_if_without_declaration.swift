@@ -1,0 +1,5 @@
+extension Converter {
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+}

@@ -1,0 +1,2 @@
+public struct AccessToken {
+    public var value: String

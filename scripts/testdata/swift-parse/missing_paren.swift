@@ -1,0 +1,3 @@
+func register(store: TokenStore) {
+    call(store, 2
+}

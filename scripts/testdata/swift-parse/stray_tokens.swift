@@ -1,0 +1,7 @@
+import Foundation
+
+public struct AccessToken {
+    public var value: String
+}
+)) => garbage <<<
+public func f() -> Int { 1 }

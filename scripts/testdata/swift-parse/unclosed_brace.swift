@@ -1,0 +1,8 @@
+import Foundation
+
+public func greeting(name: String) -> String {
+    if name.isEmpty {
+        return "hello"
+    
+    return "hello, \(name)"
+}

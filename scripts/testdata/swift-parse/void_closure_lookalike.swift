@@ -1,0 +1,4 @@
+func register() {
+    let writeReturn = { () ) }
+    call(writeReturn)
+}
