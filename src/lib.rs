@@ -48,7 +48,7 @@ pub use config::{
 pub use error::{AuthError, ServerError};
 pub use events::{AuthEvent, AuthEventListener};
 pub use identity::{Identity, Subject, TokenParams};
-pub use session::{Replay, Session};
+pub use session::{is_replay_safe, Replay, Session};
 pub use store::{MemoryStore, StoreError, TokenStore};
 pub use token::{AccessToken, Timestamp};
 

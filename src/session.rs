@@ -23,6 +23,21 @@ pub enum Replay {
     Never,
 }
 
+/// Whether a request may be re-sent after its token was renewed without asking the
+/// app: idempotent methods (RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE)
+/// and requests carrying an `Idempotency-Key`. The rule [`Session::send`] applies, for
+/// apps with their own HTTP stack.
+///
+/// ```
+/// assert!(tokenkeeper::is_replay_safe("GET", false));
+/// assert!(!tokenkeeper::is_replay_safe("POST", false));
+/// assert!(tokenkeeper::is_replay_safe("POST", true));
+/// ```
+pub fn is_replay_safe(method: &str, has_idempotency_key: bool) -> bool {
+    const IDEMPOTENT: [&str; 6] = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"];
+    has_idempotency_key || IDEMPOTENT.iter().any(|m| m.eq_ignore_ascii_case(method))
+}
+
 /// One identity (the client itself, or one user) and its token.
 ///
 /// Get one from [`AuthClient`](crate::AuthClient); the client keeps one session per
@@ -133,6 +148,24 @@ impl Session {
             return Err(AuthError::InsufficientScope { required_scope: scope });
         }
         self.core.recover(failed.secret().expose_secret()).await
+    }
+
+    /// For apps with their own HTTP stack, after a 401: the same decision
+    /// [`send`](Self::send) makes. `www_authenticate` holds the response's
+    /// `WWW-Authenticate` header values (possibly none).
+    ///
+    /// - `Ok(Some(token))`: the token was invalid or revoked; retry (once) with this one.
+    /// - `Ok(None)`: the challenge is not about the token (another scheme,
+    ///   `invalid_request`): hand the 401 to the caller unchanged.
+    /// - `Err(InsufficientScope)`, `Err(TokenRevoked)` under `ClearAndFail`, or
+    ///   `Err(ReauthenticationRequired)` when no token can be had silently.
+    pub async fn handle_unauthorized<S: AsRef<str>>(
+        &self,
+        failed: &AccessToken,
+        www_authenticate: &[S],
+    ) -> Result<Option<AccessToken>, AuthError> {
+        use secrecy::ExposeSecret;
+        recovery::after_unauthorized(&self.core, failed.secret().expose_secret(), www_authenticate).await
     }
 
     /// Drops the cached access token, e.g. after a push message "you were signed out

@@ -405,3 +405,45 @@ async fn fifty_tenants_hammered_concurrently_never_see_each_others_tokens() {
         task.await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn handle_unauthorized_renews_only_when_the_challenge_is_about_the_token() {
+    let h = Harness::start().await;
+    let alice = h.client().login("alice", password(ALICE_PASSWORD)).await.unwrap();
+    let token = alice.access_token().await.unwrap();
+
+    let not_ours = alice
+        .handle_unauthorized(&token, &[r#"Basic realm="intranet""#])
+        .await
+        .unwrap();
+    assert!(not_ours.is_none(), "another scheme's challenge is handed back");
+    let malformed = alice
+        .handle_unauthorized(&token, &[r#"Bearer error="invalid_request""#])
+        .await
+        .unwrap();
+    assert!(malformed.is_none(), "a malformed request is not fixed by a new token");
+    let scope = alice
+        .handle_unauthorized(&token, &[r#"Bearer error="insufficient_scope", scope="admin""#])
+        .await;
+    assert_eq!(
+        scope.unwrap_err(),
+        AuthError::InsufficientScope {
+            required_scope: Some("admin".into())
+        }
+    );
+    assert_eq!(h.token_requests(), 1, "none of these asked for a token");
+
+    let renewed = alice
+        .handle_unauthorized(&token, &[r#"Bearer error="invalid_token""#])
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!renewed.is_same_token(&token));
+    let bare: [&str; 0] = [];
+    let again = alice.handle_unauthorized(&token, &bare).await.unwrap().unwrap();
+    assert!(
+        again.is_same_token(&renewed),
+        "a late 401 for the old token reuses the new one"
+    );
+    assert_eq!(h.token_requests(), 2);
+}

@@ -149,6 +149,24 @@ impl Session {
             .map(AccessToken::from)
     }
 
+    /// After a resource server answered 401 to a request made with `failed_token`: the
+    /// decision `Session::send` makes in Rust. Pass every `WWW-Authenticate` header
+    /// value (possibly none). Returns the token to retry with (once), or `null`/`nil`
+    /// when the 401 is not about the token and goes back to the caller unchanged.
+    /// Throws `InsufficientScope`, `TokenRevoked` (with `RecoveryPolicy.CLEAR_AND_FAIL`)
+    /// or `ReauthenticationRequired`.
+    pub async fn handle_unauthorized(
+        &self,
+        failed_token: AccessToken,
+        www_authenticate: Vec<String>,
+    ) -> Result<Option<AccessToken>, AuthError> {
+        let session = Arc::clone(&self.inner);
+        let failed = crate::AccessToken::from(failed_token);
+        run(async move { session.handle_unauthorized(&failed, &www_authenticate).await })
+            .await
+            .map(|token| token.map(AccessToken::from))
+    }
+
     /// Drops the cached access token (told out of band that it is no longer good);
     /// the next `accessToken()` gets a new one.
     pub fn invalidate(&self) {
@@ -172,4 +190,11 @@ impl Session {
     pub fn username(&self) -> Option<String> {
         self.inner.identity().username().map(str::to_owned)
     }
+}
+
+/// Whether a request may be re-sent after its token was renewed: idempotent methods
+/// and requests carrying an `Idempotency-Key` (the rule `Session::send` applies).
+#[uniffi::export]
+pub fn is_replay_safe(method: String, has_idempotency_key: bool) -> bool {
+    crate::is_replay_safe(&method, has_idempotency_key)
 }

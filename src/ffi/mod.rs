@@ -30,7 +30,7 @@ mod runtime;
 mod store;
 mod token;
 
-pub use client::{AuthClient, Session};
+pub use client::{is_replay_safe, AuthClient, Session};
 pub use config::{AuthConfig, CachePolicy, ClientAuthMethod, RecoveryPolicy, RetryPolicy};
 pub use error::{AuthError, ListenerError, StoreError};
 pub use events::{AuthEvent, AuthEventListener};

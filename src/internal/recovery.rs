@@ -8,9 +8,10 @@ use crate::internal::rotation;
 use crate::internal::session_core::SessionCore;
 use crate::internal::transport;
 use crate::internal::www_authenticate::{bearer_verdict, BearerVerdict};
-use crate::session::Replay;
+use crate::session::{is_replay_safe, Replay};
+use crate::token::AccessToken;
 use reqwest::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
-use reqwest::{Method, Request, RequestBuilder, Response, StatusCode};
+use reqwest::{Request, RequestBuilder, Response, StatusCode};
 use secrecy::ExposeSecret;
 use std::sync::Arc;
 
@@ -33,32 +34,45 @@ pub(crate) async fn send(
         StatusCode::FORBIDDEN => return Err(insufficient_scope(&response)),
         _ => return Ok(response),
     }
-    let challenges: Vec<&str> = response
+    let challenges: Vec<String> = response
         .headers()
         .get_all(WWW_AUTHENTICATE)
         .iter()
         .filter_map(|v| v.to_str().ok())
+        .map(str::to_owned)
         .collect();
-    match bearer_verdict(challenges.iter().copied()) {
-        BearerVerdict::InsufficientScope { scope, .. } => {
-            return Err(AuthError::InsufficientScope { required_scope: scope })
-        }
-        BearerVerdict::InvalidRequest { .. } => return Ok(response),
-        // Another scheme's challenge: not ours to answer.
-        BearerVerdict::NotBearer if !challenges.is_empty() => return Ok(response),
-        BearerVerdict::NotBearer | BearerVerdict::InvalidToken { .. } => {}
-    }
-
-    let failed = token.secret().expose_secret();
-    if core.ctx.config.recovery_policy == RecoveryPolicy::ClearAndFail {
-        core.discard(failed);
-        return Err(AuthError::TokenRevoked);
-    }
-    let renewed = core.recover(failed).await?;
+    let Some(renewed) = after_unauthorized(core, token.secret().expose_secret(), &challenges).await? else {
+        return Ok(response);
+    };
     match backup {
         Some(request) => execute(core, &http, request, renewed.secret().expose_secret()).await,
         None => Err(AuthError::RequestNotReplayed { method }),
     }
+}
+
+/// The one decision after a 401, shared by `send` and by apps with their own HTTP
+/// stack: `Some(token)` to retry with, `None` to hand the 401 back unchanged (the
+/// challenge is not about our token), or an error.
+pub(crate) async fn after_unauthorized<S: AsRef<str>>(
+    core: &Arc<SessionCore>,
+    failed: &str,
+    challenges: &[S],
+) -> Result<Option<AccessToken>, AuthError> {
+    match bearer_verdict(challenges.iter().map(AsRef::as_ref)) {
+        BearerVerdict::InsufficientScope { scope, .. } => {
+            return Err(AuthError::InsufficientScope { required_scope: scope })
+        }
+        // RFC 6750 §3.1: a malformed request; a new token would not fix it.
+        BearerVerdict::InvalidRequest { .. } => return Ok(None),
+        // Another scheme's challenge: not ours to answer.
+        BearerVerdict::NotBearer if !challenges.is_empty() => return Ok(None),
+        BearerVerdict::NotBearer | BearerVerdict::InvalidToken { .. } => {}
+    }
+    if core.ctx.config.recovery_policy == RecoveryPolicy::ClearAndFail {
+        core.discard(failed);
+        return Err(AuthError::TokenRevoked);
+    }
+    core.recover(failed).await.map(Some)
 }
 
 async fn execute(
@@ -81,19 +95,16 @@ async fn execute(
     Ok(response)
 }
 
-/// Idempotent methods (RFC 9110 §9.2.2) and requests with an `Idempotency-Key` may be
-/// replayed; a body that cannot be cloned (a stream) never is.
 fn is_replayable(request: &Request, replay: Replay) -> bool {
     let allowed = match replay {
         Replay::Always => true,
         Replay::Never => false,
-        Replay::IfIdempotent => {
-            matches!(
-                *request.method(),
-                Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
-            ) || request.headers().contains_key("idempotency-key")
-        }
+        Replay::IfIdempotent => is_replay_safe(
+            request.method().as_str(),
+            request.headers().contains_key("idempotency-key"),
+        ),
     };
+    // A body that cannot be cloned (a stream) was consumed by the first attempt.
     allowed && request.try_clone().is_some()
 }
 

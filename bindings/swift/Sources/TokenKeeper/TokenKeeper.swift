@@ -1099,6 +1099,16 @@ public protocol SessionProtocol: AnyObject, Sendable {
     func cachedAccessToken()  -> AccessToken?
     
     /**
+     * After a resource server answered 401 to a request made with `failed_token`: the
+     * decision `Session::send` makes in Rust. Pass every `WWW-Authenticate` header
+     * value (possibly none). Returns the token to retry with (once), or `null`/`nil`
+     * when the 401 is not about the token and goes back to the caller unchanged.
+     * Throws `InsufficientScope`, `TokenRevoked` (with `RecoveryPolicy.CLEAR_AND_FAIL`)
+     * or `ReauthenticationRequired`.
+     */
+    func handleUnauthorized(failedToken: AccessToken, wwwAuthenticate: [String]) async throws  -> AccessToken?
+    
+    /**
      * Who this session is: `client` or `user:alice`, then any non-default scope,
      * audience or resource.
      */
@@ -1219,6 +1229,30 @@ open func cachedAccessToken() -> AccessToken?  {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * After a resource server answered 401 to a request made with `failed_token`: the
+     * decision `Session::send` makes in Rust. Pass every `WWW-Authenticate` header
+     * value (possibly none). Returns the token to retry with (once), or `null`/`nil`
+     * when the 401 is not about the token and goes back to the caller unchanged.
+     * Throws `InsufficientScope`, `TokenRevoked` (with `RecoveryPolicy.CLEAR_AND_FAIL`)
+     * or `ReauthenticationRequired`.
+     */
+open func handleUnauthorized(failedToken: AccessToken, wwwAuthenticate: [String])async throws  -> AccessToken?  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_session_handle_unauthorized(
+                        self.uniffiCloneHandle(),FfiConverterTypeAccessToken_lower(failedToken),FfiConverterSequenceString.lower(wwwAuthenticate)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_rust_buffer,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_rust_buffer,
+            freeFunc: ffi_tokenkeeper_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionTypeAccessToken.lift,
+            errorHandler: FfiConverterTypeAuthError_lift
+        )
 }
     
     /**
@@ -3222,6 +3256,19 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
         print("uniffiFutureContinuationCallback invalid handle")
     }
 }
+/**
+ * Whether a request may be re-sent after its token was renewed: idempotent methods
+ * and requests carrying an `Idempotency-Key` (the rule `Session::send` applies).
+ */
+public func isReplaySafe(method: String, hasIdempotencyKey: Bool) -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_func_is_replay_safe(
+        FfiConverterString.lower(method),
+        FfiConverterBool.lower(hasIdempotencyKey),uniffiCallStatus
+    )
+})
+}
 
 private enum InitializationResult {
     case ok
@@ -3237,6 +3284,9 @@ private let initializationResult: InitializationResult = {
     let scaffolding_contract_version = ffi_tokenkeeper_uniffi_contract_version()
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_func_is_replay_safe() != 53764) {
+        return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_authclient_client_credentials_session() != 18329) {
         return InitializationResult.apiChecksumMismatch
@@ -3254,6 +3304,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_session_cached_access_token() != 1476) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_session_handle_unauthorized() != 8950) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_session_identity() != 54747) {

@@ -15,7 +15,7 @@ extension URLSession {
     /// ```
     ///
     /// On `401 Unauthorized` it hands the failed token and the response's
-    /// `WWW-Authenticate` header to `session.recover(failedToken:wwwAuthenticate:)`
+    /// `WWW-Authenticate` header to `session.handleUnauthorized(failedToken:wwwAuthenticate:)`
     /// (one renewal per revocation, shared by every request that failed with the same
     /// token), then sends the request **once** more with the new token when replaying
     /// it is safe (see `URLRequest.isReplayableAfterTokenRenewal`: an idempotent method,
@@ -44,10 +44,12 @@ extension URLSession {
             return (data, response)
         }
 
-        let renewed = try await session.recover(
-            failedToken: token,
-            wwwAuthenticate: http.value(forHTTPHeaderField: "WWW-Authenticate")
-        )
+        // The core's decision after a 401: a token to retry with, or nil when the 401
+        // is not about the token (then it goes back to the caller unchanged).
+        let challenges = http.value(forHTTPHeaderField: "WWW-Authenticate").map { [$0] } ?? []
+        guard let renewed = try await session.handleUnauthorized(failedToken: token, wwwAuthenticate: challenges) else {
+            return (data, response)
+        }
         guard request.isReplayableAfterTokenRenewal else {
             return (data, response)
         }
@@ -58,7 +60,6 @@ extension URLSession {
 extension URLRequest {
     /// Methods that RFC 9110 §9.2.2 defines as idempotent: sending the request twice
     /// has the same effect as sending it once.
-    static let tokenKeeperIdempotentMethods: Set<String> = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]
 
     /// Whether `URLSession.data(for:authorizedBy:)` sends this request again after a
     /// 401 and a token renewal: its method is idempotent (GET, HEAD, OPTIONS, TRACE,
@@ -68,9 +69,10 @@ extension URLRequest {
         if httpBodyStream != nil {
             return false
         }
-        let method = (httpMethod ?? "GET").uppercased()
-        return Self.tokenKeeperIdempotentMethods.contains(method)
-            || value(forHTTPHeaderField: "Idempotency-Key") != nil
+        return isReplaySafe(
+            method: httpMethod ?? "GET",
+            hasIdempotencyKey: value(forHTTPHeaderField: "Idempotency-Key") != nil
+        )
     }
 
     /// A copy carrying `token` as the bearer credential (RFC 6750 §2.1).

@@ -346,6 +346,11 @@ uint64_t uniffi_tokenkeeper_fn_method_session_access_token(uint64_t ptr
 RustBuffer uniffi_tokenkeeper_fn_method_session_cached_access_token(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_HANDLE_UNAUTHORIZED
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_HANDLE_UNAUTHORIZED
+uint64_t uniffi_tokenkeeper_fn_method_session_handle_unauthorized(uint64_t ptr, RustBuffer failed_token, RustBuffer www_authenticate
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_IDENTITY
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_IDENTITY
 RustBuffer uniffi_tokenkeeper_fn_method_session_identity(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -444,6 +449,11 @@ RustBuffer uniffi_tokenkeeper_fn_method_authconfig_uniffi_trait_debug(RustBuffer
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_ACCESSTOKEN_UNIFFI_TRAIT_DEBUG
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_ACCESSTOKEN_UNIFFI_TRAIT_DEBUG
 RustBuffer uniffi_tokenkeeper_fn_method_accesstoken_uniffi_trait_debug(RustBuffer ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_FUNC_IS_REPLAY_SAFE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_FUNC_IS_REPLAY_SAFE
+int8_t uniffi_tokenkeeper_fn_func_is_replay_safe(RustBuffer method, int8_t has_idempotency_key, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_TOKENKEEPER_RUSTBUFFER_ALLOC
@@ -706,6 +716,12 @@ void ffi_tokenkeeper_rust_future_free_void(uint64_t handle
 void ffi_tokenkeeper_rust_future_complete_void(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_FUNC_IS_REPLAY_SAFE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_FUNC_IS_REPLAY_SAFE
+uint16_t uniffi_tokenkeeper_checksum_func_is_replay_safe(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_AUTHCLIENT_CLIENT_CREDENTIALS_SESSION
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_AUTHCLIENT_CLIENT_CREDENTIALS_SESSION
 uint16_t uniffi_tokenkeeper_checksum_method_authclient_client_credentials_session(void
@@ -739,6 +755,12 @@ uint16_t uniffi_tokenkeeper_checksum_method_session_access_token(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_CACHED_ACCESS_TOKEN
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_CACHED_ACCESS_TOKEN
 uint16_t uniffi_tokenkeeper_checksum_method_session_cached_access_token(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_HANDLE_UNAUTHORIZED
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_HANDLE_UNAUTHORIZED
+uint16_t uniffi_tokenkeeper_checksum_method_session_handle_unauthorized(void
     
 );
 #endif

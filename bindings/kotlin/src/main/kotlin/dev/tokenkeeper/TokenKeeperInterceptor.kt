@@ -19,10 +19,11 @@ import okhttp3.Response
  * ```
  *
  * On a `401 Unauthorized`, it hands the failed token and the `WWW-Authenticate`
- * header to [Session.recover] (one renewal per revocation, shared by every request
- * that failed with the same token) and sends the request once more with the new
- * token, when replaying it is safe: an idempotent method (RFC 9110 §9.2.2: GET,
- * HEAD, OPTIONS, TRACE, PUT, DELETE), a request with an `Idempotency-Key` header, or
+ * headers to [Session.handleUnauthorized], the core's own decision (one renewal per
+ * revocation, shared by every request that failed with the same token; a 401 that is
+ * not about the token comes back unchanged), and sends the request once more with the
+ * new token when replaying it is safe ([isReplaySafe]: an idempotent method, RFC 9110
+ * §9.2.2, or a request with an `Idempotency-Key` header), or
  * one tagged `.tag(TokenKeeperInterceptor.Replayable::class.java, TokenKeeperInterceptor.Replayable)`.
  * Otherwise the token is still renewed, for the next request, and the 401 is
  * returned as is: the app decides whether sending it again is safe. This is the
@@ -53,8 +54,8 @@ class TokenKeeperInterceptor(private val session: Session) : Interceptor {
         if (response.code != 401) return response
 
         // Several challenge lines combine into one list (RFC 9110 §5.3).
-        val challenge = response.headers("WWW-Authenticate").joinToString(", ").ifEmpty { null }
-        val renewed = authCall { session.recover(token, challenge) }
+        val renewed = authCall { session.handleUnauthorized(token, response.headers("WWW-Authenticate")) }
+            ?: return response
         if (!isReplayable(request)) return response
         response.close()
         return chain.proceed(request.withToken(renewed))
@@ -71,13 +72,11 @@ class TokenKeeperInterceptor(private val session: Session) : Interceptor {
         newBuilder().header("Authorization", "Bearer " + token.value).build()
 
     companion object {
-        private val IDEMPOTENT_METHODS = setOf("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE")
 
         /** Whether [request] may be sent again after its token was renewed. */
         @JvmStatic
         fun isReplayable(request: Request): Boolean =
-            request.method.uppercase() in IDEMPOTENT_METHODS ||
-                request.header("Idempotency-Key") != null ||
+            isReplaySafe(request.method, request.header("Idempotency-Key") != null) ||
                 request.tag(Replayable::class.java) != null
     }
 }

@@ -738,6 +738,8 @@ internal object IntegrityCheckingUniffiLib {
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_tokenkeeper_checksum_func_is_replay_safe(
+    ): Int
     external fun uniffi_tokenkeeper_checksum_method_authclient_client_credentials_session(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_authclient_login(
@@ -749,6 +751,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_tokenkeeper_checksum_method_session_access_token(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_cached_access_token(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_handle_unauthorized(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_identity(
     ): Int
@@ -814,6 +818,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_tokenkeeper_fn_method_session_cached_access_token(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_session_handle_unauthorized(`ptr`: Long,`failedToken`: RustBuffer.ByValue,`wwwAuthenticate`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_tokenkeeper_fn_method_session_identity(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_session_invalidate(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -854,6 +860,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_accesstoken_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_func_is_replay_safe(`method`: RustBuffer.ByValue,`hasIdempotencyKey`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
     external fun ffi_tokenkeeper_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_tokenkeeper_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -973,6 +981,9 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
+    if ((lib.uniffi_tokenkeeper_checksum_func_is_replay_safe() and 0xFFFF) != 53764) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_tokenkeeper_checksum_method_authclient_client_credentials_session() and 0xFFFF) != 18329) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -989,6 +1000,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_cached_access_token() and 0xFFFF) != 1476) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_handle_unauthorized() and 0xFFFF) != 8950) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_identity() and 0xFFFF) != 54747) {
@@ -2290,6 +2304,16 @@ public interface SessionInterface {
     fun `cachedAccessToken`(): AccessToken?
     
     /**
+     * After a resource server answered 401 to a request made with `failed_token`: the
+     * decision `Session::send` makes in Rust. Pass every `WWW-Authenticate` header
+     * value (possibly none). Returns the token to retry with (once), or `null`/`nil`
+     * when the 401 is not about the token and goes back to the caller unchanged.
+     * Throws `InsufficientScope`, `TokenRevoked` (with `RecoveryPolicy.CLEAR_AND_FAIL`)
+     * or `ReauthenticationRequired`.
+     */
+    suspend fun `handleUnauthorized`(`failedToken`: AccessToken, `wwwAuthenticate`: List<kotlin.String>): AccessToken?
+    
+    /**
      * Who this session is: `client` or `user:alice`, then any non-default scope,
      * audience or resource.
      */
@@ -2470,6 +2494,37 @@ open class Session: Disposable, AutoCloseable, SessionInterface
     )
     }
     
+
+    
+    /**
+     * After a resource server answered 401 to a request made with `failed_token`: the
+     * decision `Session::send` makes in Rust. Pass every `WWW-Authenticate` header
+     * value (possibly none). Returns the token to retry with (once), or `null`/`nil`
+     * when the 401 is not about the token and goes back to the caller unchanged.
+     * Throws `InsufficientScope`, `TokenRevoked` (with `RecoveryPolicy.CLEAR_AND_FAIL`)
+     * or `ReauthenticationRequired`.
+     */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `handleUnauthorized`(`failedToken`: AccessToken, `wwwAuthenticate`: List<kotlin.String>) : AccessToken? {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_fn_method_session_handle_unauthorized(
+                uniffiHandle,
+                
+        FfiConverterTypeAccessToken.lower(`failedToken`),
+        FfiConverterSequenceString.lower(`wwwAuthenticate`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterOptionalTypeAccessToken.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
 
     
     /**
@@ -4469,5 +4524,21 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
 
 
 
+
+        /**
+         * Whether a request may be re-sent after its token was renewed: idempotent methods
+         * and requests carrying an `Idempotency-Key` (the rule `Session::send` applies).
+         */ fun `isReplaySafe`(`method`: kotlin.String, `hasIdempotencyKey`: kotlin.Boolean): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_func_is_replay_safe(
+    
+        
+        FfiConverterString.lower(`method`),
+        FfiConverterBoolean.lower(`hasIdempotencyKey`),_status)
+}
+    )
+    }
+    
 
 
