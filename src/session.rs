@@ -147,7 +147,7 @@ impl Session {
         if let BearerVerdict::InsufficientScope { scope, .. } = bearer_verdict(www_authenticate) {
             return Err(AuthError::InsufficientScope { required_scope: scope });
         }
-        self.core.recover(failed.secret().expose_secret()).await
+        self.core.recover(failed.expose_secret()).await
     }
 
     /// For apps with their own HTTP stack, after a 401: the same decision
@@ -165,7 +165,7 @@ impl Session {
         www_authenticate: &[S],
     ) -> Result<Option<AccessToken>, AuthError> {
         use secrecy::ExposeSecret;
-        recovery::after_unauthorized(&self.core, failed.secret().expose_secret(), www_authenticate).await
+        recovery::after_unauthorized(&self.core, failed.expose_secret(), www_authenticate).await
     }
 
     /// Drops the cached access token, e.g. after a push message "you were signed out

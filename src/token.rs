@@ -10,34 +10,36 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// A bearer access token, ready to put in an `Authorization` header.
 ///
 /// Each call to [`Session::access_token`](crate::Session::access_token) returns its
-/// own copy, so holding one never blocks or slows other callers.
+/// own copy (one allocation, no shared reference count), so holding one never blocks
+/// or slows callers on other threads. The value is read through
+/// [`ExposeSecret::expose_secret`], a greppable call; it is redacted in `Debug`, has
+/// no `Display`, and is zeroized when the copy is dropped.
 ///
 /// ```
-/// # use tokenkeeper::AccessToken;
-/// fn header_value(token: &AccessToken) -> String {
-///     use secrecy::ExposeSecret;
-///     format!("Bearer {}", token.secret().expose_secret())
+/// use secrecy::ExposeSecret;
+/// fn header_value(token: &tokenkeeper::AccessToken) -> String {
+///     format!("Bearer {}", token.expose_secret())
 /// }
 /// ```
 #[derive(Clone)]
 pub struct AccessToken {
-    secret: SecretString,
+    /// The token followed by the granted scope: one buffer, so a copy is one allocation.
+    material: SecretString,
+    token_len: usize,
     expires_at: SystemTime,
-    scope: Option<Box<str>>,
 }
 
 impl AccessToken {
-    pub(crate) fn new(secret: SecretString, expires_at: SystemTime, scope: Option<Box<str>>) -> Self {
+    pub(crate) fn new(token: &str, scope: Option<&str>, expires_at: SystemTime) -> Self {
+        let scope = scope.unwrap_or("");
+        let mut material = String::with_capacity(token.len() + scope.len());
+        material.push_str(token);
+        material.push_str(scope);
         Self {
-            secret,
+            material: SecretString::from(material),
+            token_len: token.len(),
             expires_at,
-            scope,
         }
-    }
-
-    /// The token value. Security: put it only in an `Authorization` header; never log it.
-    pub fn secret(&self) -> &SecretString {
-        &self.secret
     }
 
     /// When the token expires, on the local clock (corrected for server clock skew).
@@ -47,12 +49,26 @@ impl AccessToken {
 
     /// The scopes the server granted (RFC 6749 §5.1 `scope`), if it said.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        self.scope.as_deref().unwrap_or("").split_ascii_whitespace()
+        self.scope().unwrap_or("").split_ascii_whitespace()
     }
 
     /// True when both hold the same token value.
     pub fn is_same_token(&self, other: &AccessToken) -> bool {
-        self.secret.expose_secret() == other.secret.expose_secret()
+        self.expose_secret() == other.expose_secret()
+    }
+
+    pub(crate) fn scope(&self) -> Option<&str> {
+        self.material
+            .expose_secret()
+            .get(self.token_len..)
+            .filter(|s| !s.is_empty())
+    }
+}
+
+/// Security: the token value goes into an `Authorization` header and nowhere else.
+impl ExposeSecret<str> for AccessToken {
+    fn expose_secret(&self) -> &str {
+        self.material.expose_secret().get(..self.token_len).unwrap_or("")
     }
 }
 
@@ -61,7 +77,7 @@ impl fmt::Debug for AccessToken {
         f.debug_struct("AccessToken")
             .field("secret", &"[redacted]")
             .field("expires_at", &self.expires_at())
-            .field("scope", &self.scope)
+            .field("scope", &self.scope())
             .finish()
     }
 }

@@ -1,6 +1,6 @@
 //! [`AccessToken`] as a record: the token value, its expiry and its scopes.
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use std::fmt;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -32,7 +32,7 @@ impl fmt::Debug for AccessToken {
 impl From<crate::AccessToken> for AccessToken {
     fn from(token: crate::AccessToken) -> Self {
         Self {
-            value: token.secret().expose_secret().to_owned(),
+            value: token.expose_secret().to_owned(),
             expires_at_epoch_seconds: i64::try_from(token.expires_at().epoch_seconds()).unwrap_or(i64::MAX),
             scopes: token.scopes().map(str::to_owned).collect(),
         }
@@ -42,8 +42,12 @@ impl From<crate::AccessToken> for AccessToken {
 impl From<AccessToken> for crate::AccessToken {
     /// Rebuilds the core token an app hands back (to `Session.recover`).
     fn from(token: AccessToken) -> Self {
-        let expires_at = UNIX_EPOCH + Duration::from_secs(u64::try_from(token.expires_at_epoch_seconds).unwrap_or(0));
-        let scope = (!token.scopes.is_empty()).then(|| token.scopes.join(" ").into_boxed_str());
-        crate::AccessToken::new(SecretString::from(token.value), expires_at, scope)
+        // An app may hand back any number: never let it overflow the clock.
+        let seconds = u64::try_from(token.expires_at_epoch_seconds).unwrap_or(0);
+        let expires_at = UNIX_EPOCH
+            .checked_add(Duration::from_secs(seconds))
+            .unwrap_or(UNIX_EPOCH);
+        let scope = token.scopes.join(" ");
+        crate::AccessToken::new(&token.value, Some(&scope), expires_at)
     }
 }

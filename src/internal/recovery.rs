@@ -27,7 +27,7 @@ pub(crate) async fn send(
     let method = request.method().to_string();
     let replayable = is_replayable(&request, replay);
     let backup = if replayable { request.try_clone() } else { None };
-    let response = execute(core, &http, request, token.secret().expose_secret()).await?;
+    let response = execute(core, &http, request, token.expose_secret()).await?;
 
     match response.status() {
         StatusCode::UNAUTHORIZED => {}
@@ -41,11 +41,11 @@ pub(crate) async fn send(
         .filter_map(|v| v.to_str().ok())
         .map(str::to_owned)
         .collect();
-    let Some(renewed) = after_unauthorized(core, token.secret().expose_secret(), &challenges).await? else {
+    let Some(renewed) = after_unauthorized(core, token.expose_secret(), &challenges).await? else {
         return Ok(response);
     };
     match backup {
-        Some(request) => execute(core, &http, request, renewed.secret().expose_secret()).await,
+        Some(request) => execute(core, &http, request, renewed.expose_secret()).await,
         None => Err(AuthError::RequestNotReplayed { method }),
     }
 }

@@ -6,7 +6,6 @@
 use crate::internal::session_core::SessionCore;
 use crate::internal::token_set::TokenSet;
 use reqwest::header::{HeaderMap, DATE};
-use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -40,9 +39,9 @@ pub(crate) fn observe(core: &SessionCore, headers: &HeaderMap) {
     core.token.rcu(|current| match current {
         Some(set) if set.holds(token) || set.rotation_order.is_some_and(|order| order >= expiry) => current.clone(),
         _ => {
-            let scope = current.as_ref().and_then(|set| set.scope.clone());
+            let scope = current.as_ref().and_then(|set| set.token.scope());
             Some(Arc::new(TokenSet::new(
-                SecretString::from(token),
+                token,
                 scope,
                 now,
                 expires_at,

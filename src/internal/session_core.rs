@@ -432,7 +432,7 @@ impl SessionCore {
             // The refresh token first: revoking it usually revokes its access tokens too.
             let tokens = [
                 refresh.as_ref().map(|t| (t.expose_secret(), "refresh_token")),
-                access.as_ref().map(|set| (set.access.expose_secret(), "access_token")),
+                access.as_ref().map(|set| (set.token.expose_secret(), "access_token")),
             ];
             for (token, hint) in tokens.into_iter().flatten() {
                 if let Err(error) = self.revoke(url, &SecretString::from(token), hint).await {

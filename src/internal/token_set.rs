@@ -3,13 +3,13 @@
 use crate::internal::protocol::token_response::IssuedToken;
 use crate::internal::random;
 use crate::token::AccessToken;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use std::time::{Duration, SystemTime};
 
 /// One cached access token. Immutable: a new token is a new `TokenSet`, swapped in whole.
 pub(crate) struct TokenSet {
-    pub access: SecretString,
-    pub scope: Option<Box<str>>,
+    /// The token as callers get it; each caller receives a clone.
+    pub token: AccessToken,
     pub expires_at: SystemTime,
     /// From here on the token is refreshed proactively (it stays usable until `expires_at`).
     pub refresh_at: SystemTime,
@@ -23,8 +23,8 @@ impl TokenSet {
     pub(crate) fn issued(issued: &IssuedToken, sent_at: SystemTime, configured_margin: Duration) -> Self {
         let expires_at = sent_at.checked_add(issued.lifetime).unwrap_or(sent_at);
         Self::new(
-            SecretString::from(issued.access_token.expose_secret()),
-            issued.scope.as_deref().map(Box::from),
+            issued.access_token.expose_secret(),
+            issued.scope.as_deref(),
             sent_at,
             expires_at,
             configured_margin,
@@ -33,8 +33,8 @@ impl TokenSet {
     }
 
     pub(crate) fn new(
-        access: SecretString,
-        scope: Option<Box<str>>,
+        token: &str,
+        scope: Option<&str>,
         now: SystemTime,
         expires_at: SystemTime,
         configured_margin: Duration,
@@ -42,9 +42,8 @@ impl TokenSet {
     ) -> Self {
         let lifetime = expires_at.duration_since(now).unwrap_or_default();
         Self {
+            token: AccessToken::new(token, scope, expires_at),
             refresh_at: refresh_time(expires_at, lifetime, configured_margin),
-            access,
-            scope,
             expires_at,
             rotation_order,
         }
@@ -62,18 +61,14 @@ impl TokenSet {
     }
 
     pub(crate) fn holds(&self, token: &str) -> bool {
-        self.access.expose_secret() == token
+        self.token.expose_secret() == token
     }
 
-    /// A caller's own copy: no shared reference count, so concurrent callers on
-    /// different cores never write to the same cache line.
+    /// A caller's own copy: one allocation and no shared reference count, so
+    /// concurrent callers on different cores never write to the same cache line.
     #[inline]
     pub(crate) fn to_access_token(&self) -> AccessToken {
-        AccessToken::new(
-            SecretString::from(self.access.expose_secret()),
-            self.expires_at,
-            self.scope.clone(),
-        )
+        self.token.clone()
     }
 }
 
@@ -94,7 +89,7 @@ mod tests {
     fn set(lifetime_secs: u64, margin_secs: u64) -> TokenSet {
         let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
         TokenSet::new(
-            SecretString::from("t"),
+            "t",
             None,
             now,
             now + Duration::from_secs(lifetime_secs),

@@ -73,5 +73,5 @@ pub fn password(p: &str) -> SecretString {
 
 pub fn value(token: &tokenkeeper::AccessToken) -> String {
     use secrecy::ExposeSecret;
-    token.secret().expose_secret().to_owned()
+    token.expose_secret().to_owned()
 }
