@@ -43,7 +43,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .revocation_endpoint(server.revocation_endpoint())
         .scopes(["read"])
         .clock(clock.clone());
-    let client = AuthClient::new(config)?.with_event_listener(Arc::new(PrintEvents));
+    let client = AuthClient::builder(config)
+        .event_listener(Arc::new(PrintEvents))
+        .build()?;
     let requests = || server.stats().token_requests;
 
     println!("\n1. A token is issued (client-credentials grant)");

@@ -37,25 +37,43 @@ pub struct AuthClient {
 }
 
 impl AuthClient {
-    /// Validates `config` (URLs parse; https unless the host is loopback; sane
-    /// numbers) and builds the HTTP client.
+    /// Starts building a client for `config`. Everything that shapes sessions (the
+    /// store, the event listener, the HTTP client) is set on the builder, before the
+    /// first session can exist.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use tokenkeeper::{AuthClient, AuthConfig, MemoryStore};
+    /// # fn run() -> Result<(), tokenkeeper::AuthError> {
+    /// let client = AuthClient::builder(AuthConfig::new("https://as.example.com/oauth2/token", "my-app"))
+    ///     .store(Arc::new(MemoryStore::new()))
+    ///     .build()?;
+    /// # let _ = client; Ok(()) }
+    /// ```
+    ///
+    /// A client cannot be reconfigured once built, so no session can see a store or
+    /// listener other than the one it was created with:
+    ///
+    /// ```compile_fail
+    /// # use std::sync::Arc;
+    /// # use tokenkeeper::{AuthClient, AuthConfig, MemoryStore};
+    /// let client = AuthClient::new(AuthConfig::new("https://as.example.com/token", "app")).unwrap();
+    /// let _session = client.client_credentials_session();
+    /// let client = client.store(Arc::new(MemoryStore::new())); // no such method
+    /// ```
+    pub fn builder(config: AuthConfig) -> AuthClientBuilder {
+        AuthClientBuilder {
+            config,
+            store: None,
+            listener: None,
+            http: None,
+        }
+    }
+
+    /// Shorthand for `AuthClient::builder(config).build()`: no store, no listener,
+    /// the SDK's own HTTP client.
     pub fn new(config: AuthConfig) -> Result<Self, AuthError> {
-        Ok(Self {
-            ctx: Arc::new(ClientContext::new(config)?),
-            registry: Arc::default(),
-        })
-    }
-
-    /// Persists refresh tokens in `store`. Call before creating sessions.
-    pub fn with_store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        Arc::make_mut(&mut self.ctx).store = Some(store);
-        self
-    }
-
-    /// Delivers [`AuthEvent`](crate::AuthEvent)s to `listener`. Call before creating sessions.
-    pub fn with_event_listener(mut self, listener: Arc<dyn AuthEventListener>) -> Self {
-        Arc::make_mut(&mut self.ctx).events = EventSink::new(Some(listener));
-        self
+        Self::builder(config).build()
     }
 
     /// The HTTP client (and connection pool) the SDK uses, for [`Session::send`].
@@ -173,5 +191,58 @@ impl fmt::Debug for AuthClient {
         f.debug_struct("AuthClient")
             .field("config", &self.ctx.config)
             .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`AuthClient`]; see [`AuthClient::builder`].
+#[must_use = "call .build() to get the client"]
+pub struct AuthClientBuilder {
+    config: AuthConfig,
+    store: Option<Arc<dyn TokenStore>>,
+    listener: Option<Arc<dyn AuthEventListener>>,
+    http: Option<reqwest::Client>,
+}
+
+impl AuthClientBuilder {
+    /// Persists refresh tokens in `store` so a user stays signed in across restarts.
+    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Delivers [`AuthEvent`](crate::AuthEvent)s to `listener`.
+    pub fn event_listener(mut self, listener: Arc<dyn AuthEventListener>) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Uses the app's own `reqwest::Client` (its proxy, roots and pool) for token
+    /// requests and [`Session::send`]. The SDK's default client never follows
+    /// redirects, so a bearer token cannot be forwarded to a host the app did not
+    /// name; give yours `redirect::Policy::none()` to keep that guarantee.
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Validates the configuration (URLs parse; https unless the host is loopback;
+    /// sane numbers) and builds the client. No network traffic happens here.
+    pub fn build(self) -> Result<AuthClient, AuthError> {
+        let ctx = ClientContext::new(self.config, self.http, self.store, EventSink::new(self.listener))?;
+        Ok(AuthClient {
+            ctx: Arc::new(ctx),
+            registry: Arc::default(),
+        })
+    }
+}
+
+impl fmt::Debug for AuthClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthClientBuilder")
+            .field("config", &self.config)
+            .field("store", &self.store.is_some())
+            .field("event_listener", &self.listener.is_some())
+            .field("http_client", &self.http.is_some())
+            .finish()
     }
 }

@@ -3,7 +3,6 @@
 
 use crate::identity::Identity;
 use crate::token::Timestamp;
-use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -54,7 +53,6 @@ pub enum AuthEvent {
 ///
 /// ```
 /// use tokenkeeper::{AuthEvent, AuthEventListener};
-/// #[derive(Debug)]
 /// struct Alerts;
 /// impl AuthEventListener for Alerts {
 ///     fn on_event(&self, event: &AuthEvent) {
@@ -64,13 +62,13 @@ pub enum AuthEvent {
 ///     }
 /// }
 /// ```
-pub trait AuthEventListener: Send + Sync + fmt::Debug {
+pub trait AuthEventListener: Send + Sync {
     /// Called once per event.
     fn on_event(&self, event: &AuthEvent);
 }
 
 /// Logs every event with `tracing` and forwards it to the app's listener, if any.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct EventSink {
     listener: Option<Arc<dyn AuthEventListener>>,
 }

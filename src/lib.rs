@@ -39,7 +39,7 @@ mod session;
 mod store;
 mod token;
 
-pub use client::AuthClient;
+pub use client::{AuthClient, AuthClientBuilder};
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use config::{
     AuthConfig, CachePolicy, ClientAuthMethod, RecoveryPolicy, RetryPolicy, TokenRotation, DEFAULT_REFRESH_MARGIN,
@@ -51,5 +51,9 @@ pub use identity::{Identity, Subject, TokenParams};
 pub use session::{is_replay_safe, Replay, Session};
 pub use store::{MemoryStore, StoreError, TokenStore};
 pub use token::{AccessToken, Timestamp};
+
+/// Re-exported so apps can read a token ([`ExposeSecret`]) and pass secrets
+/// ([`SecretString`]) without depending on `secrecy` themselves.
+pub use secrecy::{ExposeSecret, SecretString};
 
 uniffi::setup_scaffolding!();

@@ -3,7 +3,6 @@
 
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::Mutex;
 
 /// Why a [`TokenStore`] operation failed.
@@ -24,7 +23,7 @@ pub struct StoreError(pub String);
 /// store.save("key", &SecretString::from("refresh-token")).unwrap();
 /// assert_eq!(store.load("key").unwrap().unwrap().expose_secret(), "refresh-token");
 /// ```
-pub trait TokenStore: Send + Sync + fmt::Debug {
+pub trait TokenStore: Send + Sync {
     /// The stored refresh token for `key`, if any.
     fn load(&self, key: &str) -> Result<Option<SecretString>, StoreError>;
     /// Stores (or replaces) the refresh token for `key`.

@@ -37,7 +37,7 @@ async fn a_rotated_refresh_token_replaces_the_old_one() {
     })
     .await;
     let store = Arc::new(MemoryStore::new());
-    let client = h.client().with_store(store.clone());
+    let client = h.builder().store(store.clone()).build().unwrap();
     let alice = client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
     let key = alice.store_key().to_owned();
     let first = secrecy::ExposeSecret::expose_secret(&store.load(&key).unwrap().unwrap()).to_owned();

@@ -35,7 +35,7 @@ async fn no_secret_reaches_logs_debug_output_or_errors() {
 
     let h = Harness::start().await;
     let store = Arc::new(MemoryStore::new());
-    let client = h.client().with_store(store.clone());
+    let client = h.builder().store(store.clone()).build().unwrap();
     let mut seen = Vec::<String>::new(); // every Debug/Display text produced
     let mut secrets = vec![
         CLIENT_SECRET.to_owned(),

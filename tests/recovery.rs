@@ -43,7 +43,7 @@ async fn the_tablet_recovers_silently_when_the_user_logs_out_on_the_desktop() {
     .await;
     let desktop = h.client();
     let events = Arc::new(Recorder::default());
-    let tablet = h.client().with_event_listener(events.clone());
+    let tablet = h.builder().event_listener(events.clone()).build().unwrap();
     let on_desktop = desktop.login("alice", password(ALICE_PASSWORD)).await.unwrap();
     let on_tablet = tablet.login("alice", password(ALICE_PASSWORD)).await.unwrap();
     assert_eq!(get_me(&on_tablet, &tablet, &h).await.unwrap(), 200);
@@ -233,7 +233,12 @@ async fn logout_revokes_with_the_right_hints_and_forgets_even_when_revocation_fa
     let h = Harness::start().await;
     let store = Arc::new(MemoryStore::new());
     let events = Arc::new(Recorder::default());
-    let client = h.client().with_store(store.clone()).with_event_listener(events.clone());
+    let client = h
+        .builder()
+        .store(store.clone())
+        .event_listener(events.clone())
+        .build()
+        .unwrap();
     let alice = client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
     let key = alice.store_key().to_owned();
     let refresh = store.load(&key).unwrap().expect("stored");
@@ -269,13 +274,15 @@ async fn logout_revokes_with_the_right_hints_and_forgets_even_when_revocation_fa
 async fn after_a_restart_the_stored_refresh_token_restores_the_session_without_a_password() {
     let h = Harness::start().await;
     let store = Arc::new(MemoryStore::new());
-    h.client()
-        .with_store(store.clone())
+    h.builder()
+        .store(store.clone())
+        .build()
+        .unwrap()
         .login("alice", password(ALICE_PASSWORD))
         .await
         .unwrap();
 
-    let restarted = h.client().with_store(store.clone());
+    let restarted = h.builder().store(store.clone()).build().unwrap();
     let alice = restarted.restore("alice").await.unwrap();
     assert_eq!(get_me(&alice, &restarted, &h).await.unwrap(), 200);
     assert_eq!(h.grants("refresh_token"), 1);

@@ -37,14 +37,16 @@ impl AuthClient {
     ) -> Result<Arc<Self>, AuthError> {
         // The core may build timers or HTTP pools that look for a tokio context.
         let _context = runtime().enter();
-        let mut inner = crate::AuthClient::new(config.into())?;
+        let mut builder = crate::AuthClient::builder(config.into());
         if let Some(store) = store {
-            inner = inner.with_store(Arc::new(ForeignTokenStore(store)));
+            builder = builder.store(Arc::new(ForeignTokenStore(store)));
         }
         if let Some(listener) = listener {
-            inner = inner.with_event_listener(Arc::new(ForeignListener(listener)));
+            builder = builder.event_listener(Arc::new(ForeignListener(listener)));
         }
-        Ok(Arc::new(Self { inner }))
+        Ok(Arc::new(Self {
+            inner: builder.build()?,
+        }))
     }
 
     /// The client's own session (client-credentials grant, RFC 6749 §4.4). Always

@@ -13,7 +13,6 @@ use reqwest::Url;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-#[derive(Clone)]
 pub(crate) struct ClientContext {
     pub config: AuthConfig,
     pub token_url: Url,
@@ -24,24 +23,36 @@ pub(crate) struct ClientContext {
 }
 
 impl ClientContext {
-    pub(crate) fn new(config: AuthConfig) -> Result<Self, AuthError> {
+    pub(crate) fn new(
+        config: AuthConfig,
+        http: Option<reqwest::Client>,
+        store: Option<Arc<dyn TokenStore>>,
+        events: EventSink,
+    ) -> Result<Self, AuthError> {
         let endpoints = config.validate()?;
-        let http = reqwest::Client::builder()
+        let http = match http {
+            Some(http) => http,
+            None => Self::default_http(&config)?,
+        };
+        Ok(Self {
+            config,
+            token_url: endpoints.token,
+            revocation_url: endpoints.revocation,
+            http,
+            store,
+            events,
+        })
+    }
+
+    fn default_http(config: &AuthConfig) -> Result<reqwest::Client, AuthError> {
+        reqwest::Client::builder()
             // A redirect could carry a bearer token or client secret to a host the app never named.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .user_agent(concat!("tokenkeeper/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|_| AuthError::config("could not initialise the HTTP client (TLS backend)"))?;
-        Ok(Self {
-            config,
-            token_url: endpoints.token,
-            revocation_url: endpoints.revocation,
-            http,
-            store: None,
-            events: EventSink::default(),
-        })
+            .map_err(|_| AuthError::config("could not initialise the HTTP client (TLS backend)"))
     }
 
     pub(crate) fn clock(&self) -> &dyn Clock {

@@ -5,7 +5,7 @@
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
-use tokenkeeper::{AuthClient, AuthConfig, ManualClock, RetryPolicy};
+use tokenkeeper::{AuthClient, AuthClientBuilder, AuthConfig, ManualClock, RetryPolicy};
 use tokenkeeper_devserver::{DevServer, DevServerConfig};
 
 pub const CLIENT_ID: &str = "demo-client";
@@ -47,6 +47,11 @@ impl Harness {
 
     pub fn client(&self) -> AuthClient {
         AuthClient::new(self.config()).expect("valid config")
+    }
+
+    /// A builder on the test configuration, for a store or an event listener.
+    pub fn builder(&self) -> AuthClientBuilder {
+        AuthClient::builder(self.config())
     }
 
     pub fn token_requests(&self) -> u64 {
