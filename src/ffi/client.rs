@@ -169,6 +169,28 @@ impl Session {
             .map(|token| token.map(AccessToken::from))
     }
 
+    /// Like `handleUnauthorized(failedToken, …)`, for a caller that kept only the
+    /// token's value (the string it put in `Authorization: Bearer …`).
+    pub async fn handle_unauthorized_value(
+        &self,
+        failed_token: String,
+        www_authenticate: Vec<String>,
+    ) -> Result<Option<AccessToken>, AuthError> {
+        let session = Arc::clone(&self.inner);
+        // Recovery compares token values only; the expiry of this stand-in is unused.
+        let failed = crate::AccessToken::new(&failed_token, None, std::time::UNIX_EPOCH);
+        run(async move { session.handle_unauthorized(&failed, &www_authenticate).await })
+            .await
+            .map(|token| token.map(AccessToken::from))
+    }
+
+    /// Gets a new token now, whatever the cache holds (joining a request in flight):
+    /// for example after the app learned that the user's permissions changed.
+    pub async fn refresh(&self) -> Result<AccessToken, AuthError> {
+        let session = Arc::clone(&self.inner);
+        run(async move { session.refresh().await }).await.map(AccessToken::from)
+    }
+
     /// Drops the cached access token (told out of band that it is no longer good);
     /// the next `accessToken()` gets a new one.
     pub fn invalidate(&self) {

@@ -29,6 +29,7 @@ mod events;
 mod runtime;
 mod store;
 mod token;
+mod units;
 
 pub use client::{is_replay_safe, AuthClient, Session};
 pub use config::{AuthConfig, CachePolicy, ClientAuthMethod, RecoveryPolicy, RetryPolicy};
@@ -36,3 +37,4 @@ pub use error::{AuthError, ListenerError, StoreError};
 pub use events::{AuthEvent, AuthEventListener};
 pub use store::TokenStore;
 pub use token::AccessToken;
+pub use units::{Moment, TimeSpan};

@@ -471,15 +471,15 @@ private let UNIFFI_CALLBACK_UNEXPECTED_ERROR: Int32 = 2
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
-    typealias FfiType = UInt32
-    typealias SwiftType = UInt32
+fileprivate struct FfiConverterInt32: FfiConverterPrimitive {
+    typealias FfiType = Int32
+    typealias SwiftType = Int32
 
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt32 {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Int32 {
         return try lift(readInt(&buf))
     }
 
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+    public static func write(_ value: Int32, into buf: inout [UInt8]) {
         writeInt(&buf, lower(value))
     }
 }
@@ -585,276 +585,6 @@ fileprivate struct FfiConverterString: FfiConverter {
         writeBytes(&buf, value.utf8)
     }
 }
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-fileprivate struct FfiConverterDuration: FfiConverterRustBuffer {
-    typealias SwiftType = TimeInterval
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TimeInterval {
-        let seconds: UInt64 = try readInt(&buf)
-        let nanoseconds: UInt32 = try readInt(&buf)
-        return Double(seconds) + (Double(nanoseconds) / 1.0e9)
-    }
-
-    public static func write(_ value: TimeInterval, into buf: inout [UInt8]) {
-        if value.rounded(.down) > Double(Int64.max) {
-            fatalError("Duration overflow, exceeds max bounds supported by Uniffi")
-        }
-
-        if value < 0 {
-            fatalError("Invalid duration, must be non-negative")
-        }
-
-        let seconds = UInt64(value)
-        let nanoseconds = UInt32((value - Double(seconds)) * 1.0e9)
-        writeInt(&buf, seconds)
-        writeInt(&buf, nanoseconds)
-    }
-}
-
-
-
-
-/**
- * One authorization server and one OAuth client, with its registry of sessions: at
- * most one active token per identity. Create one per server and share it.
- *
- * ```kotlin
- * val client = AuthClient(AuthConfig(tokenEndpoint = "https://as.example.com/oauth2/token",
- * clientId = "my-app", scopes = listOf("read")),
- * store = MyKeystoreStore(context), listener = MyMetrics())
- * ```
- */
-public protocol AuthClientProtocol: AnyObject, Sendable {
-    
-    /**
-     * The client's own session (client-credentials grant, RFC 6749 §4.4). Always
-     * the same session for this client.
-     */
-    func clientCredentialsSession()  -> Session
-    
-    /**
-     * Signs `username` in with the password grant (RFC 6749 §4.3). The password is
-     * kept in memory only, to sign in again silently after a revocation.
-     *
-     * Throws `AuthException.InvalidGrant` for a wrong password.
-     */
-    func login(username: String, password: String) async throws  -> Session
-    
-    /**
-     * After a restart: the session of `username` from the refresh token in the
-     * client's `TokenStore`, without a password.
-     *
-     * Throws `AuthException.ReauthenticationRequired` when no usable refresh token is
-     * stored: show the login screen.
-     */
-    func restore(username: String) async throws  -> Session
-    
-    /**
-     * The signed-in session of `username`, if any: the same session `login` returned.
-     */
-    func session(username: String)  -> Session?
-    
-}
-/**
- * One authorization server and one OAuth client, with its registry of sessions: at
- * most one active token per identity. Create one per server and share it.
- *
- * ```kotlin
- * val client = AuthClient(AuthConfig(tokenEndpoint = "https://as.example.com/oauth2/token",
- * clientId = "my-app", scopes = listOf("read")),
- * store = MyKeystoreStore(context), listener = MyMetrics())
- * ```
- */
-open class AuthClient: AuthClientProtocol, @unchecked Sendable {
-    fileprivate let handle: UInt64
-
-    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
-#if swift(>=5.8)
-    @_documentation(visibility: private)
-#endif
-    public struct NoHandle {
-        public init() {}
-    }
-
-    // TODO: We'd like this to be `private` but for Swifty reasons,
-    // we can't implement `FfiConverter` without making this `required` and we can't
-    // make it `required` without making it `public`.
-#if swift(>=5.8)
-    @_documentation(visibility: private)
-#endif
-    required public init(unsafeFromHandle handle: UInt64) {
-        self.handle = handle
-    }
-
-    // This constructor can be used to instantiate a fake object.
-    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
-    //
-    // - Warning:
-    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
-#if swift(>=5.8)
-    @_documentation(visibility: private)
-#endif
-    public init(noHandle: NoHandle) {
-        self.handle = 0
-    }
-
-#if swift(>=5.8)
-    @_documentation(visibility: private)
-#endif
-    public func uniffiCloneHandle() -> UInt64 {
-        return try! rustCall { uniffi_tokenkeeper_fn_clone_authclient(self.handle, $0) }
-    }
-    /**
-     * Validates `config` and creates the client (no network traffic yet).
-     *
-     * `store` keeps refresh tokens across restarts (see [`TokenStore`]); `listener`
-     * observes events. Throws `AuthException.InvalidConfig` for an unusable config.
-     */
-public convenience init(config: AuthConfig, store: TokenStore? = nil, listener: AuthEventListener? = nil)throws  {
-    let handle =
-        try rustCallWithError(FfiConverterTypeAuthError_lift) {
-        uniffiCallStatus in
-    uniffi_tokenkeeper_fn_constructor_authclient_new(
-        FfiConverterTypeAuthConfig_lower(config),
-        FfiConverterOptionTypeTokenStore.lower(store),
-        FfiConverterOptionTypeAuthEventListener.lower(listener),uniffiCallStatus
-    )
-}
-    self.init(unsafeFromHandle: handle)
-}
-
-    deinit {
-        if handle == 0 {
-            // Mock objects have handle=0 don't try to free them
-            return
-        }
-
-        try! rustCall { uniffi_tokenkeeper_fn_free_authclient(handle, $0) }
-    }
-
-    
-
-    
-    /**
-     * The client's own session (client-credentials grant, RFC 6749 §4.4). Always
-     * the same session for this client.
-     */
-open func clientCredentialsSession() -> Session  {
-    return try!  FfiConverterTypeSession_lift(try! rustCall() {
-        uniffiCallStatus in
-    uniffi_tokenkeeper_fn_method_authclient_client_credentials_session(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-})
-}
-    
-    /**
-     * Signs `username` in with the password grant (RFC 6749 §4.3). The password is
-     * kept in memory only, to sign in again silently after a revocation.
-     *
-     * Throws `AuthException.InvalidGrant` for a wrong password.
-     */
-open func login(username: String, password: String)async throws  -> Session  {
-    return
-        try  await uniffiRustCallAsync(
-            rustFutureFunc: {
-                uniffi_tokenkeeper_fn_method_authclient_login(
-                        self.uniffiCloneHandle(),FfiConverterString.lower(username),FfiConverterString.lower(password)
-                )
-            },
-            pollFunc: ffi_tokenkeeper_rust_future_poll_u64,
-            completeFunc: ffi_tokenkeeper_rust_future_complete_u64,
-            freeFunc: ffi_tokenkeeper_rust_future_free_u64,
-            liftFunc: FfiConverterTypeSession_lift,
-            errorHandler: FfiConverterTypeAuthError_lift
-        )
-}
-    
-    /**
-     * After a restart: the session of `username` from the refresh token in the
-     * client's `TokenStore`, without a password.
-     *
-     * Throws `AuthException.ReauthenticationRequired` when no usable refresh token is
-     * stored: show the login screen.
-     */
-open func restore(username: String)async throws  -> Session  {
-    return
-        try  await uniffiRustCallAsync(
-            rustFutureFunc: {
-                uniffi_tokenkeeper_fn_method_authclient_restore(
-                        self.uniffiCloneHandle(),FfiConverterString.lower(username)
-                )
-            },
-            pollFunc: ffi_tokenkeeper_rust_future_poll_u64,
-            completeFunc: ffi_tokenkeeper_rust_future_complete_u64,
-            freeFunc: ffi_tokenkeeper_rust_future_free_u64,
-            liftFunc: FfiConverterTypeSession_lift,
-            errorHandler: FfiConverterTypeAuthError_lift
-        )
-}
-    
-    /**
-     * The signed-in session of `username`, if any: the same session `login` returned.
-     */
-open func session(username: String) -> Session?  {
-    return try!  FfiConverterOptionTypeSession.lift(try! rustCall() {
-        uniffiCallStatus in
-    uniffi_tokenkeeper_fn_method_authclient_session(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(username),uniffiCallStatus
-    )
-})
-}
-    
-
-    
-}
-
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public struct FfiConverterTypeAuthClient: FfiConverter {
-    typealias FfiType = UInt64
-    typealias SwiftType = AuthClient
-
-    public static func lift(_ handle: UInt64) throws -> AuthClient {
-        return AuthClient(unsafeFromHandle: handle)
-    }
-
-    public static func lower(_ value: AuthClient) -> UInt64 {
-        return value.uniffiCloneHandle()
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AuthClient {
-        let handle: UInt64 = try readInt(&buf)
-        return try lift(handle)
-    }
-
-    public static func write(_ value: AuthClient, into buf: inout [UInt8]) {
-        writeInt(&buf, lower(value))
-    }
-}
-
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeAuthClient_lift(_ handle: UInt64) throws -> AuthClient {
-    return try FfiConverterTypeAuthClient.lift(handle)
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeAuthClient_lower(_ value: AuthClient) -> UInt64 {
-    return FfiConverterTypeAuthClient.lower(value)
-}
-
-
 
 
 
@@ -1079,12 +809,254 @@ public func FfiConverterTypeAuthEventListener_lower(_ value: AuthEventListener) 
 
 
 /**
+ * One authorization server and one OAuth client, with its registry of sessions: at
+ * most one active token per identity. Create one per server and share it.
+ *
+ * ```kotlin
+ * val client = AuthClient(AuthConfig(tokenEndpoint = "https://as.example.com/oauth2/token",
+ * clientId = "my-app", scopes = listOf("read")),
+ * store = MyKeystoreStore(context), listener = MyMetrics())
+ * ```
+ */
+public protocol NativeAuthClientProtocol: AnyObject, Sendable {
+    
+    /**
+     * The client's own session (client-credentials grant, RFC 6749 §4.4). Always
+     * the same session for this client.
+     */
+    func clientCredentialsSession()  -> NativeSession
+    
+    /**
+     * Signs `username` in with the password grant (RFC 6749 §4.3). The password is
+     * kept in memory only, to sign in again silently after a revocation.
+     *
+     * Throws `AuthException.InvalidGrant` for a wrong password.
+     */
+    func login(username: String, password: String) async throws  -> NativeSession
+    
+    /**
+     * After a restart: the session of `username` from the refresh token in the
+     * client's `TokenStore`, without a password.
+     *
+     * Throws `AuthException.ReauthenticationRequired` when no usable refresh token is
+     * stored: show the login screen.
+     */
+    func restore(username: String) async throws  -> NativeSession
+    
+    /**
+     * The signed-in session of `username`, if any: the same session `login` returned.
+     */
+    func session(username: String)  -> NativeSession?
+    
+}
+/**
+ * One authorization server and one OAuth client, with its registry of sessions: at
+ * most one active token per identity. Create one per server and share it.
+ *
+ * ```kotlin
+ * val client = AuthClient(AuthConfig(tokenEndpoint = "https://as.example.com/oauth2/token",
+ * clientId = "my-app", scopes = listOf("read")),
+ * store = MyKeystoreStore(context), listener = MyMetrics())
+ * ```
+ */
+open class NativeAuthClient: NativeAuthClientProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_tokenkeeper_fn_clone_authclient(self.handle, $0) }
+    }
+    /**
+     * Validates `config` and creates the client (no network traffic yet).
+     *
+     * `store` keeps refresh tokens across restarts (see [`TokenStore`]); `listener`
+     * observes events. Throws `AuthException.InvalidConfig` for an unusable config.
+     */
+public convenience init(config: AuthConfig, store: TokenStore? = nil, listener: AuthEventListener? = nil)throws  {
+    let handle =
+        try rustCallWithError(FfiConverterTypeAuthError_lift) {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_constructor_authclient_new(
+        FfiConverterTypeAuthConfig_lower(config),
+        FfiConverterOptionTypeTokenStore.lower(store),
+        FfiConverterOptionTypeAuthEventListener.lower(listener),uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_tokenkeeper_fn_free_authclient(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The client's own session (client-credentials grant, RFC 6749 §4.4). Always
+     * the same session for this client.
+     */
+open func clientCredentialsSession() -> NativeSession  {
+    return try!  FfiConverterTypeNativeSession_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_authclient_client_credentials_session(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Signs `username` in with the password grant (RFC 6749 §4.3). The password is
+     * kept in memory only, to sign in again silently after a revocation.
+     *
+     * Throws `AuthException.InvalidGrant` for a wrong password.
+     */
+open func login(username: String, password: String)async throws  -> NativeSession  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_authclient_login(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(username),FfiConverterString.lower(password)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_u64,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_u64,
+            freeFunc: ffi_tokenkeeper_rust_future_free_u64,
+            liftFunc: FfiConverterTypeNativeSession_lift,
+            errorHandler: FfiConverterTypeAuthError_lift
+        )
+}
+    
+    /**
+     * After a restart: the session of `username` from the refresh token in the
+     * client's `TokenStore`, without a password.
+     *
+     * Throws `AuthException.ReauthenticationRequired` when no usable refresh token is
+     * stored: show the login screen.
+     */
+open func restore(username: String)async throws  -> NativeSession  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_authclient_restore(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(username)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_u64,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_u64,
+            freeFunc: ffi_tokenkeeper_rust_future_free_u64,
+            liftFunc: FfiConverterTypeNativeSession_lift,
+            errorHandler: FfiConverterTypeAuthError_lift
+        )
+}
+    
+    /**
+     * The signed-in session of `username`, if any: the same session `login` returned.
+     */
+open func session(username: String) -> NativeSession?  {
+    return try!  FfiConverterOptionTypeNativeSession.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_authclient_session(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(username),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeNativeAuthClient: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = NativeAuthClient
+
+    public static func lift(_ handle: UInt64) throws -> NativeAuthClient {
+        return NativeAuthClient(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: NativeAuthClient) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> NativeAuthClient {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: NativeAuthClient, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNativeAuthClient_lift(_ handle: UInt64) throws -> NativeAuthClient {
+    return try FfiConverterTypeNativeAuthClient.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNativeAuthClient_lower(_ value: NativeAuthClient) -> UInt64 {
+    return FfiConverterTypeNativeAuthClient.lower(value)
+}
+
+
+
+
+
+
+/**
  * One identity (the client, or one user) and its token. Cheap to hold; all methods
  * are safe to call concurrently, and concurrent callers share one token request.
  *
  * Two `Session` handles are `equals` / `==` when they are the same core session.
  */
-public protocol SessionProtocol: AnyObject, Sendable {
+public protocol NativeSessionProtocol: AnyObject, Sendable {
     
     /**
      * A valid access token: the cached one, or a new one if it is missing or about
@@ -1107,6 +1079,12 @@ public protocol SessionProtocol: AnyObject, Sendable {
      * or `ReauthenticationRequired`.
      */
     func handleUnauthorized(failedToken: AccessToken, wwwAuthenticate: [String]) async throws  -> AccessToken?
+    
+    /**
+     * Like `handleUnauthorized(failedToken, …)`, for a caller that kept only the
+     * token's value (the string it put in `Authorization: Bearer …`).
+     */
+    func handleUnauthorizedValue(failedToken: String, wwwAuthenticate: [String]) async throws  -> AccessToken?
     
     /**
      * Who this session is: `client` or `user:alice`, then any non-default scope,
@@ -1134,6 +1112,12 @@ public protocol SessionProtocol: AnyObject, Sendable {
     func recover(failedToken: AccessToken, wwwAuthenticate: String?) async throws  -> AccessToken
     
     /**
+     * Gets a new token now, whatever the cache holds (joining a request in flight):
+     * for example after the app learned that the user's permissions changed.
+     */
+    func refresh() async throws  -> AccessToken
+    
+    /**
      * The user name, for a user session; `null`/`nil` for the client's own session.
      */
     func username()  -> String?
@@ -1145,7 +1129,7 @@ public protocol SessionProtocol: AnyObject, Sendable {
  *
  * Two `Session` handles are `equals` / `==` when they are the same core session.
  */
-open class Session: SessionProtocol, @unchecked Sendable, Equatable, Hashable {
+open class NativeSession: NativeSessionProtocol, @unchecked Sendable, Equatable, Hashable {
     fileprivate let handle: UInt64
 
     /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
@@ -1256,6 +1240,26 @@ open func handleUnauthorized(failedToken: AccessToken, wwwAuthenticate: [String]
 }
     
     /**
+     * Like `handleUnauthorized(failedToken, …)`, for a caller that kept only the
+     * token's value (the string it put in `Authorization: Bearer …`).
+     */
+open func handleUnauthorizedValue(failedToken: String, wwwAuthenticate: [String])async throws  -> AccessToken?  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_session_handle_unauthorized_value(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(failedToken),FfiConverterSequenceString.lower(wwwAuthenticate)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_rust_buffer,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_rust_buffer,
+            freeFunc: ffi_tokenkeeper_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionTypeAccessToken.lift,
+            errorHandler: FfiConverterTypeAuthError_lift
+        )
+}
+    
+    /**
      * Who this session is: `client` or `user:alice`, then any non-default scope,
      * audience or resource.
      */
@@ -1322,6 +1326,26 @@ open func recover(failedToken: AccessToken, wwwAuthenticate: String?)async throw
 }
     
     /**
+     * Gets a new token now, whatever the cache holds (joining a request in flight):
+     * for example after the app learned that the user's permissions changed.
+     */
+open func refresh()async throws  -> AccessToken  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_session_refresh(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_rust_buffer,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_rust_buffer,
+            freeFunc: ffi_tokenkeeper_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAccessToken_lift,
+            errorHandler: FfiConverterTypeAuthError_lift
+        )
+}
+    
+    /**
      * The user name, for a user session; `null`/`nil` for the client's own session.
      */
 open func username() -> String?  {
@@ -1365,24 +1389,24 @@ public func hash(into hasher: inout Hasher) {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public struct FfiConverterTypeSession: FfiConverter {
+public struct FfiConverterTypeNativeSession: FfiConverter {
     typealias FfiType = UInt64
-    typealias SwiftType = Session
+    typealias SwiftType = NativeSession
 
-    public static func lift(_ handle: UInt64) throws -> Session {
-        return Session(unsafeFromHandle: handle)
+    public static func lift(_ handle: UInt64) throws -> NativeSession {
+        return NativeSession(unsafeFromHandle: handle)
     }
 
-    public static func lower(_ value: Session) -> UInt64 {
+    public static func lower(_ value: NativeSession) -> UInt64 {
         return value.uniffiCloneHandle()
     }
 
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Session {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> NativeSession {
         let handle: UInt64 = try readInt(&buf)
         return try lift(handle)
     }
 
-    public static func write(_ value: Session, into buf: inout [UInt8]) {
+    public static func write(_ value: NativeSession, into buf: inout [UInt8]) {
         writeInt(&buf, lower(value))
     }
 }
@@ -1391,15 +1415,15 @@ public struct FfiConverterTypeSession: FfiConverter {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeSession_lift(_ handle: UInt64) throws -> Session {
-    return try FfiConverterTypeSession.lift(handle)
+public func FfiConverterTypeNativeSession_lift(_ handle: UInt64) throws -> NativeSession {
+    return try FfiConverterTypeNativeSession.lift(handle)
 }
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeSession_lower(_ value: Session) -> UInt64 {
-    return FfiConverterTypeSession.lower(value)
+public func FfiConverterTypeNativeSession_lower(_ value: NativeSession) -> UInt64 {
+    return FfiConverterTypeNativeSession.lower(value)
 }
 
 
@@ -1732,6 +1756,11 @@ public struct AccessToken: Equatable, Hashable, CustomDebugStringConvertible {
      */
     public var expiresAtEpochSeconds: Int64
     /**
+     * The same instant as a platform type: `java.util.Date` in Kotlin (every Android
+     * API level; `.toInstant()` on API 26+), `Date` in Swift.
+     */
+    public var expiresAt: Moment
+    /**
      * The scopes the server granted, when it said (RFC 6749 §5.1 `scope`).
      */
     public var scopes: [String]
@@ -1746,10 +1775,15 @@ public struct AccessToken: Equatable, Hashable, CustomDebugStringConvertible {
          * When it expires, in seconds since the Unix epoch (local clock, skew-corrected).
          */expiresAtEpochSeconds: Int64, 
         /**
+         * The same instant as a platform type: `java.util.Date` in Kotlin (every Android
+         * API level; `.toInstant()` on API 26+), `Date` in Swift.
+         */expiresAt: Moment, 
+        /**
          * The scopes the server granted, when it said (RFC 6749 §5.1 `scope`).
          */scopes: [String]) {
         self.value = value
         self.expiresAtEpochSeconds = expiresAtEpochSeconds
+        self.expiresAt = expiresAt
         self.scopes = scopes
     }
 
@@ -1782,6 +1816,7 @@ public struct FfiConverterTypeAccessToken: FfiConverterRustBuffer {
             try AccessToken(
                 value: FfiConverterString.read(from: &buf), 
                 expiresAtEpochSeconds: FfiConverterInt64.read(from: &buf), 
+                expiresAt: FfiConverterTypeMoment.read(from: &buf), 
                 scopes: FfiConverterSequenceString.read(from: &buf)
         )
     }
@@ -1789,6 +1824,7 @@ public struct FfiConverterTypeAccessToken: FfiConverterRustBuffer {
     public static func write(_ value: AccessToken, into buf: inout [UInt8]) {
         FfiConverterString.write(value.value, into: &buf)
         FfiConverterInt64.write(value.expiresAtEpochSeconds, into: &buf)
+        FfiConverterTypeMoment.write(value.expiresAt, into: &buf)
         FfiConverterSequenceString.write(value.scopes, into: &buf)
     }
 }
@@ -1813,7 +1849,8 @@ public func FfiConverterTypeAccessToken_lower(_ value: AccessToken) -> RustBuffe
  * One authorization server and one OAuth client. See [`crate::AuthConfig`] for each
  * setting's meaning; validation happens in `AuthClient(config)`.
  *
- * Kotlin durations are `java.time.Duration`; Swift durations are `TimeInterval`.
+ * Kotlin durations are `kotlin.time.Duration` (no `java.time`, so minSdk 24 needs no
+ * desugaring); Swift durations are `TimeInterval`.
  * Its `toString()` / description redacts the client secret.
  */
 public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
@@ -1852,11 +1889,11 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
     /**
      * How long before expiry a token is refreshed proactively (default: 5 minutes).
      */
-    public var refreshMargin: TimeInterval?
+    public var refreshMargin: TimeSpan?
     /**
      * The lifetime assumed when the server sends no `expires_in` (default: 1 hour).
      */
-    public var defaultTokenLifetime: TimeInterval?
+    public var defaultTokenLifetime: TimeSpan?
     /**
      * Whether tokens are cached (default) or fetched per request.
      */
@@ -1872,11 +1909,17 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
     /**
      * TCP/TLS connect timeout (default: 10 s).
      */
-    public var connectTimeout: TimeInterval?
+    public var connectTimeout: TimeSpan?
     /**
      * Whole-request timeout (default: 30 s).
      */
-    public var requestTimeout: TimeInterval?
+    public var requestTimeout: TimeSpan?
+    /**
+     * **Development only**: hosts (such as `10.0.2.2`, the Android emulator's address
+     * of the development machine) reached over plain http. Logged loudly as a warning;
+     * https stays mandatory for every other host. Never ship it in a release build.
+     */
+    public var developmentHttpHosts: [String]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1907,10 +1950,10 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
          */resource: String? = nil, 
         /**
          * How long before expiry a token is refreshed proactively (default: 5 minutes).
-         */refreshMargin: TimeInterval? = nil, 
+         */refreshMargin: TimeSpan? = nil, 
         /**
          * The lifetime assumed when the server sends no `expires_in` (default: 1 hour).
-         */defaultTokenLifetime: TimeInterval? = nil, 
+         */defaultTokenLifetime: TimeSpan? = nil, 
         /**
          * Whether tokens are cached (default) or fetched per request.
          */cachePolicy: CachePolicy? = nil, 
@@ -1922,10 +1965,15 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
          */retryPolicy: RetryPolicy? = nil, 
         /**
          * TCP/TLS connect timeout (default: 10 s).
-         */connectTimeout: TimeInterval? = nil, 
+         */connectTimeout: TimeSpan? = nil, 
         /**
          * Whole-request timeout (default: 30 s).
-         */requestTimeout: TimeInterval? = nil) {
+         */requestTimeout: TimeSpan? = nil, 
+        /**
+         * **Development only**: hosts (such as `10.0.2.2`, the Android emulator's address
+         * of the development machine) reached over plain http. Logged loudly as a warning;
+         * https stays mandatory for every other host. Never ship it in a release build.
+         */developmentHttpHosts: [String] = []) {
         self.tokenEndpoint = tokenEndpoint
         self.clientId = clientId
         self.clientSecret = clientSecret
@@ -1941,6 +1989,7 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
         self.retryPolicy = retryPolicy
         self.connectTimeout = connectTimeout
         self.requestTimeout = requestTimeout
+        self.developmentHttpHosts = developmentHttpHosts
     }
 
     
@@ -1978,13 +2027,14 @@ public struct FfiConverterTypeAuthConfig: FfiConverterRustBuffer {
                 scopes: FfiConverterSequenceString.read(from: &buf), 
                 audience: FfiConverterOptionString.read(from: &buf), 
                 resource: FfiConverterOptionString.read(from: &buf), 
-                refreshMargin: FfiConverterOptionDuration.read(from: &buf), 
-                defaultTokenLifetime: FfiConverterOptionDuration.read(from: &buf), 
+                refreshMargin: FfiConverterOptionTypeTimeSpan.read(from: &buf), 
+                defaultTokenLifetime: FfiConverterOptionTypeTimeSpan.read(from: &buf), 
                 cachePolicy: FfiConverterOptionTypeCachePolicy.read(from: &buf), 
                 recoveryPolicy: FfiConverterOptionTypeRecoveryPolicy.read(from: &buf), 
                 retryPolicy: FfiConverterOptionTypeRetryPolicy.read(from: &buf), 
-                connectTimeout: FfiConverterOptionDuration.read(from: &buf), 
-                requestTimeout: FfiConverterOptionDuration.read(from: &buf)
+                connectTimeout: FfiConverterOptionTypeTimeSpan.read(from: &buf), 
+                requestTimeout: FfiConverterOptionTypeTimeSpan.read(from: &buf), 
+                developmentHttpHosts: FfiConverterSequenceString.read(from: &buf)
         )
     }
 
@@ -1997,13 +2047,14 @@ public struct FfiConverterTypeAuthConfig: FfiConverterRustBuffer {
         FfiConverterSequenceString.write(value.scopes, into: &buf)
         FfiConverterOptionString.write(value.audience, into: &buf)
         FfiConverterOptionString.write(value.resource, into: &buf)
-        FfiConverterOptionDuration.write(value.refreshMargin, into: &buf)
-        FfiConverterOptionDuration.write(value.defaultTokenLifetime, into: &buf)
+        FfiConverterOptionTypeTimeSpan.write(value.refreshMargin, into: &buf)
+        FfiConverterOptionTypeTimeSpan.write(value.defaultTokenLifetime, into: &buf)
         FfiConverterOptionTypeCachePolicy.write(value.cachePolicy, into: &buf)
         FfiConverterOptionTypeRecoveryPolicy.write(value.recoveryPolicy, into: &buf)
         FfiConverterOptionTypeRetryPolicy.write(value.retryPolicy, into: &buf)
-        FfiConverterOptionDuration.write(value.connectTimeout, into: &buf)
-        FfiConverterOptionDuration.write(value.requestTimeout, into: &buf)
+        FfiConverterOptionTypeTimeSpan.write(value.connectTimeout, into: &buf)
+        FfiConverterOptionTypeTimeSpan.write(value.requestTimeout, into: &buf)
+        FfiConverterSequenceString.write(value.developmentHttpHosts, into: &buf)
     }
 }
 
@@ -2028,37 +2079,39 @@ public func FfiConverterTypeAuthConfig_lower(_ value: AuthConfig) -> RustBuffer 
  */
 public struct RetryPolicy: Equatable, Hashable {
     /**
-     * Attempts in all, the first included (at least 1).
+     * Attempts in all, the first included (at least 1). Signed, so Kotlin sees an
+     * `Int`, not a `UInt`; zero or less is rejected with `InvalidConfig`.
      */
-    public var maxAttempts: UInt32
+    public var maxAttempts: Int32
     /**
      * The first backoff; it doubles up to `max_backoff`.
      */
-    public var initialBackoff: TimeInterval
+    public var initialBackoff: TimeSpan
     /**
      * The longest backoff.
      */
-    public var maxBackoff: TimeInterval
+    public var maxBackoff: TimeSpan
     /**
      * No retry starts after this much time since the first attempt.
      */
-    public var deadline: TimeInterval
+    public var deadline: TimeSpan
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(
         /**
-         * Attempts in all, the first included (at least 1).
-         */maxAttempts: UInt32, 
+         * Attempts in all, the first included (at least 1). Signed, so Kotlin sees an
+         * `Int`, not a `UInt`; zero or less is rejected with `InvalidConfig`.
+         */maxAttempts: Int32, 
         /**
          * The first backoff; it doubles up to `max_backoff`.
-         */initialBackoff: TimeInterval, 
+         */initialBackoff: TimeSpan, 
         /**
          * The longest backoff.
-         */maxBackoff: TimeInterval, 
+         */maxBackoff: TimeSpan, 
         /**
          * No retry starts after this much time since the first attempt.
-         */deadline: TimeInterval) {
+         */deadline: TimeSpan) {
         self.maxAttempts = maxAttempts
         self.initialBackoff = initialBackoff
         self.maxBackoff = maxBackoff
@@ -2081,18 +2134,18 @@ public struct FfiConverterTypeRetryPolicy: FfiConverterRustBuffer {
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RetryPolicy {
         return
             try RetryPolicy(
-                maxAttempts: FfiConverterUInt32.read(from: &buf), 
-                initialBackoff: FfiConverterDuration.read(from: &buf), 
-                maxBackoff: FfiConverterDuration.read(from: &buf), 
-                deadline: FfiConverterDuration.read(from: &buf)
+                maxAttempts: FfiConverterInt32.read(from: &buf), 
+                initialBackoff: FfiConverterTypeTimeSpan.read(from: &buf), 
+                maxBackoff: FfiConverterTypeTimeSpan.read(from: &buf), 
+                deadline: FfiConverterTypeTimeSpan.read(from: &buf)
         )
     }
 
     public static func write(_ value: RetryPolicy, into buf: inout [UInt8]) {
-        FfiConverterUInt32.write(value.maxAttempts, into: &buf)
-        FfiConverterDuration.write(value.initialBackoff, into: &buf)
-        FfiConverterDuration.write(value.maxBackoff, into: &buf)
-        FfiConverterDuration.write(value.deadline, into: &buf)
+        FfiConverterInt32.write(value.maxAttempts, into: &buf)
+        FfiConverterTypeTimeSpan.write(value.initialBackoff, into: &buf)
+        FfiConverterTypeTimeSpan.write(value.maxBackoff, into: &buf)
+        FfiConverterTypeTimeSpan.write(value.deadline, into: &buf)
     }
 }
 
@@ -2971,30 +3024,6 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterOptionDuration: FfiConverterRustBuffer {
-    typealias SwiftType = TimeInterval?
-
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
-        guard let value = value else {
-            writeInt(&buf, Int8(0))
-            return
-        }
-        writeInt(&buf, Int8(1))
-        FfiConverterDuration.write(value, into: &buf)
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
-        switch try readInt(&buf) as Int8 {
-        case 0: return nil
-        case 1: return try FfiConverterDuration.read(from: &buf)
-        default: throw UniffiInternalError.unexpectedOptionalTag
-        }
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
 fileprivate struct FfiConverterOptionTypeAuthEventListener: FfiConverterRustBuffer {
     typealias SwiftType = AuthEventListener?
 
@@ -3019,8 +3048,8 @@ fileprivate struct FfiConverterOptionTypeAuthEventListener: FfiConverterRustBuff
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterOptionTypeSession: FfiConverterRustBuffer {
-    typealias SwiftType = Session?
+fileprivate struct FfiConverterOptionTypeNativeSession: FfiConverterRustBuffer {
+    typealias SwiftType = NativeSession?
 
     public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
         guard let value = value else {
@@ -3028,13 +3057,13 @@ fileprivate struct FfiConverterOptionTypeSession: FfiConverterRustBuffer {
             return
         }
         writeInt(&buf, Int8(1))
-        FfiConverterTypeSession.write(value, into: &buf)
+        FfiConverterTypeNativeSession.write(value, into: &buf)
     }
 
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
-        case 1: return try FfiConverterTypeSession.read(from: &buf)
+        case 1: return try FfiConverterTypeNativeSession.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -3187,6 +3216,30 @@ fileprivate struct FfiConverterOptionTypeRecoveryPolicy: FfiConverterRustBuffer 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeTimeSpan: FfiConverterRustBuffer {
+    typealias SwiftType = TimeSpan?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeTimeSpan.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeTimeSpan.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
     typealias SwiftType = [String]
 
@@ -3208,6 +3261,100 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
         return seq
     }
 }
+
+
+
+
+public typealias Moment = Date
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMoment: FfiConverter {
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Moment {
+        let builtinValue = try FfiConverterInt64.read(from: &buf)
+        return Date(timeIntervalSince1970: TimeInterval(builtinValue) / 1000)
+    }
+
+    public static func write(_ value: Moment, into buf: inout [UInt8]) {
+        let builtinValue = Int64((value.timeIntervalSince1970 * 1000).rounded())
+        return FfiConverterInt64.write(builtinValue, into: &buf)
+    }
+
+    public static func lift(_ value: Int64) throws -> Moment {
+        let builtinValue = try FfiConverterInt64.lift(value)
+        return Date(timeIntervalSince1970: TimeInterval(builtinValue) / 1000)
+    }
+
+    public static func lower(_ value: Moment) -> Int64 {
+        let builtinValue = Int64((value.timeIntervalSince1970 * 1000).rounded())
+        return FfiConverterInt64.lower(builtinValue)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMoment_lift(_ value: Int64) throws -> Moment {
+    return try FfiConverterTypeMoment.lift(value)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMoment_lower(_ value: Moment) -> Int64 {
+    return FfiConverterTypeMoment.lower(value)
+}
+
+
+
+
+
+public typealias TimeSpan = TimeInterval
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTimeSpan: FfiConverter {
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TimeSpan {
+        let builtinValue = try FfiConverterInt64.read(from: &buf)
+        return TimeInterval(builtinValue) / 1000
+    }
+
+    public static func write(_ value: TimeSpan, into buf: inout [UInt8]) {
+        let builtinValue = Int64((value * 1000).rounded())
+        return FfiConverterInt64.write(builtinValue, into: &buf)
+    }
+
+    public static func lift(_ value: Int64) throws -> TimeSpan {
+        let builtinValue = try FfiConverterInt64.lift(value)
+        return TimeInterval(builtinValue) / 1000
+    }
+
+    public static func lower(_ value: TimeSpan) -> Int64 {
+        let builtinValue = Int64((value * 1000).rounded())
+        return FfiConverterInt64.lower(builtinValue)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTimeSpan_lift(_ value: Int64) throws -> TimeSpan {
+    return try FfiConverterTypeTimeSpan.lift(value)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTimeSpan_lower(_ value: TimeSpan) -> Int64 {
+    return FfiConverterTypeTimeSpan.lower(value)
+}
+
 private let UNIFFI_RUST_FUTURE_POLL_READY: Int8 = 0
 private let UNIFFI_RUST_FUTURE_POLL_WAKE: Int8 = 1
 
@@ -3309,6 +3456,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_method_session_handle_unauthorized() != 8950) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tokenkeeper_checksum_method_session_handle_unauthorized_value() != 58064) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tokenkeeper_checksum_method_session_identity() != 54747) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3319,6 +3469,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_session_recover() != 63590) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_session_refresh() != 56004) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_session_username() != 60553) {

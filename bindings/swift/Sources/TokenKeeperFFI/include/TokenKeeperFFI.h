@@ -351,6 +351,11 @@ RustBuffer uniffi_tokenkeeper_fn_method_session_cached_access_token(uint64_t ptr
 uint64_t uniffi_tokenkeeper_fn_method_session_handle_unauthorized(uint64_t ptr, RustBuffer failed_token, RustBuffer www_authenticate
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_HANDLE_UNAUTHORIZED_VALUE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_HANDLE_UNAUTHORIZED_VALUE
+uint64_t uniffi_tokenkeeper_fn_method_session_handle_unauthorized_value(uint64_t ptr, RustBuffer failed_token, RustBuffer www_authenticate
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_IDENTITY
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_IDENTITY
 RustBuffer uniffi_tokenkeeper_fn_method_session_identity(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -369,6 +374,11 @@ uint64_t uniffi_tokenkeeper_fn_method_session_logout(uint64_t ptr
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_RECOVER
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_RECOVER
 uint64_t uniffi_tokenkeeper_fn_method_session_recover(uint64_t ptr, RustBuffer failed_token, RustBuffer www_authenticate
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_REFRESH
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_REFRESH
+uint64_t uniffi_tokenkeeper_fn_method_session_refresh(uint64_t ptr
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_USERNAME
@@ -764,6 +774,12 @@ uint16_t uniffi_tokenkeeper_checksum_method_session_handle_unauthorized(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_HANDLE_UNAUTHORIZED_VALUE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_HANDLE_UNAUTHORIZED_VALUE
+uint16_t uniffi_tokenkeeper_checksum_method_session_handle_unauthorized_value(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_IDENTITY
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_IDENTITY
 uint16_t uniffi_tokenkeeper_checksum_method_session_identity(void
@@ -785,6 +801,12 @@ uint16_t uniffi_tokenkeeper_checksum_method_session_logout(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_RECOVER
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_RECOVER
 uint16_t uniffi_tokenkeeper_checksum_method_session_recover(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_REFRESH
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_REFRESH
+uint16_t uniffi_tokenkeeper_checksum_method_session_refresh(void
     
 );
 #endif
