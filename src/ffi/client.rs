@@ -4,8 +4,10 @@ use super::config::AuthConfig;
 use super::error::AuthError;
 use super::events::{AuthEventListener, ForeignListener};
 use super::runtime::{run, runtime};
+use super::state::{ForeignObserver, SessionState, TokenObserver};
 use super::store::{ForeignTokenStore, TokenStore};
 use super::token::AccessToken;
+use super::units::TimeSpan;
 use secrecy::SecretString;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -128,6 +130,27 @@ impl Session {
         run(async move { session.access_token().await })
             .await
             .map(AccessToken::from)
+    }
+
+    /// A token valid for at least `min_validity` (as Auth0's `minTtl`): the cached one
+    /// if it lasts that long, otherwise a new one first.
+    pub async fn access_token_valid_for(&self, min_validity: TimeSpan) -> Result<AccessToken, AuthError> {
+        let session = Arc::clone(&self.inner);
+        run(async move { session.access_token_valid_for(min_validity.into()).await })
+            .await
+            .map(AccessToken::from)
+    }
+
+    /// Where the session stands now.
+    pub fn state(&self) -> SessionState {
+        self.inner.state().into()
+    }
+
+    /// Registers `observer` for every change of this session's token. It is called
+    /// at once with the current state, then synchronously at each change. The
+    /// Kotlin and Swift `Session` classes register one to keep their token mirror.
+    pub fn observe(&self, observer: Arc<dyn TokenObserver>) {
+        self.inner.observe(Arc::new(ForeignObserver(observer)));
     }
 
     /// The cached token if it is fresh, without waiting, I/O or a coroutine; `null`/`nil`

@@ -960,7 +960,7 @@ open func login(username: String, password: String)async throws  -> NativeSessio
             completeFunc: ffi_tokenkeeper_rust_future_complete_u64,
             freeFunc: ffi_tokenkeeper_rust_future_free_u64,
             liftFunc: FfiConverterTypeNativeSession_lift,
-            errorHandler: FfiConverterTypeAuthError_lift
+            errorHandler: FfiConverterTypeNativeAuthError_lift
         )
 }
     
@@ -983,7 +983,7 @@ open func restore(username: String)async throws  -> NativeSession  {
             completeFunc: ffi_tokenkeeper_rust_future_complete_u64,
             freeFunc: ffi_tokenkeeper_rust_future_free_u64,
             liftFunc: FfiConverterTypeNativeSession_lift,
-            errorHandler: FfiConverterTypeAuthError_lift
+            errorHandler: FfiConverterTypeNativeAuthError_lift
         )
 }
     
@@ -1065,6 +1065,12 @@ public protocol NativeSessionProtocol: AnyObject, Sendable {
     func accessToken() async throws  -> AccessToken
     
     /**
+     * A token valid for at least `min_validity` (as Auth0's `minTtl`): the cached one
+     * if it lasts that long, otherwise a new one first.
+     */
+    func accessTokenValidFor(minValidity: TimeSpan) async throws  -> AccessToken
+    
+    /**
      * The cached token if it is fresh, without waiting, I/O or a coroutine; `null`/`nil`
      * means call `accessToken()`. For blocking callers such as OkHttp interceptors.
      */
@@ -1105,6 +1111,13 @@ public protocol NativeSessionProtocol: AnyObject, Sendable {
     func logout() async throws 
     
     /**
+     * Registers `observer` for every change of this session's token. It is called
+     * at once with the current state, then synchronously at each change. The
+     * Kotlin and Swift `Session` classes register one to keep their token mirror.
+     */
+    func observe(observer: TokenObserver) 
+    
+    /**
      * After a resource server rejected `failed_token` (HTTP 401): a token to retry
      * with. Pass the response's `WWW-Authenticate` header. Concurrent callers with
      * the same failed token share one renewal (one re-authentication per revocation).
@@ -1116,6 +1129,11 @@ public protocol NativeSessionProtocol: AnyObject, Sendable {
      * for example after the app learned that the user's permissions changed.
      */
     func refresh() async throws  -> AccessToken
+    
+    /**
+     * Where the session stands now.
+     */
+    func state()  -> SessionState
     
     /**
      * The user name, for a user session; `null`/`nil` for the client's own session.
@@ -1198,7 +1216,27 @@ open func accessToken()async throws  -> AccessToken  {
             completeFunc: ffi_tokenkeeper_rust_future_complete_rust_buffer,
             freeFunc: ffi_tokenkeeper_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeAccessToken_lift,
-            errorHandler: FfiConverterTypeAuthError_lift
+            errorHandler: FfiConverterTypeNativeAuthError_lift
+        )
+}
+    
+    /**
+     * A token valid for at least `min_validity` (as Auth0's `minTtl`): the cached one
+     * if it lasts that long, otherwise a new one first.
+     */
+open func accessTokenValidFor(minValidity: TimeSpan)async throws  -> AccessToken  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_session_access_token_valid_for(
+                        self.uniffiCloneHandle(),FfiConverterTypeTimeSpan_lower(minValidity)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_rust_buffer,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_rust_buffer,
+            freeFunc: ffi_tokenkeeper_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAccessToken_lift,
+            errorHandler: FfiConverterTypeNativeAuthError_lift
         )
 }
     
@@ -1235,7 +1273,7 @@ open func handleUnauthorized(failedToken: AccessToken, wwwAuthenticate: [String]
             completeFunc: ffi_tokenkeeper_rust_future_complete_rust_buffer,
             freeFunc: ffi_tokenkeeper_rust_future_free_rust_buffer,
             liftFunc: FfiConverterOptionTypeAccessToken.lift,
-            errorHandler: FfiConverterTypeAuthError_lift
+            errorHandler: FfiConverterTypeNativeAuthError_lift
         )
 }
     
@@ -1255,7 +1293,7 @@ open func handleUnauthorizedValue(failedToken: String, wwwAuthenticate: [String]
             completeFunc: ffi_tokenkeeper_rust_future_complete_rust_buffer,
             freeFunc: ffi_tokenkeeper_rust_future_free_rust_buffer,
             liftFunc: FfiConverterOptionTypeAccessToken.lift,
-            errorHandler: FfiConverterTypeAuthError_lift
+            errorHandler: FfiConverterTypeNativeAuthError_lift
         )
 }
     
@@ -1300,8 +1338,22 @@ open func logout()async throws   {
             completeFunc: ffi_tokenkeeper_rust_future_complete_void,
             freeFunc: ffi_tokenkeeper_rust_future_free_void,
             liftFunc: { $0 },
-            errorHandler: FfiConverterTypeAuthError_lift
+            errorHandler: FfiConverterTypeNativeAuthError_lift
         )
+}
+    
+    /**
+     * Registers `observer` for every change of this session's token. It is called
+     * at once with the current state, then synchronously at each change. The
+     * Kotlin and Swift `Session` classes register one to keep their token mirror.
+     */
+open func observe(observer: TokenObserver)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_session_observe(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeTokenObserver_lower(observer),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -1321,7 +1373,7 @@ open func recover(failedToken: AccessToken, wwwAuthenticate: String?)async throw
             completeFunc: ffi_tokenkeeper_rust_future_complete_rust_buffer,
             freeFunc: ffi_tokenkeeper_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeAccessToken_lift,
-            errorHandler: FfiConverterTypeAuthError_lift
+            errorHandler: FfiConverterTypeNativeAuthError_lift
         )
 }
     
@@ -1341,8 +1393,20 @@ open func refresh()async throws  -> AccessToken  {
             completeFunc: ffi_tokenkeeper_rust_future_complete_rust_buffer,
             freeFunc: ffi_tokenkeeper_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeAccessToken_lift,
-            errorHandler: FfiConverterTypeAuthError_lift
+            errorHandler: FfiConverterTypeNativeAuthError_lift
         )
+}
+    
+    /**
+     * Where the session stands now.
+     */
+open func state() -> SessionState  {
+    return try!  FfiConverterTypeSessionState_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_session_state(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -1424,6 +1488,223 @@ public func FfiConverterTypeNativeSession_lift(_ handle: UInt64) throws -> Nativ
 #endif
 public func FfiConverterTypeNativeSession_lower(_ value: NativeSession) -> UInt64 {
     return FfiConverterTypeNativeSession.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Sees every change of a session's token, synchronously, from the place where the
+ * core writes its cache. Keep it to a field write: no blocking, no calls back into
+ * the session. What it throws is logged and ignored.
+ */
+public protocol TokenObserver: AnyObject, Sendable {
+    
+    /**
+     * Called once per change, in generation order; the first call, made at
+     * registration, carries the current state.
+     */
+    func onTokenChange(change: TokenChange) throws 
+    
+}
+/**
+ * Sees every change of a session's token, synchronously, from the place where the
+ * core writes its cache. Keep it to a field write: no blocking, no calls back into
+ * the session. What it throws is logged and ignored.
+ */
+open class TokenObserverImpl: TokenObserver, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_tokenkeeper_fn_clone_tokenobserver(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_tokenkeeper_fn_free_tokenobserver(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Called once per change, in generation order; the first call, made at
+     * registration, carries the current state.
+     */
+open func onTokenChange(change: TokenChange)throws   {try rustCallWithError(FfiConverterTypeListenerError_lift) {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_tokenobserver_on_token_change(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeTokenChange_lower(change),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceTokenObserver {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceTokenObserver = UniffiVTableCallbackInterfaceTokenObserver(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeTokenObserver.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface TokenObserver: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeTokenObserver.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface TokenObserver: handle missing in uniffiClone")
+            }
+        },
+        onTokenChange: { (
+            uniffiHandle: UInt64,
+            change: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeTokenObserver.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.onTokenChange(
+                     change: try FfiConverterTypeTokenChange_lift(change)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeListenerError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceTokenObserver> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceTokenObserver>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitTokenObserver() {
+    uniffi_tokenkeeper_fn_init_callback_vtable_tokenobserver(UniffiCallbackInterfaceTokenObserver.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTokenObserver: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<TokenObserver>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = TokenObserver
+
+    public static func lift(_ handle: UInt64) throws -> TokenObserver {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return TokenObserverImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: TokenObserver) -> UInt64 {
+         if let rustImpl = value as? TokenObserverImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TokenObserver {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: TokenObserver, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTokenObserver_lift(_ handle: UInt64) throws -> TokenObserver {
+    return try FfiConverterTypeTokenObserver.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTokenObserver_lower(_ value: TokenObserver) -> UInt64 {
+    return FfiConverterTypeTokenObserver.lower(value)
 }
 
 
@@ -2166,236 +2447,91 @@ public func FfiConverterTypeRetryPolicy_lower(_ value: RetryPolicy) -> RustBuffe
 
 
 /**
- * Why a token could not be had, named for what the app should do. See
- * [`crate::AuthError`] for when each happens.
- *
- * Retrying later is the right answer exactly for `TemporarilyUnavailable`,
- * `TokenRevoked` and `RequestNotReplayed` (the core's `AuthError::is_retryable`).
+ * One change of a session's cached token. Apps rarely see it: the `Session` classes
+ * of the Kotlin and Swift packages consume it to keep their copy of the token.
  */
-public 
-enum AuthError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+public struct TokenChange: Equatable, Hashable, CustomDebugStringConvertible {
+    /**
+     * Grows with every change of this session's token: never let an older change
+     * replace a newer one. Signed so Kotlin sees a `Long`.
+     */
+    public var generation: Int64
+    /**
+     * The cached token, or `null`/`nil` when none is cached.
+     */
+    public var token: AccessToken?
+    /**
+     * Until when (milliseconds since the Unix epoch, wall clock) the token may be
+     * served without asking the session; after it, ask the session, which refreshes.
+     */
+    public var freshUntilEpochMillis: Int64?
+    /**
+     * The session's state after the change.
+     */
+    public var state: SessionState
 
-    
-    
-    /**
-     * The server rejected the client id or secret: fix the configuration.
-     */
-    case InvalidClient(message: String)
-    
-    /**
-     * Wrong password, or an expired or revoked refresh token: ask the user to sign in.
-     */
-    case InvalidGrant(message: String)
-    
-    /**
-     * A requested scope is unknown or not allowed for this client.
-     */
-    case InvalidScope(message: String)
-    
-    /**
-     * This client may not use this grant type.
-     */
-    case UnauthorizedClient(message: String)
-    
-    /**
-     * The server does not support this grant type.
-     */
-    case UnsupportedGrantType(message: String)
-    
-    /**
-     * The server rejected the request as malformed.
-     */
-    case InvalidRequest(message: String)
-    
-    /**
-     * Another OAuth error code from the server.
-     */
-    case OAuth(message: String)
-    
-    /**
-     * The token is valid but lacks the permission (HTTP 403); a new token would not help.
-     */
-    case InsufficientScope(message: String)
-    
-    /**
-     * No silent way is left to get a token: ask the user to sign in again.
-     */
-    case ReauthenticationRequired(message: String)
-    
-    /**
-     * Network failure, timeout, HTTP 5xx or 429: try again later.
-     */
-    case TemporarilyUnavailable(message: String)
-    
-    /**
-     * With `RecoveryPolicy.CLEAR_AND_FAIL`: the token was revoked and dropped; try again.
-     */
-    case TokenRevoked(message: String)
-    
-    /**
-     * The token was renewed but the request was not re-sent, as replaying it is unsafe.
-     */
-    case RequestNotReplayed(message: String)
-    
-    /**
-     * The server's answer was not a valid token response.
-     */
-    case InvalidResponse(message: String)
-    
-    /**
-     * The configuration is unusable (bad URL, http to a non-loopback host, …).
-     */
-    case InvalidConfig(message: String)
-    
-    /**
-     * The app's token store failed.
-     */
-    case Storage(message: String)
-    
-    /**
-     * A bug in tokenkeeper (a panicked task) or an error this binding does not know yet.
-     */
-    case Internal(message: String)
-    
-
-    
-
-    
-
-    
-    public var errorDescription: String? {
-        String(reflecting: self)
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Grows with every change of this session's token: never let an older change
+         * replace a newer one. Signed so Kotlin sees a `Long`.
+         */generation: Int64, 
+        /**
+         * The cached token, or `null`/`nil` when none is cached.
+         */token: AccessToken?, 
+        /**
+         * Until when (milliseconds since the Unix epoch, wall clock) the token may be
+         * served without asking the session; after it, ask the session, which refreshes.
+         */freshUntilEpochMillis: Int64?, 
+        /**
+         * The session's state after the change.
+         */state: SessionState) {
+        self.generation = generation
+        self.token = token
+        self.freshUntilEpochMillis = freshUntilEpochMillis
+        self.state = state
     }
+
     
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_tokenchange_uniffi_trait_debug(
+            FfiConverterTypeTokenChange_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
-extension AuthError: Sendable {}
+extension TokenChange: Sendable {}
 #endif
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public struct FfiConverterTypeAuthError: FfiConverterRustBuffer {
-    typealias SwiftType = AuthError
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AuthError {
-        let variant: Int32 = try readInt(&buf)
-        switch variant {
-
-        
-
-        
-        case 1: return .InvalidClient(
-            message: try FfiConverterString.read(from: &buf)
+public struct FfiConverterTypeTokenChange: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TokenChange {
+        return
+            try TokenChange(
+                generation: FfiConverterInt64.read(from: &buf), 
+                token: FfiConverterOptionTypeAccessToken.read(from: &buf), 
+                freshUntilEpochMillis: FfiConverterOptionInt64.read(from: &buf), 
+                state: FfiConverterTypeSessionState.read(from: &buf)
         )
-        
-        case 2: return .InvalidGrant(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 3: return .InvalidScope(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 4: return .UnauthorizedClient(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 5: return .UnsupportedGrantType(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 6: return .InvalidRequest(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 7: return .OAuth(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 8: return .InsufficientScope(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 9: return .ReauthenticationRequired(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 10: return .TemporarilyUnavailable(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 11: return .TokenRevoked(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 12: return .RequestNotReplayed(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 13: return .InvalidResponse(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 14: return .InvalidConfig(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 15: return .Storage(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 16: return .Internal(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-
-        default: throw UniffiInternalError.unexpectedEnumCase
-        }
     }
 
-    public static func write(_ value: AuthError, into buf: inout [UInt8]) {
-        switch value {
-
-        
-
-        
-        case .InvalidClient(_ /* message is ignored*/):
-            writeInt(&buf, Int32(1))
-        case .InvalidGrant(_ /* message is ignored*/):
-            writeInt(&buf, Int32(2))
-        case .InvalidScope(_ /* message is ignored*/):
-            writeInt(&buf, Int32(3))
-        case .UnauthorizedClient(_ /* message is ignored*/):
-            writeInt(&buf, Int32(4))
-        case .UnsupportedGrantType(_ /* message is ignored*/):
-            writeInt(&buf, Int32(5))
-        case .InvalidRequest(_ /* message is ignored*/):
-            writeInt(&buf, Int32(6))
-        case .OAuth(_ /* message is ignored*/):
-            writeInt(&buf, Int32(7))
-        case .InsufficientScope(_ /* message is ignored*/):
-            writeInt(&buf, Int32(8))
-        case .ReauthenticationRequired(_ /* message is ignored*/):
-            writeInt(&buf, Int32(9))
-        case .TemporarilyUnavailable(_ /* message is ignored*/):
-            writeInt(&buf, Int32(10))
-        case .TokenRevoked(_ /* message is ignored*/):
-            writeInt(&buf, Int32(11))
-        case .RequestNotReplayed(_ /* message is ignored*/):
-            writeInt(&buf, Int32(12))
-        case .InvalidResponse(_ /* message is ignored*/):
-            writeInt(&buf, Int32(13))
-        case .InvalidConfig(_ /* message is ignored*/):
-            writeInt(&buf, Int32(14))
-        case .Storage(_ /* message is ignored*/):
-            writeInt(&buf, Int32(15))
-        case .Internal(_ /* message is ignored*/):
-            writeInt(&buf, Int32(16))
-
-        
-        }
+    public static func write(_ value: TokenChange, into buf: inout [UInt8]) {
+        FfiConverterInt64.write(value.generation, into: &buf)
+        FfiConverterOptionTypeAccessToken.write(value.token, into: &buf)
+        FfiConverterOptionInt64.write(value.freshUntilEpochMillis, into: &buf)
+        FfiConverterTypeSessionState.write(value.state, into: &buf)
     }
 }
 
@@ -2403,15 +2539,15 @@ public struct FfiConverterTypeAuthError: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeAuthError_lift(_ buf: RustBuffer) throws -> AuthError {
-    return try FfiConverterTypeAuthError.lift(buf)
+public func FfiConverterTypeTokenChange_lift(_ buf: RustBuffer) throws -> TokenChange {
+    return try FfiConverterTypeTokenChange.lift(buf)
 }
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeAuthError_lower(_ value: AuthError) -> RustBuffer {
-    return FfiConverterTypeAuthError.lower(value)
+public func FfiConverterTypeTokenChange_lower(_ value: TokenChange) -> RustBuffer {
+    return FfiConverterTypeTokenChange.lower(value)
 }
 
 
@@ -2481,6 +2617,42 @@ public enum AuthEvent: Equatable, Hashable {
          */identity: String
     )
     /**
+     * Every credential the session holds was rejected: only the user can help. Emitted
+     * once per episode; the client-level `reauthenticationRequired` stream carries it.
+     */
+    case reauthenticationRequired(
+        /**
+         * Whose session needs the user.
+         */identity: String, 
+        /**
+         * Why (never a secret).
+         */reason: String
+    )
+    /**
+     * A refresh token could not be saved in the app's `TokenStore`; the session goes
+     * on in memory and retries the save at the next change.
+     */
+    case persistFailed(
+        /**
+         * Whose refresh token.
+         */identity: String, 
+        /**
+         * What the store said (never a secret).
+         */reason: String
+    )
+    /**
+     * A resource server kept rejecting fresh tokens: automatic recovery is paused
+     * until the given time (seconds since the Unix epoch).
+     */
+    case recoveryPaused(
+        /**
+         * Whose session.
+         */identity: String, 
+        /**
+         * When recovery resumes.
+         */untilEpochSeconds: Int64
+    )
+    /**
      * An event this binding does not know yet (the core's enum is non-exhaustive).
      */
     case other(
@@ -2527,7 +2699,16 @@ public struct FfiConverterTypeAuthEvent: FfiConverterRustBuffer {
         case 6: return .loggedOut(identity: try FfiConverterString.read(from: &buf)
         )
         
-        case 7: return .other(description: try FfiConverterString.read(from: &buf)
+        case 7: return .reauthenticationRequired(identity: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 8: return .persistFailed(identity: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 9: return .recoveryPaused(identity: try FfiConverterString.read(from: &buf), untilEpochSeconds: try FfiConverterInt64.read(from: &buf)
+        )
+        
+        case 10: return .other(description: try FfiConverterString.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -2571,8 +2752,26 @@ public struct FfiConverterTypeAuthEvent: FfiConverterRustBuffer {
             FfiConverterString.write(identity, into: &buf)
             
         
-        case let .other(description):
+        case let .reauthenticationRequired(identity,reason):
             writeInt(&buf, Int32(7))
+            FfiConverterString.write(identity, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .persistFailed(identity,reason):
+            writeInt(&buf, Int32(8))
+            FfiConverterString.write(identity, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .recoveryPaused(identity,untilEpochSeconds):
+            writeInt(&buf, Int32(9))
+            FfiConverterString.write(identity, into: &buf)
+            FfiConverterInt64.write(untilEpochSeconds, into: &buf)
+            
+        
+        case let .other(description):
+            writeInt(&buf, Int32(10))
             FfiConverterString.write(description, into: &buf)
             
         }
@@ -2832,6 +3031,256 @@ public func FfiConverterTypeListenerError_lower(_ value: ListenerError) -> RustB
 
 
 /**
+ * Why a token could not be had, named for what the app should do. See
+ * [`crate::AuthError`] for when each happens.
+ *
+ * Retrying later is the right answer exactly for `TemporarilyUnavailable`,
+ * `TokenRevoked` and `RequestNotReplayed` (the core's `AuthError::is_retryable`).
+ */
+public 
+enum NativeAuthError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * The server rejected the client id or secret: fix the configuration.
+     */
+    case InvalidClient(message: String)
+    
+    /**
+     * Wrong password, or an expired or revoked refresh token: ask the user to sign in.
+     */
+    case InvalidGrant(message: String)
+    
+    /**
+     * A requested scope is unknown or not allowed for this client.
+     */
+    case InvalidScope(message: String)
+    
+    /**
+     * This client may not use this grant type.
+     */
+    case UnauthorizedClient(message: String)
+    
+    /**
+     * The server does not support this grant type.
+     */
+    case UnsupportedGrantType(message: String)
+    
+    /**
+     * The server rejected the request as malformed.
+     */
+    case InvalidRequest(message: String)
+    
+    /**
+     * Another OAuth error code from the server.
+     */
+    case OAuth(message: String)
+    
+    /**
+     * The token is valid but lacks the permission (HTTP 403); a new token would not help.
+     */
+    case InsufficientScope(message: String)
+    
+    /**
+     * No silent way is left to get a token: ask the user to sign in again.
+     */
+    case ReauthenticationRequired(message: String)
+    
+    /**
+     * Network failure, timeout, HTTP 5xx or 429: try again later.
+     */
+    case TemporarilyUnavailable(message: String)
+    
+    /**
+     * With `RecoveryPolicy.CLEAR_AND_FAIL`: the token was revoked and dropped; try again.
+     */
+    case TokenRevoked(message: String)
+    
+    /**
+     * The token was renewed but the request was not re-sent, as replaying it is unsafe.
+     */
+    case RequestNotReplayed(message: String)
+    
+    /**
+     * The server's answer was not a valid token response.
+     */
+    case InvalidResponse(message: String)
+    
+    /**
+     * The configuration is unusable (bad URL, http to a non-loopback host, …).
+     */
+    case InvalidConfig(message: String)
+    
+    /**
+     * The app's token store failed.
+     */
+    case Storage(message: String)
+    
+    /**
+     * A bug in tokenkeeper (a panicked task) or an error this binding does not know yet.
+     */
+    case Internal(message: String)
+    
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension NativeAuthError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeNativeAuthError: FfiConverterRustBuffer {
+    typealias SwiftType = NativeAuthError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> NativeAuthError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .InvalidClient(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 2: return .InvalidGrant(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 3: return .InvalidScope(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 4: return .UnauthorizedClient(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 5: return .UnsupportedGrantType(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 6: return .InvalidRequest(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 7: return .OAuth(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 8: return .InsufficientScope(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 9: return .ReauthenticationRequired(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 10: return .TemporarilyUnavailable(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 11: return .TokenRevoked(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 12: return .RequestNotReplayed(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 13: return .InvalidResponse(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 14: return .InvalidConfig(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 15: return .Storage(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 16: return .Internal(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: NativeAuthError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        case .InvalidClient(_ /* message is ignored*/):
+            writeInt(&buf, Int32(1))
+        case .InvalidGrant(_ /* message is ignored*/):
+            writeInt(&buf, Int32(2))
+        case .InvalidScope(_ /* message is ignored*/):
+            writeInt(&buf, Int32(3))
+        case .UnauthorizedClient(_ /* message is ignored*/):
+            writeInt(&buf, Int32(4))
+        case .UnsupportedGrantType(_ /* message is ignored*/):
+            writeInt(&buf, Int32(5))
+        case .InvalidRequest(_ /* message is ignored*/):
+            writeInt(&buf, Int32(6))
+        case .OAuth(_ /* message is ignored*/):
+            writeInt(&buf, Int32(7))
+        case .InsufficientScope(_ /* message is ignored*/):
+            writeInt(&buf, Int32(8))
+        case .ReauthenticationRequired(_ /* message is ignored*/):
+            writeInt(&buf, Int32(9))
+        case .TemporarilyUnavailable(_ /* message is ignored*/):
+            writeInt(&buf, Int32(10))
+        case .TokenRevoked(_ /* message is ignored*/):
+            writeInt(&buf, Int32(11))
+        case .RequestNotReplayed(_ /* message is ignored*/):
+            writeInt(&buf, Int32(12))
+        case .InvalidResponse(_ /* message is ignored*/):
+            writeInt(&buf, Int32(13))
+        case .InvalidConfig(_ /* message is ignored*/):
+            writeInt(&buf, Int32(14))
+        case .Storage(_ /* message is ignored*/):
+            writeInt(&buf, Int32(15))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(16))
+
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNativeAuthError_lift(_ buf: RustBuffer) throws -> NativeAuthError {
+    return try FfiConverterTypeNativeAuthError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNativeAuthError_lower(_ value: NativeAuthError) -> RustBuffer {
+    return FfiConverterTypeNativeAuthError.lower(value)
+}
+
+
+/**
  * What a session does when a resource server rejects its token. See
  * [`crate::RecoveryPolicy`].
  */
@@ -2903,6 +3352,103 @@ public func FfiConverterTypeRecoveryPolicy_lift(_ buf: RustBuffer) throws -> Rec
 #endif
 public func FfiConverterTypeRecoveryPolicy_lower(_ value: RecoveryPolicy) -> RustBuffer {
     return FfiConverterTypeRecoveryPolicy.lower(value)
+}
+
+
+
+/**
+ * Where a session stands: signed in (with the cached token's expiry, if one is
+ * cached), waiting for the user to sign in again, or logged out.
+ */
+
+public enum SessionState: Equatable, Hashable {
+    
+    /**
+     * The session holds a token or can get one without the user.
+     */
+    case signedIn(
+        /**
+         * When the cached token expires, in seconds since the Unix epoch; `null`/`nil`
+         * while no token is cached.
+         */expiresAtEpochSeconds: Int64?, 
+        /**
+         * The same instant as a platform type (`java.util.Date` / `Date`).
+         */expiresAt: Moment?
+    )
+    /**
+     * Every credential the session holds was rejected: show the login screen.
+     */
+    case reauthenticationRequired
+    /**
+     * `logout()` was called; the session is finished.
+     */
+    case loggedOut
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension SessionState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSessionState: FfiConverterRustBuffer {
+    typealias SwiftType = SessionState
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SessionState {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .signedIn(expiresAtEpochSeconds: try FfiConverterOptionInt64.read(from: &buf), expiresAt: try FfiConverterOptionTypeMoment.read(from: &buf)
+        )
+        
+        case 2: return .reauthenticationRequired
+        
+        case 3: return .loggedOut
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: SessionState, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .signedIn(expiresAtEpochSeconds,expiresAt):
+            writeInt(&buf, Int32(1))
+            FfiConverterOptionInt64.write(expiresAtEpochSeconds, into: &buf)
+            FfiConverterOptionTypeMoment.write(expiresAt, into: &buf)
+            
+        
+        case .reauthenticationRequired:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .loggedOut:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSessionState_lift(_ buf: RustBuffer) throws -> SessionState {
+    return try FfiConverterTypeSessionState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSessionState_lower(_ value: SessionState) -> RustBuffer {
+    return FfiConverterTypeSessionState.lower(value)
 }
 
 
@@ -2995,6 +3541,30 @@ public func FfiConverterTypeStoreError_lift(_ buf: RustBuffer) throws -> StoreEr
 #endif
 public func FfiConverterTypeStoreError_lower(_ value: StoreError) -> RustBuffer {
     return FfiConverterTypeStoreError.lower(value)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
+    typealias SwiftType = Int64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
 }
 
 #if swift(>=5.8)
@@ -3208,6 +3778,30 @@ fileprivate struct FfiConverterOptionTypeRecoveryPolicy: FfiConverterRustBuffer 
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeRecoveryPolicy.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeMoment: FfiConverterRustBuffer {
+    typealias SwiftType = Moment?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeMoment.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeMoment.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -3450,6 +4044,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_method_session_access_token() != 26146) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tokenkeeper_checksum_method_session_access_token_valid_for() != 29553) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tokenkeeper_checksum_method_session_cached_access_token() != 1476) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3468,16 +4065,25 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_method_session_logout() != 24623) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tokenkeeper_checksum_method_session_observe() != 10050) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tokenkeeper_checksum_method_session_recover() != 63590) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_session_refresh() != 56004) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tokenkeeper_checksum_method_session_state() != 21199) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tokenkeeper_checksum_method_session_username() != 60553) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_autheventlistener_on_event() != 35900) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_tokenobserver_on_token_change() != 4369) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_tokenstore_load() != 283) {
@@ -3494,6 +4100,7 @@ private let initializationResult: InitializationResult = {
     }
 
     uniffiCallbackInitAuthEventListener()
+    uniffiCallbackInitTokenObserver()
     uniffiCallbackInitTokenStore()
     return InitializationResult.ok
 }()

@@ -661,6 +661,9 @@ internal interface UniffiForeignFutureCompleteVoid : com.sun.jna.Callback {
 internal interface UniffiCallbackInterfaceAuthEventListenerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
+internal interface UniffiCallbackInterfaceTokenObserverMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`change`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 internal interface UniffiCallbackInterfaceTokenStoreMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`key`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
 }
@@ -686,6 +689,25 @@ internal open class UniffiVTableCallbackInterfaceAuthEventListener(
         `uniffiFree` = other.`uniffiFree`
         `uniffiClone` = other.`uniffiClone`
         `onEvent` = other.`onEvent`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onTokenChange")
+internal open class UniffiVTableCallbackInterfaceTokenObserver(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `onTokenChange`: UniffiCallbackInterfaceTokenObserverMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `onTokenChange`: UniffiCallbackInterfaceTokenObserverMethod0? = null,
+    ): UniffiVTableCallbackInterfaceTokenObserver(`uniffiFree`,`uniffiClone`,`onTokenChange`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceTokenObserver) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `onTokenChange` = other.`onTokenChange`
     }
 
 }
@@ -751,6 +773,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_access_token(
     ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_access_token_valid_for(
+    ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_cached_access_token(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_handle_unauthorized(
@@ -763,13 +787,19 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_logout(
     ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_observe(
+    ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_recover(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_refresh(
     ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_state(
+    ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_username(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_autheventlistener_on_event(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_tokenobserver_on_token_change(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_tokenstore_load(
     ): Int
@@ -796,6 +826,7 @@ internal object UniffiLib {
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "tokenkeeper"))
         uniffiCallbackInterfaceAuthEventListener.register(this)
+        uniffiCallbackInterfaceTokenObserver.register(this)
         uniffiCallbackInterfaceTokenStore.register(this)
         
     }
@@ -821,6 +852,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_tokenkeeper_fn_method_session_access_token(`ptr`: Long,
     ): Long
+    external fun uniffi_tokenkeeper_fn_method_session_access_token_valid_for(`ptr`: Long,`minValidity`: Long,
+    ): Long
     external fun uniffi_tokenkeeper_fn_method_session_cached_access_token(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_session_handle_unauthorized(`ptr`: Long,`failedToken`: RustBuffer.ByValue,`wwwAuthenticate`: RustBuffer.ByValue,
@@ -833,10 +866,14 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_tokenkeeper_fn_method_session_logout(`ptr`: Long,
     ): Long
+    external fun uniffi_tokenkeeper_fn_method_session_observe(`ptr`: Long,`observer`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_tokenkeeper_fn_method_session_recover(`ptr`: Long,`failedToken`: RustBuffer.ByValue,`wwwAuthenticate`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_tokenkeeper_fn_method_session_refresh(`ptr`: Long,
     ): Long
+    external fun uniffi_tokenkeeper_fn_method_session_state(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_session_username(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_session_uniffi_trait_eq_eq(`ptr`: Long,`other`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -853,6 +890,14 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_tokenkeeper_fn_method_autheventlistener_on_event(`ptr`: Long,`event`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_tokenkeeper_fn_clone_tokenobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_tokenkeeper_fn_free_tokenobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_tokenkeeper_fn_init_callback_vtable_tokenobserver(`vtable`: UniffiVTableCallbackInterfaceTokenObserver,
+    ): Unit
+    external fun uniffi_tokenkeeper_fn_method_tokenobserver_on_token_change(`ptr`: Long,`change`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_tokenkeeper_fn_clone_tokenstore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_tokenkeeper_fn_free_tokenstore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -866,6 +911,8 @@ internal object UniffiLib {
     external fun uniffi_tokenkeeper_fn_method_tokenstore_remove(`ptr`: Long,`key`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_tokenkeeper_fn_method_authconfig_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_tokenchange_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_accesstoken_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1008,6 +1055,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_checksum_method_session_access_token() and 0xFFFF) != 26146) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_access_token_valid_for() and 0xFFFF) != 29553) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_cached_access_token() and 0xFFFF) != 1476) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1026,16 +1076,25 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_checksum_method_session_logout() and 0xFFFF) != 24623) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_observe() and 0xFFFF) != 10050) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_recover() and 0xFFFF) != 63590) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_refresh() and 0xFFFF) != 56004) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_state() and 0xFFFF) != 21199) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_username() and 0xFFFF) != 60553) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_autheventlistener_on_event() and 0xFFFF) != 35900) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_tokenobserver_on_token_change() and 0xFFFF) != 4369) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_load() and 0xFFFF) != 283) {
@@ -2272,6 +2331,12 @@ public interface NativeSessionInterface {
     suspend fun `accessToken`(): AccessToken
     
     /**
+     * A token valid for at least `min_validity` (as Auth0's `minTtl`): the cached one
+     * if it lasts that long, otherwise a new one first.
+     */
+    suspend fun `accessTokenValidFor`(`minValidity`: TimeSpan): AccessToken
+    
+    /**
      * The cached token if it is fresh, without waiting, I/O or a coroutine; `null`/`nil`
      * means call `accessToken()`. For blocking callers such as OkHttp interceptors.
      */
@@ -2312,6 +2377,13 @@ public interface NativeSessionInterface {
     suspend fun `logout`()
     
     /**
+     * Registers `observer` for every change of this session's token. It is called
+     * at once with the current state, then synchronously at each change. The
+     * Kotlin and Swift `Session` classes register one to keep their token mirror.
+     */
+    fun `observe`(`observer`: TokenObserver)
+    
+    /**
      * After a resource server rejected `failed_token` (HTTP 401): a token to retry
      * with. Pass the response's `WWW-Authenticate` header. Concurrent callers with
      * the same failed token share one renewal (one re-authentication per revocation).
@@ -2323,6 +2395,11 @@ public interface NativeSessionInterface {
      * for example after the app learned that the user's permissions changed.
      */
     suspend fun `refresh`(): AccessToken
+    
+    /**
+     * Where the session stands now.
+     */
+    fun `state`(): SessionState
     
     /**
      * The user name, for a user session; `null`/`nil` for the client's own session.
@@ -2452,6 +2529,32 @@ open class NativeSession: Disposable, AutoCloseable, NativeSessionInterface
             UniffiLib.uniffi_tokenkeeper_fn_method_session_access_token(
                 uniffiHandle,
                 
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeAccessToken.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * A token valid for at least `min_validity` (as Auth0's `minTtl`): the cached one
+     * if it lasts that long, otherwise a new one first.
+     */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `accessTokenValidFor`(`minValidity`: TimeSpan) : AccessToken {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_fn_method_session_access_token_valid_for(
+                uniffiHandle,
+                
+        FfiConverterTypeTimeSpan.lower(`minValidity`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_rust_buffer(future, callback, continuation) },
@@ -2600,6 +2703,24 @@ open class NativeSession: Disposable, AutoCloseable, NativeSessionInterface
 
     
     /**
+     * Registers `observer` for every change of this session's token. It is called
+     * at once with the current state, then synchronously at each change. The
+     * Kotlin and Swift `Session` classes register one to keep their token mirror.
+     */override fun `observe`(`observer`: TokenObserver)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_session_observe(
+        it,
+        
+        FfiConverterTypeTokenObserver.lower(`observer`),_status)
+}
+    }
+    
+    
+
+    
+    /**
      * After a resource server rejected `failed_token` (HTTP 401): a token to retry
      * with. Pass the response's `WWW-Authenticate` header. Concurrent callers with
      * the same failed token share one renewal (one re-authentication per revocation).
@@ -2650,6 +2771,22 @@ open class NativeSession: Disposable, AutoCloseable, NativeSessionInterface
         AuthException.ErrorHandler,
     )
     }
+
+    
+    /**
+     * Where the session stands now.
+     */override fun `state`(): SessionState {
+            return FfiConverterTypeSessionState.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_session_state(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
 
     
     /**
@@ -2727,6 +2864,341 @@ public object FfiConverterTypeNativeSession: FfiConverter<NativeSession, Long> {
     override fun allocationSize(value: NativeSession) = 8UL
 
     override fun write(value: NativeSession, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Sees every change of a session's token, synchronously, from the place where the
+ * core writes its cache. Keep it to a field write: no blocking, no calls back into
+ * the session. What it throws is logged and ignored.
+ */
+public interface TokenObserver {
+    
+    /**
+     * Called once per change, in generation order; the first call, made at
+     * registration, carries the current state.
+     */
+    fun `onTokenChange`(`change`: TokenChange)
+    
+    companion object
+}
+
+/**
+ * Sees every change of a session's token, synchronously, from the place where the
+ * core writes its cache. Keep it to a field write: no blocking, no calls back into
+ * the session. What it throws is logged and ignored.
+ */
+open class TokenObserverImpl: Disposable, AutoCloseable, TokenObserver
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_tokenkeeper_fn_free_tokenobserver(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_tokenkeeper_fn_clone_tokenobserver(handle, status)
+        }
+    }
+
+    
+    /**
+     * Called once per change, in generation order; the first call, made at
+     * registration, carries the current state.
+     */
+    @Throws(ListenerException::class)override fun `onTokenChange`(`change`: TokenChange)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(ListenerException) { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_tokenobserver_on_token_change(
+        it,
+        
+        FfiConverterTypeTokenChange.lower(`change`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceTokenObserver {
+    internal object `onTokenChange`: UniffiCallbackInterfaceTokenObserverMethod0 {
+        override fun callback(`uniffiHandle`: Long,`change`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeTokenObserver.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onTokenChange`(
+                    FfiConverterTypeTokenChange.lift(`change`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: ListenerException -> FfiConverterTypeListenerError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeTokenObserver.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeTokenObserver.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceTokenObserver.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `onTokenChange`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_tokenkeeper_fn_init_callback_vtable_tokenobserver(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTokenObserver: FfiConverter<TokenObserver, Long> {
+    internal val handleMap = UniffiHandleMap<TokenObserver>()
+
+    override fun lower(value: TokenObserver): Long {
+        if (value is TokenObserverImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): TokenObserver {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return TokenObserverImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): TokenObserver {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: TokenObserver) = 8UL
+
+    override fun write(value: TokenObserver, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -3472,6 +3944,81 @@ public object FfiConverterTypeRetryPolicy: FfiConverterRustBuffer<RetryPolicy> {
 
 
 
+/**
+ * One change of a session's cached token. Apps rarely see it: the `Session` classes
+ * of the Kotlin and Swift packages consume it to keep their copy of the token.
+ */
+data class TokenChange (
+    /**
+     * Grows with every change of this session's token: never let an older change
+     * replace a newer one. Signed so Kotlin sees a `Long`.
+     */
+    var `generation`: kotlin.Long
+    , 
+    /**
+     * The cached token, or `null`/`nil` when none is cached.
+     */
+    var `token`: AccessToken?
+    , 
+    /**
+     * Until when (milliseconds since the Unix epoch, wall clock) the token may be
+     * served without asking the session; after it, ask the session, which refreshes.
+     */
+    var `freshUntilEpochMillis`: kotlin.Long?
+    , 
+    /**
+     * The session's state after the change.
+     */
+    var `state`: SessionState
+    
+){
+    
+
+    
+
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_tokenchange_uniffi_trait_debug(FfiConverterTypeTokenChange.lower(this),
+        _status)
+}
+    )
+    }
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTokenChange: FfiConverterRustBuffer<TokenChange> {
+    override fun read(buf: ByteBuffer): TokenChange {
+        return TokenChange(
+            FfiConverterLong.read(buf),
+            FfiConverterOptionalTypeAccessToken.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterTypeSessionState.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: TokenChange) = (
+            FfiConverterLong.allocationSize(value.`generation`) +
+            FfiConverterOptionalTypeAccessToken.allocationSize(value.`token`) +
+            FfiConverterOptionalLong.allocationSize(value.`freshUntilEpochMillis`) +
+            FfiConverterTypeSessionState.allocationSize(value.`state`)
+    )
+
+    override fun write(value: TokenChange, buf: ByteBuffer) {
+            FfiConverterLong.write(value.`generation`, buf)
+            FfiConverterOptionalTypeAccessToken.write(value.`token`, buf)
+            FfiConverterOptionalLong.write(value.`freshUntilEpochMillis`, buf)
+            FfiConverterTypeSessionState.write(value.`state`, buf)
+    }
+}
+
+
+
 
 
 /**
@@ -3784,6 +4331,66 @@ sealed class AuthEvent {
     }
     
     /**
+     * Every credential the session holds was rejected: only the user can help. Emitted
+     * once per episode; the client-level `reauthenticationRequired` stream carries it.
+     */
+    data class ReauthenticationRequired(
+        /**
+         * Whose session needs the user.
+         */
+        val `identity`: kotlin.String, 
+        /**
+         * Why (never a secret).
+         */
+        val `reason`: kotlin.String) : AuthEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A refresh token could not be saved in the app's `TokenStore`; the session goes
+     * on in memory and retries the save at the next change.
+     */
+    data class PersistFailed(
+        /**
+         * Whose refresh token.
+         */
+        val `identity`: kotlin.String, 
+        /**
+         * What the store said (never a secret).
+         */
+        val `reason`: kotlin.String) : AuthEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A resource server kept rejecting fresh tokens: automatic recovery is paused
+     * until the given time (seconds since the Unix epoch).
+     */
+    data class RecoveryPaused(
+        /**
+         * Whose session.
+         */
+        val `identity`: kotlin.String, 
+        /**
+         * When recovery resumes.
+         */
+        val `untilEpochSeconds`: kotlin.Long) : AuthEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * An event this binding does not know yet (the core's enum is non-exhaustive).
      */
     data class Other(
@@ -3835,7 +4442,19 @@ public object FfiConverterTypeAuthEvent : FfiConverterRustBuffer<AuthEvent>{
             6 -> AuthEvent.LoggedOut(
                 FfiConverterString.read(buf),
                 )
-            7 -> AuthEvent.Other(
+            7 -> AuthEvent.ReauthenticationRequired(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            8 -> AuthEvent.PersistFailed(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            9 -> AuthEvent.RecoveryPaused(
+                FfiConverterString.read(buf),
+                FfiConverterLong.read(buf),
+                )
+            10 -> AuthEvent.Other(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -3888,6 +4507,30 @@ public object FfiConverterTypeAuthEvent : FfiConverterRustBuffer<AuthEvent>{
                 + FfiConverterString.allocationSize(value.`identity`)
             )
         }
+        is AuthEvent.ReauthenticationRequired -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`identity`)
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+        is AuthEvent.PersistFailed -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`identity`)
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+        is AuthEvent.RecoveryPaused -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`identity`)
+                + FfiConverterLong.allocationSize(value.`untilEpochSeconds`)
+            )
+        }
         is AuthEvent.Other -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
@@ -3932,8 +4575,26 @@ public object FfiConverterTypeAuthEvent : FfiConverterRustBuffer<AuthEvent>{
                 FfiConverterString.write(value.`identity`, buf)
                 Unit
             }
-            is AuthEvent.Other -> {
+            is AuthEvent.ReauthenticationRequired -> {
                 buf.putInt(7)
+                FfiConverterString.write(value.`identity`, buf)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is AuthEvent.PersistFailed -> {
+                buf.putInt(8)
+                FfiConverterString.write(value.`identity`, buf)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is AuthEvent.RecoveryPaused -> {
+                buf.putInt(9)
+                FfiConverterString.write(value.`identity`, buf)
+                FfiConverterLong.write(value.`untilEpochSeconds`, buf)
+                Unit
+            }
+            is AuthEvent.Other -> {
+                buf.putInt(10)
                 FfiConverterString.write(value.`description`, buf)
                 Unit
             }
@@ -4153,6 +4814,117 @@ public object FfiConverterTypeRecoveryPolicy: FfiConverterRustBuffer<RecoveryPol
 
 
 
+/**
+ * Where a session stands: signed in (with the cached token's expiry, if one is
+ * cached), waiting for the user to sign in again, or logged out.
+ */
+sealed class SessionState {
+    
+    /**
+     * The session holds a token or can get one without the user.
+     */
+    data class SignedIn(
+        /**
+         * When the cached token expires, in seconds since the Unix epoch; `null`/`nil`
+         * while no token is cached.
+         */
+        val `expiresAtEpochSeconds`: kotlin.Long?, 
+        /**
+         * The same instant as a platform type (`java.util.Date` / `Date`).
+         */
+        val `expiresAt`: dev.tokenkeeper.Moment?) : SessionState()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Every credential the session holds was rejected: show the login screen.
+     */
+    object ReauthenticationRequired : SessionState()
+    
+    
+    /**
+     * `logout()` was called; the session is finished.
+     */
+    object LoggedOut : SessionState()
+    
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSessionState : FfiConverterRustBuffer<SessionState>{
+    override fun read(buf: ByteBuffer): SessionState {
+        return when(buf.getInt()) {
+            1 -> SessionState.SignedIn(
+                FfiConverterOptionalLong.read(buf),
+                FfiConverterOptionalTypeMoment.read(buf),
+                )
+            2 -> SessionState.ReauthenticationRequired
+            3 -> SessionState.LoggedOut
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: SessionState): ULong = when(value) {
+        is SessionState.SignedIn -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterOptionalLong.allocationSize(value.`expiresAtEpochSeconds`)
+                + FfiConverterOptionalTypeMoment.allocationSize(value.`expiresAt`)
+            )
+        }
+        is SessionState.ReauthenticationRequired -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is SessionState.LoggedOut -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+    }
+
+    override fun write(value: SessionState, buf: ByteBuffer) {
+        when(value) {
+            is SessionState.SignedIn -> {
+                buf.putInt(1)
+                FfiConverterOptionalLong.write(value.`expiresAtEpochSeconds`, buf)
+                FfiConverterOptionalTypeMoment.write(value.`expiresAt`, buf)
+                Unit
+            }
+            is SessionState.ReauthenticationRequired -> {
+                buf.putInt(2)
+                Unit
+            }
+            is SessionState.LoggedOut -> {
+                buf.putInt(3)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
 
 
 /**
@@ -4227,6 +4999,38 @@ public object FfiConverterTypeStoreError : FfiConverterRustBuffer<StoreException
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
     }
 
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalLong: FfiConverterRustBuffer<kotlin.Long?> {
+    override fun read(buf: ByteBuffer): kotlin.Long? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterLong.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Long?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterLong.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Long?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterLong.write(value, buf)
+        }
+    }
 }
 
 
@@ -4513,6 +5317,38 @@ public object FfiConverterOptionalTypeRecoveryPolicy: FfiConverterRustBuffer<Rec
         } else {
             buf.put(1)
             FfiConverterTypeRecoveryPolicy.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeMoment: FfiConverterRustBuffer<Moment?> {
+    override fun read(buf: ByteBuffer): Moment? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeMoment.read(buf)
+    }
+
+    override fun allocationSize(value: Moment?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeMoment.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Moment?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeMoment.write(value, buf)
         }
     }
 }
