@@ -9,7 +9,6 @@ use super::store::{ForeignTokenStore, TokenStore};
 use super::token::AccessToken;
 use super::units::TimeSpan;
 use secrecy::SecretString;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// One authorization server and one OAuth client, with its registry of sessions: at
@@ -90,9 +89,9 @@ impl AuthClient {
 /// One identity (the client, or one user) and its token. Cheap to hold; all methods
 /// are safe to call concurrently, and concurrent callers share one token request.
 ///
-/// Two `Session` handles are `equals` / `==` when they are the same core session.
+/// The Kotlin and Swift packages wrap it in their own `Session` class, one object per
+/// core session (see [`Session::instance_id`]), so `==` there is object identity.
 #[derive(uniffi::Object)]
-#[uniffi::export(Eq, Hash)]
 pub struct Session {
     inner: Arc<crate::Session>,
 }
@@ -100,20 +99,6 @@ pub struct Session {
 impl Session {
     fn wrap(inner: Arc<crate::Session>) -> Arc<Self> {
         Arc::new(Self { inner })
-    }
-}
-
-impl PartialEq for Session {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-    }
-}
-
-impl Eq for Session {}
-
-impl Hash for Session {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        Arc::as_ptr(&self.inner).hash(state);
     }
 }
 
@@ -139,6 +124,14 @@ impl Session {
         run(async move { session.access_token_valid_for(min_validity.into()).await })
             .await
             .map(AccessToken::from)
+    }
+
+    /// Identifies the core session this handle points at: equal for two handles of
+    /// the same session, and never reused while a handle is alive. The wrappers use it
+    /// to keep one mirror per session.
+    pub fn instance_id(&self) -> i64 {
+        // The address of the core session, which this handle keeps alive.
+        Arc::as_ptr(&self.inner) as usize as i64
     }
 
     /// Where the session stands now.

@@ -487,22 +487,6 @@ fileprivate struct FfiConverterInt32: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
-    typealias FfiType = UInt64
-    typealias SwiftType = UInt64
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt64 {
-        return try lift(readInt(&buf))
-    }
-
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
-        writeInt(&buf, lower(value))
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
 fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
     typealias FfiType = Int64
     typealias SwiftType = Int64
@@ -1054,7 +1038,8 @@ public func FfiConverterTypeNativeAuthClient_lower(_ value: NativeAuthClient) ->
  * One identity (the client, or one user) and its token. Cheap to hold; all methods
  * are safe to call concurrently, and concurrent callers share one token request.
  *
- * Two `Session` handles are `equals` / `==` when they are the same core session.
+ * The Kotlin and Swift packages wrap it in their own `Session` class, one object per
+ * core session (see [`Session::instance_id`]), so `==` there is object identity.
  */
 public protocol NativeSessionProtocol: AnyObject, Sendable {
     
@@ -1097,6 +1082,13 @@ public protocol NativeSessionProtocol: AnyObject, Sendable {
      * audience or resource.
      */
     func identity()  -> String
+    
+    /**
+     * Identifies the core session this handle points at: equal for two handles of
+     * the same session, and never reused while a handle is alive. The wrappers use it
+     * to keep one mirror per session.
+     */
+    func instanceId()  -> Int64
     
     /**
      * Drops the cached access token (told out of band that it is no longer good);
@@ -1145,9 +1137,10 @@ public protocol NativeSessionProtocol: AnyObject, Sendable {
  * One identity (the client, or one user) and its token. Cheap to hold; all methods
  * are safe to call concurrently, and concurrent callers share one token request.
  *
- * Two `Session` handles are `equals` / `==` when they are the same core session.
+ * The Kotlin and Swift packages wrap it in their own `Session` class, one object per
+ * core session (see [`Session::instance_id`]), so `==` there is object identity.
  */
-open class NativeSession: NativeSessionProtocol, @unchecked Sendable, Equatable, Hashable {
+open class NativeSession: NativeSessionProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
 
     /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
@@ -1311,6 +1304,20 @@ open func identity() -> String  {
 }
     
     /**
+     * Identifies the core session this handle points at: equal for two handles of
+     * the same session, and never reused while a handle is alive. The wrappers use it
+     * to keep one mirror per session.
+     */
+open func instanceId() -> Int64  {
+    return try!  FfiConverterInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_session_instance_id(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Drops the cached access token (told out of band that it is no longer good);
      * the next `accessToken()` gets a new one.
      */
@@ -1423,30 +1430,6 @@ open func username() -> String?  {
     
 
     
-// The local Rust `Eq` implementation - only `eq` is used.
-public static func == (self: Session, other: Session) -> Bool {
-    return try!  FfiConverterBool.lift(
-        try! rustCall() {
-        uniffiCallStatus in
-    uniffi_tokenkeeper_fn_method_session_uniffi_trait_eq_eq(
-            self.uniffiCloneHandle(),
-        FfiConverterTypeSession_lower(other),uniffiCallStatus
-    )
-}
-    )
-}
-// The local Rust `Hash` implementation
-public func hash(into hasher: inout Hasher) {
-    let val = try!  FfiConverterUInt64.lift(
-        try! rustCall() {
-        uniffiCallStatus in
-    uniffi_tokenkeeper_fn_method_session_uniffi_trait_hash(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-}
-    )
-    hasher.combine(val)
-}
 }
 
 
@@ -4057,6 +4040,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_session_identity() != 54747) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_session_instance_id() != 22067) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_session_invalidate() != 12811) {

@@ -382,6 +382,11 @@ uint64_t uniffi_tokenkeeper_fn_method_session_handle_unauthorized_value(uint64_t
 RustBuffer uniffi_tokenkeeper_fn_method_session_identity(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_INSTANCE_ID
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_INSTANCE_ID
+int64_t uniffi_tokenkeeper_fn_method_session_instance_id(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_INVALIDATE
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_INVALIDATE
 void uniffi_tokenkeeper_fn_method_session_invalidate(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -415,21 +420,6 @@ RustBuffer uniffi_tokenkeeper_fn_method_session_state(uint64_t ptr, RustCallStat
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_USERNAME
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_USERNAME
 RustBuffer uniffi_tokenkeeper_fn_method_session_username(uint64_t ptr, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_UNIFFI_TRAIT_EQ_EQ
-#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_UNIFFI_TRAIT_EQ_EQ
-int8_t uniffi_tokenkeeper_fn_method_session_uniffi_trait_eq_eq(uint64_t ptr, uint64_t other, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_UNIFFI_TRAIT_EQ_NE
-#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_UNIFFI_TRAIT_EQ_NE
-int8_t uniffi_tokenkeeper_fn_method_session_uniffi_trait_eq_ne(uint64_t ptr, uint64_t other, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_UNIFFI_TRAIT_HASH
-#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_UNIFFI_TRAIT_HASH
-uint64_t uniffi_tokenkeeper_fn_method_session_uniffi_trait_hash(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CLONE_AUTHEVENTLISTENER
@@ -845,6 +835,12 @@ uint16_t uniffi_tokenkeeper_checksum_method_session_handle_unauthorized_value(vo
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_IDENTITY
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_IDENTITY
 uint16_t uniffi_tokenkeeper_checksum_method_session_identity(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_INSTANCE_ID
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_INSTANCE_ID
+uint16_t uniffi_tokenkeeper_checksum_method_session_instance_id(void
     
 );
 #endif

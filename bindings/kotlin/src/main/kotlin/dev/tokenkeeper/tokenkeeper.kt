@@ -783,6 +783,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_identity(
     ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_instance_id(
+    ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_invalidate(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_logout(
@@ -862,6 +864,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_tokenkeeper_fn_method_session_identity(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_session_instance_id(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_tokenkeeper_fn_method_session_invalidate(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_tokenkeeper_fn_method_session_logout(`ptr`: Long,
@@ -876,12 +880,6 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_session_username(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_tokenkeeper_fn_method_session_uniffi_trait_eq_eq(`ptr`: Long,`other`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Byte
-    external fun uniffi_tokenkeeper_fn_method_session_uniffi_trait_eq_ne(`ptr`: Long,`other`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Byte
-    external fun uniffi_tokenkeeper_fn_method_session_uniffi_trait_hash(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Long
     external fun uniffi_tokenkeeper_fn_clone_autheventlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_tokenkeeper_fn_free_autheventlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1068,6 +1066,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_identity() and 0xFFFF) != 54747) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_instance_id() and 0xFFFF) != 22067) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_invalidate() and 0xFFFF) != 12811) {
@@ -1357,29 +1358,6 @@ public object FfiConverterInt: FfiConverter<Int, Int> {
 
     override fun write(value: Int, buf: ByteBuffer) {
         buf.putInt(value)
-    }
-}
-
-/**
- * @suppress
- */
-public object FfiConverterULong: FfiConverter<ULong, Long> {
-    override fun lift(value: Long): ULong {
-        return value.toULong()
-    }
-
-    override fun read(buf: ByteBuffer): ULong {
-        return lift(buf.getLong())
-    }
-
-    override fun lower(value: ULong): Long {
-        return value.toLong()
-    }
-
-    override fun allocationSize(value: ULong) = 8UL
-
-    override fun write(value: ULong, buf: ByteBuffer) {
-        buf.putLong(value.toLong())
     }
 }
 
@@ -2320,7 +2298,8 @@ public object FfiConverterTypeNativeAuthClient: FfiConverter<NativeAuthClient, L
  * One identity (the client, or one user) and its token. Cheap to hold; all methods
  * are safe to call concurrently, and concurrent callers share one token request.
  *
- * Two `Session` handles are `equals` / `==` when they are the same core session.
+ * The Kotlin and Swift packages wrap it in their own `Session` class, one object per
+ * core session (see [`Session::instance_id`]), so `==` there is object identity.
  */
 public interface NativeSessionInterface {
     
@@ -2363,6 +2342,13 @@ public interface NativeSessionInterface {
      * audience or resource.
      */
     fun `identity`(): kotlin.String
+    
+    /**
+     * Identifies the core session this handle points at: equal for two handles of
+     * the same session, and never reused while a handle is alive. The wrappers use it
+     * to keep one mirror per session.
+     */
+    fun `instanceId`(): kotlin.Long
     
     /**
      * Drops the cached access token (told out of band that it is no longer good);
@@ -2413,7 +2399,8 @@ public interface NativeSessionInterface {
  * One identity (the client, or one user) and its token. Cheap to hold; all methods
  * are safe to call concurrently, and concurrent callers share one token request.
  *
- * Two `Session` handles are `equals` / `==` when they are the same core session.
+ * The Kotlin and Swift packages wrap it in their own `Session` class, one object per
+ * core session (see [`Session::instance_id`]), so `==` there is object identity.
  */
 open class NativeSession: Disposable, AutoCloseable, NativeSessionInterface
 {
@@ -2661,6 +2648,24 @@ open class NativeSession: Disposable, AutoCloseable, NativeSessionInterface
 
     
     /**
+     * Identifies the core session this handle points at: equal for two handles of
+     * the same session, and never reused while a handle is alive. The wrappers use it
+     * to keep one mirror per session.
+     */override fun `instanceId`(): kotlin.Long {
+            return FfiConverterLong.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_session_instance_id(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * Drops the cached access token (told out of band that it is no longer good);
      * the next `accessToken()` gets a new one.
      */override fun `invalidate`()
@@ -2808,32 +2813,6 @@ open class NativeSession: Disposable, AutoCloseable, NativeSessionInterface
 
     
 
-    // The local Rust `Eq` implementation - only `eq` is used.
-    override fun equals(other: Any?): Boolean {
-        if (other !is Session) return false
-        return FfiConverterBoolean.lift(
-    callWithHandle {
-    uniffiRustCall() { _status ->
-    UniffiLib.uniffi_tokenkeeper_fn_method_session_uniffi_trait_eq_eq(
-        it,
-        
-        FfiConverterTypeSession.lower(`other`),_status)
-}
-    }
-    )
-    }
-    // The local Rust `Hash` implementation
-    override fun hashCode(): Int {
-        return FfiConverterULong.lift(
-    callWithHandle {
-    uniffiRustCall() { _status ->
-    UniffiLib.uniffi_tokenkeeper_fn_method_session_uniffi_trait_hash(
-        it,
-        _status)
-}
-    }
-    ).toInt()
-    }
 
     
     
