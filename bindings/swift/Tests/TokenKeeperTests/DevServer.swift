@@ -104,6 +104,11 @@ final class DevServer: @unchecked Sendable {
         try await admin("POST", "/_admin/revoke-subject?subject=\(subject)")
     }
 
+    /// Changes `username`'s password: the password a session holds in memory stops working.
+    func setPassword(_ username: String, _ password: String) async throws {
+        try await admin("POST", "/_admin/set-password?username=\(username)&password=\(password)")
+    }
+
     func clearFaults() async throws { try await admin("POST", "/_admin/clear-faults") }
 
     @discardableResult
