@@ -14,12 +14,20 @@ fn http_is_allowed_only_for_the_named_development_hosts() {
     assert!(build(dev("http://dev-box.local/oauth2/token")).is_ok());
     assert!(build(dev("http://dev-box.local/token").revocation_endpoint("http://10.0.2.2/revoke")).is_ok());
     // https stays mandatory for every other host, even with the option set.
-    for other in ["http://10.0.2.3/token", "http://as.example.com/token", "http://10.0.2.2.evil.example/token"] {
+    for other in [
+        "http://10.0.2.3/token",
+        "http://as.example.com/token",
+        "http://10.0.2.2.evil.example/token",
+    ] {
         let error = build(dev(other)).unwrap_err();
         assert!(matches!(error, AuthError::InvalidConfig { .. }), "{other}: {error:?}");
-        assert!(error.to_string().contains("allow_http_for_development_hosts"), "{error}");
+        assert!(
+            error.to_string().contains("allow_http_for_development_hosts"),
+            "{error}"
+        );
     }
-    let error = build(dev("https://as.example.com/token").revocation_endpoint("http://as.example.com/revoke")).unwrap_err();
+    let error =
+        build(dev("https://as.example.com/token").revocation_endpoint("http://as.example.com/revoke")).unwrap_err();
     assert!(matches!(error, AuthError::InvalidConfig { .. }), "{error:?}");
 }
 

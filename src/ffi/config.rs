@@ -6,9 +6,9 @@
 //! default, which means "the core's default": the defaults themselves live only in
 //! [`crate::AuthConfig::new`], never duplicated here.
 
+use super::units::TimeSpan;
 use secrecy::SecretString;
 use std::fmt;
-use super::units::TimeSpan;
 
 /// One authorization server and one OAuth client. See [`crate::AuthConfig`] for each
 /// setting's meaning; validation happens in `AuthClient(config)`.
