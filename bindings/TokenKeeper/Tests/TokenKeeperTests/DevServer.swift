@@ -32,7 +32,7 @@ final class DevServer: @unchecked Sendable {
         let packageRoot = URL(fileURLWithPath: #filePath)
             .deletingLastPathComponent() // TokenKeeperTests
             .deletingLastPathComponent() // Tests
-            .deletingLastPathComponent() // bindings/swift
+            .deletingLastPathComponent() // bindings/TokenKeeper
         return packageRoot.appendingPathComponent("../../target/debug/tokenkeeper-devserver").standardizedFileURL
     }
 
