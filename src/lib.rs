@@ -34,6 +34,7 @@ mod error;
 mod events;
 pub mod ffi;
 mod identity;
+mod insufficient_scope;
 mod internal;
 mod session;
 mod store;
@@ -45,9 +46,10 @@ pub use config::{
     AuthConfig, CachePolicy, ClientAuthMethod, RecoveryPolicy, RetryPolicy, TokenRotation, DEFAULT_REFRESH_MARGIN,
     DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME,
 };
-pub use error::{AuthError, ServerError};
+pub use error::{AuthError, ErrorSource, ServerError};
 pub use events::{AuthEvent, AuthEventListener};
 pub use identity::{Identity, Subject, TokenParams};
+pub use insufficient_scope::{insufficient_scope, InsufficientScope};
 pub use session::{is_replay_safe, Replay, Session};
 pub use store::{MemoryStore, StoreError, TokenStore};
 pub use token::{AccessToken, Timestamp};

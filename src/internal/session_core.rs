@@ -347,9 +347,7 @@ impl SessionCore {
                 .store
                 .as_ref()
                 .ok_or_else(|| AuthError::reauthenticate("no token store is configured"))?;
-            let stored = store
-                .load(&self.store_key)
-                .map_err(|e| AuthError::Storage { reason: e.to_string() })?;
+            let stored = store.load(&self.store_key).map_err(AuthError::from)?;
             let stored =
                 stored.ok_or_else(|| AuthError::reauthenticate("no refresh token is stored for this identity"))?;
             *locked(&self.refresh_token) = Some(stored);
@@ -423,9 +421,7 @@ impl SessionCore {
         let mut first_error = None;
         if let Some(store) = &self.ctx.store {
             if let Err(error) = store.remove(&self.store_key) {
-                first_error = Some(AuthError::Storage {
-                    reason: error.to_string(),
-                });
+                first_error = Some(AuthError::from(error));
             }
         }
         if let Some(url) = &self.ctx.revocation_url {

@@ -23,6 +23,7 @@ pub(crate) fn error_for(response: &HttpResponse) -> AuthError {
             reason: format!("the server answered HTTP {status}"),
             status: Some(status),
             retry_after: response.retry_after,
+            source: None,
         };
     }
     match serde_json::from_slice::<RawError>(&response.body) {
@@ -42,6 +43,7 @@ pub(crate) fn error_for(response: &HttpResponse) -> AuthError {
         Err(_) => AuthError::InvalidResponse {
             status,
             reason: describe_body(response),
+            source: None,
         },
     }
 }
@@ -59,6 +61,7 @@ fn from_code(error: ServerError) -> AuthError {
             reason: error.to_string(),
             status: Some(error.status),
             retry_after: None,
+            source: None,
         },
         _ => AuthError::OAuth(error),
     }
