@@ -7,7 +7,6 @@
 //! the store's error), when there is one, is kept as an [`ErrorSource`] and returned by
 //! [`std::error::Error::source`].
 
-use crate::store::StoreError;
 use std::error::Error;
 use std::fmt;
 use std::ops::Deref;
@@ -298,16 +297,6 @@ impl AuthError {
         match crate::internal::transport::transport_error(error) {
             Self::TemporarilyUnavailable { reason, source, .. } => Self::ResourceServerUnavailable { reason, source },
             other => other,
-        }
-    }
-}
-
-/// A failing [`TokenStore`](crate::TokenStore) call; the store's error is the source.
-impl From<StoreError> for AuthError {
-    fn from(error: StoreError) -> Self {
-        Self::Storage {
-            reason: error.to_string(),
-            source: Some(ErrorSource::new(error)),
         }
     }
 }

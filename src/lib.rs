@@ -37,6 +37,7 @@ mod identity;
 mod insufficient_scope;
 mod internal;
 mod session;
+mod state;
 mod store;
 mod token;
 
@@ -51,6 +52,7 @@ pub use events::{AuthEvent, AuthEventListener};
 pub use identity::{Identity, Subject, TokenParams};
 pub use insufficient_scope::{insufficient_scope, InsufficientScope};
 pub use session::{is_replay_safe, Replay, Session};
+pub use state::{SessionState, TokenChange, TokenObserver};
 pub use store::{MemoryStore, StoreError, TokenStore};
 pub use token::{AccessToken, Timestamp};
 
