@@ -83,14 +83,13 @@ pub(crate) async fn after_unauthorized<S: AsRef<str>>(
     }
     core.check_active()?;
     let now = core.now();
-    if let Some(discarded) = core.discard(failed) {
-        // Only a recovery that replaces the held token counts: a storm of 401s for one
-        // token is one recovery.
-        if core.admit_recovery(&discarded).is_err() {
-            core.deliver_events();
-            return Ok(None);
-        }
+    // Only a 401 for the token held counts for the circuit breaker: a storm of 401s
+    // for one token is one recovery.
+    if core.admit_recovery(failed).is_err() {
+        core.deliver_events();
+        return Ok(None);
     }
+    core.discard(failed);
     // Bitwarden's rule: a newer token than the one that failed is reused as it is.
     let set = core
         .obtain(Acquire::Recover, false, |set| !set.holds(failed) && set.is_valid(now))
