@@ -21,13 +21,14 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokenkeeper::{
-    AuthClient, AuthConfig, AuthError, AuthEvent, AuthEventListener, ManualClock, MemoryStore, RetryPolicy, Session,
-    SessionState, StoreError, TokenChange, TokenObserver, TokenRotation, TokenStore,
+    AuthClient, AuthConfig, AuthEvent, AuthEventListener, ManualClock, MemoryStore, RetryPolicy, Session, SessionState,
+    StoreError, TokenChange, TokenObserver, TokenRotation, TokenStore,
 };
 use tokenkeeper_devserver::{DevServer, DevServerConfig, Endpoint, Fault};
 
 const USERS: [&str; 2] = ["u0", "u1"];
-const STEPS: usize = 14;
+/// Steps per seed (`TOKENKEEPER_STEPS` overrides).
+const STEPS: usize = 24;
 /// A step may cost one flight of three attempts, a background refresh, a recovery and
 /// a sign-in's revocation; anything above this is a request per call.
 const MAX_TOKEN_REQUESTS_PER_STEP: u64 = 9;
@@ -316,8 +317,12 @@ impl World {
                 self.revoked_by_server[user] = true;
             }
             Op::PasswordChange { user } => {
+                // Like most identity providers, a password change signs the user out
+                // everywhere: the SDK's refresh token and password are both stale now.
                 let next = format!("pw-{user}-{}", rng.next() % 1000);
                 self.server.set_user_password(USERS[user], &next);
+                self.server.revoke_subject(USERS[user]);
+                self.revoked_by_server[user] = true;
                 self.server_password[user] = next;
                 self.allowed_rejections[user] += 1;
             }
@@ -468,7 +473,11 @@ async fn run_seed(seed: u64, verbose: bool) -> Result<(), String> {
     for user in 0..USERS.len() {
         world.run(&Op::Login { user, correct: true }, &mut rng).await?;
     }
-    for step in 0..STEPS {
+    let steps = std::env::var("TOKENKEEPER_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(STEPS);
+    for step in 0..steps {
         let op = random_op(&mut rng);
         log.push(format!("{step:2}: {op:?}"));
         if verbose {
@@ -506,8 +515,26 @@ async fn run_seed(seed: u64, verbose: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// The store and listener panic on purpose; keep those out of the output so a real
+/// panic stands out.
+fn quiet_deliberate_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        if !message.ends_with("crashed") {
+            default(info);
+        }
+    }));
+}
+
 #[test]
 fn randomized_interleavings_keep_every_invariant() {
+    quiet_deliberate_panics();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

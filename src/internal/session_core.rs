@@ -436,6 +436,7 @@ impl SessionCore {
 
     /// Resumes from the stored refresh token (no password needed).
     pub(crate) async fn restore(self: &Arc<Self>) -> Result<(), AuthError> {
+        crate::internal::flight::runtime()?;
         let now = self.now();
         if self.token.load().as_ref().is_some_and(|set| set.is_valid(now)) {
             return Ok(());
@@ -814,6 +815,7 @@ impl SessionCore {
     /// session held. Local state is gone even if revocation fails; the first failure
     /// is returned.
     pub(crate) async fn logout(&self) -> Result<(), AuthError> {
+        crate::internal::flight::runtime()?;
         let Some((refresh, access)) = self.fence() else {
             return Ok(());
         };
