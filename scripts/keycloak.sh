@@ -15,7 +15,8 @@
 # Environment:
 #   KEYCLOAK_VERSION          distribution version (default 26.5.6)
 #   KEYCLOAK_JAVA_HOME        JDK to run Keycloak with (default: newest JDK 21+ found)
-#   KEYCLOAK_START_TIMEOUT    seconds to wait for readiness (default 240)
+#   KEYCLOAK_START_TIMEOUT    seconds to wait for readiness (default 300; a first start on a
+#                             busy 2-core machine took 125 s)
 #   TOKENKEEPER_CACHE         download cache (default ~/.cache/tokenkeeper)
 #   KEYCLOAK_STATE_DIR        pid, port, log and env of the running server
 #                             (default target/keycloak in the repository)
@@ -25,7 +26,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VERSION="${KEYCLOAK_VERSION:-26.5.6}"
 CACHE="${TOKENKEEPER_CACHE:-$HOME/.cache/tokenkeeper}"
 STATE="${KEYCLOAK_STATE_DIR:-$ROOT/target/keycloak}"
-TIMEOUT="${KEYCLOAK_START_TIMEOUT:-240}"
+TIMEOUT="${KEYCLOAK_START_TIMEOUT:-300}"
 REALM=tokenkeeper
 ARTIFACT="keycloak-quarkus-dist-$VERSION.tar.gz"
 URL="https://repo1.maven.org/maven2/org/keycloak/keycloak-quarkus-dist/$VERSION/$ARTIFACT"
@@ -115,7 +116,10 @@ start() {
     started="$(now)"
     log "starting Keycloak $VERSION on 127.0.0.1:$port with $java_home (log: $STATE/keycloak.log)"
     # setsid: the server gets its own process group, so `stop` ends kc.sh and its JVM together.
+    # --add-opens: on Java 24+ JBoss Threads' thread-local reset otherwise kills
+    # executor threads with an IllegalAccessError (Keycloak's own log says so).
     JAVA_HOME="$java_home" \
+        JAVA_OPTS_APPEND="--add-opens=java.base/java.lang=ALL-UNNAMED" \
         KC_BOOTSTRAP_ADMIN_USERNAME=admin \
         KC_BOOTSTRAP_ADMIN_PASSWORD="$admin_password" \
         setsid "$KC_HOME/bin/kc.sh" start-dev \
@@ -193,7 +197,7 @@ run_tests() {
     source "$STATE/env"
     cd "$ROOT"
     echo "==> cargo test --test keycloak_interop (against $TOKENKEEPER_KEYCLOAK_URL)"
-    if ! cargo test --quiet --test keycloak_interop -- --nocapture; then
+    if ! cargo test --test keycloak_interop -- --nocapture; then
         status=1
     fi
     echo "==> Kotlin KeycloakInteropTest (bindings/kotlin)"

@@ -252,6 +252,14 @@ async fn userinfo_status(kc: &Keycloak, client: &AuthClient, session: &Session) 
     Ok(session.send(client.http().get(kc.userinfo())).await?.status().as_u16())
 }
 
+/// Keycloak's reuse detection compares a refresh token's `iat` with the session's
+/// last refresh in whole seconds, so an old token presented within the second it was
+/// replaced passes. Rotation tests wait that one second (a real, bounded wait: it is
+/// Keycloak's clock, not ours, that must move).
+async fn next_keycloak_second() {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+}
+
 fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::starting_now())
 }
@@ -347,6 +355,7 @@ async fn rotation_the_old_refresh_token_is_dead_and_never_presented() {
         .login(&username, SecretString::from("rotation-password"))
         .await
         .unwrap();
+    next_keycloak_second().await;
     session.refresh().await.unwrap();
     let saved = store.saved();
     assert_eq!(saved.len(), 2, "the login's and the rotated refresh token were saved");
@@ -359,12 +368,30 @@ async fn rotation_the_old_refresh_token_is_dead_and_never_presented() {
 
     // Reuse detection (refreshTokenMaxReuse=0) would end the whole session if the old
     // token were presented: a further refresh and a userinfo call prove it never was.
+    next_keycloak_second().await;
     session.refresh().await.unwrap();
     assert_eq!(userinfo_status(&kc, &client, &session).await.unwrap(), 200);
     assert_eq!(kc.events(&id, "REFRESH_TOKEN").await, 2);
     assert_eq!(kc.events(&id, "REFRESH_TOKEN_ERROR").await, 0);
     assert_eq!(kc.events(&id, "LOGIN").await, 1, "no fallback to the password");
     assert_eq!(store.saved().len(), 3);
+
+    // Last, since reuse detection ends the session: Keycloak itself refuses the old token.
+    let reused = kc
+        .http
+        .post(kc.oidc("token"))
+        .basic_auth(APP_CLIENT, Some(APP_SECRET))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", saved[0].as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reused.status(), 400);
+    let body: serde_json::Value = serde_json::from_slice(&reused.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    // …and ends the session, the newest refresh token included: had our session ever
+    // presented an old token, it would have died the same way.
+    let newest = store.saved().pop().unwrap();
+    assert!(!kc.is_active(&newest, "refresh_token").await);
 }
 
 #[tokio::test]
@@ -493,6 +520,10 @@ async fn a_disabled_user_must_sign_in_again() {
 
     kc.set_enabled(&id, false).await;
 
+    // Keycloak: userinfo 401 (`user_disabled`), the refresh token and then the
+    // password in memory refused with `invalid_grant`.
     let error = userinfo_status(&kc, &client, &session).await.unwrap_err();
     assert!(matches!(error, AuthError::ReauthenticationRequired { .. }), "{error:?}");
+    assert_eq!(kc.events(&id, "REFRESH_TOKEN_ERROR").await, 1);
+    assert_eq!(kc.events(&id, "LOGIN_ERROR").await, 1, "one password attempt");
 }
