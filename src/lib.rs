@@ -36,6 +36,7 @@ pub mod ffi;
 mod identity;
 mod internal;
 mod session;
+mod state;
 mod store;
 mod token;
 
@@ -49,6 +50,7 @@ pub use error::{AuthError, ServerError};
 pub use events::{AuthEvent, AuthEventListener};
 pub use identity::{Identity, Subject, TokenParams};
 pub use session::{is_replay_safe, Replay, Session};
+pub use state::{SessionState, TokenChange, TokenObserver};
 pub use store::{MemoryStore, StoreError, TokenStore};
 pub use token::{AccessToken, Timestamp};
 
