@@ -5,7 +5,7 @@
 //! a panicking or hanging store becomes [`AuthError::Storage`]: a keychain hiccup can
 //! slow a save, never stall token delivery or crash the app.
 
-use crate::error::AuthError;
+use crate::error::{AuthError, ErrorSource};
 use crate::identity::{Identity, Subject};
 use crate::internal::context::ClientContext;
 use crate::store::TokenStore;
@@ -62,6 +62,7 @@ impl Persistence {
     }
 
     pub(crate) async fn save(&self, refresh_token: &SecretString, _meta: &SaveMeta<'_>) -> Result<(), AuthError> {
+        let _writing = key_lock("write", &self.key).lock_owned().await;
         let value = SecretString::from(refresh_token.expose_secret());
         self.call("save", move |store, key| store.save(key, &value))
             .await
@@ -69,14 +70,31 @@ impl Persistence {
     }
 
     pub(crate) async fn remove(&self) -> Result<(), AuthError> {
+        let _writing = key_lock("write", &self.key).lock_owned().await;
         self.call("remove", |store, key| store.remove(key)).await.map(drop)
+    }
+
+    /// Removes the stored entry only if it still holds `ours`: a session that logs out
+    /// must not delete what a newer session of the same identity saved meanwhile.
+    pub(crate) async fn remove_if_holds(&self, ours: Option<&SecretString>) -> Result<(), AuthError> {
+        let Some(ours) = ours else {
+            return Ok(());
+        };
+        let _writing = key_lock("write", &self.key).lock_owned().await;
+        let expected = SecretString::from(ours.expose_secret());
+        self.call("remove", move |store, key| match store.load(key)? {
+            Some(stored) if stored.expose_secret() == expected.expose_secret() => store.remove(key),
+            _ => Ok(()),
+        })
+        .await
+        .map(drop)
     }
 
     /// Serialises refreshes of this store key across every `AuthClient` of the
     /// process, so two clients sharing a store never spend one rotating refresh token
     /// twice. The caller re-reads the store once it holds the guard.
     pub(crate) async fn refresh_guard(&self) -> Result<RefreshGuard, AuthError> {
-        let lock = key_lock(&self.key);
+        let lock = key_lock("refresh", &self.key);
         Ok(RefreshGuard {
             _in_process: lock.lock_owned().await,
         })
@@ -95,22 +113,28 @@ impl Persistence {
         let task = tokio::task::spawn_blocking(move || op(store.as_ref(), &key));
         match tokio::time::timeout(STORE_TIMEOUT, task).await {
             Ok(Ok(Ok(value))) => Ok(Some(value)),
+            // `AuthError::Storage` reads "the token store failed: {reason}".
             Ok(Ok(Err(error))) => Err(AuthError::Storage {
-                reason: format!("the token store failed to {what}: {error}"),
+                reason: format!("could not {what}: {error}"),
+                source: Some(ErrorSource::new(error)),
             }),
             Ok(Err(_panicked_or_cancelled)) => Err(AuthError::Storage {
-                reason: format!("the token store panicked during {what}"),
+                reason: format!("it panicked during {what}"),
+                source: None,
             }),
-            Err(_elapsed) => Err(AuthError::Storage {
-                reason: format!("the token store did not {what} within {} s", STORE_TIMEOUT.as_secs()),
+            Err(elapsed) => Err(AuthError::Storage {
+                reason: format!("it did not {what} within {} s", STORE_TIMEOUT.as_secs()),
+                source: Some(ErrorSource::new(elapsed)),
             }),
         }
     }
 }
 
-/// One async mutex per store key, shared by every client in the process; entries
-/// die with their last holder.
-fn key_lock(key: &str) -> Arc<tokio::sync::Mutex<()>> {
+/// One async mutex per purpose and store key, shared by every client in the process;
+/// entries die with their last holder.
+fn key_lock(purpose: &str, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    let key = format!("{purpose}\n{key}");
+    let key = key.as_str();
     static LOCKS: OnceLock<Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>> = OnceLock::new();
     let mut locks = LOCKS
         .get_or_init(Default::default)

@@ -3061,7 +3061,8 @@ enum NativeAuthError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
     case OAuth(message: String)
     
     /**
-     * The token is valid but lacks the permission (HTTP 403); a new token would not help.
+     * A 401 whose challenge says `insufficient_scope`: the token is valid but lacks the
+     * permission; a new token would not help.
      */
     case InsufficientScope(message: String)
     
@@ -3071,7 +3072,8 @@ enum NativeAuthError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
     case ReauthenticationRequired(message: String)
     
     /**
-     * Network failure, timeout, HTTP 5xx or 429: try again later.
+     * Network failure, timeout, HTTP 5xx or 429: try again later. The message names
+     * the server that failed.
      */
     case TemporarilyUnavailable(message: String)
     
