@@ -23,12 +23,17 @@ import kotlinx.coroutines.flow.asStateFlow
 class Session internal constructor(
     /** The generated handle, for calls this class does not wrap. */
     val native: NativeSession,
-    private val onLogout: (Session) -> Unit = {},
+    private val onFinished: (Session) -> Unit = {},
 ) : AutoCloseable {
 
     private val mirror = TokenMirror(native.state())
 
-    /** Where the session stands, updated by the core: signed in (with expiry), re-authentication required, logged out. */
+    /**
+     * Where the session stands, updated by the core: signed in (with expiry),
+     * re-authentication required, logged out. Collect it on a real dispatcher (Main,
+     * Default): a `Dispatchers.Unconfined` collector would run inside the core's
+     * notification, where calling back into the session is not allowed.
+     */
     val state: StateFlow<SessionState> = mirror.state
 
     /** Starts the mirror; separate from construction so a duplicate wrapper registers nothing. */
@@ -87,12 +92,18 @@ class Session internal constructor(
         try {
             native.logout()
         } finally {
-            onLogout(this)
+            onFinished(this)
         }
     }
 
-    /** Frees the native handle now (otherwise a cleaner frees it after garbage collection). */
-    override fun close() = native.close()
+    /**
+     * Frees the native handle now (otherwise a cleaner frees it after garbage
+     * collection). The client then hands out a new `Session` object for this identity.
+     */
+    override fun close() {
+        onFinished(this)
+        native.close()
+    }
 
     override fun toString(): String = "Session(${identity()})"
 }

@@ -23,6 +23,7 @@ import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
 import org.junit.jupiter.api.Assertions.assertNotEquals
 import org.junit.jupiter.api.Assertions.assertNotNull
+import org.junit.jupiter.api.Assertions.assertNotSame
 import org.junit.jupiter.api.Assertions.assertNull
 import org.junit.jupiter.api.Assertions.assertSame
 import org.junit.jupiter.api.Assertions.assertTrue
@@ -158,6 +159,14 @@ class MirrorTest(private val server: DevServer) {
         val alice = client.login("alice", "alice-password")
         assertSame(alice, client.session("alice"))
         assertSame(client.clientCredentialsSession(), client.clientCredentialsSession())
+
+        // A closed Session is replaced by a working one, not handed out again.
+        val machine = client.clientCredentialsSession()
+        val token = machine.accessToken()
+        machine.close()
+        val again = client.clientCredentialsSession()
+        assertNotSame(machine, again)
+        assertEquals(token, again.cachedAccessToken(), "the new object mirrors the same core session")
     }
 
     @Test
@@ -165,7 +174,8 @@ class MirrorTest(private val server: DevServer) {
         val client = AuthClient(config())
         val session = client.login("bob", "bob-password")
         val states = CopyOnWriteArrayList<SessionState>()
-        // Unconfined: the collector runs inside each update, so no state is conflated away.
+        // Unconfined: the collector runs inside each update, so no state is conflated away
+        // (it only records; it must not call the session from there).
         val collector = launch(Dispatchers.Unconfined) { session.state.collect { states.add(it) } }
         val needsUser = async(Dispatchers.Unconfined, start = CoroutineStart.UNDISPATCHED) {
             client.reauthenticationRequired.first()
