@@ -348,10 +348,10 @@ mod tests {
     #[test]
     fn rfc7636_appendix_b_vector() {
         assert!(pkce_matches(
-            "dBjftJeZ4CVP-mJ92K9kdf9qp8Y6W1VuFqmK3wiLz4Y",
-            "E9Melhoa2OwvFrEMTJguCjJZ4sLq4M1HXUKYmcbz-HI"
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         ));
-        assert!(!pkce_matches("short", "E9Melhoa2OwvFrEMTJguCjJZ4sLq4M1HXUKYmcbz-HI"));
+        assert!(!pkce_matches("short", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
     }
 
     #[test]
