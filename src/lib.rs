@@ -36,6 +36,7 @@ pub mod ffi;
 mod identity;
 mod internal;
 mod session;
+pub mod signin;
 mod store;
 mod token;
 
