@@ -37,6 +37,7 @@ mod identity;
 mod internal;
 mod session;
 pub mod signin;
+mod state;
 mod store;
 mod token;
 
@@ -50,6 +51,7 @@ pub use error::{AuthError, ServerError};
 pub use events::{AuthEvent, AuthEventListener};
 pub use identity::{Identity, Subject, TokenParams};
 pub use session::{is_replay_safe, Replay, Session};
+pub use state::{SessionState, TokenChange, TokenObserver};
 pub use store::{MemoryStore, StoreError, TokenStore};
 pub use token::{AccessToken, Timestamp};
 

@@ -216,6 +216,30 @@ impl DevServer {
         inner.device_by_user_code(user_code).map(|d| d.interval.as_secs())
     }
 
+    /// How many tokens of `subject` the server would still accept: unrevoked,
+    /// unexpired access tokens plus unrevoked refresh tokens. Zero after a complete
+    /// logout.
+    pub fn live_tokens(&self, subject: &str) -> usize {
+        let now = self.state.now();
+        let inner = self.state.lock();
+        let access = inner
+            .access
+            .values()
+            .filter(|t| t.subject == subject && !t.revoked && t.expires_at > now)
+            .count();
+        let refresh = inner
+            .refresh
+            .values()
+            .filter(|t| t.subject == subject && !t.revoked)
+            .count();
+        access + refresh
+    }
+
+    /// Whether the server would accept `token` in a refresh-token grant now.
+    pub fn refresh_token_is_live(&self, token: &str) -> bool {
+        self.state.lock().refresh.get(token).is_some_and(|t| !t.revoked)
+    }
+
     /// Stops the server: no new connections, in-flight requests (including
     /// hanging ones) are ended.
     pub fn shutdown(self) {
