@@ -61,6 +61,18 @@ pub struct AuthConfig {
     /// Whole-request timeout (default: 30 s).
     #[uniffi(default = None)]
     pub request_timeout: Option<Duration>,
+    /// The authorization endpoint, for the browser sign-in (PKCE).
+    #[uniffi(default = None)]
+    pub authorization_endpoint: Option<String>,
+    /// The RFC 8628 device authorization endpoint, for the device sign-in.
+    #[uniffi(default = None)]
+    pub device_authorization_endpoint: Option<String>,
+    /// The server's issuer identifier: a redirect's `iss` must equal it (RFC 9207).
+    #[uniffi(default = None)]
+    pub issuer: Option<String>,
+    /// With `issuer`: reject redirects that carry no `iss` at all.
+    #[uniffi(default = false)]
+    pub require_iss: bool,
 }
 
 impl fmt::Debug for AuthConfig {
@@ -108,6 +120,15 @@ impl From<AuthConfig> for crate::AuthConfig {
         }
         if let Some(timeout) = c.request_timeout {
             config = config.request_timeout(timeout);
+        }
+        if let Some(url) = c.authorization_endpoint {
+            config = config.authorization_endpoint(url);
+        }
+        if let Some(url) = c.device_authorization_endpoint {
+            config = config.device_authorization_endpoint(url);
+        }
+        if let Some(issuer) = c.issuer {
+            config = config.issuer(issuer, c.require_iss);
         }
         config
     }

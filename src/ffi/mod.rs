@@ -27,6 +27,7 @@ mod config;
 mod error;
 mod events;
 mod runtime;
+pub mod signin;
 mod store;
 mod token;
 
