@@ -86,8 +86,10 @@ impl DeviceAuthorization {
 }
 
 /// Tokens the app already has (another SDK signed the user in, or an older app
-/// version stored them), for `importTokens`.
+/// version stored them), for `importTokens`. Its `toString()` / description comes
+/// from Rust and redacts both tokens.
 #[derive(uniffi::Record)]
+#[uniffi::export(Debug)]
 pub struct ImportedTokens {
     /// The access token.
     pub access_token: String,

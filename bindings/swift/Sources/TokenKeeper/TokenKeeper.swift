@@ -2575,9 +2575,10 @@ public func FfiConverterTypeAuthConfig_lower(_ value: AuthConfig) -> RustBuffer 
 
 /**
  * Tokens the app already has (another SDK signed the user in, or an older app
- * version stored them), for `importTokens`.
+ * version stored them), for `importTokens`. Its `toString()` / description comes
+ * from Rust and redacts both tokens.
  */
-public struct ImportedTokens: Equatable, Hashable {
+public struct ImportedTokens: Equatable, Hashable, CustomDebugStringConvertible {
     /**
      * The access token.
      */
@@ -2619,6 +2620,17 @@ public struct ImportedTokens: Equatable, Hashable {
     
 
     
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_importedtokens_uniffi_trait_debug(
+            FfiConverterTypeImportedTokens_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)

@@ -922,6 +922,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_tokenkeeper_fn_method_authconfig_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_importedtokens_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_accesstoken_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_func_is_replay_safe(`method`: RustBuffer.ByValue,`hasIdempotencyKey`: Byte,uniffi_out_err: UniffiRustCallStatus, 
@@ -4337,7 +4339,8 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
 
 /**
  * Tokens the app already has (another SDK signed the user in, or an older app
- * version stored them), for `importTokens`.
+ * version stored them), for `importTokens`. Its `toString()` / description comes
+ * from Rust and redacts both tokens.
  */
 data class ImportedTokens (
     /**
@@ -4365,6 +4368,15 @@ data class ImportedTokens (
 
     
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_importedtokens_uniffi_trait_debug(FfiConverterTypeImportedTokens.lower(this),
+        _status)
+}
+    )
+    }
     
     companion object
 }

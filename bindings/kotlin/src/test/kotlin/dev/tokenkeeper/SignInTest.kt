@@ -10,6 +10,7 @@ import okhttp3.HttpUrl.Companion.toHttpUrl
 import okhttp3.OkHttpClient
 import okhttp3.Request
 import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertFalse
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.api.Test
@@ -158,14 +159,14 @@ class SignInTest(private val server: DevServer) {
             AuthConfig(tokenEndpoint = server.tokenEndpoint, clientId = "demo-client", clientSecret = "demo-secret"),
         )
 
-        val session = client.importTokens(
-            account = "bob",
-            tokens = ImportedTokens(
-                accessToken = field("access_token"),
-                refreshToken = field("refresh_token"),
-                expiresAtEpochSeconds = (System.currentTimeMillis() / 1000 + 600).toULong(),
-            ),
+        val tokens = ImportedTokens(
+            accessToken = field("access_token"),
+            refreshToken = field("refresh_token"),
+            expiresAtEpochSeconds = (System.currentTimeMillis() / 1000 + 600).toULong(),
         )
+        assertFalse(tokens.toString().contains(field("refresh_token")), "toString redacts: $tokens")
+
+        val session = client.importTokens(account = "bob", tokens = tokens)
 
         assertEquals(field("access_token"), session.accessToken().value)
         assertEquals(0L, server.stats().tokenRequests)
