@@ -235,6 +235,16 @@ impl DevServer {
         access + refresh
     }
 
+    /// How many refresh tokens of `subject` the server would still accept.
+    pub fn live_refresh_tokens(&self, subject: &str) -> usize {
+        let inner = self.state.lock();
+        inner
+            .refresh
+            .values()
+            .filter(|t| t.subject == subject && !t.revoked)
+            .count()
+    }
+
     /// Whether the server would accept `token` in a refresh-token grant now.
     pub fn refresh_token_is_live(&self, token: &str) -> bool {
         self.state.lock().refresh.get(token).is_some_and(|t| !t.revoked)

@@ -5,7 +5,7 @@
 //! a panicking or hanging store becomes [`AuthError::Storage`]: a keychain hiccup can
 //! slow a save, never stall token delivery or crash the app.
 
-use crate::error::AuthError;
+use crate::error::{AuthError, ErrorSource};
 use crate::identity::{Identity, Subject};
 use crate::internal::context::ClientContext;
 use crate::store::TokenStore;
@@ -113,14 +113,18 @@ impl Persistence {
         let task = tokio::task::spawn_blocking(move || op(store.as_ref(), &key));
         match tokio::time::timeout(STORE_TIMEOUT, task).await {
             Ok(Ok(Ok(value))) => Ok(Some(value)),
+            // `AuthError::Storage` reads "the token store failed: {reason}".
             Ok(Ok(Err(error))) => Err(AuthError::Storage {
-                reason: format!("the token store failed to {what}: {error}"),
+                reason: format!("could not {what}: {error}"),
+                source: Some(ErrorSource::new(error)),
             }),
             Ok(Err(_panicked_or_cancelled)) => Err(AuthError::Storage {
-                reason: format!("the token store panicked during {what}"),
+                reason: format!("it panicked during {what}"),
+                source: None,
             }),
-            Err(_elapsed) => Err(AuthError::Storage {
-                reason: format!("the token store did not {what} within {} s", STORE_TIMEOUT.as_secs()),
+            Err(elapsed) => Err(AuthError::Storage {
+                reason: format!("it did not {what} within {} s", STORE_TIMEOUT.as_secs()),
+                source: Some(ErrorSource::new(elapsed)),
             }),
         }
     }

@@ -60,8 +60,9 @@ pub(crate) enum Acquire {
 
 /// What became of a token-endpoint answer handed to [`SessionCore::commit`].
 pub(crate) enum Committed {
-    /// It (or a newer token the session already held) is the session's token now.
-    Published(Arc<TokenSet>),
+    /// It (or a newer token the session already held) is the session's token now; the
+    /// refresh token it replaced, if the answer brought a different one.
+    Published(Arc<TokenSet>, Option<SecretString>),
     /// A logout fenced it off: the caller must revoke it.
     Fenced,
 }
@@ -435,6 +436,7 @@ impl SessionCore {
 
     /// Resumes from the stored refresh token (no password needed).
     pub(crate) async fn restore(self: &Arc<Self>) -> Result<(), AuthError> {
+        crate::internal::flight::runtime()?;
         let now = self.now();
         if self.token.load().as_ref().is_some_and(|set| set.is_valid(now)) {
             return Ok(());
@@ -518,13 +520,17 @@ impl SessionCore {
     ) -> Committed {
         let set = Arc::new(TokenSet::issued(issued, sent_at, self.ctx.config.refresh_margin, tick));
         let _persisting = self.persist_lock.lock().await;
+        let mut replaced = None;
         let to_save = {
             let mut state = self.state();
             if state.epoch != epoch {
                 return Committed::Fenced;
             }
             if let Some(refresh_token) = &issued.refresh_token {
-                state.refresh_token = Some(SecretString::from(refresh_token.expose_secret()));
+                replaced = state
+                    .refresh_token
+                    .replace(SecretString::from(refresh_token.expose_secret()))
+                    .filter(|old| old.expose_secret() != refresh_token.expose_secret());
                 Some(SecretString::from(refresh_token.expose_secret()))
             } else if state.persist_pending {
                 state
@@ -557,7 +563,7 @@ impl SessionCore {
         };
         drop(state);
         self.outbox.queue(event(&self.identity, Timestamp(winner.expires_at)));
-        Committed::Published(winner)
+        Committed::Published(winner, replaced)
     }
 
     /// Saves a refresh token; on failure the app hears of it, the stale entry (which
@@ -809,6 +815,7 @@ impl SessionCore {
     /// session held. Local state is gone even if revocation fails; the first failure
     /// is returned.
     pub(crate) async fn logout(&self) -> Result<(), AuthError> {
+        crate::internal::flight::runtime()?;
         let Some((refresh, access)) = self.fence() else {
             return Ok(());
         };

@@ -45,6 +45,7 @@ impl AuthConfig {
             let token_endpoint = metadata.token_endpoint.ok_or_else(|| AuthError::InvalidResponse {
                 status: response.status,
                 reason: "the server metadata has no token_endpoint".into(),
+                source: None,
             })?;
             let mut config = AuthConfig::new(token_endpoint, client_id)
                 .issuer(metadata.issuer, metadata.authorization_response_iss_parameter_supported);
@@ -58,6 +59,7 @@ impl AuthConfig {
         Err(AuthError::InvalidResponse {
             status: last_status,
             reason: "no authorization server metadata at the RFC 8414 or OpenID Connect well-known URL".into(),
+            source: None,
         })
     }
 }

@@ -13,7 +13,7 @@
 //!
 //! Such a session holds no password. After a revocation it recovers with its
 //! refresh token; when that is rejected too it reports
-//! [`AuthError::ReauthenticationRequired`](crate::AuthError::ReauthenticationRequired)
+//! [`AuthError::ReauthenticationRequired`]
 //! and the app starts a new sign-in.
 //!
 //! ```no_run

@@ -137,6 +137,7 @@ fn redirect_error(error: ServerError) -> AuthError {
             reason: error.to_string(),
             status: None,
             retry_after: None,
+            source: None,
         },
         _ => AuthError::OAuth(error),
     }

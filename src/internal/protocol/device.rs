@@ -46,6 +46,7 @@ pub(crate) fn parse(response: &HttpResponse) -> Result<DeviceGrant, AuthError> {
     let invalid = |reason: &str| AuthError::InvalidResponse {
         status: response.status,
         reason: format!("device authorization response: {reason}"),
+        source: None,
     };
     let raw: Raw =
         serde_json::from_slice(&response.body).map_err(|_| invalid("not a JSON object of the expected shape"))?;

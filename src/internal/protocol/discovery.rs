@@ -41,6 +41,7 @@ pub(crate) fn parse(response: &HttpResponse, issuer: &str) -> Result<Metadata, A
     let metadata: Metadata = serde_json::from_slice(&response.body).map_err(|_| AuthError::InvalidResponse {
         status: response.status,
         reason: "the server metadata is not a JSON object with an issuer".into(),
+        source: None,
     })?;
     // RFC 8414 §3.3: identical, character for character; no normalisation.
     if metadata.issuer != issuer {

@@ -4521,7 +4521,8 @@ sealed class AuthException(message: String): kotlin.Exception(message) {
         class OAuth(message: String) : AuthException(message)
         
     /**
-     * The token is valid but lacks the permission (HTTP 403); a new token would not help.
+     * A 401 whose challenge says `insufficient_scope`: the token is valid but lacks the
+     * permission; a new token would not help.
      */
         class InsufficientScope(message: String) : AuthException(message)
         
@@ -4531,7 +4532,8 @@ sealed class AuthException(message: String): kotlin.Exception(message) {
         class ReauthenticationRequired(message: String) : AuthException(message)
         
     /**
-     * Network failure, timeout, HTTP 5xx or 429: try again later.
+     * Network failure, timeout, HTTP 5xx or 429: try again later. The message names
+     * the server that failed.
      */
         class TemporarilyUnavailable(message: String) : AuthException(message)
         
