@@ -61,7 +61,11 @@ impl LoopbackRedirect {
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => {
-                    let Ok((stream, peer)) = accepted else { continue };
+                    let Ok((stream, peer)) = accepted else {
+                        // Transient (aborted connection, descriptor limit): do not spin.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    };
                     let found = found.clone();
                     let base = self.redirect_uri.clone();
                     // Each connection on its own task: a silent pre-connect must not block the real one.
