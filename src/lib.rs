@@ -145,6 +145,7 @@ mod identity;
 mod insufficient_scope;
 mod internal;
 mod session;
+pub mod signin;
 mod state;
 mod store;
 mod token;
