@@ -3,6 +3,12 @@
 //! hands back the redirect URL), the device grant, and token import. See
 //! [`crate::signin`] for the rules; this file only converts.
 //!
+//! The methods below are on the generated `NativeAuthClient` and return native session
+//! handles; apps call the hand-written Kotlin and Swift `AuthClient` wrappers, which
+//! forward to them and return the wrapped `Session` (with its token mirror), exactly as
+//! `login` does. Times are the bindings' own types ([`TimeSpan`], [`Moment`]), no
+//! public type is unsigned.
+//!
 //! ```kotlin
 //! val pending = client.authorizationRequest(account = "me", redirectUri = "com.example.app:/oauth2redirect")
 //! customTabs.launchUrl(context, Uri.parse(pending.url()))
@@ -13,11 +19,11 @@
 use super::client::{AuthClient, Session};
 use super::error::AuthError;
 use super::runtime::run;
+use super::units::{Moment, TimeSpan};
 use crate::TokenParams;
 use secrecy::SecretString;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
 
 /// A browser sign-in in progress. Keep it until the redirect arrives (the PKCE
 /// verifier and `state` live in it, in memory only).
@@ -68,14 +74,22 @@ impl DeviceAuthorization {
         self.inner.verification_uri_complete().map(str::to_owned)
     }
 
-    /// When the codes expire, in seconds since the Unix epoch.
-    pub fn expires_at_epoch_seconds(&self) -> u64 {
-        self.inner.expires_at().epoch_seconds()
+    /// When the codes expire, in seconds since the Unix epoch. Signed so Kotlin sees a
+    /// `Long`, like every epoch value of the bindings.
+    pub fn expires_at_epoch_seconds(&self) -> i64 {
+        i64::try_from(self.inner.expires_at().epoch_seconds()).unwrap_or(i64::MAX)
     }
 
-    /// The polling interval the server asked for.
-    pub fn interval(&self) -> Duration {
-        self.inner.interval()
+    /// The same instant as a platform type: `java.util.Date` in Kotlin, `Date` in Swift.
+    pub fn expires_at(&self) -> Moment {
+        Moment(self.inner.expires_at().as_system_time())
+    }
+
+    /// The polling interval the server asked for at the start (RFC 8628 §3.2):
+    /// `kotlin.time.Duration` in Kotlin, `TimeInterval` in Swift. Polling itself
+    /// happens in Rust, which also honours a later `slow_down`.
+    pub fn interval(&self) -> TimeSpan {
+        TimeSpan(self.inner.interval())
     }
 
     /// Stops `completeDeviceAuthorization`, which throws `AuthException.Cancelled`.
@@ -96,9 +110,12 @@ pub struct ImportedTokens {
     /// The refresh token, if any: it keeps the session alive.
     #[uniffi(default = None)]
     pub refresh_token: Option<String>,
-    /// When the access token expires, in seconds since the Unix epoch.
+    /// When the access token expires, as a platform instant (`java.util.Date` in
+    /// Kotlin, `Date` in Swift; other SDKs hand out the same types). Without it the
+    /// lifetime is the JWT `exp` claim, else the config's default; a past instant is
+    /// fine (the first `accessToken()` refreshes).
     #[uniffi(default = None)]
-    pub expires_at_epoch_seconds: Option<u64>,
+    pub expires_at: Option<Moment>,
     /// The scopes it was granted, space-separated.
     #[uniffi(default = None)]
     pub scope: Option<String>,
@@ -107,7 +124,7 @@ pub struct ImportedTokens {
 impl std::fmt::Debug for ImportedTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ImportedTokens")
-            .field("expires_at_epoch_seconds", &self.expires_at_epoch_seconds)
+            .field("expires_at", &self.expires_at)
             .field("scope", &self.scope)
             .finish_non_exhaustive()
     }
@@ -200,8 +217,9 @@ impl AuthClient {
         if let Some(refresh) = tokens.refresh_token {
             imported = imported.refresh_token(SecretString::from(refresh));
         }
-        if let Some(at) = tokens.expires_at_epoch_seconds {
-            imported = imported.expires_at(UNIX_EPOCH + Duration::from_secs(at));
+        if let Some(at) = tokens.expires_at {
+            // Moment saturates out-of-range instants, so no app value can overflow here.
+            imported = imported.expires_at(at.0);
         }
         if let Some(scope) = tokens.scope {
             imported = imported.scope(scope);
@@ -210,5 +228,25 @@ impl AuthClient {
         run(async move { client.import_tokens(&account, params(scopes), imported).await })
             .await
             .map(Session::wrap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn imported_tokens_debug_redacts_both_tokens() {
+        let tokens = ImportedTokens {
+            access_token: "access-secret".into(),
+            refresh_token: Some("refresh-secret".into()),
+            expires_at: Some(Moment(UNIX_EPOCH + Duration::from_secs(1_700_000_000))),
+            scope: Some("read".into()),
+        };
+        let printed = format!("{tokens:?}");
+        assert!(!printed.contains("access-secret"), "{printed}");
+        assert!(!printed.contains("refresh-secret"), "{printed}");
+        assert!(printed.contains("read"), "{printed}");
     }
 }

@@ -487,22 +487,6 @@ fileprivate struct FfiConverterInt32: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
-    typealias FfiType = UInt64
-    typealias SwiftType = UInt64
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt64 {
-        return try lift(readInt(&buf))
-    }
-
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
-        writeInt(&buf, lower(value))
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
 fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
     typealias FfiType = Int64
     typealias SwiftType = Int64
@@ -583,34 +567,6 @@ fileprivate struct FfiConverterString: FfiConverter {
         let len = Int32(value.utf8.count)
         writeInt(&buf, len)
         writeBytes(&buf, value.utf8)
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-fileprivate struct FfiConverterDuration: FfiConverterRustBuffer {
-    typealias SwiftType = TimeInterval
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TimeInterval {
-        let seconds: UInt64 = try readInt(&buf)
-        let nanoseconds: UInt32 = try readInt(&buf)
-        return Double(seconds) + (Double(nanoseconds) / 1.0e9)
-    }
-
-    public static func write(_ value: TimeInterval, into buf: inout [UInt8]) {
-        if value.rounded(.down) > Double(Int64.max) {
-            fatalError("Duration overflow, exceeds max bounds supported by Uniffi")
-        }
-
-        if value < 0 {
-            fatalError("Invalid duration, must be non-negative")
-        }
-
-        let seconds = UInt64(value)
-        let nanoseconds = UInt32((value - Double(seconds)) * 1.0e9)
-        writeInt(&buf, seconds)
-        writeInt(&buf, nanoseconds)
     }
 }
 
@@ -849,14 +805,22 @@ public protocol DeviceAuthorizationProtocol: AnyObject, Sendable {
     func cancel() 
     
     /**
-     * When the codes expire, in seconds since the Unix epoch.
+     * The same instant as a platform type: `java.util.Date` in Kotlin, `Date` in Swift.
      */
-    func expiresAtEpochSeconds()  -> UInt64
+    func expiresAt()  -> Moment
     
     /**
-     * The polling interval the server asked for.
+     * When the codes expire, in seconds since the Unix epoch. Signed so Kotlin sees a
+     * `Long`, like every epoch value of the bindings.
      */
-    func interval()  -> TimeInterval
+    func expiresAtEpochSeconds()  -> Int64
+    
+    /**
+     * The polling interval the server asked for at the start (RFC 8628 §3.2):
+     * `kotlin.time.Duration` in Kotlin, `TimeInterval` in Swift. Polling itself
+     * happens in Rust, which also honours a later `slow_down`.
+     */
+    func interval()  -> TimeSpan
     
     /**
      * The code the user types on the verification page.
@@ -944,10 +908,23 @@ open func cancel()  {try! rustCall() {
 }
     
     /**
-     * When the codes expire, in seconds since the Unix epoch.
+     * The same instant as a platform type: `java.util.Date` in Kotlin, `Date` in Swift.
      */
-open func expiresAtEpochSeconds() -> UInt64  {
-    return try!  FfiConverterUInt64.lift(try! rustCall() {
+open func expiresAt() -> Moment  {
+    return try!  FfiConverterTypeMoment_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_deviceauthorization_expires_at(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * When the codes expire, in seconds since the Unix epoch. Signed so Kotlin sees a
+     * `Long`, like every epoch value of the bindings.
+     */
+open func expiresAtEpochSeconds() -> Int64  {
+    return try!  FfiConverterInt64.lift(try! rustCall() {
         uniffiCallStatus in
     uniffi_tokenkeeper_fn_method_deviceauthorization_expires_at_epoch_seconds(
             self.uniffiCloneHandle(),uniffiCallStatus
@@ -956,10 +933,12 @@ open func expiresAtEpochSeconds() -> UInt64  {
 }
     
     /**
-     * The polling interval the server asked for.
+     * The polling interval the server asked for at the start (RFC 8628 §3.2):
+     * `kotlin.time.Duration` in Kotlin, `TimeInterval` in Swift. Polling itself
+     * happens in Rust, which also honours a later `slow_down`.
      */
-open func interval() -> TimeInterval  {
-    return try!  FfiConverterDuration.lift(try! rustCall() {
+open func interval() -> TimeSpan  {
+    return try!  FfiConverterTypeTimeSpan_lift(try! rustCall() {
         uniffiCallStatus in
     uniffi_tokenkeeper_fn_method_deviceauthorization_interval(
             self.uniffiCloneHandle(),uniffiCallStatus
@@ -2947,9 +2926,12 @@ public struct ImportedTokens: Equatable, Hashable, CustomDebugStringConvertible 
      */
     public var refreshToken: String?
     /**
-     * When the access token expires, in seconds since the Unix epoch.
+     * When the access token expires, as a platform instant (`java.util.Date` in
+     * Kotlin, `Date` in Swift; other SDKs hand out the same types). Without it the
+     * lifetime is the JWT `exp` claim, else the config's default; a past instant is
+     * fine (the first `accessToken()` refreshes).
      */
-    public var expiresAtEpochSeconds: UInt64?
+    public var expiresAt: Moment?
     /**
      * The scopes it was granted, space-separated.
      */
@@ -2965,14 +2947,17 @@ public struct ImportedTokens: Equatable, Hashable, CustomDebugStringConvertible 
          * The refresh token, if any: it keeps the session alive.
          */refreshToken: String? = nil, 
         /**
-         * When the access token expires, in seconds since the Unix epoch.
-         */expiresAtEpochSeconds: UInt64? = nil, 
+         * When the access token expires, as a platform instant (`java.util.Date` in
+         * Kotlin, `Date` in Swift; other SDKs hand out the same types). Without it the
+         * lifetime is the JWT `exp` claim, else the config's default; a past instant is
+         * fine (the first `accessToken()` refreshes).
+         */expiresAt: Moment? = nil, 
         /**
          * The scopes it was granted, space-separated.
          */scope: String? = nil) {
         self.accessToken = accessToken
         self.refreshToken = refreshToken
-        self.expiresAtEpochSeconds = expiresAtEpochSeconds
+        self.expiresAt = expiresAt
         self.scope = scope
     }
 
@@ -3005,7 +2990,7 @@ public struct FfiConverterTypeImportedTokens: FfiConverterRustBuffer {
             try ImportedTokens(
                 accessToken: FfiConverterString.read(from: &buf), 
                 refreshToken: FfiConverterOptionString.read(from: &buf), 
-                expiresAtEpochSeconds: FfiConverterOptionUInt64.read(from: &buf), 
+                expiresAt: FfiConverterOptionTypeMoment.read(from: &buf), 
                 scope: FfiConverterOptionString.read(from: &buf)
         )
     }
@@ -3013,7 +2998,7 @@ public struct FfiConverterTypeImportedTokens: FfiConverterRustBuffer {
     public static func write(_ value: ImportedTokens, into buf: inout [UInt8]) {
         FfiConverterString.write(value.accessToken, into: &buf)
         FfiConverterOptionString.write(value.refreshToken, into: &buf)
-        FfiConverterOptionUInt64.write(value.expiresAtEpochSeconds, into: &buf)
+        FfiConverterOptionTypeMoment.write(value.expiresAt, into: &buf)
         FfiConverterOptionString.write(value.scope, into: &buf)
     }
 }
@@ -4293,30 +4278,6 @@ public func FfiConverterTypeStoreError_lower(_ value: StoreError) -> RustBuffer 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
-    typealias SwiftType = UInt64?
-
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
-        guard let value = value else {
-            writeInt(&buf, Int8(0))
-            return
-        }
-        writeInt(&buf, Int8(1))
-        FfiConverterUInt64.write(value, into: &buf)
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
-        switch try readInt(&buf) as Int8 {
-        case 0: return nil
-        case 1: return try FfiConverterUInt64.read(from: &buf)
-        default: throw UniffiInternalError.unexpectedOptionalTag
-        }
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
 fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
     typealias SwiftType = Int64?
 
@@ -4949,10 +4910,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_method_deviceauthorization_cancel() != 57095) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_expires_at_epoch_seconds() != 60929) {
+    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_expires_at() != 12817) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_interval() != 4027) {
+    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_expires_at_epoch_seconds() != 15476) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_interval() != 25587) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_deviceauthorization_user_code() != 43544) {

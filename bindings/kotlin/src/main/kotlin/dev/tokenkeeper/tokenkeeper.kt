@@ -813,6 +813,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_deviceauthorization_cancel(
     ): Int
+    external fun uniffi_tokenkeeper_checksum_method_deviceauthorization_expires_at(
+    ): Int
     external fun uniffi_tokenkeeper_checksum_method_deviceauthorization_expires_at_epoch_seconds(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_deviceauthorization_interval(
@@ -932,10 +934,12 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_tokenkeeper_fn_method_deviceauthorization_cancel(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_tokenkeeper_fn_method_deviceauthorization_expires_at(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_tokenkeeper_fn_method_deviceauthorization_expires_at_epoch_seconds(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_tokenkeeper_fn_method_deviceauthorization_interval(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): RustBuffer.ByValue
+    ): Long
     external fun uniffi_tokenkeeper_fn_method_deviceauthorization_user_code(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_deviceauthorization_verification_uri(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1179,10 +1183,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_cancel() and 0xFFFF) != 57095) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_expires_at_epoch_seconds() and 0xFFFF) != 60929) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_expires_at() and 0xFFFF) != 12817) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_interval() and 0xFFFF) != 4027) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_expires_at_epoch_seconds() and 0xFFFF) != 15476) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_interval() and 0xFFFF) != 25587) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_user_code() and 0xFFFF) != 43544) {
@@ -1472,29 +1479,6 @@ public object FfiConverterInt: FfiConverter<Int, Int> {
 /**
  * @suppress
  */
-public object FfiConverterULong: FfiConverter<ULong, Long> {
-    override fun lift(value: Long): ULong {
-        return value.toULong()
-    }
-
-    override fun read(buf: ByteBuffer): ULong {
-        return lift(buf.getLong())
-    }
-
-    override fun lower(value: ULong): Long {
-        return value.toLong()
-    }
-
-    override fun allocationSize(value: ULong) = 8UL
-
-    override fun write(value: ULong, buf: ByteBuffer) {
-        buf.putLong(value.toLong())
-    }
-}
-
-/**
- * @suppress
- */
 public object FfiConverterLong: FfiConverter<Long, Long> {
     override fun lift(value: Long): Long {
         return value
@@ -1592,47 +1576,6 @@ public object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
         val byteBuf = toUtf8(value)
         buf.putInt(byteBuf.limit())
         buf.put(byteBuf)
-    }
-}
-
-
-/**
- * @suppress
- */
-public object FfiConverterDuration: FfiConverterRustBuffer<java.time.Duration> {
-    override fun read(buf: ByteBuffer): java.time.Duration {
-        // Type mismatch (should be u64) but we check for overflow/underflow below
-        val seconds = buf.getLong()
-        // Type mismatch (should be u32) but we check for overflow/underflow below
-        val nanoseconds = buf.getInt().toLong()
-        if (seconds < 0) {
-            throw java.time.DateTimeException("Duration exceeds minimum or maximum value supported by uniffi")
-        }
-        if (nanoseconds < 0) {
-            throw java.time.DateTimeException("Duration nanoseconds exceed minimum or maximum supported by uniffi")
-        }
-        return java.time.Duration.ofSeconds(seconds, nanoseconds)
-    }
-
-    // 8 bytes for seconds, 4 bytes for nanoseconds
-    override fun allocationSize(value: java.time.Duration) = 12UL
-
-    override fun write(value: java.time.Duration, buf: ByteBuffer) {
-        if (value.seconds < 0) {
-            // Rust does not support negative Durations
-            throw IllegalArgumentException("Invalid duration, must be non-negative")
-        }
-
-        if (value.nano < 0) {
-            // Java docs provide guarantee that nano will always be positive, so this should be impossible
-            // See: https://docs.oracle.com/javase/8/docs/api/java/time/Duration.html
-            throw IllegalArgumentException("Invalid duration, nano value must be non-negative")
-        }
-
-        // Type mismatch (should be u64) but since Rust doesn't support negative durations we should be OK
-        buf.putLong(value.seconds)
-        // Type mismatch (should be u32) but since values will always be between 0 and 999,999,999 it should be OK
-        buf.putInt(value.nano)
     }
 }
 
@@ -2082,14 +2025,22 @@ public interface DeviceAuthorizationInterface {
     fun `cancel`()
     
     /**
-     * When the codes expire, in seconds since the Unix epoch.
+     * The same instant as a platform type: `java.util.Date` in Kotlin, `Date` in Swift.
      */
-    fun `expiresAtEpochSeconds`(): kotlin.ULong
+    fun `expiresAt`(): Moment
     
     /**
-     * The polling interval the server asked for.
+     * When the codes expire, in seconds since the Unix epoch. Signed so Kotlin sees a
+     * `Long`, like every epoch value of the bindings.
      */
-    fun `interval`(): java.time.Duration
+    fun `expiresAtEpochSeconds`(): kotlin.Long
+    
+    /**
+     * The polling interval the server asked for at the start (RFC 8628 §3.2):
+     * `kotlin.time.Duration` in Kotlin, `TimeInterval` in Swift. Polling itself
+     * happens in Rust, which also honours a later `slow_down`.
+     */
+    fun `interval`(): TimeSpan
     
     /**
      * The code the user types on the verification page.
@@ -2232,9 +2183,26 @@ open class DeviceAuthorization: Disposable, AutoCloseable, DeviceAuthorizationIn
 
     
     /**
-     * When the codes expire, in seconds since the Unix epoch.
-     */override fun `expiresAtEpochSeconds`(): kotlin.ULong {
-            return FfiConverterULong.lift(
+     * The same instant as a platform type: `java.util.Date` in Kotlin, `Date` in Swift.
+     */override fun `expiresAt`(): Moment {
+            return FfiConverterTypeMoment.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_deviceauthorization_expires_at(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * When the codes expire, in seconds since the Unix epoch. Signed so Kotlin sees a
+     * `Long`, like every epoch value of the bindings.
+     */override fun `expiresAtEpochSeconds`(): kotlin.Long {
+            return FfiConverterLong.lift(
     callWithHandle {
     uniffiRustCall() { _status ->
     UniffiLib.uniffi_tokenkeeper_fn_method_deviceauthorization_expires_at_epoch_seconds(
@@ -2248,9 +2216,11 @@ open class DeviceAuthorization: Disposable, AutoCloseable, DeviceAuthorizationIn
 
     
     /**
-     * The polling interval the server asked for.
-     */override fun `interval`(): java.time.Duration {
-            return FfiConverterDuration.lift(
+     * The polling interval the server asked for at the start (RFC 8628 §3.2):
+     * `kotlin.time.Duration` in Kotlin, `TimeInterval` in Swift. Polling itself
+     * happens in Rust, which also honours a later `slow_down`.
+     */override fun `interval`(): TimeSpan {
+            return FfiConverterTypeTimeSpan.lift(
     callWithHandle {
     uniffiRustCall() { _status ->
     UniffiLib.uniffi_tokenkeeper_fn_method_deviceauthorization_interval(
@@ -4927,9 +4897,12 @@ data class ImportedTokens (
     var `refreshToken`: kotlin.String? = null 
     , 
     /**
-     * When the access token expires, in seconds since the Unix epoch.
+     * When the access token expires, as a platform instant (`java.util.Date` in
+     * Kotlin, `Date` in Swift; other SDKs hand out the same types). Without it the
+     * lifetime is the JWT `exp` claim, else the config's default; a past instant is
+     * fine (the first `accessToken()` refreshes).
      */
-    var `expiresAtEpochSeconds`: kotlin.ULong? = null 
+    var `expiresAt`: Moment? = null 
     , 
     /**
      * The scopes it was granted, space-separated.
@@ -4962,7 +4935,7 @@ public object FfiConverterTypeImportedTokens: FfiConverterRustBuffer<ImportedTok
         return ImportedTokens(
             FfiConverterString.read(buf),
             FfiConverterOptionalString.read(buf),
-            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalTypeMoment.read(buf),
             FfiConverterOptionalString.read(buf),
         )
     }
@@ -4970,14 +4943,14 @@ public object FfiConverterTypeImportedTokens: FfiConverterRustBuffer<ImportedTok
     override fun allocationSize(value: ImportedTokens) = (
             FfiConverterString.allocationSize(value.`accessToken`) +
             FfiConverterOptionalString.allocationSize(value.`refreshToken`) +
-            FfiConverterOptionalULong.allocationSize(value.`expiresAtEpochSeconds`) +
+            FfiConverterOptionalTypeMoment.allocationSize(value.`expiresAt`) +
             FfiConverterOptionalString.allocationSize(value.`scope`)
     )
 
     override fun write(value: ImportedTokens, buf: ByteBuffer) {
             FfiConverterString.write(value.`accessToken`, buf)
             FfiConverterOptionalString.write(value.`refreshToken`, buf)
-            FfiConverterOptionalULong.write(value.`expiresAtEpochSeconds`, buf)
+            FfiConverterOptionalTypeMoment.write(value.`expiresAt`, buf)
             FfiConverterOptionalString.write(value.`scope`, buf)
     }
 }
@@ -6165,38 +6138,6 @@ public object FfiConverterTypeStoreError : FfiConverterRustBuffer<StoreException
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
     }
 
-}
-
-
-
-
-/**
- * @suppress
- */
-public object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
-    override fun read(buf: ByteBuffer): kotlin.ULong? {
-        if (buf.get().toInt() == 0) {
-            return null
-        }
-        return FfiConverterULong.read(buf)
-    }
-
-    override fun allocationSize(value: kotlin.ULong?): ULong {
-        if (value == null) {
-            return 1UL
-        } else {
-            return 1UL + FfiConverterULong.allocationSize(value)
-        }
-    }
-
-    override fun write(value: kotlin.ULong?, buf: ByteBuffer) {
-        if (value == null) {
-            buf.put(0)
-        } else {
-            buf.put(1)
-            FfiConverterULong.write(value, buf)
-        }
-    }
 }
 
 
