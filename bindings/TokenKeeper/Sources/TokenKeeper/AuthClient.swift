@@ -47,6 +47,56 @@ public final class AuthClient: @unchecked Sendable {
         wrap(try await mappingErrors { try await native.restore(username: username) })
     }
 
+    /// Starts a browser sign-in (authorization code with PKCE S256 and a fresh `state`,
+    /// RFC 7636, RFC 8252) for the user the app calls `account` (the session's
+    /// `username()`). Open `pending.url()` with `ASWebAuthenticationSession` (never a
+    /// `WKWebView`) and keep `pending` until the redirect arrives: the PKCE verifier lives
+    /// only in it. `scopes` replaces the config's; `extraParams` adds query parameters
+    /// such as `prompt` or `login_hint`; `nonce` asks for an OpenID Connect nonce.
+    /// - Throws: `AuthError.invalidConfig` without an `authorizationEndpoint` or with a bad redirect URI.
+    public func authorizationRequest(
+        account: String,
+        redirectUri: String,
+        scopes: [String]? = nil,
+        extraParams: [String: String] = [:],
+        nonce: Bool = false
+    ) throws -> PendingAuthorization {
+        try mappingErrorsSync {
+            try native.authorizationRequest(
+                account: account, redirectUri: redirectUri, scopes: scopes, extraParams: extraParams, nonce: nonce)
+        }
+    }
+
+    /// Finishes a browser sign-in with the URL the browser was redirected to and returns
+    /// the user's `Session`, registered like one from `login`.
+    /// - Throws: `AuthError.stateMismatch` (a redirect of another attempt; nothing was
+    ///   exchanged), `.issuerMismatch` (RFC 9207), `.accessDenied`, `.invalidRedirect`,
+    ///   `.invalidGrant` (a spent or foreign code).
+    public func completeAuthorization(pending: PendingAuthorization, redirectUrl: String) async throws -> Session {
+        wrap(try await mappingErrors { try await native.completeAuthorization(pending: pending, redirectUrl: redirectUrl) })
+    }
+
+    /// Starts a device sign-in (RFC 8628) for `account`: show `device.userCode()` and
+    /// `device.verificationUri()`, then call `completeDeviceAuthorization(device:)`.
+    public func startDeviceAuthorization(account: String, scopes: [String]? = nil) async throws -> DeviceAuthorization {
+        try await mappingErrors { try await native.startDeviceAuthorization(account: account, scopes: scopes) }
+    }
+
+    /// Polls (in Rust, honouring the server's `interval` and `slow_down`) until the user
+    /// approves, then returns the `Session`. Cancelling the Swift `Task` does not stop the
+    /// polling; `device.cancel()` does.
+    /// - Throws: `AuthError.accessDenied`, `.deviceCodeExpired` (start again) or `.cancelled`.
+    public func completeDeviceAuthorization(device: DeviceAuthorization) async throws -> Session {
+        wrap(try await mappingErrors { try await native.completeDeviceAuthorization(device: device) })
+    }
+
+    /// A `Session` for `account` from tokens the app already holds (another SDK signed the
+    /// user in, or an older app version stored them); no network traffic. The refresh
+    /// token, if any, goes to the `TokenStore`.
+    public func importTokens(account: String, tokens: ImportedTokens, scopes: [String]? = nil) async throws -> Session {
+        wrap(try await mappingErrors { try await native.importTokens(account: account, tokens: tokens, scopes: scopes) })
+    }
+
     // One Session (one mirror, one observer) per core session.
     private func wrap(_ handle: NativeSession) -> Session {
         let id = handle.instanceId()

@@ -45,6 +45,18 @@ public enum AuthError: Error, Equatable, Hashable, Sendable, LocalizedError {
     case invalidConfig(message: String)
     /// The app's token store failed.
     case storage(message: String)
+    /// The user (or the server's policy) refused the sign-in: offer to start again.
+    case accessDenied(message: String)
+    /// The redirect does not belong to this sign-in (`state` differs): start again.
+    case stateMismatch(message: String)
+    /// The server named another issuer than expected (RFC 9207 / RFC 8414): nothing was exchanged.
+    case issuerMismatch(message: String)
+    /// The redirect URL is not an authorization response.
+    case invalidRedirect(message: String)
+    /// The device code expired before the user approved: start a new device sign-in.
+    case deviceCodeExpired(message: String)
+    /// The app cancelled the sign-in (`DeviceAuthorization.cancel()`).
+    case cancelled(message: String)
     /// A bug in tokenkeeper, or an error this binding does not know yet.
     case internal(message: String)
 
@@ -66,6 +78,12 @@ public enum AuthError: Error, Equatable, Hashable, Sendable, LocalizedError {
              .invalidResponse(let message),
              .invalidConfig(let message),
              .storage(let message),
+             .accessDenied(let message),
+             .stateMismatch(let message),
+             .issuerMismatch(let message),
+             .invalidRedirect(let message),
+             .deviceCodeExpired(let message),
+             .cancelled(let message),
              .internal(let message):
             return message
         }
@@ -98,6 +116,12 @@ public enum AuthError: Error, Equatable, Hashable, Sendable, LocalizedError {
         case let .InvalidResponse(message): self = .invalidResponse(message: message)
         case let .InvalidConfig(message): self = .invalidConfig(message: message)
         case let .Storage(message): self = .storage(message: message)
+        case let .AccessDenied(message): self = .accessDenied(message: message)
+        case let .StateMismatch(message): self = .stateMismatch(message: message)
+        case let .IssuerMismatch(message): self = .issuerMismatch(message: message)
+        case let .InvalidRedirect(message): self = .invalidRedirect(message: message)
+        case let .DeviceCodeExpired(message): self = .deviceCodeExpired(message: message)
+        case let .Cancelled(message): self = .cancelled(message: message)
         case let .Internal(message): self = .internal(message: message)
         }
     }

@@ -1,12 +1,13 @@
-// User sign-in through the Swift bindings against the development server: the PKCE
-// browser flow (URLSession plays the browser, submitting the server's test login),
-// the device grant and token import. Mirrors the Kotlin JVM tests
-// (bindings/kotlin/src/test/kotlin/dev/tokenkeeper/SignInTest.kt).
+// User sign-in through the hand-written Swift AuthClient against the development
+// server: the PKCE browser flow (URLSession plays the browser, submitting the server's
+// test login), the device grant and token import, each returning the wrapped Session
+// (registered with the client, its token mirror and state stream running). Mirrors the
+// Kotlin JVM tests (bindings/kotlin/src/test/kotlin/dev/tokenkeeper/SignInTest.kt).
 //
 // Run on macOS:
 //   cargo build -p tokenkeeper-devserver
 //   scripts/build-xcframework.sh --macos-only
-//   (cd bindings/swift && swift test)
+//   (cd bindings/TokenKeeper && swift test)
 //
 // NOT executed on tokenkeeper's Linux development machines or CI (no Swift
 // toolchain there): only their syntax is checked, by scripts/check-swift.sh.
@@ -120,10 +121,46 @@ final class SignInTests: XCTestCase {
         let session = try await client.completeAuthorization(pending: pending, redirectUrl: redirect)
 
         XCTAssertEqual(session.username(), "alice")
+        XCTAssertTrue(client.session(username: "alice") === session, "registered like a login session")
         let token = try await session.accessToken()
         XCTAssertEqual(token.scopes, ["read"])
+        XCTAssertEqual(session.cachedAccessToken(), token, "served from the mirror")
+        XCTAssertEqual(session.native.cachedAccessToken(), token, "the mirror and the core agree")
+        guard case .signedIn = session.state else {
+            return XCTFail("expected .signedIn, got \(session.state)")
+        }
         let stats = try await server.stats()
         XCTAssertEqual(stats.tokenRequests(grant: "authorization_code"), 1, "\(stats)")
+    }
+
+    func testAPkceSessionWhoseTokensAreAllRevokedNeedsTheUser() async throws {
+        let client = try AuthClient(config: nativeConfig())
+        let pending = try client.authorizationRequest(account: "alice", redirectUri: Self.redirectURI)
+        let redirect = try await browserLogin(pending.url(), username: "alice", password: "alice-password")
+        let session = try await client.completeAuthorization(pending: pending, redirectUrl: redirect)
+        let needsUser = Task { () -> String? in
+            for await identity in client.reauthenticationRequired() { return identity }
+            return nil
+        }
+        let token = try await session.accessToken()
+        try await server.revokeSubject("alice")
+        try await server.resetStats()
+
+        // No credentials to fall back on: one refresh attempt, rejected, then the user.
+        let error = await thrownError {
+            try await session.handleUnauthorized(failedToken: token, wwwAuthenticate: ["Bearer error=\"invalid_token\""])
+        }
+
+        guard case .reauthenticationRequired? = error as? AuthError else {
+            return XCTFail("expected AuthError.reauthenticationRequired, got \(String(describing: error))")
+        }
+        XCTAssertEqual(session.state, .reauthenticationRequired)
+        XCTAssertNil(session.cachedAccessToken())
+        let stats = try await server.stats()
+        XCTAssertEqual(stats.tokenRequests(grant: "refresh_token"), 1, "\(stats)")
+        XCTAssertEqual(stats.tokenRequests(grant: "password"), 0, "\(stats)")
+        let identity = await needsUser.value
+        XCTAssertTrue(identity?.hasPrefix("user:alice") ?? false, "\(String(describing: identity))")
     }
 
     func testARedirectWithAForeignStateIsRejected() async throws {
@@ -135,8 +172,8 @@ final class SignInTests: XCTestCase {
 
         let error = await thrownError { try await client.completeAuthorization(pending: pending, redirectUrl: forged) }
 
-        guard case .StateMismatch? = error as? AuthError else {
-            return XCTFail("expected AuthError.StateMismatch, got \(String(describing: error))")
+        guard case .stateMismatch? = error as? AuthError else {
+            return XCTFail("expected AuthError.stateMismatch, got \(String(describing: error))")
         }
         let stats = try await server.stats()
         XCTAssertEqual(stats.tokenRequests, 0, "\(stats)")
@@ -150,8 +187,8 @@ final class SignInTests: XCTestCase {
 
         let error = await thrownError { try await client.completeAuthorization(pending: pending, redirectUrl: redirect) }
 
-        guard case .InvalidGrant? = error as? AuthError else {
-            return XCTFail("expected AuthError.InvalidGrant, got \(String(describing: error))")
+        guard case .invalidGrant? = error as? AuthError else {
+            return XCTFail("expected AuthError.invalidGrant, got \(String(describing: error))")
         }
     }
 
@@ -163,6 +200,9 @@ final class SignInTests: XCTestCase {
         guard let verification = URL(string: device.verificationUri()) else {
             return XCTFail("bad verification URI \(device.verificationUri())")
         }
+        XCTAssertEqual(device.interval(), 5, "a TimeInterval in seconds")
+        XCTAssertEqual(device.expiresAtEpochSeconds(), Int64(device.expiresAt().timeIntervalSince1970))
+        XCTAssertGreaterThan(device.expiresAt(), Date())
         let (_, page) = try await post(verification, [
             URLQueryItem(name: "user_code", value: device.userCode()),
             URLQueryItem(name: "username", value: "bob"),
@@ -174,8 +214,10 @@ final class SignInTests: XCTestCase {
         let session = try await client.completeDeviceAuthorization(device: device)
 
         XCTAssertEqual(session.username(), "living-room-tv")
+        XCTAssertTrue(client.session(username: "living-room-tv") === session)
         let token = try await session.accessToken()
         XCTAssertFalse(token.value.isEmpty)
+        XCTAssertEqual(session.cachedAccessToken(), token, "served from the mirror")
     }
 
     func testDevicePollingCanBeCancelled() async throws {
@@ -187,8 +229,8 @@ final class SignInTests: XCTestCase {
 
         let error = await polling.value
 
-        guard case .Cancelled? = error as? AuthError else {
-            return XCTFail("expected AuthError.Cancelled, got \(String(describing: error))")
+        guard case .cancelled? = error as? AuthError else {
+            return XCTFail("expected AuthError.cancelled, got \(String(describing: error))")
         }
     }
 
@@ -199,15 +241,18 @@ final class SignInTests: XCTestCase {
         let tokens = ImportedTokens(
             accessToken: "imported-access-token",
             refreshToken: nil,
-            expiresAtEpochSeconds: UInt64(Date().timeIntervalSince1970) + 600,
+            expiresAt: Date().addingTimeInterval(600),
             scope: "read"
         )
         XCTAssertFalse(String(describing: tokens).contains("imported-access-token"), "description must redact")
 
         let session = try await client.importTokens(account: "carol", tokens: tokens)
 
+        XCTAssertTrue(client.session(username: "carol") === session)
+        XCTAssertEqual(session.cachedAccessToken()?.value, "imported-access-token", "the mirror holds it at once")
         let token = try await session.accessToken()
         XCTAssertEqual(token.value, "imported-access-token")
+        XCTAssertEqual(token.expiresAt.timeIntervalSince1970, tokens.expiresAt!.timeIntervalSince1970, accuracy: 1)
         let stats = try await server.stats()
         XCTAssertEqual(stats.tokenRequests, 0, "\(stats)")
     }

@@ -49,6 +49,65 @@ class AuthClient(config: AuthConfig, store: TokenStore? = null, listener: AuthEv
     /** After a restart: the session of [username] from the refresh token in the [TokenStore]. */
     suspend fun restore(username: String): Session = wrap(native.restore(username))
 
+    /**
+     * Starts a browser sign-in (authorization code with PKCE S256 and a fresh `state`,
+     * RFC 7636, RFC 8252) for the user the app calls [account] (the session's
+     * [Session.username]). Open [PendingAuthorization.url] in Custom Tabs (never a
+     * `WebView`) and keep the returned object until the redirect arrives: the PKCE
+     * verifier lives only in it. [scopes] replaces the config's; [extraParams] adds query
+     * parameters such as `prompt` or `login_hint`; [nonce] asks for an OpenID Connect nonce.
+     *
+     * @throws AuthException.InvalidConfig without an `authorizationEndpoint` or with a bad [redirectUri].
+     */
+    fun authorizationRequest(
+        account: String,
+        redirectUri: String,
+        scopes: List<String>? = null,
+        extraParams: Map<String, String> = emptyMap(),
+        nonce: Boolean = false,
+    ): PendingAuthorization = native.authorizationRequest(account, redirectUri, scopes, extraParams, nonce)
+
+    /**
+     * Finishes a browser sign-in with the URL the browser was redirected to and returns
+     * the user's [Session], registered like one from [login].
+     *
+     * @throws AuthException.StateMismatch a redirect of another attempt (nothing was exchanged).
+     * @throws AuthException.IssuerMismatch the redirect's `iss` is not the configured issuer (RFC 9207).
+     * @throws AuthException.AccessDenied the user or the server refused.
+     * @throws AuthException.InvalidRedirect the URL is not an authorization response.
+     * @throws AuthException.InvalidGrant a spent or foreign code.
+     */
+    suspend fun completeAuthorization(pending: PendingAuthorization, redirectUrl: String): Session =
+        wrap(native.completeAuthorization(pending, redirectUrl))
+
+    /**
+     * Starts a device sign-in (RFC 8628) for [account]: show
+     * [DeviceAuthorization.userCode] and [DeviceAuthorization.verificationUri], then call
+     * [completeDeviceAuthorization].
+     */
+    suspend fun startDeviceAuthorization(account: String, scopes: List<String>? = null): DeviceAuthorization =
+        native.startDeviceAuthorization(account, scopes)
+
+    /**
+     * Polls (in Rust, honouring the server's `interval` and `slow_down`) until the user
+     * approves, then returns the [Session]. Cancelling the coroutine does not stop the
+     * polling; [DeviceAuthorization.cancel] does.
+     *
+     * @throws AuthException.AccessDenied the user refused.
+     * @throws AuthException.DeviceCodeExpired the codes expired first: start again.
+     * @throws AuthException.Cancelled [DeviceAuthorization.cancel] was called.
+     */
+    suspend fun completeDeviceAuthorization(device: DeviceAuthorization): Session =
+        wrap(native.completeDeviceAuthorization(device))
+
+    /**
+     * A [Session] for [account] from tokens the app already holds (another SDK signed the
+     * user in, or an older app version stored them); no network traffic. The refresh
+     * token, if any, goes to the [TokenStore].
+     */
+    suspend fun importTokens(account: String, tokens: ImportedTokens, scopes: List<String>? = null): Session =
+        wrap(native.importTokens(account, tokens, scopes))
+
     /** Frees the native handle now (otherwise a cleaner frees it after garbage collection). */
     override fun close() = native.close()
 

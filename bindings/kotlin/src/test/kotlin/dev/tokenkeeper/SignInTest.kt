@@ -1,16 +1,23 @@
 package dev.tokenkeeper
 
+import java.util.Date
 import java.util.concurrent.TimeUnit
+import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
 import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
 import okhttp3.FormBody
 import okhttp3.HttpUrl.Companion.toHttpUrl
 import okhttp3.OkHttpClient
 import okhttp3.Request
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertNull
+import org.junit.jupiter.api.Assertions.assertSame
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.api.Test
@@ -18,9 +25,10 @@ import org.junit.jupiter.api.assertThrows
 import org.junit.jupiter.api.extension.ExtendWith
 
 /**
- * User sign-in through the bindings against the development server: the PKCE browser
- * flow (OkHttp plays the browser, submitting the server's test login), the device
- * grant and token import.
+ * User sign-in through the hand-written [AuthClient] against the development server: the
+ * PKCE browser flow (OkHttp plays the browser, submitting the server's test login), the
+ * device grant and token import. Each returns the wrapped [Session], registered with the
+ * client and with its token mirror and state flow running.
  */
 @ExtendWith(DevServerExtension::class)
 class SignInTest(private val server: DevServer) {
@@ -77,9 +85,40 @@ class SignInTest(private val server: DevServer) {
         val session = client.completeAuthorization(pending, redirect)
 
         assertEquals("alice", session.username())
-        assertEquals(listOf("read"), session.accessToken().scopes)
+        assertSame(session, client.session("alice"), "registered like a login session")
+        val token = session.accessToken()
+        assertEquals(listOf("read"), token.scopes)
+        assertEquals(token, session.cachedAccessToken(), "served from the mirror")
+        assertEquals(token, session.native.cachedAccessToken(), "the mirror and the core agree")
+        assertTrue(session.state.value is SessionState.SignedIn, "${session.state.value}")
         assertEquals(1L, server.stats().tokenRequests("authorization_code"))
     }
+
+    @Test
+    fun `a PKCE session whose tokens are all revoked needs the user, on its state flow and the client stream`() =
+        runBlocking<Unit> {
+            val client = AuthClient(nativeConfig())
+            val pending = client.authorizationRequest(account = "alice", redirectUri = redirectUri)
+            val session = client.completeAuthorization(pending, browserLogin(pending.url(), "alice", "alice-password"))
+            val needsUser = async(Dispatchers.Unconfined, start = CoroutineStart.UNDISPATCHED) {
+                client.reauthenticationRequired.first()
+            }
+            val token = session.accessToken()
+            server.revokeSubject("alice")
+            server.resetStats()
+
+            // No credentials to fall back on: one refresh attempt, rejected, then the user.
+            assertThrows<AuthException.ReauthenticationRequired> {
+                runBlocking { session.handleUnauthorized(token, listOf("Bearer error=\"invalid_token\"")) }
+            }
+
+            assertEquals(SessionState.ReauthenticationRequired, session.state.value)
+            assertNull(session.cachedAccessToken())
+            assertEquals(1L, server.stats().tokenRequests("refresh_token"))
+            assertEquals(0L, server.stats().tokenRequests("password"))
+            val event = withTimeout(5_000) { needsUser.await() }
+            assertTrue(event.identity.startsWith("user:alice"), event.identity)
+        }
 
     @Test
     fun `a redirect with a foreign state is rejected and nothing is exchanged`() = runBlocking<Unit> {
@@ -109,6 +148,9 @@ class SignInTest(private val server: DevServer) {
         val client = AuthClient(nativeConfig())
         val device = client.startDeviceAuthorization(account = "living-room-tv")
         assertTrue(device.verificationUri().endsWith("/device"))
+        assertEquals(5.seconds, device.interval(), "a kotlin.time.Duration")
+        assertEquals(device.expiresAtEpochSeconds(), device.expiresAt().time / 1000)
+        assertTrue(device.expiresAt().after(Date()), "expires in the future: ${device.expiresAt()}")
         val approve = FormBody.Builder()
             .add("user_code", device.userCode())
             .add("username", "bob")
@@ -122,7 +164,10 @@ class SignInTest(private val server: DevServer) {
         val session = client.completeDeviceAuthorization(device)
 
         assertEquals("living-room-tv", session.username())
-        assertTrue(session.accessToken().value.isNotEmpty())
+        assertSame(session, client.session("living-room-tv"))
+        val token = session.accessToken()
+        assertTrue(token.value.isNotEmpty())
+        assertEquals(token, session.cachedAccessToken(), "served from the mirror")
         assertEquals(1L, server.stats().tokenRequests("urn:ietf:params:oauth:grant-type:device_code"))
     }
 
@@ -162,16 +207,25 @@ class SignInTest(private val server: DevServer) {
         val tokens = ImportedTokens(
             accessToken = field("access_token"),
             refreshToken = field("refresh_token"),
-            expiresAtEpochSeconds = (System.currentTimeMillis() / 1000 + 600).toULong(),
+            expiresAt = Date(System.currentTimeMillis() + 600_000),
         )
         assertFalse(tokens.toString().contains(field("refresh_token")), "toString redacts: $tokens")
+        assertFalse(tokens.toString().contains(field("access_token")), "toString redacts: $tokens")
 
         val session = client.importTokens(account = "bob", tokens = tokens)
 
+        assertSame(session, client.session("bob"))
+        assertEquals(field("access_token"), session.cachedAccessToken()?.value, "the mirror holds it at once")
         assertEquals(field("access_token"), session.accessToken().value)
+        // The Date went in as the expiry (within the second the core's clock read took).
+        val drift = session.accessToken().expiresAt.time - tokens.expiresAt!!.time
+        assertTrue(drift in -1_000..1_000, "expiry moved by $drift ms")
         assertEquals(0L, server.stats().tokenRequests)
         session.invalidate()
-        assertTrue(session.accessToken().value != field("access_token"), "the imported refresh token works")
+        assertNull(session.cachedAccessToken(), "invalidate() empties the mirror")
+        val refreshed = session.accessToken()
+        assertTrue(refreshed.value != field("access_token"), "the imported refresh token works")
+        assertEquals(refreshed, session.cachedAccessToken())
         assertEquals(1L, server.stats().tokenRequests("refresh_token"))
     }
 }
