@@ -138,8 +138,10 @@ final class SignInTests: XCTestCase {
         let pending = try client.authorizationRequest(account: "alice", redirectUri: Self.redirectURI)
         let redirect = try await browserLogin(pending.url(), username: "alice", password: "alice-password")
         let session = try await client.completeAuthorization(pending: pending, redirectUrl: redirect)
+        // Made now, so it is registered before anything happens (AsyncStream's build closure runs at once).
+        let identities = client.reauthenticationRequired()
         let needsUser = Task { () -> String? in
-            for await identity in client.reauthenticationRequired() { return identity }
+            for await identity in identities { return identity }
             return nil
         }
         let token = try await session.accessToken()
