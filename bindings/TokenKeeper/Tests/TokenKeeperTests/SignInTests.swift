@@ -121,7 +121,9 @@ final class SignInTests: XCTestCase {
         let session = try await client.completeAuthorization(pending: pending, redirectUrl: redirect)
 
         XCTAssertEqual(session.username(), "alice")
-        XCTAssertTrue(client.session(username: "alice") === session, "registered like a login session")
+        // Its own identity: `session(username: "alice")` looks up the config's scopes, not these.
+        XCTAssertEqual(session.identity(), "user:alice scope=\"read\"")
+        XCTAssertNil(client.session(username: "alice"))
         let token = try await session.accessToken()
         XCTAssertEqual(token.scopes, ["read"])
         XCTAssertEqual(session.cachedAccessToken(), token, "served from the mirror")
@@ -138,6 +140,7 @@ final class SignInTests: XCTestCase {
         let pending = try client.authorizationRequest(account: "alice", redirectUri: Self.redirectURI)
         let redirect = try await browserLogin(pending.url(), username: "alice", password: "alice-password")
         let session = try await client.completeAuthorization(pending: pending, redirectUrl: redirect)
+        XCTAssertTrue(client.session(username: "alice") === session, "registered like a login session")
         // Made now, so it is registered before anything happens (AsyncStream's build closure runs at once).
         let identities = client.reauthenticationRequired()
         let needsUser = Task { () -> String? in

@@ -85,7 +85,9 @@ class SignInTest(private val server: DevServer) {
         val session = client.completeAuthorization(pending, redirect)
 
         assertEquals("alice", session.username())
-        assertSame(session, client.session("alice"), "registered like a login session")
+        // Its own identity: `session("alice")` looks up the config's scopes, not these.
+        assertEquals("user:alice scope=\"read\"", session.identity())
+        assertNull(client.session("alice"))
         val token = session.accessToken()
         assertEquals(listOf("read"), token.scopes)
         assertEquals(token, session.cachedAccessToken(), "served from the mirror")
@@ -100,6 +102,7 @@ class SignInTest(private val server: DevServer) {
             val client = AuthClient(nativeConfig())
             val pending = client.authorizationRequest(account = "alice", redirectUri = redirectUri)
             val session = client.completeAuthorization(pending, browserLogin(pending.url(), "alice", "alice-password"))
+            assertSame(session, client.session("alice"), "registered like a login session")
             val needsUser = async(Dispatchers.Unconfined, start = CoroutineStart.UNDISPATCHED) {
                 client.reauthenticationRequired.first()
             }
