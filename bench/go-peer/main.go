@@ -130,20 +130,24 @@ func hot() {
 	report("hot.t2_speedup", throughput[1]/throughput[0])
 }
 
-// callers starts n goroutines at once, each calling ts.Token(), and returns their waits.
+// callers starts n goroutines at once, each calling ts.Token(), and returns their
+// waits. All are parked behind a gate first (as in the Rust harness).
 func callers(n int, ts oauth2.TokenSource) []time.Duration {
 	waits := make([]time.Duration, n)
+	gate := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range waits {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			<-gate
 			t0 := time.Now()
 			_, err := ts.Token()
 			check(err)
 			waits[i] = time.Since(t0)
 		}()
 	}
+	close(gate)
 	wg.Wait()
 	return waits
 }
@@ -243,6 +247,7 @@ func storm() {
 	s := &source{ts: newSource()}
 	t, err := s.get().Token()
 	check(err)
+	burst(*requests, s) // opens the connections, so both timed bursts find them warm
 	valid, _ := burst(*requests, s)
 	resp, err := httpClient.PostForm(*server+"/_admin/revoke-token?token="+url.QueryEscape(t.AccessToken), nil)
 	check(err)

@@ -11,20 +11,26 @@ use std::time::{Duration, Instant, SystemTime};
 use tokenkeeper::{AuthClient, AuthConfig, ManualClock, SecretString};
 
 /// Starts `n` callers at once and returns each one's wait; panics if a caller failed.
+/// Every caller is spawned and parked behind a gate first, so the first one's token
+/// request cannot finish before the last one has started.
 async fn callers<F, Fut>(n: usize, call: F) -> Vec<Duration>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
 {
+    let (open, gate) = tokio::sync::watch::channel(false);
     let tasks: Vec<_> = (0..n)
         .map(|_| {
             let fut = call();
+            let mut gate = gate.clone();
             tokio::spawn(async move {
+                gate.wait_for(|open| *open).await.expect("gate");
                 let t0 = Instant::now();
                 fut.await.map(|()| t0.elapsed())
             })
         })
         .collect();
+    open.send_replace(true);
     let mut waits = Vec::with_capacity(n);
     for task in tasks {
         waits.push(task.await.expect("caller task").expect("caller got a token"));

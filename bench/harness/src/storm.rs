@@ -74,6 +74,7 @@ async fn tokenkeeper(server: &Server, n: usize, rtt: f64) -> Result<(), BoxError
         async move { Ok(session.send(request).await?.status().as_u16()) }
     };
     let token = session.access_token().await?;
+    burst(n, send).await; // opens the connections, so both timed bursts find them warm
     let (valid, _) = burst(n, send).await;
     server.revoke(token.expose_secret()).await?;
     let before = server.token_requests().await?;
@@ -100,6 +101,7 @@ async fn mutex(server: &Server, n: usize, rtt: f64) -> Result<(), BoxError> {
     let cache = Arc::new(MutexCache::new(server.clone()));
     let send = || mutex_send(cache.clone(), server.clone());
     let token = cache.get().await?;
+    burst(n, send).await;
     let (valid, _) = burst(n, send).await;
     server.revoke(&token).await?;
     let before = server.token_requests().await?;
