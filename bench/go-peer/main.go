@@ -189,7 +189,9 @@ type source struct {
 func (s *source) get() oauth2.TokenSource { s.mu.Lock(); defer s.mu.Unlock(); return s.ts }
 func (s *source) renew()                  { s.mu.Lock(); s.ts = newSource(); s.mu.Unlock() }
 
-func send(s *source) (int, error) {
+// send makes one request; on a 401 it renews the source and retries once. recovery
+// is the wait from the 401 to a usable token (zero when there was no 401).
+func send(s *source) (status int, recovery time.Duration, err error) {
 	do := func() (int, error) {
 		t, err := s.get().Token()
 		if err != nil {
@@ -204,35 +206,44 @@ func send(s *source) (int, error) {
 		resp.Body.Close()
 		return resp.StatusCode, nil
 	}
-	status, err := do()
+	status, err = do()
 	if err != nil || status != http.StatusUnauthorized {
-		return status, err
+		return status, 0, err
 	}
+	t0 := time.Now()
 	s.renew()
-	return do()
+	if _, err := s.get().Token(); err != nil {
+		return 0, 0, err
+	}
+	recovery = time.Since(t0)
+	status, err = do()
+	return status, recovery, err
 }
 
-func burst(n int, s *source) ([]time.Duration, int) {
-	latencies := make([]time.Duration, n)
-	failed := make([]bool, n)
+// burst sends n requests at once: their latencies, the recovery waits, failures.
+func burst(n int, s *source) (latencies, recoveries []time.Duration, failed int) {
+	latencies = make([]time.Duration, n)
+	waits := make([]time.Duration, n)
+	failures := make([]bool, n)
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			t0 := time.Now()
-			status, err := send(s)
-			latencies[i], failed[i] = time.Since(t0), err != nil || status != 200
+			status, recovery, err := send(s)
+			latencies[i], waits[i], failures[i] = time.Since(t0), recovery, err != nil || status != 200
 		}()
 	}
 	wg.Wait()
-	count := 0
-	for _, f := range failed {
-		if f {
-			count++
+	for i := range failures {
+		if failures[i] {
+			failed++
+		} else if waits[i] > 0 {
+			recoveries = append(recoveries, waits[i])
 		}
 	}
-	return latencies, count
+	return latencies, recoveries, failed
 }
 
 func storm() {
@@ -248,20 +259,24 @@ func storm() {
 	t, err := s.get().Token()
 	check(err)
 	burst(*requests, s) // opens the connections, so both timed bursts find them warm
-	valid, _ := burst(*requests, s)
+	valid, _, _ := burst(*requests, s)
 	resp, err := httpClient.PostForm(*server+"/_admin/revoke-token?token="+url.QueryEscape(t.AccessToken), nil)
 	check(err)
 	resp.Body.Close()
 	before := tokenRequests()
-	stormed, failed := burst(*requests, s)
-	validP99, stormP99 := quantile(millisOf(valid), 0.99), quantile(millisOf(stormed), 0.99)
+	stormed, recoveries, failed := burst(*requests, s)
+	recoveryP99 := 0.0
+	if len(recoveries) > 0 {
+		recoveryP99 = quantile(millisOf(recoveries), 0.99)
+	}
 	report("storm.token_rtt_ms", rtt)
 	report("storm.token_requests", tokenRequests()-before)
 	report("storm.failed", float64(failed))
-	report("storm.valid_p99_ms", validP99)
-	report("storm.p99_ms", stormP99)
-	report("storm.added_p99_ms", stormP99-validP99)
-	report("storm.added_over_rtt_ms", stormP99-validP99-rtt)
+	report("storm.recovered", float64(len(recoveries)))
+	report("storm.valid_p99_ms", quantile(millisOf(valid), 0.99))
+	report("storm.p99_ms", quantile(millisOf(stormed), 0.99))
+	report("storm.recovery_p99_ms", recoveryP99)
+	report("storm.added_over_rtt_ms", recoveryP99-rtt)
 }
 
 func main() {
