@@ -189,14 +189,12 @@ type source struct {
 func (s *source) get() oauth2.TokenSource { s.mu.Lock(); defer s.mu.Unlock(); return s.ts }
 func (s *source) renew()                  { s.mu.Lock(); s.ts = newSource(); s.mu.Unlock() }
 
-// send makes one request; on a 401 it renews the source and retries once. recovery
-// is the wait from the 401 to a usable token (zero when there was no 401).
-func send(s *source) (status int, recovery time.Duration, err error) {
-	do := func() (int, error) {
-		t, err := s.get().Token()
-		if err != nil {
-			return 0, err
-		}
+// send makes one request; on a 401 it renews the source and retries once. It takes
+// its token, then waits until every request of the burst has one (ready), so in a
+// storm all go out with the revoked token. latency runs from the first send;
+// recovery is the wait from the 401 to a usable token (zero when there was none).
+func send(s *source, ready *sync.WaitGroup) (status int, latency, recovery time.Duration, err error) {
+	do := func(t *oauth2.Token) (int, error) {
 		req, _ := http.NewRequest("GET", *server+"/api/data", nil)
 		t.SetAuthHeader(req)
 		resp, err := httpClient.Do(req)
@@ -206,41 +204,52 @@ func send(s *source) (status int, recovery time.Duration, err error) {
 		resp.Body.Close()
 		return resp.StatusCode, nil
 	}
-	status, err = do()
+	t, err := s.get().Token()
+	ready.Done()
+	ready.Wait()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	sent := time.Now()
+	status, err = do(t)
 	if err != nil || status != http.StatusUnauthorized {
-		return status, 0, err
+		return status, time.Since(sent), 0, err
 	}
 	t0 := time.Now()
 	s.renew()
-	if _, err := s.get().Token(); err != nil {
-		return 0, 0, err
+	if t, err = s.get().Token(); err != nil {
+		return 0, 0, 0, err
 	}
 	recovery = time.Since(t0)
-	status, err = do()
-	return status, recovery, err
+	status, err = do(t)
+	return status, time.Since(sent), recovery, err
 }
 
 // burst sends n requests at once: their latencies, the recovery waits, failures.
 func burst(n int, s *source) (latencies, recoveries []time.Duration, failed int) {
-	latencies = make([]time.Duration, n)
-	waits := make([]time.Duration, n)
-	failures := make([]bool, n)
-	var wg sync.WaitGroup
+	var ready, done sync.WaitGroup
+	ready.Add(n)
+	results := make([]struct {
+		latency, recovery time.Duration
+		ok                bool
+	}, n)
 	for i := 0; i < n; i++ {
-		wg.Add(1)
+		done.Add(1)
 		go func() {
-			defer wg.Done()
-			t0 := time.Now()
-			status, recovery, err := send(s)
-			latencies[i], waits[i], failures[i] = time.Since(t0), recovery, err != nil || status != 200
+			defer done.Done()
+			status, latency, recovery, err := send(s, &ready)
+			results[i].latency, results[i].recovery, results[i].ok = latency, recovery, err == nil && status == 200
 		}()
 	}
-	wg.Wait()
-	for i := range failures {
-		if failures[i] {
+	done.Wait()
+	for _, r := range results {
+		switch {
+		case !r.ok:
 			failed++
-		} else if waits[i] > 0 {
-			recoveries = append(recoveries, waits[i])
+		case r.recovery > 0:
+			latencies, recoveries = append(latencies, r.latency), append(recoveries, r.recovery)
+		default:
+			latencies = append(latencies, r.latency)
 		}
 	}
 	return latencies, recoveries, failed

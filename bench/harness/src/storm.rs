@@ -16,18 +16,21 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokenkeeper::{AuthClient, AuthConfig, SecretString, Session};
+use tokio::sync::Barrier;
 
-/// One request's end: its final status and, if it got a 401, how long it then
-/// waited for a usable token.
+/// One request's end: its final status, its latency from the moment it was sent and,
+/// if it got a 401, how long it then waited for a usable token.
 struct Outcome {
     status: u16,
+    latency: Duration,
     recovery: Option<Duration>,
 }
 
 impl Outcome {
-    fn done(status: reqwest::StatusCode) -> Self {
+    fn done(status: reqwest::StatusCode, sent: Instant) -> Self {
         Self {
             status: status.as_u16(),
+            latency: sent.elapsed(),
             recovery: None,
         }
     }
@@ -40,32 +43,30 @@ struct Burst {
     failed: usize,
 }
 
-/// `n` requests at once.
+/// `n` requests at once. Each request takes its token, then waits at `ready` until
+/// all have one, so in a storm every request goes out with the revoked token.
 async fn burst<F, Fut>(n: usize, request: F) -> Burst
 where
-    F: Fn() -> Fut,
+    F: Fn(Arc<Barrier>) -> Fut,
     Fut: Future<Output = Result<Outcome, BoxError>> + Send + 'static,
 {
-    let tasks: Vec<_> = (0..n)
-        .map(|_| {
-            let fut = request();
-            tokio::spawn(async move {
-                let t0 = Instant::now();
-                let outcome = fut.await;
-                (t0.elapsed(), outcome)
-            })
-        })
-        .collect();
+    let ready = Arc::new(Barrier::new(n));
+    let tasks: Vec<_> = (0..n).map(|_| tokio::spawn(request(ready.clone()))).collect();
     let mut result = Burst {
         latencies: Vec::with_capacity(n),
         recoveries: Vec::new(),
         failed: 0,
     };
     for task in tasks {
-        let (latency, outcome) = task.await.expect("request task");
-        result.latencies.push(latency);
-        match outcome {
-            Ok(Outcome { status: 200, recovery }) => result.recoveries.extend(recovery),
+        match task.await.expect("request task") {
+            Ok(Outcome {
+                status: 200,
+                latency,
+                recovery,
+            }) => {
+                result.latencies.push(latency);
+                result.recoveries.extend(recovery);
+            }
             _ => result.failed += 1,
         }
     }
@@ -97,11 +98,20 @@ fn report_storm(implementation: &str, valid: &Burst, storm: &Burst, requests: u6
     report(implementation, "storm.added_over_rtt_ms", p99(&storm.recoveries) - rtt);
 }
 
-async fn tokenkeeper_request(session: Arc<Session>, http: reqwest::Client, url: String) -> Result<Outcome, BoxError> {
-    let token = session.access_token().await?;
+async fn tokenkeeper_request(
+    session: Arc<Session>,
+    http: reqwest::Client,
+    url: String,
+    ready: Arc<Barrier>,
+) -> Result<Outcome, BoxError> {
+    // Every request reaches the barrier, even one that failed, so none waits forever.
+    let token = session.access_token().await;
+    ready.wait().await;
+    let token = token?;
+    let sent = Instant::now();
     let response = http.get(&url).bearer_auth(token.expose_secret()).send().await?;
     if response.status() != 401 {
-        return Ok(Outcome::done(response.status()));
+        return Ok(Outcome::done(response.status(), sent));
     }
     let challenges: Vec<String> = (response.headers().get_all(WWW_AUTHENTICATE).iter())
         .filter_map(|value| value.to_str().ok().map(str::to_owned))
@@ -112,7 +122,7 @@ async fn tokenkeeper_request(session: Arc<Session>, http: reqwest::Client, url: 
     let response = http.get(&url).bearer_auth(fresh.expose_secret()).send().await?;
     Ok(Outcome {
         recovery,
-        ..Outcome::done(response.status())
+        ..Outcome::done(response.status(), sent)
     })
 }
 
@@ -121,7 +131,7 @@ async fn tokenkeeper(server: &Server, n: usize, rtt: f64) -> Result<(), BoxError
         AuthConfig::new(server.token_endpoint(), "demo-client").client_secret(SecretString::from("demo-secret"));
     let client = AuthClient::new(config)?;
     let session = client.client_credentials_session();
-    let send = || tokenkeeper_request(session.clone(), client.http().clone(), server.resource());
+    let send = |ready| tokenkeeper_request(session.clone(), client.http().clone(), server.resource(), ready);
     let token = session.access_token().await?;
     burst(n, send).await; // opens the connections, so both timed bursts find them warm
     let valid = burst(n, send).await;
@@ -134,11 +144,14 @@ async fn tokenkeeper(server: &Server, n: usize, rtt: f64) -> Result<(), BoxError
 }
 
 /// Seed 003's reactive refresh: on a 401, drop the token, get one, retry once.
-async fn mutex_send(cache: Arc<MutexCache>, server: Server) -> Result<Outcome, BoxError> {
-    let token = cache.get().await?;
+async fn mutex_send(cache: Arc<MutexCache>, server: Server, ready: Arc<Barrier>) -> Result<Outcome, BoxError> {
+    let token = cache.get().await;
+    ready.wait().await;
+    let token = token?;
+    let sent = Instant::now();
     let response = server.http.get(server.resource()).bearer_auth(&token).send().await?;
     if response.status() != 401 {
-        return Ok(Outcome::done(response.status()));
+        return Ok(Outcome::done(response.status(), sent));
     }
     let t0 = Instant::now();
     cache.invalidate();
@@ -147,13 +160,13 @@ async fn mutex_send(cache: Arc<MutexCache>, server: Server) -> Result<Outcome, B
     let response = server.http.get(server.resource()).bearer_auth(&token).send().await?;
     Ok(Outcome {
         recovery,
-        ..Outcome::done(response.status())
+        ..Outcome::done(response.status(), sent)
     })
 }
 
 async fn mutex(server: &Server, n: usize, rtt: f64) -> Result<(), BoxError> {
     let cache = Arc::new(MutexCache::new(server.clone()));
-    let send = || mutex_send(cache.clone(), server.clone());
+    let send = |ready| mutex_send(cache.clone(), server.clone(), ready);
     let token = cache.get().await?;
     burst(n, send).await;
     let valid = burst(n, send).await;
