@@ -94,7 +94,9 @@ def cell(results, impl, metric, unit, missing):
     return fmt(value, unit), value
 
 
-def ratio(ours, theirs, better):
+def ratio(ours, theirs, better, unit):
+    if unit == "ms" and ours < 0.005 <= theirs:
+        return "no wait vs a wait"  # a ratio against ~0 would only measure the timer
     if not (ours > 0 and theirs > 0):
         return "—"
     r = theirs / ours if better == "low" else ours / theirs
@@ -120,7 +122,7 @@ def table(results):
             if peers:
                 text, theirs = cell(results, peer, metric, unit, missing)
                 cols.append(text)
-                ratios.append(ratio(ours, theirs, better))
+                ratios.append(ratio(ours, theirs, better, unit))
             else:
                 cols.append("—")
                 ratios.append("—")
