@@ -130,6 +130,13 @@ pub struct AuthConfig {
     pub(crate) request_timeout: Duration,
     pub(crate) token_rotation: Option<TokenRotation>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Hosts reached over plain http during development (emulator, simulator, LAN).
+    pub(crate) development_http_hosts: Vec<String>,
+    /// Sign-in endpoints and issuer (see [`crate::signin`]).
+    pub(crate) authorization_endpoint: Option<String>,
+    pub(crate) device_authorization_endpoint: Option<String>,
+    pub(crate) issuer: Option<String>,
+    pub(crate) require_iss: bool,
 }
 
 impl AuthConfig {
@@ -151,6 +158,11 @@ impl AuthConfig {
             request_timeout: Duration::from_secs(30),
             token_rotation: None,
             clock: Arc::new(SystemClock),
+            development_http_hosts: Vec::new(),
+            authorization_endpoint: None,
+            device_authorization_endpoint: None,
+            issuer: None,
+            require_iss: false,
         }
     }
 
@@ -249,6 +261,45 @@ impl AuthConfig {
         self
     }
 
+    /// **Development only**: allows plain http to these hosts (exact host names or IP
+    /// literals, such as `10.0.2.2`, the Android emulator's address of the host
+    /// machine). Every other host still needs https, and loopback is always allowed.
+    /// Building a client with this set logs a warning naming the hosts: tokens and
+    /// secrets to them travel in clear text, so never ship it in a release build.
+    pub fn allow_http_for_development_hosts<I, S>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.development_http_hosts = hosts.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The authorization endpoint (RFC 6749 §3.1) for
+    /// [`AuthClient::authorization_request`](crate::AuthClient::authorization_request).
+    pub fn authorization_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.authorization_endpoint = Some(url.into());
+        self
+    }
+
+    /// The device authorization endpoint (RFC 8628 §3.1) for
+    /// [`AuthClient::start_device_authorization`](crate::AuthClient::start_device_authorization).
+    pub fn device_authorization_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.device_authorization_endpoint = Some(url.into());
+        self
+    }
+
+    /// The authorization server's issuer identifier (RFC 8414 §2). When set, an
+    /// `iss` parameter in an authorization response must equal it (RFC 9207 §2.4);
+    /// with `require_iss`, a response without `iss` is rejected too (set by
+    /// [`AuthConfig::discover`] when the server advertises
+    /// `authorization_response_iss_parameter_supported`).
+    pub fn issuer(mut self, issuer: impl Into<String>, require_iss: bool) -> Self {
+        self.issuer = Some(issuer.into());
+        self.require_iss = require_iss;
+        self
+    }
+
     /// Checks URLs, the https-only rule and the numbers; returns the parsed endpoints.
     pub(crate) fn validate(&self) -> Result<ValidatedEndpoints, AuthError> {
         if self.client_id.trim().is_empty() {
@@ -266,12 +317,20 @@ impl AuthConfig {
         if self.default_token_lifetime.is_zero() {
             return Err(AuthError::config("default_token_lifetime must be greater than zero"));
         }
-        let token = checked_endpoint("token endpoint", &self.token_endpoint)?;
+        let dev_hosts = &self.development_http_hosts;
+        let token = checked_endpoint("token endpoint", &self.token_endpoint, dev_hosts)?;
         let revocation = self
             .revocation_endpoint
             .as_deref()
-            .map(|url| checked_endpoint("revocation endpoint", url))
+            .map(|url| checked_endpoint("revocation endpoint", url, dev_hosts))
             .transpose()?;
+        if !dev_hosts.is_empty() {
+            tracing::warn!(
+                hosts = ?dev_hosts,
+                "tokenkeeper: plain http is ALLOWED for these development hosts; \
+                 tokens and secrets sent to them are not encrypted. Never ship this setting."
+            );
+        }
         Ok(ValidatedEndpoints { token, revocation })
     }
 }
@@ -283,22 +342,29 @@ pub(crate) struct ValidatedEndpoints {
 
 /// Endpoints must use https, except on loopback where development servers live:
 /// tokens and secrets never cross a network in clear text.
-fn checked_endpoint(name: &str, raw: &str) -> Result<Url, AuthError> {
+pub(crate) fn checked_endpoint(name: &str, raw: &str, development_http_hosts: &[String]) -> Result<Url, AuthError> {
     let url = Url::parse(raw).map_err(|e| AuthError::config(format!("{name} is not a valid URL: {e}")))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(AuthError::config(format!("{name} must not contain credentials")));
     }
     match url.scheme() {
         "https" => Ok(url),
-        "http" if is_loopback(&url) => Ok(url),
+        "http" if is_loopback(&url) || is_development_host(&url, development_http_hosts) => Ok(url),
         "http" => Err(AuthError::config(format!(
-            "{name} must use https (http is allowed only for loopback hosts)"
+            "{name} must use https (http is allowed only for loopback hosts and the hosts named \
+             in allow_http_for_development_hosts)"
         ))),
         other => Err(AuthError::config(format!("{name} has unsupported scheme {other:?}"))),
     }
 }
 
-fn is_loopback(url: &Url) -> bool {
+fn is_development_host(url: &Url, hosts: &[String]) -> bool {
+    // `host_str` is normalised by the URL parser (lower case, IPv6 in brackets).
+    url.host_str()
+        .is_some_and(|host| hosts.iter().any(|allowed| allowed.trim().eq_ignore_ascii_case(host)))
+}
+
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -315,11 +381,15 @@ impl fmt::Debug for AuthConfig {
             .field("client_secret", &self.client_secret.as_ref().map(|_| "[redacted]"))
             .field("client_auth_method", &self.client_auth_method)
             .field("revocation_endpoint", &self.revocation_endpoint)
+            .field("authorization_endpoint", &self.authorization_endpoint)
+            .field("device_authorization_endpoint", &self.device_authorization_endpoint)
+            .field("issuer", &self.issuer)
             .field("default_params", &self.default_params)
             .field("refresh_margin", &self.refresh_margin)
             .field("cache_policy", &self.cache_policy)
             .field("recovery_policy", &self.recovery_policy)
             .field("retry_policy", &self.retry_policy)
+            .field("development_http_hosts", &self.development_http_hosts)
             .finish_non_exhaustive()
     }
 }

@@ -37,6 +37,10 @@ pub struct Stats {
     pub resource_requests_by_method: BTreeMap<String, u64>,
     /// 401 responses sent by the protected resource (including injected ones).
     pub resource_unauthorized: u64,
+    /// Password grants rejected for a wrong password, per username: what an
+    /// identity provider counts towards locking an account.
+    #[serde(default)]
+    pub rejected_passwords_by_user: BTreeMap<String, u64>,
 }
 
 /// One request to the revocation endpoint, as received.
@@ -105,6 +109,10 @@ pub(crate) struct Inner {
     next_chain: u64,
     pub stats: Stats,
     pub faults: HashMap<Endpoint, VecDeque<Fault>>,
+    /// authorization code → its record
+    pub codes: HashMap<String, crate::authorize::AuthCode>,
+    /// device code → its record
+    pub devices: HashMap<String, crate::device::DeviceRecord>,
 }
 
 /// Shared by every request handler and by the [`DevServer`](crate::DevServer) handle.
@@ -149,6 +157,14 @@ impl AppState {
             real.checked_sub(Duration::from_secs(offset.unsigned_abs()))
                 .unwrap_or(UNIX_EPOCH)
         }
+    }
+
+    /// The `issuer` of the metadata and of the `iss` response parameter.
+    pub fn issuer(&self) -> String {
+        self.config
+            .metadata_issuer
+            .clone()
+            .unwrap_or_else(|| self.base_url.clone())
     }
 
     /// The registered client with this id.

@@ -43,13 +43,15 @@ pub enum AuthError {
     /// Another OAuth error code from the server.
     #[error("{0}")]
     OAuth(String),
-    /// The token is valid but lacks the permission (HTTP 403); a new token would not help.
+    /// A 401 whose challenge says `insufficient_scope`: the token is valid but lacks the
+    /// permission; a new token would not help.
     #[error("{0}")]
     InsufficientScope(String),
     /// No silent way is left to get a token: ask the user to sign in again.
     #[error("{0}")]
     ReauthenticationRequired(String),
-    /// Network failure, timeout, HTTP 5xx or 429: try again later.
+    /// Network failure, timeout, HTTP 5xx or 429: try again later. The message names
+    /// the server that failed.
     #[error("{0}")]
     TemporarilyUnavailable(String),
     /// With `RecoveryPolicy.CLEAR_AND_FAIL`: the token was revoked and dropped; try again.
@@ -67,6 +69,24 @@ pub enum AuthError {
     /// The app's token store failed.
     #[error("{0}")]
     Storage(String),
+    /// The user (or the server's policy) refused the sign-in: offer to start again.
+    #[error("{0}")]
+    AccessDenied(String),
+    /// The redirect does not belong to this sign-in (`state` differs): start again.
+    #[error("{0}")]
+    StateMismatch(String),
+    /// The server named another issuer than expected (RFC 9207 / RFC 8414): nothing was exchanged.
+    #[error("{0}")]
+    IssuerMismatch(String),
+    /// The redirect URL is not an authorization response.
+    #[error("{0}")]
+    InvalidRedirect(String),
+    /// The device code expired before the user approved: start a new device sign-in.
+    #[error("{0}")]
+    DeviceCodeExpired(String),
+    /// The app cancelled the sign-in.
+    #[error("{0}")]
+    Cancelled(String),
     /// A bug in tokenkeeper (a panicked task) or an error this binding does not know yet.
     #[error("{0}")]
     Internal(String),
@@ -85,12 +105,21 @@ impl From<Core> for AuthError {
             Core::OAuth(_) => Self::OAuth(message),
             Core::InsufficientScope { .. } => Self::InsufficientScope(message),
             Core::ReauthenticationRequired { .. } => Self::ReauthenticationRequired(message),
-            Core::TemporarilyUnavailable { .. } => Self::TemporarilyUnavailable(message),
+            // The same advice (try again later) for either server; the message names which.
+            Core::TemporarilyUnavailable { .. } | Core::ResourceServerUnavailable { .. } => {
+                Self::TemporarilyUnavailable(message)
+            }
             Core::TokenRevoked => Self::TokenRevoked(message),
             Core::RequestNotReplayed { .. } => Self::RequestNotReplayed(message),
             Core::InvalidResponse { .. } => Self::InvalidResponse(message),
             Core::InvalidConfig { .. } => Self::InvalidConfig(message),
             Core::Storage { .. } => Self::Storage(message),
+            Core::AccessDenied(_) => Self::AccessDenied(message),
+            Core::StateMismatch => Self::StateMismatch(message),
+            Core::IssuerMismatch { .. } => Self::IssuerMismatch(message),
+            Core::InvalidRedirect { .. } => Self::InvalidRedirect(message),
+            Core::DeviceCodeExpired => Self::DeviceCodeExpired(message),
+            Core::Cancelled => Self::Cancelled(message),
             // `crate::AuthError` is #[non_exhaustive]: a variant added later still
             // reaches the app, with its message, until it gets its own subclass here.
             #[allow(unreachable_patterns)]
