@@ -26,7 +26,7 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 ///
 /// On Linux and Android `now()` reads `CLOCK_REALTIME_COARSE` (1–4 ms resolution,
 /// never ahead of `SystemTime::now()`): the time the kernel last stored rather than
-/// a fresh read of the hardware counter, about a third of the cost. The cached-token
+/// a fresh read of the hardware counter, about a quarter of the cost. The cached-token
 /// path reads the clock on every call, and every decision it feeds (fresh, due for
 /// refresh, expired) has minutes of margin, so milliseconds buy nothing there.
 /// Elsewhere it is `SystemTime::now()`.
