@@ -250,7 +250,7 @@ impl SessionCore {
     async fn request(&self, grant: &Grant<'_>) -> Result<(token_response::IssuedToken, SystemTime), AuthError> {
         let ctx = &self.ctx;
         let result = transport::with_retries(ctx.clock(), &ctx.config.retry_policy, || {
-            let request = request::token_request(&ctx.http, &ctx.token_url, &ctx.config, &self.identity, grant);
+            let request = request::token_request(ctx, &self.identity, grant);
             let sent_at = ctx.clock().now();
             let default_lifetime = ctx.config.default_token_lifetime;
             async move {
@@ -449,7 +449,7 @@ impl SessionCore {
 
     async fn revoke(&self, url: &reqwest::Url, token: &SecretString, hint: &str) -> Result<(), AuthError> {
         let ctx = &self.ctx;
-        let request = request::revocation_request(&ctx.http, url, &ctx.config, token, hint);
+        let request = request::revocation_request(ctx, url, token, hint);
         let response = transport::exchange(request, self.now()).await?;
         if (200..300).contains(&response.status) {
             Ok(())
