@@ -26,7 +26,6 @@ pub(crate) enum BufKind {
 /// A byte buffer that is zeroized on drop.
 pub(crate) struct SecretBuf {
     bytes: Vec<u8>,
-    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
     kind: BufKind,
 }
 
@@ -46,8 +45,8 @@ impl SecretBuf {
         if needed > self.bytes.capacity() {
             let mut grown = Vec::with_capacity(needed.max(self.bytes.capacity().saturating_mul(2)));
             grown.extend_from_slice(&self.bytes);
-            self.bytes.zeroize();
-            self.bytes = grown;
+            let mut old = std::mem::replace(&mut self.bytes, grown);
+            wipe(self.kind, &mut old);
         }
         self.bytes.extend_from_slice(data);
     }
@@ -86,14 +85,21 @@ impl AsRef<[u8]> for SecretBuf {
 
 impl Drop for SecretBuf {
     fn drop(&mut self) {
-        #[cfg(any(test, feature = "fuzzing"))]
-        let held = wipe_hook::markers_in(&self.bytes);
-        self.bytes.as_mut_slice().zeroize();
-        #[cfg(any(test, feature = "fuzzing"))]
-        wipe_hook::record(self.kind, held, self.bytes.iter().all(|b| *b == 0));
-        // Also clears the spare capacity, then frees.
-        self.bytes.zeroize();
+        wipe(self.kind, &mut self.bytes);
     }
+}
+
+/// Zeroes `bytes` (its whole capacity) before its allocation is freed.
+fn wipe(kind: BufKind, bytes: &mut Vec<u8>) {
+    #[cfg(any(test, feature = "fuzzing"))]
+    let held = wipe_hook::markers_in(bytes);
+    bytes.as_mut_slice().zeroize();
+    #[cfg(any(test, feature = "fuzzing"))]
+    wipe_hook::record(kind, held, bytes.iter().all(|b| *b == 0));
+    #[cfg(not(any(test, feature = "fuzzing")))]
+    let _ = kind;
+    // Also clears the spare capacity and sets the length to zero.
+    bytes.zeroize();
 }
 
 impl fmt::Debug for SecretBuf {
@@ -175,5 +181,98 @@ pub mod wipe_hook {
         SEEN.lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(Wiped { kind, held, all_zero });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wipe_hook::{seen, watch};
+    use super::*;
+    use crate::{AuthClient, AuthConfig, ExposeSecret, SecretString};
+    use base64::Engine;
+    use std::time::Duration;
+    use tokenkeeper_devserver::{ClientSpec, DevServer, DevServerConfig, Endpoint, Fault, UserSpec};
+
+    #[test]
+    fn a_buffer_that_grows_wipes_its_old_allocation_and_itself() {
+        watch("grow-marker-5b1e");
+        let mut buf = SecretBuf::with_capacity(BufKind::RequestBody, 4);
+        buf.extend(b"grow-marker-5b1e");
+        buf.extend(&[b'x'; 100]);
+        drop(buf);
+        let wiped = seen("grow-marker-5b1e");
+        // The first allocation (after the first growth) and the final one.
+        assert!(wiped.len() >= 2, "{wiped:?}");
+        assert!(wiped.iter().all(|w| w.all_zero), "{wiped:?}");
+    }
+
+    /// Waits (bounded) until the wipe of `kind` holding `marker` has been seen: hyper
+    /// drops a request body on its own task once the request is written.
+    async fn wiped(marker: &str, kind: &str) -> bool {
+        for _ in 0..200 {
+            if seen(marker).iter().any(|w| w.kind == kind) {
+                return seen(marker).iter().filter(|w| w.kind == kind).all(|w| w.all_zero);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn request_and_response_buffers_are_zeroized_after_a_token_request() {
+        // Unique values, so parallel tests cannot be mistaken for this one.
+        let (client_secret, password) = ("zz-secret-3f9a2c", "zz-password-8d41e7");
+        let (issued, refreshed) = ("zz-issued-token-c0ffee", "zz-refreshed-token-beef42");
+        let server = DevServer::start(DevServerConfig {
+            clients: vec![ClientSpec::confidential(
+                "zz-client",
+                client_secret,
+                &["read"],
+                &["password", "refresh_token"],
+            )],
+            users: vec![UserSpec::new("zz-user", password)],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("zz-client:{client_secret}"))
+        );
+        for marker in [password, issued, refreshed, basic.as_str()] {
+            watch(marker);
+        }
+        let client = AuthClient::new(
+            AuthConfig::new(server.token_endpoint(), "zz-client")
+                .client_secret(SecretString::from(client_secret))
+                .revocation_endpoint(server.revocation_endpoint()),
+        )
+        .unwrap();
+
+        // The password grant: the request body held the password.
+        let session = client.login("zz-user", SecretString::from(password)).await.unwrap();
+        assert!(wiped(password, "request body").await, "{:?}", seen(password));
+
+        // A token response we know the content of: its body buffer held the token.
+        server.inject(
+            Endpoint::Token,
+            Fault::json(
+                200,
+                serde_json::json!({"access_token": issued, "token_type": "Bearer", "expires_in": 600}),
+            ),
+        );
+        let token = session.refresh().await.unwrap();
+        assert_eq!(token.expose_secret(), issued);
+        assert!(wiped(issued, "response body").await, "{:?}", seen(issued));
+
+        // The Bearer header of `send` (the resource server rejects this unknown token;
+        // the header was built and sent all the same).
+        let _ = session.send(client.http().get(server.resource_url("/me"))).await;
+        assert!(wiped(issued, "authorization header").await, "{:?}", seen(issued));
+
+        // The Basic value lives as long as the client: wiped once it is gone.
+        assert!(seen(&basic).is_empty(), "still in use: {:?}", seen(&basic));
+        drop((session, token, client));
+        assert!(wiped(&basic, "authorization header").await, "{:?}", seen(&basic));
     }
 }
