@@ -9,7 +9,10 @@ fuzz_target!(|data: &[u8]| {
         .and_then(|s| std::str::from_utf8(s).ok())
         .and_then(|s| s.trim().parse::<u16>().ok())
         .unwrap_or(400);
-    let secret = lines.next().and_then(|s| std::str::from_utf8(s).ok()).unwrap_or("s3cret");
+    let secret = lines
+        .next()
+        .and_then(|s| std::str::from_utf8(s).ok())
+        .unwrap_or("s3cret");
     let body = lines.next().unwrap_or_default();
     tokenkeeper::fuzzing::error_response(status, body, secret);
 });
