@@ -15,7 +15,7 @@
 //! | [`crate::AuthEventListener`]      | [`AuthEventListener`] (foreign trait) | interface / protocol         |
 //!
 //! Async methods become Kotlin `suspend` functions and Swift `async` functions. They
-//! run on [`runtime`]'s tokio runtime, owned by the library, so apps need no Rust
+//! run on the `runtime` module's tokio runtime, owned by the library, so apps need no Rust
 //! executor and the caller's thread (Android main thread included) never blocks.
 //!
 //! Secrets cross the boundary only where the app must handle them: the client secret
@@ -27,12 +27,16 @@ mod config;
 mod error;
 mod events;
 mod runtime;
+mod state;
 mod store;
 mod token;
+mod units;
 
 pub use client::{is_replay_safe, AuthClient, Session};
 pub use config::{AuthConfig, CachePolicy, ClientAuthMethod, RecoveryPolicy, RetryPolicy};
 pub use error::{AuthError, ListenerError, StoreError};
 pub use events::{AuthEvent, AuthEventListener};
+pub use state::{SessionState, TokenChange, TokenObserver};
 pub use store::TokenStore;
 pub use token::AccessToken;
+pub use units::{Moment, TimeSpan};

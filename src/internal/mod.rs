@@ -3,6 +3,9 @@
 
 pub(crate) mod context;
 pub(crate) mod flight;
+pub(crate) mod grants;
+pub(crate) mod outbox;
+pub(crate) mod persistence;
 pub(crate) mod protocol;
 pub(crate) mod random;
 pub(crate) mod recovery;

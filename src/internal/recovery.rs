@@ -2,12 +2,11 @@
 //! invalid token (RFC 6750 §3.1) recovers once and replays the request once, if
 //! replaying is safe. Never loops.
 
-use crate::config::RecoveryPolicy;
+use crate::config::{CachePolicy, RecoveryPolicy};
 use crate::error::AuthError;
 use crate::internal::rotation;
 use crate::internal::secrets::{BufKind, SecretBuf};
-use crate::internal::session_core::SessionCore;
-use crate::internal::transport;
+use crate::internal::session_core::{Acquire, SessionCore};
 use crate::internal::www_authenticate::{bearer_verdict, BearerVerdict};
 use crate::session::{is_replay_safe, Replay};
 use crate::token::AccessToken;
@@ -21,6 +20,7 @@ pub(crate) async fn send(
     request: RequestBuilder,
     replay: Replay,
 ) -> Result<Response, AuthError> {
+    crate::internal::flight::runtime()?;
     let (http, request) = request.build_split();
     let request =
         request.map_err(|_| AuthError::config("the request could not be built (check its URL and headers)"))?;
@@ -30,10 +30,11 @@ pub(crate) async fn send(
     let backup = if replayable { request.try_clone() } else { None };
     let response = execute(core, &http, request, token.expose_secret()).await?;
 
-    match response.status() {
-        StatusCode::UNAUTHORIZED => {}
-        StatusCode::FORBIDDEN => return Err(insufficient_scope(&response)),
-        _ => return Ok(response),
+    // A 403 (and every other status but 401) is the resource server's answer, not a
+    // token problem: the app gets it whole; `crate::insufficient_scope` reads it.
+    if response.status() != StatusCode::UNAUTHORIZED {
+        core.note_accepted(token.expose_secret());
+        return Ok(response);
     }
     let challenges: Vec<String> = response
         .headers()
@@ -45,10 +46,14 @@ pub(crate) async fn send(
     let Some(renewed) = after_unauthorized(core, token.expose_secret(), &challenges).await? else {
         return Ok(response);
     };
-    match backup {
-        Some(request) => execute(core, &http, request, renewed.expose_secret()).await,
-        None => Err(AuthError::RequestNotReplayed { method }),
+    let Some(request) = backup else {
+        return Err(AuthError::RequestNotReplayed { method });
+    };
+    let replayed = execute(core, &http, request, renewed.expose_secret()).await?;
+    if replayed.status() != StatusCode::UNAUTHORIZED {
+        core.note_accepted(renewed.expose_secret());
     }
+    Ok(replayed)
 }
 
 /// The one decision after a 401, shared by `send` and by apps with their own HTTP
@@ -71,9 +76,27 @@ pub(crate) async fn after_unauthorized<S: AsRef<str>>(
     }
     if core.ctx.config.recovery_policy == RecoveryPolicy::ClearAndFail {
         core.discard(failed);
+        core.deliver_events();
         return Err(AuthError::TokenRevoked);
     }
-    core.recover(failed).await.map(Some)
+    if core.ctx.config.cache_policy == CachePolicy::PerRequest {
+        return core.access_token().await.map(Some);
+    }
+    core.check_active()?;
+    let now = core.now();
+    // Only a 401 for the token held counts for the circuit breaker: a storm of 401s
+    // for one token is one recovery.
+    if core.admit_recovery(failed).is_err() {
+        core.deliver_events();
+        return Ok(None);
+    }
+    core.discard(failed);
+    // Bitwarden's rule: a newer token than the one that failed is reused as it is.
+    let set = core
+        .obtain(Acquire::Recover, false, |set| !set.holds(failed) && set.is_valid(now))
+        .await;
+    core.deliver_events();
+    Ok(Some(set?.to_access_token()))
 }
 
 async fn execute(
@@ -89,12 +112,10 @@ async fn execute(
     let value = bearer.into_header_value().ok_or_else(|| AuthError::InvalidResponse {
         status: 200,
         reason: "the access token cannot be sent in a header".into(),
+        source: None,
     })?;
     request.headers_mut().insert(AUTHORIZATION, value);
-    let response = http
-        .execute(request)
-        .await
-        .map_err(|e| transport::transport_error(&e))?;
+    let response = http.execute(request).await.map_err(AuthError::from_resource_request)?;
     rotation::observe(core, response.headers());
     Ok(response)
 }
@@ -110,17 +131,4 @@ fn is_replayable(request: &Request, replay: Replay) -> bool {
     };
     // A body that cannot be cloned (a stream) was consumed by the first attempt.
     allowed && request.try_clone().is_some()
-}
-
-fn insufficient_scope(response: &Response) -> AuthError {
-    let challenges = response
-        .headers()
-        .get_all(WWW_AUTHENTICATE)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    let required_scope = match bearer_verdict(challenges) {
-        BearerVerdict::InsufficientScope { scope, .. } => scope,
-        _ => None,
-    };
-    AuthError::InsufficientScope { required_scope }
 }

@@ -6,7 +6,6 @@
 use crate::internal::session_core::SessionCore;
 use crate::internal::token_set::TokenSet;
 use reqwest::header::{HeaderMap, DATE};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Adopts the rotated token in `headers`, if rotation is enabled and one is there.
@@ -32,21 +31,17 @@ pub(crate) fn observe(core: &SessionCore, headers: &HeaderMap) {
     else {
         return;
     };
-    let margin = core.ctx.config.refresh_margin;
-    core.token.rcu(|current| match current {
-        Some(set) if set.holds(token) || set.rotation_order.is_some_and(|order| order >= expiry) => current.clone(),
-        _ => {
-            let scope = current.as_ref().and_then(|set| set.token.scope());
-            Some(Arc::new(TokenSet::new(
-                token,
-                scope,
-                now,
-                expires_at,
-                margin,
-                Some(expiry),
-            )))
-        }
-    });
+    let scope = core.cached().and_then(|set| set.token.scope().map(str::to_owned));
+    let candidate = TokenSet::new(
+        token,
+        scope.as_deref(),
+        now,
+        expires_at,
+        core.ctx.config.refresh_margin,
+        Some(expiry),
+        core.tick(),
+    );
+    core.adopt_rotated(candidate);
 }
 
 /// A rotated token read from a response's headers.

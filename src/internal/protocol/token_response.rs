@@ -2,7 +2,7 @@
 //! lifetime: `expires_in`, else the JWT `exp` claim, else the configured default.
 
 use crate::config::MAX_TOKEN_LIFETIME;
-use crate::error::AuthError;
+use crate::error::{AuthError, ErrorSource};
 use crate::internal::protocol::{error_response, jwt};
 use crate::internal::transport::HttpResponse;
 use secrecy::{ExposeSecret, SecretString};
@@ -27,6 +27,21 @@ pub(crate) struct IssuedToken {
     pub lifetime: Duration,
 }
 
+impl IssuedToken {
+    /// A second copy, for a sign-in that must be retried after a busy flight.
+    pub(crate) fn duplicate(&self) -> Self {
+        Self {
+            access_token: SecretString::from(self.access_token.expose_secret()),
+            refresh_token: self
+                .refresh_token
+                .as_ref()
+                .map(|t| SecretString::from(t.expose_secret())),
+            scope: self.scope.clone(),
+            lifetime: self.lifetime,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct RawTokenResponse {
     access_token: Option<SecretString>,
@@ -48,17 +63,23 @@ pub(crate) fn parse(
     let invalid = |reason: String| AuthError::InvalidResponse {
         status: response.status,
         reason,
+        source: None,
     };
     // serde's messages are not used: they could quote a value from the body.
     let raw: RawTokenResponse = serde_json::from_slice(response.body.as_slice()).map_err(|e| {
-        if e.is_syntax() || e.is_eof() {
-            invalid(error_response::describe_body(response))
+        let reason = if e.is_syntax() || e.is_eof() {
+            error_response::describe_body(response)
         } else {
-            invalid(format!(
+            format!(
                 "the token response has a field of the wrong type (line {}, column {})",
                 e.line(),
                 e.column()
-            ))
+            )
+        };
+        AuthError::InvalidResponse {
+            status: response.status,
+            reason,
+            source: Some(ErrorSource::json(e)),
         }
     })?;
     let access_token = raw
@@ -139,6 +160,7 @@ fn lifetime(
         return exp.duration_since(server_now).map_err(|_| AuthError::InvalidResponse {
             status: 200,
             reason: "the access token's exp claim is already in the past".into(),
+            source: None,
         });
     }
     Ok(default_lifetime)
