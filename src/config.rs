@@ -130,6 +130,8 @@ pub struct AuthConfig {
     pub(crate) request_timeout: Duration,
     pub(crate) token_rotation: Option<TokenRotation>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Extra trusted roots (PEM or DER) for the default HTTP client.
+    pub(crate) root_certificates: Vec<Vec<u8>>,
     /// Hosts reached over plain http during development (emulator, simulator, LAN).
     pub(crate) development_http_hosts: Vec<String>,
     /// Sign-in endpoints and issuer (see [`crate::signin`]).
@@ -158,6 +160,7 @@ impl AuthConfig {
             request_timeout: Duration::from_secs(30),
             token_rotation: None,
             clock: Arc::new(SystemClock),
+            root_certificates: Vec::new(),
             development_http_hosts: Vec::new(),
             authorization_endpoint: None,
             device_authorization_endpoint: None,
@@ -258,6 +261,17 @@ impl AuthConfig {
     /// The clock used for expiry and backoff (default: the system clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Trusts one more root certificate authority, given as PEM (one or more
+    /// `CERTIFICATE` blocks) or DER: for a private CA, or a corporate proxy that
+    /// inspects TLS. The roots compiled into the SDK (the Mozilla bundle) stay trusted.
+    /// Applies to the default HTTP client only, not to one passed to
+    /// [`AuthClientBuilder::http_client`](crate::AuthClientBuilder::http_client). A
+    /// certificate that cannot be read makes `build()` fail with `InvalidConfig`.
+    pub fn add_root_certificate(mut self, pem_or_der: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates.push(pem_or_der.into());
         self
     }
 

@@ -141,6 +141,9 @@ mod config;
 mod error;
 mod events;
 pub mod ffi;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod identity;
 mod insufficient_scope;
 mod internal;

@@ -3,12 +3,14 @@
 //! the registry that keeps one session per identity.
 
 use crate::clock::Clock;
-use crate::config::AuthConfig;
+use crate::config::{AuthConfig, ClientAuthMethod};
 use crate::error::AuthError;
 use crate::events::EventSink;
 use crate::identity::Identity;
+use crate::internal::protocol::request;
 use crate::session::Session;
 use crate::store::TokenStore;
+use reqwest::header::HeaderValue;
 use reqwest::Url;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +20,9 @@ pub(crate) struct ClientContext {
     pub token_url: Url,
     pub revocation_url: Option<Url>,
     pub http: reqwest::Client,
+    /// `Authorization: Basic …` for `client_secret_basic`, built once per client in a
+    /// buffer that is wiped when the client and its last request are gone.
+    pub basic_authorization: Option<HeaderValue>,
     pub store: Option<Arc<dyn TokenStore>>,
     pub events: EventSink,
 }
@@ -34,7 +39,15 @@ impl ClientContext {
             Some(http) => http,
             None => Self::default_http(&config)?,
         };
+        let basic_authorization = match (&config.client_secret, config.client_auth_method) {
+            (Some(secret), ClientAuthMethod::Basic) => Some(
+                request::basic_authorization(&config.client_id, secret)
+                    .ok_or_else(|| AuthError::config("the client id and secret cannot form a Basic header"))?,
+            ),
+            _ => None,
+        };
         Ok(Self {
+            basic_authorization,
             config,
             token_url: endpoints.token,
             revocation_url: endpoints.revocation,
@@ -45,19 +58,49 @@ impl ClientContext {
     }
 
     fn default_http(config: &AuthConfig) -> Result<reqwest::Client, AuthError> {
-        reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for (index, raw) in config.root_certificates.iter().enumerate() {
+            for certificate in parse_root_certificate(raw)
+                .map_err(|reason| AuthError::config(format!("root certificate #{} {reason}", index + 1)))?
+            {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        builder
             // A redirect could carry a bearer token or client secret to a host the app never named.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .user_agent(concat!("tokenkeeper/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|_| AuthError::config("could not initialise the HTTP client (TLS backend)"))
+            .map_err(|_| AuthError::config("could not initialise the HTTP client (TLS backend or root certificates)"))
     }
 
     pub(crate) fn clock(&self) -> &dyn Clock {
         self.config.clock.as_ref()
     }
+}
+
+/// A root certificate given as PEM (one or more `CERTIFICATE` blocks) or DER. The
+/// certificate is checked here, so a bad one fails `AuthClient::new` with a clear
+/// error instead of every later request failing its TLS handshake.
+fn parse_root_certificate(raw: &[u8]) -> Result<Vec<reqwest::Certificate>, &'static str> {
+    let is_pem = raw.trim_ascii_start().starts_with(b"-----BEGIN");
+    let certificates = if is_pem {
+        reqwest::Certificate::from_pem_bundle(raw).map_err(|_| "is not valid PEM")?
+    } else {
+        vec![reqwest::Certificate::from_der(raw).map_err(|_| "is not valid DER")?]
+    };
+    if certificates.is_empty() {
+        return Err("holds no CERTIFICATE block");
+    }
+    // reqwest parses lazily; the build of a throw-away client checks the X.509 structure.
+    let mut probe = reqwest::Client::builder();
+    for certificate in &certificates {
+        probe = probe.add_root_certificate(certificate.clone());
+    }
+    probe.build().map_err(|_| "is not a valid X.509 certificate")?;
+    Ok(certificates)
 }
 
 /// At most one session per identity (seed 002: one active token per user).

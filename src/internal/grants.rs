@@ -234,7 +234,7 @@ async fn token_request(
     let ctx = &core.ctx;
     let result = transport::with_retries(ctx.clock(), &ctx.config.retry_policy, || {
         let fenced = core.credentials(epoch).err();
-        let request = request::token_request(&ctx.http, &ctx.token_url, &ctx.config, &core.identity, grant);
+        let request = request::token_request(ctx, &core.identity, grant);
         let sent_at = ctx.clock().now();
         let default_lifetime = ctx.config.default_token_lifetime;
         async move {
@@ -288,7 +288,7 @@ pub(crate) async fn revoke_all(
 
 async fn revoke(core: &SessionCore, url: &reqwest::Url, token: &SecretString, hint: &str) -> Result<(), AuthError> {
     let ctx = &core.ctx;
-    let request = request::revocation_request(&ctx.http, url, &ctx.config, token, hint);
+    let request = request::revocation_request(ctx, url, token, hint);
     let response = transport::exchange(request, core.now()).await?;
     if (200..300).contains(&response.status) {
         Ok(())

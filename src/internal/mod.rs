@@ -10,6 +10,7 @@ pub(crate) mod protocol;
 pub(crate) mod random;
 pub(crate) mod recovery;
 pub(crate) mod rotation;
+pub(crate) mod secrets;
 pub(crate) mod session_core;
 pub(crate) mod token_set;
 pub(crate) mod transport;

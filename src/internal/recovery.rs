@@ -5,11 +5,12 @@
 use crate::config::{CachePolicy, RecoveryPolicy};
 use crate::error::AuthError;
 use crate::internal::rotation;
+use crate::internal::secrets::{BufKind, SecretBuf};
 use crate::internal::session_core::{Acquire, SessionCore};
 use crate::internal::www_authenticate::{bearer_verdict, BearerVerdict};
 use crate::session::{is_replay_safe, Replay};
 use crate::token::AccessToken;
-use reqwest::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Request, RequestBuilder, Response, StatusCode};
 use secrecy::ExposeSecret;
 use std::sync::Arc;
@@ -104,12 +105,15 @@ async fn execute(
     mut request: Request,
     token: &str,
 ) -> Result<Response, AuthError> {
-    let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| AuthError::InvalidResponse {
+    // Built in a pre-sized buffer that is wiped once hyper has sent the request.
+    let mut bearer = SecretBuf::with_capacity(BufKind::Authorization, "Bearer ".len() + token.len());
+    bearer.extend(b"Bearer ");
+    bearer.extend(token.as_bytes());
+    let value = bearer.into_header_value().ok_or_else(|| AuthError::InvalidResponse {
         status: 200,
         reason: "the access token cannot be sent in a header".into(),
         source: None,
     })?;
-    value.set_sensitive(true);
     request.headers_mut().insert(AUTHORIZATION, value);
     let response = http.execute(request).await.map_err(AuthError::from_resource_request)?;
     rotation::observe(core, response.headers());

@@ -6,7 +6,7 @@
 use crate::internal::session_core::SessionCore;
 use crate::internal::token_set::TokenSet;
 use reqwest::header::{HeaderMap, DATE};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Adopts the rotated token in `headers`, if rotation is enabled and one is there.
 pub(crate) fn observe(core: &SessionCore, headers: &HeaderMap) {
@@ -16,25 +16,20 @@ pub(crate) fn observe(core: &SessionCore, headers: &HeaderMap) {
     if core.is_logged_out() {
         return;
     }
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    let Some(token) = text(&rotation.token_header).filter(|t| is_plausible_token(t)) else {
-        return;
-    };
-    let Some(expiry) = text(&rotation.expiry_header)
-        .and_then(|e| e.parse::<f64>().ok())
-        .filter(|e| e.is_finite() && *e > 0.0 && *e < 1e11)
-    else {
-        tracing::warn!("a rotated token came without a usable expiry header; ignored");
-        return;
-    };
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let now = core.ctx.clock().now();
-    let server_expiry = UNIX_EPOCH + Duration::from_secs_f64(expiry);
-    // The expiry is on the server's clock; re-base it on ours when `Date` says they differ.
-    let expires_at = match text(DATE.as_str()).and_then(|d| httpdate::parse_http_date(d).ok()) {
-        Some(server_now) => now
-            .checked_add(server_expiry.duration_since(server_now).unwrap_or_default())
-            .unwrap_or(now),
-        None => server_expiry.max(now),
+    let Some(Rotated {
+        token,
+        expires_at,
+        order: expiry,
+    }) = parse(
+        text(&rotation.token_header),
+        text(&rotation.expiry_header),
+        text(DATE.as_str()),
+        now,
+    )
+    else {
+        return;
     };
     let scope = core.cached().and_then(|set| set.token.scope().map(str::to_owned));
     let candidate = TokenSet::new(
@@ -47,6 +42,49 @@ pub(crate) fn observe(core: &SessionCore, headers: &HeaderMap) {
         core.tick(),
     );
     core.adopt_rotated(candidate);
+}
+
+/// A rotated token read from a response's headers.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Rotated<'a> {
+    pub token: &'a str,
+    /// On our clock.
+    pub expires_at: SystemTime,
+    /// The server's expiry value, which orders rotated tokens.
+    pub order: f64,
+}
+
+/// The pure part of [`observe`]: the token, its expiry (seconds since the epoch on the
+/// server's clock) and the response's `Date`, re-based on our clock `now`.
+pub(crate) fn parse<'a>(
+    token: Option<&'a str>,
+    expiry: Option<&str>,
+    date: Option<&str>,
+    now: SystemTime,
+) -> Option<Rotated<'a>> {
+    let token = token.map(str::trim).filter(|t| is_plausible_token(t))?;
+    let Some(order) = expiry
+        .map(str::trim)
+        .filter(|e| e.len() <= 64)
+        .and_then(|e| e.parse::<f64>().ok())
+        .filter(|e| e.is_finite() && *e > 0.0 && *e < 1e11)
+    else {
+        tracing::warn!("a rotated token came without a usable expiry header; ignored");
+        return None;
+    };
+    let server_expiry = UNIX_EPOCH.checked_add(Duration::from_secs_f64(order))?;
+    // The expiry is on the server's clock; re-base it on ours when `Date` says they differ.
+    let expires_at = match date.and_then(|d| httpdate::parse_http_date(d.trim()).ok()) {
+        Some(server_now) => now
+            .checked_add(server_expiry.duration_since(server_now).unwrap_or_default())
+            .unwrap_or(now),
+        None => server_expiry.max(now),
+    };
+    Some(Rotated {
+        token,
+        expires_at,
+        order,
+    })
 }
 
 fn is_plausible_token(token: &str) -> bool {

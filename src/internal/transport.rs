@@ -7,9 +7,10 @@
 use crate::clock::Clock;
 use crate::config::RetryPolicy;
 use crate::error::{AuthError, ErrorSource};
+use crate::internal::protocol::request::Outgoing;
 use crate::internal::random;
+use crate::internal::secrets::{BufKind, SecretBuf};
 use reqwest::header::{HeaderMap, CONTENT_TYPE, DATE, RETRY_AFTER};
-use reqwest::RequestBuilder;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
@@ -17,16 +18,20 @@ use std::time::{Duration, SystemTime};
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// A complete, size-bounded response.
-pub(crate) struct HttpResponse {
+pub(crate) struct HttpResponse<'a> {
     pub status: u16,
     pub date: Option<SystemTime>,
     pub retry_after: Option<Duration>,
     pub content_type: Option<String>,
-    pub body: Vec<u8>,
+    /// Wiped on drop: a token response holds the tokens.
+    pub body: SecretBuf,
+    /// The secrets the request carried, scrubbed from any server text we keep.
+    pub sent_secrets: Vec<&'a str>,
 }
 
-/// Sends `request` and reads at most [`MAX_BODY_BYTES`] of the answer.
-pub(crate) async fn exchange(request: RequestBuilder, now: SystemTime) -> Result<HttpResponse, AuthError> {
+/// Sends `outgoing` and reads at most [`MAX_BODY_BYTES`] of the answer.
+pub(crate) async fn exchange(outgoing: Outgoing<'_>, now: SystemTime) -> Result<HttpResponse<'_>, AuthError> {
+    let Outgoing { request, sent_secrets } = outgoing;
     let mut response = request.send().await.map_err(transport_error)?;
     let status = response.status().as_u16();
     let headers = response.headers();
@@ -38,15 +43,18 @@ pub(crate) async fn exchange(request: RequestBuilder, now: SystemTime) -> Result
         reason: format!("the response body is larger than {} KiB", MAX_BODY_BYTES / 1024),
         source: None,
     };
-    if response.content_length().is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        return Err(too_big());
-    }
-    let mut body = Vec::new();
+    let capacity = match response.content_length() {
+        Some(len) if len > MAX_BODY_BYTES as u64 => return Err(too_big()),
+        Some(len) => len as usize,
+        // Unknown length: room for the largest body we accept, so it never grows.
+        None => MAX_BODY_BYTES,
+    };
+    let mut body = SecretBuf::with_capacity(BufKind::ResponseBody, capacity);
     while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
+        if body.len().saturating_add(chunk.len()) > MAX_BODY_BYTES {
             return Err(too_big());
         }
-        body.extend_from_slice(&chunk);
+        body.extend(&chunk);
     }
     Ok(HttpResponse {
         status,
@@ -54,6 +62,7 @@ pub(crate) async fn exchange(request: RequestBuilder, now: SystemTime) -> Result
         retry_after,
         content_type,
         body,
+        sent_secrets,
     })
 }
 
@@ -61,8 +70,9 @@ fn header_str(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option<
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// RFC 9110 §10.2.3: either delay-seconds or an HTTP-date.
-fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+/// RFC 9110 §10.2.3: either delay-seconds or an HTTP-date. Any number is accepted
+/// (even `u64::MAX`): the retry loop compares it with its deadline, never adds it to a time.
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
@@ -128,16 +138,17 @@ where
         };
         let wait = retry_after.unwrap_or_else(|| random::jittered(backoff));
         let elapsed = clock.now().duration_since(started).unwrap_or_default();
-        if attempts >= policy.max_attempts || elapsed + wait > policy.deadline {
+        // Saturating: `Retry-After: 18446744073709551615` must end the loop, not overflow.
+        if attempts >= policy.max_attempts || elapsed.saturating_add(wait) > policy.deadline {
             return Err(error);
         }
         tracing::debug!(
             attempt = attempts,
-            wait_ms = wait.as_millis() as u64,
+            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
             "retrying token request"
         );
         clock.sleep(wait).await;
-        backoff = (backoff * 2).min(policy.max_backoff);
+        backoff = backoff.saturating_mul(2).min(policy.max_backoff);
     }
 }
 
@@ -153,5 +164,13 @@ mod tests {
         let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
         assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
         assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(
+            parse_retry_after("18446744073709551615", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
     }
 }

@@ -94,7 +94,7 @@ impl AuthClient {
             ctx.config.device_authorization_endpoint.as_deref(),
         )?;
         let identity = self.account_identity(account, params)?;
-        let request = request::device_authorization_request(&ctx.http, &url, &ctx.config, &identity);
+        let request = request::device_authorization_request(ctx, &url, &identity);
         let now = ctx.clock().now();
         let response = transport::exchange(request, now).await?;
         let grant = protocol::parse(&response)?;

@@ -35,7 +35,14 @@ impl AuthConfig {
         let issuer_url = crate::config::checked_endpoint("issuer", issuer, &[])?;
         let mut last_status = 404;
         for url in discovery::metadata_urls(&issuer_url) {
-            let response = transport::exchange(http.get(url), SystemTime::now()).await?;
+            let response = transport::exchange(
+                crate::internal::protocol::request::Outgoing {
+                    request: http.get(url),
+                    sent_secrets: Vec::new(),
+                },
+                SystemTime::now(),
+            )
+            .await?;
             if !(200..300).contains(&response.status) {
                 // Not at this well-known location: try the next one.
                 last_status = response.status;

@@ -57,7 +57,7 @@ async fn one_time_grant(
     identity: &Identity,
     grant: &Grant<'_>,
 ) -> Result<(IssuedToken, SystemTime), AuthError> {
-    let request = request::token_request(&ctx.http, &ctx.token_url, &ctx.config, identity, grant);
+    let request = request::token_request(ctx, identity, grant);
     let sent_at = ctx.clock().now();
     let response = transport::exchange(request, sent_at).await?;
     let issued = token_response::parse(&response, sent_at, ctx.config.default_token_lifetime)?;

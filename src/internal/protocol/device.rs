@@ -48,8 +48,8 @@ pub(crate) fn parse(response: &HttpResponse) -> Result<DeviceGrant, AuthError> {
         reason: format!("device authorization response: {reason}"),
         source: None,
     };
-    let raw: Raw =
-        serde_json::from_slice(&response.body).map_err(|_| invalid("not a JSON object of the expected shape"))?;
+    let raw: Raw = serde_json::from_slice(response.body.as_slice())
+        .map_err(|_| invalid("not a JSON object of the expected shape"))?;
     let seconds = |v: Option<&Value>| v.and_then(Value::as_u64).filter(|s| *s > 0).map(Duration::from_secs);
     let device_code = raw.device_code.ok_or_else(|| invalid("no device_code"))?;
     let user_code = raw

@@ -38,11 +38,12 @@ pub(crate) fn metadata_urls(issuer: &Url) -> [Url; 2] {
 
 /// Parses a metadata document fetched for `issuer` and checks its `issuer`.
 pub(crate) fn parse(response: &HttpResponse, issuer: &str) -> Result<Metadata, AuthError> {
-    let metadata: Metadata = serde_json::from_slice(&response.body).map_err(|_| AuthError::InvalidResponse {
-        status: response.status,
-        reason: "the server metadata is not a JSON object with an issuer".into(),
-        source: None,
-    })?;
+    let metadata: Metadata =
+        serde_json::from_slice(response.body.as_slice()).map_err(|_| AuthError::InvalidResponse {
+            status: response.status,
+            reason: "the server metadata is not a JSON object with an issuer".into(),
+            source: None,
+        })?;
     // RFC 8414 §3.3: identical, character for character; no normalisation.
     if metadata.issuer != issuer {
         return Err(AuthError::IssuerMismatch {

@@ -2,6 +2,7 @@
 //! codes to their variants, 5xx/429 to "try later", anything else to `InvalidResponse`.
 
 use crate::error::{AuthError, ServerError};
+use crate::internal::secrets;
 use crate::internal::transport::HttpResponse;
 use serde::Deserialize;
 
@@ -16,7 +17,7 @@ struct RawError {
 }
 
 /// The error for a response whose status is not 2xx.
-pub(crate) fn error_for(response: &HttpResponse) -> AuthError {
+pub(crate) fn error_for(response: &HttpResponse<'_>) -> AuthError {
     let status = response.status;
     if status == 429 || status >= 500 {
         return AuthError::TemporarilyUnavailable {
@@ -26,11 +27,13 @@ pub(crate) fn error_for(response: &HttpResponse) -> AuthError {
             source: None,
         };
     }
-    match serde_json::from_slice::<RawError>(&response.body) {
+    // Some servers echo the rejected request in their text: scrub what we sent.
+    let clean = |text: &str| sanitize(text, &response.sent_secrets);
+    match serde_json::from_slice::<RawError>(response.body.as_slice()) {
         Ok(raw) => from_code(ServerError {
-            code: sanitize(&raw.error),
-            description: raw.error_description.as_deref().map(sanitize),
-            uri: raw.error_uri.as_deref().map(sanitize),
+            code: clean(&raw.error),
+            description: raw.error_description.as_deref().map(clean),
+            uri: raw.error_uri.as_deref().map(clean),
             status,
         }),
         // Some servers answer a bad client secret with a bare 401 (RFC 6749 §5.2 allows 401 here).
@@ -73,7 +76,7 @@ fn from_code(error: ServerError) -> AuthError {
 }
 
 /// A short description of an unexpected body, without echoing it (it might hold a token).
-pub(crate) fn describe_body(response: &HttpResponse) -> String {
+pub(crate) fn describe_body(response: &HttpResponse<'_>) -> String {
     let kind = match response.content_type.as_deref() {
         Some(ct) if ct.contains("html") => "an HTML page",
         Some(ct) if ct.contains("json") => "JSON that is not an OAuth response",
@@ -86,22 +89,63 @@ pub(crate) fn describe_body(response: &HttpResponse) -> String {
     )
 }
 
-/// Server text, cut to a sane length and without control characters.
-fn sanitize(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(MAX_SERVER_TEXT).collect()
+/// Server text without control characters, without the secrets we sent, cut to a
+/// sane length. Control characters go first: a secret split by one must not be
+/// re-assembled after the scrub.
+fn sanitize(text: &str, sent_secrets: &[&str]) -> String {
+    let visible: String = text.chars().filter(|c| !c.is_control()).collect();
+    secrets::scrub(&visible, sent_secrets)
+        .chars()
+        .take(MAX_SERVER_TEXT)
+        .collect()
+}
+
+#[cfg(test)]
+mod scrubbing {
+    use super::*;
+    use crate::internal::secrets::{BufKind, SecretBuf};
+
+    #[test]
+    fn server_text_echoing_a_sent_secret_is_scrubbed() {
+        let body = br#"{"error":"invalid_grant","error_description":"bad password 'hunter2' for alice","error_uri":"https://as/e?p=hun\u0007ter2"}"#;
+        let mut buf = SecretBuf::with_capacity(BufKind::ResponseBody, body.len());
+        buf.extend(body);
+        let response = HttpResponse {
+            status: 400,
+            date: None,
+            retry_after: None,
+            content_type: None,
+            body: buf,
+            sent_secrets: vec!["hunter2", "client-secret"],
+        };
+        let error = error_for(&response);
+        let server = error.server_error().unwrap();
+        assert_eq!(
+            server.description.as_deref(),
+            Some("bad password '[redacted]' for alice")
+        );
+        assert_eq!(server.uri.as_deref(), Some("https://as/e?p=[redacted]"));
+        assert!(!format!("{error} {error:?}").contains("hunter2"));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn response(status: u16, body: &str) -> HttpResponse {
+    fn response(status: u16, body: &str) -> HttpResponse<'static> {
+        let mut buf = crate::internal::secrets::SecretBuf::with_capacity(
+            crate::internal::secrets::BufKind::ResponseBody,
+            body.len(),
+        );
+        buf.extend(body.as_bytes());
         HttpResponse {
             status,
             date: None,
             retry_after: None,
             content_type: Some("application/json".into()),
-            body: body.as_bytes().to_vec(),
+            body: buf,
+            sent_secrets: Vec::new(),
         }
     }
 

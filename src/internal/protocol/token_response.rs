@@ -53,7 +53,7 @@ struct RawTokenResponse {
 
 /// Parses `response`; `sent_at` is the local time the request left.
 pub(crate) fn parse(
-    response: &HttpResponse,
+    response: &HttpResponse<'_>,
     sent_at: SystemTime,
     default_lifetime: Duration,
 ) -> Result<IssuedToken, AuthError> {
@@ -66,7 +66,7 @@ pub(crate) fn parse(
         source: None,
     };
     // serde's messages are not used: they could quote a value from the body.
-    let raw: RawTokenResponse = serde_json::from_slice(&response.body).map_err(|e| {
+    let raw: RawTokenResponse = serde_json::from_slice(response.body.as_slice()).map_err(|e| {
         let reason = if e.is_syntax() || e.is_eof() {
             error_response::describe_body(response)
         } else {
@@ -141,12 +141,14 @@ fn lifetime(
     sent_at: SystemTime,
     default_lifetime: Duration,
 ) -> Result<Duration, AuthError> {
-    if let Some(seconds) = expires_in.and_then(positive_seconds) {
+    if let Some(seconds) = expires_in.and_then(seconds) {
         // Relative to when we sent the request: never later than the server meant.
+        // Zero is kept: a server that reuses a token sends 0 at the end of its life,
+        // so the token is expired now and the next call gets a new one.
         return Ok(seconds);
     }
     if expires_in.is_some() {
-        tracing::warn!("ignoring an unusable expires_in (zero, negative or not a number)");
+        tracing::warn!("ignoring an unusable expires_in (negative or not a number)");
     }
     if let Some(exp) = jwt::expiry(access_token.expose_secret()) {
         // `exp` is on the server's clock: measure it from the server's `Date` when the
@@ -168,15 +170,16 @@ fn skew(a: SystemTime, b: SystemTime) -> Duration {
     a.duration_since(b).or_else(|_| b.duration_since(a)).unwrap_or_default()
 }
 
-/// `expires_in` as a positive duration: a JSON number or a numeric string
-/// (some servers quote it). Zero, negative, non-finite or non-numeric → None.
-fn positive_seconds(value: &Value) -> Option<Duration> {
+/// `expires_in` as a duration: a JSON number or a numeric string (some servers quote
+/// it), fractions allowed, huge values capped. Negative, non-finite or non-numeric → None.
+fn seconds(value: &Value) -> Option<Duration> {
     let seconds = match value {
         Value::Number(n) => n.as_f64()?,
-        Value::String(s) => s.trim().parse::<f64>().ok()?,
+        // Bounded before parsing: a long digit string is not worth the work.
+        Value::String(s) if s.len() <= 64 => s.trim().parse::<f64>().ok()?,
         _ => return None,
     };
-    if !seconds.is_finite() || seconds < 1.0 {
+    if !seconds.is_finite() || seconds < 0.0 {
         return None;
     }
     Some(Duration::from_secs_f64(seconds.min(MAX_TOKEN_LIFETIME.as_secs_f64())))
@@ -185,15 +188,20 @@ fn positive_seconds(value: &Value) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::internal::secrets::{BufKind, SecretBuf};
     use serde_json::json;
 
-    fn response(status: u16, body: Value) -> HttpResponse {
+    fn response(status: u16, body: Value) -> HttpResponse<'static> {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let mut buf = SecretBuf::with_capacity(BufKind::ResponseBody, bytes.len());
+        buf.extend(&bytes);
         HttpResponse {
             status,
             date: None,
             retry_after: None,
             content_type: Some("application/json".into()),
-            body: serde_json::to_vec(&body).unwrap(),
+            body: buf,
+            sent_secrets: Vec::new(),
         }
     }
 
@@ -206,8 +214,11 @@ mod tests {
         let base = |v: Value| json!({"access_token": "t", "token_type": "bearer", "expires_in": v});
         assert_eq!(parse_ok(base(json!(60))).lifetime, Duration::from_secs(60));
         assert_eq!(parse_ok(base(json!("120"))).lifetime, Duration::from_secs(120));
-        assert_eq!(parse_ok(base(json!(0))).lifetime, Duration::from_secs(777));
+        assert_eq!(parse_ok(base(json!(0))).lifetime, Duration::ZERO);
+        assert_eq!(parse_ok(base(json!(3600.5))).lifetime, Duration::from_millis(3_600_500));
         assert_eq!(parse_ok(base(json!(-30))).lifetime, Duration::from_secs(777));
+        assert_eq!(parse_ok(base(json!(-1))).lifetime, Duration::from_secs(777));
+        assert_eq!(parse_ok(base(json!(1e12))).lifetime, MAX_TOKEN_LIFETIME);
         assert_eq!(parse_ok(base(json!("soon"))).lifetime, Duration::from_secs(777));
         assert_eq!(parse_ok(base(json!(1e30))).lifetime, MAX_TOKEN_LIFETIME);
     }
