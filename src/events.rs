@@ -46,10 +46,41 @@ pub enum AuthEvent {
         /// Whose session.
         identity: Identity,
     },
+    /// The server rejected every credential the session holds: route the user to
+    /// the sign-in screen. Emitted once per such rejection; until the app signs the
+    /// user in again, calls fail at once without a token request.
+    ReauthenticationRequired {
+        /// Whose session needs the user.
+        identity: Identity,
+        /// Why (never contains a secret).
+        reason: String,
+    },
+    /// A refresh token could not be saved in the [`TokenStore`](crate::TokenStore).
+    /// The session goes on with the token in memory, the stale stored entry was
+    /// removed, and the save is retried at the next change; until then a restart
+    /// would need the user to sign in again.
+    PersistFailed {
+        /// Whose refresh token.
+        identity: Identity,
+        /// What the store said (never contains a secret).
+        reason: String,
+    },
+    /// A resource server kept rejecting fresh tokens, so automatic recovery is paused
+    /// (a circuit breaker): until `until`, 401 responses are handed to the app as they
+    /// are. Usually a misconfigured API (wrong audience, clock, or key).
+    RecoveryPaused {
+        /// Whose session.
+        identity: Identity,
+        /// When recovery resumes.
+        until: Timestamp,
+    },
 }
 
-/// Receives [`AuthEvent`]s. Called on the task that caused the event: keep it quick.
-/// A listener that panics is caught and logged; it cannot break a token request.
+/// Receives [`AuthEvent`]s, per session in the order they happened, after the change
+/// they announce is visible to [`Session::access_token`](crate::Session::access_token)
+/// and persisted. It is never called while a token request is in flight or a lock is
+/// held, so it may itself ask for a token; still, keep it quick. A listener that
+/// panics is caught and logged; it cannot break a token request.
 ///
 /// ```
 /// use tokenkeeper::{AuthEvent, AuthEventListener};

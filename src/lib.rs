@@ -36,6 +36,7 @@ pub mod ffi;
 mod identity;
 mod internal;
 mod session;
+mod state;
 mod storage;
 // The store's old module path, kept so code written against it still resolves.
 use storage as store;
@@ -51,6 +52,7 @@ pub use error::{AuthError, ServerError};
 pub use events::{AuthEvent, AuthEventListener};
 pub use identity::{Identity, Subject, TokenParams};
 pub use session::{is_replay_safe, Replay, Session};
+pub use state::{SessionState, TokenChange, TokenObserver};
 pub use storage::{KeyringStore, MemoryStore, StoreError, TokenStore};
 pub use token::{AccessToken, Timestamp};
 

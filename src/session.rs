@@ -81,7 +81,7 @@ impl Session {
     /// The key under which this session's refresh token is kept in a
     /// [`TokenStore`](crate::TokenStore): stable across restarts, no secret in it.
     pub fn store_key(&self) -> &str {
-        &self.core.store_key
+        self.core.persistence.key()
     }
 
     /// A valid access token: the cached one while it is fresh; when it is due for
@@ -100,9 +100,32 @@ impl Session {
         self.core.fresh_token()
     }
 
+    /// A token valid for at least `min_validity` (like Auth0's `minTtl`): the cached
+    /// one if it lives long enough, otherwise a new one, requested once for all
+    /// concurrent callers. If the server issues tokens shorter-lived than
+    /// `min_validity`, the new token is returned anyway; check its
+    /// [`expires_at`](AccessToken::expires_at).
+    pub async fn access_token_valid_for(&self, min_validity: std::time::Duration) -> Result<AccessToken, AuthError> {
+        self.core.token_valid_for(min_validity).await
+    }
+
     /// Gets a new token now, whatever the cache holds (joining a request in flight).
+    /// Unlike [`access_token`](Self::access_token), it does not wait out the backoff
+    /// after failures: the app asked.
     pub async fn refresh(&self) -> Result<AccessToken, AuthError> {
         self.core.refresh().await
+    }
+
+    /// Where the session stands: signed in (with the cached token's expiry), in need
+    /// of the user, or logged out.
+    pub fn state(&self) -> crate::SessionState {
+        self.core.session_state()
+    }
+
+    /// Registers `observer` for every change of the cached token; it gets the current
+    /// state at once. See [`TokenObserver`](crate::TokenObserver).
+    pub fn observe(&self, observer: Arc<dyn crate::TokenObserver>) {
+        self.core.observe(observer)
     }
 
     /// Waits until the token request in flight (such as a background refresh), if
@@ -128,35 +151,18 @@ impl Session {
         recovery::send(&self.core, request, replay).await
     }
 
-    /// For apps with their own HTTP stack: `failed` was rejected with 401 and
-    /// `www_authenticate` is the response's `WWW-Authenticate` header, if any.
-    ///
-    /// If the session already holds a newer token than `failed`, it is returned with
-    /// no token request, so a storm of 401s from requests in flight costs one token
-    /// request. Otherwise the failed token is dropped and a new one obtained: refresh
-    /// token first, then the credentials in memory; if both are rejected,
-    /// [`AuthError::ReauthenticationRequired`]. `insufficient_scope` is returned as
-    /// [`AuthError::InsufficientScope`] without touching the token.
-    pub async fn recover(
-        &self,
-        failed: &AccessToken,
-        www_authenticate: Option<&str>,
-    ) -> Result<AccessToken, AuthError> {
-        use crate::internal::www_authenticate::{bearer_verdict, BearerVerdict};
-        use secrecy::ExposeSecret;
-        if let BearerVerdict::InsufficientScope { scope, .. } = bearer_verdict(www_authenticate) {
-            return Err(AuthError::InsufficientScope { required_scope: scope });
-        }
-        self.core.recover(failed.expose_secret()).await
-    }
-
     /// For apps with their own HTTP stack, after a 401: the same decision
     /// [`send`](Self::send) makes. `www_authenticate` holds the response's
     /// `WWW-Authenticate` header values (possibly none).
     ///
-    /// - `Ok(Some(token))`: the token was invalid or revoked; retry (once) with this one.
-    /// - `Ok(None)`: the challenge is not about the token (another scheme,
-    ///   `invalid_request`): hand the 401 to the caller unchanged.
+    /// - `Ok(Some(token))`: the token was invalid or revoked; retry (once) with this
+    ///   one. If the session already holds a newer token than `failed`, it is returned
+    ///   with no token request, so a storm of 401s costs one token request. Otherwise
+    ///   the refresh token is tried first, then the credentials in memory.
+    /// - `Ok(None)`: hand the 401 to the caller unchanged: the challenge is not about
+    ///   the token (another scheme, `invalid_request`), or recovery is paused because
+    ///   fresh tokens kept being rejected (see
+    ///   [`AuthEvent::RecoveryPaused`](crate::AuthEvent::RecoveryPaused)).
     /// - `Err(InsufficientScope)`, `Err(TokenRevoked)` under `ClearAndFail`, or
     ///   `Err(ReauthenticationRequired)` when no token can be had silently.
     pub async fn handle_unauthorized<S: AsRef<str>>(
@@ -168,10 +174,27 @@ impl Session {
         recovery::after_unauthorized(&self.core, failed.expose_secret(), www_authenticate).await
     }
 
+    /// A thin alias of [`handle_unauthorized`](Self::handle_unauthorized) with one
+    /// optional header, for code written against earlier versions. Where that returns
+    /// `Ok(None)` (the 401 is not about the token, or recovery is paused), this
+    /// returns the session's current token.
+    pub async fn recover(
+        &self,
+        failed: &AccessToken,
+        www_authenticate: Option<&str>,
+    ) -> Result<AccessToken, AuthError> {
+        let challenges: Vec<&str> = www_authenticate.into_iter().collect();
+        match self.handle_unauthorized(failed, &challenges).await? {
+            Some(token) => Ok(token),
+            None => self.access_token().await,
+        }
+    }
+
     /// Drops the cached access token, e.g. after a push message "you were signed out
     /// elsewhere" (seed 004's back channel). The next call gets a new token.
     pub fn invalidate(&self) {
-        self.core.invalidate()
+        self.core.invalidate();
+        self.core.deliver_events();
     }
 
     /// For apps with their own HTTP stack and per-response token rotation: hands the

@@ -157,7 +157,7 @@ async fn per_request_policy_gets_a_new_token_for_every_call() {
 }
 
 #[tokio::test]
-async fn asking_twice_for_an_identity_returns_the_same_session_and_one_token() {
+async fn asking_twice_for_an_identity_returns_the_same_session_and_each_login_verifies_its_password() {
     let h = Harness::start().await;
     let client = h.client();
     let alice = client
@@ -174,7 +174,11 @@ async fn asking_twice_for_an_identity_returns_the_same_session_and_one_token() {
         &client.client_credentials_session(),
         &client.client_credentials_session()
     ));
-    assert_eq!(h.token_requests(), 1, "the second login reused the valid token");
+    assert_eq!(
+        h.grants("password"),
+        2,
+        "a login always checks the password it was given, even with a valid token held"
+    );
 }
 
 #[tokio::test]

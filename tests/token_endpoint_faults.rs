@@ -56,6 +56,8 @@ async fn every_rfc6749_error_code_maps_to_its_variant_with_description_and_hint(
         ("something_new", |e| matches!(e, AuthError::OAuth(_)), "something_new"),
     ];
     for (code, is_variant, hint) in cases {
+        // Past the backoff the previous failure started (failures are not retried per call).
+        h.advance(60);
         let description = format!("the server says {code}");
         h.server.inject(
             Endpoint::Token,
@@ -100,6 +102,7 @@ async fn malformed_html_oversized_and_partial_bodies_are_typed_errors() {
     let h = Harness::start().await;
     let machine = no_retries(&h).client_credentials_session();
     let check = async |fault: Fault, expect: fn(&AuthError) -> bool| {
+        h.advance(60);
         h.server.inject(Endpoint::Token, fault);
         let error = machine.access_token().await.unwrap_err();
         assert!(expect(&error), "{error:?}");
@@ -158,7 +161,8 @@ async fn malformed_html_oversized_and_partial_bodies_are_typed_errors() {
     )
     .await;
 
-    // None of that poisoned the session: the next call works.
+    // None of that poisoned the session: once the backoff has passed, the next call works.
+    h.advance(60);
     machine.access_token().await.unwrap();
 }
 

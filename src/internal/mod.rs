@@ -3,8 +3,8 @@
 
 pub(crate) mod context;
 pub(crate) mod flight;
-// Wired into session_core by the lead; unused until that lands.
-#[allow(dead_code)]
+pub(crate) mod grants;
+pub(crate) mod outbox;
 pub(crate) mod persistence;
 pub(crate) mod protocol;
 pub(crate) mod random;

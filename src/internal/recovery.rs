@@ -2,10 +2,10 @@
 //! invalid token (RFC 6750 §3.1) recovers once and replays the request once, if
 //! replaying is safe. Never loops.
 
-use crate::config::RecoveryPolicy;
+use crate::config::{CachePolicy, RecoveryPolicy};
 use crate::error::AuthError;
 use crate::internal::rotation;
-use crate::internal::session_core::SessionCore;
+use crate::internal::session_core::{Acquire, SessionCore};
 use crate::internal::transport;
 use crate::internal::www_authenticate::{bearer_verdict, BearerVerdict};
 use crate::session::{is_replay_safe, Replay};
@@ -20,6 +20,7 @@ pub(crate) async fn send(
     request: RequestBuilder,
     replay: Replay,
 ) -> Result<Response, AuthError> {
+    crate::internal::flight::runtime()?;
     let (http, request) = request.build_split();
     let request =
         request.map_err(|_| AuthError::config("the request could not be built (check its URL and headers)"))?;
@@ -29,6 +30,9 @@ pub(crate) async fn send(
     let backup = if replayable { request.try_clone() } else { None };
     let response = execute(core, &http, request, token.expose_secret()).await?;
 
+    if response.status() != StatusCode::UNAUTHORIZED {
+        core.note_accepted(token.expose_secret());
+    }
     match response.status() {
         StatusCode::UNAUTHORIZED => {}
         StatusCode::FORBIDDEN => return Err(insufficient_scope(&response)),
@@ -44,10 +48,14 @@ pub(crate) async fn send(
     let Some(renewed) = after_unauthorized(core, token.expose_secret(), &challenges).await? else {
         return Ok(response);
     };
-    match backup {
-        Some(request) => execute(core, &http, request, renewed.expose_secret()).await,
-        None => Err(AuthError::RequestNotReplayed { method }),
+    let Some(request) = backup else {
+        return Err(AuthError::RequestNotReplayed { method });
+    };
+    let replayed = execute(core, &http, request, renewed.expose_secret()).await?;
+    if replayed.status() != StatusCode::UNAUTHORIZED {
+        core.note_accepted(renewed.expose_secret());
     }
+    Ok(replayed)
 }
 
 /// The one decision after a 401, shared by `send` and by apps with their own HTTP
@@ -70,9 +78,28 @@ pub(crate) async fn after_unauthorized<S: AsRef<str>>(
     }
     if core.ctx.config.recovery_policy == RecoveryPolicy::ClearAndFail {
         core.discard(failed);
+        core.deliver_events();
         return Err(AuthError::TokenRevoked);
     }
-    core.recover(failed).await.map(Some)
+    if core.ctx.config.cache_policy == CachePolicy::PerRequest {
+        return core.access_token().await.map(Some);
+    }
+    core.check_active()?;
+    let now = core.now();
+    if let Some(discarded) = core.discard(failed) {
+        // Only a recovery that replaces the held token counts: a storm of 401s for one
+        // token is one recovery.
+        if core.admit_recovery(&discarded).is_err() {
+            core.deliver_events();
+            return Ok(None);
+        }
+    }
+    // Bitwarden's rule: a newer token than the one that failed is reused as it is.
+    let set = core
+        .obtain(Acquire::Recover, false, |set| !set.holds(failed) && set.is_valid(now))
+        .await;
+    core.deliver_events();
+    Ok(Some(set?.to_access_token()))
 }
 
 async fn execute(

@@ -6,7 +6,6 @@
 use crate::internal::session_core::SessionCore;
 use crate::internal::token_set::TokenSet;
 use reqwest::header::{HeaderMap, DATE};
-use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// Adopts the rotated token in `headers`, if rotation is enabled and one is there.
@@ -32,24 +31,22 @@ pub(crate) fn observe(core: &SessionCore, headers: &HeaderMap) {
     let server_expiry = UNIX_EPOCH + Duration::from_secs_f64(expiry);
     // The expiry is on the server's clock; re-base it on ours when `Date` says they differ.
     let expires_at = match text(DATE.as_str()).and_then(|d| httpdate::parse_http_date(d).ok()) {
-        Some(server_now) => now + server_expiry.duration_since(server_now).unwrap_or_default(),
+        Some(server_now) => now
+            .checked_add(server_expiry.duration_since(server_now).unwrap_or_default())
+            .unwrap_or(now),
         None => server_expiry.max(now),
     };
-    let margin = core.ctx.config.refresh_margin;
-    core.token.rcu(|current| match current {
-        Some(set) if set.holds(token) || set.rotation_order.is_some_and(|order| order >= expiry) => current.clone(),
-        _ => {
-            let scope = current.as_ref().and_then(|set| set.token.scope());
-            Some(Arc::new(TokenSet::new(
-                token,
-                scope,
-                now,
-                expires_at,
-                margin,
-                Some(expiry),
-            )))
-        }
-    });
+    let scope = core.cached().and_then(|set| set.token.scope().map(str::to_owned));
+    let candidate = TokenSet::new(
+        token,
+        scope.as_deref(),
+        now,
+        expires_at,
+        core.ctx.config.refresh_margin,
+        Some(expiry),
+        core.tick(),
+    );
+    core.adopt_rotated(candidate);
 }
 
 fn is_plausible_token(token: &str) -> bool {

@@ -1,24 +1,38 @@
-//! The state of one session and how it gets tokens: the lock-free cached read, the
-//! proactive refresh, and the grant chain (refresh token first, then the in-memory
-//! credentials) run as a single flight.
+//! The state of one session and every transition that changes it.
+//!
+//! Reading this file lists every way a token can enter or leave the cache:
+//! - [`SessionCore::commit`]: a token-endpoint answer (login, refresh, client
+//!   credentials, sign-in), persisted before it is published;
+//! - [`SessionCore::adopt_rotated`]: a token handed out by a resource server (seed 001);
+//! - [`SessionCore::discard`]: a token a resource server rejected;
+//! - [`SessionCore::invalidate`] and [`SessionCore::fence`] (logout).
+//!
+//! All of them write the cache through [`SessionCore::publish`], which bumps the
+//! generation and tells the observers, under the state lock, so observers see changes
+//! in generation order. Events are queued in the [`Outbox`] and delivered only once no
+//! lock is held and no flight occupies the slot.
+//!
+//! How the session *gets* tokens (the grant chain run inside a flight) lives in
+//! `grants.rs`; the 401 decision in `recovery.rs`.
 
 use crate::config::CachePolicy;
 use crate::error::AuthError;
 use crate::events::AuthEvent;
-use crate::identity::{Identity, Subject};
+use crate::identity::Identity;
 use crate::internal::context::ClientContext;
-use crate::internal::flight::{FlightResult, Joined, SingleFlight};
-use crate::internal::protocol::request::{self, Grant};
-use crate::internal::protocol::{error_response, token_response};
+use crate::internal::flight::{FlightKind, FlightResult, Joined, SingleFlight};
+use crate::internal::outbox::Outbox;
+use crate::internal::persistence::{Persistence, SaveMeta};
+use crate::internal::protocol::token_response::IssuedToken;
 use crate::internal::random;
 use crate::internal::token_set::TokenSet;
-use crate::internal::transport;
+use crate::state::{SessionState, TokenChange, TokenObserver};
 use crate::token::{AccessToken, Timestamp};
 use arc_swap::ArcSwapOption;
 use secrecy::{ExposeSecret, SecretString};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// The credential request kept in memory (seed 002), never persisted.
 pub(crate) enum Credentials {
@@ -26,34 +40,102 @@ pub(crate) enum Credentials {
     Client,
     /// The user's password (password grant).
     Password(SecretString),
-    /// None: a restored session lives on its refresh token alone.
+    /// None: the session lives on its refresh token alone (restored, browser sign-in,
+    /// device grant, imported tokens).
     None,
 }
 
 /// Why a flight is getting a token; decides the grant chain and the events.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Acquire {
     /// Cache empty, expired or due: refresh token first, then credentials.
     Renew,
     /// After a revocation: like `Renew`, and a success is announced as `Reauthenticated`.
     Recover,
-    /// An explicit login: the password grant, errors reported as the server said them.
-    Login,
+    /// An explicit password login with this password, installed only if accepted.
+    Login(SecretString),
+    /// Tokens the app obtained elsewhere (code exchange, device grant, import).
+    #[allow(dead_code)]
+    SignIn(IssuedToken, SystemTime),
+}
+
+/// What became of a token-endpoint answer handed to [`SessionCore::commit`].
+pub(crate) enum Committed {
+    /// It (or a newer token the session already held) is the session's token now.
+    Published(Arc<TokenSet>),
+    /// A logout fenced it off: the caller must revoke it.
+    Fenced,
+}
+
+/// How many recoveries in a row that did not help, within [`BREAKER_WINDOW`], before
+/// recovery pauses.
+pub(crate) const BREAKER_LIMIT: u32 = 3;
+/// The window in which recoveries are counted.
+pub(crate) const BREAKER_WINDOW: Duration = Duration::from_secs(60);
+/// How long recovery stays paused once the breaker opens.
+pub(crate) const BREAKER_PAUSE: Duration = Duration::from_secs(60);
+/// Longest backoff believed from a `Retry-After` header.
+const MAX_SERVER_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// Whether the session can still get tokens, and if not, why.
+enum Standing {
+    Active,
+    /// Every credential was rejected; only a new login helps.
+    NeedsUser(String),
+    LoggedOut,
+}
+
+/// Failed token requests: until `not_before`, calls that would start one fail at once
+/// with `last_error` (explicit `refresh()` and `login()` excepted).
+#[derive(Default)]
+struct Backoff {
+    failures: u32,
+    not_before: Option<SystemTime>,
+    last_error: Option<AuthError>,
+}
+
+/// Recoveries that did not help, counted for the circuit breaker. A recovery did not
+/// help when the token it obtained was rejected before any request succeeded with it.
+#[derive(Default)]
+struct Breaker {
+    window_start: Option<SystemTime>,
+    unhelpful: u32,
+    open_until: Option<SystemTime>,
+    /// Origin of the last token obtained by a recovery, until a request succeeds with it.
+    unproven_recovery: Option<u64>,
+}
+
+/// Everything mutable about a session except the lock-free token cache. Guarded by
+/// one mutex that is never held across an await.
+struct State {
+    /// Bumped by logout. A flight records the epoch it started in; an answer that
+    /// comes back in a later epoch is fenced off: never published, stored or announced.
+    epoch: u64,
+    standing: Standing,
+    credentials: Credentials,
+    refresh_token: Option<SecretString>,
+    /// A save failed: retry at the next change even if the refresh token is unchanged.
+    persist_pending: bool,
+    backoff: Backoff,
+    breaker: Breaker,
+    /// Generation of the cached token, for observers.
+    generation: u64,
+    /// Logical clock for [`TokenSet::origin_tick`].
+    tick: u64,
+    observers: Vec<Arc<dyn TokenObserver>>,
 }
 
 pub(crate) struct SessionCore {
     pub identity: Identity,
-    pub store_key: String,
     pub ctx: Arc<ClientContext>,
-    /// The cached token. Read without locks on the hot path.
-    pub token: ArcSwapOption<TokenSet>,
-    credentials: Mutex<Credentials>,
-    refresh_token: Mutex<Option<SecretString>>,
+    pub persistence: Persistence,
+    /// The cached token. Read without locks on the hot path; written only by `publish`.
+    token: ArcSwapOption<TokenSet>,
+    state: Mutex<State>,
     flight: Arc<SingleFlight>,
-    /// After a failed proactive refresh, the next one waits until then (backoff).
-    retry_not_before: Mutex<Option<SystemTime>>,
-    refresh_failures: AtomicU32,
-    logged_out: AtomicBool,
+    /// Held by a flight from its fence check through its save to its publish, and by
+    /// logout around removing the stored entry, so a late save never lands after it.
+    persist_lock: tokio::sync::Mutex<()>,
+    pub(crate) outbox: Outbox,
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -63,22 +145,42 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl SessionCore {
     pub(crate) fn new(identity: Identity, ctx: Arc<ClientContext>, credentials: Credentials) -> Self {
         Self {
-            store_key: identity.store_key(&ctx.config.client_id),
+            persistence: Persistence::new(&ctx, &identity),
             identity,
             ctx,
             token: ArcSwapOption::empty(),
-            credentials: Mutex::new(credentials),
-            refresh_token: Mutex::new(None),
+            state: Mutex::new(State {
+                epoch: 0,
+                standing: Standing::Active,
+                credentials,
+                refresh_token: None,
+                persist_pending: false,
+                backoff: Backoff::default(),
+                breaker: Breaker::default(),
+                generation: 0,
+                tick: 0,
+                observers: Vec::new(),
+            }),
             flight: Arc::default(),
-            retry_not_before: Mutex::new(None),
-            refresh_failures: AtomicU32::new(0),
-            logged_out: AtomicBool::new(false),
+            persist_lock: tokio::sync::Mutex::new(()),
+            outbox: Outbox::default(),
         }
     }
 
-    fn now(&self) -> SystemTime {
+    pub(crate) fn now(&self) -> SystemTime {
         self.ctx.clock().now()
     }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        locked(&self.state)
+    }
+
+    /// Delivers queued events; call when no lock is held and no flight is awaited.
+    pub(crate) fn deliver_events(&self) {
+        self.outbox.deliver(&self.ctx.events);
+    }
+
+    // ----- reads -------------------------------------------------------------------
 
     /// The cached token if it is fresh: one atomic load, one clock read, one copy.
     #[inline]
@@ -91,370 +193,625 @@ impl SessionCore {
             .map(|set| set.to_access_token())
     }
 
+    pub(crate) fn cached(&self) -> Option<Arc<TokenSet>> {
+        self.token.load_full()
+    }
+
+    pub(crate) fn session_state(&self) -> SessionState {
+        let state = self.state();
+        self.state_of(&state)
+    }
+
+    fn state_of(&self, state: &State) -> SessionState {
+        match state.standing {
+            Standing::Active => SessionState::SignedIn {
+                expires_at: self.token.load().as_ref().map(|set| Timestamp(set.expires_at)),
+            },
+            Standing::NeedsUser(_) => SessionState::ReauthenticationRequired,
+            Standing::LoggedOut => SessionState::LoggedOut,
+        }
+    }
+
+    /// Fails if the session cannot get tokens without the user.
+    pub(crate) fn check_active(&self) -> Result<(), AuthError> {
+        Self::active(&self.state())
+    }
+
+    fn active(state: &State) -> Result<(), AuthError> {
+        match &state.standing {
+            Standing::Active => Ok(()),
+            Standing::NeedsUser(reason) => Err(AuthError::reauthenticate(reason.clone())),
+            Standing::LoggedOut => Err(AuthError::reauthenticate("the session was logged out")),
+        }
+    }
+
+    pub(crate) fn is_logged_out(&self) -> bool {
+        matches!(self.state().standing, Standing::LoggedOut)
+    }
+
+    /// The last error while a failing server is backed off, unless `explicit`.
+    fn backed_off(&self, state: &State, now: SystemTime) -> Option<AuthError> {
+        let backoff = &state.backoff;
+        match (backoff.not_before, &backoff.last_error) {
+            (Some(not_before), Some(error)) if now < not_before => Some(error.clone()),
+            _ => None,
+        }
+    }
+
+    // ----- getting tokens ----------------------------------------------------------
+
+    /// A valid token: the cached one, or one new token shared by all callers.
     pub(crate) async fn access_token(self: &Arc<Self>) -> Result<AccessToken, AuthError> {
+        self.token_valid_for(Duration::ZERO).await
+    }
+
+    /// A token valid for at least `min_validity`; a cached one that is due for
+    /// refresh is served while a refresh runs in the background.
+    pub(crate) async fn token_valid_for(self: &Arc<Self>, min_validity: Duration) -> Result<AccessToken, AuthError> {
         if self.ctx.config.cache_policy == CachePolicy::PerRequest {
             return self.uncached_token().await;
         }
         let now = self.now();
+        let good_until = now.checked_add(min_validity).unwrap_or(now);
         if let Some(set) = self.token.load().as_ref() {
-            if set.is_fresh(now) {
+            if set.is_fresh(now) && set.expires_at > good_until {
                 return Ok(set.to_access_token());
             }
-            if set.is_valid(now) {
+            if set.is_valid(good_until) {
                 // Due for refresh but still good: serve it and refresh behind the caller.
                 self.refresh_in_background(now);
                 return Ok(set.to_access_token());
             }
         }
-        self.check_active()?;
-        let set = self.join(Acquire::Renew, |set| set.is_valid(now)).outcome().await?;
+        let set = self
+            .obtain(Acquire::Renew, false, move |set| set.is_valid(good_until))
+            .await?;
         Ok(set.to_access_token())
     }
 
     fn refresh_in_background(self: &Arc<Self>, now: SystemTime) {
-        if locked(&self.retry_not_before).is_some_and(|not_before| now < not_before) {
-            return;
+        {
+            let state = self.state();
+            if Self::active(&state).is_err() || state.backoff.not_before.is_some_and(|t| now < t) {
+                return;
+            }
         }
-        // The flight runs in its own task; nobody needs to await it.
-        drop(self.join(Acquire::Renew, |set| set.is_fresh(now)));
+        // The flight runs in its own task; nobody needs to await it. Outside a runtime
+        // there is nothing to refresh on, and the valid token is served regardless.
+        let _ = self.join(Acquire::Renew, |set| set.is_fresh(now));
     }
 
     /// Forces a new token (refresh token first, then credentials), shared with any
-    /// request already in flight.
+    /// request already in flight. Ignores the failure backoff: the app asked.
     pub(crate) async fn refresh(self: &Arc<Self>) -> Result<AccessToken, AuthError> {
-        self.check_active()?;
-        let set = self.join(Acquire::Renew, |_| false).outcome().await?;
+        let set = self.obtain(Acquire::Renew, true, |_| false).await?;
         Ok(set.to_access_token())
+    }
+
+    /// Runs `how` as a flight (or joins one, or reuses a token `reusable` accepts),
+    /// retrying after exclusive flights it may not join.
+    pub(crate) async fn obtain(
+        self: &Arc<Self>,
+        how: Acquire,
+        explicit: bool,
+        reusable: impl Fn(&TokenSet) -> bool,
+    ) -> FlightResult {
+        let mut how = Some(how);
+        loop {
+            {
+                let state = self.state();
+                if !matches!(how, Some(Acquire::Login(_) | Acquire::SignIn(..))) {
+                    Self::active(&state)?;
+                    if !explicit {
+                        if let Some(error) = self.backed_off(&state, self.now()) {
+                            if let Some(set) = self.token.load_full().filter(|set| reusable(set)) {
+                                return Ok(set);
+                            }
+                            return Err(error);
+                        }
+                    }
+                }
+            }
+            let Some(acquire) = how.take() else {
+                return Err(AuthError::unavailable("the token request could not be started"));
+            };
+            let kind = match acquire {
+                Acquire::Login(_) | Acquire::SignIn(..) => FlightKind::Exclusive,
+                Acquire::Renew | Acquire::Recover => FlightKind::Shared,
+            };
+            let attempt = self.clone_acquire(&acquire);
+            match self.join_kind(kind, acquire, &reusable)? {
+                Joined::Ready(set) => return Ok(set),
+                Joined::Flight(flight) => {
+                    let result = flight.await;
+                    self.deliver_events();
+                    return result;
+                }
+                Joined::Busy(flight) => {
+                    let _ = flight.await;
+                    how = Some(attempt);
+                }
+            }
+        }
+    }
+
+    /// A second handle on an `Acquire` for a retry after `Busy`.
+    fn clone_acquire(&self, acquire: &Acquire) -> Acquire {
+        match acquire {
+            Acquire::Renew => Acquire::Renew,
+            Acquire::Recover => Acquire::Recover,
+            Acquire::Login(password) => Acquire::Login(SecretString::from(password.expose_secret())),
+            Acquire::SignIn(issued, sent_at) => Acquire::SignIn(issued.duplicate(), *sent_at),
+        }
+    }
+
+    fn join(self: &Arc<Self>, how: Acquire, reusable: impl Fn(&TokenSet) -> bool) -> Result<Joined, AuthError> {
+        self.join_kind(FlightKind::Shared, how, &reusable)
+    }
+
+    fn join_kind(
+        self: &Arc<Self>,
+        kind: FlightKind,
+        how: Acquire,
+        reusable: &dyn Fn(&TokenSet) -> bool,
+    ) -> Result<Joined, AuthError> {
+        let this = Arc::clone(self);
+        let after = Arc::clone(self);
+        let exclusive = kind == FlightKind::Exclusive;
+        self.flight.join_or_start(
+            kind,
+            || {
+                if exclusive {
+                    return None;
+                }
+                self.token.load_full().filter(|set| reusable(set))
+            },
+            move || {
+                // Under the slot lock: a logout that has fenced the session waits for
+                // the slot to empty, so no flight can start unseen after the fence.
+                let epoch = {
+                    let state = this.state();
+                    if !exclusive {
+                        Self::active(&state)?;
+                    } else if matches!(state.standing, Standing::LoggedOut) {
+                        return Err(AuthError::reauthenticate("the session was logged out"));
+                    }
+                    state.epoch
+                };
+                Ok(crate::internal::grants::run(this, how, epoch))
+            },
+            move || after.deliver_events(),
+        )
     }
 
     /// Waits for the token request in flight, if any.
     pub(crate) async fn settle(&self) {
-        if let Some(flight) = self.flight.current() {
+        while let Some(flight) = self.flight.current() {
             let _ = flight.await;
         }
-    }
-
-    pub(crate) fn join(self: &Arc<Self>, how: Acquire, reusable: impl FnOnce(&TokenSet) -> bool) -> Joined {
-        let this = Arc::clone(self);
-        self.flight.join_or_start(
-            || self.token.load_full().filter(|set| reusable(set)),
-            move || this.acquire(how),
-        )
-    }
-
-    /// The body of a flight: get a token, publish it, keep the backoff state.
-    async fn acquire(self: Arc<Self>, how: Acquire) -> FlightResult {
-        let result = match how {
-            Acquire::Login => self.with_credentials(true).await,
-            Acquire::Renew | Acquire::Recover => self.renew_grant().await,
-        };
-        match &result {
-            Ok(set) => {
-                if self.logged_out.load(Ordering::SeqCst) {
-                    return Err(AuthError::reauthenticate(
-                        "the session logged out while a token was being requested",
-                    ));
-                }
-                if self.ctx.config.cache_policy == CachePolicy::Cached {
-                    self.token.store(Some(Arc::clone(set)));
-                }
-                self.refresh_failures.store(0, Ordering::Relaxed);
-                *locked(&self.retry_not_before) = None;
-                if how == Acquire::Recover {
-                    self.ctx.events.emit(AuthEvent::Reauthenticated {
-                        identity: self.identity.clone(),
-                    });
-                }
-            }
-            Err(error) => {
-                let failures = self.refresh_failures.fetch_add(1, Ordering::Relaxed).saturating_add(1);
-                let policy = &self.ctx.config.retry_policy;
-                let backoff = policy
-                    .initial_backoff
-                    .saturating_mul(1 << (failures - 1).min(16))
-                    .min(policy.max_backoff);
-                *locked(&self.retry_not_before) = self.now().checked_add(random::jittered(backoff));
-                tracing::warn!(identity = %self.identity, %error, "token request failed");
-            }
-        }
-        result
-    }
-
-    /// RFC 6749 §6 with the stored refresh token; if the server rejects it, fall back
-    /// to the credentials held in memory (seed 002).
-    async fn renew_grant(&self) -> FlightResult {
-        let refresh_token = locked(&self.refresh_token)
-            .as_ref()
-            .map(|t| SecretString::from(t.expose_secret()));
-        if let Some(refresh_token) = refresh_token {
-            match self.request(&Grant::RefreshToken(&refresh_token)).await {
-                Ok((issued, sent_at)) => {
-                    let set = self.adopt(&issued, sent_at);
-                    self.ctx.events.emit(AuthEvent::TokenRefreshed {
-                        identity: self.identity.clone(),
-                        expires_at: Timestamp(set.expires_at),
-                    });
-                    return Ok(set);
-                }
-                Err(AuthError::InvalidGrant(_)) => {
-                    tracing::info!(identity = %self.identity, "refresh token rejected; using the credentials in memory");
-                    self.forget_refresh_token(&refresh_token);
-                }
-                Err(error) => return Err(error),
-            }
-        }
-        self.with_credentials(false).await
-    }
-
-    /// The client-credentials or password grant. Outside an explicit login, rejected
-    /// credentials mean only the user can help: `ReauthenticationRequired`.
-    async fn with_credentials(&self, explicit_login: bool) -> FlightResult {
-        let password = match &*locked(&self.credentials) {
-            Credentials::Client => None,
-            Credentials::Password(p) => Some(SecretString::from(p.expose_secret())),
-            Credentials::None => {
-                return Err(AuthError::reauthenticate(
-                    "the refresh token is missing or was rejected and no credentials are held in memory",
-                ))
-            }
-        };
-        let grant = match (&self.identity.subject, &password) {
-            (Subject::User(username), Some(password)) => Grant::Password { username, password },
-            _ => Grant::ClientCredentials,
-        };
-        match self.request(&grant).await {
-            Ok((issued, sent_at)) => {
-                let set = self.adopt(&issued, sent_at);
-                self.ctx.events.emit(AuthEvent::TokenIssued {
-                    identity: self.identity.clone(),
-                    expires_at: Timestamp(set.expires_at),
-                });
-                Ok(set)
-            }
-            Err(error) => {
-                self.ctx.events.emit(AuthEvent::LoginFailed {
-                    identity: self.identity.clone(),
-                    reason: error.to_string(),
-                });
-                match error {
-                    AuthError::InvalidGrant(details) if !explicit_login && self.identity.username().is_some() => Err(
-                        AuthError::reauthenticate(format!("the credentials held in memory were rejected ({details})")),
-                    ),
-                    error => Err(error),
-                }
-            }
-        }
-    }
-
-    /// One token request with retries; returns the response and when it was sent.
-    async fn request(&self, grant: &Grant<'_>) -> Result<(token_response::IssuedToken, SystemTime), AuthError> {
-        let ctx = &self.ctx;
-        let result = transport::with_retries(ctx.clock(), &ctx.config.retry_policy, || {
-            let request = request::token_request(&ctx.http, &ctx.token_url, &ctx.config, &self.identity, grant);
-            let sent_at = ctx.clock().now();
-            let default_lifetime = ctx.config.default_token_lifetime;
-            async move {
-                let response = transport::exchange(request, sent_at).await?;
-                token_response::parse(&response, sent_at, default_lifetime).map(|issued| (issued, sent_at))
-            }
-        })
-        .await;
-        match &result {
-            Ok((issued, _)) => {
-                tracing::info!(identity = %self.identity, grant = grant.name(), lifetime_s = issued.lifetime.as_secs(), "token issued")
-            }
-            Err(error) => {
-                tracing::debug!(identity = %self.identity, grant = grant.name(), %error, "token request failed")
-            }
-        }
-        result
-    }
-
-    /// Keeps a new refresh token (RFC 6749 §6: a rotated one replaces the old; when the
-    /// server sends none, the old one stays valid) and builds the cached token.
-    fn adopt(&self, issued: &token_response::IssuedToken, sent_at: SystemTime) -> Arc<TokenSet> {
-        if let Some(refresh_token) = &issued.refresh_token {
-            if self.ctx.config.cache_policy == CachePolicy::Cached {
-                *locked(&self.refresh_token) = Some(SecretString::from(refresh_token.expose_secret()));
-                if let Some(store) = &self.ctx.store {
-                    if let Err(error) = store.save(&self.store_key, refresh_token) {
-                        tracing::warn!(identity = %self.identity, %error, "could not persist the refresh token");
-                    }
-                }
-            }
-        }
-        Arc::new(TokenSet::issued(issued, sent_at, self.ctx.config.refresh_margin))
-    }
-
-    fn forget_refresh_token(&self, rejected: &SecretString) {
-        let mut current = locked(&self.refresh_token);
-        if current
-            .as_ref()
-            .is_some_and(|t| t.expose_secret() == rejected.expose_secret())
-        {
-            *current = None;
-            if let Some(store) = &self.ctx.store {
-                if let Err(error) = store.remove(&self.store_key) {
-                    tracing::warn!(identity = %self.identity, %error, "could not remove the rejected refresh token");
-                }
-            }
-        }
+        self.deliver_events();
     }
 
     /// `CachePolicy::PerRequest`: a brand-new token from the credentials, not kept.
-    async fn uncached_token(&self) -> Result<AccessToken, AuthError> {
-        self.check_active()?;
-        let set = self.with_credentials(false).await?;
-        Ok(set.to_access_token())
-    }
-
-    /// An explicit password login. A rejected password does not replace the
-    /// credentials that were working (a typo must not break silent recovery).
-    pub(crate) async fn login(self: &Arc<Self>, password: SecretString) -> Result<(), AuthError> {
-        let now = self.now();
-        let previous = {
-            let mut credentials = locked(&self.credentials);
-            let same =
-                matches!(&*credentials, Credentials::Password(p) if p.expose_secret() == password.expose_secret());
-            if same && self.token.load().as_ref().is_some_and(|set| set.is_valid(now)) {
-                return Ok(());
-            }
-            std::mem::replace(
-                &mut *credentials,
-                Credentials::Password(SecretString::from(password.expose_secret())),
-            )
+    async fn uncached_token(self: &Arc<Self>) -> Result<AccessToken, AuthError> {
+        let epoch = {
+            let state = self.state();
+            Self::active(&state)?;
+            state.epoch
         };
-        self.settle().await;
-        let result = self.join(Acquire::Login, |_| false).outcome().await.map(drop);
-        if result.is_err() {
-            let mut credentials = locked(&self.credentials);
-            if matches!(&*credentials, Credentials::Password(p) if p.expose_secret() == password.expose_secret()) {
-                *credentials = previous;
-            }
-        }
-        result
+        let result = crate::internal::grants::uncached(self, epoch).await;
+        self.deliver_events();
+        result.map(|set| set.to_access_token())
     }
 
-    /// Resumes from a stored refresh token (no password needed).
+    /// An explicit password login. The password replaces the one in memory only if the
+    /// server accepts it, inside the flight: a login whose caller is dropped, or that
+    /// fails, leaves the previous working password in place.
+    pub(crate) async fn login(self: &Arc<Self>, password: SecretString) -> Result<(), AuthError> {
+        self.obtain(Acquire::Login(password), true, |_| false).await.map(drop)
+    }
+
+    /// Installs tokens obtained elsewhere (authorization code, device grant, import)
+    /// through the same fence, persistence and publication as any other token.
+    #[allow(dead_code)] // the entry point of the browser, device and import sign-ins
+    pub(crate) async fn sign_in_with(
+        self: &Arc<Self>,
+        issued: IssuedToken,
+        sent_at: SystemTime,
+    ) -> Result<(), AuthError> {
+        self.obtain(Acquire::SignIn(issued, sent_at), true, |_| false)
+            .await
+            .map(drop)
+    }
+
+    /// Resumes from the stored refresh token (no password needed).
     pub(crate) async fn restore(self: &Arc<Self>) -> Result<(), AuthError> {
         let now = self.now();
         if self.token.load().as_ref().is_some_and(|set| set.is_valid(now)) {
             return Ok(());
         }
-        if locked(&self.refresh_token).is_none() {
-            let store = self
-                .ctx
-                .store
-                .as_ref()
-                .ok_or_else(|| AuthError::reauthenticate("no token store is configured"))?;
-            let stored = store
-                .load(&self.store_key)
-                .map_err(|e| AuthError::Storage { reason: e.to_string() })?;
-            let stored =
-                stored.ok_or_else(|| AuthError::reauthenticate("no refresh token is stored for this identity"))?;
-            *locked(&self.refresh_token) = Some(stored);
+        let held = self.state().refresh_token.is_some();
+        if !held {
+            if !self.persistence.is_configured() {
+                return Err(AuthError::reauthenticate("no token store is configured"));
+            }
+            let stored = self
+                .persistence
+                .load()
+                .await?
+                .ok_or_else(|| AuthError::reauthenticate("no refresh token is stored for this identity"))?;
+            let mut state = self.state();
+            Self::active(&state)?;
+            state.refresh_token.get_or_insert(stored);
         }
-        self.join(Acquire::Renew, |set| set.is_valid(now))
-            .outcome()
+        self.obtain(Acquire::Renew, true, |set| set.is_valid(now))
             .await
             .map(drop)
     }
 
-    /// After a resource server rejected `failed`: hand out a newer token if there is
-    /// one (Bitwarden's rule), else drop `failed` and get one new token for everyone.
-    pub(crate) async fn recover(self: &Arc<Self>, failed: &str) -> Result<AccessToken, AuthError> {
-        if self.ctx.config.cache_policy == CachePolicy::PerRequest {
-            return self.uncached_token().await;
+    // ----- transitions -------------------------------------------------------------
+
+    /// The one place the cache is written: bumps the generation and tells observers,
+    /// in generation order because it runs under the state lock.
+    fn publish(&self, state: &mut State, next: Option<Arc<TokenSet>>) {
+        state.generation = state.generation.saturating_add(1);
+        self.token.store(next);
+        let change = self.change_of(state);
+        for observer in &state.observers {
+            if catch_unwind(AssertUnwindSafe(|| observer.on_token_change(&change))).is_err() {
+                tracing::error!("a TokenObserver panicked; change dropped for it");
+            }
         }
-        self.check_active()?;
-        let now = self.now();
-        self.discard(failed);
-        if self.ctx.config.recovery_policy == crate::config::RecoveryPolicy::ClearAndFail {
-            return match self.token.load_full().filter(|set| set.is_valid(now)) {
-                Some(newer) => Ok(newer.to_access_token()),
-                None => Err(AuthError::TokenRevoked),
-            };
+    }
+
+    fn change_of(&self, state: &State) -> TokenChange {
+        let current = self.token.load_full();
+        TokenChange {
+            generation: state.generation,
+            token: current.as_ref().map(|set| set.to_access_token()),
+            fresh_until: current.as_ref().map(|set| Timestamp(set.refresh_at)),
+            state: self.state_of(state),
         }
-        let set = self
-            .join(Acquire::Recover, |set| !set.holds(failed) && set.is_valid(now))
-            .outcome()
-            .await?;
-        Ok(set.to_access_token())
     }
 
-    /// Drops the cached token if it is `failed`; announces the revocation once.
-    pub(crate) fn discard(&self, failed: &str) -> bool {
-        let previous = self.token.rcu(|current| match current {
-            Some(set) if set.holds(failed) => None,
-            other => other.clone(),
-        });
-        let discarded = previous.as_ref().is_some_and(|set| set.holds(failed));
-        if discarded {
-            self.ctx.events.emit(AuthEvent::RevocationDetected {
-                identity: self.identity.clone(),
-            });
+    /// Registers an observer and hands it the current state at once.
+    pub(crate) fn observe(&self, observer: Arc<dyn TokenObserver>) {
+        let mut state = self.state();
+        let change = self.change_of(&state);
+        if catch_unwind(AssertUnwindSafe(|| observer.on_token_change(&change))).is_err() {
+            tracing::error!("a TokenObserver panicked; change dropped for it");
         }
-        discarded
+        state.observers.push(observer);
     }
 
-    pub(crate) fn invalidate(&self) {
-        self.token.store(None);
-        *locked(&self.retry_not_before) = None;
+    /// The next logical time, for ordering tokens by origin.
+    pub(crate) fn tick(&self) -> u64 {
+        let mut state = self.state();
+        state.tick = state.tick.saturating_add(1);
+        state.tick
     }
 
-    pub(crate) fn is_logged_out(&self) -> bool {
-        self.logged_out.load(Ordering::SeqCst)
-    }
-
-    fn check_active(&self) -> Result<(), AuthError> {
-        if self.is_logged_out() {
-            return Err(AuthError::reauthenticate("the session was logged out"));
+    /// Takes in a token-endpoint answer obtained in `epoch`.
+    ///
+    /// Order: fence check → keep the refresh token in memory → save it → fence check →
+    /// publish → announce. The persist lock spans the save and the publish, and logout
+    /// takes it before removing the stored entry, so a logout that lands during the
+    /// save removes what the save wrote. A new refresh token is kept in memory before
+    /// the save because the server may already have spent the old one.
+    pub(crate) async fn commit(
+        &self,
+        epoch: u64,
+        issued: &IssuedToken,
+        sent_at: SystemTime,
+        tick: u64,
+        event: impl FnOnce(&Identity, Timestamp) -> AuthEvent,
+        password: Option<SecretString>,
+    ) -> Committed {
+        let set = Arc::new(TokenSet::issued(issued, sent_at, self.ctx.config.refresh_margin, tick));
+        let _persisting = self.persist_lock.lock().await;
+        let to_save = {
+            let mut state = self.state();
+            if state.epoch != epoch {
+                return Committed::Fenced;
+            }
+            if let Some(refresh_token) = &issued.refresh_token {
+                state.refresh_token = Some(SecretString::from(refresh_token.expose_secret()));
+                Some(SecretString::from(refresh_token.expose_secret()))
+            } else if state.persist_pending {
+                state
+                    .refresh_token
+                    .as_ref()
+                    .map(|t| SecretString::from(t.expose_secret()))
+            } else {
+                None
+            }
+        };
+        if let Some(refresh_token) = to_save {
+            self.save(&refresh_token, issued).await;
         }
-        Ok(())
+        let mut state = self.state();
+        if state.epoch != epoch {
+            return Committed::Fenced;
+        }
+        if let Some(password) = password {
+            state.credentials = Credentials::Password(password);
+        }
+        state.standing = Standing::Active;
+        state.backoff = Backoff::default();
+        let held = self.token.load_full();
+        let winner = match held {
+            Some(held) if held.is_valid(self.now()) && !set.supersedes(&held) => held,
+            _ => {
+                self.publish(&mut state, Some(Arc::clone(&set)));
+                set
+            }
+        };
+        drop(state);
+        self.outbox.queue(event(&self.identity, Timestamp(winner.expires_at)));
+        Committed::Published(winner)
     }
 
-    /// Forgets everything locally, then revokes (RFC 7009) what it can. Local state is
-    /// gone even if revocation fails; the first failure is returned.
-    pub(crate) async fn logout(&self) -> Result<(), AuthError> {
-        self.logged_out.store(true, Ordering::SeqCst);
-        let access = self.token.swap(None);
-        let refresh = locked(&self.refresh_token).take();
-        *locked(&self.credentials) = Credentials::None;
-        let mut first_error = None;
-        if let Some(store) = &self.ctx.store {
-            if let Err(error) = store.remove(&self.store_key) {
-                first_error = Some(AuthError::Storage {
+    /// Saves a refresh token; on failure the app hears of it, the stale entry (which
+    /// may hold a spent refresh token) is removed, and the next change retries.
+    async fn save(&self, refresh_token: &SecretString, issued: &IssuedToken) {
+        if !self.persistence.is_configured() {
+            return;
+        }
+        let meta = SaveMeta {
+            subject: &self.identity.subject,
+            scope: issued.scope.as_deref(),
+            refresh_expires_at: None,
+        };
+        match self.persistence.save(refresh_token, &meta).await {
+            Ok(()) => self.state().persist_pending = false,
+            Err(error) => {
+                tracing::warn!(%error, "could not persist the refresh token");
+                self.state().persist_pending = true;
+                if let Err(error) = self.persistence.remove().await {
+                    tracing::warn!(%error, "could not remove the stale stored refresh token");
+                }
+                self.outbox.queue(AuthEvent::PersistFailed {
+                    identity: self.identity.clone(),
                     reason: error.to_string(),
                 });
             }
         }
-        if let Some(url) = &self.ctx.revocation_url {
-            // The refresh token first: revoking it usually revokes its access tokens too.
-            let tokens = [
-                refresh.as_ref().map(|t| (t.expose_secret(), "refresh_token")),
-                access.as_ref().map(|set| (set.token.expose_secret(), "access_token")),
-            ];
-            for (token, hint) in tokens.into_iter().flatten() {
-                if let Err(error) = self.revoke(url, &SecretString::from(token), hint).await {
-                    tracing::warn!(identity = %self.identity, hint, %error, "token revocation failed");
-                    first_error.get_or_insert(error);
-                }
-            }
-        }
-        self.ctx.events.emit(AuthEvent::LoggedOut {
-            identity: self.identity.clone(),
-        });
-        first_error.map_or(Ok(()), Err)
     }
 
-    async fn revoke(&self, url: &reqwest::Url, token: &SecretString, hint: &str) -> Result<(), AuthError> {
-        let ctx = &self.ctx;
-        let request = request::revocation_request(&ctx.http, url, &ctx.config, token, hint);
-        let response = transport::exchange(request, self.now()).await?;
-        if (200..300).contains(&response.status) {
-            Ok(())
-        } else {
-            Err(error_response::error_for(&response))
+    /// Records a failed token request for the backoff (`Retry-After` wins when longer).
+    pub(crate) fn record_failure(&self, epoch: u64, error: &AuthError) {
+        let mut state = self.state();
+        if state.epoch != epoch {
+            return;
         }
+        let policy = &self.ctx.config.retry_policy;
+        let failures = state.backoff.failures.saturating_add(1);
+        let exponential = policy
+            .initial_backoff
+            .saturating_mul(1u32 << (failures - 1).min(16))
+            .min(policy.max_backoff);
+        let server = match error {
+            AuthError::TemporarilyUnavailable {
+                retry_after: Some(wait),
+                ..
+            } => (*wait).min(MAX_SERVER_BACKOFF),
+            _ => Duration::ZERO,
+        };
+        let wait = random::jittered(exponential).max(server);
+        state.backoff = Backoff {
+            failures,
+            not_before: self.now().checked_add(wait),
+            last_error: Some(error.clone()),
+        };
+    }
+
+    /// The server rejected every credential held: only the user can help. Fires the
+    /// event once per rejection.
+    pub(crate) fn require_user(&self, epoch: u64, reason: String) -> AuthError {
+        let mut state = self.state();
+        if state.epoch == epoch && matches!(state.standing, Standing::Active) {
+            state.standing = Standing::NeedsUser(reason.clone());
+            state.credentials = Credentials::None;
+            let token = self.token.load_full();
+            self.publish(&mut state, token);
+            self.outbox.queue(AuthEvent::ReauthenticationRequired {
+                identity: self.identity.clone(),
+                reason: reason.clone(),
+            });
+        }
+        AuthError::reauthenticate(reason)
+    }
+
+    /// The credentials in memory (copied), and the epoch check, for a grant.
+    pub(crate) fn credentials(&self, epoch: u64) -> Result<Credentials, AuthError> {
+        let state = self.state();
+        if state.epoch != epoch {
+            return Err(AuthError::reauthenticate("the session was logged out"));
+        }
+        Ok(match &state.credentials {
+            Credentials::Client => Credentials::Client,
+            Credentials::Password(p) => Credentials::Password(SecretString::from(p.expose_secret())),
+            Credentials::None => Credentials::None,
+        })
+    }
+
+    pub(crate) fn refresh_token(&self) -> Option<SecretString> {
+        self.state()
+            .refresh_token
+            .as_ref()
+            .map(|t| SecretString::from(t.expose_secret()))
+    }
+
+    /// Adopts a refresh token another holder of the store saved (another `AuthClient`
+    /// or process rotated it while this one was idle).
+    pub(crate) fn adopt_stored_refresh_token(&self, epoch: u64, stored: SecretString) {
+        let mut state = self.state();
+        if state.epoch == epoch && matches!(state.standing, Standing::Active) {
+            state.refresh_token = Some(stored);
+        }
+    }
+
+    /// Forgets a refresh token the server rejected, in memory and in the store.
+    pub(crate) async fn forget_refresh_token(&self, epoch: u64, rejected: &SecretString) {
+        let forgotten = {
+            let mut state = self.state();
+            let same = state
+                .refresh_token
+                .as_ref()
+                .is_some_and(|t| t.expose_secret() == rejected.expose_secret());
+            if same && state.epoch == epoch {
+                state.refresh_token = None;
+            }
+            same
+        };
+        if forgotten {
+            let _persisting = self.persist_lock.lock().await;
+            if let Err(error) = self.persistence.remove().await {
+                tracing::warn!(%error, "could not remove the rejected refresh token");
+            }
+        }
+    }
+
+    /// Adopts a token a resource server handed out (seed 001) if it is newer than the
+    /// one held and than any token the session held before.
+    pub(crate) fn adopt_rotated(&self, candidate: TokenSet) {
+        let mut state = self.state();
+        if !matches!(state.standing, Standing::Active) {
+            return;
+        }
+        let held = self.token.load_full();
+        if held
+            .as_ref()
+            .is_some_and(|held| held.holds(candidate.token.expose_secret()) || !candidate.supersedes(held))
+        {
+            return;
+        }
+        self.publish(&mut state, Some(Arc::new(candidate)));
+    }
+
+    /// Drops the cached token if it is `failed` and returns it (the revocation is
+    /// announced once, however many requests failed with it).
+    pub(crate) fn discard(&self, failed: &str) -> Option<Arc<TokenSet>> {
+        let mut state = self.state();
+        let held = self.token.load_full().filter(|set| set.holds(failed))?;
+        self.publish(&mut state, None);
+        drop(state);
+        self.outbox.queue(AuthEvent::RevocationDetected {
+            identity: self.identity.clone(),
+        });
+        Some(held)
+    }
+
+    pub(crate) fn invalidate(&self) {
+        let mut state = self.state();
+        state.backoff = Backoff::default();
+        self.publish(&mut state, None);
+    }
+
+    /// Remembers that `set` came from a recovery and has not yet proven itself.
+    pub(crate) fn note_recovered(&self, set: &TokenSet) {
+        self.state().breaker.unproven_recovery = Some(set.origin_tick);
+    }
+
+    /// A request with `token` got an answer other than 401: a recovery that produced
+    /// it helped.
+    pub(crate) fn note_accepted(&self, token: &str) {
+        let held = self.token.load();
+        let Some(set) = held.as_ref().filter(|set| set.holds(token)) else {
+            return;
+        };
+        let mut state = self.state();
+        if state.breaker.unproven_recovery == Some(set.origin_tick) {
+            state.breaker.unproven_recovery = None;
+            state.breaker.unhelpful = 0;
+        }
+    }
+
+    /// Called once per discarded token before recovering; `Err(until)` while recovery
+    /// is paused because recovered tokens kept being rejected at once.
+    pub(crate) fn admit_recovery(&self, discarded: &TokenSet) -> Result<(), SystemTime> {
+        let now = self.now();
+        let mut state = self.state();
+        let breaker = &mut state.breaker;
+        if let Some(until) = breaker.open_until {
+            if now < until {
+                return Err(until);
+            }
+            *breaker = Breaker::default();
+        }
+        if breaker.unproven_recovery != Some(discarded.origin_tick) {
+            // A token that had worked was revoked: a genuine revocation, not a loop.
+            breaker.unhelpful = 0;
+            breaker.window_start = None;
+            return Ok(());
+        }
+        let in_window = breaker
+            .window_start
+            .and_then(|start| now.duration_since(start).ok())
+            .is_some_and(|age| age < BREAKER_WINDOW);
+        if !in_window {
+            breaker.window_start = Some(now);
+            breaker.unhelpful = 0;
+        }
+        breaker.unhelpful = breaker.unhelpful.saturating_add(1);
+        if breaker.unhelpful < BREAKER_LIMIT {
+            return Ok(());
+        }
+        let until = now.checked_add(BREAKER_PAUSE).unwrap_or(now);
+        breaker.open_until = Some(until);
+        drop(state);
+        self.outbox.queue(AuthEvent::RecoveryPaused {
+            identity: self.identity.clone(),
+            until: Timestamp(until),
+        });
+        tracing::warn!(
+            pause_s = BREAKER_PAUSE.as_secs(),
+            "the resource server kept rejecting fresh tokens; automatic recovery is paused"
+        );
+        Err(until)
+    }
+
+    /// The logout fence: from here on nothing obtained by a flight started before is
+    /// published, stored or announced. Returns what must be revoked.
+    fn fence(&self) -> Option<(Option<SecretString>, Option<Arc<TokenSet>>)> {
+        let mut state = self.state();
+        if matches!(state.standing, Standing::LoggedOut) {
+            return None;
+        }
+        state.epoch = state.epoch.saturating_add(1);
+        state.standing = Standing::LoggedOut;
+        state.credentials = Credentials::None;
+        state.persist_pending = false;
+        let refresh = state.refresh_token.take();
+        let access = self.token.load_full();
+        self.publish(&mut state, None);
+        Some((refresh, access))
+    }
+
+    /// Fences the session, waits for the flight that may still bring tokens (it
+    /// revokes them itself), removes the stored entry and revokes (RFC 7009) what the
+    /// session held. Local state is gone even if revocation fails; the first failure
+    /// is returned.
+    pub(crate) async fn logout(&self) -> Result<(), AuthError> {
+        let Some((refresh, access)) = self.fence() else {
+            return Ok(());
+        };
+        self.settle().await;
+        let mut first_error = None;
+        {
+            let _persisting = self.persist_lock.lock().await;
+            if let Err(error) = self.persistence.remove().await {
+                first_error = Some(error);
+            }
+        }
+        let access = access.map(|set| SecretString::from(set.token.expose_secret()));
+        if let Err(error) = crate::internal::grants::revoke_all(self, refresh.as_ref(), access.as_ref()).await {
+            first_error.get_or_insert(error);
+        }
+        self.outbox.queue(AuthEvent::LoggedOut {
+            identity: self.identity.clone(),
+        });
+        self.deliver_events();
+        first_error.map_or(Ok(()), Err)
     }
 }

@@ -16,11 +16,16 @@ pub(crate) struct TokenSet {
     /// For tokens adopted from per-response rotation (seed 001): the server's expiry
     /// value, which orders rotated tokens so an older one never replaces a newer one.
     pub rotation_order: Option<f64>,
+    /// The session's logical time when this token's origin was fixed: when its token
+    /// request was sent, or when the response carrying a rotated token arrived. A
+    /// token-endpoint answer is newer than any token whose origin came before its
+    /// request was sent.
+    pub origin_tick: u64,
 }
 
 impl TokenSet {
     /// A token issued by the token endpoint for a request sent at `sent_at`.
-    pub(crate) fn issued(issued: &IssuedToken, sent_at: SystemTime, configured_margin: Duration) -> Self {
+    pub(crate) fn issued(issued: &IssuedToken, sent_at: SystemTime, configured_margin: Duration, tick: u64) -> Self {
         let expires_at = sent_at.checked_add(issued.lifetime).unwrap_or(sent_at);
         Self::new(
             issued.access_token.expose_secret(),
@@ -29,6 +34,7 @@ impl TokenSet {
             expires_at,
             configured_margin,
             None,
+            tick,
         )
     }
 
@@ -39,6 +45,7 @@ impl TokenSet {
         expires_at: SystemTime,
         configured_margin: Duration,
         rotation_order: Option<f64>,
+        origin_tick: u64,
     ) -> Self {
         let lifetime = expires_at.duration_since(now).unwrap_or_default();
         Self {
@@ -46,7 +53,22 @@ impl TokenSet {
             refresh_at: refresh_time(expires_at, lifetime, configured_margin),
             expires_at,
             rotation_order,
+            origin_tick,
         }
+    }
+
+    /// Whether `self`, just obtained, may replace `held` (RFC-free house rule: tokens
+    /// never go back in time). A token whose origin is later than the held one's wins;
+    /// when the two overlapped in flight (the held token arrived while this one's
+    /// request was out), the one that expires later wins.
+    pub(crate) fn supersedes(&self, held: &TokenSet) -> bool {
+        if let (Some(mine), Some(theirs)) = (self.rotation_order, held.rotation_order) {
+            return mine > theirs;
+        }
+        if self.rotation_order.is_none() && self.origin_tick > held.origin_tick {
+            return true;
+        }
+        self.expires_at > held.expires_at
     }
 
     /// Valid and not yet due for a proactive refresh.
@@ -95,6 +117,7 @@ mod tests {
             now + Duration::from_secs(lifetime_secs),
             Duration::from_secs(margin_secs),
             None,
+            0,
         )
     }
 

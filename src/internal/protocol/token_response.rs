@@ -27,6 +27,21 @@ pub(crate) struct IssuedToken {
     pub lifetime: Duration,
 }
 
+impl IssuedToken {
+    /// A second copy, for a sign-in that must be retried after a busy flight.
+    pub(crate) fn duplicate(&self) -> Self {
+        Self {
+            access_token: SecretString::from(self.access_token.expose_secret()),
+            refresh_token: self
+                .refresh_token
+                .as_ref()
+                .map(|t| SecretString::from(t.expose_secret())),
+            scope: self.scope.clone(),
+            lifetime: self.lifetime,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct RawTokenResponse {
     access_token: Option<SecretString>,
