@@ -3,8 +3,12 @@
 //! Secret Service can start, each test prints why and skips.
 #![cfg(target_os = "linux")]
 
+mod common;
+
+use common::*;
 use secrecy::{ExposeSecret, SecretString};
 use std::process::Command;
+use std::sync::Arc;
 use tokenkeeper::{KeyringStore, TokenStore};
 
 /// The store, or `None` (after printing why) where no Secret Service can run.
@@ -97,4 +101,29 @@ fn keys_and_services_are_separate_entries_and_large_records_fit() {
     assert_eq!(load(&other_app, "alice").as_deref(), Some("other-app-value"));
     store.remove("bob").unwrap();
     other_app.remove("alice").unwrap();
+}
+
+#[tokio::test]
+async fn an_app_restart_resumes_from_the_keyring_with_one_refresh_and_no_password() {
+    let service = service_name("restart");
+    let Some(store) = secret_service(&service) else { return };
+    let h = Harness::start().await;
+    let client = h.builder().store(Arc::new(store)).build().unwrap();
+    let alice = client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
+    let key = alice.store_key().to_owned();
+    drop((alice, client));
+
+    // A new process would open the keyring afresh: so does this.
+    let store = secret_service(&service).unwrap();
+    let record = load(&store, &key).expect("the session record is in the keyring");
+    assert!(record.starts_with("{\"tokenkeeper\":1,") && !record.contains(ALICE_PASSWORD));
+    let (passwords, refreshes) = (h.grants("password"), h.grants("refresh_token"));
+    let client = h.builder().store(Arc::new(store.clone())).build().unwrap();
+    let alice = client.restore("alice").await.unwrap();
+    alice.access_token().await.unwrap();
+    assert_eq!(h.grants("password"), passwords, "no password after the restart");
+    assert_eq!(h.grants("refresh_token"), refreshes + 1, "exactly one refresh");
+
+    alice.logout().await.unwrap();
+    assert_eq!(load(&store, &key), None, "logout deletes the keyring entry");
 }
