@@ -61,6 +61,15 @@ pub struct AuthConfig {
     /// Whole-request timeout (default: 30 s).
     #[uniffi(default = None)]
     pub request_timeout: Option<Duration>,
+    /// A directory every process of the app shares (iOS: the app group container;
+    /// Android: `context.filesDir`), where refreshes of one stored session take an OS
+    /// file lock, so an app and its extension never spend one rotating refresh token
+    /// twice (default: none, refreshes are serialised within the process only).
+    #[uniffi(default = None)]
+    pub store_lock_directory: Option<String>,
+    /// How long one `TokenStore` call may take before it counts as failed (default: 30 s).
+    #[uniffi(default = None)]
+    pub store_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for AuthConfig {
@@ -108,6 +117,12 @@ impl From<AuthConfig> for crate::AuthConfig {
         }
         if let Some(timeout) = c.request_timeout {
             config = config.request_timeout(timeout);
+        }
+        if let Some(directory) = c.store_lock_directory {
+            config = config.store_lock_directory(directory);
+        }
+        if let Some(timeout) = c.store_timeout {
+            config = config.store_timeout(timeout);
         }
         config
     }

@@ -6,7 +6,7 @@
 //! | target | store | feature |
 //! |---|---|---|
 //! | macOS | login keychain | `apple-keychain` |
-//! | iOS | data-protection keychain | `apple-keychain` |
+//! | iOS | data-protection keychain (after first unlock, this device only) | `apple-keychain` |
 //! | Windows | Credential Manager (local, not roaming) | `windows-credential-manager` |
 //! | Linux, FreeBSD | Secret Service over D-Bus (zbus, pure-Rust crypto, no libdbus) | `secret-service` |
 //! | Android, others | none: [`KeyringStore::new`] fails; the app supplies a store | |
@@ -86,7 +86,19 @@ fn modifiers() -> Option<HashMap<&'static str, &'static str>> {
     Some(HashMap::from([("persistence", "Local")]))
 }
 
-#[cfg(not(all(windows, feature = "windows-credential-manager")))]
+/// iOS: readable after the first unlock since boot, so a background refresh works
+/// while the phone is locked; "this device only", so a backup never carries the
+/// refresh token to another phone. (The crate's default, "when unlocked", would fail
+/// every background refresh of a locked phone.)
+#[cfg(all(target_os = "ios", feature = "apple-keychain"))]
+fn modifiers() -> Option<HashMap<&'static str, &'static str>> {
+    Some(HashMap::from([("access-policy", "AfterFirstUnlockThisDeviceOnly")]))
+}
+
+#[cfg(not(any(
+    all(windows, feature = "windows-credential-manager"),
+    all(target_os = "ios", feature = "apple-keychain")
+)))]
 fn modifiers() -> Option<HashMap<&'static str, &'static str>> {
     None
 }

@@ -1410,7 +1410,9 @@ public func FfiConverterTypeSession_lower(_ value: Session) -> UInt64 {
 /**
  * Where refresh tokens survive an app restart. Only refresh tokens are stored,
  * never passwords, client secrets or access tokens. The key is opaque and stable; it
- * names the client and the identity, never a secret.
+ * names the token endpoint, the client and the identity, never a secret. The value
+ * is opaque too (a small JSON record holding the refresh token, a few KiB at most):
+ * keep it as it is, encrypted (Android: `KeystoreTokenStore`; iOS: the Keychain).
  *
  * Methods are called from tokenkeeper's own threads, never the main thread; they
  * may block briefly (disk, Keychain). Throw `StoreException.Failed` on failure: the
@@ -1419,17 +1421,17 @@ public func FfiConverterTypeSession_lower(_ value: Session) -> UInt64 {
 public protocol TokenStore: AnyObject, Sendable {
     
     /**
-     * The stored refresh token for `key`, or `null`/`nil` if none.
+     * The value stored for `key`, or `null`/`nil` if none.
      */
     func load(key: String) throws  -> String?
     
     /**
-     * Stores (or replaces) the refresh token for `key`.
+     * Stores (or replaces) the value for `key`; durably, before returning.
      */
     func save(key: String, refreshToken: String) throws 
     
     /**
-     * Forgets the refresh token for `key`; no error if there was none.
+     * Forgets the value for `key`; no error if there was none.
      */
     func remove(key: String) throws 
     
@@ -1437,7 +1439,9 @@ public protocol TokenStore: AnyObject, Sendable {
 /**
  * Where refresh tokens survive an app restart. Only refresh tokens are stored,
  * never passwords, client secrets or access tokens. The key is opaque and stable; it
- * names the client and the identity, never a secret.
+ * names the token endpoint, the client and the identity, never a secret. The value
+ * is opaque too (a small JSON record holding the refresh token, a few KiB at most):
+ * keep it as it is, encrypted (Android: `KeystoreTokenStore`; iOS: the Keychain).
  *
  * Methods are called from tokenkeeper's own threads, never the main thread; they
  * may block briefly (disk, Keychain). Throw `StoreException.Failed` on failure: the
@@ -1497,7 +1501,7 @@ open class TokenStoreImpl: TokenStore, @unchecked Sendable {
 
     
     /**
-     * The stored refresh token for `key`, or `null`/`nil` if none.
+     * The value stored for `key`, or `null`/`nil` if none.
      */
 open func load(key: String)throws  -> String?  {
     return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypeStoreError_lift) {
@@ -1510,7 +1514,7 @@ open func load(key: String)throws  -> String?  {
 }
     
     /**
-     * Stores (or replaces) the refresh token for `key`.
+     * Stores (or replaces) the value for `key`; durably, before returning.
      */
 open func save(key: String, refreshToken: String)throws   {try rustCallWithError(FfiConverterTypeStoreError_lift) {
         uniffiCallStatus in
@@ -1523,7 +1527,7 @@ open func save(key: String, refreshToken: String)throws   {try rustCallWithError
 }
     
     /**
-     * Forgets the refresh token for `key`; no error if there was none.
+     * Forgets the value for `key`; no error if there was none.
      */
 open func remove(key: String)throws   {try rustCallWithError(FfiConverterTypeStoreError_lift) {
         uniffiCallStatus in
@@ -1877,6 +1881,17 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
      * Whole-request timeout (default: 30 s).
      */
     public var requestTimeout: TimeInterval?
+    /**
+     * A directory every process of the app shares (iOS: the app group container;
+     * Android: `context.filesDir`), where refreshes of one stored session take an OS
+     * file lock, so an app and its extension never spend one rotating refresh token
+     * twice (default: none, refreshes are serialised within the process only).
+     */
+    public var storeLockDirectory: String?
+    /**
+     * How long one `TokenStore` call may take before it counts as failed (default: 30 s).
+     */
+    public var storeTimeout: TimeInterval?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1925,7 +1940,16 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
          */connectTimeout: TimeInterval? = nil, 
         /**
          * Whole-request timeout (default: 30 s).
-         */requestTimeout: TimeInterval? = nil) {
+         */requestTimeout: TimeInterval? = nil, 
+        /**
+         * A directory every process of the app shares (iOS: the app group container;
+         * Android: `context.filesDir`), where refreshes of one stored session take an OS
+         * file lock, so an app and its extension never spend one rotating refresh token
+         * twice (default: none, refreshes are serialised within the process only).
+         */storeLockDirectory: String? = nil, 
+        /**
+         * How long one `TokenStore` call may take before it counts as failed (default: 30 s).
+         */storeTimeout: TimeInterval? = nil) {
         self.tokenEndpoint = tokenEndpoint
         self.clientId = clientId
         self.clientSecret = clientSecret
@@ -1941,6 +1965,8 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
         self.retryPolicy = retryPolicy
         self.connectTimeout = connectTimeout
         self.requestTimeout = requestTimeout
+        self.storeLockDirectory = storeLockDirectory
+        self.storeTimeout = storeTimeout
     }
 
     
@@ -1984,7 +2010,9 @@ public struct FfiConverterTypeAuthConfig: FfiConverterRustBuffer {
                 recoveryPolicy: FfiConverterOptionTypeRecoveryPolicy.read(from: &buf), 
                 retryPolicy: FfiConverterOptionTypeRetryPolicy.read(from: &buf), 
                 connectTimeout: FfiConverterOptionDuration.read(from: &buf), 
-                requestTimeout: FfiConverterOptionDuration.read(from: &buf)
+                requestTimeout: FfiConverterOptionDuration.read(from: &buf), 
+                storeLockDirectory: FfiConverterOptionString.read(from: &buf), 
+                storeTimeout: FfiConverterOptionDuration.read(from: &buf)
         )
     }
 
@@ -2004,6 +2032,8 @@ public struct FfiConverterTypeAuthConfig: FfiConverterRustBuffer {
         FfiConverterOptionTypeRetryPolicy.write(value.retryPolicy, into: &buf)
         FfiConverterOptionDuration.write(value.connectTimeout, into: &buf)
         FfiConverterOptionDuration.write(value.requestTimeout, into: &buf)
+        FfiConverterOptionString.write(value.storeLockDirectory, into: &buf)
+        FfiConverterOptionDuration.write(value.storeTimeout, into: &buf)
     }
 }
 
@@ -3327,13 +3357,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_method_autheventlistener_on_event() != 35900) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_tokenstore_load() != 283) {
+    if (uniffi_tokenkeeper_checksum_method_tokenstore_load() != 29492) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_tokenstore_save() != 57999) {
+    if (uniffi_tokenkeeper_checksum_method_tokenstore_save() != 14817) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_tokenstore_remove() != 45274) {
+    if (uniffi_tokenkeeper_checksum_method_tokenstore_remove() != 42658) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_constructor_authclient_new() != 47972) {

@@ -1023,13 +1023,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_checksum_method_autheventlistener_on_event() and 0xFFFF) != 35900) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_load() and 0xFFFF) != 283) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_load() and 0xFFFF) != 29492) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_save() and 0xFFFF) != 57999) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_save() and 0xFFFF) != 14817) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_remove() and 0xFFFF) != 45274) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_remove() and 0xFFFF) != 42658) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_constructor_authclient_new() and 0xFFFF) != 47972) {
@@ -2792,7 +2792,9 @@ public object FfiConverterTypeSession: FfiConverter<Session, Long> {
 /**
  * Where refresh tokens survive an app restart. Only refresh tokens are stored,
  * never passwords, client secrets or access tokens. The key is opaque and stable; it
- * names the client and the identity, never a secret.
+ * names the token endpoint, the client and the identity, never a secret. The value
+ * is opaque too (a small JSON record holding the refresh token, a few KiB at most):
+ * keep it as it is, encrypted (Android: `KeystoreTokenStore`; iOS: the Keychain).
  *
  * Methods are called from tokenkeeper's own threads, never the main thread; they
  * may block briefly (disk, Keychain). Throw `StoreException.Failed` on failure: the
@@ -2801,17 +2803,17 @@ public object FfiConverterTypeSession: FfiConverter<Session, Long> {
 public interface TokenStore {
     
     /**
-     * The stored refresh token for `key`, or `null`/`nil` if none.
+     * The value stored for `key`, or `null`/`nil` if none.
      */
     fun `load`(`key`: kotlin.String): kotlin.String?
     
     /**
-     * Stores (or replaces) the refresh token for `key`.
+     * Stores (or replaces) the value for `key`; durably, before returning.
      */
     fun `save`(`key`: kotlin.String, `refreshToken`: kotlin.String)
     
     /**
-     * Forgets the refresh token for `key`; no error if there was none.
+     * Forgets the value for `key`; no error if there was none.
      */
     fun `remove`(`key`: kotlin.String)
     
@@ -2821,7 +2823,9 @@ public interface TokenStore {
 /**
  * Where refresh tokens survive an app restart. Only refresh tokens are stored,
  * never passwords, client secrets or access tokens. The key is opaque and stable; it
- * names the client and the identity, never a secret.
+ * names the token endpoint, the client and the identity, never a secret. The value
+ * is opaque too (a small JSON record holding the refresh token, a few KiB at most):
+ * keep it as it is, encrypted (Android: `KeystoreTokenStore`; iOS: the Keychain).
  *
  * Methods are called from tokenkeeper's own threads, never the main thread; they
  * may block briefly (disk, Keychain). Throw `StoreException.Failed` on failure: the
@@ -2930,7 +2934,7 @@ open class TokenStoreImpl: Disposable, AutoCloseable, TokenStore
 
     
     /**
-     * The stored refresh token for `key`, or `null`/`nil` if none.
+     * The value stored for `key`, or `null`/`nil` if none.
      */
     @Throws(StoreException::class)override fun `load`(`key`: kotlin.String): kotlin.String? {
             return FfiConverterOptionalString.lift(
@@ -2948,7 +2952,7 @@ open class TokenStoreImpl: Disposable, AutoCloseable, TokenStore
 
     
     /**
-     * Stores (or replaces) the refresh token for `key`.
+     * Stores (or replaces) the value for `key`; durably, before returning.
      */
     @Throws(StoreException::class)override fun `save`(`key`: kotlin.String, `refreshToken`: kotlin.String)
         = 
@@ -2966,7 +2970,7 @@ open class TokenStoreImpl: Disposable, AutoCloseable, TokenStore
 
     
     /**
-     * Forgets the refresh token for `key`; no error if there was none.
+     * Forgets the value for `key`; no error if there was none.
      */
     @Throws(StoreException::class)override fun `remove`(`key`: kotlin.String)
         = 
@@ -3268,6 +3272,19 @@ data class AuthConfig (
      * Whole-request timeout (default: 30 s).
      */
     var `requestTimeout`: java.time.Duration? = null 
+    , 
+    /**
+     * A directory every process of the app shares (iOS: the app group container;
+     * Android: `context.filesDir`), where refreshes of one stored session take an OS
+     * file lock, so an app and its extension never spend one rotating refresh token
+     * twice (default: none, refreshes are serialised within the process only).
+     */
+    var `storeLockDirectory`: kotlin.String? = null 
+    , 
+    /**
+     * How long one `TokenStore` call may take before it counts as failed (default: 30 s).
+     */
+    var `storeTimeout`: java.time.Duration? = null 
     
 ){
     
@@ -3308,6 +3325,8 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterOptionalTypeRetryPolicy.read(buf),
             FfiConverterOptionalDuration.read(buf),
             FfiConverterOptionalDuration.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalDuration.read(buf),
         )
     }
 
@@ -3326,7 +3345,9 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterOptionalTypeRecoveryPolicy.allocationSize(value.`recoveryPolicy`) +
             FfiConverterOptionalTypeRetryPolicy.allocationSize(value.`retryPolicy`) +
             FfiConverterOptionalDuration.allocationSize(value.`connectTimeout`) +
-            FfiConverterOptionalDuration.allocationSize(value.`requestTimeout`)
+            FfiConverterOptionalDuration.allocationSize(value.`requestTimeout`) +
+            FfiConverterOptionalString.allocationSize(value.`storeLockDirectory`) +
+            FfiConverterOptionalDuration.allocationSize(value.`storeTimeout`)
     )
 
     override fun write(value: AuthConfig, buf: ByteBuffer) {
@@ -3345,6 +3366,8 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterOptionalTypeRetryPolicy.write(value.`retryPolicy`, buf)
             FfiConverterOptionalDuration.write(value.`connectTimeout`, buf)
             FfiConverterOptionalDuration.write(value.`requestTimeout`, buf)
+            FfiConverterOptionalString.write(value.`storeLockDirectory`, buf)
+            FfiConverterOptionalDuration.write(value.`storeTimeout`, buf)
     }
 }
 
