@@ -80,6 +80,12 @@ impl ManualClock {
         state.now += by;
     }
 
+    /// Moves the clock backward, as a device clock corrected by NTP or by the user can.
+    pub fn rewind(&self, by: Duration) {
+        let mut state = self.lock();
+        state.now = state.now.checked_sub(by).unwrap_or(std::time::UNIX_EPOCH);
+    }
+
     /// Every duration `sleep` was asked for, in order.
     pub fn sleeps(&self) -> Vec<Duration> {
         self.lock().sleeps.clone()

@@ -2,9 +2,92 @@
 //!
 //! Protocol details (the RFC 6749 §5.2 error code, the server's description) are kept
 //! in [`ServerError`]; every message is built from them and never from a secret.
+//! Every message names the party that failed: the authorization server, the resource
+//! server, or the token store. The underlying cause (an I/O or TLS error, a JSON error,
+//! the store's error), when there is one, is kept as an [`ErrorSource`] and returned by
+//! [`std::error::Error::source`].
 
+use std::error::Error;
 use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The underlying cause of an [`AuthError`]: shared, so an error stays `Clone` (every
+/// caller waiting on one token request gets the same outcome).
+///
+/// [`AuthError::source`](std::error::Error::source) returns the cause itself, not
+/// this wrapper, so it can be downcast:
+///
+/// ```
+/// use std::error::Error;
+/// use tokenkeeper::{AuthError, ErrorSource};
+/// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+/// let error = AuthError::ResourceServerUnavailable {
+///     reason: "could not connect to the server".into(),
+///     source: Some(ErrorSource::new(io)),
+/// };
+/// let cause = error.source().unwrap();
+/// assert_eq!(cause.downcast_ref::<std::io::Error>().unwrap().kind(), std::io::ErrorKind::ConnectionRefused);
+/// ```
+///
+/// Causes never carry a URL or a secret: HTTP errors are stripped of their URL and a
+/// JSON error that could quote a value from a token response is replaced by one that
+/// only gives the position.
+#[derive(Clone)]
+pub struct ErrorSource(Arc<dyn Error + Send + Sync + 'static>);
+
+impl ErrorSource {
+    /// Wraps `error` as the cause of an [`AuthError`].
+    pub fn new(error: impl Error + Send + Sync + 'static) -> Self {
+        Self(Arc::new(error))
+    }
+}
+
+impl ErrorSource {
+    /// A JSON error from parsing a server's body. A syntax error's message is a fixed
+    /// text and a position; a data error's message may quote a value from the body (a
+    /// token), so it is replaced by one that keeps only the position.
+    pub(crate) fn json(error: serde_json::Error) -> Self {
+        if error.is_syntax() || error.is_eof() {
+            return Self::new(error);
+        }
+        Self::new(<serde_json::Error as serde::de::Error>::custom(format!(
+            "a value has the wrong type or is out of range at line {} column {}",
+            error.line(),
+            error.column()
+        )))
+    }
+}
+
+/// Dereferences to the cause, which is what `AuthError::source()` returns.
+impl Deref for ErrorSource {
+    type Target = dyn Error + Send + Sync + 'static;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl fmt::Debug for ErrorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for ErrorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+/// Two causes are equal when they are the same shared error or say the same thing, so
+/// errors compare by what they report (causes have no `PartialEq` of their own).
+impl PartialEq for ErrorSource {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
 
 /// What an authorization server said in an RFC 6749 §5.2 error response.
 ///
@@ -80,9 +163,11 @@ pub enum AuthError {
     /// Any other error code the server sent (RFC 6749 §8.5 allows extensions).
     #[error("the authorization server returned an error: {0}")]
     OAuth(ServerError),
-    /// HTTP 403 or `error="insufficient_scope"`: the token is valid but lacks permission.
-    /// A new token would not help; the token is kept.
-    #[error("the access token lacks the permission for this request{}", required_scope.as_ref().map(|s| format!(" (required scope: {s})")).unwrap_or_default())]
+    /// A 401 whose Bearer challenge says `error="insufficient_scope"` (RFC 6750 §3.1):
+    /// the token is valid but lacks permission. A new token would not help; the token
+    /// is kept. (A 403 is not an error: [`Session::send`](crate::Session::send) returns
+    /// the response, and [`insufficient_scope`](crate::insufficient_scope) reads it.)
+    #[error("the resource server refused the request: the access token lacks the permission for it{}", required_scope.as_ref().map(|s| format!(" (required scope: {s})")).unwrap_or_default())]
     InsufficientScope {
         /// The scope the resource server says is needed, if it said so.
         required_scope: Option<String>,
@@ -93,7 +178,8 @@ pub enum AuthError {
         /// Why silent recovery was not possible.
         reason: String,
     },
-    /// Network failure, timeout, HTTP 5xx or 429: try again later.
+    /// The authorization server could not be reached (network failure, timeout, TLS
+    /// error) or answered HTTP 5xx or 429: try again later.
     #[error("the authorization server is temporarily unavailable: {reason}{}", retry_after.map(|d| format!(" (retry after {} s)", d.as_secs())).unwrap_or_default())]
     TemporarilyUnavailable {
         /// What failed.
@@ -102,14 +188,16 @@ pub enum AuthError {
         status: Option<u16>,
         /// How long the server asked us to wait (`Retry-After`).
         retry_after: Option<Duration>,
+        /// The I/O or TLS error, when there was no response.
+        source: Option<ErrorSource>,
     },
     /// With [`RecoveryPolicy::ClearAndFail`](crate::RecoveryPolicy::ClearAndFail): the
     /// token was revoked and has been dropped; the next call signs in again.
-    #[error("the access token was revoked; the cached token was cleared, try again")]
+    #[error("the resource server rejected the access token as revoked; the cached token was cleared, try again")]
     TokenRevoked,
     /// The token was rejected and has been renewed, but the request was not re-sent
     /// because replaying it is not known to be safe (e.g. a POST without an idempotency key).
-    #[error("the access token was rejected and has been renewed, but the {method} request was not re-sent because it is not safe to replay; send it again if that is safe")]
+    #[error("the resource server rejected the access token; it has been renewed, but the {method} request was not re-sent because it is not safe to replay; send it again if that is safe")]
     RequestNotReplayed {
         /// The HTTP method of the request that was not re-sent.
         method: String,
@@ -121,6 +209,8 @@ pub enum AuthError {
         status: u16,
         /// What was wrong with it.
         reason: String,
+        /// The JSON error, for a body that could not be parsed.
+        source: Option<ErrorSource>,
     },
     /// The configuration is not usable (bad URL, http on a non-loopback host, …).
     #[error("invalid configuration: {reason}")]
@@ -129,17 +219,31 @@ pub enum AuthError {
         reason: String,
     },
     /// The token store failed to load, save or remove a refresh token.
-    #[error("token storage failed: {reason}")]
+    #[error("the token store failed: {reason}")]
     Storage {
         /// What failed.
         reason: String,
+        /// The store's own error.
+        source: Option<ErrorSource>,
+    },
+    /// The request [`Session::send`](crate::Session::send) made to the resource server
+    /// (the app's API) failed without a response: connection refused, TLS failure,
+    /// timeout, or the connection broke mid-response. The token is kept. Retryable, but
+    /// a request that is not safe to replay (a POST) may have reached the server.
+    #[error("the resource server could not be reached: {reason}")]
+    ResourceServerUnavailable {
+        /// What failed (never the URL: it may carry a query the app considers private).
+        reason: String,
+        /// The I/O, TLS or HTTP error.
+        source: Option<ErrorSource>,
     },
 }
 
 impl AuthError {
-    /// True when "try again later" is the right message: network errors, timeouts,
-    /// HTTP 5xx/429, a revoked token under `ClearAndFail`, or a request that was not
-    /// replayed after its token was renewed.
+    /// True when "try again later" is the right message: network errors and timeouts
+    /// (reaching either server), HTTP 5xx/429 from the authorization server, a revoked
+    /// token under `ClearAndFail`, or a request that was not replayed after its token
+    /// was renewed.
     ///
     /// ```
     /// # use tokenkeeper::AuthError;
@@ -149,7 +253,10 @@ impl AuthError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::TemporarilyUnavailable { .. } | Self::TokenRevoked | Self::RequestNotReplayed { .. }
+            Self::TemporarilyUnavailable { .. }
+                | Self::ResourceServerUnavailable { .. }
+                | Self::TokenRevoked
+                | Self::RequestNotReplayed { .. }
         )
     }
 
@@ -180,6 +287,16 @@ impl AuthError {
             reason: reason.into(),
             status: None,
             retry_after: None,
+            source: None,
+        }
+    }
+
+    /// `Session::send`'s request failed without a response: described as for the
+    /// authorization server, but naming the resource server, and never retried here.
+    pub(crate) fn from_resource_request(error: reqwest::Error) -> Self {
+        match crate::internal::transport::transport_error(error) {
+            Self::TemporarilyUnavailable { reason, source, .. } => Self::ResourceServerUnavailable { reason, source },
+            other => other,
         }
     }
 }

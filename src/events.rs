@@ -98,6 +98,13 @@ pub trait AuthEventListener: Send + Sync {
     fn on_event(&self, event: &AuthEvent);
 }
 
+fn kind(identity: &Identity) -> &'static str {
+    match identity.subject() {
+        crate::identity::Subject::Client => "client",
+        crate::identity::Subject::User(_) => "user",
+    }
+}
+
 /// Logs every event with `tracing` and forwards it to the app's listener, if any.
 #[derive(Clone, Default)]
 pub(crate) struct EventSink {
@@ -110,12 +117,22 @@ impl EventSink {
     }
 
     pub(crate) fn emit(&self, event: AuthEvent) {
+        // Above DEBUG, logs name the kind of session, never the user.
         match &event {
             AuthEvent::LoginFailed { identity, reason } => {
-                tracing::warn!(%identity, %reason, "login failed")
+                tracing::warn!(session = kind(identity), %reason, "login failed");
+                tracing::debug!(%identity, "login failed for this identity");
             }
             AuthEvent::RevocationDetected { identity } => {
-                tracing::info!(%identity, "token revocation detected")
+                tracing::info!(session = kind(identity), "token revocation detected");
+                tracing::debug!(%identity, "token revocation detected for this identity");
+            }
+            AuthEvent::ReauthenticationRequired { identity, reason } => {
+                tracing::warn!(session = kind(identity), %reason, "the user must sign in again");
+                tracing::debug!(%identity, "the user must sign in again");
+            }
+            AuthEvent::PersistFailed { identity, reason } => {
+                tracing::warn!(session = kind(identity), %reason, "the refresh token could not be saved");
             }
             other => tracing::debug!(event = ?other, "auth event"),
         }

@@ -5,19 +5,127 @@
 //! one token request, and after a revocation (the user logged out on another device)
 //! silently gets a new token and retries once.
 //!
+//! Every app starts the same way: an [`AuthConfig`] names the authorization server
+//! and the client, and [`AuthClient::builder`] fixes the store, event listener and
+//! HTTP client before the first session exists. The three kinds of app below differ
+//! in whose identity they use and who sends the API requests.
+//!
+//! ## A service with its own identity (client credentials, RFC 6749 §4.4)
+//!
+//! A backend job or daemon calls an API as itself. No user and no store: the client
+//! secret is in memory, and the token is cached and renewed before it expires.
+//!
 //! ```no_run
-//! use tokenkeeper::{AuthClient, AuthConfig};
-//! use secrecy::SecretString;
-//! # async fn run() -> Result<(), tokenkeeper::AuthError> {
+//! use tokenkeeper::{AuthClient, AuthConfig, SecretString};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let secret = std::env::var("CLIENT_SECRET")?; // never hard-code it
 //! let client = AuthClient::new(
-//!     AuthConfig::new("https://as.example.com/oauth2/token", "my-client")
-//!         .client_secret(SecretString::from("…"))
-//!         .scopes(["read"]),
+//!     AuthConfig::new("https://as.example.com/oauth2/token", "billing-worker")
+//!         .client_secret(SecretString::from(secret))
+//!         .scopes(["invoices:read"]),
 //! )?;
-//! let machine = client.client_credentials_session();
-//! let token = machine.access_token().await?;
-//! println!("token valid until {}", token.expires_at());
+//! let service = client.client_credentials_session();
+//! for id in ["inv-1", "inv-2"] {
+//!     // One token request for the whole loop; a 401 after a revocation is recovered
+//!     // and the GET re-sent once.
+//!     let url = format!("https://api.example.com/invoices/{id}");
+//!     let response = service.send(client.http().get(url)).await?;
+//!     println!("{id}: HTTP {}", response.status());
+//! }
 //! # Ok(()) }
+//! ```
+//!
+//! ## A desktop app with a user (password grant, refresh tokens)
+//!
+//! The user signs in once; the refresh token is kept in a [`TokenStore`] (the
+//! password never is), so the next start resumes with [`AuthClient::restore`]. Only
+//! [`AuthError::ReauthenticationRequired`] (or a wrong password,
+//! [`AuthError::InvalidGrant`]) means "show the sign-in screen".
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use tokenkeeper::{AuthClient, AuthConfig, AuthError, MemoryStore, SecretString, Session};
+//!
+//! # fn ask_user_for_password() -> SecretString { SecretString::from("…") }
+//! # async fn run() -> Result<(), AuthError> {
+//! let config = AuthConfig::new("https://as.example.com/oauth2/token", "desktop-app")
+//!     .revocation_endpoint("https://as.example.com/oauth2/revoke")
+//!     .scopes(["profile", "offline_access"]);
+//! let client = AuthClient::builder(config)
+//!     .store(Arc::new(MemoryStore::new())) // the OS keychain in a real app
+//!     .build()?;
+//!
+//! let alice: Arc<Session> = match client.restore("alice").await {
+//!     Ok(session) => session,
+//!     Err(AuthError::ReauthenticationRequired { .. }) => client.login("alice", ask_user_for_password()).await?,
+//!     Err(other) => return Err(other),
+//! };
+//! match alice.send(client.http().get("https://api.example.com/me")).await {
+//!     Ok(response) => println!("HTTP {}", response.status()),
+//!     Err(AuthError::ReauthenticationRequired { .. }) => println!("please sign in again"),
+//!     Err(e) if e.is_retryable() => println!("offline? try again later: {e}"),
+//!     Err(e) => return Err(e),
+//! }
+//! alice.logout().await?; // RFC 7009 revocation, and the store entry is removed
+//! # Ok(()) }
+//! ```
+//!
+//! ## An app with its own HTTP stack
+//!
+//! The app sends requests itself (another HTTP client, a gRPC channel, a WebSocket
+//! handshake). It asks the session for the token and, after a 401, hands the failed
+//! token and the `WWW-Authenticate` values to [`Session::handle_unauthorized`], which
+//! makes the same decision [`Session::send`] makes.
+//!
+//! ```no_run
+//! use tokenkeeper::{AccessToken, AuthError, ExposeSecret, Session};
+//!
+//! // `my_http_get(url, authorization)` stands for the app's own client; it returns the
+//! // status, the `WWW-Authenticate` values and the body.
+//! # async fn my_http_get(url: &str, authorization: &str) -> (u16, Vec<String>, String) { unimplemented!() }
+//! async fn get(session: &Session, url: &str) -> Result<String, AuthError> {
+//!     let token: AccessToken = session.access_token().await?;
+//!     let (status, challenges, body) = my_http_get(url, &format!("Bearer {}", token.expose_secret())).await;
+//!     if status != 401 {
+//!         return Ok(body);
+//!     }
+//!     match session.handle_unauthorized(&token, &challenges).await? {
+//!         // The token was revoked or expired: retry once with the new one.
+//!         Some(renewed) => Ok(my_http_get(url, &format!("Bearer {}", renewed.expose_secret())).await.2),
+//!         // The 401 is not about the token: the caller sees it as it is.
+//!         None => Ok(body),
+//!     }
+//! }
+//! ```
+//!
+//! ## Errors and refusals
+//!
+//! [`AuthError`] is named for what the app should do, its message names the party
+//! that failed (the authorization server, the resource server, the token store) and
+//! never holds a secret, and [`std::error::Error::source`] leads to the underlying
+//! I/O, TLS, JSON or store error. A 403 is not an error: [`Session::send`] returns
+//! the response whole, and [`insufficient_scope`] reads the RFC 6750 challenge in it.
+//!
+//! ```no_run
+//! use std::error::Error;
+//! # async fn run(session: &tokenkeeper::Session, http: &reqwest::Client) {
+//! match session.send(http.get("https://api.example.com/admin")).await {
+//!     Ok(response) if response.status() == 403 => match tokenkeeper::insufficient_scope(&response) {
+//!         Some(refusal) => println!("needs the scope {:?}", refusal.scope),
+//!         None => println!("forbidden: {}", response.text().await.unwrap_or_default()),
+//!     },
+//!     Ok(response) => println!("HTTP {}", response.status()),
+//!     Err(error) => {
+//!         eprintln!("{error}");
+//!         let mut cause = error.source();
+//!         while let Some(c) = cause {
+//!             eprintln!("  caused by: {c}");
+//!             cause = c.source();
+//!         }
+//!     }
+//! }
+//! # }
 //! ```
 //!
 //! Layout: the public surface lives in `src/*.rs`; the protocol, transport, cache,
@@ -34,6 +142,7 @@ mod error;
 mod events;
 pub mod ffi;
 mod identity;
+mod insufficient_scope;
 mod internal;
 mod session;
 mod state;
@@ -48,9 +157,10 @@ pub use config::{
     AuthConfig, CachePolicy, ClientAuthMethod, RecoveryPolicy, RetryPolicy, TokenRotation, DEFAULT_REFRESH_MARGIN,
     DEFAULT_STORE_TIMEOUT, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME,
 };
-pub use error::{AuthError, ServerError};
+pub use error::{AuthError, ErrorSource, ServerError};
 pub use events::{AuthEvent, AuthEventListener};
 pub use identity::{Identity, Subject, TokenParams};
+pub use insufficient_scope::{insufficient_scope, InsufficientScope};
 pub use session::{is_replay_safe, Replay, Session};
 pub use state::{SessionState, TokenChange, TokenObserver};
 pub use storage::{KeyringStore, MemoryStore, StoreError, TokenStore};

@@ -137,7 +137,7 @@ impl Session {
     /// Sends `request` with the session's bearer token. After a 401 that says the
     /// token is invalid or revoked, recovers (see [`recover`](Self::recover)) and
     /// re-sends once if the method is idempotent; other 401s and all other statuses
-    /// are returned as they are. A 403 becomes [`AuthError::InsufficientScope`].
+    /// are returned as they are. A 403 is returned as the response itself; [`crate::insufficient_scope`] reads its challenge.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, AuthError> {
         self.send_with(request, Replay::default()).await
     }

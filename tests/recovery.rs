@@ -6,8 +6,8 @@ use common::{password, value, Harness, ALICE_PASSWORD};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokenkeeper::{
-    AuthClient, AuthError, AuthEvent, AuthEventListener, MemoryStore, RecoveryPolicy, Replay, Session, TokenParams,
-    TokenRotation, TokenStore,
+    AuthClient, AuthError, AuthEvent, AuthEventListener, InsufficientScope, MemoryStore, RecoveryPolicy, Replay,
+    Session, TokenParams, TokenRotation, TokenStore,
 };
 use tokenkeeper_devserver::{DevServerConfig, Endpoint, Fault, RotationSpec, UserSpec};
 
@@ -179,20 +179,23 @@ async fn a_rejected_refresh_token_falls_back_to_credentials_and_rejected_credent
 }
 
 #[tokio::test]
-async fn insufficient_scope_is_reported_without_any_recovery() {
+async fn a_403_is_returned_as_the_response_without_any_recovery() {
     let h = Harness::start().await;
     let client = AuthClient::new(h.config().scopes(["read"])).unwrap();
     let machine = client.client_credentials_session();
     machine.access_token().await.unwrap();
-    let error = machine
+    let response = machine
         .send(client.http().get(h.server.resource_url("/admin/users")))
         .await
-        .unwrap_err();
+        .unwrap();
+    assert_eq!(response.status(), 403);
     assert_eq!(
-        error,
-        AuthError::InsufficientScope {
-            required_scope: Some("admin".into())
-        }
+        tokenkeeper::insufficient_scope(&response),
+        InsufficientScope::from_challenges([r#"Bearer error="insufficient_scope", scope="admin""#])
+    );
+    assert_eq!(
+        tokenkeeper::insufficient_scope(&response).and_then(|r| r.scope),
+        Some("admin".into())
     );
     assert_eq!(h.token_requests(), 1);
     assert!(machine.cached_access_token().is_some(), "the token is kept");

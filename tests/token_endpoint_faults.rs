@@ -327,3 +327,21 @@ async fn without_expires_in_or_jwt_the_configured_default_lifetime_is_used() {
     let lifetime = token.expires_at().remaining_from(h.clock.now_for_tests());
     assert_eq!(lifetime, Duration::from_secs(120));
 }
+
+#[tokio::test]
+async fn a_401_unauthorized_client_as_keycloak_sends_it_is_invalid_client() {
+    // Keycloak 26's answer to a wrong client secret (see tests/keycloak_interop.rs).
+    let h = Harness::start().await;
+    let machine = h.client().client_credentials_session();
+    h.server.inject(
+        Endpoint::Token,
+        Fault::json(
+            401,
+            json!({"error": "unauthorized_client", "error_description": "Invalid client or Invalid client credentials"}),
+        ),
+    );
+    let error = machine.access_token().await.unwrap_err();
+    assert!(matches!(error, AuthError::InvalidClient(_)), "{error:?}");
+    assert_eq!(error.server_error().unwrap().code, "unauthorized_client");
+    assert!(error.to_string().contains("check the client id and secret"), "{error}");
+}

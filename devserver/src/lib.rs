@@ -159,6 +159,40 @@ impl DevServer {
         self.state.lock().users.insert(username.to_owned(), password.to_owned());
     }
 
+    /// How many tokens of `subject` the server would still accept: unrevoked,
+    /// unexpired access tokens plus unrevoked refresh tokens. Zero after a complete
+    /// logout.
+    pub fn live_tokens(&self, subject: &str) -> usize {
+        let now = self.state.now();
+        let inner = self.state.lock();
+        let access = inner
+            .access
+            .values()
+            .filter(|t| t.subject == subject && !t.revoked && t.expires_at > now)
+            .count();
+        let refresh = inner
+            .refresh
+            .values()
+            .filter(|t| t.subject == subject && !t.revoked)
+            .count();
+        access + refresh
+    }
+
+    /// How many refresh tokens of `subject` the server would still accept.
+    pub fn live_refresh_tokens(&self, subject: &str) -> usize {
+        let inner = self.state.lock();
+        inner
+            .refresh
+            .values()
+            .filter(|t| t.subject == subject && !t.revoked)
+            .count()
+    }
+
+    /// Whether the server would accept `token` in a refresh-token grant now.
+    pub fn refresh_token_is_live(&self, token: &str) -> bool {
+        self.state.lock().refresh.get(token).is_some_and(|t| !t.revoked)
+    }
+
     /// Stops the server: no new connections, in-flight requests (including
     /// hanging ones) are ended.
     pub fn shutdown(self) {

@@ -37,6 +37,10 @@ pub struct Stats {
     pub resource_requests_by_method: BTreeMap<String, u64>,
     /// 401 responses sent by the protected resource (including injected ones).
     pub resource_unauthorized: u64,
+    /// Password grants rejected for a wrong password, per username: what an
+    /// identity provider counts towards locking an account.
+    #[serde(default)]
+    pub rejected_passwords_by_user: BTreeMap<String, u64>,
 }
 
 /// One request to the revocation endpoint, as received.

@@ -88,6 +88,12 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
             let password = param(form, "password")?;
             let valid = state.lock().users.get(username).map(String::as_str) == Some(password);
             if !valid {
+                *state
+                    .lock()
+                    .stats
+                    .rejected_passwords_by_user
+                    .entry(username.to_owned())
+                    .or_default() += 1;
                 return Err(OAuthError::invalid_grant("invalid resource owner credentials"));
             }
             Request {

@@ -43,13 +43,15 @@ pub enum AuthError {
     /// Another OAuth error code from the server.
     #[error("{0}")]
     OAuth(String),
-    /// The token is valid but lacks the permission (HTTP 403); a new token would not help.
+    /// A 401 whose challenge says `insufficient_scope`: the token is valid but lacks the
+    /// permission; a new token would not help.
     #[error("{0}")]
     InsufficientScope(String),
     /// No silent way is left to get a token: ask the user to sign in again.
     #[error("{0}")]
     ReauthenticationRequired(String),
-    /// Network failure, timeout, HTTP 5xx or 429: try again later.
+    /// Network failure, timeout, HTTP 5xx or 429: try again later. The message names
+    /// the server that failed.
     #[error("{0}")]
     TemporarilyUnavailable(String),
     /// With `RecoveryPolicy.CLEAR_AND_FAIL`: the token was revoked and dropped; try again.
@@ -85,7 +87,10 @@ impl From<Core> for AuthError {
             Core::OAuth(_) => Self::OAuth(message),
             Core::InsufficientScope { .. } => Self::InsufficientScope(message),
             Core::ReauthenticationRequired { .. } => Self::ReauthenticationRequired(message),
-            Core::TemporarilyUnavailable { .. } => Self::TemporarilyUnavailable(message),
+            // The same advice (try again later) for either server; the message names which.
+            Core::TemporarilyUnavailable { .. } | Core::ResourceServerUnavailable { .. } => {
+                Self::TemporarilyUnavailable(message)
+            }
             Core::TokenRevoked => Self::TokenRevoked(message),
             Core::RequestNotReplayed { .. } => Self::RequestNotReplayed(message),
             Core::InvalidResponse { .. } => Self::InvalidResponse(message),

@@ -15,7 +15,7 @@
 //! | [`crate::AuthEventListener`]      | [`AuthEventListener`] (foreign trait) | interface / protocol         |
 //!
 //! Async methods become Kotlin `suspend` functions and Swift `async` functions. They
-//! run on [`runtime`]'s tokio runtime, owned by the library, so apps need no Rust
+//! run on the `runtime` module's tokio runtime, owned by the library, so apps need no Rust
 //! executor and the caller's thread (Android main thread included) never blocks.
 //!
 //! Secrets cross the boundary only where the app must handle them: the client secret

@@ -50,6 +50,13 @@ struct Current {
     flight: Flight,
 }
 
+const ABORTED: &str = "the token request task was aborted (its runtime shut down)";
+
+/// Whether `error` says the flight's task died rather than the request failing.
+pub(crate) fn is_aborted_flight(error: &AuthError) -> bool {
+    matches!(error, AuthError::TemporarilyUnavailable { reason, .. } if reason == ABORTED)
+}
+
 /// The runtime flights are spawned on; a typed error instead of tokio's panic when
 /// the SDK is called from outside one.
 pub(crate) fn runtime() -> Result<tokio::runtime::Handle, AuthError> {
@@ -109,12 +116,9 @@ impl SingleFlight {
             after();
             result
         });
-        let flight = async move {
-            task.await
-                .unwrap_or_else(|_| Err(AuthError::unavailable("the token request task was aborted")))
-        }
-        .boxed()
-        .shared();
+        let flight = async move { task.await.unwrap_or_else(|_| Err(AuthError::unavailable(ABORTED))) }
+            .boxed()
+            .shared();
         *slot = Some(Current {
             id,
             kind,

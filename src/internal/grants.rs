@@ -176,7 +176,15 @@ async fn finish(
         },
     };
     match core.commit(epoch, &issued, sent_at, tick, event, password).await {
-        Committed::Published(set) => {
+        Committed::Published(set, replaced) => {
+            // A refresh grant's old token is the server's to retire (RFC 6749 §6); one
+            // a new login or sign-in replaced would otherwise stay live, unheld.
+            let refresh_grant = matches!(announce, Announce::Refreshed | Announce::Recovered("refresh_token"));
+            if let Some(replaced) = replaced.filter(|_| !refresh_grant) {
+                if let Err(error) = revoke_all(core, Some(&replaced), None).await {
+                    tracing::warn!(%error, "could not revoke the refresh token a new sign-in replaced");
+                }
+            }
             if let Announce::Recovered(grant) = announce {
                 tracing::info!(grant, "recovered from a revoked token");
                 core.note_recovered(&set);

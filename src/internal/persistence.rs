@@ -14,7 +14,7 @@
 //!   reported once as `ReauthenticationRequired`.
 
 use crate::clock::Clock;
-use crate::error::AuthError;
+use crate::error::{AuthError, ErrorSource};
 use crate::identity::{Identity, Subject};
 use crate::internal::context::ClientContext;
 use crate::storage::record::{Owner, Record};
@@ -23,7 +23,7 @@ use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -49,6 +49,9 @@ pub(crate) struct Persistence {
     lock_directory: Option<PathBuf>,
     timeout: Duration,
     clock: Arc<dyn Clock>,
+    /// Whether a 0.1 entry under the old key may still exist (cleared once a save
+    /// under the new key has removed it): a stale old entry must never resurface.
+    legacy_possible: AtomicBool,
 }
 
 /// Orders the calls on one (store, key) across every session of the process.
@@ -97,6 +100,7 @@ impl Persistence {
             lock_directory: ctx.config.store_lock_directory.clone(),
             timeout: ctx.config.store_timeout,
             clock: Arc::clone(&ctx.config.clock),
+            legacy_possible: AtomicBool::new(true),
         }
     }
 
@@ -187,7 +191,13 @@ impl Persistence {
             self.clock.now(),
             meta.refresh_expires_at,
         );
-        self.write(&self.key, Some(record.encode())).await
+        self.write(&self.key, Some(record.encode())).await?;
+        // The new entry supersedes any 0.1 entry; left behind, it could bring back a
+        // session after a logout (logout removes only what holds the session's token).
+        if self.legacy_possible.load(Ordering::SeqCst) && self.write(&self.legacy_key, None).await.is_ok() {
+            self.legacy_possible.store(false, Ordering::SeqCst);
+        }
+        Ok(())
     }
 
     /// Deletes the entry, under the new key and the 0.1 key alike (a user who logs out
@@ -201,13 +211,41 @@ impl Persistence {
         current.and(legacy)
     }
 
+    /// Removes the stored entry only if it still holds `ours`: a session that logs out
+    /// must not delete what a newer session of the same identity saved meanwhile. An
+    /// unreadable entry is removed too (it can serve nobody), and so is any 0.1 entry
+    /// under the old key (the new SDK never writes one, so it is stale by definition).
+    pub(crate) async fn remove_if_holds(&self, ours: Option<&SecretString>) -> Result<(), AuthError> {
+        if self.store.is_none() {
+            return Ok(());
+        }
+        let legacy = self.write(&self.legacy_key, None).await;
+        let Some(ours) = ours else {
+            return legacy;
+        };
+        let holds_ours = match self.read(&self.key).await? {
+            None => false,
+            Some(raw) => Record::decode(raw.expose_secret()).map_or(true, |record| {
+                record.refresh_token.expose_secret() == ours.expose_secret()
+            }),
+        };
+        if holds_ours {
+            // A save by another holder between this read and the remove is not
+            // possible within the process: writes to a key are ordered, and the
+            // session calls this under its persist lock.
+            self.write(&self.key, None).await?;
+        }
+        legacy
+    }
+
     /// Serialises refreshes of this key: across every `AuthClient` of the process, and
     /// across processes when `AuthConfig::store_lock_directory` is set.
     pub(crate) async fn refresh_guard(&self) -> Result<RefreshGuard, AuthError> {
         lock::acquire(&self.key, self.lock_directory.as_deref(), self.timeout)
             .await
             .map_err(|error| AuthError::Storage {
-                reason: format!("refresh lock: {error}"),
+                reason: format!("could not take the refresh lock: {error}"),
+                source: Some(ErrorSource::new(error)),
             })
     }
 
@@ -246,25 +284,32 @@ impl Persistence {
         let task = tokio::task::spawn_blocking(move || {
             let mut applied = order.applied.lock().unwrap_or_else(|p| p.into_inner());
             if kind == Call::Write && *applied > sequence {
-                return Ok(None);
+                return Ok(Ok(None));
             }
             let result = catch_unwind(AssertUnwindSafe(|| body(store.as_ref(), &key)));
             if kind == Call::Write && matches!(result, Ok(Ok(_))) {
                 *applied = sequence;
             }
-            match result {
-                Ok(result) => result.map(Some).map_err(|e| e.0),
-                Err(_) => Err(format!("the token store panicked during {what}")),
-            }
+            result.map(|result| result.map(Some))
         });
+        // `AuthError::Storage` reads "the token store failed: {reason}".
         match tokio::time::timeout(self.timeout, task).await {
-            Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err(reason))) => Err(AuthError::Storage { reason }),
-            Ok(Err(_)) => Err(AuthError::Storage {
-                reason: format!("the token store's {what} was cancelled"),
+            Ok(Ok(Ok(Ok(value)))) => Ok(value),
+            Ok(Ok(Ok(Err(error)))) => Err(AuthError::Storage {
+                reason: format!("could not {what}: {error}"),
+                source: Some(ErrorSource::new(error)),
             }),
-            Err(_) => Err(AuthError::Storage {
-                reason: format!("the token store did not finish a {what} within {:?}", self.timeout),
+            Ok(Ok(Err(_panic))) => Err(AuthError::Storage {
+                reason: format!("it panicked during {what}"),
+                source: None,
+            }),
+            Ok(Err(_cancelled)) => Err(AuthError::Storage {
+                reason: format!("its {what} was cancelled"),
+                source: None,
+            }),
+            Err(elapsed) => Err(AuthError::Storage {
+                reason: format!("it did not {what} within {:?}", self.timeout),
+                source: Some(ErrorSource::new(elapsed)),
             }),
         }
     }

@@ -6,7 +6,6 @@ use crate::config::{CachePolicy, RecoveryPolicy};
 use crate::error::AuthError;
 use crate::internal::rotation;
 use crate::internal::session_core::{Acquire, SessionCore};
-use crate::internal::transport;
 use crate::internal::www_authenticate::{bearer_verdict, BearerVerdict};
 use crate::session::{is_replay_safe, Replay};
 use crate::token::AccessToken;
@@ -30,13 +29,11 @@ pub(crate) async fn send(
     let backup = if replayable { request.try_clone() } else { None };
     let response = execute(core, &http, request, token.expose_secret()).await?;
 
+    // A 403 (and every other status but 401) is the resource server's answer, not a
+    // token problem: the app gets it whole; `crate::insufficient_scope` reads it.
     if response.status() != StatusCode::UNAUTHORIZED {
         core.note_accepted(token.expose_secret());
-    }
-    match response.status() {
-        StatusCode::UNAUTHORIZED => {}
-        StatusCode::FORBIDDEN => return Err(insufficient_scope(&response)),
-        _ => return Ok(response),
+        return Ok(response);
     }
     let challenges: Vec<String> = response
         .headers()
@@ -86,14 +83,13 @@ pub(crate) async fn after_unauthorized<S: AsRef<str>>(
     }
     core.check_active()?;
     let now = core.now();
-    if let Some(discarded) = core.discard(failed) {
-        // Only a recovery that replaces the held token counts: a storm of 401s for one
-        // token is one recovery.
-        if core.admit_recovery(&discarded).is_err() {
-            core.deliver_events();
-            return Ok(None);
-        }
+    // Only a 401 for the token held counts for the circuit breaker: a storm of 401s
+    // for one token is one recovery.
+    if core.admit_recovery(failed).is_err() {
+        core.deliver_events();
+        return Ok(None);
     }
+    core.discard(failed);
     // Bitwarden's rule: a newer token than the one that failed is reused as it is.
     let set = core
         .obtain(Acquire::Recover, false, |set| !set.holds(failed) && set.is_valid(now))
@@ -111,13 +107,11 @@ async fn execute(
     let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| AuthError::InvalidResponse {
         status: 200,
         reason: "the access token cannot be sent in a header".into(),
+        source: None,
     })?;
     value.set_sensitive(true);
     request.headers_mut().insert(AUTHORIZATION, value);
-    let response = http
-        .execute(request)
-        .await
-        .map_err(|e| transport::transport_error(&e))?;
+    let response = http.execute(request).await.map_err(AuthError::from_resource_request)?;
     rotation::observe(core, response.headers());
     Ok(response)
 }
@@ -133,17 +127,4 @@ fn is_replayable(request: &Request, replay: Replay) -> bool {
     };
     // A body that cannot be cloned (a stream) was consumed by the first attempt.
     allowed && request.try_clone().is_some()
-}
-
-fn insufficient_scope(response: &Response) -> AuthError {
-    let challenges = response
-        .headers()
-        .get_all(WWW_AUTHENTICATE)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    let required_scope = match bearer_verdict(challenges) {
-        BearerVerdict::InsufficientScope { scope, .. } => scope,
-        _ => None,
-    };
-    AuthError::InsufficientScope { required_scope }
 }

@@ -20,7 +20,7 @@ use crate::error::AuthError;
 use crate::events::AuthEvent;
 use crate::identity::Identity;
 use crate::internal::context::ClientContext;
-use crate::internal::flight::{FlightKind, FlightResult, Joined, SingleFlight};
+use crate::internal::flight::{is_aborted_flight, FlightKind, FlightResult, Joined, SingleFlight};
 use crate::internal::outbox::Outbox;
 use crate::internal::persistence::{Persistence, SaveMeta};
 use crate::internal::protocol::token_response::IssuedToken;
@@ -60,8 +60,9 @@ pub(crate) enum Acquire {
 
 /// What became of a token-endpoint answer handed to [`SessionCore::commit`].
 pub(crate) enum Committed {
-    /// It (or a newer token the session already held) is the session's token now.
-    Published(Arc<TokenSet>),
+    /// It (or a newer token the session already held) is the session's token now; the
+    /// refresh token it replaced, if the answer brought a different one.
+    Published(Arc<TokenSet>, Option<SecretString>),
     /// A logout fenced it off: the caller must revoke it.
     Fenced,
 }
@@ -297,6 +298,7 @@ impl SessionCore {
         reusable: impl Fn(&TokenSet) -> bool,
     ) -> FlightResult {
         let mut how = Some(how);
+        let mut retried_abort = false;
         loop {
             {
                 let state = self.state();
@@ -325,7 +327,15 @@ impl SessionCore {
                 Joined::Flight(flight) => {
                     let result = flight.await;
                     self.deliver_events();
-                    return result;
+                    match result {
+                        // The flight died with its runtime or was aborted: its slot is
+                        // free again, so one more try starts a fresh request.
+                        Err(error) if is_aborted_flight(&error) && !retried_abort => {
+                            retried_abort = true;
+                            how = Some(attempt);
+                        }
+                        result => return result,
+                    }
                 }
                 Joined::Busy(flight) => {
                     let _ = flight.await;
@@ -426,6 +436,7 @@ impl SessionCore {
 
     /// Resumes from the stored refresh token (no password needed).
     pub(crate) async fn restore(self: &Arc<Self>) -> Result<(), AuthError> {
+        crate::internal::flight::runtime()?;
         let now = self.now();
         if self.token.load().as_ref().is_some_and(|set| set.is_valid(now)) {
             return Ok(());
@@ -509,13 +520,17 @@ impl SessionCore {
     ) -> Committed {
         let set = Arc::new(TokenSet::issued(issued, sent_at, self.ctx.config.refresh_margin, tick));
         let _persisting = self.persist_lock.lock().await;
+        let mut replaced = None;
         let to_save = {
             let mut state = self.state();
             if state.epoch != epoch {
                 return Committed::Fenced;
             }
             if let Some(refresh_token) = &issued.refresh_token {
-                state.refresh_token = Some(SecretString::from(refresh_token.expose_secret()));
+                replaced = state
+                    .refresh_token
+                    .replace(SecretString::from(refresh_token.expose_secret()))
+                    .filter(|old| old.expose_secret() != refresh_token.expose_secret());
                 Some(SecretString::from(refresh_token.expose_secret()))
             } else if state.persist_pending {
                 state
@@ -548,7 +563,7 @@ impl SessionCore {
         };
         drop(state);
         self.outbox.queue(event(&self.identity, Timestamp(winner.expires_at)));
-        Committed::Published(winner)
+        Committed::Published(winner, replaced)
     }
 
     /// Saves a refresh token; on failure the app hears of it, the stale entry (which
@@ -666,7 +681,7 @@ impl SessionCore {
         };
         if forgotten {
             let _persisting = self.persist_lock.lock().await;
-            if let Err(error) = self.persistence.remove().await {
+            if let Err(error) = self.persistence.remove_if_holds(Some(rejected)).await {
                 tracing::warn!(%error, "could not remove the rejected refresh token");
             }
         }
@@ -727,10 +742,13 @@ impl SessionCore {
         }
     }
 
-    /// Called once per discarded token before recovering; `Err(until)` while recovery
-    /// is paused because recovered tokens kept being rejected at once.
-    pub(crate) fn admit_recovery(&self, discarded: &TokenSet) -> Result<(), SystemTime> {
+    /// Decides, before `failed` is discarded, whether to recover from its rejection.
+    /// `Err(until)` while recovery is paused because recovered tokens kept being
+    /// rejected before any request succeeded with them; the token is then kept (the
+    /// resource server is at fault, and a new token would cost a request for nothing).
+    pub(crate) fn admit_recovery(&self, failed: &str) -> Result<(), SystemTime> {
         let now = self.now();
+        let held = self.token.load_full();
         let mut state = self.state();
         let breaker = &mut state.breaker;
         if let Some(until) = breaker.open_until {
@@ -739,7 +757,11 @@ impl SessionCore {
             }
             *breaker = Breaker::default();
         }
-        if breaker.unproven_recovery != Some(discarded.origin_tick) {
+        let Some(held) = held.filter(|set| set.holds(failed)) else {
+            // Not the token held: a newer one is reused or already being obtained.
+            return Ok(());
+        };
+        if breaker.unproven_recovery != Some(held.origin_tick) {
             // A token that had worked was revoked: a genuine revocation, not a loop.
             breaker.unhelpful = 0;
             breaker.window_start = None;
@@ -793,6 +815,7 @@ impl SessionCore {
     /// session held. Local state is gone even if revocation fails; the first failure
     /// is returned.
     pub(crate) async fn logout(&self) -> Result<(), AuthError> {
+        crate::internal::flight::runtime()?;
         let Some((refresh, access)) = self.fence() else {
             return Ok(());
         };
@@ -800,7 +823,7 @@ impl SessionCore {
         let mut first_error = None;
         {
             let _persisting = self.persist_lock.lock().await;
-            if let Err(error) = self.persistence.remove().await {
+            if let Err(error) = self.persistence.remove_if_holds(refresh.as_ref()).await {
                 first_error = Some(error);
             }
         }

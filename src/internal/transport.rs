@@ -6,7 +6,7 @@
 
 use crate::clock::Clock;
 use crate::config::RetryPolicy;
-use crate::error::AuthError;
+use crate::error::{AuthError, ErrorSource};
 use crate::internal::random;
 use reqwest::header::{HeaderMap, CONTENT_TYPE, DATE, RETRY_AFTER};
 use reqwest::RequestBuilder;
@@ -27,7 +27,7 @@ pub(crate) struct HttpResponse {
 
 /// Sends `request` and reads at most [`MAX_BODY_BYTES`] of the answer.
 pub(crate) async fn exchange(request: RequestBuilder, now: SystemTime) -> Result<HttpResponse, AuthError> {
-    let mut response = request.send().await.map_err(|e| transport_error(&e))?;
+    let mut response = request.send().await.map_err(transport_error)?;
     let status = response.status().as_u16();
     let headers = response.headers();
     let date = header_str(headers, DATE).and_then(|d| httpdate::parse_http_date(d).ok());
@@ -36,12 +36,13 @@ pub(crate) async fn exchange(request: RequestBuilder, now: SystemTime) -> Result
     let too_big = || AuthError::InvalidResponse {
         status,
         reason: format!("the response body is larger than {} KiB", MAX_BODY_BYTES / 1024),
+        source: None,
     };
     if response.content_length().is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(too_big());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e))? {
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(too_big());
         }
@@ -72,8 +73,9 @@ fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 }
 
 /// A transport failure as a retryable error. The message is ours, not reqwest's, so
-/// no URL (with a possible query) or body fragment reaches logs.
-pub(crate) fn transport_error(error: &reqwest::Error) -> AuthError {
+/// no URL (with a possible query) or body fragment reaches logs; the error itself,
+/// stripped of its URL, is the source (it chains down to the I/O or TLS error).
+pub(crate) fn transport_error(error: reqwest::Error) -> AuthError {
     let what = if error.is_timeout() {
         "the request timed out"
     } else if error.is_connect() {
@@ -94,6 +96,7 @@ pub(crate) fn transport_error(error: &reqwest::Error) -> AuthError {
         reason: format!("{what}{host}"),
         status: None,
         retry_after: None,
+        source: Some(ErrorSource::new(error.without_url())),
     }
 }
 

@@ -80,3 +80,47 @@ pub fn value(token: &tokenkeeper::AccessToken) -> String {
     use secrecy::ExposeSecret;
     token.expose_secret().to_owned()
 }
+
+/// Records every event, for assertions on what the app was told and in which order.
+#[derive(Default)]
+pub struct EventLog(std::sync::Mutex<Vec<tokenkeeper::AuthEvent>>);
+
+impl EventLog {
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    pub fn events(&self) -> Vec<tokenkeeper::AuthEvent> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The events' variant names, e.g. `["TokenIssued", "LoggedOut"]`.
+    pub fn names(&self) -> Vec<String> {
+        self.events()
+            .iter()
+            .map(|e| format!("{e:?}").split([' ', '{']).next().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    pub fn count(&self, name: &str) -> usize {
+        self.names().iter().filter(|n| *n == name).count()
+    }
+}
+
+impl tokenkeeper::AuthEventListener for EventLog {
+    fn on_event(&self, event: &tokenkeeper::AuthEvent) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+/// Waits (bounded) until `condition` holds: for ordering a test's steps against a
+/// request the server has received, never for expiry.
+pub async fn until(mut condition: impl FnMut() -> bool) {
+    for _ in 0..5_000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("the condition did not become true within 5 s");
+}

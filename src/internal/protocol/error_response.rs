@@ -23,6 +23,7 @@ pub(crate) fn error_for(response: &HttpResponse) -> AuthError {
             reason: format!("the server answered HTTP {status}"),
             status: Some(status),
             retry_after: response.retry_after,
+            source: None,
         };
     }
     match serde_json::from_slice::<RawError>(&response.body) {
@@ -42,6 +43,7 @@ pub(crate) fn error_for(response: &HttpResponse) -> AuthError {
         Err(_) => AuthError::InvalidResponse {
             status,
             reason: describe_body(response),
+            source: None,
         },
     }
 }
@@ -49,6 +51,11 @@ pub(crate) fn error_for(response: &HttpResponse) -> AuthError {
 fn from_code(error: ServerError) -> AuthError {
     match error.code.as_str() {
         "invalid_client" => AuthError::InvalidClient(error),
+        // Keycloak answers a wrong client secret with 401 `unauthorized_client`
+        // ("Invalid client or Invalid client credentials"). A 401 from the token
+        // endpoint means client authentication failed (RFC 6749 §5.2), which is
+        // `invalid_client` whatever the code says; the server's code is kept.
+        "unauthorized_client" if error.status == 401 => AuthError::InvalidClient(error),
         "invalid_grant" => AuthError::InvalidGrant(error),
         "invalid_scope" => AuthError::InvalidScope(error),
         "unauthorized_client" => AuthError::UnauthorizedClient(error),
@@ -59,6 +66,7 @@ fn from_code(error: ServerError) -> AuthError {
             reason: error.to_string(),
             status: Some(error.status),
             retry_after: None,
+            source: None,
         },
         _ => AuthError::OAuth(error),
     }
@@ -81,4 +89,45 @@ pub(crate) fn describe_body(response: &HttpResponse) -> String {
 /// Server text, cut to a sane length and without control characters.
 fn sanitize(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).take(MAX_SERVER_TEXT).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, body: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            date: None,
+            retry_after: None,
+            content_type: Some("application/json".into()),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn keycloaks_401_unauthorized_client_is_a_client_authentication_failure() {
+        let keycloak =
+            r#"{"error":"unauthorized_client","error_description":"Invalid client or Invalid client credentials"}"#;
+        match error_for(&response(401, keycloak)) {
+            AuthError::InvalidClient(e) => assert_eq!((e.code.as_str(), e.status), ("unauthorized_client", 401)),
+            other => panic!("expected InvalidClient, got {other:?}"),
+        }
+        // With 400 it keeps its RFC 6749 §5.2 meaning: the grant type is not allowed.
+        let not_allowed = r#"{"error":"unauthorized_client"}"#;
+        assert!(matches!(
+            error_for(&response(400, not_allowed)),
+            AuthError::UnauthorizedClient(_)
+        ));
+    }
+
+    #[test]
+    fn a_401_invalid_grant_stays_invalid_grant() {
+        // Keycloak sends a wrong password as 401 `invalid_grant`: the user's fault, not the client's.
+        let wrong_password = r#"{"error":"invalid_grant","error_description":"Invalid user credentials"}"#;
+        assert!(matches!(
+            error_for(&response(401, wrong_password)),
+            AuthError::InvalidGrant(_)
+        ));
+    }
 }

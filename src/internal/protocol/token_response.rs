@@ -2,7 +2,7 @@
 //! lifetime: `expires_in`, else the JWT `exp` claim, else the configured default.
 
 use crate::config::MAX_TOKEN_LIFETIME;
-use crate::error::AuthError;
+use crate::error::{AuthError, ErrorSource};
 use crate::internal::protocol::{error_response, jwt};
 use crate::internal::transport::HttpResponse;
 use secrecy::{ExposeSecret, SecretString};
@@ -63,17 +63,23 @@ pub(crate) fn parse(
     let invalid = |reason: String| AuthError::InvalidResponse {
         status: response.status,
         reason,
+        source: None,
     };
     // serde's messages are not used: they could quote a value from the body.
     let raw: RawTokenResponse = serde_json::from_slice(&response.body).map_err(|e| {
-        if e.is_syntax() || e.is_eof() {
-            invalid(error_response::describe_body(response))
+        let reason = if e.is_syntax() || e.is_eof() {
+            error_response::describe_body(response)
         } else {
-            invalid(format!(
+            format!(
                 "the token response has a field of the wrong type (line {}, column {})",
                 e.line(),
                 e.column()
-            ))
+            )
+        };
+        AuthError::InvalidResponse {
+            status: response.status,
+            reason,
+            source: Some(ErrorSource::json(e)),
         }
     })?;
     let access_token = raw
@@ -152,6 +158,7 @@ fn lifetime(
         return exp.duration_since(server_now).map_err(|_| AuthError::InvalidResponse {
             status: 200,
             reason: "the access token's exp claim is already in the past".into(),
+            source: None,
         });
     }
     Ok(default_lifetime)

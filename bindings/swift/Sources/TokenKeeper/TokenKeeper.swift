@@ -2190,7 +2190,8 @@ enum AuthError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case OAuth(message: String)
     
     /**
-     * The token is valid but lacks the permission (HTTP 403); a new token would not help.
+     * A 401 whose challenge says `insufficient_scope`: the token is valid but lacks the
+     * permission; a new token would not help.
      */
     case InsufficientScope(message: String)
     
@@ -2200,7 +2201,8 @@ enum AuthError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case ReauthenticationRequired(message: String)
     
     /**
-     * Network failure, timeout, HTTP 5xx or 429: try again later.
+     * Network failure, timeout, HTTP 5xx or 429: try again later. The message names
+     * the server that failed.
      */
     case TemporarilyUnavailable(message: String)
     

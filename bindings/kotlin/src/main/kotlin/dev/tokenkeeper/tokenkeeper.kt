@@ -3483,7 +3483,8 @@ sealed class AuthException(message: String): kotlin.Exception(message) {
         class OAuth(message: String) : AuthException(message)
         
     /**
-     * The token is valid but lacks the permission (HTTP 403); a new token would not help.
+     * A 401 whose challenge says `insufficient_scope`: the token is valid but lacks the
+     * permission; a new token would not help.
      */
         class InsufficientScope(message: String) : AuthException(message)
         
@@ -3493,7 +3494,8 @@ sealed class AuthException(message: String): kotlin.Exception(message) {
         class ReauthenticationRequired(message: String) : AuthException(message)
         
     /**
-     * Network failure, timeout, HTTP 5xx or 429: try again later.
+     * Network failure, timeout, HTTP 5xx or 429: try again later. The message names
+     * the server that failed.
      */
         class TemporarilyUnavailable(message: String) : AuthException(message)
         

@@ -1,0 +1,584 @@
+//! A seeded, randomized interleaving harness for the session state machine.
+//!
+//! Each seed builds its own development server and `AuthClient`, then runs a random
+//! schedule of operations on two users' sessions and the client's own session:
+//! concurrent and cancelled callers, 401s after server-side revocation, password
+//! changes on the server, invalidation, login (right or wrong password), logout with
+//! a request in flight, restore, late rotated tokens, failing and panicking stores,
+//! panicking listeners, token-endpoint delays and errors, clock jumps both ways.
+//! After every step it checks the invariants below; a watchdog fails any step that
+//! does not finish (a deadlock).
+//!
+//! `TOKENKEEPER_SEEDS=N` runs seeds 0..N (default 2000); `TOKENKEEPER_SEED=S` replays
+//! one seed alone and prints its schedule. A failing seed prints itself.
+
+mod common;
+
+use common::EventLog;
+use secrecy::{ExposeSecret, SecretString};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokenkeeper::{
+    AuthClient, AuthConfig, AuthEvent, AuthEventListener, ManualClock, MemoryStore, RetryPolicy, Session, SessionState,
+    StoreError, TokenChange, TokenObserver, TokenRotation, TokenStore,
+};
+use tokenkeeper_devserver::{DevServer, DevServerConfig, Endpoint, Fault};
+
+const USERS: [&str; 2] = ["u0", "u1"];
+/// Steps per seed (`TOKENKEEPER_STEPS` overrides).
+const STEPS: usize = 24;
+/// A step may cost one flight of three attempts, a background refresh, a recovery and
+/// a sign-in's revocation; anything above this is a request per call.
+const MAX_TOKEN_REQUESTS_PER_STEP: u64 = 9;
+const WATCHDOG: Duration = Duration::from_secs(10);
+
+/// splitmix64: small, fast, and the same sequence on every platform.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Who {
+    User(usize),
+    Machine,
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Access { who: Who, callers: u64, cancelled: u64 },
+    Send401 { who: Who },
+    ServerRevoke { user: usize },
+    PasswordChange { user: usize },
+    Invalidate { who: Who },
+    Login { user: usize, correct: bool },
+    Logout { user: usize, with_flight: bool },
+    Restore { user: usize },
+    LateRotation { who: Who, offset_s: i64 },
+    Store(u8),
+    ListenerPanics(bool),
+    TokenFault(u8),
+    ClockForward(u64),
+    ClockBack(u64),
+}
+
+fn random_op(rng: &mut Rng) -> Op {
+    let who = |rng: &mut Rng| {
+        if rng.chance(25) {
+            Who::Machine
+        } else {
+            Who::User(rng.below(2) as usize)
+        }
+    };
+    let user = |rng: &mut Rng| rng.below(2) as usize;
+    match rng.below(15) {
+        0..=2 => Op::Access {
+            who: who(rng),
+            callers: 1 + rng.below(6),
+            cancelled: rng.below(3),
+        },
+        3 | 4 => Op::Send401 { who: who(rng) },
+        5 => Op::ServerRevoke { user: user(rng) },
+        6 => Op::PasswordChange { user: user(rng) },
+        7 => Op::Invalidate { who: who(rng) },
+        8 => Op::Login {
+            user: user(rng),
+            correct: rng.chance(75),
+        },
+        9 => Op::Logout {
+            user: user(rng),
+            with_flight: rng.chance(50),
+        },
+        10 => Op::Restore { user: user(rng) },
+        11 => Op::LateRotation {
+            who: who(rng),
+            offset_s: rng.below(7200) as i64 - 1800,
+        },
+        12 => match rng.below(3) {
+            0 => Op::Store(rng.below(3) as u8),
+            1 => Op::ListenerPanics(rng.chance(50)),
+            _ => Op::TokenFault(rng.below(4) as u8),
+        },
+        13 => Op::ClockForward(rng.below(4000)),
+        _ => Op::ClockBack(rng.below(600)),
+    }
+}
+
+/// A store that works, fails, or panics on save, as the schedule says.
+struct FlakyStore {
+    inner: MemoryStore,
+    mode: AtomicU8,
+}
+
+impl TokenStore for FlakyStore {
+    fn load(&self, key: &str) -> Result<Option<SecretString>, StoreError> {
+        self.inner.load(key)
+    }
+    fn save(&self, key: &str, refresh_token: &SecretString) -> Result<(), StoreError> {
+        match self.mode.load(Ordering::SeqCst) {
+            1 => Err(StoreError("the keychain is locked".into())),
+            2 => panic!("the keychain crashed"),
+            _ => self.inner.save(key, refresh_token),
+        }
+    }
+    fn remove(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.remove(key)
+    }
+}
+
+/// Forwards events to a log, or panics while told to.
+struct Listener {
+    log: Arc<EventLog>,
+    panics: std::sync::atomic::AtomicBool,
+}
+
+impl AuthEventListener for Listener {
+    fn on_event(&self, event: &AuthEvent) {
+        self.log.on_event(event);
+        if self.panics.load(Ordering::SeqCst) {
+            panic!("the listener crashed");
+        }
+    }
+}
+
+/// Checks that a session's generations only grow.
+#[derive(Default)]
+struct GenerationWatch {
+    last: Mutex<Option<u64>>,
+    regressions: Mutex<Vec<(u64, u64)>>,
+}
+
+impl TokenObserver for GenerationWatch {
+    fn on_token_change(&self, change: &TokenChange) {
+        let mut last = self.last.lock().unwrap();
+        if let Some(previous) = *last {
+            if change.generation <= previous {
+                self.regressions.lock().unwrap().push((previous, change.generation));
+            }
+        }
+        *last = Some(change.generation);
+    }
+}
+
+struct World {
+    server: DevServer,
+    clock: Arc<ManualClock>,
+    store: Arc<FlakyStore>,
+    listener: Arc<Listener>,
+    client: AuthClient,
+    machine: Arc<Session>,
+    sessions: HashMap<usize, Arc<Session>>,
+    watches: Vec<Arc<GenerationWatch>>,
+    server_password: [String; 2],
+    /// Wrong passwords the schedule allowed to reach the server, per user: one per
+    /// explicit wrong login, one per password change (the SDK may try its stale
+    /// password once).
+    allowed_rejections: [u64; 2],
+    /// The server revoked the user's tokens since the SDK last obtained one.
+    revoked_by_server: [bool; 2],
+    /// A fake `invalid_grant` was injected: the SDK rightly drops a refresh token the
+    /// server still holds live, so "no live refresh token after logout" cannot be
+    /// asked of it for the rest of the seed.
+    fake_rejection: bool,
+}
+
+impl World {
+    async fn new() -> World {
+        let server = DevServer::start(DevServerConfig {
+            rotate_refresh_tokens: true,
+            ..DevServerConfig::default()
+        })
+        .await
+        .expect("devserver starts");
+        for (i, user) in USERS.iter().enumerate() {
+            server.set_user_password(user, &format!("pw-{i}-0"));
+        }
+        let clock = Arc::new(ManualClock::starting_now());
+        let store = Arc::new(FlakyStore {
+            inner: MemoryStore::new(),
+            mode: AtomicU8::new(0),
+        });
+        let listener = Arc::new(Listener {
+            log: EventLog::new(),
+            panics: false.into(),
+        });
+        let config = AuthConfig::new(server.token_endpoint(), "demo-client")
+            .client_secret(SecretString::from("demo-secret"))
+            .revocation_endpoint(server.revocation_endpoint())
+            .token_rotation(TokenRotation::headers("access-token", "expiry"))
+            .clock(clock.clone())
+            .request_timeout(Duration::from_secs(5))
+            .retry_policy(RetryPolicy {
+                max_attempts: 3,
+                initial_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(1),
+                deadline: Duration::from_secs(30),
+            });
+        let client = AuthClient::builder(config)
+            .store(store.clone())
+            .event_listener(listener.clone())
+            .build()
+            .expect("valid config");
+        let machine = client.client_credentials_session();
+        let watch = Arc::new(GenerationWatch::default());
+        machine.observe(watch.clone());
+        World {
+            server,
+            clock,
+            store,
+            listener,
+            client,
+            machine,
+            sessions: HashMap::new(),
+            watches: vec![watch],
+            server_password: ["pw-0-0".into(), "pw-1-0".into()],
+            allowed_rejections: [0; 2],
+            revoked_by_server: [false; 2],
+            fake_rejection: false,
+        }
+    }
+
+    fn session(&self, who: Who) -> Option<Arc<Session>> {
+        match who {
+            Who::Machine => Some(self.machine.clone()),
+            Who::User(user) => self.sessions.get(&user).cloned(),
+        }
+    }
+
+    fn track(&mut self, user: usize, session: Arc<Session>) {
+        let known = self.sessions.get(&user).is_some_and(|s| Arc::ptr_eq(s, &session));
+        if !known {
+            let watch = Arc::new(GenerationWatch::default());
+            session.observe(watch.clone());
+            self.watches.push(watch);
+            self.sessions.insert(user, session);
+        }
+    }
+
+    fn token_requests(&self) -> u64 {
+        self.server.stats().token_requests
+    }
+
+    async fn run(&mut self, op: &Op, rng: &mut Rng) -> Result<(), String> {
+        match op.clone() {
+            Op::Access {
+                who,
+                callers,
+                cancelled,
+            } => {
+                let Some(session) = self.session(who) else {
+                    return Ok(());
+                };
+                let mut tasks = Vec::new();
+                for _ in 0..callers {
+                    let session = session.clone();
+                    tasks.push(tokio::spawn(async move { session.access_token().await }));
+                }
+                for task in tasks.iter().take(cancelled as usize) {
+                    tokio::task::yield_now().await;
+                    task.abort();
+                }
+                for task in tasks {
+                    if let Ok(Ok(token)) = task.await {
+                        let now = self.clock.now_for_tests();
+                        if token.expires_at().as_system_time() <= now {
+                            return Err("an expired token was served".into());
+                        }
+                    }
+                }
+            }
+            Op::Send401 { who } => {
+                let Some(session) = self.session(who) else {
+                    return Ok(());
+                };
+                if let Some(token) = session.cached_access_token() {
+                    self.server.revoke_token(token.expose_secret());
+                }
+                let url = self.server.resource_url("/me");
+                let _ = session.send(self.client.http().get(url)).await;
+            }
+            Op::ServerRevoke { user } => {
+                self.server.revoke_subject(USERS[user]);
+                self.revoked_by_server[user] = true;
+            }
+            Op::PasswordChange { user } => {
+                // Like most identity providers, a password change signs the user out
+                // everywhere: the SDK's refresh token and password are both stale now.
+                let next = format!("pw-{user}-{}", rng.next() % 1000);
+                self.server.set_user_password(USERS[user], &next);
+                self.server.revoke_subject(USERS[user]);
+                self.revoked_by_server[user] = true;
+                self.server_password[user] = next;
+                self.allowed_rejections[user] += 1;
+            }
+            Op::Invalidate { who } => {
+                if let Some(session) = self.session(who) {
+                    session.invalidate();
+                }
+            }
+            Op::Login { user, correct } => {
+                let password = if correct {
+                    self.server_password[user].clone()
+                } else {
+                    self.allowed_rejections[user] += 1;
+                    "wrong".to_owned()
+                };
+                if let Ok(session) = self.client.login(USERS[user], SecretString::from(password)).await {
+                    self.revoked_by_server[user] = false;
+                    self.track(user, session);
+                }
+            }
+            Op::Logout { user, with_flight } => {
+                let Some(session) = self.client.session(USERS[user]) else {
+                    return Ok(());
+                };
+                let key = session.store_key().to_owned();
+                let flight = with_flight.then(|| {
+                    self.server.inject(Endpoint::Token, Fault::delay_ms(5));
+                    session.invalidate();
+                    let session = session.clone();
+                    tokio::spawn(async move { session.access_token().await })
+                });
+                let _ = session.logout().await;
+                // Invariant: after logout() returns, nothing of the identity remains.
+                if session.cached_access_token().is_some() || session.access_token().await.is_ok() {
+                    return Err(format!("{} still has a token after logout", USERS[user]));
+                }
+                if self.store.inner.load(&key).map_err(|e| e.to_string())?.is_some() {
+                    return Err(format!("{}'s refresh token is still stored after logout", USERS[user]));
+                }
+                if !self.fake_rejection && self.server.live_refresh_tokens(USERS[user]) != 0 {
+                    return Err(format!(
+                        "a refresh token of {} is live on the server after logout",
+                        USERS[user]
+                    ));
+                }
+                if session.state() != SessionState::LoggedOut {
+                    return Err("the session does not say it is logged out".into());
+                }
+                if let Some(flight) = flight {
+                    if let Ok(Ok(_)) = flight.await {
+                        // The caller may have been served before the fence; the token must
+                        // not be live on the server now.
+                        if !self.fake_rejection && self.server.live_refresh_tokens(USERS[user]) != 0 {
+                            return Err("the in-flight request left a live refresh token".into());
+                        }
+                    }
+                }
+                self.sessions.remove(&user);
+            }
+            Op::Restore { user } => {
+                if let Ok(session) = self.client.restore(USERS[user]).await {
+                    self.track(user, session);
+                }
+            }
+            Op::LateRotation { who, offset_s } => {
+                let Some(session) = self.session(who) else {
+                    return Ok(());
+                };
+                let now = self
+                    .clock
+                    .now_for_tests()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs() as i64;
+                let mut headers = reqwest::header::HeaderMap::new();
+                let token = format!("rotated-{}", rng.next());
+                headers.insert("access-token", token.parse().map_err(|_| "header")?);
+                let expiry = (now + offset_s).max(1).to_string();
+                headers.insert("expiry", expiry.parse().map_err(|_| "header")?);
+                session.observe_response_headers(&headers);
+            }
+            Op::Store(mode) => self.store.mode.store(mode, Ordering::SeqCst),
+            Op::ListenerPanics(on) => self.listener.panics.store(on, Ordering::SeqCst),
+            Op::TokenFault(kind) => {
+                let fault = match kind {
+                    0 => Fault::delay_ms(3),
+                    1 => Fault::status(503),
+                    2 => Fault::status(429).with_header("Retry-After", "18446744073709551615"),
+                    _ => {
+                        self.fake_rejection = true;
+                        Fault::json(400, serde_json::json!({"error": "invalid_grant"}))
+                    }
+                };
+                self.server.inject(Endpoint::Token, fault);
+            }
+            Op::ClockForward(secs) => self.clock.advance(Duration::from_secs(secs)),
+            Op::ClockBack(secs) => self.clock.rewind(Duration::from_secs(secs)),
+        }
+        Ok(())
+    }
+
+    /// Invariants that hold after every step.
+    fn check(&self) -> Result<(), String> {
+        let stats = self.server.stats();
+        for (i, user) in USERS.iter().enumerate() {
+            let rejected = stats.rejected_passwords_by_user.get(*user).copied().unwrap_or(0);
+            if rejected > self.allowed_rejections[i] {
+                return Err(format!(
+                    "{user}: {rejected} wrong passwords reached the server, the schedule allowed {}",
+                    self.allowed_rejections[i]
+                ));
+            }
+            if let Some(session) = self.sessions.get(&i) {
+                let stored = self.store.inner.load(session.store_key()).map_err(|e| e.to_string())?;
+                if let Some(stored) = stored {
+                    if !self.revoked_by_server[i] && !self.server.refresh_token_is_live(stored.expose_secret()) {
+                        return Err(format!("{user}: the stored refresh token is dead on the server"));
+                    }
+                }
+            }
+        }
+        for watch in &self.watches {
+            let regressions = watch.regressions.lock().unwrap();
+            if !regressions.is_empty() {
+                return Err(format!("a token generation went back: {regressions:?}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a manual clock (tests only need `now`).
+trait NowForTests {
+    fn now_for_tests(&self) -> std::time::SystemTime;
+}
+
+impl NowForTests for ManualClock {
+    fn now_for_tests(&self) -> std::time::SystemTime {
+        tokenkeeper::Clock::now(self)
+    }
+}
+
+async fn run_seed(seed: u64, verbose: bool) -> Result<(), String> {
+    let mut rng = Rng(seed);
+    let mut world = World::new().await;
+    let mut log = Vec::new();
+    // Start from a realistic place: both users signed in.
+    for user in 0..USERS.len() {
+        world.run(&Op::Login { user, correct: true }, &mut rng).await?;
+    }
+    let steps = std::env::var("TOKENKEEPER_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(STEPS);
+    for step in 0..steps {
+        let op = random_op(&mut rng);
+        log.push(format!("{step:2}: {op:?}"));
+        if verbose {
+            println!("seed {seed} {}", log.last().map(String::as_str).unwrap_or_default());
+        }
+        let before = world.token_requests();
+        let outcome = tokio::time::timeout(WATCHDOG, async {
+            world.run(&op, &mut rng).await?;
+            // Background refreshes finish before the invariants are read.
+            for session in world.sessions.values().chain([&world.machine]) {
+                session.wait_for_refresh().await;
+            }
+            Ok::<(), String>(())
+        })
+        .await;
+        let result = match outcome {
+            Err(_) => Err(format!("step did not finish within {WATCHDOG:?} (deadlock?)")),
+            Ok(result) => result.and_then(|()| world.check()),
+        };
+        let spent = world.token_requests().saturating_sub(before);
+        let result = result.and_then(|()| {
+            if spent > MAX_TOKEN_REQUESTS_PER_STEP {
+                Err(format!("{spent} token requests in one step"))
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(why) = result {
+            return Err(format!(
+                "seed {seed} failed at step {step}: {why}\nschedule:\n{}\nreplay alone: TOKENKEEPER_SEED={seed} cargo test --test interleavings -- --nocapture",
+                log.join("\n")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The store and listener panic on purpose; keep those out of the output so a real
+/// panic stands out.
+fn quiet_deliberate_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        if !message.ends_with("crashed") {
+            default(info);
+        }
+    }));
+}
+
+#[test]
+fn randomized_interleavings_keep_every_invariant() {
+    quiet_deliberate_panics();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    if let Some(seed) = std::env::var("TOKENKEEPER_SEED").ok().and_then(|s| s.parse().ok()) {
+        if let Err(failure) = runtime.block_on(run_seed(seed, true)) {
+            panic!("{failure}");
+        }
+        return;
+    }
+    let seeds: u64 = std::env::var("TOKENKEEPER_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    let first: u64 = std::env::var("TOKENKEEPER_FIRST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let started = std::time::Instant::now();
+    let failures = runtime.block_on(async {
+        let mut failures = Vec::new();
+        let mut pending = tokio::task::JoinSet::new();
+        let mut next = first;
+        let end = first + seeds;
+        while next < end || !pending.is_empty() {
+            while next < end && pending.len() < 8 {
+                let seed = next;
+                pending.spawn(async move { run_seed(seed, false).await });
+                next += 1;
+            }
+            if let Some(done) = pending.join_next().await {
+                match done {
+                    Ok(Ok(())) => {}
+                    Ok(Err(failure)) => failures.push(failure),
+                    Err(panicked) => failures.push(format!("a seed panicked: {panicked}")),
+                }
+                if failures.len() >= 3 {
+                    break;
+                }
+            }
+        }
+        failures
+    });
+    println!("{seeds} seeds from {first} in {:.1} s", started.elapsed().as_secs_f64());
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
