@@ -25,13 +25,6 @@ fn stored(store: &dyn TokenStore, key: &str) -> Option<String> {
     store.load(key).unwrap().map(|v| v.expose_secret().to_owned())
 }
 
-/// The refresh token inside a stored record.
-fn stored_refresh_token(store: &dyn TokenStore, key: &str) -> Option<String> {
-    let raw = stored(store, key)?;
-    let record: serde_json::Value = serde_json::from_str(&raw).expect("a JSON record");
-    Some(record["refresh_token"].as_str().expect("a refresh token").to_owned())
-}
-
 /// Signs alice in on a fresh client over `store`; returns her session's store key.
 async fn sign_in_alice(h: &Harness, store: Arc<dyn TokenStore>) -> String {
     let client = h.builder().store(store).build().unwrap();
