@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI check of the Swift package (bindings/swift) on a machine without a Swift
+# CI check of the Swift package (bindings/TokenKeeper) on a machine without a Swift
 # toolchain: every .swift file there (the generated TokenKeeper.swift, the
 # hand-written sugar, the XCTest tests, Package.swift) must parse with
 # tree-sitter's Swift grammar with zero ERROR and zero MISSING nodes.
@@ -49,7 +49,7 @@ fi
 
 # The generated bindings must be there: a check that silently skipped them would
 # pass on an empty package. Found by UniFFI's header line, whatever the file name.
-SWIFT_SOURCES=bindings/swift/Sources/TokenKeeper
+SWIFT_SOURCES=bindings/TokenKeeper/Sources/TokenKeeper
 generated=()
 if [[ -d "$SWIFT_SOURCES" ]]; then
     while IFS= read -r file; do
@@ -65,5 +65,5 @@ fi
 echo "check-swift: negative fixtures (each must be rejected)"
 "$PY" scripts/check_swift_parse.py --expect-fail scripts/testdata/swift-parse
 
-echo "check-swift: bindings/swift"
-exec "$PY" scripts/check_swift_parse.py --require "${generated[0]}" --require bindings/swift/Package.swift bindings/swift
+echo "check-swift: bindings/TokenKeeper"
+exec "$PY" scripts/check_swift_parse.py --require "${generated[0]}" --require bindings/TokenKeeper/Package.swift bindings/TokenKeeper

@@ -12,7 +12,7 @@ generation, bad merges and typos; it does not type-check anything.
 
 Usage:
     check_swift_parse.py [--no-allowances] [--require FILE]... [PATH]...
-        Check PATH (files or directories, default: bindings/swift) and print one
+        Check PATH (files or directories, default: bindings/TokenKeeper) and print one
         line per file, then `N passed, M failed`. Exit 1 if any file fails, if
         no file was found, or if a --require'd file is absent.
     check_swift_parse.py --expect-fail FILE...
@@ -248,7 +248,7 @@ def main(argv: list[str]) -> int:
         print(f"negative fixtures: {len(files) - len(accepted)} of {len(files)} rejected")
         return 1 if accepted else 0
 
-    paths = args.paths or [Path("bindings/swift")]
+    paths = args.paths or [Path("bindings/TokenKeeper")]
     files = collect(paths)
     print(f"check_swift_parse: {versions()}")
 

@@ -9,9 +9,9 @@
 #
 # Outputs (generated, never edited by hand):
 #   bindings/kotlin/src/main/kotlin/dev/tokenkeeper/tokenkeeper.kt
-#   bindings/swift/Sources/TokenKeeper/TokenKeeper.swift
-#   bindings/swift/Sources/TokenKeeperFFI/include/TokenKeeperFFI.h
-#   bindings/swift/Sources/TokenKeeperFFI/include/module.modulemap
+#   bindings/TokenKeeper/Sources/TokenKeeper/TokenKeeper.swift
+#   bindings/TokenKeeper/Sources/TokenKeeperFFI/include/TokenKeeperFFI.h
+#   bindings/TokenKeeper/Sources/TokenKeeperFFI/include/module.modulemap
 #
 # Deterministic: no formatter is run (--no-format; ktlint/swiftformat would make the
 # output depend on what is installed), and the inputs are only the library and
@@ -46,8 +46,8 @@ case "$(uname -s)" in
 esac
 
 KOTLIN_DIR=bindings/kotlin/src/main/kotlin
-SWIFT_SOURCES_DIR=bindings/swift/Sources/TokenKeeper
-SWIFT_FFI_DIR=bindings/swift/Sources/TokenKeeperFFI/include
+SWIFT_SOURCES_DIR=bindings/TokenKeeper/Sources/TokenKeeper
+SWIFT_FFI_DIR=bindings/TokenKeeper/Sources/TokenKeeperFFI/include
 
 cargo_flags=(--quiet)
 [[ "$PROFILE" == release ]] && cargo_flags+=(--release)

@@ -136,6 +136,8 @@ pub struct AuthConfig {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) store_lock_directory: Option<PathBuf>,
     pub(crate) store_timeout: Duration,
+    /// Hosts reached over plain http during development (emulator, simulator, LAN).
+    pub(crate) development_http_hosts: Vec<String>,
 }
 
 impl AuthConfig {
@@ -159,6 +161,7 @@ impl AuthConfig {
             clock: Arc::new(SystemClock),
             store_lock_directory: None,
             store_timeout: DEFAULT_STORE_TIMEOUT,
+            development_http_hosts: Vec::new(),
         }
     }
 
@@ -277,6 +280,20 @@ impl AuthConfig {
         self
     }
 
+    /// **Development only**: allows plain http to these hosts (exact host names or IP
+    /// literals, such as `10.0.2.2`, the Android emulator's address of the host
+    /// machine). Every other host still needs https, and loopback is always allowed.
+    /// Building a client with this set logs a warning naming the hosts: tokens and
+    /// secrets to them travel in clear text, so never ship it in a release build.
+    pub fn allow_http_for_development_hosts<I, S>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.development_http_hosts = hosts.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Checks URLs, the https-only rule and the numbers; returns the parsed endpoints.
     pub(crate) fn validate(&self) -> Result<ValidatedEndpoints, AuthError> {
         if self.client_id.trim().is_empty() {
@@ -297,12 +314,20 @@ impl AuthConfig {
         if self.default_token_lifetime.is_zero() {
             return Err(AuthError::config("default_token_lifetime must be greater than zero"));
         }
-        let token = checked_endpoint("token endpoint", &self.token_endpoint)?;
+        let dev_hosts = &self.development_http_hosts;
+        let token = checked_endpoint("token endpoint", &self.token_endpoint, dev_hosts)?;
         let revocation = self
             .revocation_endpoint
             .as_deref()
-            .map(|url| checked_endpoint("revocation endpoint", url))
+            .map(|url| checked_endpoint("revocation endpoint", url, dev_hosts))
             .transpose()?;
+        if !dev_hosts.is_empty() {
+            tracing::warn!(
+                hosts = ?dev_hosts,
+                "tokenkeeper: plain http is ALLOWED for these development hosts; \
+                 tokens and secrets sent to them are not encrypted. Never ship this setting."
+            );
+        }
         Ok(ValidatedEndpoints { token, revocation })
     }
 }
@@ -314,19 +339,26 @@ pub(crate) struct ValidatedEndpoints {
 
 /// Endpoints must use https, except on loopback where development servers live:
 /// tokens and secrets never cross a network in clear text.
-fn checked_endpoint(name: &str, raw: &str) -> Result<Url, AuthError> {
+fn checked_endpoint(name: &str, raw: &str, development_http_hosts: &[String]) -> Result<Url, AuthError> {
     let url = Url::parse(raw).map_err(|e| AuthError::config(format!("{name} is not a valid URL: {e}")))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(AuthError::config(format!("{name} must not contain credentials")));
     }
     match url.scheme() {
         "https" => Ok(url),
-        "http" if is_loopback(&url) => Ok(url),
+        "http" if is_loopback(&url) || is_development_host(&url, development_http_hosts) => Ok(url),
         "http" => Err(AuthError::config(format!(
-            "{name} must use https (http is allowed only for loopback hosts)"
+            "{name} must use https (http is allowed only for loopback hosts and the hosts named \
+             in allow_http_for_development_hosts)"
         ))),
         other => Err(AuthError::config(format!("{name} has unsupported scheme {other:?}"))),
     }
+}
+
+fn is_development_host(url: &Url, hosts: &[String]) -> bool {
+    // `host_str` is normalised by the URL parser (lower case, IPv6 in brackets).
+    url.host_str()
+        .is_some_and(|host| hosts.iter().any(|allowed| allowed.trim().eq_ignore_ascii_case(host)))
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -352,6 +384,7 @@ impl fmt::Debug for AuthConfig {
             .field("recovery_policy", &self.recovery_policy)
             .field("retry_policy", &self.retry_policy)
             .field("store_lock_directory", &self.store_lock_directory)
+            .field("development_http_hosts", &self.development_http_hosts)
             .finish_non_exhaustive()
     }
 }

@@ -4,10 +4,11 @@ use super::config::AuthConfig;
 use super::error::AuthError;
 use super::events::{AuthEventListener, ForeignListener};
 use super::runtime::{run, runtime};
+use super::state::{ForeignObserver, SessionState, TokenObserver};
 use super::store::{ForeignTokenStore, TokenStore};
 use super::token::AccessToken;
+use super::units::TimeSpan;
 use secrecy::SecretString;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// One authorization server and one OAuth client, with its registry of sessions: at
@@ -88,9 +89,9 @@ impl AuthClient {
 /// One identity (the client, or one user) and its token. Cheap to hold; all methods
 /// are safe to call concurrently, and concurrent callers share one token request.
 ///
-/// Two `Session` handles are `equals` / `==` when they are the same core session.
+/// The Kotlin and Swift packages wrap it in their own `Session` class, one object per
+/// core session (see [`Session::instance_id`]), so `==` there is object identity.
 #[derive(uniffi::Object)]
-#[uniffi::export(Eq, Hash)]
 pub struct Session {
     inner: Arc<crate::Session>,
 }
@@ -98,20 +99,6 @@ pub struct Session {
 impl Session {
     fn wrap(inner: Arc<crate::Session>) -> Arc<Self> {
         Arc::new(Self { inner })
-    }
-}
-
-impl PartialEq for Session {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-    }
-}
-
-impl Eq for Session {}
-
-impl Hash for Session {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        Arc::as_ptr(&self.inner).hash(state);
     }
 }
 
@@ -128,6 +115,35 @@ impl Session {
         run(async move { session.access_token().await })
             .await
             .map(AccessToken::from)
+    }
+
+    /// A token valid for at least `min_validity` (as Auth0's `minTtl`): the cached one
+    /// if it lasts that long, otherwise a new one first.
+    pub async fn access_token_valid_for(&self, min_validity: TimeSpan) -> Result<AccessToken, AuthError> {
+        let session = Arc::clone(&self.inner);
+        run(async move { session.access_token_valid_for(min_validity.into()).await })
+            .await
+            .map(AccessToken::from)
+    }
+
+    /// Identifies the core session this handle points at: equal for two handles of
+    /// the same session, and never reused while a handle is alive. The wrappers use it
+    /// to keep one mirror per session.
+    pub fn instance_id(&self) -> i64 {
+        // The address of the core session, which this handle keeps alive.
+        Arc::as_ptr(&self.inner) as usize as i64
+    }
+
+    /// Where the session stands now.
+    pub fn state(&self) -> SessionState {
+        self.inner.state().into()
+    }
+
+    /// Registers `observer` for every change of this session's token. It is called
+    /// at once with the current state, then synchronously at each change. The
+    /// Kotlin and Swift `Session` classes register one to keep their token mirror.
+    pub fn observe(&self, observer: Arc<dyn TokenObserver>) {
+        self.inner.observe(Arc::new(ForeignObserver(observer)));
     }
 
     /// The cached token if it is fresh, without waiting, I/O or a coroutine; `null`/`nil`
@@ -167,6 +183,28 @@ impl Session {
         run(async move { session.handle_unauthorized(&failed, &www_authenticate).await })
             .await
             .map(|token| token.map(AccessToken::from))
+    }
+
+    /// Like `handleUnauthorized(failedToken, …)`, for a caller that kept only the
+    /// token's value (the string it put in `Authorization: Bearer …`).
+    pub async fn handle_unauthorized_value(
+        &self,
+        failed_token: String,
+        www_authenticate: Vec<String>,
+    ) -> Result<Option<AccessToken>, AuthError> {
+        let session = Arc::clone(&self.inner);
+        // Recovery compares token values only; the expiry of this stand-in is unused.
+        let failed = crate::AccessToken::new(&failed_token, None, std::time::UNIX_EPOCH);
+        run(async move { session.handle_unauthorized(&failed, &www_authenticate).await })
+            .await
+            .map(|token| token.map(AccessToken::from))
+    }
+
+    /// Gets a new token now, whatever the cache holds (joining a request in flight):
+    /// for example after the app learned that the user's permissions changed.
+    pub async fn refresh(&self) -> Result<AccessToken, AuthError> {
+        let session = Arc::clone(&self.inner);
+        run(async move { session.refresh().await }).await.map(AccessToken::from)
     }
 
     /// Drops the cached access token (told out of band that it is no longer good);

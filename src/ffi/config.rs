@@ -6,14 +6,15 @@
 //! default, which means "the core's default": the defaults themselves live only in
 //! [`crate::AuthConfig::new`], never duplicated here.
 
+use super::units::TimeSpan;
 use secrecy::SecretString;
 use std::fmt;
-use std::time::Duration;
 
 /// One authorization server and one OAuth client. See [`crate::AuthConfig`] for each
 /// setting's meaning; validation happens in `AuthClient(config)`.
 ///
-/// Kotlin durations are `java.time.Duration`; Swift durations are `TimeInterval`.
+/// Kotlin durations are `kotlin.time.Duration` (no `java.time`, so minSdk 24 needs no
+/// desugaring); Swift durations are `TimeInterval`.
 /// Its `toString()` / description redacts the client secret.
 #[derive(Clone, uniffi::Record)]
 #[uniffi::export(Debug)]
@@ -42,10 +43,10 @@ pub struct AuthConfig {
     pub resource: Option<String>,
     /// How long before expiry a token is refreshed proactively (default: 5 minutes).
     #[uniffi(default = None)]
-    pub refresh_margin: Option<Duration>,
+    pub refresh_margin: Option<TimeSpan>,
     /// The lifetime assumed when the server sends no `expires_in` (default: 1 hour).
     #[uniffi(default = None)]
-    pub default_token_lifetime: Option<Duration>,
+    pub default_token_lifetime: Option<TimeSpan>,
     /// Whether tokens are cached (default) or fetched per request.
     #[uniffi(default = None)]
     pub cache_policy: Option<CachePolicy>,
@@ -57,10 +58,10 @@ pub struct AuthConfig {
     pub retry_policy: Option<RetryPolicy>,
     /// TCP/TLS connect timeout (default: 10 s).
     #[uniffi(default = None)]
-    pub connect_timeout: Option<Duration>,
+    pub connect_timeout: Option<TimeSpan>,
     /// Whole-request timeout (default: 30 s).
     #[uniffi(default = None)]
-    pub request_timeout: Option<Duration>,
+    pub request_timeout: Option<TimeSpan>,
     /// A directory every process of the app shares (iOS: the app group container;
     /// Android: `context.filesDir`), where refreshes of one stored session take an OS
     /// file lock, so an app and its extension never spend one rotating refresh token
@@ -69,7 +70,12 @@ pub struct AuthConfig {
     pub store_lock_directory: Option<String>,
     /// How long one `TokenStore` call may take before it counts as failed (default: 30 s).
     #[uniffi(default = None)]
-    pub store_timeout: Option<Duration>,
+    pub store_timeout: Option<TimeSpan>,
+    /// **Development only**: hosts (such as `10.0.2.2`, the Android emulator's address
+    /// of the development machine) reached over plain http. Logged loudly as a warning;
+    /// https stays mandatory for every other host. Never ship it in a release build.
+    #[uniffi(default = [])]
+    pub development_http_hosts: Vec<String>,
 }
 
 impl fmt::Debug for AuthConfig {
@@ -98,10 +104,10 @@ impl From<AuthConfig> for crate::AuthConfig {
             config = config.resource(resource);
         }
         if let Some(margin) = c.refresh_margin {
-            config = config.refresh_margin(margin);
+            config = config.refresh_margin(margin.into());
         }
         if let Some(lifetime) = c.default_token_lifetime {
-            config = config.default_token_lifetime(lifetime);
+            config = config.default_token_lifetime(lifetime.into());
         }
         if let Some(policy) = c.cache_policy {
             config = config.cache_policy(policy.into());
@@ -113,16 +119,19 @@ impl From<AuthConfig> for crate::AuthConfig {
             config = config.retry_policy(policy.into());
         }
         if let Some(timeout) = c.connect_timeout {
-            config = config.connect_timeout(timeout);
+            config = config.connect_timeout(timeout.into());
         }
         if let Some(timeout) = c.request_timeout {
-            config = config.request_timeout(timeout);
+            config = config.request_timeout(timeout.into());
+        }
+        if !c.development_http_hosts.is_empty() {
+            config = config.allow_http_for_development_hosts(c.development_http_hosts);
         }
         if let Some(directory) = c.store_lock_directory {
             config = config.store_lock_directory(directory);
         }
         if let Some(timeout) = c.store_timeout {
-            config = config.store_timeout(timeout);
+            config = config.store_timeout(timeout.into());
         }
         config
     }
@@ -186,23 +195,25 @@ impl From<RecoveryPolicy> for crate::RecoveryPolicy {
 /// Retries of token requests on network errors, 5xx and 429. See [`crate::RetryPolicy`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct RetryPolicy {
-    /// Attempts in all, the first included (at least 1).
-    pub max_attempts: u32,
+    /// Attempts in all, the first included (at least 1). Signed, so Kotlin sees an
+    /// `Int`, not a `UInt`; zero or less is rejected with `InvalidConfig`.
+    pub max_attempts: i32,
     /// The first backoff; it doubles up to `max_backoff`.
-    pub initial_backoff: Duration,
+    pub initial_backoff: TimeSpan,
     /// The longest backoff.
-    pub max_backoff: Duration,
+    pub max_backoff: TimeSpan,
     /// No retry starts after this much time since the first attempt.
-    pub deadline: Duration,
+    pub deadline: TimeSpan,
 }
 
 impl From<RetryPolicy> for crate::RetryPolicy {
     fn from(p: RetryPolicy) -> Self {
         Self {
-            max_attempts: p.max_attempts,
-            initial_backoff: p.initial_backoff,
-            max_backoff: p.max_backoff,
-            deadline: p.deadline,
+            // Zero fails the core's validation with a clear message.
+            max_attempts: u32::try_from(p.max_attempts).unwrap_or(0),
+            initial_backoff: p.initial_backoff.into(),
+            max_backoff: p.max_backoff.into(),
+            deadline: p.deadline.into(),
         }
     }
 }

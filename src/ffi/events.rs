@@ -47,6 +47,30 @@ pub enum AuthEvent {
         /// Whose session.
         identity: String,
     },
+    /// Every credential the session holds was rejected: only the user can help. Emitted
+    /// once per episode; the client-level `reauthenticationRequired` stream carries it.
+    ReauthenticationRequired {
+        /// Whose session needs the user.
+        identity: String,
+        /// Why (never a secret).
+        reason: String,
+    },
+    /// A refresh token could not be saved in the app's `TokenStore`; the session goes
+    /// on in memory and retries the save at the next change.
+    PersistFailed {
+        /// Whose refresh token.
+        identity: String,
+        /// What the store said (never a secret).
+        reason: String,
+    },
+    /// A resource server kept rejecting fresh tokens: automatic recovery is paused
+    /// until the given time (seconds since the Unix epoch).
+    RecoveryPaused {
+        /// Whose session.
+        identity: String,
+        /// When recovery resumes.
+        until_epoch_seconds: i64,
+    },
     /// An event this binding does not know yet (the core's enum is non-exhaustive).
     Other {
         /// The event, as the core prints it.
@@ -81,6 +105,18 @@ impl From<&Core> for AuthEvent {
             },
             Core::LoggedOut { identity } => Self::LoggedOut {
                 identity: identity.to_string(),
+            },
+            Core::ReauthenticationRequired { identity, reason } => Self::ReauthenticationRequired {
+                identity: identity.to_string(),
+                reason: reason.clone(),
+            },
+            Core::PersistFailed { identity, reason } => Self::PersistFailed {
+                identity: identity.to_string(),
+                reason: reason.clone(),
+            },
+            Core::RecoveryPaused { identity, until } => Self::RecoveryPaused {
+                identity: identity.to_string(),
+                until_epoch_seconds: epoch_seconds(until.epoch_seconds()),
             },
             #[allow(unreachable_patterns)]
             other => Self::Other {

@@ -27,12 +27,16 @@ mod config;
 mod error;
 mod events;
 mod runtime;
+mod state;
 mod store;
 mod token;
+mod units;
 
 pub use client::{is_replay_safe, AuthClient, Session};
 pub use config::{AuthConfig, CachePolicy, ClientAuthMethod, RecoveryPolicy, RetryPolicy};
 pub use error::{AuthError, ListenerError, StoreError};
 pub use events::{AuthEvent, AuthEventListener};
+pub use state::{SessionState, TokenChange, TokenObserver};
 pub use store::TokenStore;
 pub use token::AccessToken;
+pub use units::{Moment, TimeSpan};

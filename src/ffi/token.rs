@@ -1,5 +1,6 @@
 //! [`AccessToken`] as a record: the token value, its expiry and its scopes.
 
+use super::units::Moment;
 use secrecy::ExposeSecret;
 use std::fmt;
 use std::time::{Duration, UNIX_EPOCH};
@@ -15,6 +16,9 @@ pub struct AccessToken {
     pub value: String,
     /// When it expires, in seconds since the Unix epoch (local clock, skew-corrected).
     pub expires_at_epoch_seconds: i64,
+    /// The same instant as a platform type: `java.util.Date` in Kotlin (every Android
+    /// API level; `.toInstant()` on API 26+), `Date` in Swift.
+    pub expires_at: Moment,
     /// The scopes the server granted, when it said (RFC 6749 §5.1 `scope`).
     pub scopes: Vec<String>,
 }
@@ -24,6 +28,7 @@ impl fmt::Debug for AccessToken {
         f.debug_struct("AccessToken")
             .field("value", &"[redacted]")
             .field("expires_at_epoch_seconds", &self.expires_at_epoch_seconds)
+            .field("expires_at", &self.expires_at)
             .field("scopes", &self.scopes)
             .finish()
     }
@@ -34,6 +39,7 @@ impl From<crate::AccessToken> for AccessToken {
         Self {
             value: token.expose_secret().to_owned(),
             expires_at_epoch_seconds: i64::try_from(token.expires_at().epoch_seconds()).unwrap_or(i64::MAX),
+            expires_at: Moment(token.expires_at().as_system_time()),
             scopes: token.scopes().map(str::to_owned).collect(),
         }
     }

@@ -3,58 +3,79 @@
 package dev.tokenkeeper
 
 import java.io.IOException
+import java.util.Locale
 import kotlinx.coroutines.runBlocking
+import okhttp3.HttpUrl
+import okhttp3.HttpUrl.Companion.toHttpUrl
 import okhttp3.Interceptor
 import okhttp3.Request
 import okhttp3.Response
 
 /**
- * An OkHttp [Interceptor] that authorizes every request with [session]'s access token
- * (`Authorization: Bearer …`) and recovers from a revoked or expired token.
+ * An OkHttp [Interceptor] that authorizes requests to the hosts the app names with
+ * [session]'s access token (`Authorization: Bearer …`) and recovers from a revoked or
+ * expired token. Requests to any other host pass through untouched, so one shared
+ * `OkHttpClient` can call third-party services without leaking the token.
  *
  * ```kotlin
  * val http = OkHttpClient.Builder()
- *     .addInterceptor(TokenKeeperInterceptor(session))
+ *     .addInterceptor(TokenKeeperInterceptor(session, listOf("api.example.com")))
  *     .build()
  * ```
+ *
+ * Each entry of [allowedHosts] is either a host name (`api.example.com`: https on any
+ * port) or an origin (`https://api.example.com:8443`, `http://10.0.2.2:8080` for an
+ * emulator: exactly that scheme, host and port). Matching ignores case; there is no
+ * wildcard and no subdomain matching. An empty list is rejected.
  *
  * On a `401 Unauthorized`, it hands the failed token and the `WWW-Authenticate`
  * headers to [Session.handleUnauthorized], the core's own decision (one renewal per
  * revocation, shared by every request that failed with the same token; a 401 that is
  * not about the token comes back unchanged), and sends the request once more with the
- * new token when replaying it is safe ([isReplaySafe]: an idempotent method, RFC 9110
- * §9.2.2, or a request with an `Idempotency-Key` header), or
- * one tagged `.tag(TokenKeeperInterceptor.Replayable::class.java, TokenKeeperInterceptor.Replayable)`.
- * Otherwise the token is still renewed, for the next request, and the 401 is
- * returned as is: the app decides whether sending it again is safe. This is the
- * same rule the Rust core's `Session::send` applies.
+ * new token when replaying it is safe: an idempotent method (RFC 9110 §9.2.2), an
+ * `Idempotency-Key` header, or the [Replayable] tag — and in every case a body that
+ * can be sent twice. A one-shot or duplex body ([okhttp3.RequestBody.isOneShot],
+ * [okhttp3.RequestBody.isDuplex]) is never replayed. Otherwise the token is still
+ * renewed, for the next request, and the 401 is returned as is.
  *
- * Threading: OkHttp interceptors are blocking, so the suspend calls run under
- * [runBlocking] on OkHttp's calling thread: a dispatcher thread for `enqueue`, the
- * caller's thread for `execute` (never call `execute` on Android's main thread). A
- * fresh cached token is read with [Session.cachedAccessToken], without any coroutine;
- * only a token request blocks that thread (the Rust runtime does the network I/O;
- * OkHttp's thread just waits).
+ * Threading: OkHttp interceptors are blocking. A fresh token is read from the
+ * session's Kotlin mirror (no coroutine, no native call); only a token request runs
+ * under [runBlocking] on OkHttp's calling thread (never call `execute` on Android's
+ * main thread).
  *
- * Errors: an [AuthException] (for example [AuthException.ReauthenticationRequired])
- * is thrown wrapped in a [TokenKeeperIOException], as OkHttp requires interceptors to
- * throw only [IOException]s; read the [AuthException] from its `cause`.
+ * Errors: an [AuthException] is thrown wrapped in a [TokenKeeperIOException], as OkHttp
+ * requires interceptors to throw only [IOException]s; read it from its `cause`.
  */
-class TokenKeeperInterceptor(private val session: Session) : Interceptor {
+class TokenKeeperInterceptor(private val session: Session, allowedHosts: Collection<String>) : Interceptor {
 
     /** Tag a request with this to allow one replay after a 401 whatever its method. */
     object Replayable
 
+    private val hosts: Set<String>
+    private val origins: Set<Origin>
+
+    init {
+        require(allowedHosts.isNotEmpty()) { "name at least one host that may receive the token" }
+        val (withScheme, bare) = allowedHosts.map { it.trim() }.partition { "://" in it }
+        hosts = bare.map { it.lowercase(Locale.ROOT) }.toSet()
+        origins = withScheme.map { Origin.of(it.toHttpUrl()) }.toSet()
+    }
+
+    /** Whether [url] may receive the token. */
+    fun isAllowed(url: HttpUrl): Boolean =
+        (url.isHttps && url.host in hosts) || Origin.of(url) in origins
+
     @Throws(IOException::class)
     override fun intercept(chain: Interceptor.Chain): Response {
         val request = chain.request()
-        // The common case, a fresh cached token, is a plain call: no coroutine, no wait.
+        if (!isAllowed(request.url)) return chain.proceed(request)
+
         val token = session.cachedAccessToken() ?: authCall { session.accessToken() }
         val response = chain.proceed(request.withToken(token))
         if (response.code != 401) return response
 
         // Several challenge lines combine into one list (RFC 9110 §5.3).
-        val renewed = authCall { session.handleUnauthorized(token, response.headers("WWW-Authenticate")) }
+        val renewed = authCall { session.handleUnauthorized(token.value, response.headers("WWW-Authenticate")) }
             ?: return response
         if (!isReplayable(request)) return response
         response.close()
@@ -71,13 +92,22 @@ class TokenKeeperInterceptor(private val session: Session) : Interceptor {
     private fun Request.withToken(token: AccessToken): Request =
         newBuilder().header("Authorization", "Bearer " + token.value).build()
 
+    private data class Origin(val scheme: String, val host: String, val port: Int) {
+        companion object {
+            fun of(url: HttpUrl) = Origin(url.scheme, url.host, url.port)
+        }
+    }
+
     companion object {
 
         /** Whether [request] may be sent again after its token was renewed. */
         @JvmStatic
-        fun isReplayable(request: Request): Boolean =
-            isReplaySafe(request.method, request.header("Idempotency-Key") != null) ||
+        fun isReplayable(request: Request): Boolean {
+            val body = request.body
+            if (body != null && (body.isOneShot() || body.isDuplex())) return false
+            return isReplaySafe(request.method, request.header("Idempotency-Key") != null) ||
                 request.tag(Replayable::class.java) != null
+        }
     }
 }
 

@@ -32,6 +32,7 @@ import java.util.concurrent.atomic.AtomicLong
 import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.atomic.AtomicBoolean
 import kotlin.coroutines.resume
+import kotlin.time.Duration.Companion.milliseconds
 import kotlinx.coroutines.CancellableContinuation
 import kotlinx.coroutines.DelicateCoroutinesApi
 import kotlinx.coroutines.GlobalScope
@@ -660,6 +661,9 @@ internal interface UniffiForeignFutureCompleteVoid : com.sun.jna.Callback {
 internal interface UniffiCallbackInterfaceAuthEventListenerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
+internal interface UniffiCallbackInterfaceTokenObserverMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`change`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 internal interface UniffiCallbackInterfaceTokenStoreMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`key`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
 }
@@ -685,6 +689,25 @@ internal open class UniffiVTableCallbackInterfaceAuthEventListener(
         `uniffiFree` = other.`uniffiFree`
         `uniffiClone` = other.`uniffiClone`
         `onEvent` = other.`onEvent`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onTokenChange")
+internal open class UniffiVTableCallbackInterfaceTokenObserver(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `onTokenChange`: UniffiCallbackInterfaceTokenObserverMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `onTokenChange`: UniffiCallbackInterfaceTokenObserverMethod0? = null,
+    ): UniffiVTableCallbackInterfaceTokenObserver(`uniffiFree`,`uniffiClone`,`onTokenChange`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceTokenObserver) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `onTokenChange` = other.`onTokenChange`
     }
 
 }
@@ -750,21 +773,35 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_access_token(
     ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_access_token_valid_for(
+    ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_cached_access_token(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_handle_unauthorized(
     ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_handle_unauthorized_value(
+    ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_identity(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_instance_id(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_invalidate(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_logout(
     ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_observe(
+    ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_recover(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_refresh(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_state(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_username(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_autheventlistener_on_event(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_tokenobserver_on_token_change(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_tokenstore_load(
     ): Int
@@ -791,6 +828,7 @@ internal object UniffiLib {
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "tokenkeeper"))
         uniffiCallbackInterfaceAuthEventListener.register(this)
+        uniffiCallbackInterfaceTokenObserver.register(this)
         uniffiCallbackInterfaceTokenStore.register(this)
         
     }
@@ -816,26 +854,32 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_tokenkeeper_fn_method_session_access_token(`ptr`: Long,
     ): Long
+    external fun uniffi_tokenkeeper_fn_method_session_access_token_valid_for(`ptr`: Long,`minValidity`: Long,
+    ): Long
     external fun uniffi_tokenkeeper_fn_method_session_cached_access_token(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_session_handle_unauthorized(`ptr`: Long,`failedToken`: RustBuffer.ByValue,`wwwAuthenticate`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_tokenkeeper_fn_method_session_handle_unauthorized_value(`ptr`: Long,`failedToken`: RustBuffer.ByValue,`wwwAuthenticate`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_tokenkeeper_fn_method_session_identity(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_session_instance_id(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_tokenkeeper_fn_method_session_invalidate(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_tokenkeeper_fn_method_session_logout(`ptr`: Long,
     ): Long
+    external fun uniffi_tokenkeeper_fn_method_session_observe(`ptr`: Long,`observer`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_tokenkeeper_fn_method_session_recover(`ptr`: Long,`failedToken`: RustBuffer.ByValue,`wwwAuthenticate`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_tokenkeeper_fn_method_session_refresh(`ptr`: Long,
+    ): Long
+    external fun uniffi_tokenkeeper_fn_method_session_state(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_session_username(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_tokenkeeper_fn_method_session_uniffi_trait_eq_eq(`ptr`: Long,`other`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Byte
-    external fun uniffi_tokenkeeper_fn_method_session_uniffi_trait_eq_ne(`ptr`: Long,`other`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Byte
-    external fun uniffi_tokenkeeper_fn_method_session_uniffi_trait_hash(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Long
     external fun uniffi_tokenkeeper_fn_clone_autheventlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_tokenkeeper_fn_free_autheventlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -843,6 +887,14 @@ internal object UniffiLib {
     external fun uniffi_tokenkeeper_fn_init_callback_vtable_autheventlistener(`vtable`: UniffiVTableCallbackInterfaceAuthEventListener,
     ): Unit
     external fun uniffi_tokenkeeper_fn_method_autheventlistener_on_event(`ptr`: Long,`event`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_tokenkeeper_fn_clone_tokenobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_tokenkeeper_fn_free_tokenobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_tokenkeeper_fn_init_callback_vtable_tokenobserver(`vtable`: UniffiVTableCallbackInterfaceTokenObserver,
+    ): Unit
+    external fun uniffi_tokenkeeper_fn_method_tokenobserver_on_token_change(`ptr`: Long,`change`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_tokenkeeper_fn_clone_tokenstore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -857,6 +909,8 @@ internal object UniffiLib {
     external fun uniffi_tokenkeeper_fn_method_tokenstore_remove(`ptr`: Long,`key`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_tokenkeeper_fn_method_authconfig_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_tokenchange_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_accesstoken_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -999,13 +1053,22 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_checksum_method_session_access_token() and 0xFFFF) != 26146) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_access_token_valid_for() and 0xFFFF) != 29553) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_cached_access_token() and 0xFFFF) != 1476) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_handle_unauthorized() and 0xFFFF) != 8950) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_handle_unauthorized_value() and 0xFFFF) != 58064) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_identity() and 0xFFFF) != 54747) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_instance_id() and 0xFFFF) != 22067) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_invalidate() and 0xFFFF) != 12811) {
@@ -1014,7 +1077,16 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_checksum_method_session_logout() and 0xFFFF) != 24623) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_observe() and 0xFFFF) != 10050) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_recover() and 0xFFFF) != 63590) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_refresh() and 0xFFFF) != 56004) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_state() and 0xFFFF) != 21199) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_username() and 0xFFFF) != 60553) {
@@ -1023,13 +1095,16 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_checksum_method_autheventlistener_on_event() and 0xFFFF) != 35900) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_load() and 0xFFFF) != 29492) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_tokenobserver_on_token_change() and 0xFFFF) != 4369) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_save() and 0xFFFF) != 14817) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_load() and 0xFFFF) != 283) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_remove() and 0xFFFF) != 42658) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_save() and 0xFFFF) != 57999) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_remove() and 0xFFFF) != 45274) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_constructor_authclient_new() and 0xFFFF) != 47972) {
@@ -1266,46 +1341,23 @@ private class JavaLangRefCleanable(
 /**
  * @suppress
  */
-public object FfiConverterUInt: FfiConverter<UInt, Int> {
-    override fun lift(value: Int): UInt {
-        return value.toUInt()
+public object FfiConverterInt: FfiConverter<Int, Int> {
+    override fun lift(value: Int): Int {
+        return value
     }
 
-    override fun read(buf: ByteBuffer): UInt {
-        return lift(buf.getInt())
+    override fun read(buf: ByteBuffer): Int {
+        return buf.getInt()
     }
 
-    override fun lower(value: UInt): Int {
-        return value.toInt()
+    override fun lower(value: Int): Int {
+        return value
     }
 
-    override fun allocationSize(value: UInt) = 4UL
+    override fun allocationSize(value: Int) = 4UL
 
-    override fun write(value: UInt, buf: ByteBuffer) {
-        buf.putInt(value.toInt())
-    }
-}
-
-/**
- * @suppress
- */
-public object FfiConverterULong: FfiConverter<ULong, Long> {
-    override fun lift(value: Long): ULong {
-        return value.toULong()
-    }
-
-    override fun read(buf: ByteBuffer): ULong {
-        return lift(buf.getLong())
-    }
-
-    override fun lower(value: ULong): Long {
-        return value.toLong()
-    }
-
-    override fun allocationSize(value: ULong) = 8UL
-
-    override fun write(value: ULong, buf: ByteBuffer) {
-        buf.putLong(value.toLong())
+    override fun write(value: Int, buf: ByteBuffer) {
+        buf.putInt(value)
     }
 }
 
@@ -1409,444 +1461,6 @@ public object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
         val byteBuf = toUtf8(value)
         buf.putInt(byteBuf.limit())
         buf.put(byteBuf)
-    }
-}
-
-
-/**
- * @suppress
- */
-public object FfiConverterDuration: FfiConverterRustBuffer<java.time.Duration> {
-    override fun read(buf: ByteBuffer): java.time.Duration {
-        // Type mismatch (should be u64) but we check for overflow/underflow below
-        val seconds = buf.getLong()
-        // Type mismatch (should be u32) but we check for overflow/underflow below
-        val nanoseconds = buf.getInt().toLong()
-        if (seconds < 0) {
-            throw java.time.DateTimeException("Duration exceeds minimum or maximum value supported by uniffi")
-        }
-        if (nanoseconds < 0) {
-            throw java.time.DateTimeException("Duration nanoseconds exceed minimum or maximum supported by uniffi")
-        }
-        return java.time.Duration.ofSeconds(seconds, nanoseconds)
-    }
-
-    // 8 bytes for seconds, 4 bytes for nanoseconds
-    override fun allocationSize(value: java.time.Duration) = 12UL
-
-    override fun write(value: java.time.Duration, buf: ByteBuffer) {
-        if (value.seconds < 0) {
-            // Rust does not support negative Durations
-            throw IllegalArgumentException("Invalid duration, must be non-negative")
-        }
-
-        if (value.nano < 0) {
-            // Java docs provide guarantee that nano will always be positive, so this should be impossible
-            // See: https://docs.oracle.com/javase/8/docs/api/java/time/Duration.html
-            throw IllegalArgumentException("Invalid duration, nano value must be non-negative")
-        }
-
-        // Type mismatch (should be u64) but since Rust doesn't support negative durations we should be OK
-        buf.putLong(value.seconds)
-        // Type mismatch (should be u32) but since values will always be between 0 and 999,999,999 it should be OK
-        buf.putInt(value.nano)
-    }
-}
-
-
-// This template implements a class for working with a Rust struct via a handle
-// to the live Rust struct on the other side of the FFI.
-//
-// There's some subtlety here, because we have to be careful not to operate on a Rust
-// struct after it has been dropped, and because we must expose a public API for freeing
-// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
-//
-//   * Each instance holds an opaque handle to the underlying Rust struct.
-//     Method calls need to read this handle from the object's state and pass it in to
-//     the Rust FFI.
-//
-//   * When an instance is no longer needed, its handle should be passed to a
-//     special destructor function provided by the Rust FFI, which will drop the
-//     underlying Rust struct.
-//
-//   * Given an instance, calling code is expected to call the special
-//     `destroy` method in order to free it after use, either by calling it explicitly
-//     or by using a higher-level helper like the `use` method. Failing to do so risks
-//     leaking the underlying Rust struct.
-//
-//   * We can't assume that calling code will do the right thing, and must be prepared
-//     to handle Kotlin method calls executing concurrently with or even after a call to
-//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
-//
-//   * We must never allow Rust code to operate on the underlying Rust struct after
-//     the destructor has been called, and must never call the destructor more than once.
-//     Doing so may trigger memory unsafety.
-//
-//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
-//     is implemented to call the destructor when the Kotlin object becomes unreachable.
-//     This is done in a background thread. This is not a panacea, and client code should be aware that
-//      1. the thread may starve if some there are objects that have poorly performing
-//     `drop` methods or do significant work in their `drop` methods.
-//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
-//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
-//
-// If we try to implement this with mutual exclusion on access to the handle, there is the
-// possibility of a race between a method call and a concurrent call to `destroy`:
-//
-//    * Thread A starts a method call, reads the value of the handle, but is interrupted
-//      before it can pass the handle over the FFI to Rust.
-//    * Thread B calls `destroy` and frees the underlying Rust struct.
-//    * Thread A resumes, passing the already-read handle value to Rust and triggering
-//      a use-after-free.
-//
-// One possible solution would be to use a `ReadWriteLock`, with each method call taking
-// a read lock (and thus allowed to run concurrently) and the special `destroy` method
-// taking a write lock (and thus blocking on live method calls). However, we aim not to
-// generate methods with any hidden blocking semantics, and a `destroy` method that might
-// block if called incorrectly seems to meet that bar.
-//
-// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
-// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
-// has been called. These are updated according to the following rules:
-//
-//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
-//      The initial value for the flag is false.
-//
-//    * At the start of each method call, we atomically check the counter.
-//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
-//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
-//
-//    * At the end of each method call, we atomically decrement and check the counter.
-//      If it has reached zero then we destroy the underlying Rust struct.
-//
-//    * When `destroy` is called, we atomically flip the flag from false to true.
-//      If the flag was already true we silently fail.
-//      Otherwise we atomically decrement and check the counter.
-//      If it has reached zero then we destroy the underlying Rust struct.
-//
-// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
-// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
-//
-// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
-// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
-// of the underlying Rust code.
-//
-// This makes a cleaner a better alternative to _not_ calling `destroy()` as
-// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
-// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
-// thread may be starved, and the app will leak memory.
-//
-// In this case, `destroy`ing manually may be a better solution.
-//
-// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
-// with Rust peers are reclaimed:
-//
-// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
-// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
-// 3. The memory is reclaimed when the process terminates.
-//
-// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
-//
-
-
-/**
- * One authorization server and one OAuth client, with its registry of sessions: at
- * most one active token per identity. Create one per server and share it.
- *
- * ```kotlin
- * val client = AuthClient(AuthConfig(tokenEndpoint = "https://as.example.com/oauth2/token",
- * clientId = "my-app", scopes = listOf("read")),
- * store = MyKeystoreStore(context), listener = MyMetrics())
- * ```
- */
-public interface AuthClientInterface {
-    
-    /**
-     * The client's own session (client-credentials grant, RFC 6749 §4.4). Always
-     * the same session for this client.
-     */
-    fun `clientCredentialsSession`(): Session
-    
-    /**
-     * Signs `username` in with the password grant (RFC 6749 §4.3). The password is
-     * kept in memory only, to sign in again silently after a revocation.
-     *
-     * Throws `AuthException.InvalidGrant` for a wrong password.
-     */
-    suspend fun `login`(`username`: kotlin.String, `password`: kotlin.String): Session
-    
-    /**
-     * After a restart: the session of `username` from the refresh token in the
-     * client's `TokenStore`, without a password.
-     *
-     * Throws `AuthException.ReauthenticationRequired` when no usable refresh token is
-     * stored: show the login screen.
-     */
-    suspend fun `restore`(`username`: kotlin.String): Session
-    
-    /**
-     * The signed-in session of `username`, if any: the same session `login` returned.
-     */
-    fun `session`(`username`: kotlin.String): Session?
-    
-    companion object
-}
-
-/**
- * One authorization server and one OAuth client, with its registry of sessions: at
- * most one active token per identity. Create one per server and share it.
- *
- * ```kotlin
- * val client = AuthClient(AuthConfig(tokenEndpoint = "https://as.example.com/oauth2/token",
- * clientId = "my-app", scopes = listOf("read")),
- * store = MyKeystoreStore(context), listener = MyMetrics())
- * ```
- */
-open class AuthClient: Disposable, AutoCloseable, AuthClientInterface
-{
-
-    @Suppress("UNUSED_PARAMETER")
-    /**
-     * @suppress
-     */
-    constructor(withHandle: UniffiWithHandle, handle: Long) {
-        this.handle = handle
-        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
-    }
-
-    /**
-     * @suppress
-     *
-     * This constructor can be used to instantiate a fake object. Only used for tests. Any
-     * attempt to actually use an object constructed this way will fail as there is no
-     * connected Rust object.
-     */
-    @Suppress("UNUSED_PARAMETER")
-    constructor(noHandle: NoHandle) {
-        this.handle = 0
-        this.cleanable = null
-    }
-    /**
-     * Validates `config` and creates the client (no network traffic yet).
-     *
-     * `store` keeps refresh tokens across restarts (see [`TokenStore`]); `listener`
-     * observes events. Throws `AuthException.InvalidConfig` for an unusable config.
-     */
-    constructor(`config`: AuthConfig, `store`: TokenStore? = null, `listener`: AuthEventListener? = null) :
-        this(UniffiWithHandle, 
-    uniffiRustCallWithError(AuthException) { _status ->
-    UniffiLib.uniffi_tokenkeeper_fn_constructor_authclient_new(
-    
-        
-        FfiConverterTypeAuthConfig.lower(`config`),
-        FfiConverterOptionalTypeTokenStore.lower(`store`),
-        FfiConverterOptionalTypeAuthEventListener.lower(`listener`),_status)
-}
-    )
-
-    protected val handle: Long
-    protected val cleanable: UniffiCleaner.Cleanable?
-
-    private val wasDestroyed = AtomicBoolean(false)
-    private val callCounter = AtomicLong(1)
-
-    /**
-     * Whether the current object has been destroyed and its reference is gone in the Rust side.
-     */
-    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
-
-    override fun destroy() {
-        // Only allow a single call to this method.
-        // TODO: maybe we should log a warning if called more than once?
-        if (this.wasDestroyed.compareAndSet(false, true)) {
-            // This decrement always matches the initial count of 1 given at creation time.
-            if (this.callCounter.decrementAndGet() == 0L) {
-                cleanable?.clean()
-            }
-        }
-    }
-
-    @Synchronized
-    override fun close() {
-        this.destroy()
-    }
-
-    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
-        // Check and increment the call counter, to keep the object alive.
-        // This needs a compare-and-set retry loop in case of concurrent updates.
-        do {
-            val c = this.callCounter.get()
-            if (c == 0L) {
-                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
-            }
-            if (c == Long.MAX_VALUE) {
-                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
-            }
-        } while (! this.callCounter.compareAndSet(c, c + 1L))
-        // Now we can safely do the method call without the handle being freed concurrently.
-        try {
-            return block(this.uniffiCloneHandle())
-        } finally {
-            // This decrement always matches the increment we performed above.
-            if (this.callCounter.decrementAndGet() == 0L) {
-                cleanable?.clean()
-            }
-        }
-    }
-
-    // Use a static inner class instead of a closure so as not to accidentally
-    // capture `this` as part of the cleanable's action.
-    private class UniffiCleanAction(private val handle: Long) : Runnable {
-        override fun run() {
-            if (handle == 0.toLong()) {
-                // Fake object created with `NoHandle`, don't try to free.
-                return;
-            }
-            uniffiRustCall { status ->
-                UniffiLib.uniffi_tokenkeeper_fn_free_authclient(handle, status)
-            }
-        }
-    }
-
-    /**
-     * @suppress
-     */
-    fun uniffiCloneHandle(): Long {
-        if (handle == 0.toLong()) {
-            throw InternalException("uniffiCloneHandle() called on NoHandle object");
-        }
-        return uniffiRustCall() { status ->
-            UniffiLib.uniffi_tokenkeeper_fn_clone_authclient(handle, status)
-        }
-    }
-
-    
-    /**
-     * The client's own session (client-credentials grant, RFC 6749 §4.4). Always
-     * the same session for this client.
-     */override fun `clientCredentialsSession`(): Session {
-            return FfiConverterTypeSession.lift(
-    callWithHandle {
-    uniffiRustCall() { _status ->
-    UniffiLib.uniffi_tokenkeeper_fn_method_authclient_client_credentials_session(
-        it,
-        _status)
-}
-    }
-    )
-    }
-    
-
-    
-    /**
-     * Signs `username` in with the password grant (RFC 6749 §4.3). The password is
-     * kept in memory only, to sign in again silently after a revocation.
-     *
-     * Throws `AuthException.InvalidGrant` for a wrong password.
-     */
-    @Throws(AuthException::class)
-    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `login`(`username`: kotlin.String, `password`: kotlin.String) : Session {
-        return uniffiRustCallAsync(
-        callWithHandle { uniffiHandle ->
-            UniffiLib.uniffi_tokenkeeper_fn_method_authclient_login(
-                uniffiHandle,
-                
-        FfiConverterString.lower(`username`),
-        FfiConverterString.lower(`password`),
-            )
-        },
-        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_u64(future, callback, continuation) },
-        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_u64(future, continuation) },
-        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_u64(future) },
-        // lift function
-        { FfiConverterTypeSession.lift(it) },
-        // Error FFI converter
-        AuthException.ErrorHandler,
-    )
-    }
-
-    
-    /**
-     * After a restart: the session of `username` from the refresh token in the
-     * client's `TokenStore`, without a password.
-     *
-     * Throws `AuthException.ReauthenticationRequired` when no usable refresh token is
-     * stored: show the login screen.
-     */
-    @Throws(AuthException::class)
-    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `restore`(`username`: kotlin.String) : Session {
-        return uniffiRustCallAsync(
-        callWithHandle { uniffiHandle ->
-            UniffiLib.uniffi_tokenkeeper_fn_method_authclient_restore(
-                uniffiHandle,
-                
-        FfiConverterString.lower(`username`),
-            )
-        },
-        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_u64(future, callback, continuation) },
-        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_u64(future, continuation) },
-        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_u64(future) },
-        // lift function
-        { FfiConverterTypeSession.lift(it) },
-        // Error FFI converter
-        AuthException.ErrorHandler,
-    )
-    }
-
-    
-    /**
-     * The signed-in session of `username`, if any: the same session `login` returned.
-     */override fun `session`(`username`: kotlin.String): Session? {
-            return FfiConverterOptionalTypeSession.lift(
-    callWithHandle {
-    uniffiRustCall() { _status ->
-    UniffiLib.uniffi_tokenkeeper_fn_method_authclient_session(
-        it,
-        
-        FfiConverterString.lower(`username`),_status)
-}
-    }
-    )
-    }
-    
-
-    
-
-    
-
-
-    
-    
-    /**
-     * @suppress
-     */
-    companion object
-    
-}
-
-
-/**
- * @suppress
- */
-public object FfiConverterTypeAuthClient: FfiConverter<AuthClient, Long> {
-    override fun lower(value: AuthClient): Long {
-        return value.uniffiCloneHandle()
-    }
-
-    override fun lift(value: Long): AuthClient {
-        return AuthClient(UniffiWithHandle, value)
-    }
-
-    override fun read(buf: ByteBuffer): AuthClient {
-        return lift(buf.getLong())
-    }
-
-    override fun allocationSize(value: AuthClient) = 8UL
-
-    override fun write(value: AuthClient, buf: ByteBuffer) {
-        buf.putLong(lower(value))
     }
 }
 
@@ -2284,18 +1898,422 @@ public object FfiConverterTypeAuthEventListener: FfiConverter<AuthEventListener,
 
 
 /**
+ * One authorization server and one OAuth client, with its registry of sessions: at
+ * most one active token per identity. Create one per server and share it.
+ *
+ * ```kotlin
+ * val client = AuthClient(AuthConfig(tokenEndpoint = "https://as.example.com/oauth2/token",
+ * clientId = "my-app", scopes = listOf("read")),
+ * store = MyKeystoreStore(context), listener = MyMetrics())
+ * ```
+ */
+public interface NativeAuthClientInterface {
+    
+    /**
+     * The client's own session (client-credentials grant, RFC 6749 §4.4). Always
+     * the same session for this client.
+     */
+    fun `clientCredentialsSession`(): NativeSession
+    
+    /**
+     * Signs `username` in with the password grant (RFC 6749 §4.3). The password is
+     * kept in memory only, to sign in again silently after a revocation.
+     *
+     * Throws `AuthException.InvalidGrant` for a wrong password.
+     */
+    suspend fun `login`(`username`: kotlin.String, `password`: kotlin.String): NativeSession
+    
+    /**
+     * After a restart: the session of `username` from the refresh token in the
+     * client's `TokenStore`, without a password.
+     *
+     * Throws `AuthException.ReauthenticationRequired` when no usable refresh token is
+     * stored: show the login screen.
+     */
+    suspend fun `restore`(`username`: kotlin.String): NativeSession
+    
+    /**
+     * The signed-in session of `username`, if any: the same session `login` returned.
+     */
+    fun `session`(`username`: kotlin.String): NativeSession?
+    
+    companion object
+}
+
+/**
+ * One authorization server and one OAuth client, with its registry of sessions: at
+ * most one active token per identity. Create one per server and share it.
+ *
+ * ```kotlin
+ * val client = AuthClient(AuthConfig(tokenEndpoint = "https://as.example.com/oauth2/token",
+ * clientId = "my-app", scopes = listOf("read")),
+ * store = MyKeystoreStore(context), listener = MyMetrics())
+ * ```
+ */
+open class NativeAuthClient: Disposable, AutoCloseable, NativeAuthClientInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+    /**
+     * Validates `config` and creates the client (no network traffic yet).
+     *
+     * `store` keeps refresh tokens across restarts (see [`TokenStore`]); `listener`
+     * observes events. Throws `AuthException.InvalidConfig` for an unusable config.
+     */
+    constructor(`config`: AuthConfig, `store`: TokenStore? = null, `listener`: AuthEventListener? = null) :
+        this(UniffiWithHandle, 
+    uniffiRustCallWithError(AuthException) { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_constructor_authclient_new(
+    
+        
+        FfiConverterTypeAuthConfig.lower(`config`),
+        FfiConverterOptionalTypeTokenStore.lower(`store`),
+        FfiConverterOptionalTypeAuthEventListener.lower(`listener`),_status)
+}
+    )
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_tokenkeeper_fn_free_authclient(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_tokenkeeper_fn_clone_authclient(handle, status)
+        }
+    }
+
+    
+    /**
+     * The client's own session (client-credentials grant, RFC 6749 §4.4). Always
+     * the same session for this client.
+     */override fun `clientCredentialsSession`(): NativeSession {
+            return FfiConverterTypeNativeSession.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_authclient_client_credentials_session(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Signs `username` in with the password grant (RFC 6749 §4.3). The password is
+     * kept in memory only, to sign in again silently after a revocation.
+     *
+     * Throws `AuthException.InvalidGrant` for a wrong password.
+     */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `login`(`username`: kotlin.String, `password`: kotlin.String) : NativeSession {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_fn_method_authclient_login(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`username`),
+        FfiConverterString.lower(`password`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterTypeNativeSession.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * After a restart: the session of `username` from the refresh token in the
+     * client's `TokenStore`, without a password.
+     *
+     * Throws `AuthException.ReauthenticationRequired` when no usable refresh token is
+     * stored: show the login screen.
+     */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `restore`(`username`: kotlin.String) : NativeSession {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_fn_method_authclient_restore(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`username`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterTypeNativeSession.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The signed-in session of `username`, if any: the same session `login` returned.
+     */override fun `session`(`username`: kotlin.String): NativeSession? {
+            return FfiConverterOptionalTypeNativeSession.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_authclient_session(
+        it,
+        
+        FfiConverterString.lower(`username`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeNativeAuthClient: FfiConverter<NativeAuthClient, Long> {
+    override fun lower(value: NativeAuthClient): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): NativeAuthClient {
+        return NativeAuthClient(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): NativeAuthClient {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: NativeAuthClient) = 8UL
+
+    override fun write(value: NativeAuthClient, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * One identity (the client, or one user) and its token. Cheap to hold; all methods
  * are safe to call concurrently, and concurrent callers share one token request.
  *
- * Two `Session` handles are `equals` / `==` when they are the same core session.
+ * The Kotlin and Swift packages wrap it in their own `Session` class, one object per
+ * core session (see [`Session::instance_id`]), so `==` there is object identity.
  */
-public interface SessionInterface {
+public interface NativeSessionInterface {
     
     /**
      * A valid access token: the cached one, or a new one if it is missing or about
      * to expire (one token request however many callers are waiting).
      */
     suspend fun `accessToken`(): AccessToken
+    
+    /**
+     * A token valid for at least `min_validity` (as Auth0's `minTtl`): the cached one
+     * if it lasts that long, otherwise a new one first.
+     */
+    suspend fun `accessTokenValidFor`(`minValidity`: TimeSpan): AccessToken
     
     /**
      * The cached token if it is fresh, without waiting, I/O or a coroutine; `null`/`nil`
@@ -2314,10 +2332,23 @@ public interface SessionInterface {
     suspend fun `handleUnauthorized`(`failedToken`: AccessToken, `wwwAuthenticate`: List<kotlin.String>): AccessToken?
     
     /**
+     * Like `handleUnauthorized(failedToken, …)`, for a caller that kept only the
+     * token's value (the string it put in `Authorization: Bearer …`).
+     */
+    suspend fun `handleUnauthorizedValue`(`failedToken`: kotlin.String, `wwwAuthenticate`: List<kotlin.String>): AccessToken?
+    
+    /**
      * Who this session is: `client` or `user:alice`, then any non-default scope,
      * audience or resource.
      */
     fun `identity`(): kotlin.String
+    
+    /**
+     * Identifies the core session this handle points at: equal for two handles of
+     * the same session, and never reused while a handle is alive. The wrappers use it
+     * to keep one mirror per session.
+     */
+    fun `instanceId`(): kotlin.Long
     
     /**
      * Drops the cached access token (told out of band that it is no longer good);
@@ -2332,11 +2363,29 @@ public interface SessionInterface {
     suspend fun `logout`()
     
     /**
+     * Registers `observer` for every change of this session's token. It is called
+     * at once with the current state, then synchronously at each change. The
+     * Kotlin and Swift `Session` classes register one to keep their token mirror.
+     */
+    fun `observe`(`observer`: TokenObserver)
+    
+    /**
      * After a resource server rejected `failed_token` (HTTP 401): a token to retry
      * with. Pass the response's `WWW-Authenticate` header. Concurrent callers with
      * the same failed token share one renewal (one re-authentication per revocation).
      */
     suspend fun `recover`(`failedToken`: AccessToken, `wwwAuthenticate`: kotlin.String?): AccessToken
+    
+    /**
+     * Gets a new token now, whatever the cache holds (joining a request in flight):
+     * for example after the app learned that the user's permissions changed.
+     */
+    suspend fun `refresh`(): AccessToken
+    
+    /**
+     * Where the session stands now.
+     */
+    fun `state`(): SessionState
     
     /**
      * The user name, for a user session; `null`/`nil` for the client's own session.
@@ -2350,9 +2399,10 @@ public interface SessionInterface {
  * One identity (the client, or one user) and its token. Cheap to hold; all methods
  * are safe to call concurrently, and concurrent callers share one token request.
  *
- * Two `Session` handles are `equals` / `==` when they are the same core session.
+ * The Kotlin and Swift packages wrap it in their own `Session` class, one object per
+ * core session (see [`Session::instance_id`]), so `==` there is object identity.
  */
-open class Session: Disposable, AutoCloseable, SessionInterface
+open class NativeSession: Disposable, AutoCloseable, NativeSessionInterface
 {
 
     @Suppress("UNUSED_PARAMETER")
@@ -2480,6 +2530,32 @@ open class Session: Disposable, AutoCloseable, SessionInterface
 
     
     /**
+     * A token valid for at least `min_validity` (as Auth0's `minTtl`): the cached one
+     * if it lasts that long, otherwise a new one first.
+     */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `accessTokenValidFor`(`minValidity`: TimeSpan) : AccessToken {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_fn_method_session_access_token_valid_for(
+                uniffiHandle,
+                
+        FfiConverterTypeTimeSpan.lower(`minValidity`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeAccessToken.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
      * The cached token if it is fresh, without waiting, I/O or a coroutine; `null`/`nil`
      * means call `accessToken()`. For blocking callers such as OkHttp interceptors.
      */override fun `cachedAccessToken`(): AccessToken? {
@@ -2528,6 +2604,33 @@ open class Session: Disposable, AutoCloseable, SessionInterface
 
     
     /**
+     * Like `handleUnauthorized(failedToken, …)`, for a caller that kept only the
+     * token's value (the string it put in `Authorization: Bearer …`).
+     */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `handleUnauthorizedValue`(`failedToken`: kotlin.String, `wwwAuthenticate`: List<kotlin.String>) : AccessToken? {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_fn_method_session_handle_unauthorized_value(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`failedToken`),
+        FfiConverterSequenceString.lower(`wwwAuthenticate`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterOptionalTypeAccessToken.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
      * Who this session is: `client` or `user:alice`, then any non-default scope,
      * audience or resource.
      */override fun `identity`(): kotlin.String {
@@ -2535,6 +2638,24 @@ open class Session: Disposable, AutoCloseable, SessionInterface
     callWithHandle {
     uniffiRustCall() { _status ->
     UniffiLib.uniffi_tokenkeeper_fn_method_session_identity(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Identifies the core session this handle points at: equal for two handles of
+     * the same session, and never reused while a handle is alive. The wrappers use it
+     * to keep one mirror per session.
+     */override fun `instanceId`(): kotlin.Long {
+            return FfiConverterLong.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_session_instance_id(
         it,
         _status)
 }
@@ -2587,6 +2708,24 @@ open class Session: Disposable, AutoCloseable, SessionInterface
 
     
     /**
+     * Registers `observer` for every change of this session's token. It is called
+     * at once with the current state, then synchronously at each change. The
+     * Kotlin and Swift `Session` classes register one to keep their token mirror.
+     */override fun `observe`(`observer`: TokenObserver)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_session_observe(
+        it,
+        
+        FfiConverterTypeTokenObserver.lower(`observer`),_status)
+}
+    }
+    
+    
+
+    
+    /**
      * After a resource server rejected `failed_token` (HTTP 401): a token to retry
      * with. Pass the response's `WWW-Authenticate` header. Concurrent callers with
      * the same failed token share one renewal (one re-authentication per revocation).
@@ -2615,6 +2754,47 @@ open class Session: Disposable, AutoCloseable, SessionInterface
 
     
     /**
+     * Gets a new token now, whatever the cache holds (joining a request in flight):
+     * for example after the app learned that the user's permissions changed.
+     */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `refresh`() : AccessToken {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_fn_method_session_refresh(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeAccessToken.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Where the session stands now.
+     */override fun `state`(): SessionState {
+            return FfiConverterTypeSessionState.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_session_state(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * The user name, for a user session; `null`/`nil` for the client's own session.
      */override fun `username`(): kotlin.String? {
             return FfiConverterOptionalString.lift(
@@ -2633,32 +2813,6 @@ open class Session: Disposable, AutoCloseable, SessionInterface
 
     
 
-    // The local Rust `Eq` implementation - only `eq` is used.
-    override fun equals(other: Any?): Boolean {
-        if (other !is Session) return false
-        return FfiConverterBoolean.lift(
-    callWithHandle {
-    uniffiRustCall() { _status ->
-    UniffiLib.uniffi_tokenkeeper_fn_method_session_uniffi_trait_eq_eq(
-        it,
-        
-        FfiConverterTypeSession.lower(`other`),_status)
-}
-    }
-    )
-    }
-    // The local Rust `Hash` implementation
-    override fun hashCode(): Int {
-        return FfiConverterULong.lift(
-    callWithHandle {
-    uniffiRustCall() { _status ->
-    UniffiLib.uniffi_tokenkeeper_fn_method_session_uniffi_trait_hash(
-        it,
-        _status)
-}
-    }
-    ).toInt()
-    }
 
     
     
@@ -2673,22 +2827,357 @@ open class Session: Disposable, AutoCloseable, SessionInterface
 /**
  * @suppress
  */
-public object FfiConverterTypeSession: FfiConverter<Session, Long> {
-    override fun lower(value: Session): Long {
+public object FfiConverterTypeNativeSession: FfiConverter<NativeSession, Long> {
+    override fun lower(value: NativeSession): Long {
         return value.uniffiCloneHandle()
     }
 
-    override fun lift(value: Long): Session {
-        return Session(UniffiWithHandle, value)
+    override fun lift(value: Long): NativeSession {
+        return NativeSession(UniffiWithHandle, value)
     }
 
-    override fun read(buf: ByteBuffer): Session {
+    override fun read(buf: ByteBuffer): NativeSession {
         return lift(buf.getLong())
     }
 
-    override fun allocationSize(value: Session) = 8UL
+    override fun allocationSize(value: NativeSession) = 8UL
 
-    override fun write(value: Session, buf: ByteBuffer) {
+    override fun write(value: NativeSession, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Sees every change of a session's token, synchronously, from the place where the
+ * core writes its cache. Keep it to a field write: no blocking, no calls back into
+ * the session. What it throws is logged and ignored.
+ */
+public interface TokenObserver {
+    
+    /**
+     * Called once per change, in generation order; the first call, made at
+     * registration, carries the current state.
+     */
+    fun `onTokenChange`(`change`: TokenChange)
+    
+    companion object
+}
+
+/**
+ * Sees every change of a session's token, synchronously, from the place where the
+ * core writes its cache. Keep it to a field write: no blocking, no calls back into
+ * the session. What it throws is logged and ignored.
+ */
+open class TokenObserverImpl: Disposable, AutoCloseable, TokenObserver
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_tokenkeeper_fn_free_tokenobserver(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_tokenkeeper_fn_clone_tokenobserver(handle, status)
+        }
+    }
+
+    
+    /**
+     * Called once per change, in generation order; the first call, made at
+     * registration, carries the current state.
+     */
+    @Throws(ListenerException::class)override fun `onTokenChange`(`change`: TokenChange)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(ListenerException) { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_tokenobserver_on_token_change(
+        it,
+        
+        FfiConverterTypeTokenChange.lower(`change`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceTokenObserver {
+    internal object `onTokenChange`: UniffiCallbackInterfaceTokenObserverMethod0 {
+        override fun callback(`uniffiHandle`: Long,`change`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeTokenObserver.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onTokenChange`(
+                    FfiConverterTypeTokenChange.lift(`change`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: ListenerException -> FfiConverterTypeListenerError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeTokenObserver.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeTokenObserver.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceTokenObserver.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `onTokenChange`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_tokenkeeper_fn_init_callback_vtable_tokenobserver(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTokenObserver: FfiConverter<TokenObserver, Long> {
+    internal val handleMap = UniffiHandleMap<TokenObserver>()
+
+    override fun lower(value: TokenObserver): Long {
+        if (value is TokenObserverImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): TokenObserver {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return TokenObserverImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): TokenObserver {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: TokenObserver) = 8UL
+
+    override fun write(value: TokenObserver, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -2792,9 +3281,7 @@ public object FfiConverterTypeSession: FfiConverter<Session, Long> {
 /**
  * Where refresh tokens survive an app restart. Only refresh tokens are stored,
  * never passwords, client secrets or access tokens. The key is opaque and stable; it
- * names the token endpoint, the client and the identity, never a secret. The value
- * is opaque too (a small JSON record holding the refresh token, a few KiB at most):
- * keep it as it is, encrypted (Android: `KeystoreTokenStore`; iOS: the Keychain).
+ * names the client and the identity, never a secret.
  *
  * Methods are called from tokenkeeper's own threads, never the main thread; they
  * may block briefly (disk, Keychain). Throw `StoreException.Failed` on failure: the
@@ -2803,17 +3290,17 @@ public object FfiConverterTypeSession: FfiConverter<Session, Long> {
 public interface TokenStore {
     
     /**
-     * The value stored for `key`, or `null`/`nil` if none.
+     * The stored refresh token for `key`, or `null`/`nil` if none.
      */
     fun `load`(`key`: kotlin.String): kotlin.String?
     
     /**
-     * Stores (or replaces) the value for `key`; durably, before returning.
+     * Stores (or replaces) the refresh token for `key`.
      */
     fun `save`(`key`: kotlin.String, `refreshToken`: kotlin.String)
     
     /**
-     * Forgets the value for `key`; no error if there was none.
+     * Forgets the refresh token for `key`; no error if there was none.
      */
     fun `remove`(`key`: kotlin.String)
     
@@ -2823,9 +3310,7 @@ public interface TokenStore {
 /**
  * Where refresh tokens survive an app restart. Only refresh tokens are stored,
  * never passwords, client secrets or access tokens. The key is opaque and stable; it
- * names the token endpoint, the client and the identity, never a secret. The value
- * is opaque too (a small JSON record holding the refresh token, a few KiB at most):
- * keep it as it is, encrypted (Android: `KeystoreTokenStore`; iOS: the Keychain).
+ * names the client and the identity, never a secret.
  *
  * Methods are called from tokenkeeper's own threads, never the main thread; they
  * may block briefly (disk, Keychain). Throw `StoreException.Failed` on failure: the
@@ -2934,7 +3419,7 @@ open class TokenStoreImpl: Disposable, AutoCloseable, TokenStore
 
     
     /**
-     * The value stored for `key`, or `null`/`nil` if none.
+     * The stored refresh token for `key`, or `null`/`nil` if none.
      */
     @Throws(StoreException::class)override fun `load`(`key`: kotlin.String): kotlin.String? {
             return FfiConverterOptionalString.lift(
@@ -2952,7 +3437,7 @@ open class TokenStoreImpl: Disposable, AutoCloseable, TokenStore
 
     
     /**
-     * Stores (or replaces) the value for `key`; durably, before returning.
+     * Stores (or replaces) the refresh token for `key`.
      */
     @Throws(StoreException::class)override fun `save`(`key`: kotlin.String, `refreshToken`: kotlin.String)
         = 
@@ -2970,7 +3455,7 @@ open class TokenStoreImpl: Disposable, AutoCloseable, TokenStore
 
     
     /**
-     * Forgets the value for `key`; no error if there was none.
+     * Forgets the refresh token for `key`; no error if there was none.
      */
     @Throws(StoreException::class)override fun `remove`(`key`: kotlin.String)
         = 
@@ -3141,6 +3626,12 @@ data class AccessToken (
     var `expiresAtEpochSeconds`: kotlin.Long
     , 
     /**
+     * The same instant as a platform type: `java.util.Date` in Kotlin (every Android
+     * API level; `.toInstant()` on API 26+), `Date` in Swift.
+     */
+    var `expiresAt`: Moment
+    , 
+    /**
      * The scopes the server granted, when it said (RFC 6749 §5.1 `scope`).
      */
     var `scopes`: List<kotlin.String>
@@ -3171,6 +3662,7 @@ public object FfiConverterTypeAccessToken: FfiConverterRustBuffer<AccessToken> {
         return AccessToken(
             FfiConverterString.read(buf),
             FfiConverterLong.read(buf),
+            FfiConverterTypeMoment.read(buf),
             FfiConverterSequenceString.read(buf),
         )
     }
@@ -3178,12 +3670,14 @@ public object FfiConverterTypeAccessToken: FfiConverterRustBuffer<AccessToken> {
     override fun allocationSize(value: AccessToken) = (
             FfiConverterString.allocationSize(value.`value`) +
             FfiConverterLong.allocationSize(value.`expiresAtEpochSeconds`) +
+            FfiConverterTypeMoment.allocationSize(value.`expiresAt`) +
             FfiConverterSequenceString.allocationSize(value.`scopes`)
     )
 
     override fun write(value: AccessToken, buf: ByteBuffer) {
             FfiConverterString.write(value.`value`, buf)
             FfiConverterLong.write(value.`expiresAtEpochSeconds`, buf)
+            FfiConverterTypeMoment.write(value.`expiresAt`, buf)
             FfiConverterSequenceString.write(value.`scopes`, buf)
     }
 }
@@ -3194,7 +3688,8 @@ public object FfiConverterTypeAccessToken: FfiConverterRustBuffer<AccessToken> {
  * One authorization server and one OAuth client. See [`crate::AuthConfig`] for each
  * setting's meaning; validation happens in `AuthClient(config)`.
  *
- * Kotlin durations are `java.time.Duration`; Swift durations are `TimeInterval`.
+ * Kotlin durations are `kotlin.time.Duration` (no `java.time`, so minSdk 24 needs no
+ * desugaring); Swift durations are `TimeInterval`.
  * Its `toString()` / description redacts the client secret.
  */
 data class AuthConfig (
@@ -3241,12 +3736,12 @@ data class AuthConfig (
     /**
      * How long before expiry a token is refreshed proactively (default: 5 minutes).
      */
-    var `refreshMargin`: java.time.Duration? = null 
+    var `refreshMargin`: TimeSpan? = null 
     , 
     /**
      * The lifetime assumed when the server sends no `expires_in` (default: 1 hour).
      */
-    var `defaultTokenLifetime`: java.time.Duration? = null 
+    var `defaultTokenLifetime`: TimeSpan? = null 
     , 
     /**
      * Whether tokens are cached (default) or fetched per request.
@@ -3266,25 +3761,19 @@ data class AuthConfig (
     /**
      * TCP/TLS connect timeout (default: 10 s).
      */
-    var `connectTimeout`: java.time.Duration? = null 
+    var `connectTimeout`: TimeSpan? = null 
     , 
     /**
      * Whole-request timeout (default: 30 s).
      */
-    var `requestTimeout`: java.time.Duration? = null 
+    var `requestTimeout`: TimeSpan? = null 
     , 
     /**
-     * A directory every process of the app shares (iOS: the app group container;
-     * Android: `context.filesDir`), where refreshes of one stored session take an OS
-     * file lock, so an app and its extension never spend one rotating refresh token
-     * twice (default: none, refreshes are serialised within the process only).
+     * **Development only**: hosts (such as `10.0.2.2`, the Android emulator's address
+     * of the development machine) reached over plain http. Logged loudly as a warning;
+     * https stays mandatory for every other host. Never ship it in a release build.
      */
-    var `storeLockDirectory`: kotlin.String? = null 
-    , 
-    /**
-     * How long one `TokenStore` call may take before it counts as failed (default: 30 s).
-     */
-    var `storeTimeout`: java.time.Duration? = null 
+    var `developmentHttpHosts`: List<kotlin.String> = listOf() 
     
 ){
     
@@ -3318,15 +3807,14 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterSequenceString.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
-            FfiConverterOptionalDuration.read(buf),
-            FfiConverterOptionalDuration.read(buf),
+            FfiConverterOptionalTypeTimeSpan.read(buf),
+            FfiConverterOptionalTypeTimeSpan.read(buf),
             FfiConverterOptionalTypeCachePolicy.read(buf),
             FfiConverterOptionalTypeRecoveryPolicy.read(buf),
             FfiConverterOptionalTypeRetryPolicy.read(buf),
-            FfiConverterOptionalDuration.read(buf),
-            FfiConverterOptionalDuration.read(buf),
-            FfiConverterOptionalString.read(buf),
-            FfiConverterOptionalDuration.read(buf),
+            FfiConverterOptionalTypeTimeSpan.read(buf),
+            FfiConverterOptionalTypeTimeSpan.read(buf),
+            FfiConverterSequenceString.read(buf),
         )
     }
 
@@ -3339,15 +3827,14 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterSequenceString.allocationSize(value.`scopes`) +
             FfiConverterOptionalString.allocationSize(value.`audience`) +
             FfiConverterOptionalString.allocationSize(value.`resource`) +
-            FfiConverterOptionalDuration.allocationSize(value.`refreshMargin`) +
-            FfiConverterOptionalDuration.allocationSize(value.`defaultTokenLifetime`) +
+            FfiConverterOptionalTypeTimeSpan.allocationSize(value.`refreshMargin`) +
+            FfiConverterOptionalTypeTimeSpan.allocationSize(value.`defaultTokenLifetime`) +
             FfiConverterOptionalTypeCachePolicy.allocationSize(value.`cachePolicy`) +
             FfiConverterOptionalTypeRecoveryPolicy.allocationSize(value.`recoveryPolicy`) +
             FfiConverterOptionalTypeRetryPolicy.allocationSize(value.`retryPolicy`) +
-            FfiConverterOptionalDuration.allocationSize(value.`connectTimeout`) +
-            FfiConverterOptionalDuration.allocationSize(value.`requestTimeout`) +
-            FfiConverterOptionalString.allocationSize(value.`storeLockDirectory`) +
-            FfiConverterOptionalDuration.allocationSize(value.`storeTimeout`)
+            FfiConverterOptionalTypeTimeSpan.allocationSize(value.`connectTimeout`) +
+            FfiConverterOptionalTypeTimeSpan.allocationSize(value.`requestTimeout`) +
+            FfiConverterSequenceString.allocationSize(value.`developmentHttpHosts`)
     )
 
     override fun write(value: AuthConfig, buf: ByteBuffer) {
@@ -3359,15 +3846,14 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterSequenceString.write(value.`scopes`, buf)
             FfiConverterOptionalString.write(value.`audience`, buf)
             FfiConverterOptionalString.write(value.`resource`, buf)
-            FfiConverterOptionalDuration.write(value.`refreshMargin`, buf)
-            FfiConverterOptionalDuration.write(value.`defaultTokenLifetime`, buf)
+            FfiConverterOptionalTypeTimeSpan.write(value.`refreshMargin`, buf)
+            FfiConverterOptionalTypeTimeSpan.write(value.`defaultTokenLifetime`, buf)
             FfiConverterOptionalTypeCachePolicy.write(value.`cachePolicy`, buf)
             FfiConverterOptionalTypeRecoveryPolicy.write(value.`recoveryPolicy`, buf)
             FfiConverterOptionalTypeRetryPolicy.write(value.`retryPolicy`, buf)
-            FfiConverterOptionalDuration.write(value.`connectTimeout`, buf)
-            FfiConverterOptionalDuration.write(value.`requestTimeout`, buf)
-            FfiConverterOptionalString.write(value.`storeLockDirectory`, buf)
-            FfiConverterOptionalDuration.write(value.`storeTimeout`, buf)
+            FfiConverterOptionalTypeTimeSpan.write(value.`connectTimeout`, buf)
+            FfiConverterOptionalTypeTimeSpan.write(value.`requestTimeout`, buf)
+            FfiConverterSequenceString.write(value.`developmentHttpHosts`, buf)
     }
 }
 
@@ -3378,24 +3864,25 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
  */
 data class RetryPolicy (
     /**
-     * Attempts in all, the first included (at least 1).
+     * Attempts in all, the first included (at least 1). Signed, so Kotlin sees an
+     * `Int`, not a `UInt`; zero or less is rejected with `InvalidConfig`.
      */
-    var `maxAttempts`: kotlin.UInt
+    var `maxAttempts`: kotlin.Int
     , 
     /**
      * The first backoff; it doubles up to `max_backoff`.
      */
-    var `initialBackoff`: java.time.Duration
+    var `initialBackoff`: TimeSpan
     , 
     /**
      * The longest backoff.
      */
-    var `maxBackoff`: java.time.Duration
+    var `maxBackoff`: TimeSpan
     , 
     /**
      * No retry starts after this much time since the first attempt.
      */
-    var `deadline`: java.time.Duration
+    var `deadline`: TimeSpan
     
 ){
     
@@ -3412,25 +3899,100 @@ data class RetryPolicy (
 public object FfiConverterTypeRetryPolicy: FfiConverterRustBuffer<RetryPolicy> {
     override fun read(buf: ByteBuffer): RetryPolicy {
         return RetryPolicy(
-            FfiConverterUInt.read(buf),
-            FfiConverterDuration.read(buf),
-            FfiConverterDuration.read(buf),
-            FfiConverterDuration.read(buf),
+            FfiConverterInt.read(buf),
+            FfiConverterTypeTimeSpan.read(buf),
+            FfiConverterTypeTimeSpan.read(buf),
+            FfiConverterTypeTimeSpan.read(buf),
         )
     }
 
     override fun allocationSize(value: RetryPolicy) = (
-            FfiConverterUInt.allocationSize(value.`maxAttempts`) +
-            FfiConverterDuration.allocationSize(value.`initialBackoff`) +
-            FfiConverterDuration.allocationSize(value.`maxBackoff`) +
-            FfiConverterDuration.allocationSize(value.`deadline`)
+            FfiConverterInt.allocationSize(value.`maxAttempts`) +
+            FfiConverterTypeTimeSpan.allocationSize(value.`initialBackoff`) +
+            FfiConverterTypeTimeSpan.allocationSize(value.`maxBackoff`) +
+            FfiConverterTypeTimeSpan.allocationSize(value.`deadline`)
     )
 
     override fun write(value: RetryPolicy, buf: ByteBuffer) {
-            FfiConverterUInt.write(value.`maxAttempts`, buf)
-            FfiConverterDuration.write(value.`initialBackoff`, buf)
-            FfiConverterDuration.write(value.`maxBackoff`, buf)
-            FfiConverterDuration.write(value.`deadline`, buf)
+            FfiConverterInt.write(value.`maxAttempts`, buf)
+            FfiConverterTypeTimeSpan.write(value.`initialBackoff`, buf)
+            FfiConverterTypeTimeSpan.write(value.`maxBackoff`, buf)
+            FfiConverterTypeTimeSpan.write(value.`deadline`, buf)
+    }
+}
+
+
+
+/**
+ * One change of a session's cached token. Apps rarely see it: the `Session` classes
+ * of the Kotlin and Swift packages consume it to keep their copy of the token.
+ */
+data class TokenChange (
+    /**
+     * Grows with every change of this session's token: never let an older change
+     * replace a newer one. Signed so Kotlin sees a `Long`.
+     */
+    var `generation`: kotlin.Long
+    , 
+    /**
+     * The cached token, or `null`/`nil` when none is cached.
+     */
+    var `token`: AccessToken?
+    , 
+    /**
+     * Until when (milliseconds since the Unix epoch, wall clock) the token may be
+     * served without asking the session; after it, ask the session, which refreshes.
+     */
+    var `freshUntilEpochMillis`: kotlin.Long?
+    , 
+    /**
+     * The session's state after the change.
+     */
+    var `state`: SessionState
+    
+){
+    
+
+    
+
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_tokenchange_uniffi_trait_debug(FfiConverterTypeTokenChange.lower(this),
+        _status)
+}
+    )
+    }
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTokenChange: FfiConverterRustBuffer<TokenChange> {
+    override fun read(buf: ByteBuffer): TokenChange {
+        return TokenChange(
+            FfiConverterLong.read(buf),
+            FfiConverterOptionalTypeAccessToken.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterTypeSessionState.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: TokenChange) = (
+            FfiConverterLong.allocationSize(value.`generation`) +
+            FfiConverterOptionalTypeAccessToken.allocationSize(value.`token`) +
+            FfiConverterOptionalLong.allocationSize(value.`freshUntilEpochMillis`) +
+            FfiConverterTypeSessionState.allocationSize(value.`state`)
+    )
+
+    override fun write(value: TokenChange, buf: ByteBuffer) {
+            FfiConverterLong.write(value.`generation`, buf)
+            FfiConverterOptionalTypeAccessToken.write(value.`token`, buf)
+            FfiConverterOptionalLong.write(value.`freshUntilEpochMillis`, buf)
+            FfiConverterTypeSessionState.write(value.`state`, buf)
     }
 }
 
@@ -3750,6 +4312,66 @@ sealed class AuthEvent {
     }
     
     /**
+     * Every credential the session holds was rejected: only the user can help. Emitted
+     * once per episode; the client-level `reauthenticationRequired` stream carries it.
+     */
+    data class ReauthenticationRequired(
+        /**
+         * Whose session needs the user.
+         */
+        val `identity`: kotlin.String, 
+        /**
+         * Why (never a secret).
+         */
+        val `reason`: kotlin.String) : AuthEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A refresh token could not be saved in the app's `TokenStore`; the session goes
+     * on in memory and retries the save at the next change.
+     */
+    data class PersistFailed(
+        /**
+         * Whose refresh token.
+         */
+        val `identity`: kotlin.String, 
+        /**
+         * What the store said (never a secret).
+         */
+        val `reason`: kotlin.String) : AuthEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A resource server kept rejecting fresh tokens: automatic recovery is paused
+     * until the given time (seconds since the Unix epoch).
+     */
+    data class RecoveryPaused(
+        /**
+         * Whose session.
+         */
+        val `identity`: kotlin.String, 
+        /**
+         * When recovery resumes.
+         */
+        val `untilEpochSeconds`: kotlin.Long) : AuthEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * An event this binding does not know yet (the core's enum is non-exhaustive).
      */
     data class Other(
@@ -3801,7 +4423,19 @@ public object FfiConverterTypeAuthEvent : FfiConverterRustBuffer<AuthEvent>{
             6 -> AuthEvent.LoggedOut(
                 FfiConverterString.read(buf),
                 )
-            7 -> AuthEvent.Other(
+            7 -> AuthEvent.ReauthenticationRequired(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            8 -> AuthEvent.PersistFailed(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            9 -> AuthEvent.RecoveryPaused(
+                FfiConverterString.read(buf),
+                FfiConverterLong.read(buf),
+                )
+            10 -> AuthEvent.Other(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -3854,6 +4488,30 @@ public object FfiConverterTypeAuthEvent : FfiConverterRustBuffer<AuthEvent>{
                 + FfiConverterString.allocationSize(value.`identity`)
             )
         }
+        is AuthEvent.ReauthenticationRequired -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`identity`)
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+        is AuthEvent.PersistFailed -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`identity`)
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+        is AuthEvent.RecoveryPaused -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`identity`)
+                + FfiConverterLong.allocationSize(value.`untilEpochSeconds`)
+            )
+        }
         is AuthEvent.Other -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
@@ -3898,8 +4556,26 @@ public object FfiConverterTypeAuthEvent : FfiConverterRustBuffer<AuthEvent>{
                 FfiConverterString.write(value.`identity`, buf)
                 Unit
             }
-            is AuthEvent.Other -> {
+            is AuthEvent.ReauthenticationRequired -> {
                 buf.putInt(7)
+                FfiConverterString.write(value.`identity`, buf)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is AuthEvent.PersistFailed -> {
+                buf.putInt(8)
+                FfiConverterString.write(value.`identity`, buf)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is AuthEvent.RecoveryPaused -> {
+                buf.putInt(9)
+                FfiConverterString.write(value.`identity`, buf)
+                FfiConverterLong.write(value.`untilEpochSeconds`, buf)
+                Unit
+            }
+            is AuthEvent.Other -> {
+                buf.putInt(10)
                 FfiConverterString.write(value.`description`, buf)
                 Unit
             }
@@ -4119,6 +4795,117 @@ public object FfiConverterTypeRecoveryPolicy: FfiConverterRustBuffer<RecoveryPol
 
 
 
+/**
+ * Where a session stands: signed in (with the cached token's expiry, if one is
+ * cached), waiting for the user to sign in again, or logged out.
+ */
+sealed class SessionState {
+    
+    /**
+     * The session holds a token or can get one without the user.
+     */
+    data class SignedIn(
+        /**
+         * When the cached token expires, in seconds since the Unix epoch; `null`/`nil`
+         * while no token is cached.
+         */
+        val `expiresAtEpochSeconds`: kotlin.Long?, 
+        /**
+         * The same instant as a platform type (`java.util.Date` / `Date`).
+         */
+        val `expiresAt`: dev.tokenkeeper.Moment?) : SessionState()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Every credential the session holds was rejected: show the login screen.
+     */
+    object ReauthenticationRequired : SessionState()
+    
+    
+    /**
+     * `logout()` was called; the session is finished.
+     */
+    object LoggedOut : SessionState()
+    
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSessionState : FfiConverterRustBuffer<SessionState>{
+    override fun read(buf: ByteBuffer): SessionState {
+        return when(buf.getInt()) {
+            1 -> SessionState.SignedIn(
+                FfiConverterOptionalLong.read(buf),
+                FfiConverterOptionalTypeMoment.read(buf),
+                )
+            2 -> SessionState.ReauthenticationRequired
+            3 -> SessionState.LoggedOut
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: SessionState): ULong = when(value) {
+        is SessionState.SignedIn -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterOptionalLong.allocationSize(value.`expiresAtEpochSeconds`)
+                + FfiConverterOptionalTypeMoment.allocationSize(value.`expiresAt`)
+            )
+        }
+        is SessionState.ReauthenticationRequired -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is SessionState.LoggedOut -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+    }
+
+    override fun write(value: SessionState, buf: ByteBuffer) {
+        when(value) {
+            is SessionState.SignedIn -> {
+                buf.putInt(1)
+                FfiConverterOptionalLong.write(value.`expiresAtEpochSeconds`, buf)
+                FfiConverterOptionalTypeMoment.write(value.`expiresAt`, buf)
+                Unit
+            }
+            is SessionState.ReauthenticationRequired -> {
+                buf.putInt(2)
+                Unit
+            }
+            is SessionState.LoggedOut -> {
+                buf.putInt(3)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
 
 
 /**
@@ -4201,6 +4988,38 @@ public object FfiConverterTypeStoreError : FfiConverterRustBuffer<StoreException
 /**
  * @suppress
  */
+public object FfiConverterOptionalLong: FfiConverterRustBuffer<kotlin.Long?> {
+    override fun read(buf: ByteBuffer): kotlin.Long? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterLong.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Long?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterLong.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Long?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterLong.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?> {
     override fun read(buf: ByteBuffer): kotlin.String? {
         if (buf.get().toInt() == 0) {
@@ -4223,38 +5042,6 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
         } else {
             buf.put(1)
             FfiConverterString.write(value, buf)
-        }
-    }
-}
-
-
-
-
-/**
- * @suppress
- */
-public object FfiConverterOptionalDuration: FfiConverterRustBuffer<java.time.Duration?> {
-    override fun read(buf: ByteBuffer): java.time.Duration? {
-        if (buf.get().toInt() == 0) {
-            return null
-        }
-        return FfiConverterDuration.read(buf)
-    }
-
-    override fun allocationSize(value: java.time.Duration?): ULong {
-        if (value == null) {
-            return 1UL
-        } else {
-            return 1UL + FfiConverterDuration.allocationSize(value)
-        }
-    }
-
-    override fun write(value: java.time.Duration?, buf: ByteBuffer) {
-        if (value == null) {
-            buf.put(0)
-        } else {
-            buf.put(1)
-            FfiConverterDuration.write(value, buf)
         }
     }
 }
@@ -4297,28 +5084,28 @@ public object FfiConverterOptionalTypeAuthEventListener: FfiConverterRustBuffer<
 /**
  * @suppress
  */
-public object FfiConverterOptionalTypeSession: FfiConverterRustBuffer<Session?> {
-    override fun read(buf: ByteBuffer): Session? {
+public object FfiConverterOptionalTypeNativeSession: FfiConverterRustBuffer<NativeSession?> {
+    override fun read(buf: ByteBuffer): NativeSession? {
         if (buf.get().toInt() == 0) {
             return null
         }
-        return FfiConverterTypeSession.read(buf)
+        return FfiConverterTypeNativeSession.read(buf)
     }
 
-    override fun allocationSize(value: Session?): ULong {
+    override fun allocationSize(value: NativeSession?): ULong {
         if (value == null) {
             return 1UL
         } else {
-            return 1UL + FfiConverterTypeSession.allocationSize(value)
+            return 1UL + FfiConverterTypeNativeSession.allocationSize(value)
         }
     }
 
-    override fun write(value: Session?, buf: ByteBuffer) {
+    override fun write(value: NativeSession?, buf: ByteBuffer) {
         if (value == null) {
             buf.put(0)
         } else {
             buf.put(1)
-            FfiConverterTypeSession.write(value, buf)
+            FfiConverterTypeNativeSession.write(value, buf)
         }
     }
 }
@@ -4521,6 +5308,70 @@ public object FfiConverterOptionalTypeRecoveryPolicy: FfiConverterRustBuffer<Rec
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeMoment: FfiConverterRustBuffer<Moment?> {
+    override fun read(buf: ByteBuffer): Moment? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeMoment.read(buf)
+    }
+
+    override fun allocationSize(value: Moment?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeMoment.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Moment?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeMoment.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeTimeSpan: FfiConverterRustBuffer<TimeSpan?> {
+    override fun read(buf: ByteBuffer): TimeSpan? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeTimeSpan.read(buf)
+    }
+
+    override fun allocationSize(value: TimeSpan?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeTimeSpan.allocationSize(value)
+        }
+    }
+
+    override fun write(value: TimeSpan?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeTimeSpan.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.String>> {
     override fun read(buf: ByteBuffer): List<kotlin.String> {
         val len = buf.getInt()
@@ -4540,6 +5391,79 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
         value.iterator().forEach {
             FfiConverterString.write(it, buf)
         }
+    }
+}
+
+
+
+
+
+public typealias Moment = java.util.Date
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeMoment: FfiConverter<Moment, Long> {
+    override fun lift(value: Long): Moment {
+        val builtinValue = FfiConverterLong.lift(value)
+        return java.util.Date(builtinValue)
+    }
+
+    override fun lower(value: Moment): Long {
+        val builtinValue = value.time
+        return FfiConverterLong.lower(builtinValue)
+    }
+
+    override fun read(buf: ByteBuffer): Moment {
+        val builtinValue = FfiConverterLong.read(buf)
+        return java.util.Date(builtinValue)
+    }
+
+    override fun allocationSize(value: Moment): ULong {
+        val builtinValue = value.time
+        return FfiConverterLong.allocationSize(builtinValue)
+    }
+
+    override fun write(value: Moment, buf: ByteBuffer) {
+        val builtinValue = value.time
+        FfiConverterLong.write(builtinValue, buf)
+    }
+}
+
+
+
+
+
+public typealias TimeSpan = kotlin.time.Duration
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTimeSpan: FfiConverter<TimeSpan, Long> {
+    override fun lift(value: Long): TimeSpan {
+        val builtinValue = FfiConverterLong.lift(value)
+        return builtinValue.milliseconds
+    }
+
+    override fun lower(value: TimeSpan): Long {
+        val builtinValue = value.inWholeMilliseconds
+        return FfiConverterLong.lower(builtinValue)
+    }
+
+    override fun read(buf: ByteBuffer): TimeSpan {
+        val builtinValue = FfiConverterLong.read(buf)
+        return builtinValue.milliseconds
+    }
+
+    override fun allocationSize(value: TimeSpan): ULong {
+        val builtinValue = value.inWholeMilliseconds
+        return FfiConverterLong.allocationSize(builtinValue)
+    }
+
+    override fun write(value: TimeSpan, buf: ByteBuffer) {
+        val builtinValue = value.inWholeMilliseconds
+        FfiConverterLong.write(builtinValue, buf)
     }
 }
 

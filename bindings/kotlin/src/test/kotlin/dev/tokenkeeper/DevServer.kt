@@ -36,6 +36,10 @@ class DevServer private constructor(private val process: Process, val baseUrl: S
     /** Revokes every token (access and refresh) of `subject`: a user name or a client id. */
     fun revokeSubject(subject: String) = post("/_admin/revoke-subject?subject=$subject")
 
+    /** Changes [username]'s password: the password a session holds in memory stops working. */
+    fun setPassword(username: String, password: String) =
+        post("/_admin/set-password?username=$username&password=$password")
+
     /** Queues a fault for the next request to `endpoint` (token, revocation, resource). */
     fun fault(endpoint: String, json: String) = post("/_admin/fault?endpoint=$endpoint", json)
 

@@ -46,7 +46,7 @@ class KeycloakInteropTest {
     @Test
     fun `login through the bindings reaches Keycloak's userinfo`() {
         val session = runBlocking { AuthClient(config()).login("alice", "alice-password") }
-        val http = OkHttpClient.Builder().addInterceptor(TokenKeeperInterceptor(session)).build()
+        val http = OkHttpClient.Builder().addInterceptor(TokenKeeperInterceptor(session, listOf(base!!))).build()
 
         http.newCall(userinfo()).execute().use {
             assertEquals(200, it.code)
@@ -65,7 +65,7 @@ class KeycloakInteropTest {
             }
         }
         val session = runBlocking { AuthClient(config(), listener = listener).login(username, "kotlin-password") }
-        val http = OkHttpClient.Builder().addInterceptor(TokenKeeperInterceptor(session)).build()
+        val http = OkHttpClient.Builder().addInterceptor(TokenKeeperInterceptor(session, listOf(base!!))).build()
         http.newCall(userinfo()).execute().use { assertEquals(200, it.code) }
 
         admin.logoutUser(id)

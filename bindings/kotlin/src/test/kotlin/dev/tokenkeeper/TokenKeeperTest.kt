@@ -1,8 +1,9 @@
 package dev.tokenkeeper
 
-import java.time.Duration
 import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.CopyOnWriteArrayList
+import kotlin.time.Duration.Companion.milliseconds
+import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
@@ -91,7 +92,7 @@ class TokenKeeperTest(private val server: DevServer) {
     @Test
     fun `revoked token is recovered through the OkHttp interceptor with one token request`() {
         val session = AuthClient(config()).clientCredentialsSession()
-        val http = OkHttpClient.Builder().addInterceptor(TokenKeeperInterceptor(session)).build()
+        val http = OkHttpClient.Builder().addInterceptor(TokenKeeperInterceptor(session, listOf(server.baseUrl))).build()
         val orders = Request.Builder().url(server.resourceUrl("orders")).build()
         http.newCall(orders).execute().use { assertEquals(200, it.code) }
 
@@ -107,7 +108,7 @@ class TokenKeeperTest(private val server: DevServer) {
     @Test
     fun `revoked user session recovers through the interceptor without the user`() {
         val session = runBlocking { AuthClient(config()).login("alice", "alice-password") }
-        val http = OkHttpClient.Builder().addInterceptor(TokenKeeperInterceptor(session)).build()
+        val http = OkHttpClient.Builder().addInterceptor(TokenKeeperInterceptor(session, listOf(server.baseUrl))).build()
         val me = Request.Builder().url(server.resourceUrl("me")).build()
         http.newCall(me).execute().use { assertEquals(200, it.code) }
 
@@ -125,7 +126,7 @@ class TokenKeeperTest(private val server: DevServer) {
     @Test
     fun `interceptor renews but does not replay a POST after a 401`() {
         val session = AuthClient(config()).clientCredentialsSession()
-        val http = OkHttpClient.Builder().addInterceptor(TokenKeeperInterceptor(session)).build()
+        val http = OkHttpClient.Builder().addInterceptor(TokenKeeperInterceptor(session, listOf(server.baseUrl))).build()
         val before = runBlocking { session.accessToken() }
         server.revokeSubject("demo-client")
         server.resetStats()
@@ -142,7 +143,7 @@ class TokenKeeperTest(private val server: DevServer) {
     @Test
     fun `a POST tagged Replayable is replayed after a 401`() {
         val session = AuthClient(config()).clientCredentialsSession()
-        val http = OkHttpClient.Builder().addInterceptor(TokenKeeperInterceptor(session)).build()
+        val http = OkHttpClient.Builder().addInterceptor(TokenKeeperInterceptor(session, listOf(server.baseUrl))).build()
         runBlocking { session.accessToken() }
         server.revokeSubject("demo-client")
         server.resetStats()
@@ -159,7 +160,7 @@ class TokenKeeperTest(private val server: DevServer) {
     @Test
     fun `a 403 passes through the interceptor untouched`() {
         val session = AuthClient(config()).clientCredentialsSession()
-        val http = OkHttpClient.Builder().addInterceptor(TokenKeeperInterceptor(session)).build()
+        val http = OkHttpClient.Builder().addInterceptor(TokenKeeperInterceptor(session, listOf(server.baseUrl))).build()
 
         // /api/admin… needs scope "admin"; this session asked for "read" only.
         http.newCall(Request.Builder().url(server.resourceUrl("admin/users")).build()).execute().use {
@@ -185,12 +186,12 @@ class TokenKeeperTest(private val server: DevServer) {
         val client = AuthClient(
             config(tokenEndpoint = "http://127.0.0.1:1/oauth2/token").copy(
                 retryPolicy = RetryPolicy(
-                    maxAttempts = 2u,
-                    initialBackoff = Duration.ofMillis(10),
-                    maxBackoff = Duration.ofMillis(10),
-                    deadline = Duration.ofSeconds(5),
+                    maxAttempts = 2,
+                    initialBackoff = 10.milliseconds,
+                    maxBackoff = 10.milliseconds,
+                    deadline = 5.seconds,
                 ),
-                connectTimeout = Duration.ofSeconds(2),
+                connectTimeout = 2.seconds,
             ),
         )
 

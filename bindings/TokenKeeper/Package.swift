@@ -22,9 +22,20 @@
 // machines that develop tokenkeeper (they have no Swift toolchain): CI checks every
 // .swift file's syntax with tree-sitter (scripts/check-swift.sh). See docs/ios.md.
 //
-// A release would replace the path with `.binaryTarget(name:url:checksum:)`
-// (checksum from `swift package compute-checksum TokenKeeperFFI.xcframework.zip`).
+// The package lives in a directory named TokenKeeper, so its identity (for a local
+// `.package(path:)`) is `TokenKeeper`, not the directory's old name `swift`.
+//
+// Binary target: the local XCFramework by default; a release points it at a published
+// zip. `scripts/build-xcframework.sh --release-url=<url>` builds the zip, computes its
+// SwiftPM checksum and writes both constants below.
 import PackageDescription
+
+let releasedXCFrameworkURL = ""
+let releasedXCFrameworkChecksum = ""
+
+let ffiTarget: Target = releasedXCFrameworkURL.isEmpty
+    ? .binaryTarget(name: "TokenKeeperFFI", path: "TokenKeeperFFI.xcframework")
+    : .binaryTarget(name: "TokenKeeperFFI", url: releasedXCFrameworkURL, checksum: releasedXCFrameworkChecksum)
 
 let package = Package(
     name: "TokenKeeper",
@@ -34,7 +45,7 @@ let package = Package(
         .library(name: "TokenKeeper", targets: ["TokenKeeper"]),
     ],
     targets: [
-        .binaryTarget(name: "TokenKeeperFFI", path: "TokenKeeperFFI.xcframework"),
+        ffiTarget,
         .target(
             name: "TokenKeeper",
             dependencies: ["TokenKeeperFFI"],

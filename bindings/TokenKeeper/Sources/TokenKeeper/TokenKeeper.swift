@@ -471,31 +471,15 @@ private let UNIFFI_CALLBACK_UNEXPECTED_ERROR: Int32 = 2
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
-    typealias FfiType = UInt32
-    typealias SwiftType = UInt32
+fileprivate struct FfiConverterInt32: FfiConverterPrimitive {
+    typealias FfiType = Int32
+    typealias SwiftType = Int32
 
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt32 {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Int32 {
         return try lift(readInt(&buf))
     }
 
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
-        writeInt(&buf, lower(value))
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
-    typealias FfiType = UInt64
-    typealias SwiftType = UInt64
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt64 {
-        return try lift(readInt(&buf))
-    }
-
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+    public static func write(_ value: Int32, into buf: inout [UInt8]) {
         writeInt(&buf, lower(value))
     }
 }
@@ -585,276 +569,6 @@ fileprivate struct FfiConverterString: FfiConverter {
         writeBytes(&buf, value.utf8)
     }
 }
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-fileprivate struct FfiConverterDuration: FfiConverterRustBuffer {
-    typealias SwiftType = TimeInterval
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TimeInterval {
-        let seconds: UInt64 = try readInt(&buf)
-        let nanoseconds: UInt32 = try readInt(&buf)
-        return Double(seconds) + (Double(nanoseconds) / 1.0e9)
-    }
-
-    public static func write(_ value: TimeInterval, into buf: inout [UInt8]) {
-        if value.rounded(.down) > Double(Int64.max) {
-            fatalError("Duration overflow, exceeds max bounds supported by Uniffi")
-        }
-
-        if value < 0 {
-            fatalError("Invalid duration, must be non-negative")
-        }
-
-        let seconds = UInt64(value)
-        let nanoseconds = UInt32((value - Double(seconds)) * 1.0e9)
-        writeInt(&buf, seconds)
-        writeInt(&buf, nanoseconds)
-    }
-}
-
-
-
-
-/**
- * One authorization server and one OAuth client, with its registry of sessions: at
- * most one active token per identity. Create one per server and share it.
- *
- * ```kotlin
- * val client = AuthClient(AuthConfig(tokenEndpoint = "https://as.example.com/oauth2/token",
- * clientId = "my-app", scopes = listOf("read")),
- * store = MyKeystoreStore(context), listener = MyMetrics())
- * ```
- */
-public protocol AuthClientProtocol: AnyObject, Sendable {
-    
-    /**
-     * The client's own session (client-credentials grant, RFC 6749 §4.4). Always
-     * the same session for this client.
-     */
-    func clientCredentialsSession()  -> Session
-    
-    /**
-     * Signs `username` in with the password grant (RFC 6749 §4.3). The password is
-     * kept in memory only, to sign in again silently after a revocation.
-     *
-     * Throws `AuthException.InvalidGrant` for a wrong password.
-     */
-    func login(username: String, password: String) async throws  -> Session
-    
-    /**
-     * After a restart: the session of `username` from the refresh token in the
-     * client's `TokenStore`, without a password.
-     *
-     * Throws `AuthException.ReauthenticationRequired` when no usable refresh token is
-     * stored: show the login screen.
-     */
-    func restore(username: String) async throws  -> Session
-    
-    /**
-     * The signed-in session of `username`, if any: the same session `login` returned.
-     */
-    func session(username: String)  -> Session?
-    
-}
-/**
- * One authorization server and one OAuth client, with its registry of sessions: at
- * most one active token per identity. Create one per server and share it.
- *
- * ```kotlin
- * val client = AuthClient(AuthConfig(tokenEndpoint = "https://as.example.com/oauth2/token",
- * clientId = "my-app", scopes = listOf("read")),
- * store = MyKeystoreStore(context), listener = MyMetrics())
- * ```
- */
-open class AuthClient: AuthClientProtocol, @unchecked Sendable {
-    fileprivate let handle: UInt64
-
-    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
-#if swift(>=5.8)
-    @_documentation(visibility: private)
-#endif
-    public struct NoHandle {
-        public init() {}
-    }
-
-    // TODO: We'd like this to be `private` but for Swifty reasons,
-    // we can't implement `FfiConverter` without making this `required` and we can't
-    // make it `required` without making it `public`.
-#if swift(>=5.8)
-    @_documentation(visibility: private)
-#endif
-    required public init(unsafeFromHandle handle: UInt64) {
-        self.handle = handle
-    }
-
-    // This constructor can be used to instantiate a fake object.
-    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
-    //
-    // - Warning:
-    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
-#if swift(>=5.8)
-    @_documentation(visibility: private)
-#endif
-    public init(noHandle: NoHandle) {
-        self.handle = 0
-    }
-
-#if swift(>=5.8)
-    @_documentation(visibility: private)
-#endif
-    public func uniffiCloneHandle() -> UInt64 {
-        return try! rustCall { uniffi_tokenkeeper_fn_clone_authclient(self.handle, $0) }
-    }
-    /**
-     * Validates `config` and creates the client (no network traffic yet).
-     *
-     * `store` keeps refresh tokens across restarts (see [`TokenStore`]); `listener`
-     * observes events. Throws `AuthException.InvalidConfig` for an unusable config.
-     */
-public convenience init(config: AuthConfig, store: TokenStore? = nil, listener: AuthEventListener? = nil)throws  {
-    let handle =
-        try rustCallWithError(FfiConverterTypeAuthError_lift) {
-        uniffiCallStatus in
-    uniffi_tokenkeeper_fn_constructor_authclient_new(
-        FfiConverterTypeAuthConfig_lower(config),
-        FfiConverterOptionTypeTokenStore.lower(store),
-        FfiConverterOptionTypeAuthEventListener.lower(listener),uniffiCallStatus
-    )
-}
-    self.init(unsafeFromHandle: handle)
-}
-
-    deinit {
-        if handle == 0 {
-            // Mock objects have handle=0 don't try to free them
-            return
-        }
-
-        try! rustCall { uniffi_tokenkeeper_fn_free_authclient(handle, $0) }
-    }
-
-    
-
-    
-    /**
-     * The client's own session (client-credentials grant, RFC 6749 §4.4). Always
-     * the same session for this client.
-     */
-open func clientCredentialsSession() -> Session  {
-    return try!  FfiConverterTypeSession_lift(try! rustCall() {
-        uniffiCallStatus in
-    uniffi_tokenkeeper_fn_method_authclient_client_credentials_session(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-})
-}
-    
-    /**
-     * Signs `username` in with the password grant (RFC 6749 §4.3). The password is
-     * kept in memory only, to sign in again silently after a revocation.
-     *
-     * Throws `AuthException.InvalidGrant` for a wrong password.
-     */
-open func login(username: String, password: String)async throws  -> Session  {
-    return
-        try  await uniffiRustCallAsync(
-            rustFutureFunc: {
-                uniffi_tokenkeeper_fn_method_authclient_login(
-                        self.uniffiCloneHandle(),FfiConverterString.lower(username),FfiConverterString.lower(password)
-                )
-            },
-            pollFunc: ffi_tokenkeeper_rust_future_poll_u64,
-            completeFunc: ffi_tokenkeeper_rust_future_complete_u64,
-            freeFunc: ffi_tokenkeeper_rust_future_free_u64,
-            liftFunc: FfiConverterTypeSession_lift,
-            errorHandler: FfiConverterTypeAuthError_lift
-        )
-}
-    
-    /**
-     * After a restart: the session of `username` from the refresh token in the
-     * client's `TokenStore`, without a password.
-     *
-     * Throws `AuthException.ReauthenticationRequired` when no usable refresh token is
-     * stored: show the login screen.
-     */
-open func restore(username: String)async throws  -> Session  {
-    return
-        try  await uniffiRustCallAsync(
-            rustFutureFunc: {
-                uniffi_tokenkeeper_fn_method_authclient_restore(
-                        self.uniffiCloneHandle(),FfiConverterString.lower(username)
-                )
-            },
-            pollFunc: ffi_tokenkeeper_rust_future_poll_u64,
-            completeFunc: ffi_tokenkeeper_rust_future_complete_u64,
-            freeFunc: ffi_tokenkeeper_rust_future_free_u64,
-            liftFunc: FfiConverterTypeSession_lift,
-            errorHandler: FfiConverterTypeAuthError_lift
-        )
-}
-    
-    /**
-     * The signed-in session of `username`, if any: the same session `login` returned.
-     */
-open func session(username: String) -> Session?  {
-    return try!  FfiConverterOptionTypeSession.lift(try! rustCall() {
-        uniffiCallStatus in
-    uniffi_tokenkeeper_fn_method_authclient_session(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(username),uniffiCallStatus
-    )
-})
-}
-    
-
-    
-}
-
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public struct FfiConverterTypeAuthClient: FfiConverter {
-    typealias FfiType = UInt64
-    typealias SwiftType = AuthClient
-
-    public static func lift(_ handle: UInt64) throws -> AuthClient {
-        return AuthClient(unsafeFromHandle: handle)
-    }
-
-    public static func lower(_ value: AuthClient) -> UInt64 {
-        return value.uniffiCloneHandle()
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AuthClient {
-        let handle: UInt64 = try readInt(&buf)
-        return try lift(handle)
-    }
-
-    public static func write(_ value: AuthClient, into buf: inout [UInt8]) {
-        writeInt(&buf, lower(value))
-    }
-}
-
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeAuthClient_lift(_ handle: UInt64) throws -> AuthClient {
-    return try FfiConverterTypeAuthClient.lift(handle)
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeAuthClient_lower(_ value: AuthClient) -> UInt64 {
-    return FfiConverterTypeAuthClient.lower(value)
-}
-
-
 
 
 
@@ -1079,18 +793,267 @@ public func FfiConverterTypeAuthEventListener_lower(_ value: AuthEventListener) 
 
 
 /**
+ * One authorization server and one OAuth client, with its registry of sessions: at
+ * most one active token per identity. Create one per server and share it.
+ *
+ * ```kotlin
+ * val client = AuthClient(AuthConfig(tokenEndpoint = "https://as.example.com/oauth2/token",
+ * clientId = "my-app", scopes = listOf("read")),
+ * store = MyKeystoreStore(context), listener = MyMetrics())
+ * ```
+ */
+public protocol NativeAuthClientProtocol: AnyObject, Sendable {
+    
+    /**
+     * The client's own session (client-credentials grant, RFC 6749 §4.4). Always
+     * the same session for this client.
+     */
+    func clientCredentialsSession()  -> NativeSession
+    
+    /**
+     * Signs `username` in with the password grant (RFC 6749 §4.3). The password is
+     * kept in memory only, to sign in again silently after a revocation.
+     *
+     * Throws `AuthException.InvalidGrant` for a wrong password.
+     */
+    func login(username: String, password: String) async throws  -> NativeSession
+    
+    /**
+     * After a restart: the session of `username` from the refresh token in the
+     * client's `TokenStore`, without a password.
+     *
+     * Throws `AuthException.ReauthenticationRequired` when no usable refresh token is
+     * stored: show the login screen.
+     */
+    func restore(username: String) async throws  -> NativeSession
+    
+    /**
+     * The signed-in session of `username`, if any: the same session `login` returned.
+     */
+    func session(username: String)  -> NativeSession?
+    
+}
+/**
+ * One authorization server and one OAuth client, with its registry of sessions: at
+ * most one active token per identity. Create one per server and share it.
+ *
+ * ```kotlin
+ * val client = AuthClient(AuthConfig(tokenEndpoint = "https://as.example.com/oauth2/token",
+ * clientId = "my-app", scopes = listOf("read")),
+ * store = MyKeystoreStore(context), listener = MyMetrics())
+ * ```
+ */
+open class NativeAuthClient: NativeAuthClientProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_tokenkeeper_fn_clone_authclient(self.handle, $0) }
+    }
+    /**
+     * Validates `config` and creates the client (no network traffic yet).
+     *
+     * `store` keeps refresh tokens across restarts (see [`TokenStore`]); `listener`
+     * observes events. Throws `AuthException.InvalidConfig` for an unusable config.
+     */
+public convenience init(config: AuthConfig, store: TokenStore? = nil, listener: AuthEventListener? = nil)throws  {
+    let handle =
+        try rustCallWithError(FfiConverterTypeAuthError_lift) {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_constructor_authclient_new(
+        FfiConverterTypeAuthConfig_lower(config),
+        FfiConverterOptionTypeTokenStore.lower(store),
+        FfiConverterOptionTypeAuthEventListener.lower(listener),uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_tokenkeeper_fn_free_authclient(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The client's own session (client-credentials grant, RFC 6749 §4.4). Always
+     * the same session for this client.
+     */
+open func clientCredentialsSession() -> NativeSession  {
+    return try!  FfiConverterTypeNativeSession_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_authclient_client_credentials_session(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Signs `username` in with the password grant (RFC 6749 §4.3). The password is
+     * kept in memory only, to sign in again silently after a revocation.
+     *
+     * Throws `AuthException.InvalidGrant` for a wrong password.
+     */
+open func login(username: String, password: String)async throws  -> NativeSession  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_authclient_login(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(username),FfiConverterString.lower(password)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_u64,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_u64,
+            freeFunc: ffi_tokenkeeper_rust_future_free_u64,
+            liftFunc: FfiConverterTypeNativeSession_lift,
+            errorHandler: FfiConverterTypeNativeAuthError_lift
+        )
+}
+    
+    /**
+     * After a restart: the session of `username` from the refresh token in the
+     * client's `TokenStore`, without a password.
+     *
+     * Throws `AuthException.ReauthenticationRequired` when no usable refresh token is
+     * stored: show the login screen.
+     */
+open func restore(username: String)async throws  -> NativeSession  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_authclient_restore(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(username)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_u64,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_u64,
+            freeFunc: ffi_tokenkeeper_rust_future_free_u64,
+            liftFunc: FfiConverterTypeNativeSession_lift,
+            errorHandler: FfiConverterTypeNativeAuthError_lift
+        )
+}
+    
+    /**
+     * The signed-in session of `username`, if any: the same session `login` returned.
+     */
+open func session(username: String) -> NativeSession?  {
+    return try!  FfiConverterOptionTypeNativeSession.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_authclient_session(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(username),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeNativeAuthClient: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = NativeAuthClient
+
+    public static func lift(_ handle: UInt64) throws -> NativeAuthClient {
+        return NativeAuthClient(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: NativeAuthClient) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> NativeAuthClient {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: NativeAuthClient, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNativeAuthClient_lift(_ handle: UInt64) throws -> NativeAuthClient {
+    return try FfiConverterTypeNativeAuthClient.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNativeAuthClient_lower(_ value: NativeAuthClient) -> UInt64 {
+    return FfiConverterTypeNativeAuthClient.lower(value)
+}
+
+
+
+
+
+
+/**
  * One identity (the client, or one user) and its token. Cheap to hold; all methods
  * are safe to call concurrently, and concurrent callers share one token request.
  *
- * Two `Session` handles are `equals` / `==` when they are the same core session.
+ * The Kotlin and Swift packages wrap it in their own `Session` class, one object per
+ * core session (see [`Session::instance_id`]), so `==` there is object identity.
  */
-public protocol SessionProtocol: AnyObject, Sendable {
+public protocol NativeSessionProtocol: AnyObject, Sendable {
     
     /**
      * A valid access token: the cached one, or a new one if it is missing or about
      * to expire (one token request however many callers are waiting).
      */
     func accessToken() async throws  -> AccessToken
+    
+    /**
+     * A token valid for at least `min_validity` (as Auth0's `minTtl`): the cached one
+     * if it lasts that long, otherwise a new one first.
+     */
+    func accessTokenValidFor(minValidity: TimeSpan) async throws  -> AccessToken
     
     /**
      * The cached token if it is fresh, without waiting, I/O or a coroutine; `null`/`nil`
@@ -1109,10 +1072,23 @@ public protocol SessionProtocol: AnyObject, Sendable {
     func handleUnauthorized(failedToken: AccessToken, wwwAuthenticate: [String]) async throws  -> AccessToken?
     
     /**
+     * Like `handleUnauthorized(failedToken, …)`, for a caller that kept only the
+     * token's value (the string it put in `Authorization: Bearer …`).
+     */
+    func handleUnauthorizedValue(failedToken: String, wwwAuthenticate: [String]) async throws  -> AccessToken?
+    
+    /**
      * Who this session is: `client` or `user:alice`, then any non-default scope,
      * audience or resource.
      */
     func identity()  -> String
+    
+    /**
+     * Identifies the core session this handle points at: equal for two handles of
+     * the same session, and never reused while a handle is alive. The wrappers use it
+     * to keep one mirror per session.
+     */
+    func instanceId()  -> Int64
     
     /**
      * Drops the cached access token (told out of band that it is no longer good);
@@ -1127,11 +1103,29 @@ public protocol SessionProtocol: AnyObject, Sendable {
     func logout() async throws 
     
     /**
+     * Registers `observer` for every change of this session's token. It is called
+     * at once with the current state, then synchronously at each change. The
+     * Kotlin and Swift `Session` classes register one to keep their token mirror.
+     */
+    func observe(observer: TokenObserver) 
+    
+    /**
      * After a resource server rejected `failed_token` (HTTP 401): a token to retry
      * with. Pass the response's `WWW-Authenticate` header. Concurrent callers with
      * the same failed token share one renewal (one re-authentication per revocation).
      */
     func recover(failedToken: AccessToken, wwwAuthenticate: String?) async throws  -> AccessToken
+    
+    /**
+     * Gets a new token now, whatever the cache holds (joining a request in flight):
+     * for example after the app learned that the user's permissions changed.
+     */
+    func refresh() async throws  -> AccessToken
+    
+    /**
+     * Where the session stands now.
+     */
+    func state()  -> SessionState
     
     /**
      * The user name, for a user session; `null`/`nil` for the client's own session.
@@ -1143,9 +1137,10 @@ public protocol SessionProtocol: AnyObject, Sendable {
  * One identity (the client, or one user) and its token. Cheap to hold; all methods
  * are safe to call concurrently, and concurrent callers share one token request.
  *
- * Two `Session` handles are `equals` / `==` when they are the same core session.
+ * The Kotlin and Swift packages wrap it in their own `Session` class, one object per
+ * core session (see [`Session::instance_id`]), so `==` there is object identity.
  */
-open class Session: SessionProtocol, @unchecked Sendable, Equatable, Hashable {
+open class NativeSession: NativeSessionProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
 
     /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
@@ -1214,7 +1209,27 @@ open func accessToken()async throws  -> AccessToken  {
             completeFunc: ffi_tokenkeeper_rust_future_complete_rust_buffer,
             freeFunc: ffi_tokenkeeper_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeAccessToken_lift,
-            errorHandler: FfiConverterTypeAuthError_lift
+            errorHandler: FfiConverterTypeNativeAuthError_lift
+        )
+}
+    
+    /**
+     * A token valid for at least `min_validity` (as Auth0's `minTtl`): the cached one
+     * if it lasts that long, otherwise a new one first.
+     */
+open func accessTokenValidFor(minValidity: TimeSpan)async throws  -> AccessToken  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_session_access_token_valid_for(
+                        self.uniffiCloneHandle(),FfiConverterTypeTimeSpan_lower(minValidity)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_rust_buffer,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_rust_buffer,
+            freeFunc: ffi_tokenkeeper_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAccessToken_lift,
+            errorHandler: FfiConverterTypeNativeAuthError_lift
         )
 }
     
@@ -1251,7 +1266,27 @@ open func handleUnauthorized(failedToken: AccessToken, wwwAuthenticate: [String]
             completeFunc: ffi_tokenkeeper_rust_future_complete_rust_buffer,
             freeFunc: ffi_tokenkeeper_rust_future_free_rust_buffer,
             liftFunc: FfiConverterOptionTypeAccessToken.lift,
-            errorHandler: FfiConverterTypeAuthError_lift
+            errorHandler: FfiConverterTypeNativeAuthError_lift
+        )
+}
+    
+    /**
+     * Like `handleUnauthorized(failedToken, …)`, for a caller that kept only the
+     * token's value (the string it put in `Authorization: Bearer …`).
+     */
+open func handleUnauthorizedValue(failedToken: String, wwwAuthenticate: [String])async throws  -> AccessToken?  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_session_handle_unauthorized_value(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(failedToken),FfiConverterSequenceString.lower(wwwAuthenticate)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_rust_buffer,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_rust_buffer,
+            freeFunc: ffi_tokenkeeper_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionTypeAccessToken.lift,
+            errorHandler: FfiConverterTypeNativeAuthError_lift
         )
 }
     
@@ -1263,6 +1298,20 @@ open func identity() -> String  {
     return try!  FfiConverterString.lift(try! rustCall() {
         uniffiCallStatus in
     uniffi_tokenkeeper_fn_method_session_identity(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Identifies the core session this handle points at: equal for two handles of
+     * the same session, and never reused while a handle is alive. The wrappers use it
+     * to keep one mirror per session.
+     */
+open func instanceId() -> Int64  {
+    return try!  FfiConverterInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_session_instance_id(
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
@@ -1296,8 +1345,22 @@ open func logout()async throws   {
             completeFunc: ffi_tokenkeeper_rust_future_complete_void,
             freeFunc: ffi_tokenkeeper_rust_future_free_void,
             liftFunc: { $0 },
-            errorHandler: FfiConverterTypeAuthError_lift
+            errorHandler: FfiConverterTypeNativeAuthError_lift
         )
+}
+    
+    /**
+     * Registers `observer` for every change of this session's token. It is called
+     * at once with the current state, then synchronously at each change. The
+     * Kotlin and Swift `Session` classes register one to keep their token mirror.
+     */
+open func observe(observer: TokenObserver)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_session_observe(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeTokenObserver_lower(observer),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -1317,8 +1380,40 @@ open func recover(failedToken: AccessToken, wwwAuthenticate: String?)async throw
             completeFunc: ffi_tokenkeeper_rust_future_complete_rust_buffer,
             freeFunc: ffi_tokenkeeper_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeAccessToken_lift,
-            errorHandler: FfiConverterTypeAuthError_lift
+            errorHandler: FfiConverterTypeNativeAuthError_lift
         )
+}
+    
+    /**
+     * Gets a new token now, whatever the cache holds (joining a request in flight):
+     * for example after the app learned that the user's permissions changed.
+     */
+open func refresh()async throws  -> AccessToken  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_session_refresh(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_rust_buffer,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_rust_buffer,
+            freeFunc: ffi_tokenkeeper_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAccessToken_lift,
+            errorHandler: FfiConverterTypeNativeAuthError_lift
+        )
+}
+    
+    /**
+     * Where the session stands now.
+     */
+open func state() -> SessionState  {
+    return try!  FfiConverterTypeSessionState_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_session_state(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -1335,54 +1430,30 @@ open func username() -> String?  {
     
 
     
-// The local Rust `Eq` implementation - only `eq` is used.
-public static func == (self: Session, other: Session) -> Bool {
-    return try!  FfiConverterBool.lift(
-        try! rustCall() {
-        uniffiCallStatus in
-    uniffi_tokenkeeper_fn_method_session_uniffi_trait_eq_eq(
-            self.uniffiCloneHandle(),
-        FfiConverterTypeSession_lower(other),uniffiCallStatus
-    )
-}
-    )
-}
-// The local Rust `Hash` implementation
-public func hash(into hasher: inout Hasher) {
-    let val = try!  FfiConverterUInt64.lift(
-        try! rustCall() {
-        uniffiCallStatus in
-    uniffi_tokenkeeper_fn_method_session_uniffi_trait_hash(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-}
-    )
-    hasher.combine(val)
-}
 }
 
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public struct FfiConverterTypeSession: FfiConverter {
+public struct FfiConverterTypeNativeSession: FfiConverter {
     typealias FfiType = UInt64
-    typealias SwiftType = Session
+    typealias SwiftType = NativeSession
 
-    public static func lift(_ handle: UInt64) throws -> Session {
-        return Session(unsafeFromHandle: handle)
+    public static func lift(_ handle: UInt64) throws -> NativeSession {
+        return NativeSession(unsafeFromHandle: handle)
     }
 
-    public static func lower(_ value: Session) -> UInt64 {
+    public static func lower(_ value: NativeSession) -> UInt64 {
         return value.uniffiCloneHandle()
     }
 
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Session {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> NativeSession {
         let handle: UInt64 = try readInt(&buf)
         return try lift(handle)
     }
 
-    public static func write(_ value: Session, into buf: inout [UInt8]) {
+    public static func write(_ value: NativeSession, into buf: inout [UInt8]) {
         writeInt(&buf, lower(value))
     }
 }
@@ -1391,15 +1462,232 @@ public struct FfiConverterTypeSession: FfiConverter {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeSession_lift(_ handle: UInt64) throws -> Session {
-    return try FfiConverterTypeSession.lift(handle)
+public func FfiConverterTypeNativeSession_lift(_ handle: UInt64) throws -> NativeSession {
+    return try FfiConverterTypeNativeSession.lift(handle)
 }
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeSession_lower(_ value: Session) -> UInt64 {
-    return FfiConverterTypeSession.lower(value)
+public func FfiConverterTypeNativeSession_lower(_ value: NativeSession) -> UInt64 {
+    return FfiConverterTypeNativeSession.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Sees every change of a session's token, synchronously, from the place where the
+ * core writes its cache. Keep it to a field write: no blocking, no calls back into
+ * the session. What it throws is logged and ignored.
+ */
+public protocol TokenObserver: AnyObject, Sendable {
+    
+    /**
+     * Called once per change, in generation order; the first call, made at
+     * registration, carries the current state.
+     */
+    func onTokenChange(change: TokenChange) throws 
+    
+}
+/**
+ * Sees every change of a session's token, synchronously, from the place where the
+ * core writes its cache. Keep it to a field write: no blocking, no calls back into
+ * the session. What it throws is logged and ignored.
+ */
+open class TokenObserverImpl: TokenObserver, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_tokenkeeper_fn_clone_tokenobserver(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_tokenkeeper_fn_free_tokenobserver(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Called once per change, in generation order; the first call, made at
+     * registration, carries the current state.
+     */
+open func onTokenChange(change: TokenChange)throws   {try rustCallWithError(FfiConverterTypeListenerError_lift) {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_tokenobserver_on_token_change(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeTokenChange_lower(change),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceTokenObserver {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceTokenObserver = UniffiVTableCallbackInterfaceTokenObserver(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeTokenObserver.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface TokenObserver: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeTokenObserver.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface TokenObserver: handle missing in uniffiClone")
+            }
+        },
+        onTokenChange: { (
+            uniffiHandle: UInt64,
+            change: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeTokenObserver.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.onTokenChange(
+                     change: try FfiConverterTypeTokenChange_lift(change)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeListenerError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceTokenObserver> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceTokenObserver>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitTokenObserver() {
+    uniffi_tokenkeeper_fn_init_callback_vtable_tokenobserver(UniffiCallbackInterfaceTokenObserver.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTokenObserver: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<TokenObserver>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = TokenObserver
+
+    public static func lift(_ handle: UInt64) throws -> TokenObserver {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return TokenObserverImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: TokenObserver) -> UInt64 {
+         if let rustImpl = value as? TokenObserverImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TokenObserver {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: TokenObserver, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTokenObserver_lift(_ handle: UInt64) throws -> TokenObserver {
+    return try FfiConverterTypeTokenObserver.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTokenObserver_lower(_ value: TokenObserver) -> UInt64 {
+    return FfiConverterTypeTokenObserver.lower(value)
 }
 
 
@@ -1410,9 +1698,7 @@ public func FfiConverterTypeSession_lower(_ value: Session) -> UInt64 {
 /**
  * Where refresh tokens survive an app restart. Only refresh tokens are stored,
  * never passwords, client secrets or access tokens. The key is opaque and stable; it
- * names the token endpoint, the client and the identity, never a secret. The value
- * is opaque too (a small JSON record holding the refresh token, a few KiB at most):
- * keep it as it is, encrypted (Android: `KeystoreTokenStore`; iOS: the Keychain).
+ * names the client and the identity, never a secret.
  *
  * Methods are called from tokenkeeper's own threads, never the main thread; they
  * may block briefly (disk, Keychain). Throw `StoreException.Failed` on failure: the
@@ -1421,17 +1707,17 @@ public func FfiConverterTypeSession_lower(_ value: Session) -> UInt64 {
 public protocol TokenStore: AnyObject, Sendable {
     
     /**
-     * The value stored for `key`, or `null`/`nil` if none.
+     * The stored refresh token for `key`, or `null`/`nil` if none.
      */
     func load(key: String) throws  -> String?
     
     /**
-     * Stores (or replaces) the value for `key`; durably, before returning.
+     * Stores (or replaces) the refresh token for `key`.
      */
     func save(key: String, refreshToken: String) throws 
     
     /**
-     * Forgets the value for `key`; no error if there was none.
+     * Forgets the refresh token for `key`; no error if there was none.
      */
     func remove(key: String) throws 
     
@@ -1439,9 +1725,7 @@ public protocol TokenStore: AnyObject, Sendable {
 /**
  * Where refresh tokens survive an app restart. Only refresh tokens are stored,
  * never passwords, client secrets or access tokens. The key is opaque and stable; it
- * names the token endpoint, the client and the identity, never a secret. The value
- * is opaque too (a small JSON record holding the refresh token, a few KiB at most):
- * keep it as it is, encrypted (Android: `KeystoreTokenStore`; iOS: the Keychain).
+ * names the client and the identity, never a secret.
  *
  * Methods are called from tokenkeeper's own threads, never the main thread; they
  * may block briefly (disk, Keychain). Throw `StoreException.Failed` on failure: the
@@ -1501,7 +1785,7 @@ open class TokenStoreImpl: TokenStore, @unchecked Sendable {
 
     
     /**
-     * The value stored for `key`, or `null`/`nil` if none.
+     * The stored refresh token for `key`, or `null`/`nil` if none.
      */
 open func load(key: String)throws  -> String?  {
     return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypeStoreError_lift) {
@@ -1514,7 +1798,7 @@ open func load(key: String)throws  -> String?  {
 }
     
     /**
-     * Stores (or replaces) the value for `key`; durably, before returning.
+     * Stores (or replaces) the refresh token for `key`.
      */
 open func save(key: String, refreshToken: String)throws   {try rustCallWithError(FfiConverterTypeStoreError_lift) {
         uniffiCallStatus in
@@ -1527,7 +1811,7 @@ open func save(key: String, refreshToken: String)throws   {try rustCallWithError
 }
     
     /**
-     * Forgets the value for `key`; no error if there was none.
+     * Forgets the refresh token for `key`; no error if there was none.
      */
 open func remove(key: String)throws   {try rustCallWithError(FfiConverterTypeStoreError_lift) {
         uniffiCallStatus in
@@ -1736,6 +2020,11 @@ public struct AccessToken: Equatable, Hashable, CustomDebugStringConvertible {
      */
     public var expiresAtEpochSeconds: Int64
     /**
+     * The same instant as a platform type: `java.util.Date` in Kotlin (every Android
+     * API level; `.toInstant()` on API 26+), `Date` in Swift.
+     */
+    public var expiresAt: Moment
+    /**
      * The scopes the server granted, when it said (RFC 6749 §5.1 `scope`).
      */
     public var scopes: [String]
@@ -1750,10 +2039,15 @@ public struct AccessToken: Equatable, Hashable, CustomDebugStringConvertible {
          * When it expires, in seconds since the Unix epoch (local clock, skew-corrected).
          */expiresAtEpochSeconds: Int64, 
         /**
+         * The same instant as a platform type: `java.util.Date` in Kotlin (every Android
+         * API level; `.toInstant()` on API 26+), `Date` in Swift.
+         */expiresAt: Moment, 
+        /**
          * The scopes the server granted, when it said (RFC 6749 §5.1 `scope`).
          */scopes: [String]) {
         self.value = value
         self.expiresAtEpochSeconds = expiresAtEpochSeconds
+        self.expiresAt = expiresAt
         self.scopes = scopes
     }
 
@@ -1786,6 +2080,7 @@ public struct FfiConverterTypeAccessToken: FfiConverterRustBuffer {
             try AccessToken(
                 value: FfiConverterString.read(from: &buf), 
                 expiresAtEpochSeconds: FfiConverterInt64.read(from: &buf), 
+                expiresAt: FfiConverterTypeMoment.read(from: &buf), 
                 scopes: FfiConverterSequenceString.read(from: &buf)
         )
     }
@@ -1793,6 +2088,7 @@ public struct FfiConverterTypeAccessToken: FfiConverterRustBuffer {
     public static func write(_ value: AccessToken, into buf: inout [UInt8]) {
         FfiConverterString.write(value.value, into: &buf)
         FfiConverterInt64.write(value.expiresAtEpochSeconds, into: &buf)
+        FfiConverterTypeMoment.write(value.expiresAt, into: &buf)
         FfiConverterSequenceString.write(value.scopes, into: &buf)
     }
 }
@@ -1817,7 +2113,8 @@ public func FfiConverterTypeAccessToken_lower(_ value: AccessToken) -> RustBuffe
  * One authorization server and one OAuth client. See [`crate::AuthConfig`] for each
  * setting's meaning; validation happens in `AuthClient(config)`.
  *
- * Kotlin durations are `java.time.Duration`; Swift durations are `TimeInterval`.
+ * Kotlin durations are `kotlin.time.Duration` (no `java.time`, so minSdk 24 needs no
+ * desugaring); Swift durations are `TimeInterval`.
  * Its `toString()` / description redacts the client secret.
  */
 public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
@@ -1856,11 +2153,11 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
     /**
      * How long before expiry a token is refreshed proactively (default: 5 minutes).
      */
-    public var refreshMargin: TimeInterval?
+    public var refreshMargin: TimeSpan?
     /**
      * The lifetime assumed when the server sends no `expires_in` (default: 1 hour).
      */
-    public var defaultTokenLifetime: TimeInterval?
+    public var defaultTokenLifetime: TimeSpan?
     /**
      * Whether tokens are cached (default) or fetched per request.
      */
@@ -1876,22 +2173,17 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
     /**
      * TCP/TLS connect timeout (default: 10 s).
      */
-    public var connectTimeout: TimeInterval?
+    public var connectTimeout: TimeSpan?
     /**
      * Whole-request timeout (default: 30 s).
      */
-    public var requestTimeout: TimeInterval?
+    public var requestTimeout: TimeSpan?
     /**
-     * A directory every process of the app shares (iOS: the app group container;
-     * Android: `context.filesDir`), where refreshes of one stored session take an OS
-     * file lock, so an app and its extension never spend one rotating refresh token
-     * twice (default: none, refreshes are serialised within the process only).
+     * **Development only**: hosts (such as `10.0.2.2`, the Android emulator's address
+     * of the development machine) reached over plain http. Logged loudly as a warning;
+     * https stays mandatory for every other host. Never ship it in a release build.
      */
-    public var storeLockDirectory: String?
-    /**
-     * How long one `TokenStore` call may take before it counts as failed (default: 30 s).
-     */
-    public var storeTimeout: TimeInterval?
+    public var developmentHttpHosts: [String]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1922,10 +2214,10 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
          */resource: String? = nil, 
         /**
          * How long before expiry a token is refreshed proactively (default: 5 minutes).
-         */refreshMargin: TimeInterval? = nil, 
+         */refreshMargin: TimeSpan? = nil, 
         /**
          * The lifetime assumed when the server sends no `expires_in` (default: 1 hour).
-         */defaultTokenLifetime: TimeInterval? = nil, 
+         */defaultTokenLifetime: TimeSpan? = nil, 
         /**
          * Whether tokens are cached (default) or fetched per request.
          */cachePolicy: CachePolicy? = nil, 
@@ -1937,19 +2229,15 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
          */retryPolicy: RetryPolicy? = nil, 
         /**
          * TCP/TLS connect timeout (default: 10 s).
-         */connectTimeout: TimeInterval? = nil, 
+         */connectTimeout: TimeSpan? = nil, 
         /**
          * Whole-request timeout (default: 30 s).
-         */requestTimeout: TimeInterval? = nil, 
+         */requestTimeout: TimeSpan? = nil, 
         /**
-         * A directory every process of the app shares (iOS: the app group container;
-         * Android: `context.filesDir`), where refreshes of one stored session take an OS
-         * file lock, so an app and its extension never spend one rotating refresh token
-         * twice (default: none, refreshes are serialised within the process only).
-         */storeLockDirectory: String? = nil, 
-        /**
-         * How long one `TokenStore` call may take before it counts as failed (default: 30 s).
-         */storeTimeout: TimeInterval? = nil) {
+         * **Development only**: hosts (such as `10.0.2.2`, the Android emulator's address
+         * of the development machine) reached over plain http. Logged loudly as a warning;
+         * https stays mandatory for every other host. Never ship it in a release build.
+         */developmentHttpHosts: [String] = []) {
         self.tokenEndpoint = tokenEndpoint
         self.clientId = clientId
         self.clientSecret = clientSecret
@@ -1965,8 +2253,7 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
         self.retryPolicy = retryPolicy
         self.connectTimeout = connectTimeout
         self.requestTimeout = requestTimeout
-        self.storeLockDirectory = storeLockDirectory
-        self.storeTimeout = storeTimeout
+        self.developmentHttpHosts = developmentHttpHosts
     }
 
     
@@ -2004,15 +2291,14 @@ public struct FfiConverterTypeAuthConfig: FfiConverterRustBuffer {
                 scopes: FfiConverterSequenceString.read(from: &buf), 
                 audience: FfiConverterOptionString.read(from: &buf), 
                 resource: FfiConverterOptionString.read(from: &buf), 
-                refreshMargin: FfiConverterOptionDuration.read(from: &buf), 
-                defaultTokenLifetime: FfiConverterOptionDuration.read(from: &buf), 
+                refreshMargin: FfiConverterOptionTypeTimeSpan.read(from: &buf), 
+                defaultTokenLifetime: FfiConverterOptionTypeTimeSpan.read(from: &buf), 
                 cachePolicy: FfiConverterOptionTypeCachePolicy.read(from: &buf), 
                 recoveryPolicy: FfiConverterOptionTypeRecoveryPolicy.read(from: &buf), 
                 retryPolicy: FfiConverterOptionTypeRetryPolicy.read(from: &buf), 
-                connectTimeout: FfiConverterOptionDuration.read(from: &buf), 
-                requestTimeout: FfiConverterOptionDuration.read(from: &buf), 
-                storeLockDirectory: FfiConverterOptionString.read(from: &buf), 
-                storeTimeout: FfiConverterOptionDuration.read(from: &buf)
+                connectTimeout: FfiConverterOptionTypeTimeSpan.read(from: &buf), 
+                requestTimeout: FfiConverterOptionTypeTimeSpan.read(from: &buf), 
+                developmentHttpHosts: FfiConverterSequenceString.read(from: &buf)
         )
     }
 
@@ -2025,15 +2311,14 @@ public struct FfiConverterTypeAuthConfig: FfiConverterRustBuffer {
         FfiConverterSequenceString.write(value.scopes, into: &buf)
         FfiConverterOptionString.write(value.audience, into: &buf)
         FfiConverterOptionString.write(value.resource, into: &buf)
-        FfiConverterOptionDuration.write(value.refreshMargin, into: &buf)
-        FfiConverterOptionDuration.write(value.defaultTokenLifetime, into: &buf)
+        FfiConverterOptionTypeTimeSpan.write(value.refreshMargin, into: &buf)
+        FfiConverterOptionTypeTimeSpan.write(value.defaultTokenLifetime, into: &buf)
         FfiConverterOptionTypeCachePolicy.write(value.cachePolicy, into: &buf)
         FfiConverterOptionTypeRecoveryPolicy.write(value.recoveryPolicy, into: &buf)
         FfiConverterOptionTypeRetryPolicy.write(value.retryPolicy, into: &buf)
-        FfiConverterOptionDuration.write(value.connectTimeout, into: &buf)
-        FfiConverterOptionDuration.write(value.requestTimeout, into: &buf)
-        FfiConverterOptionString.write(value.storeLockDirectory, into: &buf)
-        FfiConverterOptionDuration.write(value.storeTimeout, into: &buf)
+        FfiConverterOptionTypeTimeSpan.write(value.connectTimeout, into: &buf)
+        FfiConverterOptionTypeTimeSpan.write(value.requestTimeout, into: &buf)
+        FfiConverterSequenceString.write(value.developmentHttpHosts, into: &buf)
     }
 }
 
@@ -2058,37 +2343,39 @@ public func FfiConverterTypeAuthConfig_lower(_ value: AuthConfig) -> RustBuffer 
  */
 public struct RetryPolicy: Equatable, Hashable {
     /**
-     * Attempts in all, the first included (at least 1).
+     * Attempts in all, the first included (at least 1). Signed, so Kotlin sees an
+     * `Int`, not a `UInt`; zero or less is rejected with `InvalidConfig`.
      */
-    public var maxAttempts: UInt32
+    public var maxAttempts: Int32
     /**
      * The first backoff; it doubles up to `max_backoff`.
      */
-    public var initialBackoff: TimeInterval
+    public var initialBackoff: TimeSpan
     /**
      * The longest backoff.
      */
-    public var maxBackoff: TimeInterval
+    public var maxBackoff: TimeSpan
     /**
      * No retry starts after this much time since the first attempt.
      */
-    public var deadline: TimeInterval
+    public var deadline: TimeSpan
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(
         /**
-         * Attempts in all, the first included (at least 1).
-         */maxAttempts: UInt32, 
+         * Attempts in all, the first included (at least 1). Signed, so Kotlin sees an
+         * `Int`, not a `UInt`; zero or less is rejected with `InvalidConfig`.
+         */maxAttempts: Int32, 
         /**
          * The first backoff; it doubles up to `max_backoff`.
-         */initialBackoff: TimeInterval, 
+         */initialBackoff: TimeSpan, 
         /**
          * The longest backoff.
-         */maxBackoff: TimeInterval, 
+         */maxBackoff: TimeSpan, 
         /**
          * No retry starts after this much time since the first attempt.
-         */deadline: TimeInterval) {
+         */deadline: TimeSpan) {
         self.maxAttempts = maxAttempts
         self.initialBackoff = initialBackoff
         self.maxBackoff = maxBackoff
@@ -2111,18 +2398,18 @@ public struct FfiConverterTypeRetryPolicy: FfiConverterRustBuffer {
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RetryPolicy {
         return
             try RetryPolicy(
-                maxAttempts: FfiConverterUInt32.read(from: &buf), 
-                initialBackoff: FfiConverterDuration.read(from: &buf), 
-                maxBackoff: FfiConverterDuration.read(from: &buf), 
-                deadline: FfiConverterDuration.read(from: &buf)
+                maxAttempts: FfiConverterInt32.read(from: &buf), 
+                initialBackoff: FfiConverterTypeTimeSpan.read(from: &buf), 
+                maxBackoff: FfiConverterTypeTimeSpan.read(from: &buf), 
+                deadline: FfiConverterTypeTimeSpan.read(from: &buf)
         )
     }
 
     public static func write(_ value: RetryPolicy, into buf: inout [UInt8]) {
-        FfiConverterUInt32.write(value.maxAttempts, into: &buf)
-        FfiConverterDuration.write(value.initialBackoff, into: &buf)
-        FfiConverterDuration.write(value.maxBackoff, into: &buf)
-        FfiConverterDuration.write(value.deadline, into: &buf)
+        FfiConverterInt32.write(value.maxAttempts, into: &buf)
+        FfiConverterTypeTimeSpan.write(value.initialBackoff, into: &buf)
+        FfiConverterTypeTimeSpan.write(value.maxBackoff, into: &buf)
+        FfiConverterTypeTimeSpan.write(value.deadline, into: &buf)
     }
 }
 
@@ -2143,238 +2430,91 @@ public func FfiConverterTypeRetryPolicy_lower(_ value: RetryPolicy) -> RustBuffe
 
 
 /**
- * Why a token could not be had, named for what the app should do. See
- * [`crate::AuthError`] for when each happens.
- *
- * Retrying later is the right answer exactly for `TemporarilyUnavailable`,
- * `TokenRevoked` and `RequestNotReplayed` (the core's `AuthError::is_retryable`).
+ * One change of a session's cached token. Apps rarely see it: the `Session` classes
+ * of the Kotlin and Swift packages consume it to keep their copy of the token.
  */
-public 
-enum AuthError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+public struct TokenChange: Equatable, Hashable, CustomDebugStringConvertible {
+    /**
+     * Grows with every change of this session's token: never let an older change
+     * replace a newer one. Signed so Kotlin sees a `Long`.
+     */
+    public var generation: Int64
+    /**
+     * The cached token, or `null`/`nil` when none is cached.
+     */
+    public var token: AccessToken?
+    /**
+     * Until when (milliseconds since the Unix epoch, wall clock) the token may be
+     * served without asking the session; after it, ask the session, which refreshes.
+     */
+    public var freshUntilEpochMillis: Int64?
+    /**
+     * The session's state after the change.
+     */
+    public var state: SessionState
 
-    
-    
-    /**
-     * The server rejected the client id or secret: fix the configuration.
-     */
-    case InvalidClient(message: String)
-    
-    /**
-     * Wrong password, or an expired or revoked refresh token: ask the user to sign in.
-     */
-    case InvalidGrant(message: String)
-    
-    /**
-     * A requested scope is unknown or not allowed for this client.
-     */
-    case InvalidScope(message: String)
-    
-    /**
-     * This client may not use this grant type.
-     */
-    case UnauthorizedClient(message: String)
-    
-    /**
-     * The server does not support this grant type.
-     */
-    case UnsupportedGrantType(message: String)
-    
-    /**
-     * The server rejected the request as malformed.
-     */
-    case InvalidRequest(message: String)
-    
-    /**
-     * Another OAuth error code from the server.
-     */
-    case OAuth(message: String)
-    
-    /**
-     * A 401 whose challenge says `insufficient_scope`: the token is valid but lacks the
-     * permission; a new token would not help.
-     */
-    case InsufficientScope(message: String)
-    
-    /**
-     * No silent way is left to get a token: ask the user to sign in again.
-     */
-    case ReauthenticationRequired(message: String)
-    
-    /**
-     * Network failure, timeout, HTTP 5xx or 429: try again later. The message names
-     * the server that failed.
-     */
-    case TemporarilyUnavailable(message: String)
-    
-    /**
-     * With `RecoveryPolicy.CLEAR_AND_FAIL`: the token was revoked and dropped; try again.
-     */
-    case TokenRevoked(message: String)
-    
-    /**
-     * The token was renewed but the request was not re-sent, as replaying it is unsafe.
-     */
-    case RequestNotReplayed(message: String)
-    
-    /**
-     * The server's answer was not a valid token response.
-     */
-    case InvalidResponse(message: String)
-    
-    /**
-     * The configuration is unusable (bad URL, http to a non-loopback host, …).
-     */
-    case InvalidConfig(message: String)
-    
-    /**
-     * The app's token store failed.
-     */
-    case Storage(message: String)
-    
-    /**
-     * A bug in tokenkeeper (a panicked task) or an error this binding does not know yet.
-     */
-    case Internal(message: String)
-    
-
-    
-
-    
-
-    
-    public var errorDescription: String? {
-        String(reflecting: self)
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Grows with every change of this session's token: never let an older change
+         * replace a newer one. Signed so Kotlin sees a `Long`.
+         */generation: Int64, 
+        /**
+         * The cached token, or `null`/`nil` when none is cached.
+         */token: AccessToken?, 
+        /**
+         * Until when (milliseconds since the Unix epoch, wall clock) the token may be
+         * served without asking the session; after it, ask the session, which refreshes.
+         */freshUntilEpochMillis: Int64?, 
+        /**
+         * The session's state after the change.
+         */state: SessionState) {
+        self.generation = generation
+        self.token = token
+        self.freshUntilEpochMillis = freshUntilEpochMillis
+        self.state = state
     }
+
     
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_tokenchange_uniffi_trait_debug(
+            FfiConverterTypeTokenChange_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
-extension AuthError: Sendable {}
+extension TokenChange: Sendable {}
 #endif
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public struct FfiConverterTypeAuthError: FfiConverterRustBuffer {
-    typealias SwiftType = AuthError
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AuthError {
-        let variant: Int32 = try readInt(&buf)
-        switch variant {
-
-        
-
-        
-        case 1: return .InvalidClient(
-            message: try FfiConverterString.read(from: &buf)
+public struct FfiConverterTypeTokenChange: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TokenChange {
+        return
+            try TokenChange(
+                generation: FfiConverterInt64.read(from: &buf), 
+                token: FfiConverterOptionTypeAccessToken.read(from: &buf), 
+                freshUntilEpochMillis: FfiConverterOptionInt64.read(from: &buf), 
+                state: FfiConverterTypeSessionState.read(from: &buf)
         )
-        
-        case 2: return .InvalidGrant(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 3: return .InvalidScope(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 4: return .UnauthorizedClient(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 5: return .UnsupportedGrantType(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 6: return .InvalidRequest(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 7: return .OAuth(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 8: return .InsufficientScope(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 9: return .ReauthenticationRequired(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 10: return .TemporarilyUnavailable(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 11: return .TokenRevoked(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 12: return .RequestNotReplayed(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 13: return .InvalidResponse(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 14: return .InvalidConfig(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 15: return .Storage(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 16: return .Internal(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-
-        default: throw UniffiInternalError.unexpectedEnumCase
-        }
     }
 
-    public static func write(_ value: AuthError, into buf: inout [UInt8]) {
-        switch value {
-
-        
-
-        
-        case .InvalidClient(_ /* message is ignored*/):
-            writeInt(&buf, Int32(1))
-        case .InvalidGrant(_ /* message is ignored*/):
-            writeInt(&buf, Int32(2))
-        case .InvalidScope(_ /* message is ignored*/):
-            writeInt(&buf, Int32(3))
-        case .UnauthorizedClient(_ /* message is ignored*/):
-            writeInt(&buf, Int32(4))
-        case .UnsupportedGrantType(_ /* message is ignored*/):
-            writeInt(&buf, Int32(5))
-        case .InvalidRequest(_ /* message is ignored*/):
-            writeInt(&buf, Int32(6))
-        case .OAuth(_ /* message is ignored*/):
-            writeInt(&buf, Int32(7))
-        case .InsufficientScope(_ /* message is ignored*/):
-            writeInt(&buf, Int32(8))
-        case .ReauthenticationRequired(_ /* message is ignored*/):
-            writeInt(&buf, Int32(9))
-        case .TemporarilyUnavailable(_ /* message is ignored*/):
-            writeInt(&buf, Int32(10))
-        case .TokenRevoked(_ /* message is ignored*/):
-            writeInt(&buf, Int32(11))
-        case .RequestNotReplayed(_ /* message is ignored*/):
-            writeInt(&buf, Int32(12))
-        case .InvalidResponse(_ /* message is ignored*/):
-            writeInt(&buf, Int32(13))
-        case .InvalidConfig(_ /* message is ignored*/):
-            writeInt(&buf, Int32(14))
-        case .Storage(_ /* message is ignored*/):
-            writeInt(&buf, Int32(15))
-        case .Internal(_ /* message is ignored*/):
-            writeInt(&buf, Int32(16))
-
-        
-        }
+    public static func write(_ value: TokenChange, into buf: inout [UInt8]) {
+        FfiConverterInt64.write(value.generation, into: &buf)
+        FfiConverterOptionTypeAccessToken.write(value.token, into: &buf)
+        FfiConverterOptionInt64.write(value.freshUntilEpochMillis, into: &buf)
+        FfiConverterTypeSessionState.write(value.state, into: &buf)
     }
 }
 
@@ -2382,15 +2522,15 @@ public struct FfiConverterTypeAuthError: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeAuthError_lift(_ buf: RustBuffer) throws -> AuthError {
-    return try FfiConverterTypeAuthError.lift(buf)
+public func FfiConverterTypeTokenChange_lift(_ buf: RustBuffer) throws -> TokenChange {
+    return try FfiConverterTypeTokenChange.lift(buf)
 }
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeAuthError_lower(_ value: AuthError) -> RustBuffer {
-    return FfiConverterTypeAuthError.lower(value)
+public func FfiConverterTypeTokenChange_lower(_ value: TokenChange) -> RustBuffer {
+    return FfiConverterTypeTokenChange.lower(value)
 }
 
 
@@ -2460,6 +2600,42 @@ public enum AuthEvent: Equatable, Hashable {
          */identity: String
     )
     /**
+     * Every credential the session holds was rejected: only the user can help. Emitted
+     * once per episode; the client-level `reauthenticationRequired` stream carries it.
+     */
+    case reauthenticationRequired(
+        /**
+         * Whose session needs the user.
+         */identity: String, 
+        /**
+         * Why (never a secret).
+         */reason: String
+    )
+    /**
+     * A refresh token could not be saved in the app's `TokenStore`; the session goes
+     * on in memory and retries the save at the next change.
+     */
+    case persistFailed(
+        /**
+         * Whose refresh token.
+         */identity: String, 
+        /**
+         * What the store said (never a secret).
+         */reason: String
+    )
+    /**
+     * A resource server kept rejecting fresh tokens: automatic recovery is paused
+     * until the given time (seconds since the Unix epoch).
+     */
+    case recoveryPaused(
+        /**
+         * Whose session.
+         */identity: String, 
+        /**
+         * When recovery resumes.
+         */untilEpochSeconds: Int64
+    )
+    /**
      * An event this binding does not know yet (the core's enum is non-exhaustive).
      */
     case other(
@@ -2506,7 +2682,16 @@ public struct FfiConverterTypeAuthEvent: FfiConverterRustBuffer {
         case 6: return .loggedOut(identity: try FfiConverterString.read(from: &buf)
         )
         
-        case 7: return .other(description: try FfiConverterString.read(from: &buf)
+        case 7: return .reauthenticationRequired(identity: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 8: return .persistFailed(identity: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 9: return .recoveryPaused(identity: try FfiConverterString.read(from: &buf), untilEpochSeconds: try FfiConverterInt64.read(from: &buf)
+        )
+        
+        case 10: return .other(description: try FfiConverterString.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -2550,8 +2735,26 @@ public struct FfiConverterTypeAuthEvent: FfiConverterRustBuffer {
             FfiConverterString.write(identity, into: &buf)
             
         
-        case let .other(description):
+        case let .reauthenticationRequired(identity,reason):
             writeInt(&buf, Int32(7))
+            FfiConverterString.write(identity, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .persistFailed(identity,reason):
+            writeInt(&buf, Int32(8))
+            FfiConverterString.write(identity, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .recoveryPaused(identity,untilEpochSeconds):
+            writeInt(&buf, Int32(9))
+            FfiConverterString.write(identity, into: &buf)
+            FfiConverterInt64.write(untilEpochSeconds, into: &buf)
+            
+        
+        case let .other(description):
+            writeInt(&buf, Int32(10))
             FfiConverterString.write(description, into: &buf)
             
         }
@@ -2811,6 +3014,258 @@ public func FfiConverterTypeListenerError_lower(_ value: ListenerError) -> RustB
 
 
 /**
+ * Why a token could not be had, named for what the app should do. See
+ * [`crate::AuthError`] for when each happens.
+ *
+ * Retrying later is the right answer exactly for `TemporarilyUnavailable`,
+ * `TokenRevoked` and `RequestNotReplayed` (the core's `AuthError::is_retryable`).
+ */
+public 
+enum NativeAuthError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * The server rejected the client id or secret: fix the configuration.
+     */
+    case InvalidClient(message: String)
+    
+    /**
+     * Wrong password, or an expired or revoked refresh token: ask the user to sign in.
+     */
+    case InvalidGrant(message: String)
+    
+    /**
+     * A requested scope is unknown or not allowed for this client.
+     */
+    case InvalidScope(message: String)
+    
+    /**
+     * This client may not use this grant type.
+     */
+    case UnauthorizedClient(message: String)
+    
+    /**
+     * The server does not support this grant type.
+     */
+    case UnsupportedGrantType(message: String)
+    
+    /**
+     * The server rejected the request as malformed.
+     */
+    case InvalidRequest(message: String)
+    
+    /**
+     * Another OAuth error code from the server.
+     */
+    case OAuth(message: String)
+    
+    /**
+     * A 401 whose challenge says `insufficient_scope`: the token is valid but lacks the
+     * permission; a new token would not help.
+     */
+    case InsufficientScope(message: String)
+    
+    /**
+     * No silent way is left to get a token: ask the user to sign in again.
+     */
+    case ReauthenticationRequired(message: String)
+    
+    /**
+     * Network failure, timeout, HTTP 5xx or 429: try again later. The message names
+     * the server that failed.
+     */
+    case TemporarilyUnavailable(message: String)
+    
+    /**
+     * With `RecoveryPolicy.CLEAR_AND_FAIL`: the token was revoked and dropped; try again.
+     */
+    case TokenRevoked(message: String)
+    
+    /**
+     * The token was renewed but the request was not re-sent, as replaying it is unsafe.
+     */
+    case RequestNotReplayed(message: String)
+    
+    /**
+     * The server's answer was not a valid token response.
+     */
+    case InvalidResponse(message: String)
+    
+    /**
+     * The configuration is unusable (bad URL, http to a non-loopback host, …).
+     */
+    case InvalidConfig(message: String)
+    
+    /**
+     * The app's token store failed.
+     */
+    case Storage(message: String)
+    
+    /**
+     * A bug in tokenkeeper (a panicked task) or an error this binding does not know yet.
+     */
+    case Internal(message: String)
+    
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension NativeAuthError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeNativeAuthError: FfiConverterRustBuffer {
+    typealias SwiftType = NativeAuthError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> NativeAuthError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .InvalidClient(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 2: return .InvalidGrant(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 3: return .InvalidScope(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 4: return .UnauthorizedClient(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 5: return .UnsupportedGrantType(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 6: return .InvalidRequest(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 7: return .OAuth(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 8: return .InsufficientScope(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 9: return .ReauthenticationRequired(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 10: return .TemporarilyUnavailable(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 11: return .TokenRevoked(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 12: return .RequestNotReplayed(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 13: return .InvalidResponse(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 14: return .InvalidConfig(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 15: return .Storage(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 16: return .Internal(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: NativeAuthError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        case .InvalidClient(_ /* message is ignored*/):
+            writeInt(&buf, Int32(1))
+        case .InvalidGrant(_ /* message is ignored*/):
+            writeInt(&buf, Int32(2))
+        case .InvalidScope(_ /* message is ignored*/):
+            writeInt(&buf, Int32(3))
+        case .UnauthorizedClient(_ /* message is ignored*/):
+            writeInt(&buf, Int32(4))
+        case .UnsupportedGrantType(_ /* message is ignored*/):
+            writeInt(&buf, Int32(5))
+        case .InvalidRequest(_ /* message is ignored*/):
+            writeInt(&buf, Int32(6))
+        case .OAuth(_ /* message is ignored*/):
+            writeInt(&buf, Int32(7))
+        case .InsufficientScope(_ /* message is ignored*/):
+            writeInt(&buf, Int32(8))
+        case .ReauthenticationRequired(_ /* message is ignored*/):
+            writeInt(&buf, Int32(9))
+        case .TemporarilyUnavailable(_ /* message is ignored*/):
+            writeInt(&buf, Int32(10))
+        case .TokenRevoked(_ /* message is ignored*/):
+            writeInt(&buf, Int32(11))
+        case .RequestNotReplayed(_ /* message is ignored*/):
+            writeInt(&buf, Int32(12))
+        case .InvalidResponse(_ /* message is ignored*/):
+            writeInt(&buf, Int32(13))
+        case .InvalidConfig(_ /* message is ignored*/):
+            writeInt(&buf, Int32(14))
+        case .Storage(_ /* message is ignored*/):
+            writeInt(&buf, Int32(15))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(16))
+
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNativeAuthError_lift(_ buf: RustBuffer) throws -> NativeAuthError {
+    return try FfiConverterTypeNativeAuthError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNativeAuthError_lower(_ value: NativeAuthError) -> RustBuffer {
+    return FfiConverterTypeNativeAuthError.lower(value)
+}
+
+
+/**
  * What a session does when a resource server rejects its token. See
  * [`crate::RecoveryPolicy`].
  */
@@ -2882,6 +3337,103 @@ public func FfiConverterTypeRecoveryPolicy_lift(_ buf: RustBuffer) throws -> Rec
 #endif
 public func FfiConverterTypeRecoveryPolicy_lower(_ value: RecoveryPolicy) -> RustBuffer {
     return FfiConverterTypeRecoveryPolicy.lower(value)
+}
+
+
+
+/**
+ * Where a session stands: signed in (with the cached token's expiry, if one is
+ * cached), waiting for the user to sign in again, or logged out.
+ */
+
+public enum SessionState: Equatable, Hashable {
+    
+    /**
+     * The session holds a token or can get one without the user.
+     */
+    case signedIn(
+        /**
+         * When the cached token expires, in seconds since the Unix epoch; `null`/`nil`
+         * while no token is cached.
+         */expiresAtEpochSeconds: Int64?, 
+        /**
+         * The same instant as a platform type (`java.util.Date` / `Date`).
+         */expiresAt: Moment?
+    )
+    /**
+     * Every credential the session holds was rejected: show the login screen.
+     */
+    case reauthenticationRequired
+    /**
+     * `logout()` was called; the session is finished.
+     */
+    case loggedOut
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension SessionState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSessionState: FfiConverterRustBuffer {
+    typealias SwiftType = SessionState
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SessionState {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .signedIn(expiresAtEpochSeconds: try FfiConverterOptionInt64.read(from: &buf), expiresAt: try FfiConverterOptionTypeMoment.read(from: &buf)
+        )
+        
+        case 2: return .reauthenticationRequired
+        
+        case 3: return .loggedOut
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: SessionState, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .signedIn(expiresAtEpochSeconds,expiresAt):
+            writeInt(&buf, Int32(1))
+            FfiConverterOptionInt64.write(expiresAtEpochSeconds, into: &buf)
+            FfiConverterOptionTypeMoment.write(expiresAt, into: &buf)
+            
+        
+        case .reauthenticationRequired:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .loggedOut:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSessionState_lift(_ buf: RustBuffer) throws -> SessionState {
+    return try FfiConverterTypeSessionState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSessionState_lower(_ value: SessionState) -> RustBuffer {
+    return FfiConverterTypeSessionState.lower(value)
 }
 
 
@@ -2979,6 +3531,30 @@ public func FfiConverterTypeStoreError_lower(_ value: StoreError) -> RustBuffer 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
+    typealias SwiftType = Int64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
     typealias SwiftType = String?
 
@@ -2995,30 +3571,6 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterString.read(from: &buf)
-        default: throw UniffiInternalError.unexpectedOptionalTag
-        }
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-fileprivate struct FfiConverterOptionDuration: FfiConverterRustBuffer {
-    typealias SwiftType = TimeInterval?
-
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
-        guard let value = value else {
-            writeInt(&buf, Int8(0))
-            return
-        }
-        writeInt(&buf, Int8(1))
-        FfiConverterDuration.write(value, into: &buf)
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
-        switch try readInt(&buf) as Int8 {
-        case 0: return nil
-        case 1: return try FfiConverterDuration.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -3051,8 +3603,8 @@ fileprivate struct FfiConverterOptionTypeAuthEventListener: FfiConverterRustBuff
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterOptionTypeSession: FfiConverterRustBuffer {
-    typealias SwiftType = Session?
+fileprivate struct FfiConverterOptionTypeNativeSession: FfiConverterRustBuffer {
+    typealias SwiftType = NativeSession?
 
     public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
         guard let value = value else {
@@ -3060,13 +3612,13 @@ fileprivate struct FfiConverterOptionTypeSession: FfiConverterRustBuffer {
             return
         }
         writeInt(&buf, Int8(1))
-        FfiConverterTypeSession.write(value, into: &buf)
+        FfiConverterTypeNativeSession.write(value, into: &buf)
     }
 
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
-        case 1: return try FfiConverterTypeSession.read(from: &buf)
+        case 1: return try FfiConverterTypeNativeSession.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -3219,6 +3771,54 @@ fileprivate struct FfiConverterOptionTypeRecoveryPolicy: FfiConverterRustBuffer 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeMoment: FfiConverterRustBuffer {
+    typealias SwiftType = Moment?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeMoment.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeMoment.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeTimeSpan: FfiConverterRustBuffer {
+    typealias SwiftType = TimeSpan?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeTimeSpan.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeTimeSpan.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
     typealias SwiftType = [String]
 
@@ -3240,6 +3840,100 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
         return seq
     }
 }
+
+
+
+
+public typealias Moment = Date
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMoment: FfiConverter {
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Moment {
+        let builtinValue = try FfiConverterInt64.read(from: &buf)
+        return Date(timeIntervalSince1970: TimeInterval(builtinValue) / 1000)
+    }
+
+    public static func write(_ value: Moment, into buf: inout [UInt8]) {
+        let builtinValue = Int64((value.timeIntervalSince1970 * 1000).rounded())
+        return FfiConverterInt64.write(builtinValue, into: &buf)
+    }
+
+    public static func lift(_ value: Int64) throws -> Moment {
+        let builtinValue = try FfiConverterInt64.lift(value)
+        return Date(timeIntervalSince1970: TimeInterval(builtinValue) / 1000)
+    }
+
+    public static func lower(_ value: Moment) -> Int64 {
+        let builtinValue = Int64((value.timeIntervalSince1970 * 1000).rounded())
+        return FfiConverterInt64.lower(builtinValue)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMoment_lift(_ value: Int64) throws -> Moment {
+    return try FfiConverterTypeMoment.lift(value)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMoment_lower(_ value: Moment) -> Int64 {
+    return FfiConverterTypeMoment.lower(value)
+}
+
+
+
+
+
+public typealias TimeSpan = TimeInterval
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTimeSpan: FfiConverter {
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TimeSpan {
+        let builtinValue = try FfiConverterInt64.read(from: &buf)
+        return TimeInterval(builtinValue) / 1000
+    }
+
+    public static func write(_ value: TimeSpan, into buf: inout [UInt8]) {
+        let builtinValue = Int64((value * 1000).rounded())
+        return FfiConverterInt64.write(builtinValue, into: &buf)
+    }
+
+    public static func lift(_ value: Int64) throws -> TimeSpan {
+        let builtinValue = try FfiConverterInt64.lift(value)
+        return TimeInterval(builtinValue) / 1000
+    }
+
+    public static func lower(_ value: TimeSpan) -> Int64 {
+        let builtinValue = Int64((value * 1000).rounded())
+        return FfiConverterInt64.lower(builtinValue)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTimeSpan_lift(_ value: Int64) throws -> TimeSpan {
+    return try FfiConverterTypeTimeSpan.lift(value)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTimeSpan_lower(_ value: TimeSpan) -> Int64 {
+    return FfiConverterTypeTimeSpan.lower(value)
+}
+
 private let UNIFFI_RUST_FUTURE_POLL_READY: Int8 = 0
 private let UNIFFI_RUST_FUTURE_POLL_WAKE: Int8 = 1
 
@@ -3335,13 +4029,22 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_method_session_access_token() != 26146) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tokenkeeper_checksum_method_session_access_token_valid_for() != 29553) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tokenkeeper_checksum_method_session_cached_access_token() != 1476) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_session_handle_unauthorized() != 8950) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tokenkeeper_checksum_method_session_handle_unauthorized_value() != 58064) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tokenkeeper_checksum_method_session_identity() != 54747) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_session_instance_id() != 22067) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_session_invalidate() != 12811) {
@@ -3350,7 +4053,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_method_session_logout() != 24623) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tokenkeeper_checksum_method_session_observe() != 10050) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tokenkeeper_checksum_method_session_recover() != 63590) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_session_refresh() != 56004) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_session_state() != 21199) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_session_username() != 60553) {
@@ -3359,13 +4071,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_method_autheventlistener_on_event() != 35900) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_tokenstore_load() != 29492) {
+    if (uniffi_tokenkeeper_checksum_method_tokenobserver_on_token_change() != 4369) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_tokenstore_save() != 14817) {
+    if (uniffi_tokenkeeper_checksum_method_tokenstore_load() != 283) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_tokenstore_remove() != 42658) {
+    if (uniffi_tokenkeeper_checksum_method_tokenstore_save() != 57999) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_tokenstore_remove() != 45274) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_constructor_authclient_new() != 47972) {
@@ -3373,6 +4088,7 @@ private let initializationResult: InitializationResult = {
     }
 
     uniffiCallbackInitAuthEventListener()
+    uniffiCallbackInitTokenObserver()
     uniffiCallbackInitTokenStore()
     return InitializationResult.ok
 }()

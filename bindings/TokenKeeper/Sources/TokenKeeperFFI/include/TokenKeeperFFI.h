@@ -250,6 +250,13 @@ typedef void (*UniffiCallbackInterfaceAuthEventListenerMethod0)(uint64_t, RustBu
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_TOKEN_OBSERVER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_TOKEN_OBSERVER_METHOD0
+typedef void (*UniffiCallbackInterfaceTokenObserverMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_TOKEN_STORE_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_TOKEN_STORE_METHOD0
 typedef void (*UniffiCallbackInterfaceTokenStoreMethod0)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
@@ -278,6 +285,15 @@ typedef struct UniffiVTableCallbackInterfaceAuthEventListener {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceAuthEventListenerMethod0 _Nonnull onEvent;
 } UniffiVTableCallbackInterfaceAuthEventListener;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_TOKEN_OBSERVER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_TOKEN_OBSERVER
+typedef struct UniffiVTableCallbackInterfaceTokenObserver {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceTokenObserverMethod0 _Nonnull onTokenChange;
+} UniffiVTableCallbackInterfaceTokenObserver;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_TOKEN_STORE
@@ -341,6 +357,11 @@ void uniffi_tokenkeeper_fn_free_session(uint64_t handle, RustCallStatus *_Nonnul
 uint64_t uniffi_tokenkeeper_fn_method_session_access_token(uint64_t ptr
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_ACCESS_TOKEN_VALID_FOR
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_ACCESS_TOKEN_VALID_FOR
+uint64_t uniffi_tokenkeeper_fn_method_session_access_token_valid_for(uint64_t ptr, int64_t min_validity
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_CACHED_ACCESS_TOKEN
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_CACHED_ACCESS_TOKEN
 RustBuffer uniffi_tokenkeeper_fn_method_session_cached_access_token(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -351,9 +372,19 @@ RustBuffer uniffi_tokenkeeper_fn_method_session_cached_access_token(uint64_t ptr
 uint64_t uniffi_tokenkeeper_fn_method_session_handle_unauthorized(uint64_t ptr, RustBuffer failed_token, RustBuffer www_authenticate
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_HANDLE_UNAUTHORIZED_VALUE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_HANDLE_UNAUTHORIZED_VALUE
+uint64_t uniffi_tokenkeeper_fn_method_session_handle_unauthorized_value(uint64_t ptr, RustBuffer failed_token, RustBuffer www_authenticate
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_IDENTITY
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_IDENTITY
 RustBuffer uniffi_tokenkeeper_fn_method_session_identity(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_INSTANCE_ID
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_INSTANCE_ID
+int64_t uniffi_tokenkeeper_fn_method_session_instance_id(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_INVALIDATE
@@ -366,29 +397,29 @@ void uniffi_tokenkeeper_fn_method_session_invalidate(uint64_t ptr, RustCallStatu
 uint64_t uniffi_tokenkeeper_fn_method_session_logout(uint64_t ptr
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_OBSERVE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_OBSERVE
+void uniffi_tokenkeeper_fn_method_session_observe(uint64_t ptr, uint64_t observer, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_RECOVER
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_RECOVER
 uint64_t uniffi_tokenkeeper_fn_method_session_recover(uint64_t ptr, RustBuffer failed_token, RustBuffer www_authenticate
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_REFRESH
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_REFRESH
+uint64_t uniffi_tokenkeeper_fn_method_session_refresh(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_STATE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_STATE
+RustBuffer uniffi_tokenkeeper_fn_method_session_state(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_USERNAME
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_USERNAME
 RustBuffer uniffi_tokenkeeper_fn_method_session_username(uint64_t ptr, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_UNIFFI_TRAIT_EQ_EQ
-#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_UNIFFI_TRAIT_EQ_EQ
-int8_t uniffi_tokenkeeper_fn_method_session_uniffi_trait_eq_eq(uint64_t ptr, uint64_t other, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_UNIFFI_TRAIT_EQ_NE
-#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_UNIFFI_TRAIT_EQ_NE
-int8_t uniffi_tokenkeeper_fn_method_session_uniffi_trait_eq_ne(uint64_t ptr, uint64_t other, RustCallStatus *_Nonnull out_status
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_UNIFFI_TRAIT_HASH
-#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_UNIFFI_TRAIT_HASH
-uint64_t uniffi_tokenkeeper_fn_method_session_uniffi_trait_hash(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CLONE_AUTHEVENTLISTENER
@@ -409,6 +440,26 @@ void uniffi_tokenkeeper_fn_init_callback_vtable_autheventlistener(const UniffiVT
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_AUTHEVENTLISTENER_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_AUTHEVENTLISTENER_ON_EVENT
 void uniffi_tokenkeeper_fn_method_autheventlistener_on_event(uint64_t ptr, RustBuffer event, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CLONE_TOKENOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CLONE_TOKENOBSERVER
+uint64_t uniffi_tokenkeeper_fn_clone_tokenobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_FREE_TOKENOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_FREE_TOKENOBSERVER
+void uniffi_tokenkeeper_fn_free_tokenobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_INIT_CALLBACK_VTABLE_TOKENOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_INIT_CALLBACK_VTABLE_TOKENOBSERVER
+void uniffi_tokenkeeper_fn_init_callback_vtable_tokenobserver(const UniffiVTableCallbackInterfaceTokenObserver* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_TOKENOBSERVER_ON_TOKEN_CHANGE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_TOKENOBSERVER_ON_TOKEN_CHANGE
+void uniffi_tokenkeeper_fn_method_tokenobserver_on_token_change(uint64_t ptr, RustBuffer change, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CLONE_TOKENSTORE
@@ -444,6 +495,11 @@ void uniffi_tokenkeeper_fn_method_tokenstore_remove(uint64_t ptr, RustBuffer key
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_AUTHCONFIG_UNIFFI_TRAIT_DEBUG
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_AUTHCONFIG_UNIFFI_TRAIT_DEBUG
 RustBuffer uniffi_tokenkeeper_fn_method_authconfig_uniffi_trait_debug(RustBuffer ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_TOKENCHANGE_UNIFFI_TRAIT_DEBUG
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_TOKENCHANGE_UNIFFI_TRAIT_DEBUG
+RustBuffer uniffi_tokenkeeper_fn_method_tokenchange_uniffi_trait_debug(RustBuffer ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_ACCESSTOKEN_UNIFFI_TRAIT_DEBUG
@@ -752,6 +808,12 @@ uint16_t uniffi_tokenkeeper_checksum_method_session_access_token(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_ACCESS_TOKEN_VALID_FOR
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_ACCESS_TOKEN_VALID_FOR
+uint16_t uniffi_tokenkeeper_checksum_method_session_access_token_valid_for(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_CACHED_ACCESS_TOKEN
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_CACHED_ACCESS_TOKEN
 uint16_t uniffi_tokenkeeper_checksum_method_session_cached_access_token(void
@@ -764,9 +826,21 @@ uint16_t uniffi_tokenkeeper_checksum_method_session_handle_unauthorized(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_HANDLE_UNAUTHORIZED_VALUE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_HANDLE_UNAUTHORIZED_VALUE
+uint16_t uniffi_tokenkeeper_checksum_method_session_handle_unauthorized_value(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_IDENTITY
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_IDENTITY
 uint16_t uniffi_tokenkeeper_checksum_method_session_identity(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_INSTANCE_ID
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_INSTANCE_ID
+uint16_t uniffi_tokenkeeper_checksum_method_session_instance_id(void
     
 );
 #endif
@@ -782,9 +856,27 @@ uint16_t uniffi_tokenkeeper_checksum_method_session_logout(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_OBSERVE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_OBSERVE
+uint16_t uniffi_tokenkeeper_checksum_method_session_observe(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_RECOVER
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_RECOVER
 uint16_t uniffi_tokenkeeper_checksum_method_session_recover(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_REFRESH
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_REFRESH
+uint16_t uniffi_tokenkeeper_checksum_method_session_refresh(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_STATE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_STATE
+uint16_t uniffi_tokenkeeper_checksum_method_session_state(void
     
 );
 #endif
@@ -797,6 +889,12 @@ uint16_t uniffi_tokenkeeper_checksum_method_session_username(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_AUTHEVENTLISTENER_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_AUTHEVENTLISTENER_ON_EVENT
 uint16_t uniffi_tokenkeeper_checksum_method_autheventlistener_on_event(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_TOKENOBSERVER_ON_TOKEN_CHANGE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_TOKENOBSERVER_ON_TOKEN_CHANGE
+uint16_t uniffi_tokenkeeper_checksum_method_tokenobserver_on_token_change(void
     
 );
 #endif

@@ -7,7 +7,7 @@
 // Run on macOS:
 //   cargo build -p tokenkeeper-devserver
 //   scripts/build-xcframework.sh --macos-only
-//   (cd bindings/swift && swift test)
+//   (cd bindings/TokenKeeper && swift test)
 //
 // Shipped for macOS and NOT executed on tokenkeeper's Linux development machines or
 // CI (no Swift toolchain there): only their syntax is checked, by
@@ -48,6 +48,11 @@ final class TokenKeeperTests: XCTestCase {
             revocationEndpoint: server.revocationEndpoint,
             scopes: ["read"]
         )
+    }
+
+    /// The devserver's origin is the only one allowed to receive the token.
+    private func api(_ session: Session) throws -> TokenKeeperAuthorization {
+        try TokenKeeperAuthorization(session: session, allowedHosts: [server.baseURL.absoluteString])
     }
 
     // MARK: - Tokens
@@ -105,12 +110,12 @@ final class TokenKeeperTests: XCTestCase {
     func testRevokedTokenIsRecoveredThroughURLSessionWithOneTokenRequest() async throws {
         let session = try await AuthClient(config: config()).login(username: "alice", password: "alice-password")
         let me = URLRequest(url: server.resourceURL("me"))
-        let (_, first) = try await URLSession.shared.data(for: me, authorizedBy: session)
+        let (_, first) = try await URLSession.shared.data(for: me, authorizedBy: api(session))
         XCTAssertEqual((first as? HTTPURLResponse)?.statusCode, 200)
 
         try await server.revokeSubject("alice")
         try await server.resetStats()
-        let (body, second) = try await URLSession.shared.data(for: me, authorizedBy: session)
+        let (body, second) = try await URLSession.shared.data(for: me, authorizedBy: api(session))
 
         XCTAssertEqual((second as? HTTPURLResponse)?.statusCode, 200, String(decoding: body, as: UTF8.self))
         let stats = try await server.stats()
@@ -128,7 +133,7 @@ final class TokenKeeperTests: XCTestCase {
         post.httpMethod = "POST"
         post.setValue("application/json", forHTTPHeaderField: "Content-Type")
         post.httpBody = Data("{}".utf8)
-        let (_, response) = try await URLSession.shared.data(for: post, authorizedBy: session)
+        let (_, response) = try await URLSession.shared.data(for: post, authorizedBy: api(session))
 
         XCTAssertEqual((response as? HTTPURLResponse)?.statusCode, 401, "the 401 is returned, not thrown")
         let after = try await session.accessToken()
@@ -145,8 +150,8 @@ final class TokenKeeperTests: XCTestCase {
 
         let error = await thrownError { try await session.accessToken() }
 
-        guard case let .InvalidClient(message)? = error as? AuthError else {
-            return XCTFail("expected AuthError.InvalidClient, got \(String(describing: error))")
+        guard case let .invalidClient(message: message)? = error as? AuthError else {
+            return XCTFail("expected AuthError.invalidClient, got \(String(describing: error))")
         }
         XCTAssertFalse(message.contains("wrong-secret"), message)
     }
@@ -160,16 +165,16 @@ final class TokenKeeperTests: XCTestCase {
 
         let error = await thrownError { try await session.accessToken() }
 
-        guard case .TemporarilyUnavailable? = error as? AuthError else {
-            return XCTFail("expected AuthError.TemporarilyUnavailable, got \(String(describing: error))")
+        guard case .temporarilyUnavailable? = error as? AuthError else {
+            return XCTFail("expected AuthError.temporarilyUnavailable, got \(String(describing: error))")
         }
     }
 
     func testInvalidConfigThrowsInvalidConfigFromTheInitializer() throws {
         // Plain http is allowed on loopback only.
         XCTAssertThrowsError(try AuthClient(config: config(tokenEndpoint: "http://as.example.com/oauth2/token"))) {
-            guard case .InvalidConfig? = $0 as? AuthError else {
-                return XCTFail("expected AuthError.InvalidConfig, got \($0)")
+            guard case .invalidConfig? = $0 as? AuthError else {
+                return XCTFail("expected AuthError.invalidConfig, got \($0)")
             }
         }
     }
@@ -202,8 +207,8 @@ final class TokenKeeperTests: XCTestCase {
 
         // The store's failure is reported as such (not as "sign in again"): the
         // refresh token may still be there once the keychain is readable.
-        guard case .Storage? = error as? AuthError else {
-            return XCTFail("expected AuthError.Storage, got \(String(describing: error))")
+        guard case .storage? = error as? AuthError else {
+            return XCTFail("expected AuthError.storage, got \(String(describing: error))")
         }
     }
 
@@ -215,8 +220,8 @@ final class TokenKeeperTests: XCTestCase {
 
         _ = try await client.clientCredentialsSession().accessToken()
         let error = await thrownError { try await client.login(username: "bob", password: "not-bobs-password") }
-        guard case .InvalidGrant? = error as? AuthError else {
-            return XCTFail("expected AuthError.InvalidGrant, got \(String(describing: error))")
+        guard case .invalidGrant? = error as? AuthError else {
+            return XCTFail("expected AuthError.invalidGrant, got \(String(describing: error))")
         }
 
         let events = listener.snapshot()

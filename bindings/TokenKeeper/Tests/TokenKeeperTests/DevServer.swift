@@ -32,7 +32,7 @@ final class DevServer: @unchecked Sendable {
         let packageRoot = URL(fileURLWithPath: #filePath)
             .deletingLastPathComponent() // TokenKeeperTests
             .deletingLastPathComponent() // Tests
-            .deletingLastPathComponent() // bindings/swift
+            .deletingLastPathComponent() // bindings/TokenKeeper
         return packageRoot.appendingPathComponent("../../target/debug/tokenkeeper-devserver").standardizedFileURL
     }
 
@@ -102,6 +102,11 @@ final class DevServer: @unchecked Sendable {
     /// Revokes every token (access and refresh) of `subject`: a user name or a client id.
     func revokeSubject(_ subject: String) async throws {
         try await admin("POST", "/_admin/revoke-subject?subject=\(subject)")
+    }
+
+    /// Changes `username`'s password: the password a session holds in memory stops working.
+    func setPassword(_ username: String, _ password: String) async throws {
+        try await admin("POST", "/_admin/set-password?username=\(username)&password=\(password)")
     }
 
     func clearFaults() async throws { try await admin("POST", "/_admin/clear-faults") }

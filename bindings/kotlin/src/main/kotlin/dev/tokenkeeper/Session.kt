@@ -1,0 +1,149 @@
+// Hand-written Kotlin API over the generated native handles (tokenkeeper.kt, never
+// edited). The token logic stays in Rust; this file only keeps a copy of the token
+// that the core keeps current, so a warm read never crosses the FFI.
+package dev.tokenkeeper
+
+import kotlin.time.Duration
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
+
+/**
+ * One identity (the client, or one user) and its token. Get it from [AuthClient]; the
+ * client returns the same [Session] object for the same identity.
+ *
+ * Reads are served from a mirror of the core's cached token, updated synchronously by
+ * the core at every change (issued, refreshed, rotated, recovered, invalidated, logged
+ * out): while the token is fresh, [cachedAccessToken] and [accessToken] are a volatile
+ * read and a clock read in Kotlin. Past its refresh time they call the core, so the
+ * refresh margin, the background refresh and the single flight stay in Rust.
+ *
+ * All methods are safe to call from any thread or coroutine.
+ */
+class Session internal constructor(
+    /** The generated handle, for calls this class does not wrap. */
+    val native: NativeSession,
+    private val onFinished: (Session) -> Unit = {},
+) : AutoCloseable {
+
+    private val mirror = TokenMirror(native.state())
+
+    /**
+     * Where the session stands, updated by the core: signed in (with expiry),
+     * re-authentication required, logged out. Collect it on a real dispatcher (Main,
+     * Default): a `Dispatchers.Unconfined` collector would run inside the core's
+     * notification, where calling back into the session is not allowed.
+     */
+    val state: StateFlow<SessionState> = mirror.state
+
+    /** Starts the mirror; separate from construction so a duplicate wrapper registers nothing. */
+    internal fun start(): Session {
+        native.observe(mirror)
+        return this
+    }
+
+    /** Who this session is: `client` or `user:alice`, then any non-default scope, audience or resource. */
+    fun identity(): String = native.identity()
+
+    /** The user name, for a user session; `null` for the client's own session. */
+    fun username(): String? = native.username()
+
+    /**
+     * The cached token while it is fresh (no coroutine, no FFI call), else the core's
+     * answer (`null`: call [accessToken]). For blocking callers such as interceptors.
+     */
+    fun cachedAccessToken(): AccessToken? = mirror.fresh(System.currentTimeMillis()) ?: native.cachedAccessToken()
+
+    /** A valid access token: from the mirror while fresh, otherwise from the core (one token request for all callers). */
+    suspend fun accessToken(): AccessToken = mirror.fresh(System.currentTimeMillis()) ?: native.accessToken()
+
+    /** A token valid for at least [minValidity] (Auth0's `minTtl`): refreshes first if the cached one expires sooner. */
+    suspend fun accessToken(minValidity: Duration): AccessToken {
+        val now = System.currentTimeMillis()
+        val token = mirror.fresh(now)
+        if (token != null && token.expiresAt.time - now >= minValidity.inWholeMilliseconds) return token
+        return native.accessTokenValidFor(minValidity)
+    }
+
+    /** A new token now, whatever the cache holds (joining a token request in flight). */
+    suspend fun refresh(): AccessToken = native.refresh()
+
+    /**
+     * After a resource server answered 401 to a request made with [failedToken]: a token
+     * to retry with (once), or `null` when the 401 is not about the token. Pass every
+     * `WWW-Authenticate` header value.
+     */
+    suspend fun handleUnauthorized(failedToken: AccessToken, wwwAuthenticate: List<String>): AccessToken? =
+        native.handleUnauthorized(failedToken, wwwAuthenticate)
+
+    /** As above, for a caller that kept only the token's value (what it put after `Bearer `). */
+    suspend fun handleUnauthorized(failedToken: String, wwwAuthenticate: List<String>): AccessToken? =
+        native.handleUnauthorizedValue(failedToken, wwwAuthenticate)
+
+    /** Drops the cached token (told out of band it is no longer good). The mirror is empty when this returns. */
+    fun invalidate() {
+        mirror.clear()
+        native.invalidate()
+    }
+
+    /** Revokes the tokens (RFC 7009) and forgets them. The mirror is empty before the network call starts. */
+    suspend fun logout() {
+        mirror.clear()
+        try {
+            native.logout()
+        } finally {
+            onFinished(this)
+        }
+    }
+
+    /**
+     * Frees the native handle now (otherwise a cleaner frees it after garbage
+     * collection). The client then hands out a new `Session` object for this identity.
+     */
+    override fun close() {
+        onFinished(this)
+        native.close()
+    }
+
+    override fun toString(): String = "Session(${identity()})"
+}
+
+/**
+ * The Kotlin copy of one session's token: an immutable snapshot behind a volatile
+ * field, replaced only by a newer generation. Registered with the core as the
+ * session's [TokenObserver]; it holds no reference to the session (no cycle through
+ * native code, so a finished session can be freed).
+ */
+internal class TokenMirror(initial: SessionState) : TokenObserver {
+
+    private class Snapshot(val generation: Long, val token: AccessToken?, val freshUntilMillis: Long)
+
+    @Volatile
+    private var snapshot = Snapshot(Long.MIN_VALUE, null, Long.MIN_VALUE)
+    private val states = MutableStateFlow(initial)
+    val state: StateFlow<SessionState> = states.asStateFlow()
+
+    /** The token if it is fresh at [nowMillis]. */
+    fun fresh(nowMillis: Long): AccessToken? {
+        val current = snapshot
+        return if (nowMillis < current.freshUntilMillis) current.token else null
+    }
+
+    /** Forgets the token at once; the core's own notification follows with a newer generation. */
+    @Synchronized
+    fun clear() {
+        snapshot = Snapshot(snapshot.generation, null, Long.MIN_VALUE)
+    }
+
+    @Synchronized
+    override fun onTokenChange(change: TokenChange) {
+        // The core delivers in generation order; the check keeps a stale copy out anyway.
+        if (change.generation <= snapshot.generation) return
+        snapshot = Snapshot(
+            change.generation,
+            change.token,
+            if (change.token == null) Long.MIN_VALUE else change.freshUntilEpochMillis ?: Long.MIN_VALUE,
+        )
+        states.value = change.state
+    }
+}
