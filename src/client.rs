@@ -153,6 +153,35 @@ impl AuthClient {
         result.map(|()| session)
     }
 
+    /// The shared context, for the sign-in flows in [`crate::signin`].
+    pub(crate) fn context(&self) -> &Arc<ClientContext> {
+        &self.ctx
+    }
+
+    /// The identity of a user session named `account`, for the sign-in flows.
+    pub(crate) fn account_identity(&self, account: &str, params: TokenParams) -> Result<Identity, AuthError> {
+        self.user_identity(account, params)
+    }
+
+    /// Registers `identity`'s session, signed in with `issued` (a code exchange,
+    /// device grant or import). It holds no credentials: after a revocation it
+    /// recovers with its refresh token alone.
+    pub(crate) async fn install_signed_in(
+        &self,
+        identity: Identity,
+        issued: crate::internal::protocol::token_response::IssuedToken,
+        sent_at: std::time::SystemTime,
+    ) -> Result<Arc<Session>, AuthError> {
+        let (session, created) = self
+            .registry
+            .get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::None));
+        let result = session.core().sign_in_with(issued, sent_at).await;
+        if result.is_err() && created {
+            self.registry.remove(&session);
+        }
+        result.map(|()| session)
+    }
+
     fn user_identity(&self, username: &str, params: TokenParams) -> Result<Identity, AuthError> {
         if username.trim().is_empty() {
             return Err(AuthError::config("the username is empty"));

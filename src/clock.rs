@@ -21,18 +21,47 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn sleep(&self, duration: Duration) -> Sleep;
 }
 
-/// The real clock: `SystemTime::now()` and `tokio::time::sleep`.
+/// The real clock: the wall clock at the kernel's tick resolution, and
+/// `tokio::time::sleep`.
+///
+/// On Linux and Android `now()` reads `CLOCK_REALTIME_COARSE` (1–4 ms resolution,
+/// never ahead of `SystemTime::now()`): the time the kernel last stored rather than
+/// a fresh read of the hardware counter, about a quarter of the cost. The cached-token
+/// path reads the clock on every call, and every decision it feeds (fresh, due for
+/// refresh, expired) has minutes of margin, so milliseconds buy nothing there.
+/// Elsewhere it is `SystemTime::now()`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[inline]
     fn now(&self) -> SystemTime {
-        SystemTime::now()
+        coarse_now()
     }
 
     fn sleep(&self, duration: Duration) -> Sleep {
         Box::pin(tokio::time::sleep(duration))
     }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[inline]
+fn coarse_now() -> SystemTime {
+    use rustix::time::{clock_gettime, ClockId};
+    let now = clock_gettime(ClockId::RealtimeCoarse);
+    match (u64::try_from(now.tv_sec), u32::try_from(now.tv_nsec)) {
+        (Ok(secs), Ok(nanos)) if nanos < 1_000_000_000 => std::time::UNIX_EPOCH
+            .checked_add(Duration::new(secs, nanos))
+            .unwrap_or_else(SystemTime::now),
+        // Before 1970 or a malformed reading: let the standard library decide.
+        _ => SystemTime::now(),
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[inline]
+fn coarse_now() -> SystemTime {
+    SystemTime::now()
 }
 
 /// A clock that only moves when told to, for tests and simulations.

@@ -138,6 +138,11 @@ pub struct AuthConfig {
     pub(crate) store_timeout: Duration,
     /// Hosts reached over plain http during development (emulator, simulator, LAN).
     pub(crate) development_http_hosts: Vec<String>,
+    /// Sign-in endpoints and issuer (see [`crate::signin`]).
+    pub(crate) authorization_endpoint: Option<String>,
+    pub(crate) device_authorization_endpoint: Option<String>,
+    pub(crate) issuer: Option<String>,
+    pub(crate) require_iss: bool,
 }
 
 impl AuthConfig {
@@ -162,6 +167,10 @@ impl AuthConfig {
             store_lock_directory: None,
             store_timeout: DEFAULT_STORE_TIMEOUT,
             development_http_hosts: Vec::new(),
+            authorization_endpoint: None,
+            device_authorization_endpoint: None,
+            issuer: None,
+            require_iss: false,
         }
     }
 
@@ -294,6 +303,31 @@ impl AuthConfig {
         self
     }
 
+    /// The authorization endpoint (RFC 6749 §3.1) for
+    /// [`AuthClient::authorization_request`](crate::AuthClient::authorization_request).
+    pub fn authorization_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.authorization_endpoint = Some(url.into());
+        self
+    }
+
+    /// The device authorization endpoint (RFC 8628 §3.1) for
+    /// [`AuthClient::start_device_authorization`](crate::AuthClient::start_device_authorization).
+    pub fn device_authorization_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.device_authorization_endpoint = Some(url.into());
+        self
+    }
+
+    /// The authorization server's issuer identifier (RFC 8414 §2). When set, an
+    /// `iss` parameter in an authorization response must equal it (RFC 9207 §2.4);
+    /// with `require_iss`, a response without `iss` is rejected too (set by
+    /// [`AuthConfig::discover`] when the server advertises
+    /// `authorization_response_iss_parameter_supported`).
+    pub fn issuer(mut self, issuer: impl Into<String>, require_iss: bool) -> Self {
+        self.issuer = Some(issuer.into());
+        self.require_iss = require_iss;
+        self
+    }
+
     /// Checks URLs, the https-only rule and the numbers; returns the parsed endpoints.
     pub(crate) fn validate(&self) -> Result<ValidatedEndpoints, AuthError> {
         if self.client_id.trim().is_empty() {
@@ -339,7 +373,7 @@ pub(crate) struct ValidatedEndpoints {
 
 /// Endpoints must use https, except on loopback where development servers live:
 /// tokens and secrets never cross a network in clear text.
-fn checked_endpoint(name: &str, raw: &str, development_http_hosts: &[String]) -> Result<Url, AuthError> {
+pub(crate) fn checked_endpoint(name: &str, raw: &str, development_http_hosts: &[String]) -> Result<Url, AuthError> {
     let url = Url::parse(raw).map_err(|e| AuthError::config(format!("{name} is not a valid URL: {e}")))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(AuthError::config(format!("{name} must not contain credentials")));
@@ -361,7 +395,7 @@ fn is_development_host(url: &Url, hosts: &[String]) -> bool {
         .is_some_and(|host| hosts.iter().any(|allowed| allowed.trim().eq_ignore_ascii_case(host)))
 }
 
-fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -378,6 +412,9 @@ impl fmt::Debug for AuthConfig {
             .field("client_secret", &self.client_secret.as_ref().map(|_| "[redacted]"))
             .field("client_auth_method", &self.client_auth_method)
             .field("revocation_endpoint", &self.revocation_endpoint)
+            .field("authorization_endpoint", &self.authorization_endpoint)
+            .field("device_authorization_endpoint", &self.device_authorization_endpoint)
+            .field("issuer", &self.issuer)
             .field("default_params", &self.default_params)
             .field("refresh_margin", &self.refresh_margin)
             .field("cache_policy", &self.cache_policy)

@@ -237,6 +237,37 @@ pub enum AuthError {
         /// The I/O, TLS or HTTP error.
         source: Option<ErrorSource>,
     },
+    /// `access_denied` (RFC 6749 §4.1.2.1, RFC 8628 §3.5): the user (or the server's
+    /// policy) refused the sign-in. Offer to start again.
+    #[error("the sign-in was refused: {0}")]
+    AccessDenied(ServerError),
+    /// The redirect's `state` is not the one this sign-in sent (RFC 6749 §10.12): it
+    /// belongs to another sign-in or was forged. Nothing was exchanged; start again.
+    #[error("the redirect does not belong to this sign-in (state mismatch); start the sign-in again")]
+    StateMismatch,
+    /// The authorization response or server metadata names another issuer than
+    /// expected (RFC 9207 §2.4, RFC 8414 §3.3): a possible mix-up attack or a
+    /// misconfigured issuer URL. Nothing was exchanged.
+    #[error("the authorization server identified itself as {} but {expected} was expected", actual.as_deref().unwrap_or("nobody (no iss parameter)"))]
+    IssuerMismatch {
+        /// The issuer configured or discovered.
+        expected: String,
+        /// The issuer the server named, if it named one.
+        actual: Option<String>,
+    },
+    /// The redirect URL handed back to the SDK is not an authorization response.
+    #[error("the redirect is not a usable authorization response: {reason}")]
+    InvalidRedirect {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `expired_token` (RFC 8628 §3.5): the device code expired before the user
+    /// approved it. Start a new device authorization.
+    #[error("the device code expired before the user approved the sign-in; start again")]
+    DeviceCodeExpired,
+    /// The app cancelled the sign-in.
+    #[error("the sign-in was cancelled")]
+    Cancelled,
 }
 
 impl AuthError {
@@ -269,7 +300,8 @@ impl AuthError {
             | Self::UnauthorizedClient(e)
             | Self::UnsupportedGrantType(e)
             | Self::InvalidRequest(e)
-            | Self::OAuth(e) => Some(e),
+            | Self::OAuth(e)
+            | Self::AccessDenied(e) => Some(e),
             _ => None,
         }
     }

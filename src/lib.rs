@@ -145,6 +145,7 @@ mod identity;
 mod insufficient_scope;
 mod internal;
 mod session;
+pub mod signin;
 mod state;
 mod storage;
 // The store's old module path, kept so code written against it still resolves.

@@ -5,6 +5,13 @@
 
 use std::time::Duration;
 
+/// The device authorization grant type (RFC 8628 §3.4).
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// Redirect URIs of the default `native-app` client: a loopback URI (any
+/// port, RFC 8252 §7.3) and a private-use scheme (RFC 8252 §7.1).
+pub const NATIVE_REDIRECT_URIS: &[&str] = &["http://127.0.0.1/callback", "dev.tokenkeeper.demo:/oauth2redirect"];
+
 /// Everything a [`DevServer`](crate::DevServer) needs to know before it starts.
 ///
 /// All fields are public; start from [`DevServerConfig::default()`] and change
@@ -19,7 +26,7 @@ use std::time::Duration;
 ///     rotate_refresh_tokens: true,
 ///     ..DevServerConfig::default()
 /// };
-/// assert_eq!(config.clients.len(), 2);
+/// assert_eq!(config.clients.len(), 3);
 /// ```
 #[derive(Clone, Debug)]
 pub struct DevServerConfig {
@@ -56,12 +63,27 @@ pub struct DevServerConfig {
     /// Per-response access-token rotation at the protected resource; `None`
     /// (the default) turns it off.
     pub rotation: Option<RotationSpec>,
+    /// How long an authorization code can be exchanged (default 60 s).
+    pub authorization_code_lifetime: Duration,
+    /// How long a device code can be polled (default 600 s).
+    pub device_code_lifetime: Duration,
+    /// The polling `interval` the device authorization endpoint announces
+    /// (default 5 s).
+    pub device_poll_interval: Duration,
+    /// Add `iss` to authorization responses (RFC 9207) and advertise it in the
+    /// metadata (default `true`).
+    pub authorization_response_iss: bool,
+    /// The `issuer` the metadata documents claim; `None` (the default) is the
+    /// server's base URL. Tests set another value to check issuer validation.
+    pub metadata_issuer: Option<String>,
 }
 
 impl Default for DevServerConfig {
     /// One confidential client `demo-client`/`demo-secret` (scopes
     /// `read write admin`, all three grants), one public client `public-app`
-    /// (scopes `read write`, password and refresh grants), and the users
+    /// (scopes `read write`, password and refresh grants), one public native
+    /// app `native-app` (scopes `read write`, authorization code, device code
+    /// and refresh grants; redirect URIs [`NATIVE_REDIRECT_URIS`]), and the users
     /// `alice`/`alice-password` and `bob`/`bob-password`.
     fn default() -> Self {
         DevServerConfig {
@@ -73,6 +95,12 @@ impl Default for DevServerConfig {
                     &["client_credentials", "password", "refresh_token"],
                 ),
                 ClientSpec::public("public-app", &["read", "write"], &["password", "refresh_token"]),
+                ClientSpec::public(
+                    "native-app",
+                    &["read", "write"],
+                    &["authorization_code", DEVICE_CODE_GRANT, "refresh_token"],
+                )
+                .with_redirect_uris(NATIVE_REDIRECT_URIS),
             ],
             users: vec![
                 UserSpec::new("alice", "alice-password"),
@@ -87,6 +115,11 @@ impl Default for DevServerConfig {
             reuse_active_token: false,
             clock_offset_secs: 0,
             rotation: None,
+            authorization_code_lifetime: Duration::from_secs(60),
+            device_code_lifetime: Duration::from_secs(600),
+            device_poll_interval: Duration::from_secs(5),
+            authorization_response_iss: true,
+            metadata_issuer: None,
         }
     }
 }
@@ -102,8 +135,11 @@ pub struct ClientSpec {
     /// Scopes the client may obtain; a request without `scope` gets all of them.
     pub scopes: Vec<String>,
     /// Grant types the client may use: `client_credentials`, `password`,
-    /// `refresh_token`.
+    /// `refresh_token`, `authorization_code`, [`DEVICE_CODE_GRANT`].
     pub grants: Vec<String>,
+    /// Redirect URIs registered for the authorization code flow. A loopback
+    /// `http://127.0.0.1/...` URI matches any port (RFC 8252 §7.3).
+    pub redirect_uris: Vec<String>,
 }
 
 impl ClientSpec {
@@ -114,6 +150,7 @@ impl ClientSpec {
             client_secret: Some(secret.to_owned()),
             scopes: to_strings(scopes),
             grants: to_strings(grants),
+            redirect_uris: Vec::new(),
         }
     }
 
@@ -124,7 +161,14 @@ impl ClientSpec {
             client_secret: None,
             scopes: to_strings(scopes),
             grants: to_strings(grants),
+            redirect_uris: Vec::new(),
         }
+    }
+
+    /// The same client with these registered redirect URIs.
+    pub fn with_redirect_uris(mut self, uris: &[&str]) -> Self {
+        self.redirect_uris = to_strings(uris);
+        self
     }
 }
 

@@ -6,6 +6,9 @@
 //! | --- | --- |
 //! | `POST /oauth2/token` | RFC 6749 token endpoint: client credentials, password, refresh token |
 //! | `POST /oauth2/revoke` | RFC 7009 revocation |
+//! | `GET/POST /oauth2/authorize` | RFC 6749 §4.1 authorization endpoint: PKCE S256 required, `iss` in the redirect (RFC 9207); POST with `username`/`password` is the browser-less test login |
+//! | `POST /oauth2/device_authorization` | RFC 8628 device authorization; `GET/POST /device` is the verification page |
+//! | `GET /.well-known/oauth-authorization-server` | RFC 8414 metadata (also at `/.well-known/openid-configuration`) |
 //! | any `/api/{*path}` | bearer-protected resource (`/api/admin...` needs scope `admin`) |
 //! | `/_admin/...` | admin API, see below |
 //!
@@ -32,8 +35,11 @@
 //! `POST /_admin/clear-faults`.
 
 mod admin;
+mod authorize;
 mod config;
+mod device;
 mod faults;
+mod metadata;
 mod oauth;
 mod resource;
 mod revocation;
@@ -47,12 +53,12 @@ use axum::extract::State;
 use axum::http::header::DATE;
 use axum::http::HeaderValue;
 use axum::response::Response;
-use axum::routing::{any, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use config::{ClientSpec, DevServerConfig, RotationSpec, UserSpec};
+pub use config::{ClientSpec, DevServerConfig, RotationSpec, UserSpec, DEVICE_CODE_GRANT, NATIVE_REDIRECT_URIS};
 pub use faults::{Endpoint, Fault};
 pub use state::{RevocationRecord, Stats};
 
@@ -159,6 +165,57 @@ impl DevServer {
         self.state.lock().users.insert(username.to_owned(), password.to_owned());
     }
 
+    /// `http://127.0.0.1:PORT/oauth2/authorize`.
+    pub fn authorization_endpoint(&self) -> String {
+        format!("{}/oauth2/authorize", self.state.base_url)
+    }
+
+    /// `http://127.0.0.1:PORT/oauth2/device_authorization`.
+    pub fn device_authorization_endpoint(&self) -> String {
+        format!("{}/oauth2/device_authorization", self.state.base_url)
+    }
+
+    /// Approves the pending device code `user_code` for `username` (what the
+    /// user does on the verification page). False if no such code is pending.
+    pub fn approve_device(&self, user_code: &str, username: &str) -> bool {
+        self.state
+            .lock()
+            .set_device_status(user_code, device::DeviceStatus::Approved(username.to_owned()))
+    }
+
+    /// Denies the pending device code `user_code`; its next poll gets `access_denied`.
+    pub fn deny_device(&self, user_code: &str) -> bool {
+        self.state
+            .lock()
+            .set_device_status(user_code, device::DeviceStatus::Denied)
+    }
+
+    /// The server is under load: the next poll for `user_code` gets `slow_down`
+    /// and the code's interval grows by 5 s (RFC 8628 §3.5).
+    pub fn throttle_device(&self, user_code: &str) -> bool {
+        let mut inner = self.state.lock();
+        inner
+            .device_by_user_code(user_code)
+            .map(|d| d.throttle = true)
+            .is_some()
+    }
+
+    /// Ends the lifetime of `user_code` now; its next poll gets `expired_token`.
+    pub fn expire_device(&self, user_code: &str) -> bool {
+        let now = self.state.now();
+        let mut inner = self.state.lock();
+        inner
+            .device_by_user_code(user_code)
+            .map(|d| d.expires_at = now)
+            .is_some()
+    }
+
+    /// The polling interval the server now expects for `user_code`, in seconds.
+    pub fn device_interval(&self, user_code: &str) -> Option<u64> {
+        let mut inner = self.state.lock();
+        inner.device_by_user_code(user_code).map(|d| d.interval.as_secs())
+    }
+
     /// How many tokens of `subject` the server would still accept: unrevoked,
     /// unexpired access tokens plus unrevoked refresh tokens. Zero after a complete
     /// logout.
@@ -218,6 +275,11 @@ fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/oauth2/token", post(token_endpoint::token))
         .route("/oauth2/revoke", post(revocation::revoke))
+        .route("/oauth2/authorize", get(authorize::login_page).post(authorize::login))
+        .route("/oauth2/device_authorization", post(device::authorize))
+        .route("/device", get(device::verification_page).post(device::verify))
+        .route("/.well-known/oauth-authorization-server", get(metadata::metadata))
+        .route("/.well-known/openid-configuration", get(metadata::metadata))
         .route("/api/{*path}", any(resource::resource))
         .merge(admin::router())
         .layer(axum::middleware::map_response_with_state(

@@ -53,6 +53,11 @@ impl OAuthError {
     pub fn invalid_scope(description: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
     }
+
+    /// Another HTTP 400 error code, e.g. RFC 8628's `authorization_pending`.
+    pub fn code(error: &'static str, description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, error, description)
+    }
 }
 
 impl IntoResponse for OAuthError {

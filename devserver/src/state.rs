@@ -109,6 +109,10 @@ pub(crate) struct Inner {
     next_chain: u64,
     pub stats: Stats,
     pub faults: HashMap<Endpoint, VecDeque<Fault>>,
+    /// authorization code → its record
+    pub codes: HashMap<String, crate::authorize::AuthCode>,
+    /// device code → its record
+    pub devices: HashMap<String, crate::device::DeviceRecord>,
 }
 
 /// Shared by every request handler and by the [`DevServer`](crate::DevServer) handle.
@@ -153,6 +157,14 @@ impl AppState {
             real.checked_sub(Duration::from_secs(offset.unsigned_abs()))
                 .unwrap_or(UNIX_EPOCH)
         }
+    }
+
+    /// The `issuer` of the metadata and of the `iss` response parameter.
+    pub fn issuer(&self) -> String {
+        self.config
+            .metadata_issuer
+            .clone()
+            .unwrap_or_else(|| self.base_url.clone())
     }
 
     /// The registered client with this id.

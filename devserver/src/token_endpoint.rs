@@ -1,5 +1,6 @@
 //! The token endpoint, `POST /oauth2/token` (RFC 6749): the
-//! `client_credentials` (§4.4), `password` (§4.3) and `refresh_token` (§6)
+//! `client_credentials` (§4.4), `password` (§4.3), `refresh_token` (§6),
+//! `authorization_code` with PKCE (§4.1.3, RFC 7636) and device-code (RFC 8628)
 //! grants, with optional `audience` / `resource` (RFC 8707) parameters.
 
 use std::sync::Arc;
@@ -10,12 +11,18 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::config::ClientSpec;
+use crate::config::{ClientSpec, DEVICE_CODE_GRANT};
 use crate::faults::{self, Endpoint};
 use crate::oauth::{self, authenticate_client, Form, OAuthError};
 use crate::state::{AppState, Grant};
 
-const KNOWN_GRANTS: [&str; 3] = ["client_credentials", "password", "refresh_token"];
+const KNOWN_GRANTS: [&str; 5] = [
+    "client_credentials",
+    "password",
+    "refresh_token",
+    "authorization_code",
+    DEVICE_CODE_GRANT,
+];
 
 /// `POST /oauth2/token`.
 pub(crate) async fn token(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -106,6 +113,33 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
                 presented_refresh: None,
             }
         }
+        "authorization_code" => {
+            let (subject, scope, code_resource) = crate::authorize::redeem(state, client, form)?;
+            let request = Request {
+                client,
+                subject,
+                scope,
+                audience,
+                resource: resource.or(code_resource),
+                new_refresh_token: config.issue_refresh_tokens,
+                presented_refresh: None,
+            };
+            let (response, tokens) = issue(state, &request);
+            crate::authorize::link_tokens(state, param(form, "code")?, &tokens);
+            return Ok(response);
+        }
+        DEVICE_CODE_GRANT => {
+            let (subject, scope) = crate::device::redeem(state, &client.client_id, form)?;
+            Request {
+                client,
+                subject,
+                scope,
+                audience,
+                resource,
+                new_refresh_token: config.issue_refresh_tokens,
+                presented_refresh: None,
+            }
+        }
         _ => {
             let presented = param(form, "refresh_token")?;
             let inner = state.lock();
@@ -139,7 +173,7 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
             }
         }
     };
-    Ok(issue(state, &request))
+    Ok(issue(state, &request).0)
 }
 
 /// A required parameter.
@@ -176,8 +210,8 @@ fn allowed_scope(client: &ClientSpec, requested: Option<Vec<String>>) -> Result<
 }
 
 /// Mints (or, with `reuse_active_token`, finds) the tokens and builds the
-/// success response.
-fn issue(state: &AppState, request: &Request<'_>) -> Response {
+/// success response; also returns the tokens it handed out.
+fn issue(state: &AppState, request: &Request<'_>) -> (Response, Vec<String>) {
     let config = &state.config;
     let now = state.now();
     let mut inner = state.lock();
@@ -190,7 +224,8 @@ fn issue(state: &AppState, request: &Request<'_>) -> Response {
                 .filter(|rt| inner.refresh.get(rt).is_some_and(|r| !r.revoked));
             // Like WSO2: `expires_in` is the time the reused token has left.
             let remaining = record.expires_at.duration_since(now).unwrap_or_default();
-            return success(state, &token, remaining.as_secs(), refresh.as_deref(), &record.scope);
+            let response = success(state, &token, remaining.as_secs(), refresh.as_deref(), &record.scope);
+            return (response, [Some(token), refresh].into_iter().flatten().collect());
         }
     }
 
@@ -224,7 +259,8 @@ fn issue(state: &AppState, request: &Request<'_>) -> Response {
     let access = inner.mint_access(state, &grant, link);
     drop(inner);
     let lifetime = config.access_token_lifetime.as_secs();
-    success(state, &access, lifetime, new_refresh.as_deref(), &request.scope)
+    let response = success(state, &access, lifetime, new_refresh.as_deref(), &request.scope);
+    (response, [Some(access), new_refresh].into_iter().flatten().collect())
 }
 
 fn success(

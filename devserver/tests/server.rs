@@ -198,7 +198,7 @@ async fn client_authentication_errors() {
 #[tokio::test]
 async fn grant_errors() {
     let server = start(DevServerConfig::default()).await;
-    let cases: [(FormParams<'_>, u16, &str); 7] = [
+    let cases: [(FormParams<'_>, u16, &str); 8] = [
         (
             &[("grant_type", "password"), ("username", "alice"), ("password", "nope")],
             400,
@@ -220,9 +220,15 @@ async fn grant_errors() {
             "invalid_scope",
         ),
         (
-            &[("grant_type", "authorization_code"), ("code", "x")],
+            &[("grant_type", "urn:example:unknown"), ("code", "x")],
             400,
             "unsupported_grant_type",
+        ),
+        // Supported, but not registered for demo-client (native-app has it).
+        (
+            &[("grant_type", "authorization_code"), ("code", "x")],
+            400,
+            "unauthorized_client",
         ),
         (&[("scope", "read")], 400, "invalid_request"),
         (

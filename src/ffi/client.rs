@@ -86,6 +86,13 @@ impl AuthClient {
     }
 }
 
+impl AuthClient {
+    /// The core client, for the exports in `signin.rs`.
+    pub(crate) fn core(&self) -> &crate::AuthClient {
+        &self.inner
+    }
+}
+
 /// One identity (the client, or one user) and its token. Cheap to hold; all methods
 /// are safe to call concurrently, and concurrent callers share one token request.
 ///
@@ -97,7 +104,7 @@ pub struct Session {
 }
 
 impl Session {
-    fn wrap(inner: Arc<crate::Session>) -> Arc<Self> {
+    pub(crate) fn wrap(inner: Arc<crate::Session>) -> Arc<Self> {
         Arc::new(Self { inner })
     }
 }

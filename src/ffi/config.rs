@@ -76,6 +76,18 @@ pub struct AuthConfig {
     /// https stays mandatory for every other host. Never ship it in a release build.
     #[uniffi(default = [])]
     pub development_http_hosts: Vec<String>,
+    /// The authorization endpoint, for the browser sign-in (PKCE).
+    #[uniffi(default = None)]
+    pub authorization_endpoint: Option<String>,
+    /// The RFC 8628 device authorization endpoint, for the device sign-in.
+    #[uniffi(default = None)]
+    pub device_authorization_endpoint: Option<String>,
+    /// The server's issuer identifier: a redirect's `iss` must equal it (RFC 9207).
+    #[uniffi(default = None)]
+    pub issuer: Option<String>,
+    /// With `issuer`: reject redirects that carry no `iss` at all.
+    #[uniffi(default = false)]
+    pub require_iss: bool,
 }
 
 impl fmt::Debug for AuthConfig {
@@ -132,6 +144,15 @@ impl From<AuthConfig> for crate::AuthConfig {
         }
         if let Some(timeout) = c.store_timeout {
             config = config.store_timeout(timeout.into());
+        }
+        if let Some(url) = c.authorization_endpoint {
+            config = config.authorization_endpoint(url);
+        }
+        if let Some(url) = c.device_authorization_endpoint {
+            config = config.device_authorization_endpoint(url);
+        }
+        if let Some(issuer) = c.issuer {
+            config = config.issuer(issuer, c.require_iss);
         }
         config
     }

@@ -69,6 +69,24 @@ pub enum AuthError {
     /// The app's token store failed.
     #[error("{0}")]
     Storage(String),
+    /// The user (or the server's policy) refused the sign-in: offer to start again.
+    #[error("{0}")]
+    AccessDenied(String),
+    /// The redirect does not belong to this sign-in (`state` differs): start again.
+    #[error("{0}")]
+    StateMismatch(String),
+    /// The server named another issuer than expected (RFC 9207 / RFC 8414): nothing was exchanged.
+    #[error("{0}")]
+    IssuerMismatch(String),
+    /// The redirect URL is not an authorization response.
+    #[error("{0}")]
+    InvalidRedirect(String),
+    /// The device code expired before the user approved: start a new device sign-in.
+    #[error("{0}")]
+    DeviceCodeExpired(String),
+    /// The app cancelled the sign-in.
+    #[error("{0}")]
+    Cancelled(String),
     /// A bug in tokenkeeper (a panicked task) or an error this binding does not know yet.
     #[error("{0}")]
     Internal(String),
@@ -96,6 +114,12 @@ impl From<Core> for AuthError {
             Core::InvalidResponse { .. } => Self::InvalidResponse(message),
             Core::InvalidConfig { .. } => Self::InvalidConfig(message),
             Core::Storage { .. } => Self::Storage(message),
+            Core::AccessDenied(_) => Self::AccessDenied(message),
+            Core::StateMismatch => Self::StateMismatch(message),
+            Core::IssuerMismatch { .. } => Self::IssuerMismatch(message),
+            Core::InvalidRedirect { .. } => Self::InvalidRedirect(message),
+            Core::DeviceCodeExpired => Self::DeviceCodeExpired(message),
+            Core::Cancelled => Self::Cancelled(message),
             // `crate::AuthError` is #[non_exhaustive]: a variant added later still
             // reaches the app, with its message, until it gets its own subclass here.
             #[allow(unreachable_patterns)]

@@ -27,6 +27,7 @@ mod config;
 mod error;
 mod events;
 mod runtime;
+pub mod signin;
 mod state;
 mod store;
 mod token;

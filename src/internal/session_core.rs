@@ -54,7 +54,6 @@ pub(crate) enum Acquire {
     /// An explicit password login with this password, installed only if accepted.
     Login(SecretString),
     /// Tokens the app obtained elsewhere (code exchange, device grant, import).
-    #[allow(dead_code)]
     SignIn(IssuedToken, SystemTime),
 }
 
@@ -423,7 +422,6 @@ impl SessionCore {
 
     /// Installs tokens obtained elsewhere (authorization code, device grant, import)
     /// through the same fence, persistence and publication as any other token.
-    #[allow(dead_code)] // the entry point of the browser, device and import sign-ins
     pub(crate) async fn sign_in_with(
         self: &Arc<Self>,
         issued: IssuedToken,

@@ -67,6 +67,11 @@ impl Harness {
             .unwrap_or(0)
     }
 
+    pub fn clock_now(&self) -> std::time::SystemTime {
+        use tokenkeeper::Clock;
+        self.clock.now()
+    }
+
     pub fn advance(&self, secs: u64) {
         self.clock.advance(Duration::from_secs(secs));
     }

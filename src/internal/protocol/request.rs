@@ -18,6 +18,14 @@ pub(crate) enum Grant<'a> {
     },
     /// RFC 6749 §6.
     RefreshToken(&'a SecretString),
+    /// RFC 6749 §4.1.3 with the RFC 7636 §4.5 `code_verifier`.
+    AuthorizationCode {
+        code: &'a SecretString,
+        redirect_uri: &'a str,
+        verifier: &'a SecretString,
+    },
+    /// RFC 8628 §3.4.
+    DeviceCode(&'a SecretString),
 }
 
 impl Grant<'_> {
@@ -26,6 +34,8 @@ impl Grant<'_> {
             Grant::ClientCredentials => "client_credentials",
             Grant::Password { .. } => "password",
             Grant::RefreshToken(_) => "refresh_token",
+            Grant::AuthorizationCode { .. } => "authorization_code",
+            Grant::DeviceCode(_) => "urn:ietf:params:oauth:grant-type:device_code",
         }
     }
 }
@@ -61,15 +71,44 @@ pub(crate) fn token_request(
             form.add("password", password.expose_secret());
         }
         Grant::RefreshToken(token) => form.add("refresh_token", token.expose_secret()),
+        Grant::AuthorizationCode {
+            code,
+            redirect_uri,
+            verifier,
+        } => {
+            form.add("code", code.expose_secret());
+            form.add("redirect_uri", redirect_uri);
+            form.add("code_verifier", verifier.expose_secret());
+        }
+        Grant::DeviceCode(code) => form.add("device_code", code.expose_secret()),
     }
+    // The code and device grants carry the scope of their authorization request.
+    let scoped = !matches!(grant, Grant::AuthorizationCode { .. } | Grant::DeviceCode(_));
+    if let Some(scope) = identity.scope_param().filter(|_| scoped) {
+        form.add("scope", &scope);
+    }
+    if let Some(audience) = identity.audience.as_ref().filter(|_| scoped) {
+        form.add("audience", audience);
+    }
+    if let Some(resource) = &identity.resource {
+        form.add("resource", resource);
+    }
+    authenticated_post(http, url, config, form)
+}
+
+/// An RFC 8628 §3.1 device authorization request.
+pub(crate) fn device_authorization_request(
+    http: &Client,
+    url: &Url,
+    config: &AuthConfig,
+    identity: &Identity,
+) -> RequestBuilder {
+    let mut form = Form::new();
     if let Some(scope) = identity.scope_param() {
         form.add("scope", &scope);
     }
     if let Some(audience) = &identity.audience {
         form.add("audience", audience);
-    }
-    if let Some(resource) = &identity.resource {
-        form.add("resource", resource);
     }
     authenticated_post(http, url, config, form)
 }

@@ -487,6 +487,22 @@ fileprivate struct FfiConverterInt32: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
+    typealias FfiType = UInt64
+    typealias SwiftType = UInt64
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt64 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
     typealias FfiType = Int64
     typealias SwiftType = Int64
@@ -567,6 +583,34 @@ fileprivate struct FfiConverterString: FfiConverter {
         let len = Int32(value.utf8.count)
         writeInt(&buf, len)
         writeBytes(&buf, value.utf8)
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDuration: FfiConverterRustBuffer {
+    typealias SwiftType = TimeInterval
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TimeInterval {
+        let seconds: UInt64 = try readInt(&buf)
+        let nanoseconds: UInt32 = try readInt(&buf)
+        return Double(seconds) + (Double(nanoseconds) / 1.0e9)
+    }
+
+    public static func write(_ value: TimeInterval, into buf: inout [UInt8]) {
+        if value.rounded(.down) > Double(Int64.max) {
+            fatalError("Duration overflow, exceeds max bounds supported by Uniffi")
+        }
+
+        if value < 0 {
+            fatalError("Invalid duration, must be non-negative")
+        }
+
+        let seconds = UInt64(value)
+        let nanoseconds = UInt32((value - Double(seconds)) * 1.0e9)
+        writeInt(&buf, seconds)
+        writeInt(&buf, nanoseconds)
     }
 }
 
@@ -793,6 +837,223 @@ public func FfiConverterTypeAuthEventListener_lower(_ value: AuthEventListener) 
 
 
 /**
+ * A device sign-in in progress: show [`user_code`](Self::user_code) and
+ * [`verification_uri`](Self::verification_uri), then `completeDeviceAuthorization`.
+ */
+public protocol DeviceAuthorizationProtocol: AnyObject, Sendable {
+    
+    /**
+     * Stops `completeDeviceAuthorization`, which throws `AuthException.Cancelled`.
+     * (Cancelling the coroutine or Swift task does not stop the polling; this does.)
+     */
+    func cancel() 
+    
+    /**
+     * When the codes expire, in seconds since the Unix epoch.
+     */
+    func expiresAtEpochSeconds()  -> UInt64
+    
+    /**
+     * The polling interval the server asked for.
+     */
+    func interval()  -> TimeInterval
+    
+    /**
+     * The code the user types on the verification page.
+     */
+    func userCode()  -> String
+    
+    /**
+     * The page where the user enters the code.
+     */
+    func verificationUri()  -> String
+    
+    /**
+     * The page with the code filled in (for a QR code), if the server sends one.
+     */
+    func verificationUriComplete()  -> String?
+    
+}
+/**
+ * A device sign-in in progress: show [`user_code`](Self::user_code) and
+ * [`verification_uri`](Self::verification_uri), then `completeDeviceAuthorization`.
+ */
+open class DeviceAuthorization: DeviceAuthorizationProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_tokenkeeper_fn_clone_deviceauthorization(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_tokenkeeper_fn_free_deviceauthorization(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Stops `completeDeviceAuthorization`, which throws `AuthException.Cancelled`.
+     * (Cancelling the coroutine or Swift task does not stop the polling; this does.)
+     */
+open func cancel()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_deviceauthorization_cancel(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * When the codes expire, in seconds since the Unix epoch.
+     */
+open func expiresAtEpochSeconds() -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_deviceauthorization_expires_at_epoch_seconds(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The polling interval the server asked for.
+     */
+open func interval() -> TimeInterval  {
+    return try!  FfiConverterDuration.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_deviceauthorization_interval(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The code the user types on the verification page.
+     */
+open func userCode() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_deviceauthorization_user_code(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The page where the user enters the code.
+     */
+open func verificationUri() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_deviceauthorization_verification_uri(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The page with the code filled in (for a QR code), if the server sends one.
+     */
+open func verificationUriComplete() -> String?  {
+    return try!  FfiConverterOptionString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_deviceauthorization_verification_uri_complete(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDeviceAuthorization: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = DeviceAuthorization
+
+    public static func lift(_ handle: UInt64) throws -> DeviceAuthorization {
+        return DeviceAuthorization(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: DeviceAuthorization) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DeviceAuthorization {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: DeviceAuthorization, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDeviceAuthorization_lift(_ handle: UInt64) throws -> DeviceAuthorization {
+    return try FfiConverterTypeDeviceAuthorization.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDeviceAuthorization_lower(_ value: DeviceAuthorization) -> UInt64 {
+    return FfiConverterTypeDeviceAuthorization.lower(value)
+}
+
+
+
+
+
+
+/**
  * One authorization server and one OAuth client, with its registry of sessions: at
  * most one active token per identity. Create one per server and share it.
  *
@@ -831,6 +1092,36 @@ public protocol NativeAuthClientProtocol: AnyObject, Sendable {
      * The signed-in session of `username`, if any: the same session `login` returned.
      */
     func session(username: String)  -> NativeSession?
+    
+    /**
+     * Starts a browser sign-in for the account the app calls `account` (the session's
+     * user name): PKCE S256 and a fresh `state`. `scopes` replaces the config's;
+     * `extra_params` adds query parameters such as `prompt` or `login_hint`.
+     */
+    func authorizationRequest(account: String, redirectUri: String, scopes: [String]?, extraParams: [String: String]?, nonce: Bool) throws  -> PendingAuthorization
+    
+    /**
+     * Finishes a browser sign-in with the URL the browser was redirected to. Throws
+     * `StateMismatch`, `IssuerMismatch`, `AccessDenied`, `InvalidRedirect`, or
+     * `InvalidGrant` (a spent or foreign code).
+     */
+    func completeAuthorization(pending: PendingAuthorization, redirectUrl: String) async throws  -> NativeSession
+    
+    /**
+     * Polls until the user approves; honours the server's interval and `slow_down`.
+     * Throws `AccessDenied`, `DeviceCodeExpired` or `Cancelled`.
+     */
+    func completeDeviceAuthorization(device: DeviceAuthorization) async throws  -> NativeSession
+    
+    /**
+     * A session for `account` from tokens the app already has; no network traffic.
+     */
+    func importTokens(account: String, tokens: ImportedTokens, scopes: [String]?) async throws  -> NativeSession
+    
+    /**
+     * Starts a device sign-in (RFC 8628) for `account`.
+     */
+    func startDeviceAuthorization(account: String, scopes: [String]?) async throws  -> DeviceAuthorization
     
 }
 /**
@@ -982,6 +1273,104 @@ open func session(username: String) -> NativeSession?  {
         FfiConverterString.lower(username),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Starts a browser sign-in for the account the app calls `account` (the session's
+     * user name): PKCE S256 and a fresh `state`. `scopes` replaces the config's;
+     * `extra_params` adds query parameters such as `prompt` or `login_hint`.
+     */
+open func authorizationRequest(account: String, redirectUri: String, scopes: [String]? = nil, extraParams: [String: String]? = nil, nonce: Bool = false)throws  -> PendingAuthorization  {
+    return try  FfiConverterTypePendingAuthorization_lift(try rustCallWithError(FfiConverterTypeNativeAuthError_lift) {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_authclient_authorization_request(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(account),
+        FfiConverterString.lower(redirectUri),
+        FfiConverterOptionSequenceString.lower(scopes),
+        FfiConverterOptionDictionaryStringString.lower(extraParams),
+        FfiConverterBool.lower(nonce),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Finishes a browser sign-in with the URL the browser was redirected to. Throws
+     * `StateMismatch`, `IssuerMismatch`, `AccessDenied`, `InvalidRedirect`, or
+     * `InvalidGrant` (a spent or foreign code).
+     */
+open func completeAuthorization(pending: PendingAuthorization, redirectUrl: String)async throws  -> NativeSession  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_authclient_complete_authorization(
+                        self.uniffiCloneHandle(),FfiConverterTypePendingAuthorization_lower(pending),FfiConverterString.lower(redirectUrl)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_u64,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_u64,
+            freeFunc: ffi_tokenkeeper_rust_future_free_u64,
+            liftFunc: FfiConverterTypeNativeSession_lift,
+            errorHandler: FfiConverterTypeNativeAuthError_lift
+        )
+}
+    
+    /**
+     * Polls until the user approves; honours the server's interval and `slow_down`.
+     * Throws `AccessDenied`, `DeviceCodeExpired` or `Cancelled`.
+     */
+open func completeDeviceAuthorization(device: DeviceAuthorization)async throws  -> NativeSession  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_authclient_complete_device_authorization(
+                        self.uniffiCloneHandle(),FfiConverterTypeDeviceAuthorization_lower(device)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_u64,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_u64,
+            freeFunc: ffi_tokenkeeper_rust_future_free_u64,
+            liftFunc: FfiConverterTypeNativeSession_lift,
+            errorHandler: FfiConverterTypeNativeAuthError_lift
+        )
+}
+    
+    /**
+     * A session for `account` from tokens the app already has; no network traffic.
+     */
+open func importTokens(account: String, tokens: ImportedTokens, scopes: [String]? = nil)async throws  -> NativeSession  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_authclient_import_tokens(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(account),FfiConverterTypeImportedTokens_lower(tokens),FfiConverterOptionSequenceString.lower(scopes)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_u64,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_u64,
+            freeFunc: ffi_tokenkeeper_rust_future_free_u64,
+            liftFunc: FfiConverterTypeNativeSession_lift,
+            errorHandler: FfiConverterTypeNativeAuthError_lift
+        )
+}
+    
+    /**
+     * Starts a device sign-in (RFC 8628) for `account`.
+     */
+open func startDeviceAuthorization(account: String, scopes: [String]? = nil)async throws  -> DeviceAuthorization  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_authclient_start_device_authorization(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(account),FfiConverterOptionSequenceString.lower(scopes)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_u64,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_u64,
+            freeFunc: ffi_tokenkeeper_rust_future_free_u64,
+            liftFunc: FfiConverterTypeDeviceAuthorization_lift,
+            errorHandler: FfiConverterTypeNativeAuthError_lift
+        )
 }
     
 
@@ -1479,6 +1868,171 @@ public func FfiConverterTypeNativeSession_lower(_ value: NativeSession) -> UInt6
 
 
 /**
+ * A browser sign-in in progress. Keep it until the redirect arrives (the PKCE
+ * verifier and `state` live in it, in memory only).
+ */
+public protocol PendingAuthorizationProtocol: AnyObject, Sendable {
+    
+    /**
+     * The OpenID Connect `nonce`, if one was requested.
+     */
+    func nonce()  -> String?
+    
+    /**
+     * The redirect URI the browser will come back to.
+     */
+    func redirectUri()  -> String
+    
+    /**
+     * The URL to open in the system browser (never a web view, RFC 8252 §8.12).
+     */
+    func url()  -> String
+    
+}
+/**
+ * A browser sign-in in progress. Keep it until the redirect arrives (the PKCE
+ * verifier and `state` live in it, in memory only).
+ */
+open class PendingAuthorization: PendingAuthorizationProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_tokenkeeper_fn_clone_pendingauthorization(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_tokenkeeper_fn_free_pendingauthorization(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The OpenID Connect `nonce`, if one was requested.
+     */
+open func nonce() -> String?  {
+    return try!  FfiConverterOptionString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_pendingauthorization_nonce(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The redirect URI the browser will come back to.
+     */
+open func redirectUri() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_pendingauthorization_redirect_uri(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The URL to open in the system browser (never a web view, RFC 8252 §8.12).
+     */
+open func url() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_pendingauthorization_url(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePendingAuthorization: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = PendingAuthorization
+
+    public static func lift(_ handle: UInt64) throws -> PendingAuthorization {
+        return PendingAuthorization(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: PendingAuthorization) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PendingAuthorization {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: PendingAuthorization, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePendingAuthorization_lift(_ handle: UInt64) throws -> PendingAuthorization {
+    return try FfiConverterTypePendingAuthorization.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePendingAuthorization_lower(_ value: PendingAuthorization) -> UInt64 {
+    return FfiConverterTypePendingAuthorization.lower(value)
+}
+
+
+
+
+
+
+/**
  * Sees every change of a session's token, synchronously, from the place where the
  * core writes its cache. Keep it to a field write: no blocking, no calls back into
  * the session. What it throws is logged and ignored.
@@ -1698,9 +2252,7 @@ public func FfiConverterTypeTokenObserver_lower(_ value: TokenObserver) -> UInt6
 /**
  * Where refresh tokens survive an app restart. Only refresh tokens are stored,
  * never passwords, client secrets or access tokens. The key is opaque and stable; it
- * names the token endpoint, the client and the identity, never a secret. The value
- * is opaque too (a small JSON record holding the refresh token, a few KiB at most):
- * keep it as it is, encrypted (Android: `KeystoreTokenStore`; iOS: the Keychain).
+ * names the client and the identity, never a secret.
  *
  * Methods are called from tokenkeeper's own threads, never the main thread; they
  * may block briefly (disk, Keychain). Throw `StoreException.Failed` on failure: the
@@ -1709,17 +2261,17 @@ public func FfiConverterTypeTokenObserver_lower(_ value: TokenObserver) -> UInt6
 public protocol TokenStore: AnyObject, Sendable {
     
     /**
-     * The value stored for `key`, or `null`/`nil` if none.
+     * The stored refresh token for `key`, or `null`/`nil` if none.
      */
     func load(key: String) throws  -> String?
     
     /**
-     * Stores (or replaces) the value for `key`; durably, before returning.
+     * Stores (or replaces) the refresh token for `key`.
      */
     func save(key: String, refreshToken: String) throws 
     
     /**
-     * Forgets the value for `key`; no error if there was none.
+     * Forgets the refresh token for `key`; no error if there was none.
      */
     func remove(key: String) throws 
     
@@ -1727,9 +2279,7 @@ public protocol TokenStore: AnyObject, Sendable {
 /**
  * Where refresh tokens survive an app restart. Only refresh tokens are stored,
  * never passwords, client secrets or access tokens. The key is opaque and stable; it
- * names the token endpoint, the client and the identity, never a secret. The value
- * is opaque too (a small JSON record holding the refresh token, a few KiB at most):
- * keep it as it is, encrypted (Android: `KeystoreTokenStore`; iOS: the Keychain).
+ * names the client and the identity, never a secret.
  *
  * Methods are called from tokenkeeper's own threads, never the main thread; they
  * may block briefly (disk, Keychain). Throw `StoreException.Failed` on failure: the
@@ -1789,7 +2339,7 @@ open class TokenStoreImpl: TokenStore, @unchecked Sendable {
 
     
     /**
-     * The value stored for `key`, or `null`/`nil` if none.
+     * The stored refresh token for `key`, or `null`/`nil` if none.
      */
 open func load(key: String)throws  -> String?  {
     return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypeStoreError_lift) {
@@ -1802,7 +2352,7 @@ open func load(key: String)throws  -> String?  {
 }
     
     /**
-     * Stores (or replaces) the value for `key`; durably, before returning.
+     * Stores (or replaces) the refresh token for `key`.
      */
 open func save(key: String, refreshToken: String)throws   {try rustCallWithError(FfiConverterTypeStoreError_lift) {
         uniffiCallStatus in
@@ -1815,7 +2365,7 @@ open func save(key: String, refreshToken: String)throws   {try rustCallWithError
 }
     
     /**
-     * Forgets the value for `key`; no error if there was none.
+     * Forgets the refresh token for `key`; no error if there was none.
      */
 open func remove(key: String)throws   {try rustCallWithError(FfiConverterTypeStoreError_lift) {
         uniffiCallStatus in
@@ -2183,22 +2733,27 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
      */
     public var requestTimeout: TimeSpan?
     /**
-     * A directory every process of the app shares (iOS: the app group container;
-     * Android: `context.filesDir`), where refreshes of one stored session take an OS
-     * file lock, so an app and its extension never spend one rotating refresh token
-     * twice (default: none, refreshes are serialised within the process only).
-     */
-    public var storeLockDirectory: String?
-    /**
-     * How long one `TokenStore` call may take before it counts as failed (default: 30 s).
-     */
-    public var storeTimeout: TimeSpan?
-    /**
      * **Development only**: hosts (such as `10.0.2.2`, the Android emulator's address
      * of the development machine) reached over plain http. Logged loudly as a warning;
      * https stays mandatory for every other host. Never ship it in a release build.
      */
     public var developmentHttpHosts: [String]
+    /**
+     * The authorization endpoint, for the browser sign-in (PKCE).
+     */
+    public var authorizationEndpoint: String?
+    /**
+     * The RFC 8628 device authorization endpoint, for the device sign-in.
+     */
+    public var deviceAuthorizationEndpoint: String?
+    /**
+     * The server's issuer identifier: a redirect's `iss` must equal it (RFC 9207).
+     */
+    public var issuer: String?
+    /**
+     * With `issuer`: reject redirects that carry no `iss` at all.
+     */
+    public var requireIss: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2249,19 +2804,22 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
          * Whole-request timeout (default: 30 s).
          */requestTimeout: TimeSpan? = nil, 
         /**
-         * A directory every process of the app shares (iOS: the app group container;
-         * Android: `context.filesDir`), where refreshes of one stored session take an OS
-         * file lock, so an app and its extension never spend one rotating refresh token
-         * twice (default: none, refreshes are serialised within the process only).
-         */storeLockDirectory: String? = nil, 
-        /**
-         * How long one `TokenStore` call may take before it counts as failed (default: 30 s).
-         */storeTimeout: TimeSpan? = nil, 
-        /**
          * **Development only**: hosts (such as `10.0.2.2`, the Android emulator's address
          * of the development machine) reached over plain http. Logged loudly as a warning;
          * https stays mandatory for every other host. Never ship it in a release build.
-         */developmentHttpHosts: [String] = []) {
+         */developmentHttpHosts: [String] = [], 
+        /**
+         * The authorization endpoint, for the browser sign-in (PKCE).
+         */authorizationEndpoint: String? = nil, 
+        /**
+         * The RFC 8628 device authorization endpoint, for the device sign-in.
+         */deviceAuthorizationEndpoint: String? = nil, 
+        /**
+         * The server's issuer identifier: a redirect's `iss` must equal it (RFC 9207).
+         */issuer: String? = nil, 
+        /**
+         * With `issuer`: reject redirects that carry no `iss` at all.
+         */requireIss: Bool = false) {
         self.tokenEndpoint = tokenEndpoint
         self.clientId = clientId
         self.clientSecret = clientSecret
@@ -2277,9 +2835,11 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
         self.retryPolicy = retryPolicy
         self.connectTimeout = connectTimeout
         self.requestTimeout = requestTimeout
-        self.storeLockDirectory = storeLockDirectory
-        self.storeTimeout = storeTimeout
         self.developmentHttpHosts = developmentHttpHosts
+        self.authorizationEndpoint = authorizationEndpoint
+        self.deviceAuthorizationEndpoint = deviceAuthorizationEndpoint
+        self.issuer = issuer
+        self.requireIss = requireIss
     }
 
     
@@ -2324,9 +2884,11 @@ public struct FfiConverterTypeAuthConfig: FfiConverterRustBuffer {
                 retryPolicy: FfiConverterOptionTypeRetryPolicy.read(from: &buf), 
                 connectTimeout: FfiConverterOptionTypeTimeSpan.read(from: &buf), 
                 requestTimeout: FfiConverterOptionTypeTimeSpan.read(from: &buf), 
-                storeLockDirectory: FfiConverterOptionString.read(from: &buf), 
-                storeTimeout: FfiConverterOptionTypeTimeSpan.read(from: &buf), 
-                developmentHttpHosts: FfiConverterSequenceString.read(from: &buf)
+                developmentHttpHosts: FfiConverterSequenceString.read(from: &buf), 
+                authorizationEndpoint: FfiConverterOptionString.read(from: &buf), 
+                deviceAuthorizationEndpoint: FfiConverterOptionString.read(from: &buf), 
+                issuer: FfiConverterOptionString.read(from: &buf), 
+                requireIss: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -2346,9 +2908,11 @@ public struct FfiConverterTypeAuthConfig: FfiConverterRustBuffer {
         FfiConverterOptionTypeRetryPolicy.write(value.retryPolicy, into: &buf)
         FfiConverterOptionTypeTimeSpan.write(value.connectTimeout, into: &buf)
         FfiConverterOptionTypeTimeSpan.write(value.requestTimeout, into: &buf)
-        FfiConverterOptionString.write(value.storeLockDirectory, into: &buf)
-        FfiConverterOptionTypeTimeSpan.write(value.storeTimeout, into: &buf)
         FfiConverterSequenceString.write(value.developmentHttpHosts, into: &buf)
+        FfiConverterOptionString.write(value.authorizationEndpoint, into: &buf)
+        FfiConverterOptionString.write(value.deviceAuthorizationEndpoint, into: &buf)
+        FfiConverterOptionString.write(value.issuer, into: &buf)
+        FfiConverterBool.write(value.requireIss, into: &buf)
     }
 }
 
@@ -2365,6 +2929,108 @@ public func FfiConverterTypeAuthConfig_lift(_ buf: RustBuffer) throws -> AuthCon
 #endif
 public func FfiConverterTypeAuthConfig_lower(_ value: AuthConfig) -> RustBuffer {
     return FfiConverterTypeAuthConfig.lower(value)
+}
+
+
+/**
+ * Tokens the app already has (another SDK signed the user in, or an older app
+ * version stored them), for `importTokens`. Its `toString()` / description comes
+ * from Rust and redacts both tokens.
+ */
+public struct ImportedTokens: Equatable, Hashable, CustomDebugStringConvertible {
+    /**
+     * The access token.
+     */
+    public var accessToken: String
+    /**
+     * The refresh token, if any: it keeps the session alive.
+     */
+    public var refreshToken: String?
+    /**
+     * When the access token expires, in seconds since the Unix epoch.
+     */
+    public var expiresAtEpochSeconds: UInt64?
+    /**
+     * The scopes it was granted, space-separated.
+     */
+    public var scope: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The access token.
+         */accessToken: String, 
+        /**
+         * The refresh token, if any: it keeps the session alive.
+         */refreshToken: String? = nil, 
+        /**
+         * When the access token expires, in seconds since the Unix epoch.
+         */expiresAtEpochSeconds: UInt64? = nil, 
+        /**
+         * The scopes it was granted, space-separated.
+         */scope: String? = nil) {
+        self.accessToken = accessToken
+        self.refreshToken = refreshToken
+        self.expiresAtEpochSeconds = expiresAtEpochSeconds
+        self.scope = scope
+    }
+
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_importedtokens_uniffi_trait_debug(
+            FfiConverterTypeImportedTokens_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+#if compiler(>=6)
+extension ImportedTokens: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeImportedTokens: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ImportedTokens {
+        return
+            try ImportedTokens(
+                accessToken: FfiConverterString.read(from: &buf), 
+                refreshToken: FfiConverterOptionString.read(from: &buf), 
+                expiresAtEpochSeconds: FfiConverterOptionUInt64.read(from: &buf), 
+                scope: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ImportedTokens, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.accessToken, into: &buf)
+        FfiConverterOptionString.write(value.refreshToken, into: &buf)
+        FfiConverterOptionUInt64.write(value.expiresAtEpochSeconds, into: &buf)
+        FfiConverterOptionString.write(value.scope, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeImportedTokens_lift(_ buf: RustBuffer) throws -> ImportedTokens {
+    return try FfiConverterTypeImportedTokens.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeImportedTokens_lower(_ value: ImportedTokens) -> RustBuffer {
+    return FfiConverterTypeImportedTokens.lower(value)
 }
 
 
@@ -3133,6 +3799,36 @@ enum NativeAuthError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
     case Storage(message: String)
     
     /**
+     * The user (or the server's policy) refused the sign-in: offer to start again.
+     */
+    case AccessDenied(message: String)
+    
+    /**
+     * The redirect does not belong to this sign-in (`state` differs): start again.
+     */
+    case StateMismatch(message: String)
+    
+    /**
+     * The server named another issuer than expected (RFC 9207 / RFC 8414): nothing was exchanged.
+     */
+    case IssuerMismatch(message: String)
+    
+    /**
+     * The redirect URL is not an authorization response.
+     */
+    case InvalidRedirect(message: String)
+    
+    /**
+     * The device code expired before the user approved: start a new device sign-in.
+     */
+    case DeviceCodeExpired(message: String)
+    
+    /**
+     * The app cancelled the sign-in.
+     */
+    case Cancelled(message: String)
+    
+    /**
      * A bug in tokenkeeper (a panicked task) or an error this binding does not know yet.
      */
     case Internal(message: String)
@@ -3226,7 +3922,31 @@ public struct FfiConverterTypeNativeAuthError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 16: return .Internal(
+        case 16: return .AccessDenied(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 17: return .StateMismatch(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 18: return .IssuerMismatch(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 19: return .InvalidRedirect(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 20: return .DeviceCodeExpired(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 21: return .Cancelled(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 22: return .Internal(
             message: try FfiConverterString.read(from: &buf)
         )
         
@@ -3271,8 +3991,20 @@ public struct FfiConverterTypeNativeAuthError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(14))
         case .Storage(_ /* message is ignored*/):
             writeInt(&buf, Int32(15))
-        case .Internal(_ /* message is ignored*/):
+        case .AccessDenied(_ /* message is ignored*/):
             writeInt(&buf, Int32(16))
+        case .StateMismatch(_ /* message is ignored*/):
+            writeInt(&buf, Int32(17))
+        case .IssuerMismatch(_ /* message is ignored*/):
+            writeInt(&buf, Int32(18))
+        case .InvalidRedirect(_ /* message is ignored*/):
+            writeInt(&buf, Int32(19))
+        case .DeviceCodeExpired(_ /* message is ignored*/):
+            writeInt(&buf, Int32(20))
+        case .Cancelled(_ /* message is ignored*/):
+            writeInt(&buf, Int32(21))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(22))
 
         
         }
@@ -3561,6 +4293,30 @@ public func FfiConverterTypeStoreError_lower(_ value: StoreError) -> RustBuffer 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
+    typealias SwiftType = UInt64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
     typealias SwiftType = Int64?
 
@@ -3801,6 +4557,54 @@ fileprivate struct FfiConverterOptionTypeRecoveryPolicy: FfiConverterRustBuffer 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterSequenceString.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterSequenceString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionDictionaryStringString: FfiConverterRustBuffer {
+    typealias SwiftType = [String: String]?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterDictionaryStringString.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterDictionaryStringString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeMoment: FfiConverterRustBuffer {
     typealias SwiftType = Moment?
 
@@ -3868,6 +4672,32 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
             seq.append(try FfiConverterString.read(from: &buf))
         }
         return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDictionaryStringString: FfiConverterRustBuffer {
+    public static func write(_ value: [String: String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for (key, value) in value {
+            FfiConverterString.write(key, into: &buf)
+            FfiConverterString.write(value, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String: String] {
+        let len: Int32 = try readInt(&buf)
+        var dict = [String: String]()
+        dict.reserveCapacity(Int(len))
+        for _ in 0..<len {
+            let key = try FfiConverterString.read(from: &buf)
+            let value = try FfiConverterString.read(from: &buf)
+            dict[key] = value
+        }
+        return dict
     }
 }
 
@@ -4056,6 +4886,21 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_method_authclient_session() != 64792) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tokenkeeper_checksum_method_authclient_authorization_request() != 56554) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_authclient_complete_authorization() != 13578) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_authclient_complete_device_authorization() != 13396) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_authclient_import_tokens() != 59064) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_authclient_start_device_authorization() != 2762) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tokenkeeper_checksum_method_session_access_token() != 26146) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4101,16 +4946,43 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_method_autheventlistener_on_event() != 35900) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_cancel() != 57095) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_expires_at_epoch_seconds() != 60929) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_interval() != 4027) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_user_code() != 43544) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_verification_uri() != 48701) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_verification_uri_complete() != 62227) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_pendingauthorization_nonce() != 8679) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_pendingauthorization_redirect_uri() != 52646) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_pendingauthorization_url() != 55484) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tokenkeeper_checksum_method_tokenobserver_on_token_change() != 4369) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_tokenstore_load() != 29492) {
+    if (uniffi_tokenkeeper_checksum_method_tokenstore_load() != 283) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_tokenstore_save() != 14817) {
+    if (uniffi_tokenkeeper_checksum_method_tokenstore_save() != 57999) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_tokenstore_remove() != 42658) {
+    if (uniffi_tokenkeeper_checksum_method_tokenstore_remove() != 45274) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_constructor_authclient_new() != 47972) {

@@ -771,6 +771,16 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_authclient_session(
     ): Int
+    external fun uniffi_tokenkeeper_checksum_method_authclient_authorization_request(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_authclient_complete_authorization(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_authclient_complete_device_authorization(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_authclient_import_tokens(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_authclient_start_device_authorization(
+    ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_access_token(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_access_token_valid_for(
@@ -800,6 +810,24 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_tokenkeeper_checksum_method_session_username(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_autheventlistener_on_event(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_deviceauthorization_cancel(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_deviceauthorization_expires_at_epoch_seconds(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_deviceauthorization_interval(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_deviceauthorization_user_code(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_deviceauthorization_verification_uri(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_deviceauthorization_verification_uri_complete(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_pendingauthorization_nonce(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_pendingauthorization_redirect_uri(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_pendingauthorization_url(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_tokenobserver_on_token_change(
     ): Int
@@ -848,6 +876,16 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_tokenkeeper_fn_method_authclient_session(`ptr`: Long,`username`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_authclient_authorization_request(`ptr`: Long,`account`: RustBuffer.ByValue,`redirectUri`: RustBuffer.ByValue,`scopes`: RustBuffer.ByValue,`extraParams`: RustBuffer.ByValue,`nonce`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_tokenkeeper_fn_method_authclient_complete_authorization(`ptr`: Long,`pending`: Long,`redirectUrl`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_tokenkeeper_fn_method_authclient_complete_device_authorization(`ptr`: Long,`device`: Long,
+    ): Long
+    external fun uniffi_tokenkeeper_fn_method_authclient_import_tokens(`ptr`: Long,`account`: RustBuffer.ByValue,`tokens`: RustBuffer.ByValue,`scopes`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_tokenkeeper_fn_method_authclient_start_device_authorization(`ptr`: Long,`account`: RustBuffer.ByValue,`scopes`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_tokenkeeper_fn_clone_session(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_tokenkeeper_fn_free_session(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -888,6 +926,32 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_tokenkeeper_fn_method_autheventlistener_on_event(`ptr`: Long,`event`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_tokenkeeper_fn_clone_deviceauthorization(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_tokenkeeper_fn_free_deviceauthorization(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_tokenkeeper_fn_method_deviceauthorization_cancel(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_tokenkeeper_fn_method_deviceauthorization_expires_at_epoch_seconds(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_tokenkeeper_fn_method_deviceauthorization_interval(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_deviceauthorization_user_code(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_deviceauthorization_verification_uri(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_deviceauthorization_verification_uri_complete(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_clone_pendingauthorization(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_tokenkeeper_fn_free_pendingauthorization(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_tokenkeeper_fn_method_pendingauthorization_nonce(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_pendingauthorization_redirect_uri(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_pendingauthorization_url(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_clone_tokenobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_tokenkeeper_fn_free_tokenobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -909,6 +973,8 @@ internal object UniffiLib {
     external fun uniffi_tokenkeeper_fn_method_tokenstore_remove(`ptr`: Long,`key`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_tokenkeeper_fn_method_authconfig_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_importedtokens_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_tokenchange_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1050,6 +1116,21 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_checksum_method_authclient_session() and 0xFFFF) != 64792) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_authorization_request() and 0xFFFF) != 56554) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_complete_authorization() and 0xFFFF) != 13578) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_complete_device_authorization() and 0xFFFF) != 13396) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_import_tokens() and 0xFFFF) != 59064) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_start_device_authorization() and 0xFFFF) != 2762) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_access_token() and 0xFFFF) != 26146) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1095,16 +1176,43 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_checksum_method_autheventlistener_on_event() and 0xFFFF) != 35900) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_cancel() and 0xFFFF) != 57095) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_expires_at_epoch_seconds() and 0xFFFF) != 60929) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_interval() and 0xFFFF) != 4027) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_user_code() and 0xFFFF) != 43544) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_verification_uri() and 0xFFFF) != 48701) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_verification_uri_complete() and 0xFFFF) != 62227) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_pendingauthorization_nonce() and 0xFFFF) != 8679) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_pendingauthorization_redirect_uri() and 0xFFFF) != 52646) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_pendingauthorization_url() and 0xFFFF) != 55484) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_tokenkeeper_checksum_method_tokenobserver_on_token_change() and 0xFFFF) != 4369) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_load() and 0xFFFF) != 29492) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_load() and 0xFFFF) != 283) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_save() and 0xFFFF) != 14817) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_save() and 0xFFFF) != 57999) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_remove() and 0xFFFF) != 42658) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_remove() and 0xFFFF) != 45274) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_constructor_authclient_new() and 0xFFFF) != 47972) {
@@ -1364,6 +1472,29 @@ public object FfiConverterInt: FfiConverter<Int, Int> {
 /**
  * @suppress
  */
+public object FfiConverterULong: FfiConverter<ULong, Long> {
+    override fun lift(value: Long): ULong {
+        return value.toULong()
+    }
+
+    override fun read(buf: ByteBuffer): ULong {
+        return lift(buf.getLong())
+    }
+
+    override fun lower(value: ULong): Long {
+        return value.toLong()
+    }
+
+    override fun allocationSize(value: ULong) = 8UL
+
+    override fun write(value: ULong, buf: ByteBuffer) {
+        buf.putLong(value.toLong())
+    }
+}
+
+/**
+ * @suppress
+ */
 public object FfiConverterLong: FfiConverter<Long, Long> {
     override fun lift(value: Long): Long {
         return value
@@ -1461,6 +1592,47 @@ public object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
         val byteBuf = toUtf8(value)
         buf.putInt(byteBuf.limit())
         buf.put(byteBuf)
+    }
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterDuration: FfiConverterRustBuffer<java.time.Duration> {
+    override fun read(buf: ByteBuffer): java.time.Duration {
+        // Type mismatch (should be u64) but we check for overflow/underflow below
+        val seconds = buf.getLong()
+        // Type mismatch (should be u32) but we check for overflow/underflow below
+        val nanoseconds = buf.getInt().toLong()
+        if (seconds < 0) {
+            throw java.time.DateTimeException("Duration exceeds minimum or maximum value supported by uniffi")
+        }
+        if (nanoseconds < 0) {
+            throw java.time.DateTimeException("Duration nanoseconds exceed minimum or maximum supported by uniffi")
+        }
+        return java.time.Duration.ofSeconds(seconds, nanoseconds)
+    }
+
+    // 8 bytes for seconds, 4 bytes for nanoseconds
+    override fun allocationSize(value: java.time.Duration) = 12UL
+
+    override fun write(value: java.time.Duration, buf: ByteBuffer) {
+        if (value.seconds < 0) {
+            // Rust does not support negative Durations
+            throw IllegalArgumentException("Invalid duration, must be non-negative")
+        }
+
+        if (value.nano < 0) {
+            // Java docs provide guarantee that nano will always be positive, so this should be impossible
+            // See: https://docs.oracle.com/javase/8/docs/api/java/time/Duration.html
+            throw IllegalArgumentException("Invalid duration, nano value must be non-negative")
+        }
+
+        // Type mismatch (should be u64) but since Rust doesn't support negative durations we should be OK
+        buf.putLong(value.seconds)
+        // Type mismatch (should be u32) but since values will always be between 0 and 999,999,999 it should be OK
+        buf.putInt(value.nano)
     }
 }
 
@@ -1898,6 +2070,381 @@ public object FfiConverterTypeAuthEventListener: FfiConverter<AuthEventListener,
 
 
 /**
+ * A device sign-in in progress: show [`user_code`](Self::user_code) and
+ * [`verification_uri`](Self::verification_uri), then `completeDeviceAuthorization`.
+ */
+public interface DeviceAuthorizationInterface {
+    
+    /**
+     * Stops `completeDeviceAuthorization`, which throws `AuthException.Cancelled`.
+     * (Cancelling the coroutine or Swift task does not stop the polling; this does.)
+     */
+    fun `cancel`()
+    
+    /**
+     * When the codes expire, in seconds since the Unix epoch.
+     */
+    fun `expiresAtEpochSeconds`(): kotlin.ULong
+    
+    /**
+     * The polling interval the server asked for.
+     */
+    fun `interval`(): java.time.Duration
+    
+    /**
+     * The code the user types on the verification page.
+     */
+    fun `userCode`(): kotlin.String
+    
+    /**
+     * The page where the user enters the code.
+     */
+    fun `verificationUri`(): kotlin.String
+    
+    /**
+     * The page with the code filled in (for a QR code), if the server sends one.
+     */
+    fun `verificationUriComplete`(): kotlin.String?
+    
+    companion object
+}
+
+/**
+ * A device sign-in in progress: show [`user_code`](Self::user_code) and
+ * [`verification_uri`](Self::verification_uri), then `completeDeviceAuthorization`.
+ */
+open class DeviceAuthorization: Disposable, AutoCloseable, DeviceAuthorizationInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_tokenkeeper_fn_free_deviceauthorization(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_tokenkeeper_fn_clone_deviceauthorization(handle, status)
+        }
+    }
+
+    
+    /**
+     * Stops `completeDeviceAuthorization`, which throws `AuthException.Cancelled`.
+     * (Cancelling the coroutine or Swift task does not stop the polling; this does.)
+     */override fun `cancel`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_deviceauthorization_cancel(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
+     * When the codes expire, in seconds since the Unix epoch.
+     */override fun `expiresAtEpochSeconds`(): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_deviceauthorization_expires_at_epoch_seconds(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The polling interval the server asked for.
+     */override fun `interval`(): java.time.Duration {
+            return FfiConverterDuration.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_deviceauthorization_interval(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The code the user types on the verification page.
+     */override fun `userCode`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_deviceauthorization_user_code(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The page where the user enters the code.
+     */override fun `verificationUri`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_deviceauthorization_verification_uri(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The page with the code filled in (for a QR code), if the server sends one.
+     */override fun `verificationUriComplete`(): kotlin.String? {
+            return FfiConverterOptionalString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_deviceauthorization_verification_uri_complete(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDeviceAuthorization: FfiConverter<DeviceAuthorization, Long> {
+    override fun lower(value: DeviceAuthorization): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): DeviceAuthorization {
+        return DeviceAuthorization(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): DeviceAuthorization {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: DeviceAuthorization) = 8UL
+
+    override fun write(value: DeviceAuthorization, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * One authorization server and one OAuth client, with its registry of sessions: at
  * most one active token per identity. Create one per server and share it.
  *
@@ -1936,6 +2483,36 @@ public interface NativeAuthClientInterface {
      * The signed-in session of `username`, if any: the same session `login` returned.
      */
     fun `session`(`username`: kotlin.String): NativeSession?
+    
+    /**
+     * Starts a browser sign-in for the account the app calls `account` (the session's
+     * user name): PKCE S256 and a fresh `state`. `scopes` replaces the config's;
+     * `extra_params` adds query parameters such as `prompt` or `login_hint`.
+     */
+    fun `authorizationRequest`(`account`: kotlin.String, `redirectUri`: kotlin.String, `scopes`: List<kotlin.String>? = null, `extraParams`: Map<kotlin.String, kotlin.String>? = null, `nonce`: kotlin.Boolean = false): PendingAuthorization
+    
+    /**
+     * Finishes a browser sign-in with the URL the browser was redirected to. Throws
+     * `StateMismatch`, `IssuerMismatch`, `AccessDenied`, `InvalidRedirect`, or
+     * `InvalidGrant` (a spent or foreign code).
+     */
+    suspend fun `completeAuthorization`(`pending`: PendingAuthorization, `redirectUrl`: kotlin.String): NativeSession
+    
+    /**
+     * Polls until the user approves; honours the server's interval and `slow_down`.
+     * Throws `AccessDenied`, `DeviceCodeExpired` or `Cancelled`.
+     */
+    suspend fun `completeDeviceAuthorization`(`device`: DeviceAuthorization): NativeSession
+    
+    /**
+     * A session for `account` from tokens the app already has; no network traffic.
+     */
+    suspend fun `importTokens`(`account`: kotlin.String, `tokens`: ImportedTokens, `scopes`: List<kotlin.String>? = null): NativeSession
+    
+    /**
+     * Starts a device sign-in (RFC 8628) for `account`.
+     */
+    suspend fun `startDeviceAuthorization`(`account`: kotlin.String, `scopes`: List<kotlin.String>? = null): DeviceAuthorization
     
     companion object
 }
@@ -2159,6 +2736,137 @@ open class NativeAuthClient: Disposable, AutoCloseable, NativeAuthClientInterfac
     )
     }
     
+
+    
+    /**
+     * Starts a browser sign-in for the account the app calls `account` (the session's
+     * user name): PKCE S256 and a fresh `state`. `scopes` replaces the config's;
+     * `extra_params` adds query parameters such as `prompt` or `login_hint`.
+     */
+    @Throws(AuthException::class)override fun `authorizationRequest`(`account`: kotlin.String, `redirectUri`: kotlin.String, `scopes`: List<kotlin.String>?, `extraParams`: Map<kotlin.String, kotlin.String>?, `nonce`: kotlin.Boolean): PendingAuthorization {
+            return FfiConverterTypePendingAuthorization.lift(
+    callWithHandle {
+    uniffiRustCallWithError(AuthException) { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_authclient_authorization_request(
+        it,
+        
+        FfiConverterString.lower(`account`),
+        FfiConverterString.lower(`redirectUri`),
+        FfiConverterOptionalSequenceString.lower(`scopes`),
+        FfiConverterOptionalMapStringString.lower(`extraParams`),
+        FfiConverterBoolean.lower(`nonce`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Finishes a browser sign-in with the URL the browser was redirected to. Throws
+     * `StateMismatch`, `IssuerMismatch`, `AccessDenied`, `InvalidRedirect`, or
+     * `InvalidGrant` (a spent or foreign code).
+     */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `completeAuthorization`(`pending`: PendingAuthorization, `redirectUrl`: kotlin.String) : NativeSession {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_fn_method_authclient_complete_authorization(
+                uniffiHandle,
+                
+        FfiConverterTypePendingAuthorization.lower(`pending`),
+        FfiConverterString.lower(`redirectUrl`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterTypeNativeSession.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Polls until the user approves; honours the server's interval and `slow_down`.
+     * Throws `AccessDenied`, `DeviceCodeExpired` or `Cancelled`.
+     */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `completeDeviceAuthorization`(`device`: DeviceAuthorization) : NativeSession {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_fn_method_authclient_complete_device_authorization(
+                uniffiHandle,
+                
+        FfiConverterTypeDeviceAuthorization.lower(`device`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterTypeNativeSession.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * A session for `account` from tokens the app already has; no network traffic.
+     */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `importTokens`(`account`: kotlin.String, `tokens`: ImportedTokens, `scopes`: List<kotlin.String>?) : NativeSession {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_fn_method_authclient_import_tokens(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`account`),
+        FfiConverterTypeImportedTokens.lower(`tokens`),
+        FfiConverterOptionalSequenceString.lower(`scopes`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterTypeNativeSession.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Starts a device sign-in (RFC 8628) for `account`.
+     */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `startDeviceAuthorization`(`account`: kotlin.String, `scopes`: List<kotlin.String>?) : DeviceAuthorization {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_fn_method_authclient_start_device_authorization(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`account`),
+        FfiConverterOptionalSequenceString.lower(`scopes`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterTypeDeviceAuthorization.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
 
     
 
@@ -2944,6 +3652,317 @@ public object FfiConverterTypeNativeSession: FfiConverter<NativeSession, Long> {
 
 
 /**
+ * A browser sign-in in progress. Keep it until the redirect arrives (the PKCE
+ * verifier and `state` live in it, in memory only).
+ */
+public interface PendingAuthorizationInterface {
+    
+    /**
+     * The OpenID Connect `nonce`, if one was requested.
+     */
+    fun `nonce`(): kotlin.String?
+    
+    /**
+     * The redirect URI the browser will come back to.
+     */
+    fun `redirectUri`(): kotlin.String
+    
+    /**
+     * The URL to open in the system browser (never a web view, RFC 8252 §8.12).
+     */
+    fun `url`(): kotlin.String
+    
+    companion object
+}
+
+/**
+ * A browser sign-in in progress. Keep it until the redirect arrives (the PKCE
+ * verifier and `state` live in it, in memory only).
+ */
+open class PendingAuthorization: Disposable, AutoCloseable, PendingAuthorizationInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_tokenkeeper_fn_free_pendingauthorization(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_tokenkeeper_fn_clone_pendingauthorization(handle, status)
+        }
+    }
+
+    
+    /**
+     * The OpenID Connect `nonce`, if one was requested.
+     */override fun `nonce`(): kotlin.String? {
+            return FfiConverterOptionalString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_pendingauthorization_nonce(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The redirect URI the browser will come back to.
+     */override fun `redirectUri`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_pendingauthorization_redirect_uri(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The URL to open in the system browser (never a web view, RFC 8252 §8.12).
+     */override fun `url`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_pendingauthorization_url(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePendingAuthorization: FfiConverter<PendingAuthorization, Long> {
+    override fun lower(value: PendingAuthorization): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): PendingAuthorization {
+        return PendingAuthorization(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): PendingAuthorization {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: PendingAuthorization) = 8UL
+
+    override fun write(value: PendingAuthorization, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * Sees every change of a session's token, synchronously, from the place where the
  * core writes its cache. Keep it to a field write: no blocking, no calls back into
  * the session. What it throws is logged and ignored.
@@ -3281,9 +4300,7 @@ public object FfiConverterTypeTokenObserver: FfiConverter<TokenObserver, Long> {
 /**
  * Where refresh tokens survive an app restart. Only refresh tokens are stored,
  * never passwords, client secrets or access tokens. The key is opaque and stable; it
- * names the token endpoint, the client and the identity, never a secret. The value
- * is opaque too (a small JSON record holding the refresh token, a few KiB at most):
- * keep it as it is, encrypted (Android: `KeystoreTokenStore`; iOS: the Keychain).
+ * names the client and the identity, never a secret.
  *
  * Methods are called from tokenkeeper's own threads, never the main thread; they
  * may block briefly (disk, Keychain). Throw `StoreException.Failed` on failure: the
@@ -3292,17 +4309,17 @@ public object FfiConverterTypeTokenObserver: FfiConverter<TokenObserver, Long> {
 public interface TokenStore {
     
     /**
-     * The value stored for `key`, or `null`/`nil` if none.
+     * The stored refresh token for `key`, or `null`/`nil` if none.
      */
     fun `load`(`key`: kotlin.String): kotlin.String?
     
     /**
-     * Stores (or replaces) the value for `key`; durably, before returning.
+     * Stores (or replaces) the refresh token for `key`.
      */
     fun `save`(`key`: kotlin.String, `refreshToken`: kotlin.String)
     
     /**
-     * Forgets the value for `key`; no error if there was none.
+     * Forgets the refresh token for `key`; no error if there was none.
      */
     fun `remove`(`key`: kotlin.String)
     
@@ -3312,9 +4329,7 @@ public interface TokenStore {
 /**
  * Where refresh tokens survive an app restart. Only refresh tokens are stored,
  * never passwords, client secrets or access tokens. The key is opaque and stable; it
- * names the token endpoint, the client and the identity, never a secret. The value
- * is opaque too (a small JSON record holding the refresh token, a few KiB at most):
- * keep it as it is, encrypted (Android: `KeystoreTokenStore`; iOS: the Keychain).
+ * names the client and the identity, never a secret.
  *
  * Methods are called from tokenkeeper's own threads, never the main thread; they
  * may block briefly (disk, Keychain). Throw `StoreException.Failed` on failure: the
@@ -3423,7 +4438,7 @@ open class TokenStoreImpl: Disposable, AutoCloseable, TokenStore
 
     
     /**
-     * The value stored for `key`, or `null`/`nil` if none.
+     * The stored refresh token for `key`, or `null`/`nil` if none.
      */
     @Throws(StoreException::class)override fun `load`(`key`: kotlin.String): kotlin.String? {
             return FfiConverterOptionalString.lift(
@@ -3441,7 +4456,7 @@ open class TokenStoreImpl: Disposable, AutoCloseable, TokenStore
 
     
     /**
-     * Stores (or replaces) the value for `key`; durably, before returning.
+     * Stores (or replaces) the refresh token for `key`.
      */
     @Throws(StoreException::class)override fun `save`(`key`: kotlin.String, `refreshToken`: kotlin.String)
         = 
@@ -3459,7 +4474,7 @@ open class TokenStoreImpl: Disposable, AutoCloseable, TokenStore
 
     
     /**
-     * Forgets the value for `key`; no error if there was none.
+     * Forgets the refresh token for `key`; no error if there was none.
      */
     @Throws(StoreException::class)override fun `remove`(`key`: kotlin.String)
         = 
@@ -3773,24 +4788,31 @@ data class AuthConfig (
     var `requestTimeout`: TimeSpan? = null 
     , 
     /**
-     * A directory every process of the app shares (iOS: the app group container;
-     * Android: `context.filesDir`), where refreshes of one stored session take an OS
-     * file lock, so an app and its extension never spend one rotating refresh token
-     * twice (default: none, refreshes are serialised within the process only).
-     */
-    var `storeLockDirectory`: kotlin.String? = null 
-    , 
-    /**
-     * How long one `TokenStore` call may take before it counts as failed (default: 30 s).
-     */
-    var `storeTimeout`: TimeSpan? = null 
-    , 
-    /**
      * **Development only**: hosts (such as `10.0.2.2`, the Android emulator's address
      * of the development machine) reached over plain http. Logged loudly as a warning;
      * https stays mandatory for every other host. Never ship it in a release build.
      */
     var `developmentHttpHosts`: List<kotlin.String> = listOf() 
+    , 
+    /**
+     * The authorization endpoint, for the browser sign-in (PKCE).
+     */
+    var `authorizationEndpoint`: kotlin.String? = null 
+    , 
+    /**
+     * The RFC 8628 device authorization endpoint, for the device sign-in.
+     */
+    var `deviceAuthorizationEndpoint`: kotlin.String? = null 
+    , 
+    /**
+     * The server's issuer identifier: a redirect's `iss` must equal it (RFC 9207).
+     */
+    var `issuer`: kotlin.String? = null 
+    , 
+    /**
+     * With `issuer`: reject redirects that carry no `iss` at all.
+     */
+    var `requireIss`: kotlin.Boolean = false 
     
 ){
     
@@ -3831,9 +4853,11 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterOptionalTypeRetryPolicy.read(buf),
             FfiConverterOptionalTypeTimeSpan.read(buf),
             FfiConverterOptionalTypeTimeSpan.read(buf),
-            FfiConverterOptionalString.read(buf),
-            FfiConverterOptionalTypeTimeSpan.read(buf),
             FfiConverterSequenceString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -3853,9 +4877,11 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterOptionalTypeRetryPolicy.allocationSize(value.`retryPolicy`) +
             FfiConverterOptionalTypeTimeSpan.allocationSize(value.`connectTimeout`) +
             FfiConverterOptionalTypeTimeSpan.allocationSize(value.`requestTimeout`) +
-            FfiConverterOptionalString.allocationSize(value.`storeLockDirectory`) +
-            FfiConverterOptionalTypeTimeSpan.allocationSize(value.`storeTimeout`) +
-            FfiConverterSequenceString.allocationSize(value.`developmentHttpHosts`)
+            FfiConverterSequenceString.allocationSize(value.`developmentHttpHosts`) +
+            FfiConverterOptionalString.allocationSize(value.`authorizationEndpoint`) +
+            FfiConverterOptionalString.allocationSize(value.`deviceAuthorizationEndpoint`) +
+            FfiConverterOptionalString.allocationSize(value.`issuer`) +
+            FfiConverterBoolean.allocationSize(value.`requireIss`)
     )
 
     override fun write(value: AuthConfig, buf: ByteBuffer) {
@@ -3874,9 +4900,85 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterOptionalTypeRetryPolicy.write(value.`retryPolicy`, buf)
             FfiConverterOptionalTypeTimeSpan.write(value.`connectTimeout`, buf)
             FfiConverterOptionalTypeTimeSpan.write(value.`requestTimeout`, buf)
-            FfiConverterOptionalString.write(value.`storeLockDirectory`, buf)
-            FfiConverterOptionalTypeTimeSpan.write(value.`storeTimeout`, buf)
             FfiConverterSequenceString.write(value.`developmentHttpHosts`, buf)
+            FfiConverterOptionalString.write(value.`authorizationEndpoint`, buf)
+            FfiConverterOptionalString.write(value.`deviceAuthorizationEndpoint`, buf)
+            FfiConverterOptionalString.write(value.`issuer`, buf)
+            FfiConverterBoolean.write(value.`requireIss`, buf)
+    }
+}
+
+
+
+/**
+ * Tokens the app already has (another SDK signed the user in, or an older app
+ * version stored them), for `importTokens`. Its `toString()` / description comes
+ * from Rust and redacts both tokens.
+ */
+data class ImportedTokens (
+    /**
+     * The access token.
+     */
+    var `accessToken`: kotlin.String
+    , 
+    /**
+     * The refresh token, if any: it keeps the session alive.
+     */
+    var `refreshToken`: kotlin.String? = null 
+    , 
+    /**
+     * When the access token expires, in seconds since the Unix epoch.
+     */
+    var `expiresAtEpochSeconds`: kotlin.ULong? = null 
+    , 
+    /**
+     * The scopes it was granted, space-separated.
+     */
+    var `scope`: kotlin.String? = null 
+    
+){
+    
+
+    
+
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_importedtokens_uniffi_trait_debug(FfiConverterTypeImportedTokens.lower(this),
+        _status)
+}
+    )
+    }
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeImportedTokens: FfiConverterRustBuffer<ImportedTokens> {
+    override fun read(buf: ByteBuffer): ImportedTokens {
+        return ImportedTokens(
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ImportedTokens) = (
+            FfiConverterString.allocationSize(value.`accessToken`) +
+            FfiConverterOptionalString.allocationSize(value.`refreshToken`) +
+            FfiConverterOptionalULong.allocationSize(value.`expiresAtEpochSeconds`) +
+            FfiConverterOptionalString.allocationSize(value.`scope`)
+    )
+
+    override fun write(value: ImportedTokens, buf: ByteBuffer) {
+            FfiConverterString.write(value.`accessToken`, buf)
+            FfiConverterOptionalString.write(value.`refreshToken`, buf)
+            FfiConverterOptionalULong.write(value.`expiresAtEpochSeconds`, buf)
+            FfiConverterOptionalString.write(value.`scope`, buf)
     }
 }
 
@@ -4110,6 +5212,36 @@ sealed class AuthException(message: String): kotlin.Exception(message) {
         class Storage(message: String) : AuthException(message)
         
     /**
+     * The user (or the server's policy) refused the sign-in: offer to start again.
+     */
+        class AccessDenied(message: String) : AuthException(message)
+        
+    /**
+     * The redirect does not belong to this sign-in (`state` differs): start again.
+     */
+        class StateMismatch(message: String) : AuthException(message)
+        
+    /**
+     * The server named another issuer than expected (RFC 9207 / RFC 8414): nothing was exchanged.
+     */
+        class IssuerMismatch(message: String) : AuthException(message)
+        
+    /**
+     * The redirect URL is not an authorization response.
+     */
+        class InvalidRedirect(message: String) : AuthException(message)
+        
+    /**
+     * The device code expired before the user approved: start a new device sign-in.
+     */
+        class DeviceCodeExpired(message: String) : AuthException(message)
+        
+    /**
+     * The app cancelled the sign-in.
+     */
+        class Cancelled(message: String) : AuthException(message)
+        
+    /**
      * A bug in tokenkeeper (a panicked task) or an error this binding does not know yet.
      */
         class Internal(message: String) : AuthException(message)
@@ -4142,7 +5274,13 @@ public object FfiConverterTypeAuthError : FfiConverterRustBuffer<AuthException> 
             13 -> AuthException.InvalidResponse(FfiConverterString.read(buf))
             14 -> AuthException.InvalidConfig(FfiConverterString.read(buf))
             15 -> AuthException.Storage(FfiConverterString.read(buf))
-            16 -> AuthException.Internal(FfiConverterString.read(buf))
+            16 -> AuthException.AccessDenied(FfiConverterString.read(buf))
+            17 -> AuthException.StateMismatch(FfiConverterString.read(buf))
+            18 -> AuthException.IssuerMismatch(FfiConverterString.read(buf))
+            19 -> AuthException.InvalidRedirect(FfiConverterString.read(buf))
+            20 -> AuthException.DeviceCodeExpired(FfiConverterString.read(buf))
+            21 -> AuthException.Cancelled(FfiConverterString.read(buf))
+            22 -> AuthException.Internal(FfiConverterString.read(buf))
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
         
@@ -4214,8 +5352,32 @@ public object FfiConverterTypeAuthError : FfiConverterRustBuffer<AuthException> 
                 buf.putInt(15)
                 Unit
             }
-            is AuthException.Internal -> {
+            is AuthException.AccessDenied -> {
                 buf.putInt(16)
+                Unit
+            }
+            is AuthException.StateMismatch -> {
+                buf.putInt(17)
+                Unit
+            }
+            is AuthException.IssuerMismatch -> {
+                buf.putInt(18)
+                Unit
+            }
+            is AuthException.InvalidRedirect -> {
+                buf.putInt(19)
+                Unit
+            }
+            is AuthException.DeviceCodeExpired -> {
+                buf.putInt(20)
+                Unit
+            }
+            is AuthException.Cancelled -> {
+                buf.putInt(21)
+                Unit
+            }
+            is AuthException.Internal -> {
+                buf.putInt(22)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -5011,6 +6173,38 @@ public object FfiConverterTypeStoreError : FfiConverterRustBuffer<StoreException
 /**
  * @suppress
  */
+public object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
+    override fun read(buf: ByteBuffer): kotlin.ULong? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterULong.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.ULong?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterULong.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.ULong?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterULong.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalLong: FfiConverterRustBuffer<kotlin.Long?> {
     override fun read(buf: ByteBuffer): kotlin.Long? {
         if (buf.get().toInt() == 0) {
@@ -5331,6 +6525,70 @@ public object FfiConverterOptionalTypeRecoveryPolicy: FfiConverterRustBuffer<Rec
 /**
  * @suppress
  */
+public object FfiConverterOptionalSequenceString: FfiConverterRustBuffer<List<kotlin.String>?> {
+    override fun read(buf: ByteBuffer): List<kotlin.String>? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterSequenceString.read(buf)
+    }
+
+    override fun allocationSize(value: List<kotlin.String>?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterSequenceString.allocationSize(value)
+        }
+    }
+
+    override fun write(value: List<kotlin.String>?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterSequenceString.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalMapStringString: FfiConverterRustBuffer<Map<kotlin.String, kotlin.String>?> {
+    override fun read(buf: ByteBuffer): Map<kotlin.String, kotlin.String>? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterMapStringString.read(buf)
+    }
+
+    override fun allocationSize(value: Map<kotlin.String, kotlin.String>?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterMapStringString.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Map<kotlin.String, kotlin.String>?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterMapStringString.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeMoment: FfiConverterRustBuffer<Moment?> {
     override fun read(buf: ByteBuffer): Moment? {
         if (buf.get().toInt() == 0) {
@@ -5413,6 +6671,45 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterMapStringString: FfiConverterRustBuffer<Map<kotlin.String, kotlin.String>> {
+    override fun read(buf: ByteBuffer): Map<kotlin.String, kotlin.String> {
+        val len = buf.getInt()
+        return buildMap<kotlin.String, kotlin.String>(len) {
+            repeat(len) {
+                val k = FfiConverterString.read(buf)
+                val v = FfiConverterString.read(buf)
+                this[k] = v
+            }
+        }
+    }
+
+    override fun allocationSize(value: Map<kotlin.String, kotlin.String>): ULong {
+        val spaceForMapSize = 4UL
+        val spaceForChildren = value.map { (k, v) ->
+            FfiConverterString.allocationSize(k) +
+            FfiConverterString.allocationSize(v)
+        }.sum()
+        return spaceForMapSize + spaceForChildren
+    }
+
+    override fun write(value: Map<kotlin.String, kotlin.String>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        // The parens on `(k, v)` here ensure we're calling the right method,
+        // which is important for compatibility with older android devices.
+        // Ref https://blog.danlew.net/2017/03/16/kotlin-puzzler-whose-line-is-it-anyways/
+        value.forEach { (k, v) ->
+            FfiConverterString.write(k, buf)
+            FfiConverterString.write(v, buf)
         }
     }
 }

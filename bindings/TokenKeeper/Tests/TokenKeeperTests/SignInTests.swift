@@ -1,0 +1,214 @@
+// User sign-in through the Swift bindings against the development server: the PKCE
+// browser flow (URLSession plays the browser, submitting the server's test login),
+// the device grant and token import. Mirrors the Kotlin JVM tests
+// (bindings/kotlin/src/test/kotlin/dev/tokenkeeper/SignInTest.kt).
+//
+// Run on macOS:
+//   cargo build -p tokenkeeper-devserver
+//   scripts/build-xcframework.sh --macos-only
+//   (cd bindings/swift && swift test)
+//
+// NOT executed on tokenkeeper's Linux development machines or CI (no Swift
+// toolchain there): only their syntax is checked, by scripts/check-swift.sh.
+
+import Foundation
+import XCTest
+@testable import TokenKeeper
+
+final class SignInTests: XCTestCase {
+
+    private static let sharedServer = Result { try DevServer.start() }
+    private static let redirectURI = "dev.tokenkeeper.demo:/oauth2redirect"
+
+    private var server: DevServer!
+
+    override class func tearDown() {
+        if case let .success(server) = sharedServer {
+            server.stop()
+        }
+        super.tearDown()
+    }
+
+    override func setUp() async throws {
+        server = try Self.sharedServer.get()
+        try await server.clearFaults()
+        try await server.resetStats()
+    }
+
+    private func nativeConfig() -> AuthConfig {
+        AuthConfig(
+            tokenEndpoint: server.tokenEndpoint,
+            clientId: "native-app",
+            revocationEndpoint: server.revocationEndpoint,
+            authorizationEndpoint: server.baseURL.absoluteString + "/oauth2/authorize",
+            deviceAuthorizationEndpoint: server.baseURL.absoluteString + "/oauth2/device_authorization",
+            issuer: server.baseURL.absoluteString,
+            requireIss: true
+        )
+    }
+
+    /// A session that reports redirects instead of following them.
+    private final class NoRedirects: NSObject, URLSessionTaskDelegate {
+        func urlSession(
+            _ session: URLSession,
+            task: URLSessionTask,
+            willPerformHTTPRedirection response: HTTPURLResponse,
+            newRequest request: URLRequest,
+            completionHandler: @escaping (URLRequest?) -> Void
+        ) {
+            completionHandler(nil)
+        }
+    }
+
+    private let browser = URLSession(configuration: .ephemeral, delegate: NoRedirects(), delegateQueue: nil)
+
+    private func formBody(_ items: [URLQueryItem]) -> Data {
+        var components = URLComponents()
+        components.queryItems = items
+        let encoded = (components.percentEncodedQuery ?? "").replacingOccurrences(of: "+", with: "%2B")
+        return Data(encoded.utf8)
+    }
+
+    private func post(_ url: URL, _ items: [URLQueryItem]) async throws -> (Data, HTTPURLResponse) {
+        var request = URLRequest(url: url, timeoutInterval: 10)
+        request.httpMethod = "POST"
+        request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+        request.httpBody = formBody(items)
+        let (data, response) = try await browser.data(for: request)
+        guard let http = response as? HTTPURLResponse else { throw DevServerError("not HTTP: \(response)") }
+        return (data, http)
+    }
+
+    /// Opens the authorization URL, submits the test login, returns the redirect URL.
+    private func browserLogin(_ url: String, username: String, password: String) async throws -> String {
+        guard let components = URLComponents(string: url), var action = URL(string: url) else {
+            throw DevServerError("bad authorization URL \(url)")
+        }
+        let (_, page) = try await browser.data(from: action)
+        XCTAssertEqual((page as? HTTPURLResponse)?.statusCode, 200)
+        var items = components.queryItems ?? []
+        items.append(URLQueryItem(name: "username", value: username))
+        items.append(URLQueryItem(name: "password", value: password))
+        var bare = URLComponents(url: action, resolvingAgainstBaseURL: false)
+        bare?.query = nil
+        action = bare?.url ?? action
+        let (_, answer) = try await post(action, items)
+        XCTAssertEqual(answer.statusCode, 303)
+        guard let location = answer.value(forHTTPHeaderField: "Location") else {
+            throw DevServerError("no Location in \(answer)")
+        }
+        return location
+    }
+
+    private func thrownError<T>(_ body: () async throws -> T) async -> Error? {
+        do {
+            _ = try await body()
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    // MARK: - Authorization code with PKCE
+
+    func testPkceRoundTripSignsTheUserIn() async throws {
+        let client = try AuthClient(config: nativeConfig())
+        let pending = try client.authorizationRequest(account: "alice", redirectUri: Self.redirectURI, scopes: ["read"])
+        XCTAssertTrue(pending.url().contains("code_challenge_method=S256"), pending.url())
+
+        let redirect = try await browserLogin(pending.url(), username: "alice", password: "alice-password")
+        let session = try await client.completeAuthorization(pending: pending, redirectUrl: redirect)
+
+        XCTAssertEqual(session.username(), "alice")
+        let token = try await session.accessToken()
+        XCTAssertEqual(token.scopes, ["read"])
+        let stats = try await server.stats()
+        XCTAssertEqual(stats.tokenRequests(grant: "authorization_code"), 1, "\(stats)")
+    }
+
+    func testARedirectWithAForeignStateIsRejected() async throws {
+        let client = try AuthClient(config: nativeConfig())
+        let pending = try client.authorizationRequest(account: "alice", redirectUri: Self.redirectURI)
+        let redirect = try await browserLogin(pending.url(), username: "alice", password: "alice-password")
+        let forged = redirect.replacingOccurrences(
+            of: "state=[^&]*", with: "state=forged", options: .regularExpression)
+
+        let error = await thrownError { try await client.completeAuthorization(pending: pending, redirectUrl: forged) }
+
+        guard case .StateMismatch? = error as? AuthError else {
+            return XCTFail("expected AuthError.StateMismatch, got \(String(describing: error))")
+        }
+        let stats = try await server.stats()
+        XCTAssertEqual(stats.tokenRequests, 0, "\(stats)")
+    }
+
+    func testAReplayedCodeIsInvalidGrant() async throws {
+        let client = try AuthClient(config: nativeConfig())
+        let pending = try client.authorizationRequest(account: "alice", redirectUri: Self.redirectURI)
+        let redirect = try await browserLogin(pending.url(), username: "alice", password: "alice-password")
+        _ = try await client.completeAuthorization(pending: pending, redirectUrl: redirect)
+
+        let error = await thrownError { try await client.completeAuthorization(pending: pending, redirectUrl: redirect) }
+
+        guard case .InvalidGrant? = error as? AuthError else {
+            return XCTFail("expected AuthError.InvalidGrant, got \(String(describing: error))")
+        }
+    }
+
+    // MARK: - Device grant
+
+    func testDeviceGrantSucceedsOnceTheUserApproves() async throws {
+        let client = try AuthClient(config: nativeConfig())
+        let device = try await client.startDeviceAuthorization(account: "living-room-tv")
+        guard let verification = URL(string: device.verificationUri()) else {
+            return XCTFail("bad verification URI \(device.verificationUri())")
+        }
+        let (_, page) = try await post(verification, [
+            URLQueryItem(name: "user_code", value: device.userCode()),
+            URLQueryItem(name: "username", value: "bob"),
+            URLQueryItem(name: "password", value: "bob-password"),
+        ])
+        XCTAssertEqual(page.statusCode, 200)
+
+        // One real wait of the server's interval (5 s), then the tokens.
+        let session = try await client.completeDeviceAuthorization(device: device)
+
+        XCTAssertEqual(session.username(), "living-room-tv")
+        let token = try await session.accessToken()
+        XCTAssertFalse(token.value.isEmpty)
+    }
+
+    func testDevicePollingCanBeCancelled() async throws {
+        let client = try AuthClient(config: nativeConfig())
+        let device = try await client.startDeviceAuthorization(account: "living-room-tv")
+        let polling = Task { await self.thrownError { try await client.completeDeviceAuthorization(device: device) } }
+        try await Task.sleep(nanoseconds: 200_000_000)
+        device.cancel()
+
+        let error = await polling.value
+
+        guard case .Cancelled? = error as? AuthError else {
+            return XCTFail("expected AuthError.Cancelled, got \(String(describing: error))")
+        }
+    }
+
+    // MARK: - Import
+
+    func testImportedTokensAreServedWithoutATokenRequest() async throws {
+        let client = try AuthClient(config: nativeConfig())
+        let tokens = ImportedTokens(
+            accessToken: "imported-access-token",
+            refreshToken: nil,
+            expiresAtEpochSeconds: UInt64(Date().timeIntervalSince1970) + 600,
+            scope: "read"
+        )
+        XCTAssertFalse(String(describing: tokens).contains("imported-access-token"), "description must redact")
+
+        let session = try await client.importTokens(account: "carol", tokens: tokens)
+
+        let token = try await session.accessToken()
+        XCTAssertEqual(token.value, "imported-access-token")
+        let stats = try await server.stats()
+        XCTAssertEqual(stats.tokenRequests, 0, "\(stats)")
+    }
+}

@@ -1,0 +1,156 @@
+//! The device authorization grant (RFC 8628) for TVs and command-line tools: show
+//! the user a code and a URL, then poll until they approve on another device.
+
+use super::{endpoint, one_time_grant};
+use crate::client::AuthClient;
+use crate::error::AuthError;
+use crate::identity::{Identity, TokenParams};
+use crate::internal::protocol::device::{self as protocol, Poll};
+use crate::internal::protocol::request::{self, Grant};
+use crate::internal::transport;
+use crate::session::Session;
+use crate::token::Timestamp;
+use secrecy::SecretString;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+
+/// Upper bound of the wait after network failures while polling (RFC 8628 §3.5
+/// asks for exponential backoff on connection timeouts).
+const MAX_NETWORK_BACKOFF: Duration = Duration::from_secs(60);
+
+/// A device sign-in in progress: show [`user_code`](Self::user_code) and
+/// [`verification_uri`](Self::verification_uri) to the user, then call
+/// [`AuthClient::complete_device_authorization`]. `Debug` never shows the device code.
+pub struct DeviceAuthorization {
+    device_code: SecretString,
+    user_code: String,
+    verification_uri: String,
+    verification_uri_complete: Option<String>,
+    expires_at: SystemTime,
+    interval: Duration,
+    identity: Identity,
+    cancel: watch::Sender<bool>,
+}
+
+impl DeviceAuthorization {
+    /// The code the user types on the verification page (e.g. `WDJB-MJHT`).
+    pub fn user_code(&self) -> &str {
+        &self.user_code
+    }
+
+    /// The page where the user enters the code.
+    pub fn verification_uri(&self) -> &str {
+        &self.verification_uri
+    }
+
+    /// The page with the code already filled in, for a QR code (if the server sends one).
+    pub fn verification_uri_complete(&self) -> Option<&str> {
+        self.verification_uri_complete.as_deref()
+    }
+
+    /// When the codes expire; polling stops then with [`AuthError::DeviceCodeExpired`].
+    pub fn expires_at(&self) -> Timestamp {
+        Timestamp(self.expires_at)
+    }
+
+    /// The polling interval the server asked for.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Stops [`AuthClient::complete_device_authorization`] (from any thread):
+    /// it returns [`AuthError::Cancelled`] at once. Dropping its future works too.
+    pub fn cancel(&self) {
+        self.cancel.send_replace(true);
+    }
+}
+
+impl fmt::Debug for DeviceAuthorization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceAuthorization")
+            .field("identity", &self.identity)
+            .field("user_code", &self.user_code)
+            .field("verification_uri", &self.verification_uri)
+            .field("device_code", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthClient {
+    /// Starts a device sign-in (RFC 8628 §3.1) for the account the app calls
+    /// `account`. Needs
+    /// [`AuthConfig::device_authorization_endpoint`](crate::AuthConfig::device_authorization_endpoint).
+    pub async fn start_device_authorization(
+        &self,
+        account: &str,
+        params: TokenParams,
+    ) -> Result<DeviceAuthorization, AuthError> {
+        let ctx = self.context();
+        let url = endpoint(
+            &ctx.config,
+            "device authorization endpoint",
+            ctx.config.device_authorization_endpoint.as_deref(),
+        )?;
+        let identity = self.account_identity(account, params)?;
+        let request = request::device_authorization_request(&ctx.http, &url, &ctx.config, &identity);
+        let now = ctx.clock().now();
+        let response = transport::exchange(request, now).await?;
+        let grant = protocol::parse(&response)?;
+        Ok(DeviceAuthorization {
+            device_code: grant.device_code,
+            user_code: grant.user_code,
+            verification_uri: grant.verification_uri,
+            verification_uri_complete: grant.verification_uri_complete,
+            expires_at: now + grant.expires_in,
+            interval: grant.interval,
+            identity,
+            cancel: watch::channel(false).0,
+        })
+    }
+
+    /// Polls the token endpoint until the user approves (RFC 8628 §3.4, §3.5),
+    /// waiting `interval` between polls on the configured clock, 5 s longer after
+    /// each `slow_down`, and backing off after network failures. Returns the user's
+    /// session. Stops with [`AuthError::AccessDenied`], [`AuthError::DeviceCodeExpired`]
+    /// or [`AuthError::Cancelled`].
+    pub async fn complete_device_authorization(&self, device: &DeviceAuthorization) -> Result<Arc<Session>, AuthError> {
+        let mut cancelled = device.cancel.subscribe();
+        tokio::select! {
+            biased;
+            _ = cancelled.wait_for(|c| *c) => Err(AuthError::Cancelled),
+            result = self.poll_until_done(device) => result,
+        }
+    }
+
+    async fn poll_until_done(&self, device: &DeviceAuthorization) -> Result<Arc<Session>, AuthError> {
+        let ctx = self.context();
+        let clock = ctx.clock();
+        let mut interval = device.interval;
+        let mut network_backoff = interval;
+        loop {
+            clock.sleep(interval).await;
+            if clock.now() >= device.expires_at {
+                return Err(AuthError::DeviceCodeExpired);
+            }
+            let error = match one_time_grant(ctx, &device.identity, &Grant::DeviceCode(&device.device_code)).await {
+                Ok((issued, sent_at)) => return self.install_signed_in(device.identity.clone(), issued, sent_at).await,
+                Err(error) => error,
+            };
+            match protocol::classify(error) {
+                Poll::Pending => {}
+                Poll::SlowDown => {
+                    interval = protocol::slowed(interval);
+                    tracing::debug!(interval_s = interval.as_secs(), "device grant: slow_down");
+                }
+                Poll::Fail(error @ AuthError::TemporarilyUnavailable { .. }) => {
+                    network_backoff = (network_backoff * 2).min(MAX_NETWORK_BACKOFF);
+                    tracing::debug!(%error, wait_s = network_backoff.as_secs(), "device grant: poll failed, backing off");
+                    clock.sleep(network_backoff.saturating_sub(interval)).await;
+                }
+                Poll::Fail(error) => return Err(error),
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Signing a user in: the authorization code flow with PKCE (RFC 6749 §4.1,
+//! RFC 7636, RFC 8252), the device authorization grant (RFC 8628), importing tokens
+//! obtained elsewhere, and discovery of the server's endpoints (RFC 8414).
+//!
+//! Every flow ends with a [`Session`](crate::Session) registered in the
+//! [`AuthClient`](crate::AuthClient) like any other, under
+//! [`Subject::User`](crate::Subject::User) with the **account name the app gives**
+//! when it starts the flow (a user name, an e-mail, or a label such as `"default"`).
+//! The SDK does not read the name from the tokens: an access token is opaque to a
+//! client (RFC 6749 §1.4). Use the same account name with
+//! [`AuthClient::session`](crate::AuthClient::session) and
+//! [`AuthClient::restore`](crate::AuthClient::restore).
+//!
+//! Such a session holds no password. After a revocation it recovers with its
+//! refresh token; when that is rejected too it reports
+//! [`AuthError::ReauthenticationRequired`]
+//! and the app starts a new sign-in.
+//!
+//! ```no_run
+//! use tokenkeeper::{AuthClient, AuthConfig};
+//! use tokenkeeper::signin::{AuthorizationRequest, LoopbackRedirect};
+//! # async fn run() -> Result<(), tokenkeeper::AuthError> {
+//! let config = AuthConfig::discover("https://as.example.com", "my-native-app").await?;
+//! let client = AuthClient::new(config)?;
+//! let listener = LoopbackRedirect::bind().await?;             // desktop apps (RFC 8252 §7.3)
+//! let pending = client.authorization_request(AuthorizationRequest::new("me", listener.redirect_uri()))?;
+//! // open pending.url() in the system browser, then:
+//! let redirect = listener.wait().await?;
+//! let session = client.complete_authorization(&pending, &redirect).await?;
+//! # let _ = session; Ok(()) }
+//! ```
+
+mod authorization;
+mod device;
+mod discovery;
+mod import;
+mod loopback;
+
+pub use authorization::{AuthorizationRequest, PendingAuthorization};
+pub use device::DeviceAuthorization;
+pub use import::ImportedTokens;
+pub use loopback::LoopbackRedirect;
+
+use crate::error::AuthError;
+use crate::identity::Identity;
+use crate::internal::context::ClientContext;
+use crate::internal::protocol::request::{self, Grant};
+use crate::internal::protocol::token_response::{self, IssuedToken};
+use crate::internal::transport;
+use std::time::SystemTime;
+
+/// One token request for a one-time grant (a code or a device code). Not
+/// retried: a code is spent by the first request that reaches the server, so a
+/// retry could only turn a lost answer into an `invalid_grant`.
+async fn one_time_grant(
+    ctx: &ClientContext,
+    identity: &Identity,
+    grant: &Grant<'_>,
+) -> Result<(IssuedToken, SystemTime), AuthError> {
+    let request = request::token_request(&ctx.http, &ctx.token_url, &ctx.config, identity, grant);
+    let sent_at = ctx.clock().now();
+    let response = transport::exchange(request, sent_at).await?;
+    let issued = token_response::parse(&response, sent_at, ctx.config.default_token_lifetime)?;
+    tracing::info!(identity = %identity, grant = grant.name(), "signed in");
+    Ok((issued, sent_at))
+}
+
+/// A configured sign-in endpoint, parsed and held to the https-or-loopback rule.
+fn endpoint(config: &crate::AuthConfig, name: &str, configured: Option<&str>) -> Result<reqwest::Url, AuthError> {
+    let raw = configured.ok_or_else(|| {
+        AuthError::config(format!(
+            "no {name} is configured (AuthConfig::{}, or AuthConfig::discover)",
+            name.replace(' ', "_")
+        ))
+    })?;
+    crate::config::checked_endpoint(name, raw, &config.development_http_hosts)
+}
