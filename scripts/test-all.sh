@@ -8,6 +8,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 echo "==> cargo test --workspace"
 cargo test --workspace
 
+echo "==> KeyringStore against a real Secret Service (private D-Bus + GNOME Keyring)"
+bash scripts/with-secret-service.sh cargo test --test keyring_store
+
 echo "==> Kotlin bindings (JVM)"
 bash scripts/test-kotlin.sh
 

@@ -8,11 +8,15 @@ use crate::identity::TokenParams;
 use reqwest::Url;
 use secrecy::SecretString;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The default proactive refresh margin (seed 003: "5-minute buffer recommended").
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(300);
+/// How long a [`TokenStore`](crate::TokenStore) call may take by default: long enough
+/// for a keychain's "allow access" prompt, short enough that a hung keychain is noticed.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Lifetime assumed when the server sends neither `expires_in` nor a JWT `exp`.
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 /// Longest lifetime believed from a server; longer (absurd) values are capped.
@@ -132,6 +136,8 @@ pub struct AuthConfig {
     pub(crate) clock: Arc<dyn Clock>,
     /// Extra trusted roots (PEM or DER) for the default HTTP client.
     pub(crate) root_certificates: Vec<Vec<u8>>,
+    pub(crate) store_lock_directory: Option<PathBuf>,
+    pub(crate) store_timeout: Duration,
     /// Hosts reached over plain http during development (emulator, simulator, LAN).
     pub(crate) development_http_hosts: Vec<String>,
     /// Sign-in endpoints and issuer (see [`crate::signin`]).
@@ -161,6 +167,8 @@ impl AuthConfig {
             token_rotation: None,
             clock: Arc::new(SystemClock),
             root_certificates: Vec::new(),
+            store_lock_directory: None,
+            store_timeout: DEFAULT_STORE_TIMEOUT,
             development_http_hosts: Vec::new(),
             authorization_endpoint: None,
             device_authorization_endpoint: None,
@@ -275,6 +283,26 @@ impl AuthConfig {
         self
     }
 
+    /// A directory shared by every process of the app (an app group container on
+    /// iOS, the app's data directory on desktops) where sessions take an OS file lock
+    /// per store key for the duration of a refresh. With it, two processes sharing a
+    /// store (an app and its widget or share extension, two desktop windows) never
+    /// spend the same rotating refresh token twice: the second re-reads the store and
+    /// adopts the token the first saved. Without it (the default) refreshes are
+    /// serialised only within this process, across all its `AuthClient`s.
+    pub fn store_lock_directory(mut self, directory: impl Into<PathBuf>) -> Self {
+        self.store_lock_directory = Some(directory.into());
+        self
+    }
+
+    /// How long one [`TokenStore`](crate::TokenStore) call (or the wait for another
+    /// holder's refresh lock) may take before it counts as failed (default 30 s). A
+    /// slow keychain then never stalls token delivery past this bound.
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
     /// **Development only**: allows plain http to these hosts (exact host names or IP
     /// literals, such as `10.0.2.2`, the Android emulator's address of the host
     /// machine). Every other host still needs https, and loopback is always allowed.
@@ -327,6 +355,9 @@ impl AuthConfig {
         }
         if self.request_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(AuthError::config("timeouts must be greater than zero"));
+        }
+        if self.store_timeout.is_zero() {
+            return Err(AuthError::config("store_timeout must be greater than zero"));
         }
         if self.default_token_lifetime.is_zero() {
             return Err(AuthError::config("default_token_lifetime must be greater than zero"));
@@ -403,6 +434,7 @@ impl fmt::Debug for AuthConfig {
             .field("cache_policy", &self.cache_policy)
             .field("recovery_policy", &self.recovery_policy)
             .field("retry_policy", &self.retry_policy)
+            .field("store_lock_directory", &self.store_lock_directory)
             .field("development_http_hosts", &self.development_http_hosts)
             .finish_non_exhaustive()
     }

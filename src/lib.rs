@@ -150,14 +150,16 @@ mod internal;
 mod session;
 pub mod signin;
 mod state;
-mod store;
+mod storage;
+// The store's old module path, kept so code written against it still resolves.
+use storage as store;
 mod token;
 
 pub use client::{AuthClient, AuthClientBuilder};
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use config::{
     AuthConfig, CachePolicy, ClientAuthMethod, RecoveryPolicy, RetryPolicy, TokenRotation, DEFAULT_REFRESH_MARGIN,
-    DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME,
+    DEFAULT_STORE_TIMEOUT, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME,
 };
 pub use error::{AuthError, ErrorSource, ServerError};
 pub use events::{AuthEvent, AuthEventListener};
@@ -165,7 +167,7 @@ pub use identity::{Identity, Subject, TokenParams};
 pub use insufficient_scope::{insufficient_scope, InsufficientScope};
 pub use session::{is_replay_safe, Replay, Session};
 pub use state::{SessionState, TokenChange, TokenObserver};
-pub use store::{MemoryStore, StoreError, TokenStore};
+pub use storage::{KeyringStore, MemoryStore, StoreError, TokenStore};
 pub use token::{AccessToken, Timestamp};
 
 /// Re-exported so apps can read a token ([`ExposeSecret`]) and pass secrets

@@ -2,9 +2,9 @@
 
 mod common;
 
-use common::{password, Harness, ALICE_PASSWORD};
+use common::{password, stored_refresh_token, Harness, ALICE_PASSWORD};
 use std::sync::Arc;
-use tokenkeeper::{AuthClient, AuthConfig, ClientAuthMethod, MemoryStore, TokenStore};
+use tokenkeeper::{AuthClient, AuthConfig, ClientAuthMethod, MemoryStore};
 use tokenkeeper_devserver::DevServerConfig;
 
 #[tokio::test]
@@ -40,10 +40,10 @@ async fn a_rotated_refresh_token_replaces_the_old_one() {
     let client = h.builder().store(store.clone()).build().unwrap();
     let alice = client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
     let key = alice.store_key().to_owned();
-    let first = secrecy::ExposeSecret::expose_secret(&store.load(&key).unwrap().unwrap()).to_owned();
+    let first = stored_refresh_token(store.as_ref(), &key).unwrap();
 
     alice.refresh().await.unwrap();
-    let second = secrecy::ExposeSecret::expose_secret(&store.load(&key).unwrap().unwrap()).to_owned();
+    let second = stored_refresh_token(store.as_ref(), &key).unwrap();
     assert_ne!(first, second, "the store holds the rotated refresh token");
     // The old one is revoked by the server: using it would fall back to the password.
     alice.refresh().await.unwrap();

@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::EventLog;
+use common::{stored_refresh_token, EventLog};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -436,9 +436,8 @@ impl World {
                 ));
             }
             if let Some(session) = self.sessions.get(&i) {
-                let stored = self.store.inner.load(session.store_key()).map_err(|e| e.to_string())?;
-                if let Some(stored) = stored {
-                    if !self.revoked_by_server[i] && !self.server.refresh_token_is_live(stored.expose_secret()) {
+                if let Some(stored) = stored_refresh_token(&self.store.inner, session.store_key()) {
+                    if !self.revoked_by_server[i] && !self.server.refresh_token_is_live(&stored) {
                         return Err(format!("{user}: the stored refresh token is dead on the server"));
                     }
                 }

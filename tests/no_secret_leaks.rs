@@ -3,11 +3,10 @@
 
 mod common;
 
-use common::{password, value, Harness, ALICE_PASSWORD, CLIENT_SECRET};
-use secrecy::ExposeSecret;
+use common::{password, stored_refresh_token, value, Harness, ALICE_PASSWORD, CLIENT_SECRET};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use tokenkeeper::{AuthClient, AuthError, MemoryStore, TokenStore};
+use tokenkeeper::{AuthClient, AuthError, MemoryStore};
 use tokenkeeper_devserver::{Endpoint, Fault};
 
 #[derive(Clone, Default)]
@@ -50,8 +49,8 @@ async fn no_secret_reaches_logs_debug_output_or_errors() {
     let token = alice.access_token().await.unwrap();
     secrets.push(value(&token));
     seen.push(format!("{token:?} {}", token.expires_at()));
-    let refresh = store.load(alice.store_key()).unwrap().expect("refresh token stored");
-    secrets.push(refresh.expose_secret().to_owned());
+    let refresh = stored_refresh_token(store.as_ref(), alice.store_key()).expect("refresh token stored");
+    secrets.push(refresh);
 
     // Errors: wrong password, wrong secret, a revoked token recovered, server faults.
     let mut errors: Vec<AuthError> = Vec::new();

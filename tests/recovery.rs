@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{password, value, Harness, ALICE_PASSWORD};
+use common::{password, stored_refresh_token, value, Harness, ALICE_PASSWORD};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokenkeeper::{
@@ -244,14 +244,14 @@ async fn logout_revokes_with_the_right_hints_and_forgets_even_when_revocation_fa
         .unwrap();
     let alice = client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
     let key = alice.store_key().to_owned();
-    let refresh = store.load(&key).unwrap().expect("stored");
+    let refresh = stored_refresh_token(store.as_ref(), &key).expect("stored");
     let access = alice.access_token().await.unwrap();
 
     alice.logout().await.unwrap();
     let revocations = h.server.stats().revocations;
     let hints: Vec<_> = revocations.iter().map(|r| r.token_type_hint.as_deref()).collect();
     assert_eq!(hints, [Some("refresh_token"), Some("access_token")]);
-    assert_eq!(revocations[0].token, secrecy::ExposeSecret::expose_secret(&refresh));
+    assert_eq!(revocations[0].token, refresh);
     assert_eq!(revocations[1].token, value(&access));
     assert!(client.session("alice").is_none());
     assert!(store.load(&key).unwrap().is_none());

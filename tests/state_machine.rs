@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{password, until, value, EventLog, Harness, ALICE_PASSWORD};
+use common::{password, stored_refresh_token, until, value, EventLog, Harness, ALICE_PASSWORD};
 use secrecy::SecretString;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -111,13 +111,8 @@ async fn logout_is_a_fence_and_a_new_login_is_never_overwritten_by_the_old_fligh
     assert!(late.await.unwrap().is_err());
 
     assert!(new.access_token().await.unwrap().is_same_token(&signed_in));
-    let stored = store
-        .load(new.store_key())
-        .unwrap()
-        .expect("the new login's refresh token");
-    assert!(h
-        .server
-        .refresh_token_is_live(secrecy::ExposeSecret::expose_secret(&stored)));
+    let stored = stored_refresh_token(store.as_ref(), new.store_key()).expect("the new login's refresh token");
+    assert!(h.server.refresh_token_is_live(&stored));
     assert_eq!(
         h.server.live_tokens("alice"),
         2,

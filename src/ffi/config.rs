@@ -62,6 +62,15 @@ pub struct AuthConfig {
     /// Whole-request timeout (default: 30 s).
     #[uniffi(default = None)]
     pub request_timeout: Option<TimeSpan>,
+    /// A directory every process of the app shares (iOS: the app group container;
+    /// Android: `context.filesDir`), where refreshes of one stored session take an OS
+    /// file lock, so an app and its extension never spend one rotating refresh token
+    /// twice (default: none, refreshes are serialised within the process only).
+    #[uniffi(default = None)]
+    pub store_lock_directory: Option<String>,
+    /// How long one `TokenStore` call may take before it counts as failed (default: 30 s).
+    #[uniffi(default = None)]
+    pub store_timeout: Option<TimeSpan>,
     /// **Development only**: hosts (such as `10.0.2.2`, the Android emulator's address
     /// of the development machine) reached over plain http. Logged loudly as a warning;
     /// https stays mandatory for every other host. Never ship it in a release build.
@@ -129,6 +138,12 @@ impl From<AuthConfig> for crate::AuthConfig {
         }
         if !c.development_http_hosts.is_empty() {
             config = config.allow_http_for_development_hosts(c.development_http_hosts);
+        }
+        if let Some(directory) = c.store_lock_directory {
+            config = config.store_lock_directory(directory);
+        }
+        if let Some(timeout) = c.store_timeout {
+            config = config.store_timeout(timeout.into());
         }
         if let Some(url) = c.authorization_endpoint {
             config = config.authorization_endpoint(url);

@@ -9,18 +9,20 @@ use std::sync::Arc;
 
 /// Where refresh tokens survive an app restart. Only refresh tokens are stored,
 /// never passwords, client secrets or access tokens. The key is opaque and stable; it
-/// names the client and the identity, never a secret.
+/// names the token endpoint, the client and the identity, never a secret. The value
+/// is opaque too (a small JSON record holding the refresh token, a few KiB at most):
+/// keep it as it is, encrypted (Android: `KeystoreTokenStore`; iOS: the Keychain).
 ///
 /// Methods are called from tokenkeeper's own threads, never the main thread; they
 /// may block briefly (disk, Keychain). Throw `StoreException.Failed` on failure: the
 /// operation then fails with `AuthException.Storage`.
 #[uniffi::export(with_foreign)]
 pub trait TokenStore: Send + Sync {
-    /// The stored refresh token for `key`, or `null`/`nil` if none.
+    /// The value stored for `key`, or `null`/`nil` if none.
     fn load(&self, key: String) -> Result<Option<String>, StoreError>;
-    /// Stores (or replaces) the refresh token for `key`.
+    /// Stores (or replaces) the value for `key`; durably, before returning.
     fn save(&self, key: String, refresh_token: String) -> Result<(), StoreError>;
-    /// Forgets the refresh token for `key`; no error if there was none.
+    /// Forgets the value for `key`; no error if there was none.
     fn remove(&self, key: String) -> Result<(), StoreError>;
 }
 

@@ -129,3 +129,11 @@ pub async fn until(mut condition: impl FnMut() -> bool) {
     }
     panic!("the condition did not become true within 5 s");
 }
+
+/// The refresh token inside the session record a store holds under `key`.
+pub fn stored_refresh_token(store: &dyn tokenkeeper::TokenStore, key: &str) -> Option<String> {
+    use secrecy::ExposeSecret;
+    let raw = store.load(key).expect("the store answers")?;
+    let record: serde_json::Value = serde_json::from_str(raw.expose_secret()).expect("a JSON session record");
+    Some(record["refresh_token"].as_str().expect("a refresh token").to_owned())
+}

@@ -2231,7 +2231,9 @@ public func FfiConverterTypeTokenObserver_lower(_ value: TokenObserver) -> UInt6
 /**
  * Where refresh tokens survive an app restart. Only refresh tokens are stored,
  * never passwords, client secrets or access tokens. The key is opaque and stable; it
- * names the client and the identity, never a secret.
+ * names the token endpoint, the client and the identity, never a secret. The value
+ * is opaque too (a small JSON record holding the refresh token, a few KiB at most):
+ * keep it as it is, encrypted (Android: `KeystoreTokenStore`; iOS: the Keychain).
  *
  * Methods are called from tokenkeeper's own threads, never the main thread; they
  * may block briefly (disk, Keychain). Throw `StoreException.Failed` on failure: the
@@ -2240,17 +2242,17 @@ public func FfiConverterTypeTokenObserver_lower(_ value: TokenObserver) -> UInt6
 public protocol TokenStore: AnyObject, Sendable {
     
     /**
-     * The stored refresh token for `key`, or `null`/`nil` if none.
+     * The value stored for `key`, or `null`/`nil` if none.
      */
     func load(key: String) throws  -> String?
     
     /**
-     * Stores (or replaces) the refresh token for `key`.
+     * Stores (or replaces) the value for `key`; durably, before returning.
      */
     func save(key: String, refreshToken: String) throws 
     
     /**
-     * Forgets the refresh token for `key`; no error if there was none.
+     * Forgets the value for `key`; no error if there was none.
      */
     func remove(key: String) throws 
     
@@ -2258,7 +2260,9 @@ public protocol TokenStore: AnyObject, Sendable {
 /**
  * Where refresh tokens survive an app restart. Only refresh tokens are stored,
  * never passwords, client secrets or access tokens. The key is opaque and stable; it
- * names the client and the identity, never a secret.
+ * names the token endpoint, the client and the identity, never a secret. The value
+ * is opaque too (a small JSON record holding the refresh token, a few KiB at most):
+ * keep it as it is, encrypted (Android: `KeystoreTokenStore`; iOS: the Keychain).
  *
  * Methods are called from tokenkeeper's own threads, never the main thread; they
  * may block briefly (disk, Keychain). Throw `StoreException.Failed` on failure: the
@@ -2318,7 +2322,7 @@ open class TokenStoreImpl: TokenStore, @unchecked Sendable {
 
     
     /**
-     * The stored refresh token for `key`, or `null`/`nil` if none.
+     * The value stored for `key`, or `null`/`nil` if none.
      */
 open func load(key: String)throws  -> String?  {
     return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypeStoreError_lift) {
@@ -2331,7 +2335,7 @@ open func load(key: String)throws  -> String?  {
 }
     
     /**
-     * Stores (or replaces) the refresh token for `key`.
+     * Stores (or replaces) the value for `key`; durably, before returning.
      */
 open func save(key: String, refreshToken: String)throws   {try rustCallWithError(FfiConverterTypeStoreError_lift) {
         uniffiCallStatus in
@@ -2344,7 +2348,7 @@ open func save(key: String, refreshToken: String)throws   {try rustCallWithError
 }
     
     /**
-     * Forgets the refresh token for `key`; no error if there was none.
+     * Forgets the value for `key`; no error if there was none.
      */
 open func remove(key: String)throws   {try rustCallWithError(FfiConverterTypeStoreError_lift) {
         uniffiCallStatus in
@@ -2712,6 +2716,17 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
      */
     public var requestTimeout: TimeSpan?
     /**
+     * A directory every process of the app shares (iOS: the app group container;
+     * Android: `context.filesDir`), where refreshes of one stored session take an OS
+     * file lock, so an app and its extension never spend one rotating refresh token
+     * twice (default: none, refreshes are serialised within the process only).
+     */
+    public var storeLockDirectory: String?
+    /**
+     * How long one `TokenStore` call may take before it counts as failed (default: 30 s).
+     */
+    public var storeTimeout: TimeSpan?
+    /**
      * **Development only**: hosts (such as `10.0.2.2`, the Android emulator's address
      * of the development machine) reached over plain http. Logged loudly as a warning;
      * https stays mandatory for every other host. Never ship it in a release build.
@@ -2783,6 +2798,15 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
          * Whole-request timeout (default: 30 s).
          */requestTimeout: TimeSpan? = nil, 
         /**
+         * A directory every process of the app shares (iOS: the app group container;
+         * Android: `context.filesDir`), where refreshes of one stored session take an OS
+         * file lock, so an app and its extension never spend one rotating refresh token
+         * twice (default: none, refreshes are serialised within the process only).
+         */storeLockDirectory: String? = nil, 
+        /**
+         * How long one `TokenStore` call may take before it counts as failed (default: 30 s).
+         */storeTimeout: TimeSpan? = nil, 
+        /**
          * **Development only**: hosts (such as `10.0.2.2`, the Android emulator's address
          * of the development machine) reached over plain http. Logged loudly as a warning;
          * https stays mandatory for every other host. Never ship it in a release build.
@@ -2814,6 +2838,8 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
         self.retryPolicy = retryPolicy
         self.connectTimeout = connectTimeout
         self.requestTimeout = requestTimeout
+        self.storeLockDirectory = storeLockDirectory
+        self.storeTimeout = storeTimeout
         self.developmentHttpHosts = developmentHttpHosts
         self.authorizationEndpoint = authorizationEndpoint
         self.deviceAuthorizationEndpoint = deviceAuthorizationEndpoint
@@ -2863,6 +2889,8 @@ public struct FfiConverterTypeAuthConfig: FfiConverterRustBuffer {
                 retryPolicy: FfiConverterOptionTypeRetryPolicy.read(from: &buf), 
                 connectTimeout: FfiConverterOptionTypeTimeSpan.read(from: &buf), 
                 requestTimeout: FfiConverterOptionTypeTimeSpan.read(from: &buf), 
+                storeLockDirectory: FfiConverterOptionString.read(from: &buf), 
+                storeTimeout: FfiConverterOptionTypeTimeSpan.read(from: &buf), 
                 developmentHttpHosts: FfiConverterSequenceString.read(from: &buf), 
                 authorizationEndpoint: FfiConverterOptionString.read(from: &buf), 
                 deviceAuthorizationEndpoint: FfiConverterOptionString.read(from: &buf), 
@@ -2887,6 +2915,8 @@ public struct FfiConverterTypeAuthConfig: FfiConverterRustBuffer {
         FfiConverterOptionTypeRetryPolicy.write(value.retryPolicy, into: &buf)
         FfiConverterOptionTypeTimeSpan.write(value.connectTimeout, into: &buf)
         FfiConverterOptionTypeTimeSpan.write(value.requestTimeout, into: &buf)
+        FfiConverterOptionString.write(value.storeLockDirectory, into: &buf)
+        FfiConverterOptionTypeTimeSpan.write(value.storeTimeout, into: &buf)
         FfiConverterSequenceString.write(value.developmentHttpHosts, into: &buf)
         FfiConverterOptionString.write(value.authorizationEndpoint, into: &buf)
         FfiConverterOptionString.write(value.deviceAuthorizationEndpoint, into: &buf)
@@ -4940,13 +4970,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_method_tokenobserver_on_token_change() != 4369) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_tokenstore_load() != 283) {
+    if (uniffi_tokenkeeper_checksum_method_tokenstore_load() != 29492) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_tokenstore_save() != 57999) {
+    if (uniffi_tokenkeeper_checksum_method_tokenstore_save() != 14817) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_tokenstore_remove() != 45274) {
+    if (uniffi_tokenkeeper_checksum_method_tokenstore_remove() != 42658) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_constructor_authclient_new() != 47972) {

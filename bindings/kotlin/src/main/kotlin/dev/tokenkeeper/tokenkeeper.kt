@@ -1213,13 +1213,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_checksum_method_tokenobserver_on_token_change() and 0xFFFF) != 4369) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_load() and 0xFFFF) != 283) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_load() and 0xFFFF) != 29492) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_save() and 0xFFFF) != 57999) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_save() and 0xFFFF) != 14817) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_remove() and 0xFFFF) != 45274) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_remove() and 0xFFFF) != 42658) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_constructor_authclient_new() and 0xFFFF) != 47972) {
@@ -4270,7 +4270,9 @@ public object FfiConverterTypeTokenObserver: FfiConverter<TokenObserver, Long> {
 /**
  * Where refresh tokens survive an app restart. Only refresh tokens are stored,
  * never passwords, client secrets or access tokens. The key is opaque and stable; it
- * names the client and the identity, never a secret.
+ * names the token endpoint, the client and the identity, never a secret. The value
+ * is opaque too (a small JSON record holding the refresh token, a few KiB at most):
+ * keep it as it is, encrypted (Android: `KeystoreTokenStore`; iOS: the Keychain).
  *
  * Methods are called from tokenkeeper's own threads, never the main thread; they
  * may block briefly (disk, Keychain). Throw `StoreException.Failed` on failure: the
@@ -4279,17 +4281,17 @@ public object FfiConverterTypeTokenObserver: FfiConverter<TokenObserver, Long> {
 public interface TokenStore {
     
     /**
-     * The stored refresh token for `key`, or `null`/`nil` if none.
+     * The value stored for `key`, or `null`/`nil` if none.
      */
     fun `load`(`key`: kotlin.String): kotlin.String?
     
     /**
-     * Stores (or replaces) the refresh token for `key`.
+     * Stores (or replaces) the value for `key`; durably, before returning.
      */
     fun `save`(`key`: kotlin.String, `refreshToken`: kotlin.String)
     
     /**
-     * Forgets the refresh token for `key`; no error if there was none.
+     * Forgets the value for `key`; no error if there was none.
      */
     fun `remove`(`key`: kotlin.String)
     
@@ -4299,7 +4301,9 @@ public interface TokenStore {
 /**
  * Where refresh tokens survive an app restart. Only refresh tokens are stored,
  * never passwords, client secrets or access tokens. The key is opaque and stable; it
- * names the client and the identity, never a secret.
+ * names the token endpoint, the client and the identity, never a secret. The value
+ * is opaque too (a small JSON record holding the refresh token, a few KiB at most):
+ * keep it as it is, encrypted (Android: `KeystoreTokenStore`; iOS: the Keychain).
  *
  * Methods are called from tokenkeeper's own threads, never the main thread; they
  * may block briefly (disk, Keychain). Throw `StoreException.Failed` on failure: the
@@ -4408,7 +4412,7 @@ open class TokenStoreImpl: Disposable, AutoCloseable, TokenStore
 
     
     /**
-     * The stored refresh token for `key`, or `null`/`nil` if none.
+     * The value stored for `key`, or `null`/`nil` if none.
      */
     @Throws(StoreException::class)override fun `load`(`key`: kotlin.String): kotlin.String? {
             return FfiConverterOptionalString.lift(
@@ -4426,7 +4430,7 @@ open class TokenStoreImpl: Disposable, AutoCloseable, TokenStore
 
     
     /**
-     * Stores (or replaces) the refresh token for `key`.
+     * Stores (or replaces) the value for `key`; durably, before returning.
      */
     @Throws(StoreException::class)override fun `save`(`key`: kotlin.String, `refreshToken`: kotlin.String)
         = 
@@ -4444,7 +4448,7 @@ open class TokenStoreImpl: Disposable, AutoCloseable, TokenStore
 
     
     /**
-     * Forgets the refresh token for `key`; no error if there was none.
+     * Forgets the value for `key`; no error if there was none.
      */
     @Throws(StoreException::class)override fun `remove`(`key`: kotlin.String)
         = 
@@ -4758,6 +4762,19 @@ data class AuthConfig (
     var `requestTimeout`: TimeSpan? = null 
     , 
     /**
+     * A directory every process of the app shares (iOS: the app group container;
+     * Android: `context.filesDir`), where refreshes of one stored session take an OS
+     * file lock, so an app and its extension never spend one rotating refresh token
+     * twice (default: none, refreshes are serialised within the process only).
+     */
+    var `storeLockDirectory`: kotlin.String? = null 
+    , 
+    /**
+     * How long one `TokenStore` call may take before it counts as failed (default: 30 s).
+     */
+    var `storeTimeout`: TimeSpan? = null 
+    , 
+    /**
      * **Development only**: hosts (such as `10.0.2.2`, the Android emulator's address
      * of the development machine) reached over plain http. Logged loudly as a warning;
      * https stays mandatory for every other host. Never ship it in a release build.
@@ -4823,6 +4840,8 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterOptionalTypeRetryPolicy.read(buf),
             FfiConverterOptionalTypeTimeSpan.read(buf),
             FfiConverterOptionalTypeTimeSpan.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalTypeTimeSpan.read(buf),
             FfiConverterSequenceString.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
@@ -4847,6 +4866,8 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterOptionalTypeRetryPolicy.allocationSize(value.`retryPolicy`) +
             FfiConverterOptionalTypeTimeSpan.allocationSize(value.`connectTimeout`) +
             FfiConverterOptionalTypeTimeSpan.allocationSize(value.`requestTimeout`) +
+            FfiConverterOptionalString.allocationSize(value.`storeLockDirectory`) +
+            FfiConverterOptionalTypeTimeSpan.allocationSize(value.`storeTimeout`) +
             FfiConverterSequenceString.allocationSize(value.`developmentHttpHosts`) +
             FfiConverterOptionalString.allocationSize(value.`authorizationEndpoint`) +
             FfiConverterOptionalString.allocationSize(value.`deviceAuthorizationEndpoint`) +
@@ -4870,6 +4891,8 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterOptionalTypeRetryPolicy.write(value.`retryPolicy`, buf)
             FfiConverterOptionalTypeTimeSpan.write(value.`connectTimeout`, buf)
             FfiConverterOptionalTypeTimeSpan.write(value.`requestTimeout`, buf)
+            FfiConverterOptionalString.write(value.`storeLockDirectory`, buf)
+            FfiConverterOptionalTypeTimeSpan.write(value.`storeTimeout`, buf)
             FfiConverterSequenceString.write(value.`developmentHttpHosts`, buf)
             FfiConverterOptionalString.write(value.`authorizationEndpoint`, buf)
             FfiConverterOptionalString.write(value.`deviceAuthorizationEndpoint`, buf)

@@ -1,5 +1,22 @@
-//! [`TokenStore`]: where refresh tokens survive an app restart. Only refresh tokens
-//! are stored, never passwords, client secrets or access tokens.
+//! Storage: where a session's refresh token survives an app restart.
+//!
+//! - [`TokenStore`], the trait an app implements (or picks: [`MemoryStore`],
+//!   [`KeyringStore`]): an opaque secret value per opaque key;
+//! - `record`: what the value holds, a versioned JSON record (refresh token and who
+//!   it belongs to; never passwords, client secrets or access tokens);
+//! - `key`: the store key, unambiguous per token endpoint, client and identity;
+//! - `keyring`: [`KeyringStore`] on the operating system's secret store;
+//! - `lock`: the per-key refresh lock, in-process and across processes.
+//!
+//! How the session calls all this (off the async threads, with a timeout) lives in
+//! `internal::persistence`.
+
+pub(crate) mod key;
+mod keyring;
+pub(crate) mod lock;
+pub(crate) mod record;
+
+pub use keyring::KeyringStore;
 
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
@@ -12,9 +29,15 @@ pub struct StoreError(pub String);
 
 /// Persistence of refresh tokens, keyed by session.
 ///
-/// The key is an opaque, stable string naming the client and identity (it contains
-/// the client id and user name, never a secret). Implement this for the platform's
-/// secure storage (Keychain, Android Keystore-backed preferences, …).
+/// The key is an opaque, stable string naming the token endpoint, client and identity
+/// (it contains the client id and user name, never a secret). The value is opaque
+/// too: a small JSON record holding the refresh token (a few KiB at most); store it
+/// as it is, in the platform's secure storage ([`KeyringStore`], Android
+/// Keystore-backed preferences, …).
+///
+/// The methods may block (a keychain, a disk): the session calls them on a blocking
+/// thread with a timeout, never on the async runtime's threads, and a panic in them
+/// becomes a storage error.
 ///
 /// ```
 /// use tokenkeeper::{MemoryStore, TokenStore};
@@ -24,11 +47,11 @@ pub struct StoreError(pub String);
 /// assert_eq!(store.load("key").unwrap().unwrap().expose_secret(), "refresh-token");
 /// ```
 pub trait TokenStore: Send + Sync {
-    /// The stored refresh token for `key`, if any.
+    /// The value stored for `key`, if any.
     fn load(&self, key: &str) -> Result<Option<SecretString>, StoreError>;
-    /// Stores (or replaces) the refresh token for `key`.
+    /// Stores (or replaces) the value for `key`.
     fn save(&self, key: &str, refresh_token: &SecretString) -> Result<(), StoreError>;
-    /// Forgets the refresh token for `key` (no error if there was none).
+    /// Forgets the value for `key` (no error if there was none).
     fn remove(&self, key: &str) -> Result<(), StoreError>;
 }
 
