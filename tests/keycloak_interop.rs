@@ -236,15 +236,27 @@ impl TokenStore for RecordingStore {
         Ok(())
     }
 
-    fn remove(&self, _key: &str) -> Result<(), StoreError> {
-        self.removed.fetch_add(1, Ordering::Relaxed);
+    fn remove(&self, key: &str) -> Result<(), StoreError> {
+        // Logout also clears the pre-record key format; only the session's own key counts.
+        if !key.starts_with("tokenkeeper/v1/") {
+            self.removed.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 }
 
 impl RecordingStore {
+    /// The refresh tokens saved, in order, read out of the stored session records.
     fn saved(&self) -> Vec<String> {
-        self.saved.lock().unwrap().clone()
+        self.saved
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|raw| {
+                let record: serde_json::Value = serde_json::from_str(raw).expect("a JSON session record");
+                record["refresh_token"].as_str().expect("a refresh token").to_owned()
+            })
+            .collect()
     }
 }
 
