@@ -97,3 +97,12 @@ pub fn http_date(value: &str) {
         let _ = date.duration_since(now());
     }
 }
+
+/// A stored session record (any format ever written), as read back from a
+/// `TokenStore` that another process, an older version or a hostile app may have
+/// filled; decoding then re-encoding must never panic.
+pub fn session_record(raw: &str) {
+    if let Ok(record) = crate::storage::record::Record::decode(raw) {
+        let _ = record.encode();
+    }
+}
