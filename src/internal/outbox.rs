@@ -53,6 +53,10 @@ impl Outbox {
                         // Cleared under the same lock a producer queues under, so an
                         // event queued after this point finds `delivering` false.
                         queue.delivering = false;
+                        // An idle session keeps no buffer: most sessions queue a few
+                        // events at sign-in and then none for hours, and a kept
+                        // capacity of 4 events is half a KiB per session.
+                        queue.events = VecDeque::new();
                         std::mem::forget(done);
                         return;
                     }
