@@ -12,7 +12,9 @@ use crate::session::Session;
 use crate::store::TokenStore;
 use reqwest::header::HeaderValue;
 use reqwest::Url;
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 pub(crate) struct ClientContext {
@@ -104,14 +106,42 @@ fn parse_root_certificate(raw: &[u8]) -> Result<Vec<reqwest::Certificate>, &'sta
 }
 
 /// At most one session per identity (seed 002: one active token per user).
+///
+/// A set of sessions looked up by the identity each one already holds, rather than a
+/// map from a second copy of that identity: an entry is one pointer, not a pointer
+/// plus a 96-byte key and its strings, which matters at 100,000 sessions.
 #[derive(Default)]
 pub(crate) struct Registry {
-    sessions: Mutex<HashMap<Identity, Arc<Session>>>,
+    sessions: Mutex<HashSet<Registered>>,
 }
+
+/// A registered session, hashed and compared by its identity so the set can be
+/// searched with a bare `&Identity` (`Borrow` requires exactly that agreement).
+struct Registered(Arc<Session>);
+
+impl Borrow<Identity> for Registered {
+    fn borrow(&self) -> &Identity {
+        self.0.identity()
+    }
+}
+
+impl Hash for Registered {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.identity().hash(state);
+    }
+}
+
+impl PartialEq for Registered {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.identity() == other.0.identity()
+    }
+}
+
+impl Eq for Registered {}
 
 impl Registry {
     pub(crate) fn get(&self, identity: &Identity) -> Option<Arc<Session>> {
-        self.lock().get(identity).cloned()
+        self.lock().get(identity).map(|registered| Arc::clone(&registered.0))
     }
 
     /// The session for `identity`, created by `create` if there is none; `true` if created.
@@ -122,10 +152,11 @@ impl Registry {
     ) -> (Arc<Session>, bool) {
         let mut sessions = self.lock();
         if let Some(existing) = sessions.get(identity) {
-            return (Arc::clone(existing), false);
+            return (Arc::clone(&existing.0), false);
         }
         let session = Arc::new(create());
-        sessions.insert(identity.clone(), Arc::clone(&session));
+        debug_assert_eq!(session.identity(), identity);
+        sessions.insert(Registered(Arc::clone(&session)));
         (session, true)
     }
 
@@ -134,13 +165,13 @@ impl Registry {
         let mut sessions = self.lock();
         if sessions
             .get(session.identity())
-            .is_some_and(|s| std::ptr::eq(Arc::as_ptr(s), session))
+            .is_some_and(|s| std::ptr::eq(Arc::as_ptr(&s.0), session))
         {
             sessions.remove(session.identity());
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Identity, Arc<Session>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Registered>> {
         self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
