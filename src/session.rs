@@ -81,7 +81,7 @@ impl Session {
     /// The key under which this session's refresh token is kept in a
     /// [`TokenStore`](crate::TokenStore): stable across restarts, no secret in it.
     pub fn store_key(&self) -> &str {
-        self.core.persistence.key()
+        self.core.persistence().key()
     }
 
     /// A valid access token: the cached one while it is fresh; when it is due for

@@ -56,9 +56,9 @@ async fn renewed(core: &Arc<SessionCore>, epoch: u64, recovering: bool) -> Fligh
 async fn renew(core: &Arc<SessionCore>, epoch: u64, recovering: bool) -> FlightResult {
     // Another AuthClient or process sharing the store may rotate the same refresh
     // token: hold the key's guard for the whole refresh, and start from what is stored.
-    let _guard = if core.persistence.is_configured() {
-        let guard = core.persistence.refresh_guard().await?;
-        match core.persistence.load().await {
+    let _guard = if core.persistence().is_configured() {
+        let guard = core.persistence().refresh_guard().await?;
+        match core.persistence().load().await {
             Ok(Some(stored)) => core.adopt_stored_refresh_token(epoch, stored),
             Ok(None) => {}
             Err(error) => tracing::warn!(%error, "could not re-read the stored refresh token"),

@@ -22,9 +22,8 @@ use crate::storage::{key, lock, StoreError, TokenStore};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, SystemTime};
 
 pub(crate) use crate::storage::lock::RefreshGuard;
@@ -38,20 +37,24 @@ pub(crate) struct SaveMeta<'a> {
     pub refresh_expires_at: Option<SystemTime>,
 }
 
-/// One session's view of the store.
-pub(crate) struct Persistence {
-    store: Option<Arc<dyn TokenStore>>,
-    key: String,
-    legacy_key: String,
-    token_endpoint: String,
-    client_id: String,
-    subject: Subject,
-    lock_directory: Option<PathBuf>,
-    timeout: Duration,
-    clock: Arc<dyn Clock>,
-    /// Whether a 0.1 entry under the old key may still exist (cleared once a save
-    /// under the new key has removed it): a stale old entry must never resurface.
-    legacy_possible: AtomicBool,
+/// What one session keeps for the store itself; everything else (the store, the
+/// endpoint, the client id, the lock directory, the timeout, the clock) is read from
+/// the client context every session shares, so an idle session without a store
+/// costs a few bytes here, not a copy of each.
+#[derive(Default)]
+pub(crate) struct PersistSlot {
+    /// The store key, built on first use (`Session::store_key` or a store call).
+    key: OnceLock<Box<str>>,
+    /// Set once a save under the new key has removed any 0.1 entry under the old key.
+    /// Until then such an entry may exist, and a stale old entry must never resurface.
+    legacy_cleared: AtomicBool,
+}
+
+/// One session's view of the store: its slot, its identity and the client context.
+pub(crate) struct Persistence<'a> {
+    ctx: &'a ClientContext,
+    identity: &'a Identity,
+    slot: &'a PersistSlot,
 }
 
 /// Orders the calls on one (store, key) across every session of the process.
@@ -86,38 +89,49 @@ enum Call {
     Write,
 }
 
-impl Persistence {
-    pub(crate) fn new(ctx: &ClientContext, identity: &Identity) -> Self {
-        let token_endpoint = ctx.token_url.as_str().to_owned();
-        let client_id = ctx.config.client_id.clone();
-        Self {
-            store: ctx.store.clone(),
-            key: key::store_key(&token_endpoint, &client_id, identity),
-            legacy_key: key::legacy(&client_id, identity),
-            token_endpoint,
-            client_id,
-            subject: identity.subject().clone(),
-            lock_directory: ctx.config.store_lock_directory.clone(),
-            timeout: ctx.config.store_timeout,
-            clock: Arc::clone(&ctx.config.clock),
-            legacy_possible: AtomicBool::new(true),
-        }
+impl<'a> Persistence<'a> {
+    pub(crate) fn new(ctx: &'a ClientContext, identity: &'a Identity, slot: &'a PersistSlot) -> Self {
+        Self { ctx, identity, slot }
     }
 
     /// The store key of this session (`Session::store_key`).
-    pub(crate) fn key(&self) -> &str {
-        &self.key
+    pub(crate) fn key(&self) -> &'a str {
+        let (ctx, identity) = (self.ctx, self.identity);
+        self.slot
+            .key
+            .get_or_init(|| key::store_key(ctx.token_url.as_str(), &ctx.config.client_id, identity).into_boxed_str())
+    }
+
+    /// The key tokenkeeper 0.1 used: built when needed, as only store calls use it.
+    fn legacy_key(&self) -> String {
+        key::legacy(&self.ctx.config.client_id, self.identity)
     }
 
     pub(crate) fn is_configured(&self) -> bool {
-        self.store.is_some()
+        self.ctx.store.is_some()
     }
 
-    fn owner(&self) -> Owner<'_> {
+    fn store(&self) -> Option<&'a Arc<dyn TokenStore>> {
+        self.ctx.store.as_ref()
+    }
+
+    fn subject(&self) -> &'a Subject {
+        self.identity.subject()
+    }
+
+    fn clock(&self) -> &'a dyn Clock {
+        self.ctx.clock()
+    }
+
+    fn timeout(&self) -> Duration {
+        self.ctx.config.store_timeout
+    }
+
+    fn owner(&self) -> Owner<'a> {
         Owner {
-            token_endpoint: &self.token_endpoint,
-            client_id: &self.client_id,
-            subject: &self.subject,
+            token_endpoint: self.ctx.token_url.as_str(),
+            client_id: &self.ctx.config.client_id,
+            subject: self.subject(),
         }
     }
 
@@ -125,11 +139,11 @@ impl Persistence {
     /// foreign, oversized or expired entry is deleted and reported once as
     /// `ReauthenticationRequired`. Store failures, panics, timeouts: `Storage`.
     pub(crate) async fn load(&self) -> Result<Option<SecretString>, AuthError> {
-        if self.store.is_none() {
+        if !self.is_configured() {
             return Ok(None);
         }
-        match self.read(&self.key).await? {
-            Some(raw) => self.accept(&self.key, &raw).await.map(Some),
+        match self.read(self.key()).await? {
+            Some(raw) => self.accept(self.key(), &raw).await.map(Some),
             None => self.migrate().await,
         }
     }
@@ -141,11 +155,11 @@ impl Persistence {
             Ok(record)
         });
         let reason = match record {
-            Ok(record) if !record.is_expired(self.clock.now()) => return Ok(record.refresh_token),
+            Ok(record) if !record.is_expired(self.clock().now()) => return Ok(record.refresh_token),
             Ok(_) => "the stored refresh token has expired".to_owned(),
             Err(error) => error.to_string(),
         };
-        tracing::warn!(subject = ?self.subject, %reason, "deleting an unusable stored session");
+        tracing::warn!(subject = ?self.subject(), %reason, "deleting an unusable stored session");
         if let Err(error) = self.write(key, None).await {
             tracing::warn!(%error, "could not delete the unusable stored session");
         }
@@ -158,17 +172,18 @@ impl Persistence {
     /// the new key, then delete the old one (only once the new one is saved, so a
     /// failed move loses nothing and is retried on the next load).
     async fn migrate(&self) -> Result<Option<SecretString>, AuthError> {
-        let Some(raw) = self.read(&self.legacy_key).await? else {
+        let legacy_key = self.legacy_key();
+        let Some(raw) = self.read(&legacy_key).await? else {
             return Ok(None);
         };
-        let token = self.accept(&self.legacy_key, &raw).await?;
-        let record = Record::new(&token, self.owner(), None, self.clock.now(), None);
-        match self.write(&self.key, Some(record.encode())).await {
+        let token = self.accept(&legacy_key, &raw).await?;
+        let record = Record::new(&token, self.owner(), None, self.clock().now(), None);
+        match self.write(self.key(), Some(record.encode())).await {
             Ok(()) => {
-                if let Err(error) = self.write(&self.legacy_key, None).await {
+                if let Err(error) = self.write(&legacy_key, None).await {
                     tracing::warn!(%error, "moved the stored session but could not delete its old entry");
                 }
-                tracing::info!(subject = ?self.subject, "moved a tokenkeeper 0.1 stored session to the new key");
+                tracing::info!(subject = ?self.subject(), "moved a tokenkeeper 0.1 stored session to the new key");
             }
             Err(error) => tracing::warn!(%error, "could not move the stored session to the new key"),
         }
@@ -177,7 +192,7 @@ impl Persistence {
 
     /// Stores `refresh_token` with `meta` as the current-format record.
     pub(crate) async fn save(&self, refresh_token: &SecretString, meta: &SaveMeta<'_>) -> Result<(), AuthError> {
-        if self.store.is_none() {
+        if !self.is_configured() {
             return Ok(());
         }
         let owner = Owner {
@@ -188,14 +203,14 @@ impl Persistence {
             refresh_token,
             owner,
             meta.scope,
-            self.clock.now(),
+            self.clock().now(),
             meta.refresh_expires_at,
         );
-        self.write(&self.key, Some(record.encode())).await?;
+        self.write(self.key(), Some(record.encode())).await?;
         // The new entry supersedes any 0.1 entry; left behind, it could bring back a
         // session after a logout (logout removes only what holds the session's token).
-        if self.legacy_possible.load(Ordering::SeqCst) && self.write(&self.legacy_key, None).await.is_ok() {
-            self.legacy_possible.store(false, Ordering::SeqCst);
+        if !self.slot.legacy_cleared.load(Ordering::SeqCst) && self.write(&self.legacy_key(), None).await.is_ok() {
+            self.slot.legacy_cleared.store(true, Ordering::SeqCst);
         }
         Ok(())
     }
@@ -203,11 +218,11 @@ impl Persistence {
     /// Deletes the entry, under the new key and the 0.1 key alike (a user who logs out
     /// before the first load must not be brought back by the old entry).
     pub(crate) async fn remove(&self) -> Result<(), AuthError> {
-        if self.store.is_none() {
+        if !self.is_configured() {
             return Ok(());
         }
-        let current = self.write(&self.key, None).await;
-        let legacy = self.write(&self.legacy_key, None).await;
+        let current = self.write(self.key(), None).await;
+        let legacy = self.write(&self.legacy_key(), None).await;
         current.and(legacy)
     }
 
@@ -216,14 +231,14 @@ impl Persistence {
     /// unreadable entry is removed too (it can serve nobody), and so is any 0.1 entry
     /// under the old key (the new SDK never writes one, so it is stale by definition).
     pub(crate) async fn remove_if_holds(&self, ours: Option<&SecretString>) -> Result<(), AuthError> {
-        if self.store.is_none() {
+        if !self.is_configured() {
             return Ok(());
         }
-        let legacy = self.write(&self.legacy_key, None).await;
+        let legacy = self.write(&self.legacy_key(), None).await;
         let Some(ours) = ours else {
             return legacy;
         };
-        let holds_ours = match self.read(&self.key).await? {
+        let holds_ours = match self.read(self.key()).await? {
             None => false,
             Some(raw) => Record::decode(raw.expose_secret()).map_or(true, |record| {
                 record.refresh_token.expose_secret() == ours.expose_secret()
@@ -233,7 +248,7 @@ impl Persistence {
             // A save by another holder between this read and the remove is not
             // possible within the process: writes to a key are ordered, and the
             // session calls this under its persist lock.
-            self.write(&self.key, None).await?;
+            self.write(self.key(), None).await?;
         }
         legacy
     }
@@ -241,12 +256,16 @@ impl Persistence {
     /// Serialises refreshes of this key: across every `AuthClient` of the process, and
     /// across processes when `AuthConfig::store_lock_directory` is set.
     pub(crate) async fn refresh_guard(&self) -> Result<RefreshGuard, AuthError> {
-        lock::acquire(&self.key, self.lock_directory.as_deref(), self.timeout)
-            .await
-            .map_err(|error| AuthError::Storage {
-                reason: format!("could not take the refresh lock: {error}"),
-                source: Some(ErrorSource::new(error)),
-            })
+        lock::acquire(
+            self.key(),
+            self.ctx.config.store_lock_directory.as_deref(),
+            self.timeout(),
+        )
+        .await
+        .map_err(|error| AuthError::Storage {
+            reason: format!("could not take the refresh lock: {error}"),
+            source: Some(ErrorSource::new(error)),
+        })
     }
 
     async fn read(&self, key: &str) -> Result<Option<SecretString>, AuthError> {
@@ -275,7 +294,7 @@ impl Persistence {
         what: &'static str,
         body: impl FnOnce(&dyn TokenStore, &str) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<Option<T>, AuthError> {
-        let Some(store) = self.store.clone() else {
+        let Some(store) = self.store().cloned() else {
             return Ok(None);
         };
         let order = key_order(&store, key);
@@ -293,7 +312,7 @@ impl Persistence {
             result.map(|result| result.map(Some))
         });
         // `AuthError::Storage` reads "the token store failed: {reason}".
-        match tokio::time::timeout(self.timeout, task).await {
+        match tokio::time::timeout(self.timeout(), task).await {
             Ok(Ok(Ok(Ok(value)))) => Ok(value),
             Ok(Ok(Ok(Err(error)))) => Err(AuthError::Storage {
                 reason: format!("could not {what}: {error}"),
@@ -308,7 +327,7 @@ impl Persistence {
                 source: None,
             }),
             Err(elapsed) => Err(AuthError::Storage {
-                reason: format!("it did not {what} within {:?}", self.timeout),
+                reason: format!("it did not {what} within {:?}", self.timeout()),
                 source: Some(ErrorSource::new(elapsed)),
             }),
         }

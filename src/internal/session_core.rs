@@ -22,7 +22,7 @@ use crate::identity::Identity;
 use crate::internal::context::ClientContext;
 use crate::internal::flight::{is_aborted_flight, FlightKind, FlightResult, Joined, SingleFlight};
 use crate::internal::outbox::Outbox;
-use crate::internal::persistence::{Persistence, SaveMeta};
+use crate::internal::persistence::{PersistSlot, Persistence, SaveMeta};
 use crate::internal::protocol::token_response::IssuedToken;
 use crate::internal::random;
 use crate::internal::token_set::TokenSet;
@@ -104,6 +104,16 @@ struct Breaker {
     unproven_recovery: Option<u64>,
 }
 
+/// The parts of [`State`] that stay at their defaults for an idle session: behind one
+/// box allocated on first use, so 100,000 idle sessions do not each carry them.
+/// `None` in [`State::rare`] means every field is at its default.
+#[derive(Default)]
+struct Rare {
+    backoff: Backoff,
+    breaker: Breaker,
+    observers: Vec<Arc<dyn TokenObserver>>,
+}
+
 /// Everything mutable about a session except the lock-free token cache. Guarded by
 /// one mutex that is never held across an await.
 struct State {
@@ -115,19 +125,48 @@ struct State {
     refresh_token: Option<SecretString>,
     /// A save failed: retry at the next change even if the refresh token is unchanged.
     persist_pending: bool,
-    backoff: Backoff,
-    breaker: Breaker,
     /// Generation of the cached token, for observers.
     generation: u64,
     /// Logical clock for [`TokenSet::origin_tick`].
     tick: u64,
-    observers: Vec<Arc<dyn TokenObserver>>,
+    /// Backoff, breaker and observers; `None` while all are at their defaults.
+    rare: Option<Box<Rare>>,
+}
+
+impl State {
+    fn backoff(&self) -> Option<&Backoff> {
+        self.rare.as_ref().map(|rare| &rare.backoff)
+    }
+
+    /// Sets the backoff; resetting it to the default allocates nothing.
+    fn set_backoff(&mut self, backoff: Backoff) {
+        match &mut self.rare {
+            Some(rare) => rare.backoff = backoff,
+            None if backoff.is_default() => {}
+            None => self.rare_mut().backoff = backoff,
+        }
+    }
+
+    fn observers(&self) -> &[Arc<dyn TokenObserver>] {
+        self.rare.as_ref().map_or(&[], |rare| &rare.observers)
+    }
+
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+}
+
+impl Backoff {
+    fn is_default(&self) -> bool {
+        self.failures == 0 && self.not_before.is_none() && self.last_error.is_none()
+    }
 }
 
 pub(crate) struct SessionCore {
     pub identity: Identity,
     pub ctx: Arc<ClientContext>,
-    pub persistence: Persistence,
+    /// What the session keeps for its store; see [`SessionCore::persistence`].
+    persist: PersistSlot,
     /// The cached token. Read without locks on the hot path; written only by `publish`.
     token: ArcSwapOption<TokenSet>,
     state: Mutex<State>,
@@ -145,7 +184,7 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl SessionCore {
     pub(crate) fn new(identity: Identity, ctx: Arc<ClientContext>, credentials: Credentials) -> Self {
         Self {
-            persistence: Persistence::new(&ctx, &identity),
+            persist: PersistSlot::default(),
             identity,
             ctx,
             token: ArcSwapOption::empty(),
@@ -155,16 +194,19 @@ impl SessionCore {
                 credentials,
                 refresh_token: None,
                 persist_pending: false,
-                backoff: Backoff::default(),
-                breaker: Breaker::default(),
                 generation: 0,
                 tick: 0,
-                observers: Vec::new(),
+                rare: None,
             }),
             flight: Arc::default(),
             persist_lock: tokio::sync::Mutex::new(()),
             outbox: Outbox::default(),
         }
+    }
+
+    /// The session's view of the token store.
+    pub(crate) fn persistence(&self) -> Persistence<'_> {
+        Persistence::new(&self.ctx, &self.identity, &self.persist)
     }
 
     pub(crate) fn now(&self) -> SystemTime {
@@ -231,7 +273,7 @@ impl SessionCore {
 
     /// The last error while a failing server is backed off, unless `explicit`.
     fn backed_off(&self, state: &State, now: SystemTime) -> Option<AuthError> {
-        let backoff = &state.backoff;
+        let backoff = state.backoff()?;
         match (backoff.not_before, &backoff.last_error) {
             (Some(not_before), Some(error)) if now < not_before => Some(error.clone()),
             _ => None,
@@ -272,7 +314,12 @@ impl SessionCore {
     fn refresh_in_background(self: &Arc<Self>, now: SystemTime) {
         {
             let state = self.state();
-            if Self::active(&state).is_err() || state.backoff.not_before.is_some_and(|t| now < t) {
+            if Self::active(&state).is_err()
+                || state
+                    .backoff()
+                    .and_then(|backoff| backoff.not_before)
+                    .is_some_and(|t| now < t)
+            {
                 return;
             }
         }
@@ -441,11 +488,11 @@ impl SessionCore {
         }
         let held = self.state().refresh_token.is_some();
         if !held {
-            if !self.persistence.is_configured() {
+            if !self.persistence().is_configured() {
                 return Err(AuthError::reauthenticate("no token store is configured"));
             }
             let stored = self
-                .persistence
+                .persistence()
                 .load()
                 .await?
                 .ok_or_else(|| AuthError::reauthenticate("no refresh token is stored for this identity"))?;
@@ -466,7 +513,7 @@ impl SessionCore {
         state.generation = state.generation.saturating_add(1);
         self.token.store(next);
         let change = self.change_of(state);
-        for observer in &state.observers {
+        for observer in state.observers() {
             if catch_unwind(AssertUnwindSafe(|| observer.on_token_change(&change))).is_err() {
                 tracing::error!("a TokenObserver panicked; change dropped for it");
             }
@@ -490,7 +537,7 @@ impl SessionCore {
         if catch_unwind(AssertUnwindSafe(|| observer.on_token_change(&change))).is_err() {
             tracing::error!("a TokenObserver panicked; change dropped for it");
         }
-        state.observers.push(observer);
+        state.rare_mut().observers.push(observer);
     }
 
     /// The next logical time, for ordering tokens by origin.
@@ -550,7 +597,7 @@ impl SessionCore {
             state.credentials = Credentials::Password(password);
         }
         state.standing = Standing::Active;
-        state.backoff = Backoff::default();
+        state.set_backoff(Backoff::default());
         let held = self.token.load_full();
         let winner = match held {
             Some(held) if held.is_valid(self.now()) && !set.supersedes(&held) => held,
@@ -567,7 +614,7 @@ impl SessionCore {
     /// Saves a refresh token; on failure the app hears of it, the stale entry (which
     /// may hold a spent refresh token) is removed, and the next change retries.
     async fn save(&self, refresh_token: &SecretString, issued: &IssuedToken) {
-        if !self.persistence.is_configured() {
+        if !self.persistence().is_configured() {
             return;
         }
         let meta = SaveMeta {
@@ -575,12 +622,12 @@ impl SessionCore {
             scope: issued.scope.as_deref(),
             refresh_expires_at: None,
         };
-        match self.persistence.save(refresh_token, &meta).await {
+        match self.persistence().save(refresh_token, &meta).await {
             Ok(()) => self.state().persist_pending = false,
             Err(error) => {
                 tracing::warn!(%error, "could not persist the refresh token");
                 self.state().persist_pending = true;
-                if let Err(error) = self.persistence.remove().await {
+                if let Err(error) = self.persistence().remove().await {
                     tracing::warn!(%error, "could not remove the stale stored refresh token");
                 }
                 self.outbox.queue(AuthEvent::PersistFailed {
@@ -598,7 +645,7 @@ impl SessionCore {
             return;
         }
         let policy = &self.ctx.config.retry_policy;
-        let failures = state.backoff.failures.saturating_add(1);
+        let failures = state.backoff().map_or(0, |backoff| backoff.failures).saturating_add(1);
         let exponential = policy
             .initial_backoff
             .saturating_mul(1u32 << (failures - 1).min(16))
@@ -611,11 +658,11 @@ impl SessionCore {
             _ => Duration::ZERO,
         };
         let wait = random::jittered(exponential).max(server);
-        state.backoff = Backoff {
+        state.set_backoff(Backoff {
             failures,
             not_before: self.now().checked_add(wait),
             last_error: Some(error.clone()),
-        };
+        });
     }
 
     /// The server rejected every credential held: only the user can help. Fires the
@@ -679,7 +726,7 @@ impl SessionCore {
         };
         if forgotten {
             let _persisting = self.persist_lock.lock().await;
-            if let Err(error) = self.persistence.remove_if_holds(Some(rejected)).await {
+            if let Err(error) = self.persistence().remove_if_holds(Some(rejected)).await {
                 tracing::warn!(%error, "could not remove the rejected refresh token");
             }
         }
@@ -717,13 +764,13 @@ impl SessionCore {
 
     pub(crate) fn invalidate(&self) {
         let mut state = self.state();
-        state.backoff = Backoff::default();
+        state.set_backoff(Backoff::default());
         self.publish(&mut state, None);
     }
 
     /// Remembers that `set` came from a recovery and has not yet proven itself.
     pub(crate) fn note_recovered(&self, set: &TokenSet) {
-        self.state().breaker.unproven_recovery = Some(set.origin_tick);
+        self.state().rare_mut().breaker.unproven_recovery = Some(set.origin_tick);
     }
 
     /// A request with `token` got an answer other than 401: a recovery that produced
@@ -734,9 +781,11 @@ impl SessionCore {
             return;
         };
         let mut state = self.state();
-        if state.breaker.unproven_recovery == Some(set.origin_tick) {
-            state.breaker.unproven_recovery = None;
-            state.breaker.unhelpful = 0;
+        if let Some(breaker) = state.rare.as_mut().map(|rare| &mut rare.breaker) {
+            if breaker.unproven_recovery == Some(set.origin_tick) {
+                breaker.unproven_recovery = None;
+                breaker.unhelpful = 0;
+            }
         }
     }
 
@@ -748,7 +797,7 @@ impl SessionCore {
         let now = self.now();
         let held = self.token.load_full();
         let mut state = self.state();
-        let breaker = &mut state.breaker;
+        let breaker = &mut state.rare_mut().breaker;
         if let Some(until) = breaker.open_until {
             if now < until {
                 return Err(until);
@@ -821,7 +870,7 @@ impl SessionCore {
         let mut first_error = None;
         {
             let _persisting = self.persist_lock.lock().await;
-            if let Err(error) = self.persistence.remove_if_holds(refresh.as_ref()).await {
+            if let Err(error) = self.persistence().remove_if_holds(refresh.as_ref()).await {
                 first_error = Some(error);
             }
         }
