@@ -45,6 +45,7 @@ ROWS += [
     ("4. growth 10k → 100k (per-session ratio; 1.0 = linear)", "memory.linearity", "×", "low", "linear", False),
     ("5. cdylib x86_64, release profile (as built)", "size.cdylib_bytes", "MiB", "low", "", False),
     ("5. cdylib x86_64, release profile, stripped", "size.stripped_bytes", "MiB", "low", "≤ 3 MiB", False),
+    ("5. cdylib x86_64, phone feature set (default without `secret-service`), stripped", "size.phone_stripped_bytes", "MiB", "low", "≤ 3 MiB", False),
     ("6. Kotlin `accessToken()` crossing the FFI (JVM, JNA), paced", "kotlin.ffi_ns", "ns", "low", "", False),
     ("6. Kotlin `cachedAccessToken()` from the session's token copy, paced", "kotlin.sync_ns", "ns", "low", "", False),
     ("6. plain Kotlin `@Volatile` holder, same JVM (reference)", "kotlin.plain_ns", "ns", "low", "", False),
