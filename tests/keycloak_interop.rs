@@ -246,16 +246,21 @@ impl TokenStore for RecordingStore {
 }
 
 impl RecordingStore {
-    /// The refresh tokens saved, in order, read out of the stored session records.
-    fn saved(&self) -> Vec<String> {
+    /// The session records saved, in order.
+    fn records(&self) -> Vec<serde_json::Value> {
         self.saved
             .lock()
             .unwrap()
             .iter()
-            .map(|raw| {
-                let record: serde_json::Value = serde_json::from_str(raw).expect("a JSON session record");
-                record["refresh_token"].as_str().expect("a refresh token").to_owned()
-            })
+            .map(|raw| serde_json::from_str(raw).expect("a JSON session record"))
+            .collect()
+    }
+
+    /// The refresh tokens saved, in order, read out of the stored session records.
+    fn saved(&self) -> Vec<String> {
+        self.records()
+            .iter()
+            .map(|record| record["refresh_token"].as_str().expect("a refresh token").to_owned())
             .collect()
     }
 }
@@ -377,6 +382,19 @@ async fn rotation_the_old_refresh_token_is_dead_and_never_presented() {
         "the old one is rejected"
     );
     assert!(kc.is_active(&saved[1], "refresh_token").await);
+    // Keycloak announces the refresh token's life (`refresh_expires_in`, the realm's SSO
+    // idle timeout): it is stored, so a restore after it needs no token request.
+    for record in store.records() {
+        let saved_at = record["saved_at"].as_u64().unwrap();
+        let expires_at = record["refresh_expires_at"]
+            .as_u64()
+            .expect("refresh_expires_at recorded");
+        // The message leaves the record out: it holds the refresh token.
+        assert!(
+            expires_at > saved_at && expires_at - saved_at <= 24 * 3600,
+            "saved at {saved_at}, refresh expiry {expires_at}"
+        );
+    }
 
     // Reuse detection (refreshTokenMaxReuse=0) would end the whole session if the old
     // token were presented: a further refresh and a userinfo call prove it never was.
