@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokenkeeper::{
     AuthClient, AuthConfig, AuthError, AuthEvent, AuthEventListener, ClientAuthMethod, Clock, ExposeSecret,
-    ManualClock, RetryPolicy, SecretString, Session, StoreError, TokenParams, TokenStore,
+    ManualClock, MemoryStore, RetryPolicy, SecretString, Session, StoreError, TokenParams, TokenStore,
 };
 
 const SERVICE_CLIENT: &str = "tk-service";
@@ -422,6 +422,60 @@ async fn rotation_the_old_refresh_token_is_dead_and_never_presented() {
     // presented an old token, it would have died the same way.
     let newest = store.saved().pop().unwrap();
     assert!(!kc.is_active(&newest, "refresh_token").await);
+}
+
+#[tokio::test]
+async fn a_restart_restores_without_the_password_and_a_server_side_logout_needs_the_user() {
+    let Some(kc) =
+        Keycloak::from_env("a_restart_restores_without_the_password_and_a_server_side_logout_needs_the_user")
+    else {
+        return;
+    };
+    let (username, id) = kc.create_user("restore", "restore-password").await;
+    let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let app = || {
+        AuthClient::builder(kc.app_config(clock()))
+            .store(Arc::clone(&store))
+            .build()
+            .unwrap()
+    };
+    let key = {
+        let first = app();
+        let session = first
+            .login(&username, SecretString::from("restore-password"))
+            .await
+            .unwrap();
+        session.store_key().to_owned()
+    };
+
+    // An app restart: a new client over the same store, no password anywhere.
+    let restarted = app();
+    let restored = restarted.restore(&username).await.unwrap();
+    assert_eq!(userinfo_status(&kc, &restarted, &restored).await.unwrap(), 200);
+    assert_eq!(kc.events(&id, "LOGIN").await, 1, "no password after the restart");
+    assert_eq!(kc.events(&id, "REFRESH_TOKEN").await, 1, "one refresh");
+
+    // Signed out on the server (another device, an admin): the stored refresh token is
+    // dead. The next restart finds out with one refused refresh, forgets the entry and
+    // asks for the user; it never loops or sends a password it does not have.
+    kc.logout_user(&id).await;
+    let after_logout = app();
+    let outcome = match after_logout.restore(&username).await {
+        Ok(session) => session.access_token().await.map(|_| ()),
+        Err(error) => Err(error),
+    };
+    assert!(
+        matches!(outcome, Err(AuthError::ReauthenticationRequired { .. })),
+        "{outcome:?}"
+    );
+    assert!(store.load(&key).unwrap().is_none(), "the dead entry is removed");
+    assert_eq!(kc.events(&id, "LOGIN").await, 1);
+    let again = app().restore(&username).await.unwrap_err();
+    assert!(matches!(again, AuthError::ReauthenticationRequired { .. }), "{again:?}");
+    assert!(
+        kc.events(&id, "REFRESH_TOKEN_ERROR").await <= 1,
+        "at most one refused refresh"
+    );
 }
 
 #[tokio::test]
