@@ -362,6 +362,18 @@ impl AuthConfig {
         if self.default_token_lifetime.is_zero() {
             return Err(AuthError::config("default_token_lifetime must be greater than zero"));
         }
+        if let Some(rotation) = &self.token_rotation {
+            for (what, name) in [
+                ("token_header", &rotation.token_header),
+                ("expiry_header", &rotation.expiry_header),
+            ] {
+                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err(AuthError::config(format!(
+                        "token_rotation.{what} {name:?} is not an HTTP header name"
+                    )));
+                }
+            }
+        }
         let dev_hosts = &self.development_http_hosts;
         let token = checked_endpoint("token endpoint", &self.token_endpoint, dev_hosts)?;
         let revocation = self

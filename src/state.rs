@@ -6,7 +6,6 @@
 //! drive a UI ("signed in until 10:42", "please sign in again").
 
 use crate::token::{AccessToken, Timestamp};
-use std::fmt;
 
 /// Where a session stands, as a login screen or a status bar needs to know it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,8 +25,9 @@ pub enum SessionState {
     LoggedOut,
 }
 
-/// One change of a session's cached token, delivered to a [`TokenObserver`].
-#[derive(Clone)]
+/// One change of a session's cached token, delivered to a [`TokenObserver`]. Its
+/// `Debug` redacts the token value (through [`AccessToken`]'s).
+#[derive(Clone, Debug)]
 pub struct TokenChange {
     /// Grows by one with every change of this session's cached token; a copy made
     /// from an older change must never replace one made from a newer change.
@@ -40,17 +40,6 @@ pub struct TokenChange {
     pub fresh_until: Option<Timestamp>,
     /// The session's state after the change.
     pub state: SessionState,
-}
-
-impl fmt::Debug for TokenChange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenChange")
-            .field("generation", &self.generation)
-            .field("token", &self.token)
-            .field("fresh_until", &self.fresh_until)
-            .field("state", &self.state)
-            .finish()
-    }
 }
 
 /// Sees every change of a session's cached token: issued, refreshed, rotated,

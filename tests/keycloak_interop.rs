@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokenkeeper::{
     AuthClient, AuthConfig, AuthError, AuthEvent, AuthEventListener, ClientAuthMethod, Clock, ExposeSecret,
-    ManualClock, RetryPolicy, SecretString, Session, StoreError, TokenParams, TokenStore,
+    ManualClock, MemoryStore, RetryPolicy, SecretString, Session, StoreError, TokenParams, TokenStore,
 };
 
 const SERVICE_CLIENT: &str = "tk-service";
@@ -246,16 +246,21 @@ impl TokenStore for RecordingStore {
 }
 
 impl RecordingStore {
-    /// The refresh tokens saved, in order, read out of the stored session records.
-    fn saved(&self) -> Vec<String> {
+    /// The session records saved, in order.
+    fn records(&self) -> Vec<serde_json::Value> {
         self.saved
             .lock()
             .unwrap()
             .iter()
-            .map(|raw| {
-                let record: serde_json::Value = serde_json::from_str(raw).expect("a JSON session record");
-                record["refresh_token"].as_str().expect("a refresh token").to_owned()
-            })
+            .map(|raw| serde_json::from_str(raw).expect("a JSON session record"))
+            .collect()
+    }
+
+    /// The refresh tokens saved, in order, read out of the stored session records.
+    fn saved(&self) -> Vec<String> {
+        self.records()
+            .iter()
+            .map(|record| record["refresh_token"].as_str().expect("a refresh token").to_owned())
             .collect()
     }
 }
@@ -377,6 +382,19 @@ async fn rotation_the_old_refresh_token_is_dead_and_never_presented() {
         "the old one is rejected"
     );
     assert!(kc.is_active(&saved[1], "refresh_token").await);
+    // Keycloak announces the refresh token's life (`refresh_expires_in`, the realm's SSO
+    // idle timeout): it is stored, so a restore after it needs no token request.
+    for record in store.records() {
+        let saved_at = record["saved_at"].as_u64().unwrap();
+        let expires_at = record["refresh_expires_at"]
+            .as_u64()
+            .expect("refresh_expires_at recorded");
+        // The message leaves the record out: it holds the refresh token.
+        assert!(
+            expires_at > saved_at && expires_at - saved_at <= 24 * 3600,
+            "saved at {saved_at}, refresh expiry {expires_at}"
+        );
+    }
 
     // Reuse detection (refreshTokenMaxReuse=0) would end the whole session if the old
     // token were presented: a further refresh and a userinfo call prove it never was.
@@ -404,6 +422,60 @@ async fn rotation_the_old_refresh_token_is_dead_and_never_presented() {
     // presented an old token, it would have died the same way.
     let newest = store.saved().pop().unwrap();
     assert!(!kc.is_active(&newest, "refresh_token").await);
+}
+
+#[tokio::test]
+async fn a_restart_restores_without_the_password_and_a_server_side_logout_needs_the_user() {
+    let Some(kc) =
+        Keycloak::from_env("a_restart_restores_without_the_password_and_a_server_side_logout_needs_the_user")
+    else {
+        return;
+    };
+    let (username, id) = kc.create_user("restore", "restore-password").await;
+    let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let app = || {
+        AuthClient::builder(kc.app_config(clock()))
+            .store(Arc::clone(&store))
+            .build()
+            .unwrap()
+    };
+    let key = {
+        let first = app();
+        let session = first
+            .login(&username, SecretString::from("restore-password"))
+            .await
+            .unwrap();
+        session.store_key().to_owned()
+    };
+
+    // An app restart: a new client over the same store, no password anywhere.
+    let restarted = app();
+    let restored = restarted.restore(&username).await.unwrap();
+    assert_eq!(userinfo_status(&kc, &restarted, &restored).await.unwrap(), 200);
+    assert_eq!(kc.events(&id, "LOGIN").await, 1, "no password after the restart");
+    assert_eq!(kc.events(&id, "REFRESH_TOKEN").await, 1, "one refresh");
+
+    // Signed out on the server (another device, an admin): the stored refresh token is
+    // dead. The next restart finds out with one refused refresh, forgets the entry and
+    // asks for the user; it never loops or sends a password it does not have.
+    kc.logout_user(&id).await;
+    let after_logout = app();
+    let outcome = match after_logout.restore(&username).await {
+        Ok(session) => session.access_token().await.map(|_| ()),
+        Err(error) => Err(error),
+    };
+    assert!(
+        matches!(outcome, Err(AuthError::ReauthenticationRequired { .. })),
+        "{outcome:?}"
+    );
+    assert!(store.load(&key).unwrap().is_none(), "the dead entry is removed");
+    assert_eq!(kc.events(&id, "LOGIN").await, 1);
+    let again = app().restore(&username).await.unwrap_err();
+    assert!(matches!(again, AuthError::ReauthenticationRequired { .. }), "{again:?}");
+    assert!(
+        kc.events(&id, "REFRESH_TOKEN_ERROR").await <= 1,
+        "at most one refused refresh"
+    );
 }
 
 #[tokio::test]

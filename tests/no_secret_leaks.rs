@@ -6,8 +6,18 @@ mod common;
 use common::{password, stored_refresh_token, value, Harness, ALICE_PASSWORD, CLIENT_SECRET};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use tokenkeeper::{AuthClient, AuthError, MemoryStore};
+use tokenkeeper::{AuthClient, AuthError, MemoryStore, TokenChange, TokenObserver};
 use tokenkeeper_devserver::{Endpoint, Fault};
+
+/// The `Debug` text of every token change a session reports.
+#[derive(Default)]
+struct DebugOfChanges(Mutex<Vec<String>>);
+
+impl TokenObserver for DebugOfChanges {
+    fn on_token_change(&self, change: &TokenChange) {
+        self.0.lock().unwrap().push(format!("{change:?}"));
+    }
+}
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -46,6 +56,8 @@ async fn no_secret_reaches_logs_debug_output_or_errors() {
     seen.push(format!("{client:?}"));
     let alice = client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
     seen.push(format!("{alice:?}"));
+    let changes = Arc::new(DebugOfChanges::default());
+    alice.observe(changes.clone());
     let token = alice.access_token().await.unwrap();
     secrets.push(value(&token));
     seen.push(format!("{token:?} {}", token.expires_at()));
@@ -78,6 +90,12 @@ async fn no_secret_reaches_logs_debug_output_or_errors() {
     for error in &errors {
         seen.push(format!("{error} {error:?}"));
     }
+    let changes = changes.0.lock().unwrap().clone();
+    assert!(
+        changes.len() >= 4,
+        "issued, recovered, refreshed, logged out: {changes:?}"
+    );
+    seen.extend(changes);
 
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("token issued"), "logging was captured");

@@ -104,6 +104,60 @@ async fn restart_restores_the_session_with_one_refresh_and_no_password() {
 }
 
 #[tokio::test]
+async fn a_stored_session_past_the_announced_refresh_expiry_needs_the_user_without_a_request() {
+    // Like Keycloak: refresh tokens live 30 min and the token response says so.
+    let h = Harness::with(DevServerConfig {
+        refresh_token_lifetime: Some(Duration::from_secs(1800)),
+        ..DevServerConfig::default()
+    })
+    .await;
+    let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let key = sign_in_alice(&h, Arc::clone(&store)).await;
+    let record: serde_json::Value = serde_json::from_str(&stored(store.as_ref(), &key).unwrap()).unwrap();
+    let saved_at = record["saved_at"].as_u64().unwrap();
+    let expires_at = record["refresh_expires_at"]
+        .as_u64()
+        .expect("the refresh expiry is recorded");
+    assert!(
+        (1799..=1801).contains(&(expires_at - saved_at)),
+        "{saved_at} → {expires_at}"
+    );
+
+    // Before the expiry a restart restores the session.
+    h.advance(1700);
+    h.builder()
+        .store(Arc::clone(&store))
+        .build()
+        .unwrap()
+        .restore("alice")
+        .await
+        .unwrap();
+
+    // After it (on the device's clock), restoring asks for the user at once: the entry
+    // is deleted and nothing is sent to the server.
+    let record: serde_json::Value = serde_json::from_str(&stored(store.as_ref(), &key).unwrap()).unwrap();
+    let expires_at = record["refresh_expires_at"].as_u64().unwrap();
+    let now = h.clock_now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    h.advance(expires_at - now + 1);
+    let requests = h.token_requests();
+    let error = h
+        .builder()
+        .store(Arc::clone(&store))
+        .build()
+        .unwrap()
+        .restore("alice")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, AuthError::ReauthenticationRequired { .. }), "{error:?}");
+    assert_eq!(
+        h.token_requests(),
+        requests,
+        "an expired refresh token is not even tried"
+    );
+    assert_eq!(stored(store.as_ref(), &key), None);
+}
+
+#[tokio::test]
 async fn a_tokenkeeper_0_1_entry_is_read_and_moved_to_the_new_key() {
     let h = Harness::start().await;
     let first: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());

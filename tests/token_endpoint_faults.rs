@@ -5,7 +5,7 @@ mod common;
 use common::{password, Harness};
 use serde_json::json;
 use std::time::{Duration, Instant, SystemTime};
-use tokenkeeper::{AuthClient, AuthConfig, AuthError, RetryPolicy};
+use tokenkeeper::{AuthClient, AuthConfig, AuthError, RetryPolicy, TokenRotation};
 use tokenkeeper_devserver::{DevServerConfig, Endpoint, Fault};
 
 fn no_retries(h: &Harness) -> AuthClient {
@@ -274,6 +274,28 @@ fn endpoints_must_be_https_unless_loopback() {
     .unwrap_err();
     assert!(matches!(error, AuthError::InvalidConfig { .. }));
     assert!(AuthClient::new(AuthConfig::new("https://as.example.com/token", " ")).is_err());
+}
+
+#[test]
+fn token_rotation_header_names_must_be_http_header_names() {
+    let with = |token: &str, expiry: &str| {
+        AuthClient::new(
+            AuthConfig::new("https://as.example.com/token", "c").token_rotation(TokenRotation::headers(token, expiry)),
+        )
+    };
+    assert!(with("access-token", "Expiry").is_ok());
+    for (token, expiry) in [
+        ("", "expiry"),
+        ("access token", "expiry"),
+        ("access-token", "expiry:"),
+        (" x", "y"),
+    ] {
+        let error = with(token, expiry).unwrap_err();
+        assert!(
+            matches!(error, AuthError::InvalidConfig { .. }),
+            "{token:?}/{expiry:?}: {error:?}"
+        );
+    }
 }
 
 async fn jwt_expiry_with_server_clock_offset(offset_secs: i64) -> Duration {

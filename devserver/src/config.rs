@@ -44,6 +44,10 @@ pub struct DevServerConfig {
     /// The refresh grant returns a new refresh token and invalidates the one
     /// presented (default `false`).
     pub rotate_refresh_tokens: bool,
+    /// Like Keycloak's SSO session idle timeout: refresh tokens stop working this long
+    /// after they were issued, and token responses announce it as
+    /// `refresh_expires_in`. Default `None`: refresh tokens never expire.
+    pub refresh_token_lifetime: Option<Duration>,
     /// Leave `expires_in` out of token responses (default `false`).
     pub omit_expires_in: bool,
     /// Issue JWT-shaped access tokens (`header.payload.signature`, base64url;
@@ -110,6 +114,7 @@ impl Default for DevServerConfig {
             issue_refresh_tokens: true,
             refresh_tokens_for_client_credentials: false,
             rotate_refresh_tokens: false,
+            refresh_token_lifetime: None,
             omit_expires_in: false,
             jwt_access_tokens: false,
             reuse_active_token: false,

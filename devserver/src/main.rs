@@ -4,17 +4,21 @@
 //!
 //! ```text
 //! tokenkeeper-devserver [--port N] [--access-token-lifetime SECS]
-//!                       [--rotate-refresh-tokens] [--jwt] [--reuse-active-token]
+//!                       [--rotate-refresh-tokens] [--rotate-access-tokens]
+//!                       [--jwt] [--reuse-active-token]
 //! ```
+//!
+//! `--rotate-access-tokens` turns on per-response access-token rotation at `/api/…`
+//! with the default [`RotationSpec`] (`access-token` and `expiry` headers).
 
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tokenkeeper_devserver::{DevServer, DevServerConfig};
+use tokenkeeper_devserver::{DevServer, DevServerConfig, RotationSpec};
 
 const USAGE: &str = "usage: tokenkeeper-devserver [--port N] [--access-token-lifetime SECS] \
-                     [--rotate-refresh-tokens] [--jwt] [--reuse-active-token]";
+                     [--rotate-refresh-tokens] [--rotate-access-tokens] [--jwt] [--reuse-active-token]";
 
 /// Parsed command line.
 struct Options {
@@ -51,6 +55,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
                 options.config.access_token_lifetime = Duration::from_secs(secs);
             }
             "--rotate-refresh-tokens" => options.config.rotate_refresh_tokens = true,
+            "--rotate-access-tokens" => options.config.rotation = Some(RotationSpec::default()),
             "--jwt" => options.config.jwt_access_tokens = true,
             "--reuse-active-token" => options.config.reuse_active_token = true,
             "-h" | "--help" => return Err(String::new()),
@@ -126,6 +131,7 @@ mod tests {
             "--jwt",
             "--reuse-active-token",
             "--rotate-refresh-tokens",
+            "--rotate-access-tokens",
         ]))
         .expect("valid");
         assert_eq!(o.port, 8080);
@@ -133,6 +139,8 @@ mod tests {
         assert!(o.config.jwt_access_tokens);
         assert!(o.config.reuse_active_token);
         assert!(o.config.rotate_refresh_tokens);
+        assert_eq!(o.config.rotation, Some(RotationSpec::default()));
+        assert_eq!(parse_args(args(&[])).expect("valid").config.rotation, None);
     }
 
     #[test]

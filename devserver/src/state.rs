@@ -86,6 +86,8 @@ pub(crate) struct RefreshToken {
     pub revoked: bool,
     /// Access tokens issued with (or from) this refresh token.
     pub access_tokens: Vec<String>,
+    /// When it stops working (server clock), with `refresh_token_lifetime` set.
+    pub expires_at: Option<SystemTime>,
 }
 
 /// What a new access token is for.
@@ -244,7 +246,7 @@ impl Inner {
     }
 
     /// Mints a refresh token for `grant`.
-    pub fn mint_refresh(&mut self, grant: &Grant<'_>) -> String {
+    pub fn mint_refresh(&mut self, grant: &Grant<'_>, expires_at: Option<SystemTime>) -> String {
         let token = random_token();
         self.refresh.insert(
             token.clone(),
@@ -256,6 +258,7 @@ impl Inner {
                 resource: grant.resource.map(str::to_owned),
                 revoked: false,
                 access_tokens: Vec::new(),
+                expires_at,
             },
         );
         token

@@ -151,6 +151,9 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
             if record.revoked {
                 return Err(OAuthError::invalid_grant("the refresh token is revoked"));
             }
+            if record.expires_at.is_some_and(|at| at <= state.now()) {
+                return Err(OAuthError::invalid_grant("the refresh token has expired"));
+            }
             let scope = match requested_scope {
                 None => record.scope.clone(),
                 Some(wanted) => {
@@ -246,7 +249,8 @@ fn issue(state: &AppState, request: &Request<'_>) -> (Response, Vec<String>) {
             scope: refresh_scope.as_deref().unwrap_or(&request.scope),
             ..grant
         };
-        inner.mint_refresh(&refresh_grant)
+        let expires_at = config.refresh_token_lifetime.map(|lifetime| state.now() + lifetime);
+        inner.mint_refresh(&refresh_grant, expires_at)
     });
     if let (Some(presented), Some(_)) = (&request.presented_refresh, &new_refresh) {
         // Rotation: the presented refresh token is spent. Access tokens it
@@ -280,6 +284,9 @@ fn success(
     }
     if let Some(rt) = refresh_token {
         body["refresh_token"] = rt.into();
+        if let Some(lifetime) = state.config.refresh_token_lifetime {
+            body["refresh_expires_in"] = lifetime.as_secs().into();
+        }
     }
     let mut response = Json(body).into_response();
     oauth::no_store(response.headers_mut());

@@ -1,5 +1,6 @@
 //! [`AuthClient`] and [`Session`] as UniFFI objects: thin handles over the core's.
 
+use super::clock::ManualClock;
 use super::config::AuthConfig;
 use super::error::AuthError;
 use super::events::{AuthEventListener, ForeignListener};
@@ -9,6 +10,7 @@ use super::store::{ForeignTokenStore, TokenStore};
 use super::token::AccessToken;
 use super::units::TimeSpan;
 use secrecy::SecretString;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One authorization server and one OAuth client, with its registry of sessions: at
@@ -29,16 +31,22 @@ impl AuthClient {
     /// Validates `config` and creates the client (no network traffic yet).
     ///
     /// `store` keeps refresh tokens across restarts (see [`TokenStore`]); `listener`
-    /// observes events. Throws `AuthException.InvalidConfig` for an unusable config.
-    #[uniffi::constructor(default(store = None, listener = None))]
+    /// observes events; `clock` replaces the device clock, in tests only (see
+    /// [`ManualClock`]). Throws `AuthException.InvalidConfig` for an unusable config.
+    #[uniffi::constructor(default(store = None, listener = None, clock = None))]
     pub fn new(
         config: AuthConfig,
         store: Option<Arc<dyn TokenStore>>,
         listener: Option<Arc<dyn AuthEventListener>>,
+        clock: Option<Arc<ManualClock>>,
     ) -> Result<Arc<Self>, AuthError> {
         // The core may build timers or HTTP pools that look for a tokio context.
         let _context = runtime().enter();
-        let mut builder = crate::AuthClient::builder(config.into());
+        let mut config = crate::AuthConfig::from(config);
+        if let Some(clock) = clock {
+            config = config.clock(Arc::clone(&clock.inner) as Arc<dyn crate::Clock>);
+        }
+        let mut builder = crate::AuthClient::builder(config);
         if let Some(store) = store {
             builder = builder.store(Arc::new(ForeignTokenStore(store)));
         }
@@ -212,6 +220,36 @@ impl Session {
     pub async fn refresh(&self) -> Result<AccessToken, AuthError> {
         let session = Arc::clone(&self.inner);
         run(async move { session.refresh().await }).await.map(AccessToken::from)
+    }
+
+    /// Waits until the token request in flight (such as a background refresh started by
+    /// `accessToken()` inside the refresh margin), if any, has finished.
+    pub async fn wait_for_refresh(&self) {
+        let session = Arc::clone(&self.inner);
+        // Outside a runtime `run` reports an error instead of waiting; nothing to wait for then.
+        let _ = run(async move {
+            session.wait_for_refresh().await;
+            Ok(())
+        })
+        .await;
+    }
+
+    /// For per-response token rotation (`AuthConfig.tokenRotation`): hands the session
+    /// an API response's headers (name → value; names in any case) so it adopts the
+    /// rotated token they carry, if it is newer than the one it holds. The Kotlin
+    /// interceptor and the Swift URLSession helper call it for the hosts they authorize.
+    /// Headers that are not valid HTTP are ignored.
+    pub fn observe_response_headers(&self, headers: HashMap<String, String>) {
+        let mut map = reqwest::header::HeaderMap::with_capacity(headers.len());
+        for (name, value) in headers {
+            if let (Ok(name), Ok(value)) = (
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+                reqwest::header::HeaderValue::from_str(&value),
+            ) {
+                map.insert(name, value);
+            }
+        }
+        self.inner.observe_response_headers(&map);
     }
 
     /// Drops the cached access token (told out of band that it is no longer good);

@@ -88,6 +88,26 @@ pub struct AuthConfig {
     /// With `issuer`: reject redirects that carry no `iss` at all.
     #[uniffi(default = false)]
     pub require_iss: bool,
+    /// Per-response token rotation: the API returns the token for the next request in
+    /// a response header (default: none).
+    #[uniffi(default = None)]
+    pub token_rotation: Option<TokenRotation>,
+    /// Extra trusted root certificate authorities, each PEM (one or more `CERTIFICATE`
+    /// blocks) or DER: a private CA or a TLS-inspecting corporate proxy. The built-in
+    /// roots stay trusted. An unreadable certificate makes `AuthClient(config)` throw
+    /// `InvalidConfig`.
+    #[uniffi(default = [])]
+    pub root_certificates: Vec<Vec<u8>>,
+}
+
+/// Per-response token rotation: which response headers carry the new access token
+/// and its expiry (seconds since the Unix epoch). See [`crate::TokenRotation`].
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct TokenRotation {
+    /// The header with the new access token, e.g. `access-token`.
+    pub token_header: String,
+    /// The header with its expiry in seconds since the Unix epoch, e.g. `expiry`.
+    pub expiry_header: String,
 }
 
 impl fmt::Debug for AuthConfig {
@@ -153,6 +173,15 @@ impl From<AuthConfig> for crate::AuthConfig {
         }
         if let Some(issuer) = c.issuer {
             config = config.issuer(issuer, c.require_iss);
+        }
+        if let Some(rotation) = c.token_rotation {
+            config = config.token_rotation(crate::TokenRotation::headers(
+                rotation.token_header,
+                rotation.expiry_header,
+            ));
+        }
+        for certificate in c.root_certificates {
+            config = config.add_root_certificate(certificate);
         }
         config
     }

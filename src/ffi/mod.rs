@@ -13,6 +13,7 @@
 //! | [`crate::AuthError`]              | [`AuthError`] (flat error)    | `AuthException.*` / `AuthError.*`    |
 //! | [`crate::TokenStore`]             | [`TokenStore`] (foreign trait)| interface / protocol the app implements |
 //! | [`crate::AuthEventListener`]      | [`AuthEventListener`] (foreign trait) | interface / protocol         |
+//! | [`crate::ManualClock`]            | [`ManualClock`] (object)      | `ManualClock`, for tests             |
 //!
 //! Async methods become Kotlin `suspend` functions and Swift `async` functions. They
 //! run on the `runtime` module's tokio runtime, owned by the library, so apps need no Rust
@@ -23,6 +24,7 @@
 //! the app's own [`TokenStore`]) coming out.
 
 mod client;
+mod clock;
 mod config;
 mod error;
 mod events;
@@ -34,7 +36,8 @@ mod token;
 mod units;
 
 pub use client::{is_replay_safe, AuthClient, Session};
-pub use config::{AuthConfig, CachePolicy, ClientAuthMethod, RecoveryPolicy, RetryPolicy};
+pub use clock::ManualClock;
+pub use config::{AuthConfig, CachePolicy, ClientAuthMethod, RecoveryPolicy, RetryPolicy, TokenRotation};
 pub use error::{AuthError, ListenerError, StoreError};
 pub use events::{AuthEvent, AuthEventListener};
 pub use state::{SessionState, TokenChange, TokenObserver};

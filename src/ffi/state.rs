@@ -10,7 +10,6 @@
 use super::error::ListenerError;
 use super::token::AccessToken;
 use super::units::{epoch_millis, Moment};
-use std::fmt;
 use std::sync::Arc;
 
 /// Where a session stands: signed in (with the cached token's expiry, if one is
@@ -46,7 +45,8 @@ impl From<crate::SessionState> for SessionState {
 
 /// One change of a session's cached token. Apps rarely see it: the `Session` classes
 /// of the Kotlin and Swift packages consume it to keep their copy of the token.
-#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+// `Debug` redacts the token value (through `AccessToken`'s).
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 #[uniffi::export(Debug)]
 pub struct TokenChange {
     /// Grows with every change of this session's token: never let an older change
@@ -54,23 +54,12 @@ pub struct TokenChange {
     pub generation: i64,
     /// The cached token, or `null`/`nil` when none is cached.
     pub token: Option<AccessToken>,
-    /// Until when (milliseconds since the Unix epoch, wall clock) the token may be
-    /// served without asking the session; after it, ask the session, which refreshes.
+    /// Until when (milliseconds since the Unix epoch, on the client's clock: the device's,
+    /// or the `ManualClock` given to the client) the token may be served without asking
+    /// the session; after it, ask the session, which refreshes.
     pub fresh_until_epoch_millis: Option<i64>,
     /// The session's state after the change.
     pub state: SessionState,
-}
-
-impl fmt::Debug for TokenChange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // `AccessToken`'s Debug redacts the value.
-        f.debug_struct("TokenChange")
-            .field("generation", &self.generation)
-            .field("token", &self.token)
-            .field("fresh_until_epoch_millis", &self.fresh_until_epoch_millis)
-            .field("state", &self.state)
-            .finish()
-    }
 }
 
 impl From<&crate::TokenChange> for TokenChange {

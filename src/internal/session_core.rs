@@ -620,7 +620,7 @@ impl SessionCore {
         let meta = SaveMeta {
             subject: &self.identity.subject,
             scope: issued.scope.as_deref(),
-            refresh_expires_at: None,
+            refresh_expires_at: issued.refresh_expires_at,
         };
         match self.persistence().save(refresh_token, &meta).await {
             Ok(()) => self.state().persist_pending = false,

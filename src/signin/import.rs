@@ -107,6 +107,7 @@ impl AuthClient {
             refresh_token: tokens.refresh_token,
             scope: tokens.scope,
             lifetime,
+            refresh_expires_at: None,
         };
         self.install_signed_in(identity, issued, now).await
     }

@@ -14,6 +14,9 @@ use std::time::{Duration, SystemTime};
 /// header has one-second resolution and the exchange takes time).
 const TOLERATED_CLOCK_SKEW: Duration = Duration::from_secs(5);
 
+/// A refresh-token lifetime beyond this is treated as unknown rather than trusted.
+const MAX_REFRESH_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 /// Longest token accepted; real ones are far shorter, so this is a sanity bound.
 const MAX_TOKEN_LEN: usize = 16 * 1024;
 
@@ -25,6 +28,10 @@ pub(crate) struct IssuedToken {
     pub scope: Option<String>,
     /// How long the access token is valid, counted from when the request was sent.
     pub lifetime: Duration,
+    /// When the refresh token stops working, if the server said (Keycloak's
+    /// `refresh_expires_in`, Microsoft's and GitHub's `refresh_token_expires_in`):
+    /// recorded with the stored session so a restore after it needs no token request.
+    pub refresh_expires_at: Option<SystemTime>,
 }
 
 impl IssuedToken {
@@ -38,6 +45,7 @@ impl IssuedToken {
                 .map(|t| SecretString::from(t.expose_secret())),
             scope: self.scope.clone(),
             lifetime: self.lifetime,
+            refresh_expires_at: self.refresh_expires_at,
         }
     }
 }
@@ -49,6 +57,11 @@ struct RawTokenResponse {
     expires_in: Option<Value>,
     refresh_token: Option<SecretString>,
     scope: Option<Value>,
+    /// Keycloak's name.
+    refresh_expires_in: Option<Value>,
+    /// Microsoft's and GitHub's name (two fields, not a serde alias: a response carrying
+    /// both must not fail to parse).
+    refresh_token_expires_in: Option<Value>,
 }
 
 /// Parses `response`; `sent_at` is the local time the request left.
@@ -114,11 +127,25 @@ pub(crate) fn parse(
         default_lifetime,
     )?
     .min(MAX_TOKEN_LIFETIME);
+    // Keycloak sends 0 for an offline token, which has no fixed expiry. A value that is
+    // not a usable number is ignored: the refresh token is then simply tried.
+    let refresh_lifetime = raw
+        .refresh_expires_in
+        .as_ref()
+        .or(raw.refresh_token_expires_in.as_ref())
+        .and_then(number)
+        .filter(|secs| *secs > 0.0 && *secs <= MAX_REFRESH_LIFETIME.as_secs_f64())
+        .map(Duration::from_secs_f64);
+    let refresh_expires_at = refresh_token
+        .as_ref()
+        .and(refresh_lifetime)
+        .and_then(|lifetime| sent_at.checked_add(lifetime));
     Ok(IssuedToken {
         access_token,
         refresh_token,
         scope,
         lifetime,
+        refresh_expires_at,
     })
 }
 
@@ -173,16 +200,18 @@ fn skew(a: SystemTime, b: SystemTime) -> Duration {
 /// `expires_in` as a duration: a JSON number or a numeric string (some servers quote
 /// it), fractions allowed, huge values capped. Negative, non-finite or non-numeric → None.
 fn seconds(value: &Value) -> Option<Duration> {
+    number(value).map(|seconds| Duration::from_secs_f64(seconds.min(MAX_TOKEN_LIFETIME.as_secs_f64())))
+}
+
+/// A count of seconds: a JSON number or a numeric string, finite and not negative.
+fn number(value: &Value) -> Option<f64> {
     let seconds = match value {
         Value::Number(n) => n.as_f64()?,
         // Bounded before parsing: a long digit string is not worth the work.
         Value::String(s) if s.len() <= 64 => s.trim().parse::<f64>().ok()?,
         _ => return None,
     };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return None;
-    }
-    Some(Duration::from_secs_f64(seconds.min(MAX_TOKEN_LIFETIME.as_secs_f64())))
+    (seconds.is_finite() && seconds >= 0.0).then_some(seconds)
 }
 
 #[cfg(test)]
@@ -221,6 +250,40 @@ mod tests {
         assert_eq!(parse_ok(base(json!(1e12))).lifetime, MAX_TOKEN_LIFETIME);
         assert_eq!(parse_ok(base(json!("soon"))).lifetime, Duration::from_secs(777));
         assert_eq!(parse_ok(base(json!(1e30))).lifetime, MAX_TOKEN_LIFETIME);
+    }
+
+    #[test]
+    fn the_refresh_token_expiry_is_read_under_either_name_and_zero_means_none() {
+        let sent_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let with = |extra: Value| {
+            let mut body = json!({"access_token": "t", "token_type": "Bearer", "refresh_token": "r"});
+            for (k, v) in extra.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            parse(&response(200, body), sent_at, Duration::from_secs(60))
+                .unwrap()
+                .refresh_expires_at
+        };
+        let after = |secs: u64| Some(sent_at + Duration::from_secs(secs));
+        assert_eq!(with(json!({"refresh_expires_in": 1800})), after(1800));
+        assert_eq!(with(json!({"refresh_token_expires_in": "7776000"})), after(7_776_000));
+        assert_eq!(
+            with(json!({"refresh_expires_in": 60, "refresh_token_expires_in": 90})),
+            after(60),
+            "both names: Keycloak's wins, and the response still parses"
+        );
+        assert_eq!(with(json!({"refresh_expires_in": 0})), None, "Keycloak offline token");
+        assert_eq!(with(json!({"refresh_expires_in": -5})), None);
+        assert_eq!(with(json!({"refresh_expires_in": "soon"})), None);
+        assert_eq!(
+            with(json!({"refresh_expires_in": 1e12})),
+            None,
+            "beyond ten years: unknown"
+        );
+        assert_eq!(with(json!({})), None);
+        let no_refresh_token = json!({"access_token": "t", "token_type": "Bearer", "refresh_expires_in": 60});
+        let issued = parse(&response(200, no_refresh_token), sent_at, Duration::from_secs(60)).unwrap();
+        assert_eq!(issued.refresh_expires_at, None, "no refresh token, no refresh expiry");
     }
 
     #[test]

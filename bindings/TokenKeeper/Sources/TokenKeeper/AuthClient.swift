@@ -15,15 +15,21 @@ public final class AuthClient: @unchecked Sendable {
     /// The generated handle, for calls this class does not wrap.
     public let native: NativeAuthClient
     private let relay: EventRelay
+    private let clock: ManualClock?
+    private let rotation: TokenRotation?
     private let lock = NSLock()
     private var sessions: [Int64: Session] = [:]
 
-    /// Validates `config` and creates the client (no network traffic yet).
+    /// Validates `config` and creates the client (no network traffic yet). `clock` is
+    /// for tests only: a `ManualClock` the core and the token mirrors read instead of
+    /// the device's clock.
     /// - Throws: `AuthError.invalidConfig` for an unusable config.
-    public init(config: AuthConfig, store: TokenStore? = nil, listener: AuthEventListener? = nil) throws {
+    public init(config: AuthConfig, store: TokenStore? = nil, listener: AuthEventListener? = nil, clock: ManualClock? = nil) throws {
         let relay = EventRelay(app: listener)
         self.relay = relay
-        self.native = try mappingErrorsSync { try NativeAuthClient(config: config, store: store, listener: relay) }
+        self.clock = clock
+        self.rotation = config.tokenRotation
+        self.native = try mappingErrorsSync { try NativeAuthClient(config: config, store: store, listener: relay, clock: clock) }
     }
 
     /// "This identity needs the user": the identity of each session whose credentials
@@ -105,7 +111,7 @@ public final class AuthClient: @unchecked Sendable {
             lock.unlock()
             return existing
         }
-        let created = Session(native: handle) { [weak self] session in
+        let created = Session(native: handle, clock: clock, rotation: rotation) { [weak self] session in
             guard let self else { return }
             self.lock.lock()
             if self.sessions[id] === session { self.sessions[id] = nil }

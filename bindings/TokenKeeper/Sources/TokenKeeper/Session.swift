@@ -15,12 +15,28 @@ public final class Session: @unchecked Sendable, Equatable, Hashable {
     /// The generated handle, for calls this class does not wrap.
     public let native: NativeSession
     private let mirror: TokenMirror
+    /// The client's test clock, if it has one; the device's clock otherwise.
+    private let clock: ManualClock?
+    /// The response headers of per-response token rotation, if the config enables it.
+    let rotation: TokenRotation?
     private let onLogout: @Sendable (Session) -> Void
 
-    init(native: NativeSession, onLogout: @escaping @Sendable (Session) -> Void = { _ in }) {
+    init(
+        native: NativeSession,
+        clock: ManualClock? = nil,
+        rotation: TokenRotation? = nil,
+        onLogout: @escaping @Sendable (Session) -> Void = { _ in }
+    ) {
         self.native = native
         self.mirror = TokenMirror(initial: native.state())
+        self.clock = clock
+        self.rotation = rotation
         self.onLogout = onLogout
+    }
+
+    private func now() -> Date {
+        guard let clock else { return Date() }
+        return Date(timeIntervalSince1970: TimeInterval(clock.nowEpochMillis()) / 1000)
     }
 
     /// Starts the mirror; separate from `init` so a duplicate wrapper registers nothing.
@@ -48,21 +64,21 @@ public final class Session: @unchecked Sendable, Equatable, Hashable {
     /// The cached token while it is fresh (no FFI call), else the core's answer
     /// (`nil`: call `accessToken()`).
     public func cachedAccessToken() -> AccessToken? {
-        mirror.fresh(at: Date()) ?? native.cachedAccessToken()
+        mirror.fresh(at: now()) ?? native.cachedAccessToken()
     }
 
     /// A valid access token: from the mirror while fresh, otherwise from the core (one
     /// token request for all concurrent callers).
     public func accessToken() async throws -> AccessToken {
-        if let token = mirror.fresh(at: Date()) { return token }
+        if let token = mirror.fresh(at: now()) { return token }
         return try await mappingErrors { try await native.accessToken() }
     }
 
     /// A token valid for at least `minValidity` seconds (Auth0's `minTtl`): refreshes
     /// first if the cached one expires sooner.
     public func accessToken(minValidity: TimeInterval) async throws -> AccessToken {
-        let now = Date()
-        if let token = mirror.fresh(at: now), token.expiresAt.timeIntervalSince(now) >= minValidity {
+        let current = now()
+        if let token = mirror.fresh(at: current), token.expiresAt.timeIntervalSince(current) >= minValidity {
             return token
         }
         return try await mappingErrors { try await native.accessTokenValidFor(minValidity: minValidity) }
@@ -71,6 +87,19 @@ public final class Session: @unchecked Sendable, Equatable, Hashable {
     /// A new token now, whatever the cache holds (joining a token request in flight).
     public func refresh() async throws -> AccessToken {
         try await mappingErrors { try await native.refresh() }
+    }
+
+    /// Waits until the token request in flight (such as a background refresh), if any, has finished.
+    public func waitForRefresh() async {
+        await native.waitForRefresh()
+    }
+
+    /// Per-response token rotation (`AuthConfig.tokenRotation`) for apps with their own
+    /// HTTP stack: hands the session an API response's headers (name to value) so it
+    /// adopts the rotated token they carry, if it is newer than the one it holds. The
+    /// mirror shows it when this returns. `URLSession.data(for:authorizedBy:)` does this by itself.
+    public func observeResponseHeaders(_ headers: [String: String]) {
+        native.observeResponseHeaders(headers: headers)
     }
 
     /// After a resource server answered 401 to a request made with `failedToken`: a token

@@ -570,6 +570,24 @@ fileprivate struct FfiConverterString: FfiConverter {
     }
 }
 
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterData: FfiConverterRustBuffer {
+    typealias SwiftType = Data
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Data {
+        let len: Int32 = try readInt(&buf)
+        return Data(try readBytes(&buf, count: Int(len)))
+    }
+
+    public static func write(_ value: Data, into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        writeBytes(&buf, value)
+    }
+}
+
 
 
 
@@ -1033,6 +1051,231 @@ public func FfiConverterTypeDeviceAuthorization_lower(_ value: DeviceAuthorizati
 
 
 /**
+ * A clock that moves only when told to. Pass it to `AuthClient(config, clock = …)`
+ * in tests; the client, its sessions and the Kotlin/Swift token mirrors then all read
+ * this clock instead of the device's. Backoff waits return at once and advance it.
+ *
+ * ```kotlin
+ * val clock = ManualClock.startingNow()
+ * val client = AuthClient(config, clock = clock)
+ * val token = client.clientCredentialsSession().accessToken()
+ * clock.advance(55.minutes)   // inside the refresh margin: the next read refreshes
+ * ```
+ *
+ * Never use it in a release build: tokens would never look expired.
+ */
+public protocol ManualClockProtocol: AnyObject, Sendable {
+    
+    /**
+     * Moves the clock forward by `by`.
+     */
+    func advance(by: TimeSpan) 
+    
+    /**
+     * The clock's time.
+     */
+    func now()  -> Moment
+    
+    /**
+     * The clock's time in milliseconds since the Unix epoch (what the token mirrors compare).
+     */
+    func nowEpochMillis()  -> Int64
+    
+    /**
+     * Moves the clock backward by `by`, as a device clock corrected by NTP or by the user can.
+     */
+    func rewind(by: TimeSpan) 
+    
+}
+/**
+ * A clock that moves only when told to. Pass it to `AuthClient(config, clock = …)`
+ * in tests; the client, its sessions and the Kotlin/Swift token mirrors then all read
+ * this clock instead of the device's. Backoff waits return at once and advance it.
+ *
+ * ```kotlin
+ * val clock = ManualClock.startingNow()
+ * val client = AuthClient(config, clock = clock)
+ * val token = client.clientCredentialsSession().accessToken()
+ * clock.advance(55.minutes)   // inside the refresh margin: the next read refreshes
+ * ```
+ *
+ * Never use it in a release build: tokens would never look expired.
+ */
+open class ManualClock: ManualClockProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_tokenkeeper_fn_clone_manualclock(self.handle, $0) }
+    }
+    /**
+     * A clock frozen at `start`.
+     */
+public convenience init(start: Moment) {
+    let handle =
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_constructor_manualclock_new(
+        FfiConverterTypeMoment_lower(start),uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_tokenkeeper_fn_free_manualclock(handle, $0) }
+    }
+
+    
+    /**
+     * A clock frozen at the current real time.
+     */
+public static func startingNow() -> ManualClock  {
+    return try!  FfiConverterTypeManualClock_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_constructor_manualclock_starting_now(uniffiCallStatus
+    )
+})
+}
+    
+
+    
+    /**
+     * Moves the clock forward by `by`.
+     */
+open func advance(by: TimeSpan)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_manualclock_advance(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeTimeSpan_lower(by),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The clock's time.
+     */
+open func now() -> Moment  {
+    return try!  FfiConverterTypeMoment_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_manualclock_now(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The clock's time in milliseconds since the Unix epoch (what the token mirrors compare).
+     */
+open func nowEpochMillis() -> Int64  {
+    return try!  FfiConverterInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_manualclock_now_epoch_millis(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Moves the clock backward by `by`, as a device clock corrected by NTP or by the user can.
+     */
+open func rewind(by: TimeSpan)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_manualclock_rewind(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeTimeSpan_lower(by),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeManualClock: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = ManualClock
+
+    public static func lift(_ handle: UInt64) throws -> ManualClock {
+        return ManualClock(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: ManualClock) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ManualClock {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: ManualClock, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeManualClock_lift(_ handle: UInt64) throws -> ManualClock {
+    return try FfiConverterTypeManualClock.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeManualClock_lower(_ value: ManualClock) -> UInt64 {
+    return FfiConverterTypeManualClock.lower(value)
+}
+
+
+
+
+
+
+/**
  * One authorization server and one OAuth client, with its registry of sessions: at
  * most one active token per identity. Create one per server and share it.
  *
@@ -1156,16 +1399,18 @@ open class NativeAuthClient: NativeAuthClientProtocol, @unchecked Sendable {
      * Validates `config` and creates the client (no network traffic yet).
      *
      * `store` keeps refresh tokens across restarts (see [`TokenStore`]); `listener`
-     * observes events. Throws `AuthException.InvalidConfig` for an unusable config.
+     * observes events; `clock` replaces the device clock, in tests only (see
+     * [`ManualClock`]). Throws `AuthException.InvalidConfig` for an unusable config.
      */
-public convenience init(config: AuthConfig, store: TokenStore? = nil, listener: AuthEventListener? = nil)throws  {
+public convenience init(config: AuthConfig, store: TokenStore? = nil, listener: AuthEventListener? = nil, clock: ManualClock? = nil)throws  {
     let handle =
         try rustCallWithError(FfiConverterTypeAuthError_lift) {
         uniffiCallStatus in
     uniffi_tokenkeeper_fn_constructor_authclient_new(
         FfiConverterTypeAuthConfig_lower(config),
         FfiConverterOptionTypeTokenStore.lower(store),
-        FfiConverterOptionTypeAuthEventListener.lower(listener),uniffiCallStatus
+        FfiConverterOptionTypeAuthEventListener.lower(listener),
+        FfiConverterOptionTypeManualClock.lower(clock),uniffiCallStatus
     )
 }
     self.init(unsafeFromHandle: handle)
@@ -1478,6 +1723,15 @@ public protocol NativeSessionProtocol: AnyObject, Sendable {
     func observe(observer: TokenObserver) 
     
     /**
+     * For per-response token rotation (`AuthConfig.tokenRotation`): hands the session
+     * an API response's headers (name → value; names in any case) so it adopts the
+     * rotated token they carry, if it is newer than the one it holds. The Kotlin
+     * interceptor and the Swift URLSession helper call it for the hosts they authorize.
+     * Headers that are not valid HTTP are ignored.
+     */
+    func observeResponseHeaders(headers: [String: String]) 
+    
+    /**
      * After a resource server rejected `failed_token` (HTTP 401): a token to retry
      * with. Pass the response's `WWW-Authenticate` header. Concurrent callers with
      * the same failed token share one renewal (one re-authentication per revocation).
@@ -1499,6 +1753,12 @@ public protocol NativeSessionProtocol: AnyObject, Sendable {
      * The user name, for a user session; `null`/`nil` for the client's own session.
      */
     func username()  -> String?
+    
+    /**
+     * Waits until the token request in flight (such as a background refresh started by
+     * `accessToken()` inside the refresh margin), if any, has finished.
+     */
+    func waitForRefresh() async 
     
 }
 /**
@@ -1732,6 +1992,22 @@ open func observe(observer: TokenObserver)  {try! rustCall() {
 }
     
     /**
+     * For per-response token rotation (`AuthConfig.tokenRotation`): hands the session
+     * an API response's headers (name → value; names in any case) so it adopts the
+     * rotated token they carry, if it is newer than the one it holds. The Kotlin
+     * interceptor and the Swift URLSession helper call it for the hosts they authorize.
+     * Headers that are not valid HTTP are ignored.
+     */
+open func observeResponseHeaders(headers: [String: String])  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_session_observe_response_headers(
+            self.uniffiCloneHandle(),
+        FfiConverterDictionaryStringString.lower(headers),uniffiCallStatus
+    )
+}
+}
+    
+    /**
      * After a resource server rejected `failed_token` (HTTP 401): a token to retry
      * with. Pass the response's `WWW-Authenticate` header. Concurrent callers with
      * the same failed token share one renewal (one re-authentication per revocation).
@@ -1794,6 +2070,27 @@ open func username() -> String?  {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Waits until the token request in flight (such as a background refresh started by
+     * `accessToken()` inside the refresh margin), if any, has finished.
+     */
+open func waitForRefresh()async   {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_session_wait_for_refresh(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_void,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_void,
+            freeFunc: ffi_tokenkeeper_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: nil
+            
+        )
 }
     
 
@@ -2748,6 +3045,18 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
      * With `issuer`: reject redirects that carry no `iss` at all.
      */
     public var requireIss: Bool
+    /**
+     * Per-response token rotation: the API returns the token for the next request in
+     * a response header (default: none).
+     */
+    public var tokenRotation: TokenRotation?
+    /**
+     * Extra trusted root certificate authorities, each PEM (one or more `CERTIFICATE`
+     * blocks) or DER: a private CA or a TLS-inspecting corporate proxy. The built-in
+     * roots stay trusted. An unreadable certificate makes `AuthClient(config)` throw
+     * `InvalidConfig`.
+     */
+    public var rootCertificates: [Data]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2822,7 +3131,17 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
          */issuer: String? = nil, 
         /**
          * With `issuer`: reject redirects that carry no `iss` at all.
-         */requireIss: Bool = false) {
+         */requireIss: Bool = false, 
+        /**
+         * Per-response token rotation: the API returns the token for the next request in
+         * a response header (default: none).
+         */tokenRotation: TokenRotation? = nil, 
+        /**
+         * Extra trusted root certificate authorities, each PEM (one or more `CERTIFICATE`
+         * blocks) or DER: a private CA or a TLS-inspecting corporate proxy. The built-in
+         * roots stay trusted. An unreadable certificate makes `AuthClient(config)` throw
+         * `InvalidConfig`.
+         */rootCertificates: [Data] = []) {
         self.tokenEndpoint = tokenEndpoint
         self.clientId = clientId
         self.clientSecret = clientSecret
@@ -2845,6 +3164,8 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
         self.deviceAuthorizationEndpoint = deviceAuthorizationEndpoint
         self.issuer = issuer
         self.requireIss = requireIss
+        self.tokenRotation = tokenRotation
+        self.rootCertificates = rootCertificates
     }
 
     
@@ -2895,7 +3216,9 @@ public struct FfiConverterTypeAuthConfig: FfiConverterRustBuffer {
                 authorizationEndpoint: FfiConverterOptionString.read(from: &buf), 
                 deviceAuthorizationEndpoint: FfiConverterOptionString.read(from: &buf), 
                 issuer: FfiConverterOptionString.read(from: &buf), 
-                requireIss: FfiConverterBool.read(from: &buf)
+                requireIss: FfiConverterBool.read(from: &buf), 
+                tokenRotation: FfiConverterOptionTypeTokenRotation.read(from: &buf), 
+                rootCertificates: FfiConverterSequenceData.read(from: &buf)
         )
     }
 
@@ -2922,6 +3245,8 @@ public struct FfiConverterTypeAuthConfig: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.deviceAuthorizationEndpoint, into: &buf)
         FfiConverterOptionString.write(value.issuer, into: &buf)
         FfiConverterBool.write(value.requireIss, into: &buf)
+        FfiConverterOptionTypeTokenRotation.write(value.tokenRotation, into: &buf)
+        FfiConverterSequenceData.write(value.rootCertificates, into: &buf)
     }
 }
 
@@ -3155,8 +3480,9 @@ public struct TokenChange: Equatable, Hashable, CustomDebugStringConvertible {
      */
     public var token: AccessToken?
     /**
-     * Until when (milliseconds since the Unix epoch, wall clock) the token may be
-     * served without asking the session; after it, ask the session, which refreshes.
+     * Until when (milliseconds since the Unix epoch, on the client's clock: the device's,
+     * or the `ManualClock` given to the client) the token may be served without asking
+     * the session; after it, ask the session, which refreshes.
      */
     public var freshUntilEpochMillis: Int64?
     /**
@@ -3175,8 +3501,9 @@ public struct TokenChange: Equatable, Hashable, CustomDebugStringConvertible {
          * The cached token, or `null`/`nil` when none is cached.
          */token: AccessToken?, 
         /**
-         * Until when (milliseconds since the Unix epoch, wall clock) the token may be
-         * served without asking the session; after it, ask the session, which refreshes.
+         * Until when (milliseconds since the Unix epoch, on the client's clock: the device's,
+         * or the `ManualClock` given to the client) the token may be served without asking
+         * the session; after it, ask the session, which refreshes.
          */freshUntilEpochMillis: Int64?, 
         /**
          * The session's state after the change.
@@ -3242,6 +3569,76 @@ public func FfiConverterTypeTokenChange_lift(_ buf: RustBuffer) throws -> TokenC
 #endif
 public func FfiConverterTypeTokenChange_lower(_ value: TokenChange) -> RustBuffer {
     return FfiConverterTypeTokenChange.lower(value)
+}
+
+
+/**
+ * Per-response token rotation: which response headers carry the new access token
+ * and its expiry (seconds since the Unix epoch). See [`crate::TokenRotation`].
+ */
+public struct TokenRotation: Equatable, Hashable {
+    /**
+     * The header with the new access token, e.g. `access-token`.
+     */
+    public var tokenHeader: String
+    /**
+     * The header with its expiry in seconds since the Unix epoch, e.g. `expiry`.
+     */
+    public var expiryHeader: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The header with the new access token, e.g. `access-token`.
+         */tokenHeader: String, 
+        /**
+         * The header with its expiry in seconds since the Unix epoch, e.g. `expiry`.
+         */expiryHeader: String) {
+        self.tokenHeader = tokenHeader
+        self.expiryHeader = expiryHeader
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension TokenRotation: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTokenRotation: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TokenRotation {
+        return
+            try TokenRotation(
+                tokenHeader: FfiConverterString.read(from: &buf), 
+                expiryHeader: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: TokenRotation, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.tokenHeader, into: &buf)
+        FfiConverterString.write(value.expiryHeader, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTokenRotation_lift(_ buf: RustBuffer) throws -> TokenRotation {
+    return try FfiConverterTypeTokenRotation.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTokenRotation_lower(_ value: TokenRotation) -> RustBuffer {
+    return FfiConverterTypeTokenRotation.lower(value)
 }
 
 
@@ -4380,6 +4777,30 @@ fileprivate struct FfiConverterOptionTypeAuthEventListener: FfiConverterRustBuff
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeManualClock: FfiConverterRustBuffer {
+    typealias SwiftType = ManualClock?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeManualClock.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeManualClock.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeNativeSession: FfiConverterRustBuffer {
     typealias SwiftType = NativeSession?
 
@@ -4468,6 +4889,30 @@ fileprivate struct FfiConverterOptionTypeRetryPolicy: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeRetryPolicy.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeTokenRotation: FfiConverterRustBuffer {
+    typealias SwiftType = TokenRotation?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeTokenRotation.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeTokenRotation.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -4661,6 +5106,31 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceData: FfiConverterRustBuffer {
+    typealias SwiftType = [Data]
+
+    public static func write(_ value: [Data], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterData.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Data] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Data]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterData.read(from: &buf))
         }
         return seq
     }
@@ -4922,6 +5392,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_method_session_observe() != 10050) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tokenkeeper_checksum_method_session_observe_response_headers() != 23455) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tokenkeeper_checksum_method_session_recover() != 63590) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4932,6 +5405,21 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_session_username() != 60553) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_session_wait_for_refresh() != 41603) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_manualclock_advance() != 42343) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_manualclock_now() != 23760) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_manualclock_now_epoch_millis() != 52389) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_manualclock_rewind() != 13435) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_autheventlistener_on_event() != 35900) {
@@ -4979,7 +5467,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_method_tokenstore_remove() != 42658) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_constructor_authclient_new() != 47972) {
+    if (uniffi_tokenkeeper_checksum_constructor_authclient_new() != 56429) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_constructor_manualclock_new() != 30764) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_constructor_manualclock_starting_now() != 17696) {
         return InitializationResult.apiChecksumMismatch
     }
 

@@ -71,6 +71,8 @@ extension URLSession {
     /// with the new token when replaying it is safe (`isReplayableAfterTokenRenewal`).
     /// Otherwise the token is still renewed, for the next request, and the 401 response is
     /// **returned**, not thrown. A request to a host that is not allowed is sent as it is.
+    /// With per-response token rotation (`AuthConfig.tokenRotation`) the session adopts
+    /// the rotated token an authorized response carries before this returns.
     ///
     /// - Throws: `AuthError` when no token can be had (for example
     ///   `.reauthenticationRequired`: show the login screen), or the transfer's `URLError`.
@@ -86,6 +88,7 @@ extension URLSession {
         let token = try await session.accessToken()
         let (data, response) = try await self.data(for: request.authorized(with: token), delegate: delegate)
         guard let http = response as? HTTPURLResponse, http.statusCode == 401 else {
+            session.adoptRotatedToken(from: response)
             return (data, response)
         }
 
@@ -98,7 +101,22 @@ extension URLSession {
         guard request.isReplayableAfterTokenRenewal else {
             return (data, response)
         }
-        return try await self.data(for: request.authorized(with: renewed), delegate: delegate)
+        let replayed = try await self.data(for: request.authorized(with: renewed), delegate: delegate)
+        session.adoptRotatedToken(from: replayed.1)
+        return replayed
+    }
+}
+
+extension Session {
+    /// Per-response rotation: the session adopts the token `response` carries before the
+    /// caller sees the response, so the next request (and the mirror) uses it.
+    func adoptRotatedToken(from response: URLResponse) {
+        guard let rotation, let http = response as? HTTPURLResponse,
+              let rotated = http.value(forHTTPHeaderField: rotation.tokenHeader) else { return }
+        var headers = [rotation.tokenHeader: rotated]
+        headers[rotation.expiryHeader] = http.value(forHTTPHeaderField: rotation.expiryHeader)
+        headers["Date"] = http.value(forHTTPHeaderField: "Date")
+        observeResponseHeaders(headers)
     }
 }
 

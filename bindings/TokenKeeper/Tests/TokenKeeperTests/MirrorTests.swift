@@ -95,6 +95,88 @@ final class MirrorTests: XCTestCase {
         XCTAssertTrue(accepted)
     }
 
+    /// Moves `clock` to one minute before `token` expires: inside the refresh margin, still valid.
+    private func intoRefreshMargin(_ clock: ManualClock, _ token: AccessToken) {
+        let millis = Int64(token.expiresAt.timeIntervalSince1970 * 1000) - clock.nowEpochMillis() - 60_000
+        clock.advance(by: TimeInterval(millis) / 1000)
+    }
+
+    func testAfterABackgroundRefreshTheCachedReadShowsTheNewTokenAtOnce() async throws {
+        let clock = ManualClock.startingNow()
+        let session = try AuthClient(config: config(), clock: clock).clientCredentialsSession()
+        let first = try await session.accessToken()
+
+        intoRefreshMargin(clock, first)
+        XCTAssertNil(session.cachedAccessToken(), "due for refresh: neither the mirror nor the core serves it as fresh")
+        let served = try await session.accessToken()
+        XCTAssertEqual(served.value, first.value, "the still-valid token is served; the refresh runs behind the caller")
+        await session.waitForRefresh()
+
+        let mirrored = try XCTUnwrap(session.cachedAccessToken(), "the refreshed token is fresh in the mirror")
+        XCTAssertNotEqual(mirrored.value, first.value)
+        XCTAssertEqual(session.native.cachedAccessToken(), mirrored, "the mirror and the core agree")
+        XCTAssertGreaterThan(mirrored.expiresAt, first.expiresAt)
+        XCTAssertEqual(session.state, .signedIn(expiresAtEpochSeconds: mirrored.expiresAtEpochSeconds, expiresAt: mirrored.expiresAt))
+        let stats = try await server.stats()
+        XCTAssertEqual(stats.tokenRequests, 2, "\(stats)")
+        let accepted = try await serverAccepts(mirrored)
+        XCTAssertTrue(accepted)
+    }
+
+    func testHundredTasksInsideTheRefreshMarginShareOneBackgroundRefresh() async throws {
+        let clock = ManualClock.startingNow()
+        let session = try AuthClient(config: config(), clock: clock).clientCredentialsSession()
+        let first = try await session.accessToken()
+        intoRefreshMargin(clock, first)
+        try await server.resetStats()
+
+        let expiries = try await withThrowingTaskGroup(of: Date.self) { group in
+            for _ in 0..<100 {
+                group.addTask { try await session.accessToken().expiresAt }
+            }
+            return try await group.reduce(into: [Date]()) { $0.append($1) }
+        }
+        await session.waitForRefresh()
+
+        XCTAssertTrue(expiries.allSatisfy { $0 >= first.expiresAt }, "nobody got an older token")
+        let stats = try await server.stats()
+        XCTAssertEqual(stats.tokenRequests, 1, "one background refresh for 100 callers: \(stats)")
+        let fresh = try XCTUnwrap(session.cachedAccessToken())
+        XCTAssertNotEqual(fresh.value, first.value)
+    }
+
+    func testAfterAPerResponseRotationTheCachedReadShowsTheRotatedTokenAtOnce() async throws {
+        let rotating = try DevServer.start(["--rotate-access-tokens"])
+        defer { rotating.stop() }
+        let config = AuthConfig(
+            tokenEndpoint: rotating.tokenEndpoint,
+            clientId: "demo-client",
+            clientSecret: "demo-secret",
+            scopes: ["read"],
+            tokenRotation: TokenRotation(tokenHeader: "access-token", expiryHeader: "expiry")
+        )
+        let session = try AuthClient(config: config).clientCredentialsSession()
+        let authorization = try TokenKeeperAuthorization(session: session, allowedHosts: [rotating.baseURL.absoluteString])
+        var previous = try await session.accessToken().value
+
+        for round in 0..<3 {
+            let (_, response) = try await URLSession.shared.data(
+                for: URLRequest(url: rotating.resourceURL("orders")), authorizedBy: authorization)
+            let http = try XCTUnwrap(response as? HTTPURLResponse)
+            XCTAssertEqual(http.statusCode, 200)
+            let rotated = try XCTUnwrap(http.value(forHTTPHeaderField: "access-token"), "round \(round): the server rotated")
+            // Had the session kept its old token, the server would have answered with the
+            // chain's newest token again: the one the previous round adopted.
+            XCTAssertTrue(rotated != previous, "round \(round): the request carried the previous rotated token")
+            XCTAssertTrue(session.cachedAccessToken()?.value == rotated, "round \(round): the mirror shows it at once")
+            XCTAssertEqual(session.native.cachedAccessToken(), session.cachedAccessToken())
+            previous = rotated
+        }
+        let stats = try await rotating.stats()
+        XCTAssertEqual(stats.tokenRequests, 1, "rotation needs no token endpoint traffic: \(stats)")
+        XCTAssertEqual(stats.resourceRequests, 3, "no 401, no replay: \(stats)")
+    }
+
     func testRefreshAndMinValidityUpdateTheMirrorAtOnce() async throws {
         let session = try AuthClient(config: config()).clientCredentialsSession()
         let first = try await session.accessToken()

@@ -319,7 +319,7 @@ void uniffi_tokenkeeper_fn_free_authclient(uint64_t handle, RustCallStatus *_Non
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CONSTRUCTOR_AUTHCLIENT_NEW
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CONSTRUCTOR_AUTHCLIENT_NEW
-uint64_t uniffi_tokenkeeper_fn_constructor_authclient_new(RustBuffer config, RustBuffer store, RustBuffer listener, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_tokenkeeper_fn_constructor_authclient_new(RustBuffer config, RustBuffer store, RustBuffer listener, RustBuffer clock, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_AUTHCLIENT_CLIENT_CREDENTIALS_SESSION
@@ -427,6 +427,11 @@ uint64_t uniffi_tokenkeeper_fn_method_session_logout(uint64_t ptr
 void uniffi_tokenkeeper_fn_method_session_observe(uint64_t ptr, uint64_t observer, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_OBSERVE_RESPONSE_HEADERS
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_OBSERVE_RESPONSE_HEADERS
+void uniffi_tokenkeeper_fn_method_session_observe_response_headers(uint64_t ptr, RustBuffer headers, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_RECOVER
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_RECOVER
 uint64_t uniffi_tokenkeeper_fn_method_session_recover(uint64_t ptr, RustBuffer failed_token, RustBuffer www_authenticate
@@ -445,6 +450,52 @@ RustBuffer uniffi_tokenkeeper_fn_method_session_state(uint64_t ptr, RustCallStat
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_USERNAME
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_USERNAME
 RustBuffer uniffi_tokenkeeper_fn_method_session_username(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_WAIT_FOR_REFRESH
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_SESSION_WAIT_FOR_REFRESH
+uint64_t uniffi_tokenkeeper_fn_method_session_wait_for_refresh(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CLONE_MANUALCLOCK
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CLONE_MANUALCLOCK
+uint64_t uniffi_tokenkeeper_fn_clone_manualclock(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_FREE_MANUALCLOCK
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_FREE_MANUALCLOCK
+void uniffi_tokenkeeper_fn_free_manualclock(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CONSTRUCTOR_MANUALCLOCK_NEW
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CONSTRUCTOR_MANUALCLOCK_NEW
+uint64_t uniffi_tokenkeeper_fn_constructor_manualclock_new(int64_t start, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CONSTRUCTOR_MANUALCLOCK_STARTING_NOW
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CONSTRUCTOR_MANUALCLOCK_STARTING_NOW
+uint64_t uniffi_tokenkeeper_fn_constructor_manualclock_starting_now(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_MANUALCLOCK_ADVANCE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_MANUALCLOCK_ADVANCE
+void uniffi_tokenkeeper_fn_method_manualclock_advance(uint64_t ptr, int64_t by, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_MANUALCLOCK_NOW
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_MANUALCLOCK_NOW
+int64_t uniffi_tokenkeeper_fn_method_manualclock_now(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_MANUALCLOCK_NOW_EPOCH_MILLIS
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_MANUALCLOCK_NOW_EPOCH_MILLIS
+int64_t uniffi_tokenkeeper_fn_method_manualclock_now_epoch_millis(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_MANUALCLOCK_REWIND
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_MANUALCLOCK_REWIND
+void uniffi_tokenkeeper_fn_method_manualclock_rewind(uint64_t ptr, int64_t by, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CLONE_AUTHEVENTLISTENER
@@ -992,6 +1043,12 @@ uint16_t uniffi_tokenkeeper_checksum_method_session_observe(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_OBSERVE_RESPONSE_HEADERS
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_OBSERVE_RESPONSE_HEADERS
+uint16_t uniffi_tokenkeeper_checksum_method_session_observe_response_headers(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_RECOVER
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_RECOVER
 uint16_t uniffi_tokenkeeper_checksum_method_session_recover(void
@@ -1013,6 +1070,36 @@ uint16_t uniffi_tokenkeeper_checksum_method_session_state(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_USERNAME
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_USERNAME
 uint16_t uniffi_tokenkeeper_checksum_method_session_username(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_WAIT_FOR_REFRESH
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_SESSION_WAIT_FOR_REFRESH
+uint16_t uniffi_tokenkeeper_checksum_method_session_wait_for_refresh(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_MANUALCLOCK_ADVANCE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_MANUALCLOCK_ADVANCE
+uint16_t uniffi_tokenkeeper_checksum_method_manualclock_advance(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_MANUALCLOCK_NOW
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_MANUALCLOCK_NOW
+uint16_t uniffi_tokenkeeper_checksum_method_manualclock_now(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_MANUALCLOCK_NOW_EPOCH_MILLIS
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_MANUALCLOCK_NOW_EPOCH_MILLIS
+uint16_t uniffi_tokenkeeper_checksum_method_manualclock_now_epoch_millis(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_MANUALCLOCK_REWIND
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_MANUALCLOCK_REWIND
+uint16_t uniffi_tokenkeeper_checksum_method_manualclock_rewind(void
     
 );
 #endif
@@ -1109,6 +1196,18 @@ uint16_t uniffi_tokenkeeper_checksum_method_tokenstore_remove(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_CONSTRUCTOR_AUTHCLIENT_NEW
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_CONSTRUCTOR_AUTHCLIENT_NEW
 uint16_t uniffi_tokenkeeper_checksum_constructor_authclient_new(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_CONSTRUCTOR_MANUALCLOCK_NEW
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_CONSTRUCTOR_MANUALCLOCK_NEW
+uint16_t uniffi_tokenkeeper_checksum_constructor_manualclock_new(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_CONSTRUCTOR_MANUALCLOCK_STARTING_NOW
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_CONSTRUCTOR_MANUALCLOCK_STARTING_NOW
+uint16_t uniffi_tokenkeeper_checksum_constructor_manualclock_starting_now(void
     
 );
 #endif

@@ -20,12 +20,20 @@ import kotlinx.coroutines.flow.asSharedFlow
  *
  * @throws AuthException.InvalidConfig for an unusable [config].
  */
-class AuthClient(config: AuthConfig, store: TokenStore? = null, listener: AuthEventListener? = null) : AutoCloseable {
+class AuthClient(
+    config: AuthConfig,
+    store: TokenStore? = null,
+    listener: AuthEventListener? = null,
+    /** Tests only: a [ManualClock] the core and the token mirrors read instead of the device's clock. */
+    private val clock: ManualClock? = null,
+) : AutoCloseable {
 
     private val relay = EventRelay(listener)
 
     /** The generated handle, for calls this class does not wrap. */
-    val native: NativeAuthClient = NativeAuthClient(config, store, relay)
+    val native: NativeAuthClient = NativeAuthClient(config, store, relay, clock)
+
+    private val rotation: TokenRotation? = config.tokenRotation
 
     private val sessions = ConcurrentHashMap<Long, Session>()
 
@@ -119,7 +127,7 @@ class AuthClient(config: AuthConfig, store: TokenStore? = null, listener: AuthEv
             handle.close()
             return existing
         }
-        val created = Session(handle) { sessions.remove(id, it) }
+        val created = Session(handle, clock, rotation) { sessions.remove(id, it) }
         val raced = sessions.putIfAbsent(id, created)
         if (raced != null) {
             handle.close()

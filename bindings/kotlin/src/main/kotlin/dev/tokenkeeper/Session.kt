@@ -23,6 +23,10 @@ import kotlinx.coroutines.flow.asStateFlow
 class Session internal constructor(
     /** The generated handle, for calls this class does not wrap. */
     val native: NativeSession,
+    /** The client's test clock, if it has one; the device's clock otherwise. */
+    private val clock: ManualClock? = null,
+    /** The response headers of per-response token rotation, if the config enables it. */
+    internal val rotation: TokenRotation? = null,
     private val onFinished: (Session) -> Unit = {},
 ) : AutoCloseable {
 
@@ -52,14 +56,18 @@ class Session internal constructor(
      * The cached token while it is fresh (no coroutine, no FFI call), else the core's
      * answer (`null`: call [accessToken]). For blocking callers such as interceptors.
      */
-    fun cachedAccessToken(): AccessToken? = mirror.fresh(System.currentTimeMillis()) ?: native.cachedAccessToken()
+    fun cachedAccessToken(): AccessToken? = mirror.fresh(nowMillis()) ?: native.cachedAccessToken()
 
-    /** A valid access token: from the mirror while fresh, otherwise from the core (one token request for all callers). */
-    suspend fun accessToken(): AccessToken = mirror.fresh(System.currentTimeMillis()) ?: native.accessToken()
+    /**
+     * A valid access token: from the mirror while fresh, otherwise from the core (one
+     * token request for all callers). Inside the refresh margin the core answers with
+     * the still-valid token and refreshes it in the background ([waitForRefresh]).
+     */
+    suspend fun accessToken(): AccessToken = mirror.fresh(nowMillis()) ?: native.accessToken()
 
     /** A token valid for at least [minValidity] (Auth0's `minTtl`): refreshes first if the cached one expires sooner. */
     suspend fun accessToken(minValidity: Duration): AccessToken {
-        val now = System.currentTimeMillis()
+        val now = nowMillis()
         val token = mirror.fresh(now)
         if (token != null && token.expiresAt.time - now >= minValidity.inWholeMilliseconds) return token
         return native.accessTokenValidFor(minValidity)
@@ -67,6 +75,20 @@ class Session internal constructor(
 
     /** A new token now, whatever the cache holds (joining a token request in flight). */
     suspend fun refresh(): AccessToken = native.refresh()
+
+    /** Waits until the token request in flight (such as a background refresh), if any, has finished. */
+    suspend fun waitForRefresh() = native.waitForRefresh()
+
+    /**
+     * Per-response token rotation ([AuthConfig.tokenRotation]) for apps with their own
+     * HTTP stack: hands the session an API response's headers (name to value) so it
+     * adopts the rotated token they carry, if it is newer than the one it holds. The
+     * mirror shows it when this returns. [TokenKeeperInterceptor] does this by itself.
+     */
+    fun observeResponseHeaders(headers: Map<String, String>) = native.observeResponseHeaders(headers)
+
+    // The device clock in production: one null check on the hot path.
+    private fun nowMillis(): Long = clock?.nowEpochMillis() ?: System.currentTimeMillis()
 
     /**
      * After a resource server answered 401 to a request made with [failedToken]: a token

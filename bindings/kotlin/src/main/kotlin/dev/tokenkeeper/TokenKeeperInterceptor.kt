@@ -38,6 +38,10 @@ import okhttp3.Response
  * [okhttp3.RequestBody.isDuplex]) is never replayed. Otherwise the token is still
  * renewed, for the next request, and the 401 is returned as is.
  *
+ * With per-response token rotation ([AuthConfig.tokenRotation]) it hands each
+ * authorized response's rotation headers to the session before returning it, so the
+ * next request carries the rotated token.
+ *
  * Threading: OkHttp interceptors are blocking. A fresh token is read from the
  * session's Kotlin mirror (no coroutine, no native call); only a token request runs
  * under [runBlocking] on OkHttp's calling thread (never call `execute` on Android's
@@ -72,14 +76,27 @@ class TokenKeeperInterceptor(private val session: Session, allowedHosts: Collect
 
         val token = session.cachedAccessToken() ?: authCall { session.accessToken() }
         val response = chain.proceed(request.withToken(token))
-        if (response.code != 401) return response
+        if (response.code != 401) return response.alsoAdoptRotatedToken()
 
         // Several challenge lines combine into one list (RFC 9110 §5.3).
         val renewed = authCall { session.handleUnauthorized(token.value, response.headers("WWW-Authenticate")) }
             ?: return response
         if (!isReplayable(request)) return response
         response.close()
-        return chain.proceed(request.withToken(renewed))
+        return chain.proceed(request.withToken(renewed)).alsoAdoptRotatedToken()
+    }
+
+    // Per-response rotation: the session adopts the token this response carries before
+    // the caller sees the response, so the next request (and the mirror) uses it.
+    private fun Response.alsoAdoptRotatedToken(): Response {
+        val rotation = session.rotation ?: return this
+        val rotated = header(rotation.tokenHeader) ?: return this
+        val headers = HashMap<String, String>(4)
+        headers[rotation.tokenHeader] = rotated
+        header(rotation.expiryHeader)?.let { headers[rotation.expiryHeader] = it }
+        header("Date")?.let { headers["Date"] = it }
+        session.observeResponseHeaders(headers)
+        return this
     }
 
     private fun <T> authCall(block: suspend () -> T): T =

@@ -801,6 +801,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_observe(
     ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_observe_response_headers(
+    ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_recover(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_refresh(
@@ -808,6 +810,16 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_tokenkeeper_checksum_method_session_state(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_username(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_wait_for_refresh(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_manualclock_advance(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_manualclock_now(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_manualclock_now_epoch_millis(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_manualclock_rewind(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_autheventlistener_on_event(
     ): Int
@@ -841,6 +853,10 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_tokenkeeper_checksum_constructor_authclient_new(
     ): Int
+    external fun uniffi_tokenkeeper_checksum_constructor_manualclock_new(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_constructor_manualclock_starting_now(
+    ): Int
     external fun ffi_tokenkeeper_uniffi_contract_version(
     ): Int
 
@@ -868,7 +884,7 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_tokenkeeper_fn_free_authclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_tokenkeeper_fn_constructor_authclient_new(`config`: RustBuffer.ByValue,`store`: RustBuffer.ByValue,`listener`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_tokenkeeper_fn_constructor_authclient_new(`config`: RustBuffer.ByValue,`store`: RustBuffer.ByValue,`listener`: RustBuffer.ByValue,`clock`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_tokenkeeper_fn_method_authclient_client_credentials_session(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -912,6 +928,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_tokenkeeper_fn_method_session_observe(`ptr`: Long,`observer`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_tokenkeeper_fn_method_session_observe_response_headers(`ptr`: Long,`headers`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_tokenkeeper_fn_method_session_recover(`ptr`: Long,`failedToken`: RustBuffer.ByValue,`wwwAuthenticate`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_tokenkeeper_fn_method_session_refresh(`ptr`: Long,
@@ -920,6 +938,24 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_session_username(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_session_wait_for_refresh(`ptr`: Long,
+    ): Long
+    external fun uniffi_tokenkeeper_fn_clone_manualclock(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_tokenkeeper_fn_free_manualclock(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_tokenkeeper_fn_constructor_manualclock_new(`start`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_tokenkeeper_fn_constructor_manualclock_starting_now(uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_tokenkeeper_fn_method_manualclock_advance(`ptr`: Long,`by`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_tokenkeeper_fn_method_manualclock_now(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_tokenkeeper_fn_method_manualclock_now_epoch_millis(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_tokenkeeper_fn_method_manualclock_rewind(`ptr`: Long,`by`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_tokenkeeper_fn_clone_autheventlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_tokenkeeper_fn_free_autheventlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1165,6 +1201,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_checksum_method_session_observe() and 0xFFFF) != 10050) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_observe_response_headers() and 0xFFFF) != 23455) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_recover() and 0xFFFF) != 63590) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1175,6 +1214,21 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_username() and 0xFFFF) != 60553) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_wait_for_refresh() and 0xFFFF) != 41603) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_manualclock_advance() and 0xFFFF) != 42343) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_manualclock_now() and 0xFFFF) != 23760) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_manualclock_now_epoch_millis() and 0xFFFF) != 52389) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_manualclock_rewind() and 0xFFFF) != 13435) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_autheventlistener_on_event() and 0xFFFF) != 35900) {
@@ -1222,7 +1276,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_remove() and 0xFFFF) != 42658) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_constructor_authclient_new() and 0xFFFF) != 47972) {
+    if ((lib.uniffi_tokenkeeper_checksum_constructor_authclient_new() and 0xFFFF) != 56429) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_constructor_manualclock_new() and 0xFFFF) != 30764) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_constructor_manualclock_starting_now() and 0xFFFF) != 17696) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -1576,6 +1636,25 @@ public object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
         val byteBuf = toUtf8(value)
         buf.putInt(byteBuf.limit())
         buf.put(byteBuf)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
+    override fun read(buf: ByteBuffer): ByteArray {
+        val len = buf.getInt()
+        val byteArr = ByteArray(len)
+        buf.get(byteArr)
+        return byteArr
+    }
+    override fun allocationSize(value: ByteArray): ULong {
+        return 4UL + value.size.toULong()
+    }
+    override fun write(value: ByteArray, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        buf.put(value)
     }
 }
 
@@ -2415,6 +2494,382 @@ public object FfiConverterTypeDeviceAuthorization: FfiConverter<DeviceAuthorizat
 
 
 /**
+ * A clock that moves only when told to. Pass it to `AuthClient(config, clock = …)`
+ * in tests; the client, its sessions and the Kotlin/Swift token mirrors then all read
+ * this clock instead of the device's. Backoff waits return at once and advance it.
+ *
+ * ```kotlin
+ * val clock = ManualClock.startingNow()
+ * val client = AuthClient(config, clock = clock)
+ * val token = client.clientCredentialsSession().accessToken()
+ * clock.advance(55.minutes)   // inside the refresh margin: the next read refreshes
+ * ```
+ *
+ * Never use it in a release build: tokens would never look expired.
+ */
+public interface ManualClockInterface {
+    
+    /**
+     * Moves the clock forward by `by`.
+     */
+    fun `advance`(`by`: TimeSpan)
+    
+    /**
+     * The clock's time.
+     */
+    fun `now`(): Moment
+    
+    /**
+     * The clock's time in milliseconds since the Unix epoch (what the token mirrors compare).
+     */
+    fun `nowEpochMillis`(): kotlin.Long
+    
+    /**
+     * Moves the clock backward by `by`, as a device clock corrected by NTP or by the user can.
+     */
+    fun `rewind`(`by`: TimeSpan)
+    
+    companion object
+}
+
+/**
+ * A clock that moves only when told to. Pass it to `AuthClient(config, clock = …)`
+ * in tests; the client, its sessions and the Kotlin/Swift token mirrors then all read
+ * this clock instead of the device's. Backoff waits return at once and advance it.
+ *
+ * ```kotlin
+ * val clock = ManualClock.startingNow()
+ * val client = AuthClient(config, clock = clock)
+ * val token = client.clientCredentialsSession().accessToken()
+ * clock.advance(55.minutes)   // inside the refresh margin: the next read refreshes
+ * ```
+ *
+ * Never use it in a release build: tokens would never look expired.
+ */
+open class ManualClock: Disposable, AutoCloseable, ManualClockInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+    /**
+     * A clock frozen at `start`.
+     */
+    constructor(`start`: Moment) :
+        this(UniffiWithHandle, 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_constructor_manualclock_new(
+    
+        
+        FfiConverterTypeMoment.lower(`start`),_status)
+}
+    )
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_tokenkeeper_fn_free_manualclock(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_tokenkeeper_fn_clone_manualclock(handle, status)
+        }
+    }
+
+    
+    /**
+     * Moves the clock forward by `by`.
+     */override fun `advance`(`by`: TimeSpan)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_manualclock_advance(
+        it,
+        
+        FfiConverterTypeTimeSpan.lower(`by`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * The clock's time.
+     */override fun `now`(): Moment {
+            return FfiConverterTypeMoment.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_manualclock_now(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The clock's time in milliseconds since the Unix epoch (what the token mirrors compare).
+     */override fun `nowEpochMillis`(): kotlin.Long {
+            return FfiConverterLong.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_manualclock_now_epoch_millis(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Moves the clock backward by `by`, as a device clock corrected by NTP or by the user can.
+     */override fun `rewind`(`by`: TimeSpan)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_manualclock_rewind(
+        it,
+        
+        FfiConverterTypeTimeSpan.lower(`by`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    companion object {
+        
+    /**
+     * A clock frozen at the current real time.
+     */ fun `startingNow`(): ManualClock {
+            return FfiConverterTypeManualClock.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_constructor_manualclock_starting_now(
+    
+        _status)
+}
+    )
+    }
+    
+
+        
+    }
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeManualClock: FfiConverter<ManualClock, Long> {
+    override fun lower(value: ManualClock): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): ManualClock {
+        return ManualClock(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): ManualClock {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: ManualClock) = 8UL
+
+    override fun write(value: ManualClock, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * One authorization server and one OAuth client, with its registry of sessions: at
  * most one active token per identity. Create one per server and share it.
  *
@@ -2525,9 +2980,10 @@ open class NativeAuthClient: Disposable, AutoCloseable, NativeAuthClientInterfac
      * Validates `config` and creates the client (no network traffic yet).
      *
      * `store` keeps refresh tokens across restarts (see [`TokenStore`]); `listener`
-     * observes events. Throws `AuthException.InvalidConfig` for an unusable config.
+     * observes events; `clock` replaces the device clock, in tests only (see
+     * [`ManualClock`]). Throws `AuthException.InvalidConfig` for an unusable config.
      */
-    constructor(`config`: AuthConfig, `store`: TokenStore? = null, `listener`: AuthEventListener? = null) :
+    constructor(`config`: AuthConfig, `store`: TokenStore? = null, `listener`: AuthEventListener? = null, `clock`: ManualClock? = null) :
         this(UniffiWithHandle, 
     uniffiRustCallWithError(AuthException) { _status ->
     UniffiLib.uniffi_tokenkeeper_fn_constructor_authclient_new(
@@ -2535,7 +2991,8 @@ open class NativeAuthClient: Disposable, AutoCloseable, NativeAuthClientInterfac
         
         FfiConverterTypeAuthConfig.lower(`config`),
         FfiConverterOptionalTypeTokenStore.lower(`store`),
-        FfiConverterOptionalTypeAuthEventListener.lower(`listener`),_status)
+        FfiConverterOptionalTypeAuthEventListener.lower(`listener`),
+        FfiConverterOptionalTypeManualClock.lower(`clock`),_status)
 }
     )
 
@@ -3048,6 +3505,15 @@ public interface NativeSessionInterface {
     fun `observe`(`observer`: TokenObserver)
     
     /**
+     * For per-response token rotation (`AuthConfig.tokenRotation`): hands the session
+     * an API response's headers (name → value; names in any case) so it adopts the
+     * rotated token they carry, if it is newer than the one it holds. The Kotlin
+     * interceptor and the Swift URLSession helper call it for the hosts they authorize.
+     * Headers that are not valid HTTP are ignored.
+     */
+    fun `observeResponseHeaders`(`headers`: Map<kotlin.String, kotlin.String>)
+    
+    /**
      * After a resource server rejected `failed_token` (HTTP 401): a token to retry
      * with. Pass the response's `WWW-Authenticate` header. Concurrent callers with
      * the same failed token share one renewal (one re-authentication per revocation).
@@ -3069,6 +3535,12 @@ public interface NativeSessionInterface {
      * The user name, for a user session; `null`/`nil` for the client's own session.
      */
     fun `username`(): kotlin.String?
+    
+    /**
+     * Waits until the token request in flight (such as a background refresh started by
+     * `accessToken()` inside the refresh margin), if any, has finished.
+     */
+    suspend fun `waitForRefresh`()
     
     companion object
 }
@@ -3404,6 +3876,26 @@ open class NativeSession: Disposable, AutoCloseable, NativeSessionInterface
 
     
     /**
+     * For per-response token rotation (`AuthConfig.tokenRotation`): hands the session
+     * an API response's headers (name → value; names in any case) so it adopts the
+     * rotated token they carry, if it is newer than the one it holds. The Kotlin
+     * interceptor and the Swift URLSession helper call it for the hosts they authorize.
+     * Headers that are not valid HTTP are ignored.
+     */override fun `observeResponseHeaders`(`headers`: Map<kotlin.String, kotlin.String>)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_session_observe_response_headers(
+        it,
+        
+        FfiConverterMapStringString.lower(`headers`),_status)
+}
+    }
+    
+    
+
+    
+    /**
      * After a resource server rejected `failed_token` (HTTP 401): a token to retry
      * with. Pass the response's `WWW-Authenticate` header. Concurrent callers with
      * the same failed token share one renewal (one re-authentication per revocation).
@@ -3486,6 +3978,31 @@ open class NativeSession: Disposable, AutoCloseable, NativeSessionInterface
     )
     }
     
+
+    
+    /**
+     * Waits until the token request in flight (such as a background refresh started by
+     * `accessToken()` inside the refresh margin), if any, has finished.
+     */
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `waitForRefresh`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_fn_method_session_wait_for_refresh(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        UniffiNullRustCallStatusErrorHandler,
+    )
+    }
 
     
 
@@ -4800,6 +5317,20 @@ data class AuthConfig (
      * With `issuer`: reject redirects that carry no `iss` at all.
      */
     var `requireIss`: kotlin.Boolean = false 
+    , 
+    /**
+     * Per-response token rotation: the API returns the token for the next request in
+     * a response header (default: none).
+     */
+    var `tokenRotation`: TokenRotation? = null 
+    , 
+    /**
+     * Extra trusted root certificate authorities, each PEM (one or more `CERTIFICATE`
+     * blocks) or DER: a private CA or a TLS-inspecting corporate proxy. The built-in
+     * roots stay trusted. An unreadable certificate makes `AuthClient(config)` throw
+     * `InvalidConfig`.
+     */
+    var `rootCertificates`: List<kotlin.ByteArray> = listOf() 
     
 ){
     
@@ -4847,6 +5378,8 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterOptionalTypeTokenRotation.read(buf),
+            FfiConverterSequenceByteArray.read(buf),
         )
     }
 
@@ -4872,7 +5405,9 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterOptionalString.allocationSize(value.`authorizationEndpoint`) +
             FfiConverterOptionalString.allocationSize(value.`deviceAuthorizationEndpoint`) +
             FfiConverterOptionalString.allocationSize(value.`issuer`) +
-            FfiConverterBoolean.allocationSize(value.`requireIss`)
+            FfiConverterBoolean.allocationSize(value.`requireIss`) +
+            FfiConverterOptionalTypeTokenRotation.allocationSize(value.`tokenRotation`) +
+            FfiConverterSequenceByteArray.allocationSize(value.`rootCertificates`)
     )
 
     override fun write(value: AuthConfig, buf: ByteBuffer) {
@@ -4898,6 +5433,8 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterOptionalString.write(value.`deviceAuthorizationEndpoint`, buf)
             FfiConverterOptionalString.write(value.`issuer`, buf)
             FfiConverterBoolean.write(value.`requireIss`, buf)
+            FfiConverterOptionalTypeTokenRotation.write(value.`tokenRotation`, buf)
+            FfiConverterSequenceByteArray.write(value.`rootCertificates`, buf)
     }
 }
 
@@ -5061,8 +5598,9 @@ data class TokenChange (
     var `token`: AccessToken?
     , 
     /**
-     * Until when (milliseconds since the Unix epoch, wall clock) the token may be
-     * served without asking the session; after it, ask the session, which refreshes.
+     * Until when (milliseconds since the Unix epoch, on the client's clock: the device's,
+     * or the `ManualClock` given to the client) the token may be served without asking
+     * the session; after it, ask the session, which refreshes.
      */
     var `freshUntilEpochMillis`: kotlin.Long?
     , 
@@ -5114,6 +5652,54 @@ public object FfiConverterTypeTokenChange: FfiConverterRustBuffer<TokenChange> {
             FfiConverterOptionalTypeAccessToken.write(value.`token`, buf)
             FfiConverterOptionalLong.write(value.`freshUntilEpochMillis`, buf)
             FfiConverterTypeSessionState.write(value.`state`, buf)
+    }
+}
+
+
+
+/**
+ * Per-response token rotation: which response headers carry the new access token
+ * and its expiry (seconds since the Unix epoch). See [`crate::TokenRotation`].
+ */
+data class TokenRotation (
+    /**
+     * The header with the new access token, e.g. `access-token`.
+     */
+    var `tokenHeader`: kotlin.String
+    , 
+    /**
+     * The header with its expiry in seconds since the Unix epoch, e.g. `expiry`.
+     */
+    var `expiryHeader`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTokenRotation: FfiConverterRustBuffer<TokenRotation> {
+    override fun read(buf: ByteBuffer): TokenRotation {
+        return TokenRotation(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: TokenRotation) = (
+            FfiConverterString.allocationSize(value.`tokenHeader`) +
+            FfiConverterString.allocationSize(value.`expiryHeader`)
+    )
+
+    override fun write(value: TokenRotation, buf: ByteBuffer) {
+            FfiConverterString.write(value.`tokenHeader`, buf)
+            FfiConverterString.write(value.`expiryHeader`, buf)
     }
 }
 
@@ -6265,6 +6851,38 @@ public object FfiConverterOptionalTypeAuthEventListener: FfiConverterRustBuffer<
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeManualClock: FfiConverterRustBuffer<ManualClock?> {
+    override fun read(buf: ByteBuffer): ManualClock? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeManualClock.read(buf)
+    }
+
+    override fun allocationSize(value: ManualClock?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeManualClock.allocationSize(value)
+        }
+    }
+
+    override fun write(value: ManualClock?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeManualClock.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeNativeSession: FfiConverterRustBuffer<NativeSession?> {
     override fun read(buf: ByteBuffer): NativeSession? {
         if (buf.get().toInt() == 0) {
@@ -6383,6 +7001,38 @@ public object FfiConverterOptionalTypeRetryPolicy: FfiConverterRustBuffer<RetryP
         } else {
             buf.put(1)
             FfiConverterTypeRetryPolicy.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeTokenRotation: FfiConverterRustBuffer<TokenRotation?> {
+    override fun read(buf: ByteBuffer): TokenRotation? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeTokenRotation.read(buf)
+    }
+
+    override fun allocationSize(value: TokenRotation?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeTokenRotation.allocationSize(value)
+        }
+    }
+
+    override fun write(value: TokenRotation?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeTokenRotation.write(value, buf)
         }
     }
 }
@@ -6635,6 +7285,34 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceByteArray: FfiConverterRustBuffer<List<kotlin.ByteArray>> {
+    override fun read(buf: ByteBuffer): List<kotlin.ByteArray> {
+        val len = buf.getInt()
+        return List<kotlin.ByteArray>(len) {
+            FfiConverterByteArray.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.ByteArray>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterByteArray.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.ByteArray>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterByteArray.write(it, buf)
         }
     }
 }

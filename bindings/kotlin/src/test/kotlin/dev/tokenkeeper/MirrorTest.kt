@@ -4,6 +4,7 @@ import com.sun.net.httpserver.HttpServer
 import java.net.InetSocketAddress
 import java.util.concurrent.CopyOnWriteArrayList
 import kotlin.time.Duration.Companion.hours
+import kotlin.time.Duration.Companion.milliseconds
 import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
@@ -34,7 +35,8 @@ import org.junit.jupiter.api.extension.ExtendWith
 
 /**
  * The Kotlin token mirror, the state flows and the interceptor's host and body rules,
- * end to end against tokenkeeper-devserver. "At once" means: the very next read, with
+ * end to end against tokenkeeper-devserver. Expiry is driven by a [ManualClock] that
+ * the core and the mirror share: no test waits for real time to pass. "At once" means: the very next read, with
  * no wait, no retry and no call that could refresh the mirror by itself.
  */
 @ExtendWith(DevServerExtension::class)
@@ -117,6 +119,101 @@ class MirrorTest(private val server: DevServer) {
         assertNotEquals(old.value, mirrored!!.value, "the mirror holds the recovered token")
         assertTrue(serverAccepts(mirrored), "and the server accepts it")
         assertFalse(serverAccepts(old))
+    }
+
+    /** Moves [clock] to one minute before [token] expires: inside the refresh margin, still valid. */
+    private fun intoRefreshMargin(clock: ManualClock, token: AccessToken) =
+        clock.advance((token.expiresAt.time - clock.nowEpochMillis() - 60_000).milliseconds)
+
+    @Test
+    fun `after a background refresh the cached read shows the new token at once`() = runBlocking {
+        val clock = ManualClock.startingNow()
+        val session = AuthClient(config(), clock = clock).clientCredentialsSession()
+        val first = session.accessToken()
+        assertEquals(first, session.cachedAccessToken())
+
+        intoRefreshMargin(clock, first)
+        assertNull(session.cachedAccessToken(), "due for refresh: neither the mirror nor the core serves it as fresh")
+        val served = session.accessToken()
+        assertEquals(first.value, served.value, "the still-valid token is served; the refresh runs behind the caller")
+        session.waitForRefresh()
+
+        val mirrored = session.cachedAccessToken()
+        assertNotNull(mirrored, "the refreshed token is fresh in the mirror")
+        assertNotEquals(first.value, mirrored!!.value)
+        assertEquals(session.native.cachedAccessToken(), mirrored, "the mirror and the core agree")
+        assertTrue(mirrored.expiresAt.after(first.expiresAt))
+        assertEquals(SessionState.SignedIn(mirrored.expiresAtEpochSeconds, mirrored.expiresAt), session.state.value)
+        assertEquals(2, server.stats().tokenRequests)
+        assertTrue(serverAccepts(mirrored))
+    }
+
+    @Test
+    fun `100 coroutines inside the refresh margin share one background refresh and then agree`() = runBlocking {
+        val clock = ManualClock.startingNow()
+        val session = AuthClient(config(), clock = clock).clientCredentialsSession()
+        val first = session.accessToken()
+        intoRefreshMargin(clock, first)
+        server.resetStats()
+
+        val served = (1..100).map { async(Dispatchers.Default) { session.accessToken() } }.awaitAll()
+        session.waitForRefresh()
+
+        assertTrue(served.all { it.expiresAt.time >= first.expiresAt.time }, "nobody got an older token")
+        assertEquals(1, server.stats().tokenRequests, "one background refresh for 100 callers")
+        val fresh = session.cachedAccessToken()
+        assertNotNull(fresh)
+        val after = (1..100).map { async(Dispatchers.Default) { session.cachedAccessToken() } }.awaitAll()
+        assertEquals(setOf(fresh!!.value), after.map { it?.value }.toSet(), "everyone reads the refreshed token")
+    }
+
+    @Test
+    fun `after a per-response rotation the cached read shows the rotated token at once`() {
+        DevServer.start("--rotate-access-tokens").use { rotating ->
+            val config = AuthConfig(
+                tokenEndpoint = rotating.tokenEndpoint,
+                clientId = "demo-client",
+                clientSecret = "demo-secret",
+                scopes = listOf("read"),
+                tokenRotation = TokenRotation(tokenHeader = "access-token", expiryHeader = "expiry"),
+            )
+            val session = AuthClient(config).clientCredentialsSession()
+            val http = OkHttpClient.Builder()
+                .addInterceptor(TokenKeeperInterceptor(session, listOf(rotating.baseUrl)))
+                .build()
+            var previous = runBlocking { session.accessToken() }.value
+
+            repeat(3) { round ->
+                val rotated = http.newCall(Request.Builder().url(rotating.resourceUrl("orders")).build()).execute()
+                    .use {
+                        assertEquals(200, it.code)
+                        it.header("access-token")
+                    }
+                assertNotNull(rotated, "round $round: the server rotated")
+                // Had the session kept its old token, the server would have answered with
+                // the chain's newest token again: the one the previous round adopted.
+                // assertTrue, not assertEquals: a failure must not print token values.
+                assertTrue(previous != rotated, "round $round: the request carried the previous rotated token")
+                assertTrue(rotated == session.cachedAccessToken()?.value, "round $round: the mirror shows it at once")
+                assertEquals(session.native.cachedAccessToken(), session.cachedAccessToken())
+                previous = rotated!!
+            }
+            assertEquals(1, rotating.stats().tokenRequests, "rotation needs no token endpoint traffic")
+            assertEquals(3, rotating.stats().resourceRequests, "no 401, no replay")
+        }
+    }
+
+    @Test
+    fun `a rotation header from a host that is not listed is ignored`() {
+        val config = config().copy(tokenRotation = TokenRotation(tokenHeader = "access-token", expiryHeader = "expiry"))
+        val session = AuthClient(config).clientCredentialsSession()
+        val http = interceptedClient(session)
+        val token = runBlocking { session.accessToken() }
+        val expiry = (System.currentTimeMillis() / 1000 + 7_200).toString()
+        Recorder(mapOf("access-token" to "planted-by-a-third-party", "expiry" to expiry)).use { other ->
+            http.newCall(Request.Builder().url(other.url).build()).execute().close()
+        }
+        assertEquals(token, session.cachedAccessToken(), "the session kept its own token")
     }
 
     @Test
@@ -229,11 +326,12 @@ class MirrorTest(private val server: DevServer) {
     }
 
     /** A plain HTTP server on loopback that records the Authorization header it receives. */
-    private class Recorder : AutoCloseable {
+    private class Recorder(private val responseHeaders: Map<String, String> = emptyMap()) : AutoCloseable {
         val authorizations = CopyOnWriteArrayList<String?>()
         private val http = HttpServer.create(InetSocketAddress("127.0.0.1", 0), 0).apply {
             createContext("/") { exchange ->
                 authorizations.add(exchange.requestHeaders.getFirst("Authorization"))
+                responseHeaders.forEach { (name, value) -> exchange.responseHeaders.add(name, value) }
                 exchange.sendResponseHeaders(204, -1)
                 exchange.close()
             }

@@ -208,6 +208,23 @@ class TokenKeeperTest(private val server: DevServer) {
         }
     }
 
+    @Test
+    fun `extra root certificates reach the core, and an unreadable one is InvalidConfig`() {
+        // A real CA certificate (DER) from the JVM's own trust store.
+        val trustStore = java.security.KeyStore.getInstance(java.security.KeyStore.getDefaultType())
+        java.io.File(System.getProperty("java.home"), "lib/security/cacerts").inputStream().use { trustStore.load(it, null) }
+        val der = trustStore.aliases().asSequence().mapNotNull { trustStore.getCertificate(it) }.first().encoded
+        val pem = "-----BEGIN CERTIFICATE-----\n" +
+            java.util.Base64.getMimeEncoder(64, "\n".toByteArray()).encodeToString(der) +
+            "\n-----END CERTIFICATE-----\n"
+
+        AuthClient(config().copy(rootCertificates = listOf(der, pem.toByteArray()))).close()
+        val error = assertThrows<AuthException.InvalidConfig> {
+            AuthClient(config().copy(rootCertificates = listOf("not a certificate".toByteArray())))
+        }
+        assertTrue(error.message!!.contains("certificate"), error.message)
+    }
+
     /** A TokenStore an app would back with encrypted preferences; here a map. */
     private class MapStore : TokenStore {
         val tokens = ConcurrentHashMap<String, String>()
