@@ -107,7 +107,9 @@ pub(crate) fn parse(
                 "token_type is not Bearer; only bearer tokens (RFC 6750) are supported".into(),
             ))
         }
-        None => return Err(invalid("the token response has no token_type".into())),
+        // RFC 6749 §5.1 requires it, but some servers leave it out; the token is still
+        // a bearer token (golang.org/x/oauth2 and AppAuth assume the same).
+        None => tracing::debug!("the token response has no token_type; treating the token as Bearer"),
     }
     let refresh_token = raw.refresh_token.filter(|t| !t.expose_secret().is_empty());
     if let Some(token) = &refresh_token {
@@ -287,12 +289,20 @@ mod tests {
     }
 
     #[test]
-    fn token_type_must_be_bearer() {
-        let r = response(200, json!({"access_token": "t", "token_type": "mac"}));
-        assert!(matches!(
-            parse(&r, SystemTime::now(), Duration::from_secs(1)),
-            Err(AuthError::InvalidResponse { .. })
-        ));
+    fn token_type_must_be_bearer_when_given() {
+        for other in ["mac", "DPoP", "N_A"] {
+            let r = response(200, json!({"access_token": "t", "token_type": other}));
+            assert!(
+                matches!(
+                    parse(&r, SystemTime::now(), Duration::from_secs(1)),
+                    Err(AuthError::InvalidResponse { .. })
+                ),
+                "{other}"
+            );
+        }
+        let missing = response(200, json!({"access_token": "t", "expires_in": 60}));
+        let issued = parse(&missing, SystemTime::now(), Duration::from_secs(1)).unwrap();
+        assert_eq!(issued.lifetime, Duration::from_secs(60), "no token_type: a bearer token");
     }
 
     #[test]
