@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokenkeeper::signin::DeviceAuthorization;
 use tokenkeeper::{AuthClient, AuthConfig, AuthError, Clock, ManualClock, Sleep, Subject, TokenParams};
-use tokenkeeper_devserver::{DevServer, DevServerConfig, DEVICE_CODE_GRANT};
+use tokenkeeper_devserver::{DevServer, DevServerConfig, Endpoint, Fault, DEVICE_CODE_GRANT};
 
 type Step = Box<dyn FnOnce() + Send>;
 
@@ -117,6 +117,27 @@ async fn pending_then_slow_down_then_success() {
         .await
         .unwrap();
     assert_eq!(me.status(), 200);
+}
+
+#[tokio::test]
+async fn pending_answered_with_http_200_like_github_keeps_polling() {
+    let s = setup().await;
+    let device = start(&s).await;
+    // GitHub answers device-flow errors with HTTP 200 and an OAuth error body.
+    s.server.inject(
+        Endpoint::Token,
+        Fault::json(200, serde_json::json!({"error": "authorization_pending"})),
+    );
+    let (approve, code) = (Arc::clone(&s.server), device.user_code().to_owned());
+    s.clock.script(vec![
+        None, // poll 1: the injected 200 + authorization_pending
+        Some(Box::new(move || assert!(approve.approve_device(&code, "carol")))), // poll 2: tokens
+    ]);
+
+    let session = s.client.complete_device_authorization(&device).await.unwrap();
+
+    assert_eq!(s.clock.clock.sleeps(), [5, 5].map(Duration::from_secs));
+    assert!(session.cached_access_token().is_some());
 }
 
 #[tokio::test]

@@ -62,6 +62,9 @@ struct RawTokenResponse {
     /// Microsoft's and GitHub's name (two fields, not a serde alias: a response carrying
     /// both must not fail to parse).
     refresh_token_expires_in: Option<Value>,
+    /// An OAuth error code in a 2xx answer (GitHub answers errors, device-flow polling
+    /// included, with HTTP 200).
+    error: Option<Value>,
 }
 
 /// Parses `response`; `sent_at` is the local time the request left.
@@ -95,6 +98,9 @@ pub(crate) fn parse(
             source: Some(ErrorSource::json(e)),
         }
     })?;
+    if raw.access_token.is_none() && matches!(raw.error, Some(Value::String(_))) {
+        return Err(error_response::error_for(response));
+    }
     let access_token = raw
         .access_token
         .filter(|t| !t.expose_secret().is_empty())
@@ -107,7 +113,9 @@ pub(crate) fn parse(
                 "token_type is not Bearer; only bearer tokens (RFC 6750) are supported".into(),
             ))
         }
-        None => return Err(invalid("the token response has no token_type".into())),
+        // RFC 6749 §5.1 requires it, but some servers leave it out; the token is still
+        // a bearer token (golang.org/x/oauth2 and AppAuth assume the same).
+        None => tracing::debug!("the token response has no token_type; treating the token as Bearer"),
     }
     let refresh_token = raw.refresh_token.filter(|t| !t.expose_secret().is_empty());
     if let Some(token) = &refresh_token {
@@ -287,12 +295,47 @@ mod tests {
     }
 
     #[test]
-    fn token_type_must_be_bearer() {
-        let r = response(200, json!({"access_token": "t", "token_type": "mac"}));
+    fn an_oauth_error_in_a_200_is_that_error() {
+        let r = response(
+            200,
+            json!({"error": "authorization_pending", "error_description": "wait"}),
+        );
+        match parse(&r, SystemTime::now(), Duration::from_secs(1)) {
+            Err(AuthError::OAuth(e)) => assert_eq!((e.code.as_str(), e.status), ("authorization_pending", 200)),
+            other => panic!("{other:?}"),
+        }
+        let r = response(200, json!({"error": "invalid_grant"}));
         assert!(matches!(
             parse(&r, SystemTime::now(), Duration::from_secs(1)),
-            Err(AuthError::InvalidResponse { .. })
+            Err(AuthError::InvalidGrant(_))
         ));
+        // A token next to a stray error field is still a token.
+        let r = response(
+            200,
+            json!({"access_token": "t", "token_type": "Bearer", "error": "none"}),
+        );
+        assert!(parse(&r, SystemTime::now(), Duration::from_secs(1)).is_ok());
+    }
+
+    #[test]
+    fn token_type_must_be_bearer_when_given() {
+        for other in ["mac", "DPoP", "N_A"] {
+            let r = response(200, json!({"access_token": "t", "token_type": other}));
+            assert!(
+                matches!(
+                    parse(&r, SystemTime::now(), Duration::from_secs(1)),
+                    Err(AuthError::InvalidResponse { .. })
+                ),
+                "{other}"
+            );
+        }
+        let missing = response(200, json!({"access_token": "t", "expires_in": 60}));
+        let issued = parse(&missing, SystemTime::now(), Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            issued.lifetime,
+            Duration::from_secs(60),
+            "no token_type: a bearer token"
+        );
     }
 
     #[test]
