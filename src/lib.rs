@@ -135,9 +135,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod authorization_headers;
 mod client;
 mod clock;
 mod config;
+mod dpop;
 mod error;
 mod events;
 pub mod ffi;
@@ -155,12 +157,14 @@ mod storage;
 use storage as store;
 mod token;
 
+pub use authorization_headers::AuthorizationHeaders;
 pub use client::{AuthClient, AuthClientBuilder};
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use config::{
     AuthConfig, CachePolicy, ClientAuthMethod, RecoveryPolicy, RetryPolicy, TokenRotation, DEFAULT_REFRESH_MARGIN,
     DEFAULT_STORE_TIMEOUT, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME,
 };
+pub use dpop::{DpopKey, DpopKeyError, DpopMode, PublicJwk, SoftwareDpopKey};
 pub use error::{AuthError, ErrorSource, ServerError};
 pub use events::{AuthEvent, AuthEventListener};
 pub use identity::{Identity, Subject, TokenParams};
@@ -168,7 +172,7 @@ pub use insufficient_scope::{insufficient_scope, InsufficientScope};
 pub use session::{is_replay_safe, Replay, Session};
 pub use state::{SessionState, TokenChange, TokenObserver};
 pub use storage::{KeyringStore, MemoryStore, StoreError, TokenStore};
-pub use token::{AccessToken, Timestamp};
+pub use token::{AccessToken, Timestamp, TokenType};
 
 /// Re-exported so apps can read a token ([`ExposeSecret`]) and pass secrets
 /// ([`SecretString`]) without depending on `secrecy` themselves.

@@ -27,6 +27,28 @@ pub struct AccessToken {
     material: SecretString,
     token_len: usize,
     expires_at: SystemTime,
+    token_type: TokenType,
+}
+
+/// How an access token is presented to a resource server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TokenType {
+    /// `Authorization: Bearer <token>` (RFC 6750).
+    #[default]
+    Bearer,
+    /// `Authorization: DPoP <token>` with a `DPoP` proof header for each request
+    /// (RFC 9449 §7.1): the token is bound to the session's key and useless without it.
+    Dpop,
+}
+
+impl TokenType {
+    /// The `Authorization` scheme: `Bearer` or `DPoP`.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            TokenType::Bearer => "Bearer",
+            TokenType::Dpop => "DPoP",
+        }
+    }
 }
 
 impl AccessToken {
@@ -39,7 +61,20 @@ impl AccessToken {
             material: SecretString::from(material),
             token_len: token.len(),
             expires_at,
+            token_type: TokenType::Bearer,
         }
+    }
+
+    /// The same token, presented as `token_type`.
+    pub(crate) fn with_type(mut self, token_type: TokenType) -> Self {
+        self.token_type = token_type;
+        self
+    }
+
+    /// How to present the token: [`TokenType::Dpop`] needs a proof with every request
+    /// (see [`Session::dpop_headers`](crate::Session::dpop_headers)).
+    pub fn token_type(&self) -> TokenType {
+        self.token_type
     }
 
     /// When the token expires, on the local clock (corrected for server clock skew).
@@ -77,6 +112,7 @@ impl fmt::Debug for AccessToken {
         f.debug_struct("AccessToken")
             .field("secret", &"[redacted]")
             .field("expires_at", &self.expires_at())
+            .field("token_type", &self.token_type)
             .field("scope", &self.scope())
             .finish()
     }

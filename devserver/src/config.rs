@@ -80,6 +80,8 @@ pub struct DevServerConfig {
     /// The `issuer` the metadata documents claim; `None` (the default) is the
     /// server's base URL. Tests set another value to check issuer validation.
     pub metadata_issuer: Option<String>,
+    /// DPoP (RFC 9449): which clients must send proofs, nonces, the `iat` window.
+    pub dpop: crate::dpop::DpopSpec,
 }
 
 impl Default for DevServerConfig {
@@ -125,6 +127,7 @@ impl Default for DevServerConfig {
             device_poll_interval: Duration::from_secs(5),
             authorization_response_iss: true,
             metadata_issuer: None,
+            dpop: crate::dpop::DpopSpec::default(),
         }
     }
 }

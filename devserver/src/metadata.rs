@@ -14,7 +14,7 @@ use crate::state::AppState;
 /// `GET /.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
 pub(crate) async fn metadata(State(state): State<Arc<AppState>>) -> Json<Value> {
     let base = &state.base_url;
-    Json(json!({
+    let mut document = json!({
         "issuer": state.issuer(),
         "authorization_endpoint": format!("{base}/oauth2/authorize"),
         "token_endpoint": format!("{base}/oauth2/token"),
@@ -26,5 +26,9 @@ pub(crate) async fn metadata(State(state): State<Arc<AppState>>) -> Json<Value> 
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "authorization_response_iss_parameter_supported": state.config.authorization_response_iss,
         "scopes_supported": ["read", "write", "admin"],
-    }))
+    });
+    if state.config.dpop.advertise {
+        document["dpop_signing_alg_values_supported"] = json!(["ES256"]);
+    }
+    Json(document)
 }

@@ -59,10 +59,13 @@ struct Request<'a> {
     new_refresh_token: bool,
     /// The refresh token presented (refresh grant only).
     presented_refresh: Option<String>,
+    /// The thumbprint of the DPoP key the request proved, to bind the tokens to.
+    jkt: Option<String>,
 }
 
 fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response, OAuthError> {
     let client = authenticate_client(state, headers, form)?;
+    let jkt = proof_key(state, headers, client)?;
     let grant_type = param(form, "grant_type")?;
     if !KNOWN_GRANTS.contains(&grant_type) {
         return Err(OAuthError::unsupported_grant_type(format!(
@@ -89,6 +92,7 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
             resource,
             new_refresh_token: config.refresh_tokens_for_client_credentials,
             presented_refresh: None,
+            jkt: jkt.clone(),
         },
         "password" => {
             let username = param(form, "username")?;
@@ -111,6 +115,7 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
                 resource,
                 new_refresh_token: config.issue_refresh_tokens,
                 presented_refresh: None,
+                jkt: jkt.clone(),
             }
         }
         "authorization_code" => {
@@ -123,6 +128,7 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
                 resource: resource.or(code_resource),
                 new_refresh_token: config.issue_refresh_tokens,
                 presented_refresh: None,
+                jkt: jkt.clone(),
             };
             let (response, tokens) = issue(state, &request);
             crate::authorize::link_tokens(state, param(form, "code")?, &tokens);
@@ -138,6 +144,7 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
                 resource,
                 new_refresh_token: config.issue_refresh_tokens,
                 presented_refresh: None,
+                jkt: jkt.clone(),
             }
         }
         _ => {
@@ -153,6 +160,14 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
             }
             if record.expires_at.is_some_and(|at| at <= state.now()) {
                 return Err(OAuthError::invalid_grant("the refresh token has expired"));
+            }
+            // RFC 9449 §5: a bound refresh token is used only with a proof by its key.
+            if record.jkt.is_some() && record.jkt != jkt {
+                drop(inner);
+                crate::dpop::count_refusal(state, crate::dpop::Refusal::WrongKey);
+                return Err(OAuthError::invalid_grant(
+                    "the refresh token is bound to another DPoP key (or sent without a proof)",
+                ));
             }
             let scope = match requested_scope {
                 None => record.scope.clone(),
@@ -173,10 +188,36 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
                 resource: resource.or_else(|| record.resource.clone()),
                 new_refresh_token: config.rotate_refresh_tokens,
                 presented_refresh: Some(presented.to_owned()),
+                jkt,
             }
         }
     };
     Ok(issue(state, &request).0)
+}
+
+/// Verifies the request's `DPoP` header, if any (required for the clients listed in
+/// `DpopSpec::required_for_clients`): the thumbprint of the key it proved.
+fn proof_key(state: &AppState, headers: &HeaderMap, client: &ClientSpec) -> Result<Option<String>, OAuthError> {
+    use crate::dpop::{self, Refusal};
+    let proof = headers.get("dpop").and_then(|v| v.to_str().ok());
+    let required = state.config.dpop.required_for_clients.contains(&client.client_id);
+    if proof.is_none() && !required {
+        return Ok(None);
+    }
+    let uri = format!("{}/oauth2/token", state.base_url);
+    match dpop::verify(state, proof, "POST", &uri, None) {
+        Ok(jkt) => {
+            state.lock().stats.dpop_proofs_accepted += 1;
+            Ok(Some(jkt))
+        }
+        Err(refusal) => {
+            dpop::count_refusal(state, refusal);
+            Err(match refusal {
+                Refusal::Nonce => OAuthError::use_dpop_nonce(state.lock().dpop.current_nonce()),
+                other => OAuthError::code("invalid_dpop_proof", format!("DPoP proof refused: {}", other.name())),
+            })
+        }
+    }
 }
 
 /// A required parameter.
@@ -227,7 +268,15 @@ fn issue(state: &AppState, request: &Request<'_>) -> (Response, Vec<String>) {
                 .filter(|rt| inner.refresh.get(rt).is_some_and(|r| !r.revoked));
             // Like WSO2: `expires_in` is the time the reused token has left.
             let remaining = record.expires_at.duration_since(now).unwrap_or_default();
-            let response = success(state, &token, remaining.as_secs(), refresh.as_deref(), &record.scope);
+            let bound = record.jkt.is_some();
+            let response = success(
+                state,
+                &token,
+                remaining.as_secs(),
+                refresh.as_deref(),
+                &record.scope,
+                bound,
+            );
             return (response, [Some(token), refresh].into_iter().flatten().collect());
         }
     }
@@ -238,6 +287,7 @@ fn issue(state: &AppState, request: &Request<'_>) -> (Response, Vec<String>) {
         scope: &request.scope,
         audience: request.audience.as_deref(),
         resource: request.resource.as_deref(),
+        jkt: request.jkt.as_deref(),
     };
     // Refresh tokens keep the scope originally granted (RFC 6749 §6).
     let refresh_scope = match &request.presented_refresh {
@@ -263,7 +313,14 @@ fn issue(state: &AppState, request: &Request<'_>) -> (Response, Vec<String>) {
     let access = inner.mint_access(state, &grant, link);
     drop(inner);
     let lifetime = config.access_token_lifetime.as_secs();
-    let response = success(state, &access, lifetime, new_refresh.as_deref(), &request.scope);
+    let response = success(
+        state,
+        &access,
+        lifetime,
+        new_refresh.as_deref(),
+        &request.scope,
+        grant.jkt.is_some(),
+    );
     (response, [Some(access), new_refresh].into_iter().flatten().collect())
 }
 
@@ -273,10 +330,12 @@ fn success(
     expires_in: u64,
     refresh_token: Option<&str>,
     scope: &[String],
+    dpop_bound: bool,
 ) -> Response {
     let mut body = serde_json::json!({
         "access_token": access_token,
-        "token_type": "Bearer",
+        // RFC 9449 §5: a bound token is of type DPoP.
+        "token_type": if dpop_bound { "DPoP" } else { "Bearer" },
         "scope": scope.join(" "),
     });
     if !state.config.omit_expires_in {

@@ -7,6 +7,7 @@ use crate::config::{AuthConfig, ClientAuthMethod};
 use crate::error::AuthError;
 use crate::events::EventSink;
 use crate::identity::Identity;
+use crate::internal::dpop::DpopState;
 use crate::internal::protocol::request;
 use crate::session::Session;
 use crate::store::TokenStore;
@@ -27,6 +28,8 @@ pub(crate) struct ClientContext {
     pub basic_authorization: Option<HeaderValue>,
     pub store: Option<Arc<dyn TokenStore>>,
     pub events: EventSink,
+    /// Nonces and the server clock offset, when the client sends DPoP proofs.
+    pub dpop: Option<DpopState>,
 }
 
 impl ClientContext {
@@ -49,6 +52,7 @@ impl ClientContext {
             _ => None,
         };
         Ok(Self {
+            dpop: config.sends_dpop().then(DpopState::new),
             basic_authorization,
             config,
             token_url: endpoints.token,

@@ -7,10 +7,11 @@
 use crate::clock::Clock;
 use crate::config::RetryPolicy;
 use crate::error::{AuthError, ErrorSource};
+use crate::internal::dpop::NONCE_HEADER;
 use crate::internal::protocol::request::Outgoing;
 use crate::internal::random;
 use crate::internal::secrets::{BufKind, SecretBuf};
-use reqwest::header::{HeaderMap, CONTENT_TYPE, DATE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderName, CONTENT_TYPE, DATE, RETRY_AFTER};
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
@@ -23,6 +24,8 @@ pub(crate) struct HttpResponse<'a> {
     pub date: Option<SystemTime>,
     pub retry_after: Option<Duration>,
     pub content_type: Option<String>,
+    /// A `DPoP-Nonce` header (RFC 9449 §8.1), as sent.
+    pub dpop_nonce: Option<String>,
     /// Wiped on drop: a token response holds the tokens.
     pub body: SecretBuf,
     /// The secrets the request carried, scrubbed from any server text we keep.
@@ -38,6 +41,7 @@ pub(crate) async fn exchange(outgoing: Outgoing<'_>, now: SystemTime) -> Result<
     let date = header_str(headers, DATE).and_then(|d| httpdate::parse_http_date(d).ok());
     let retry_after = header_str(headers, RETRY_AFTER).and_then(|v| parse_retry_after(v, now));
     let content_type = header_str(headers, CONTENT_TYPE).map(str::to_ascii_lowercase);
+    let dpop_nonce = header_str(headers, HeaderName::from_static(NONCE_HEADER)).map(str::to_owned);
     let too_big = || AuthError::InvalidResponse {
         status,
         reason: format!("the response body is larger than {} KiB", MAX_BODY_BYTES / 1024),
@@ -61,12 +65,13 @@ pub(crate) async fn exchange(outgoing: Outgoing<'_>, now: SystemTime) -> Result<
         date,
         retry_after,
         content_type,
+        dpop_nonce,
         body,
         sent_secrets,
     })
 }
 
-fn header_str(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option<&str> {
+fn header_str(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
