@@ -67,16 +67,14 @@ impl Session {
     /// # Ok(()) }
     /// ```
     pub async fn authorization_headers(&self, method: &str, url: &str) -> Result<AuthorizationHeaders, AuthError> {
-        let url = reqwest::Url::parse(url).map_err(|_| AuthError::config("the request URL is not a valid URL"))?;
+        let url = url::Url::parse(url).map_err(|_| AuthError::config("the request URL is not a valid URL"))?;
         let token = self.access_token().await?;
         let scheme = token.token_type().scheme();
         let authorization = SecretString::from(format!("{scheme} {}", token.expose_secret()));
         let dpop = match token.token_type() {
             TokenType::Bearer => None,
             TokenType::Dpop => {
-                let proof = dpop::resource_proof(self.core(), method, &url, token.expose_secret())?;
-                let proof = proof.to_str().map(str::to_owned).unwrap_or_default();
-                Some(SecretString::from(proof))
+                Some(dpop::resource_proof(self.core(), method, &url, token.expose_secret())?)
             }
         };
         Ok(AuthorizationHeaders {
@@ -90,7 +88,7 @@ impl Session {
     /// (RFC 9449 §8.2, §9): the next proof for that origin carries it. Ignored when
     /// the client sends no proofs or the value is not a valid nonce.
     pub fn dpop_nonce_received(&self, url: &str, nonce: &str) {
-        if let (Some(state), Ok(url)) = (&self.core().ctx.dpop, reqwest::Url::parse(url)) {
+        if let (Some(state), Ok(url)) = (&self.core().ctx.dpop, url::Url::parse(url)) {
             state.observe(&url, Some(nonce));
         }
     }

@@ -156,6 +156,7 @@ mod storage;
 // The store's old module path, kept so code written against it still resolves.
 use storage as store;
 mod token;
+pub mod transport;
 
 pub use authorization_headers::AuthorizationHeaders;
 pub use client::{AuthClient, AuthClientBuilder};
@@ -168,7 +169,9 @@ pub use dpop::{DpopKey, DpopKeyError, DpopMode, PublicJwk, SoftwareDpopKey};
 pub use error::{AuthError, ErrorSource, ServerError};
 pub use events::{AuthEvent, AuthEventListener};
 pub use identity::{Identity, Subject, TokenParams};
-pub use insufficient_scope::{insufficient_scope, InsufficientScope};
+#[cfg(feature = "reqwest")]
+pub use insufficient_scope::insufficient_scope;
+pub use insufficient_scope::InsufficientScope;
 pub use session::{is_replay_safe, Replay, Session};
 pub use state::{SessionState, TokenChange, TokenObserver};
 pub use storage::{KeyringStore, MemoryStore, StoreError, TokenStore};

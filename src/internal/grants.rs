@@ -290,7 +290,7 @@ pub(crate) async fn revoke_all(
     first_error.map_or(Ok(()), Err)
 }
 
-async fn revoke(core: &SessionCore, url: &reqwest::Url, token: &SecretString, hint: &str) -> Result<(), AuthError> {
+async fn revoke(core: &SessionCore, url: &url::Url, token: &SecretString, hint: &str) -> Result<(), AuthError> {
     let ctx = &core.ctx;
     let binding = core.dpop_binding()?;
     let build = || request::revocation_request(ctx, url, token, hint);

@@ -4,18 +4,24 @@
 
 use crate::config::{CachePolicy, RecoveryPolicy};
 use crate::error::AuthError;
-use crate::internal::dpop;
-use crate::internal::rotation;
-use crate::internal::secrets::{BufKind, SecretBuf};
 use crate::internal::session_core::{Acquire, SessionCore};
-use crate::internal::www_authenticate::{bearer_verdict, parse_challenges, BearerVerdict};
-use crate::session::{is_replay_safe, Replay};
-use crate::token::{AccessToken, TokenType};
-use reqwest::header::{AUTHORIZATION, DATE, WWW_AUTHENTICATE};
-use reqwest::{Request, RequestBuilder, Response, StatusCode};
-use secrecy::ExposeSecret;
+use crate::internal::www_authenticate::{bearer_verdict, BearerVerdict};
+use crate::token::AccessToken;
 use std::sync::Arc;
+#[cfg(feature = "reqwest")]
+use {
+    crate::internal::dpop,
+    crate::internal::rotation,
+    crate::internal::secrets::{BufKind, SecretBuf},
+    crate::internal::www_authenticate::parse_challenges,
+    crate::session::{is_replay_safe, Replay},
+    crate::token::TokenType,
+    reqwest::header::{HeaderValue, AUTHORIZATION, DATE, WWW_AUTHENTICATE},
+    reqwest::{Request, RequestBuilder, Response, StatusCode},
+    secrecy::ExposeSecret,
+};
 
+#[cfg(feature = "reqwest")]
 pub(crate) async fn send(
     core: &Arc<SessionCore>,
     request: RequestBuilder,
@@ -65,6 +71,7 @@ pub(crate) async fn send(
     Ok(replayed)
 }
 
+#[cfg(feature = "reqwest")]
 fn challenges(response: &Response) -> Vec<String> {
     response
         .headers()
@@ -75,12 +82,14 @@ fn challenges(response: &Response) -> Vec<String> {
         .collect()
 }
 
+#[cfg(feature = "reqwest")]
 /// A 401 whose `DPoP` challenge says `use_dpop_nonce` (RFC 9449 §9).
 fn wants_nonce(response: &Response) -> bool {
     response.status() == StatusCode::UNAUTHORIZED
         && bearer_verdict(challenges(response).iter().map(String::as_str)) == BearerVerdict::UseDpopNonce
 }
 
+#[cfg(feature = "reqwest")]
 /// A 401 whose `DPoP` challenge says `invalid_dpop_proof`: with a clock correction
 /// learned from the same answer, the proof's `iat` was the likely cause.
 fn proof_refused(response: &Response) -> bool {
@@ -145,6 +154,7 @@ pub(crate) async fn after_unauthorized<S: AsRef<str>>(
 
 /// Sends `request` with `token`; also says whether a refused DPoP proof can be fixed
 /// by sending once more (a new nonce, or a clock correction learned from the answer).
+#[cfg(feature = "reqwest")]
 async fn execute(
     core: &SessionCore,
     http: &reqwest::Client,
@@ -168,6 +178,12 @@ async fn execute(
     request.headers_mut().insert(AUTHORIZATION, value);
     if scheme == TokenType::Dpop.scheme() {
         let proof = dpop::resource_proof(core, request.method().as_str(), request.url(), token)?;
+        let mut proof = HeaderValue::try_from(proof.expose_secret()).map_err(|_| AuthError::Storage {
+            reason: "the DPoP proof is not a valid header value".into(),
+            source: None,
+        })?;
+        // A proof can be replayed at the same URL for a while: hyper must not log it.
+        proof.set_sensitive(true);
         request.headers_mut().insert(dpop::PROOF_HEADER, proof);
     }
     let url = request.url().clone();
@@ -184,10 +200,11 @@ async fn execute(
         fixable =
             scheme == TokenType::Dpop.scheme() && (wants_nonce(&response) || (clock_moved && proof_refused(&response)));
     }
-    rotation::observe(core, response.headers());
+    rotation::observe_map(core, response.headers());
     Ok((response, fixable))
 }
 
+#[cfg(feature = "reqwest")]
 fn is_replayable(request: &Request, replay: Replay) -> bool {
     let allowed = match replay {
         Replay::Always => true,

@@ -5,7 +5,7 @@
 //! [`check_token_type`] holds a token response to what was sent (§5, §7.1).
 
 use super::proof::Binding;
-use super::{INVALID_DPOP_PROOF, PROOF_HEADER, USE_DPOP_NONCE};
+use super::{INVALID_DPOP_PROOF, NONCE_HEADER, PROOF_HEADER, USE_DPOP_NONCE};
 use crate::dpop::DpopMode;
 use crate::error::AuthError;
 use crate::internal::context::ClientContext;
@@ -13,8 +13,10 @@ use crate::internal::protocol::request::Outgoing;
 use crate::internal::session_core::SessionCore;
 use crate::internal::transport::{self, HttpResponse};
 use crate::token::TokenType;
-use reqwest::header::HeaderValue;
-use reqwest::Url;
+use crate::internal::secrets::{BufKind, SecretBuf};
+use bytes::Bytes;
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
 use std::time::SystemTime;
 
 /// Sends the request `build` makes to `url`, with a proof when `binding` is set; the
@@ -36,12 +38,12 @@ pub(crate) async fn authorization_server_exchange<'a>(
         let state = ctx.dpop.as_ref();
         if let (Some(binding), Some(state)) = (binding, state) {
             let proof = binding.proof("POST", url, state.iat(sent_at), state.nonce(url).as_deref(), None)?;
-            outgoing.request = outgoing.request.header(PROOF_HEADER, sensitive(proof)?);
+            outgoing.request = outgoing.request.sensitive_header(PROOF_HEADER, wiped(&proof));
         }
-        let response = transport::exchange(outgoing, sent_at).await?;
+        let response = transport::exchange(ctx.transport.as_ref(), outgoing, sent_at).await?;
         if let Some(state) = state {
             let clock_moved = state.observe_date(response.date, ctx.clock().now());
-            state.observe(url, response.dpop_nonce.as_deref());
+            state.observe(url, response.header(NONCE_HEADER));
             let retry = match error_code(&response) {
                 Some(USE_DPOP_NONCE) => state.nonce(url).is_some(),
                 // A proof refused while our clock was found to be off: its `iat` was
@@ -69,25 +71,23 @@ pub(crate) fn resource_proof(
     method: &str,
     url: &Url,
     token: &str,
-) -> Result<HeaderValue, AuthError> {
+) -> Result<SecretString, AuthError> {
     let (Some(state), Some(binding)) = (core.ctx.dpop.as_ref(), core.dpop_binding()?) else {
         return Err(AuthError::config(
             "the session holds a DPoP-bound token but the client does not send DPoP proofs",
         ));
     };
     let iat = state.iat(core.now());
-    sensitive(binding.proof(method, url, iat, state.nonce(url).as_deref(), Some(token))?)
+    binding.proof(method, url, iat, state.nonce(url).as_deref(), Some(token))
 }
 
-/// A proof as a header value hyper will not log or compress (it is replayable at the
-/// same URL for a while).
-pub(crate) fn sensitive(proof: String) -> Result<HeaderValue, AuthError> {
-    let mut value = HeaderValue::try_from(proof).map_err(|_| AuthError::Storage {
-        reason: "the DPoP proof is not a valid header value".into(),
-        source: None,
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
+/// A proof in a buffer that is wiped once the transport drops the request: it can be
+/// replayed at the same URL for a while (RFC 9449 §11.1).
+fn wiped(proof: &SecretString) -> Bytes {
+    let proof = proof.expose_secret().as_bytes();
+    let mut buf = SecretBuf::with_capacity(BufKind::Authorization, proof.len());
+    buf.extend(proof);
+    buf.into_bytes()
 }
 
 /// The `error` of a 400 answer (RFC 6749 §5.2), for the DPoP codes (RFC 9449 §8, §12.2).

@@ -12,8 +12,7 @@ pub(crate) use exchange::{authorization_server_exchange, check_token_type, resou
 
 pub(crate) use proof::Binding;
 
-use reqwest::header::HeaderMap;
-use reqwest::Url;
+use url::Url;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
@@ -59,7 +58,8 @@ impl DpopState {
     }
 
     /// Remembers the `DPoP-Nonce` of a resource server's response from `url`.
-    pub(crate) fn observe_headers(&self, url: &Url, headers: &HeaderMap) -> bool {
+    #[cfg(feature = "reqwest")]
+    pub(crate) fn observe_headers(&self, url: &Url, headers: &reqwest::header::HeaderMap) -> bool {
         self.observe(url, headers.get(NONCE_HEADER).and_then(|v| v.to_str().ok()))
     }
 
@@ -127,9 +127,10 @@ fn is_nonce(value: &str) -> bool {
 }
 
 #[cfg(test)]
+#[cfg(feature = "reqwest")]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
+    use reqwest::header::{HeaderMap, HeaderValue};
 
     fn nonce_headers(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

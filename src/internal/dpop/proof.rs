@@ -7,7 +7,8 @@ use crate::dpop::DpopKey;
 use crate::error::{AuthError, ErrorSource};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use reqwest::Url;
+use secrecy::SecretString;
+use url::Url;
 use ring::rand::SecureRandom as _;
 use std::sync::Arc;
 
@@ -47,7 +48,7 @@ impl Binding {
         iat: u64,
         nonce: Option<&str>,
         access_token: Option<&str>,
-    ) -> Result<String, AuthError> {
+    ) -> Result<SecretString, AuthError> {
         let mut jti = [0u8; JTI_BYTES];
         ring::rand::SystemRandom::new()
             .fill(&mut jti)
@@ -75,7 +76,10 @@ impl Binding {
             })?;
         let signature = jws_signature(&signature)
             .ok_or_else(|| key_error("the DPoP key returned a signature that is neither 64-byte r||s nor DER ECDSA"))?;
-        Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+        Ok(SecretString::from(format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(signature)
+        )))
     }
 }
 
@@ -149,6 +153,7 @@ fn der(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
 mod tests {
     use super::*;
     use crate::dpop::SoftwareDpopKey;
+    use secrecy::ExposeSecret;
     use serde_json::Value;
 
     fn decode(part: &str) -> Value {
@@ -196,7 +201,7 @@ mod tests {
     fn every_proof_has_a_new_jti() {
         let binding = Binding::new(Arc::new(SoftwareDpopKey::generate().unwrap()));
         let url = Url::parse("https://as.example.com/token").unwrap();
-        let jti = |p: String| decode(p.split('.').nth(1).unwrap())["jti"].clone();
+        let jti = |p: SecretString| decode(p.expose_secret().split('.').nth(1).unwrap())["jti"].clone();
         let a = jti(binding.proof("POST", &url, 1, None, None).unwrap());
         let b = jti(binding.proof("POST", &url, 1, None, None).unwrap());
         assert_ne!(a, b);

@@ -243,7 +243,7 @@ mod tests {
         let mut buf = SecretBuf::with_capacity(BufKind::ResponseBody, bytes.len());
         buf.extend(&bytes);
         HttpResponse {
-            dpop_nonce: None,
+            headers: Vec::new(),
             status,
             date: None,
             retry_after: None,
