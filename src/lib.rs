@@ -147,6 +147,7 @@ pub mod fuzzing;
 mod identity;
 mod insufficient_scope;
 mod internal;
+pub mod oidc;
 mod session;
 pub mod signin;
 mod state;
@@ -161,7 +162,7 @@ pub use config::{
     AuthConfig, CachePolicy, ClientAuthMethod, RecoveryPolicy, RetryPolicy, TokenRotation, DEFAULT_REFRESH_MARGIN,
     DEFAULT_STORE_TIMEOUT, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME,
 };
-pub use error::{AuthError, ErrorSource, ServerError};
+pub use error::{AuthError, ErrorSource, JwtCheck, JwtError, ServerError};
 pub use events::{AuthEvent, AuthEventListener};
 pub use identity::{Identity, Subject, TokenParams};
 pub use insufficient_scope::{insufficient_scope, InsufficientScope};

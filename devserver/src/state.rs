@@ -41,6 +41,9 @@ pub struct Stats {
     /// identity provider counts towards locking an account.
     #[serde(default)]
     pub rejected_passwords_by_user: BTreeMap<String, u64>,
+    /// Requests for the key set (`GET /oauth2/jwks`).
+    #[serde(default)]
+    pub jwks_requests: u64,
 }
 
 /// One request to the revocation endpoint, as received.
@@ -115,6 +118,8 @@ pub(crate) struct Inner {
     pub codes: HashMap<String, crate::authorize::AuthCode>,
     /// device code → its record
     pub devices: HashMap<String, crate::device::DeviceRecord>,
+    /// The ID token signing key and queued ID token faults.
+    pub keys: crate::id_token::Keys,
 }
 
 /// Shared by every request handler and by the [`DevServer`](crate::DevServer) handle.
@@ -133,6 +138,7 @@ impl AppState {
                 .iter()
                 .map(|u| (u.username.clone(), u.password.clone()))
                 .collect(),
+            keys: crate::id_token::Keys::new(config.id_token_alg),
             ..Inner::default()
         };
         AppState {

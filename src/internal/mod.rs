@@ -4,6 +4,8 @@
 pub(crate) mod context;
 pub(crate) mod flight;
 pub(crate) mod grants;
+pub(crate) mod id_token;
+pub(crate) mod jose;
 pub(crate) mod outbox;
 pub(crate) mod persistence;
 pub(crate) mod protocol;

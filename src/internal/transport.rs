@@ -10,7 +10,7 @@ use crate::error::{AuthError, ErrorSource};
 use crate::internal::protocol::request::Outgoing;
 use crate::internal::random;
 use crate::internal::secrets::{BufKind, SecretBuf};
-use reqwest::header::{HeaderMap, CONTENT_TYPE, DATE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, AGE, CACHE_CONTROL, CONTENT_TYPE, DATE, EXPIRES, RETRY_AFTER};
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
@@ -23,6 +23,10 @@ pub(crate) struct HttpResponse<'a> {
     pub date: Option<SystemTime>,
     pub retry_after: Option<Duration>,
     pub content_type: Option<String>,
+    /// How long the response may be reused (RFC 9111 §4.2.1: `Cache-Control`
+    /// `max-age` less `Age`, else `Expires` less `Date`; zero for `no-store`/`no-cache`),
+    /// when the server said. Only the issuer's key set is cached.
+    pub freshness: Option<Duration>,
     /// Wiped on drop: a token response holds the tokens.
     pub body: SecretBuf,
     /// The secrets the request carried, scrubbed from any server text we keep.
@@ -38,6 +42,7 @@ pub(crate) async fn exchange(outgoing: Outgoing<'_>, now: SystemTime) -> Result<
     let date = header_str(headers, DATE).and_then(|d| httpdate::parse_http_date(d).ok());
     let retry_after = header_str(headers, RETRY_AFTER).and_then(|v| parse_retry_after(v, now));
     let content_type = header_str(headers, CONTENT_TYPE).map(str::to_ascii_lowercase);
+    let freshness = freshness(headers, date);
     let too_big = || AuthError::InvalidResponse {
         status,
         reason: format!("the response body is larger than {} KiB", MAX_BODY_BYTES / 1024),
@@ -61,6 +66,7 @@ pub(crate) async fn exchange(outgoing: Outgoing<'_>, now: SystemTime) -> Result<
         date,
         retry_after,
         content_type,
+        freshness,
         body,
         sent_secrets,
     })
@@ -68,6 +74,35 @@ pub(crate) async fn exchange(outgoing: Outgoing<'_>, now: SystemTime) -> Result<
 
 fn header_str(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The freshness lifetime of a response (RFC 9111 §4.2.1), as a private cache sees it.
+pub(crate) fn freshness(headers: &HeaderMap, date: Option<SystemTime>) -> Option<Duration> {
+    let age = header_str(headers, AGE)
+        .and_then(|a| a.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or_default();
+    if let Some(cache_control) = header_str(headers, CACHE_CONTROL) {
+        let mut max_age = None;
+        for directive in cache_control.split(',').map(|d| d.trim().to_ascii_lowercase()) {
+            if directive == "no-store" || directive == "no-cache" {
+                return Some(Duration::ZERO);
+            }
+            if let Some(value) = directive.strip_prefix("max-age=") {
+                max_age = value.trim_matches('"').parse::<u64>().ok().map(Duration::from_secs);
+            }
+        }
+        if let Some(max_age) = max_age {
+            return Some(max_age.saturating_sub(age));
+        }
+    }
+    let expires = header_str(headers, EXPIRES)?;
+    // An invalid Expires (often "0" or "-1") means already expired (RFC 9111 §5.3).
+    let Ok(expires) = httpdate::parse_http_date(expires) else {
+        return Some(Duration::ZERO);
+    };
+    let date = date?;
+    Some(expires.duration_since(date).unwrap_or_default().saturating_sub(age))
 }
 
 /// RFC 9110 §10.2.3: either delay-seconds or an HTTP-date. Any number is accepted
@@ -156,6 +191,35 @@ where
 mod tests {
     use super::*;
     use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn freshness_follows_cache_control_then_expires() {
+        let date = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let headers = |pairs: &[(&'static str, String)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, value.parse().unwrap());
+            }
+            map
+        };
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(
+            freshness(&headers(&[("cache-control", "public, max-age=600".into())]), None),
+            secs(600)
+        );
+        let aged = headers(&[("cache-control", "max-age=600".into()), ("age", "100".into())]);
+        assert_eq!(freshness(&aged, None), secs(500));
+        assert_eq!(
+            freshness(&headers(&[("cache-control", "no-cache".into())]), None),
+            secs(0)
+        );
+        let expires = headers(&[("expires", httpdate::fmt_http_date(date + Duration::from_secs(60)))]);
+        assert_eq!(freshness(&expires, Some(date)), secs(60));
+        assert_eq!(freshness(&headers(&[("expires", "0".into())]), Some(date)), secs(0));
+        assert_eq!(freshness(&headers(&[]), Some(date)), None);
+        let huge = headers(&[("cache-control", "max-age=99999999999999999999".into())]);
+        assert_eq!(freshness(&huge, None), None, "an unparsable max-age is no max-age");
+    }
 
     #[test]
     fn retry_after_accepts_seconds_and_dates() {

@@ -115,6 +115,7 @@ mod scrubbing {
             date: None,
             retry_after: None,
             content_type: None,
+            freshness: None,
             body: buf,
             sent_secrets: vec!["hunter2", "client-secret"],
         };
@@ -144,6 +145,7 @@ mod tests {
             date: None,
             retry_after: None,
             content_type: Some("application/json".into()),
+            freshness: None,
             body: buf,
             sent_secrets: Vec::new(),
         }
