@@ -73,9 +73,7 @@ impl Session {
         let authorization = SecretString::from(format!("{scheme} {}", token.expose_secret()));
         let dpop = match token.token_type() {
             TokenType::Bearer => None,
-            TokenType::Dpop => {
-                Some(dpop::resource_proof(self.core(), method, &url, token.expose_secret())?)
-            }
+            TokenType::Dpop => Some(dpop::resource_proof(self.core(), method, &url, token.expose_secret())?),
         };
         Ok(AuthorizationHeaders {
             token,

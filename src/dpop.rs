@@ -8,8 +8,7 @@
 //! a key that lives in the Android Keystore or the Secure Enclave signs where it lives
 //! while the JWT is built once, in Rust.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
+use crate::internal::jose::b64url_encode;
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING};
 use secrecy::{ExposeSecret, SecretBox};
@@ -48,8 +47,8 @@ impl PublicJwk {
             [0x04, coordinates @ ..] if coordinates.len() == 64 => {
                 let (x, y) = coordinates.split_at(32);
                 Some(Self {
-                    x: URL_SAFE_NO_PAD.encode(x),
-                    y: URL_SAFE_NO_PAD.encode(y),
+                    x: b64url_encode(x),
+                    y: b64url_encode(y),
                 })
             }
             _ => None,
@@ -67,7 +66,7 @@ impl PublicJwk {
     /// authorization request (RFC 9449 §10) and the `cnf.jkt` a server binds tokens to.
     pub fn thumbprint(&self) -> String {
         let digest = ring::digest::digest(&ring::digest::SHA256, self.to_json().as_bytes());
-        URL_SAFE_NO_PAD.encode(digest.as_ref())
+        b64url_encode(digest.as_ref())
     }
 }
 
@@ -199,7 +198,7 @@ mod tests {
         let shown = format!("{key:?}");
         let der = key.pkcs8().expose_secret();
         assert!(shown.contains(&key.public_jwk().thumbprint()), "{shown}");
-        assert!(!shown.contains(&URL_SAFE_NO_PAD.encode(der)), "{shown}");
+        assert!(!shown.contains(&b64url_encode(der)), "{shown}");
         assert!(!shown.contains(&format!("{der:?}")), "{shown}");
     }
 }

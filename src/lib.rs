@@ -149,6 +149,7 @@ pub mod fuzzing;
 mod identity;
 mod insufficient_scope;
 mod internal;
+pub mod oidc;
 mod session;
 pub mod signin;
 mod state;
@@ -166,7 +167,7 @@ pub use config::{
     DEFAULT_STORE_TIMEOUT, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME,
 };
 pub use dpop::{DpopKey, DpopKeyError, DpopMode, PublicJwk, SoftwareDpopKey};
-pub use error::{AuthError, ErrorSource, ServerError};
+pub use error::{AuthError, ErrorSource, JwtCheck, JwtError, ServerError};
 pub use events::{AuthEvent, AuthEventListener};
 pub use identity::{Identity, Subject, TokenParams};
 #[cfg(feature = "reqwest")]

@@ -26,19 +26,22 @@ pub enum Endpoint {
     Revocation,
     /// `/api/...` (any method)
     Resource,
+    /// `GET /oauth2/jwks`
+    Jwks,
 }
 
 impl FromStr for Endpoint {
     type Err = String;
 
-    /// Parses `token`, `revocation` (or `revoke`) and `resource`.
+    /// Parses `token`, `revocation` (or `revoke`), `resource` and `jwks`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "token" => Ok(Endpoint::Token),
             "revocation" | "revoke" => Ok(Endpoint::Revocation),
             "resource" => Ok(Endpoint::Resource),
+            "jwks" => Ok(Endpoint::Jwks),
             other => Err(format!(
-                "unknown endpoint {other:?} (expected token, revocation or resource)"
+                "unknown endpoint {other:?} (expected token, revocation, resource or jwks)"
             )),
         }
     }

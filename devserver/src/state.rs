@@ -49,6 +49,9 @@ pub struct Stats {
     /// `jti_replayed`, `wrong_ath`, `nonce`, `wrong_key`, `bound_token_as_bearer`.
     #[serde(default)]
     pub dpop_rejections: BTreeMap<String, u64>,
+    /// Requests for the key set (`GET /oauth2/jwks`).
+    #[serde(default)]
+    pub jwks_requests: u64,
 }
 
 /// One request to the revocation endpoint, as received.
@@ -131,6 +134,8 @@ pub(crate) struct Inner {
     pub devices: HashMap<String, crate::device::DeviceRecord>,
     /// DPoP proof ids seen and the current nonce.
     pub dpop: crate::dpop::DpopMemory,
+    /// The ID token signing key and queued ID token faults.
+    pub keys: crate::id_token::Keys,
 }
 
 /// Shared by every request handler and by the [`DevServer`](crate::DevServer) handle.
@@ -149,6 +154,7 @@ impl AppState {
                 .iter()
                 .map(|u| (u.username.clone(), u.password.clone()))
                 .collect(),
+            keys: crate::id_token::Keys::new(config.id_token_alg),
             ..Inner::default()
         };
         AppState {

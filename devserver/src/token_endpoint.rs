@@ -1,9 +1,11 @@
 //! The token endpoint, `POST /oauth2/token` (RFC 6749): the
 //! `client_credentials` (§4.4), `password` (§4.3), `refresh_token` (§6),
 //! `authorization_code` with PKCE (§4.1.3, RFC 7636) and device-code (RFC 8628)
-//! grants, with optional `audience` / `resource` (RFC 8707) parameters.
+//! grants, with optional `audience` / `resource` (RFC 8707) parameters, and an
+//! OpenID Connect ID token whenever `openid` is granted.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -61,6 +63,9 @@ struct Request<'a> {
     presented_refresh: Option<String>,
     /// The thumbprint of the DPoP key the request proved, to bind the tokens to.
     jkt: Option<String>,
+    /// For the ID token: the authorization request's `nonce` and the login time.
+    nonce: Option<String>,
+    auth_time: Option<SystemTime>,
 }
 
 fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response, OAuthError> {
@@ -93,6 +98,8 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
             new_refresh_token: config.refresh_tokens_for_client_credentials,
             presented_refresh: None,
             jkt: jkt.clone(),
+            nonce: None,
+            auth_time: None,
         },
         "password" => {
             let username = param(form, "username")?;
@@ -116,19 +123,23 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
                 new_refresh_token: config.issue_refresh_tokens,
                 presented_refresh: None,
                 jkt: jkt.clone(),
+                nonce: None,
+                auth_time: Some(state.now()),
             }
         }
         "authorization_code" => {
-            let (subject, scope, code_resource) = crate::authorize::redeem(state, client, form)?;
+            let redeemed = crate::authorize::redeem(state, client, form)?;
             let request = Request {
                 client,
-                subject,
-                scope,
+                subject: redeemed.subject,
+                scope: redeemed.scope,
                 audience,
-                resource: resource.or(code_resource),
+                resource: resource.or(redeemed.resource),
                 new_refresh_token: config.issue_refresh_tokens,
                 presented_refresh: None,
                 jkt: jkt.clone(),
+                nonce: redeemed.nonce,
+                auth_time: Some(redeemed.auth_time),
             };
             let (response, tokens) = issue(state, &request);
             crate::authorize::link_tokens(state, param(form, "code")?, &tokens);
@@ -145,6 +156,8 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
                 new_refresh_token: config.issue_refresh_tokens,
                 presented_refresh: None,
                 jkt: jkt.clone(),
+                nonce: None,
+                auth_time: None,
             }
         }
         _ => {
@@ -189,6 +202,8 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
                 new_refresh_token: config.rotate_refresh_tokens,
                 presented_refresh: Some(presented.to_owned()),
                 jkt,
+                nonce: None,
+                auth_time: None,
             }
         }
     };
@@ -276,6 +291,7 @@ fn issue(state: &AppState, request: &Request<'_>) -> (Response, Vec<String>) {
                 refresh.as_deref(),
                 &record.scope,
                 bound,
+                None,
             );
             return (response, [Some(token), refresh].into_iter().flatten().collect());
         }
@@ -313,6 +329,19 @@ fn issue(state: &AppState, request: &Request<'_>) -> (Response, Vec<String>) {
     let access = inner.mint_access(state, &grant, link);
     drop(inner);
     let lifetime = config.access_token_lifetime.as_secs();
+    // OpenID Connect Core §3.1.3.3: an ID token whenever `openid` was granted.
+    let id_token = request.scope.iter().any(|s| s == "openid").then(|| {
+        crate::id_token::mint(
+            state,
+            &crate::id_token::Subject {
+                client_id,
+                subject: &request.subject,
+                nonce: request.nonce.as_deref(),
+                auth_time: request.auth_time,
+                access_token: &access,
+            },
+        )
+    });
     let response = success(
         state,
         &access,
@@ -320,6 +349,7 @@ fn issue(state: &AppState, request: &Request<'_>) -> (Response, Vec<String>) {
         new_refresh.as_deref(),
         &request.scope,
         grant.jkt.is_some(),
+        id_token,
     );
     (response, [Some(access), new_refresh].into_iter().flatten().collect())
 }
@@ -331,6 +361,7 @@ fn success(
     refresh_token: Option<&str>,
     scope: &[String],
     dpop_bound: bool,
+    id_token: Option<String>,
 ) -> Response {
     let mut body = serde_json::json!({
         "access_token": access_token,
@@ -346,6 +377,9 @@ fn success(
         if let Some(lifetime) = state.config.refresh_token_lifetime {
             body["refresh_expires_in"] = lifetime.as_secs().into();
         }
+    }
+    if let Some(id_token) = id_token {
+        body["id_token"] = id_token.into();
     }
     let mut response = Json(body).into_response();
     oauth::no_store(response.headers_mut());

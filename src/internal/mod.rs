@@ -5,6 +5,8 @@ pub(crate) mod context;
 pub(crate) mod dpop;
 pub(crate) mod flight;
 pub(crate) mod grants;
+pub(crate) mod id_token;
+pub(crate) mod jose;
 pub(crate) mod outbox;
 pub(crate) mod persistence;
 pub(crate) mod protocol;

@@ -10,14 +10,14 @@ use crate::dpop::DpopMode;
 use crate::error::AuthError;
 use crate::internal::context::ClientContext;
 use crate::internal::protocol::request::Outgoing;
+use crate::internal::secrets::{BufKind, SecretBuf};
 use crate::internal::session_core::SessionCore;
 use crate::internal::transport::{self, HttpResponse};
 use crate::token::TokenType;
-use crate::internal::secrets::{BufKind, SecretBuf};
 use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
-use url::Url;
 use std::time::SystemTime;
+use url::Url;
 
 /// Sends the request `build` makes to `url`, with a proof when `binding` is set; the
 /// response and when the request that got it left. A `use_dpop_nonce` answer is

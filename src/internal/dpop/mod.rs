@@ -12,11 +12,11 @@ pub(crate) use exchange::{authorization_server_exchange, check_token_type, resou
 
 pub(crate) use proof::Binding;
 
-use url::Url;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use url::Url;
 
 /// The response header that carries a nonce (RFC 9449 §8.1).
 pub(crate) const NONCE_HEADER: &str = "dpop-nonce";

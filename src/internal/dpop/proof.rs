@@ -5,12 +5,11 @@
 
 use crate::dpop::DpopKey;
 use crate::error::{AuthError, ErrorSource};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use secrecy::SecretString;
-use url::Url;
+use crate::internal::jose::b64url_encode;
 use ring::rand::SecureRandom as _;
+use secrecy::SecretString;
 use std::sync::Arc;
+use url::Url;
 
 /// Bytes of CSPRNG output in a `jti`: 128 bits, the floor RFC 9449 §11.1 implies for
 /// an identifier nobody can guess or collide with.
@@ -32,7 +31,7 @@ impl Binding {
         let header = format!(r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{}}}"#, jwk.to_json());
         Self {
             jkt: jwk.thumbprint(),
-            header: URL_SAFE_NO_PAD.encode(header),
+            header: b64url_encode(header.as_bytes()),
             key,
         }
     }
@@ -54,19 +53,19 @@ impl Binding {
             .fill(&mut jti)
             .map_err(|_| key_error("the system random number generator failed"))?;
         let mut claims = serde_json::json!({
-            "jti": URL_SAFE_NO_PAD.encode(jti),
+            "jti": b64url_encode(&jti),
             "htm": method,
             "htu": htu(url),
             "iat": iat,
         });
         if let Some(token) = access_token {
             let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-            claims["ath"] = URL_SAFE_NO_PAD.encode(digest.as_ref()).into();
+            claims["ath"] = b64url_encode(digest.as_ref()).into();
         }
         if let Some(nonce) = nonce {
             claims["nonce"] = nonce.into();
         }
-        let signing_input = format!("{}.{}", self.header, URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let signing_input = format!("{}.{}", self.header, b64url_encode(claims.to_string().as_bytes()));
         let signature = self
             .key
             .sign(signing_input.as_bytes())
@@ -78,7 +77,7 @@ impl Binding {
             .ok_or_else(|| key_error("the DPoP key returned a signature that is neither 64-byte r||s nor DER ECDSA"))?;
         Ok(SecretString::from(format!(
             "{signing_input}.{}",
-            URL_SAFE_NO_PAD.encode(signature)
+            b64url_encode(&signature)
         )))
     }
 }
@@ -153,11 +152,12 @@ fn der(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
 mod tests {
     use super::*;
     use crate::dpop::SoftwareDpopKey;
+    use crate::internal::jose::b64url_decode;
     use secrecy::ExposeSecret;
     use serde_json::Value;
 
     fn decode(part: &str) -> Value {
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+        serde_json::from_slice(&b64url_decode(part).unwrap()).unwrap()
     }
 
     #[test]
@@ -168,6 +168,7 @@ mod tests {
         let proof = binding
             .proof("GET", &url, 1_700_000_000, Some("n-1"), Some("tok"))
             .unwrap();
+        let proof = proof.expose_secret();
         let parts: Vec<&str> = proof.split('.').collect();
         let (header, claims) = (decode(parts[0]), decode(parts[1]));
         assert_eq!(header["typ"], "dpop+jwt");
@@ -179,19 +180,16 @@ mod tests {
         assert_eq!(claims["iat"], 1_700_000_000u64);
         assert_eq!(claims["nonce"], "n-1");
         // RFC 9449 §4.2: base64url(SHA-256(ASCII(token))).
-        let ath = URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, b"tok").as_ref());
+        let ath = b64url_encode(ring::digest::digest(&ring::digest::SHA256, b"tok").as_ref());
         assert_eq!(claims["ath"], ath.as_str());
-        assert_eq!(
-            URL_SAFE_NO_PAD.decode(claims["jti"].as_str().unwrap()).unwrap().len(),
-            16
-        );
+        assert_eq!(b64url_decode(claims["jti"].as_str().unwrap()).unwrap().len(), 16);
 
         let jwk = key.public_jwk().to_json();
         let jwk: Value = serde_json::from_str(&jwk).unwrap();
-        let coordinate = |c: &str| URL_SAFE_NO_PAD.decode(jwk[c].as_str().unwrap()).unwrap();
+        let coordinate = |c: &str| b64url_decode(jwk[c].as_str().unwrap()).unwrap();
         let point = [vec![4u8], coordinate("x"), coordinate("y")].concat();
         let public = ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, point);
-        let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        let signature = b64url_decode(parts[2]).unwrap();
         public
             .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
             .expect("the proof verifies with its own jwk");

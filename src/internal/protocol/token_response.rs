@@ -248,6 +248,7 @@ mod tests {
             date: None,
             retry_after: None,
             content_type: Some("application/json".into()),
+            freshness: None,
             body: buf,
             sent_secrets: Vec::new(),
         }
