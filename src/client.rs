@@ -9,7 +9,7 @@ use crate::internal::context::{ClientContext, Registry};
 use crate::internal::session_core::Credentials;
 use crate::session::Session;
 use crate::store::{RecordStore, RefreshLock, TokenStore, TokenStoreRecords};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ use std::sync::Arc;
 ///
 /// ```no_run
 /// use tokenkeeper::{AuthClient, AuthConfig};
-/// use secrecy::SecretString;
+/// use secrecy::{ExposeSecret, SecretString};
 /// # async fn run() -> Result<(), tokenkeeper::AuthError> {
 /// let client = AuthClient::new(
 ///     AuthConfig::new("https://as.example.com/oauth2/token", "my-client")
@@ -117,9 +117,7 @@ impl AuthClient {
             .registry
             .get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::None));
         let result = session.core().login(password).await;
-        if result.is_err() && created {
-            self.registry.remove(&session);
-        }
+        self.settle_registration(&session, created, result.is_ok());
         result.map(|()| session)
     }
 
@@ -148,10 +146,21 @@ impl AuthClient {
             .registry
             .get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::None));
         let result = session.core().restore().await;
-        if result.is_err() && created {
-            self.registry.remove(&session);
-        }
+        self.settle_registration(&session, created, result.is_ok());
         result.map(|()| session)
+    }
+
+    /// After a login or restore on `session`: a session that got signed in stays (or
+    /// is again) the registered one; one this call created that holds nothing (its
+    /// sign-in failed, and no concurrent login of the same identity succeeded on it)
+    /// is unregistered. A failing login never unregisters a session a concurrent
+    /// correct login signed in, before or after the failure (behaviour 8 of issue 24).
+    fn settle_registration(&self, session: &Arc<Session>, created: bool, succeeded: bool) {
+        if succeeded {
+            self.registry.keep(session);
+        } else if created && !session.core().holds_anything() {
+            self.registry.remove_if(session, |s| !s.core().holds_anything());
+        }
     }
 
     /// The shared context, for the sign-in flows in [`crate::signin`].
@@ -173,14 +182,43 @@ impl AuthClient {
         issued: crate::internal::protocol::token_response::IssuedToken,
         sent_at: std::time::SystemTime,
     ) -> Result<Arc<Session>, AuthError> {
-        let (session, created) = self
-            .registry
-            .get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::None));
-        let result = session.core().sign_in_with(issued, sent_at).await;
-        if result.is_err() && created {
-            self.registry.remove(&session);
+        // A logout of the identity's session may land before or during the install: the
+        // sign-in then goes into a fresh session (the user just signed in again). If it
+        // cannot be installed, what it obtained is revoked: never live and unowned.
+        let mut failure = None;
+        for _ in 0..SIGN_IN_ATTEMPTS {
+            let (session, created) = self
+                .registry
+                .get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::None));
+            if session.core().is_logged_out() {
+                self.registry.remove(&session);
+                continue;
+            }
+            match session.core().sign_in_with(issued.duplicate(), sent_at).await {
+                Ok(()) => {
+                    self.registry.keep(&session);
+                    return Ok(session);
+                }
+                Err(error) if session.core().is_logged_out() => {
+                    self.registry.remove(&session);
+                    failure = Some(error);
+                }
+                Err(error) => {
+                    self.settle_registration(&session, created, false);
+                    failure = Some(error);
+                    break;
+                }
+            }
         }
-        result.map(|()| session)
+        // An unregistered session only lends its context and identity to the revocation.
+        let session = self.new_session(identity, Credentials::None);
+        let access = SecretString::from(issued.access_token.expose_secret());
+        if let Err(error) =
+            crate::internal::grants::revoke_all(session.core(), issued.refresh_token.as_ref(), Some(&access)).await
+        {
+            tracing::warn!(%error, "could not revoke the tokens of a sign-in that was not installed");
+        }
+        Err(failure.unwrap_or_else(|| AuthError::reauthenticate("the session was logged out during the sign-in")))
     }
 
     fn user_identity(&self, username: &str, params: TokenParams) -> Result<Identity, AuthError> {
@@ -223,6 +261,9 @@ impl fmt::Debug for AuthClient {
             .finish_non_exhaustive()
     }
 }
+
+/// How often a sign-in moves to a fresh session when logouts keep landing on it.
+const SIGN_IN_ATTEMPTS: usize = 3;
 
 /// Builds an [`AuthClient`]; see [`AuthClient::builder`].
 #[must_use = "call .build() to get the client"]

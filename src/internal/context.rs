@@ -170,12 +170,29 @@ impl Registry {
 
     /// Removes `session` if it is still the registered one for its identity.
     pub(crate) fn remove(&self, session: &Session) {
+        self.remove_if(session, |_| true);
+    }
+
+    /// Removes `session` if it is still the registered one and `condition` holds for
+    /// it, both checked under the registry lock.
+    pub(crate) fn remove_if(&self, session: &Session, condition: impl FnOnce(&Session) -> bool) {
         let mut sessions = self.lock();
         if sessions
             .get(session.identity())
             .is_some_and(|s| std::ptr::eq(Arc::as_ptr(&s.0), session))
+            && condition(session)
         {
             sessions.remove(session.identity());
+        }
+    }
+
+    /// Registers `session` again if its identity has no session (a concurrent failing
+    /// login unregistered it before this one signed it in). A logged-out session is
+    /// never brought back.
+    pub(crate) fn keep(&self, session: &Arc<Session>) {
+        let mut sessions = self.lock();
+        if !sessions.contains(session.identity()) && !session.core().is_logged_out() {
+            sessions.insert(Registered(Arc::clone(session)));
         }
     }
 

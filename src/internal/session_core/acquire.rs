@@ -36,6 +36,14 @@ impl SessionCore {
                 self.refresh_in_background(now);
                 return Ok(set.to_access_token());
             }
+            if set.is_valid(now) && min_validity >= set.lifetime {
+                // The ask cannot be met: a new token would live no longer than this one
+                // did. Serve the best there is instead of a token request per call.
+                if !set.is_fresh(now) {
+                    self.refresh_in_background(now);
+                }
+                return Ok(set.to_access_token());
+            }
         }
         let set = self
             .obtain(Acquire::Renew, false, move |set| set.is_valid(good_until))

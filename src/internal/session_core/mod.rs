@@ -299,6 +299,13 @@ impl SessionCore {
         }
     }
 
+    /// Whether the session holds a token, a refresh token or a sign-in under way:
+    /// something a registry must not drop.
+    pub(crate) fn holds_anything(&self) -> bool {
+        let state = self.state();
+        state.refresh_token.is_some() || self.token.load().is_some() || self.flight.current().is_some()
+    }
+
     pub(crate) fn is_logged_out(&self) -> bool {
         matches!(self.state().standing, Standing::LoggedOut)
     }
