@@ -354,7 +354,7 @@ async fn rotated_tokens_stay_dpop_bound_and_per_request_tokens_are_bound() {
 
 #[tokio::test]
 async fn apps_with_their_own_http_stack_get_both_header_values() {
-    let (h, client, alice) = signed_in_with_nonces().await;
+    let (h, _client, alice) = signed_in_with_nonces().await;
     let url = h.server.resource_url("/me");
     let http = reqwest::Client::new();
     let call = |headers: tokenkeeper::AuthorizationHeaders| {

@@ -128,7 +128,7 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
             }
         }
         "authorization_code" => {
-            let redeemed = crate::authorize::redeem(state, client, form)?;
+            let redeemed = crate::authorize::redeem(state, client, form, jkt.as_deref())?;
             let request = Request {
                 client,
                 subject: redeemed.subject,

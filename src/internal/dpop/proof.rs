@@ -26,6 +26,16 @@ pub(crate) struct Binding {
 }
 
 impl Binding {
+    /// A binding to a new software key (ring P-256), for a session or a sign-in that
+    /// starts one.
+    pub(crate) fn generate() -> Result<Arc<Self>, AuthError> {
+        let key = crate::dpop::SoftwareDpopKey::generate().map_err(|error| AuthError::Storage {
+            reason: error.to_string(),
+            source: Some(ErrorSource::new(error)),
+        })?;
+        Ok(Arc::new(Self::new(Arc::new(key))))
+    }
+
     pub(crate) fn new(key: Arc<dyn DpopKey>) -> Self {
         let jwk = key.public_jwk();
         let header = format!(r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{}}}"#, jwk.to_json());

@@ -3,8 +3,7 @@
 //! never changes while they live.
 
 use super::SessionCore;
-use crate::dpop::SoftwareDpopKey;
-use crate::error::{AuthError, ErrorSource};
+use crate::error::AuthError;
 use crate::internal::dpop::Binding;
 use std::sync::Arc;
 
@@ -22,13 +21,15 @@ impl SessionCore {
         }
         // ring's key generation is one CSPRNG read and a scalar multiplication
         // (tens of microseconds): fine under a lock never held across an await.
-        let key = SoftwareDpopKey::generate().map_err(|error| AuthError::Storage {
-            reason: error.to_string(),
-            source: Some(ErrorSource::new(error)),
-        })?;
-        let binding = Arc::new(Binding::new(Arc::new(key)));
+        let binding = Binding::generate()?;
         rare.dpop = Some(Arc::clone(&binding));
         Ok(Some(binding))
+    }
+
+    /// Adopts the key a sign-in's tokens are bound to (the code's `dpop_jkt` and the
+    /// token request's proof were made with it); it replaces any key the session had.
+    pub(crate) fn install_dpop_binding(&self, binding: Arc<Binding>) {
+        self.state().rare_mut().dpop = Some(binding);
     }
 
     /// Drops the key (logout): nothing signed with it is of use any more.
