@@ -2,6 +2,10 @@
 //! double-checked-lock cache of seed 003 (a mutex around token + expiry), written
 //! the way most apps hand-roll it.
 //!
+//! With DPoP (RFC 9449): the same cached call with DPoP on beside Bearer, one ES256
+//! signature by the software key, and one request's headers (`Authorization: DPoP` and
+//! a fresh proof) as an app with its own HTTP stack gets them.
+//!
 //! Run: `cargo bench --bench access_token`. Each "iteration" of the 2-thread cases is
 //! one call on each of two threads, so throughput(2)/throughput(1) = 2 × t1 / t2.
 
@@ -11,7 +15,7 @@ use secrecy::SecretString;
 use std::hint::black_box;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use tokenkeeper::{AuthClient, AuthConfig, Session};
+use tokenkeeper::{AuthClient, AuthConfig, DpopKey, DpopMode, Session, SoftwareDpopKey};
 use tokenkeeper_devserver::{DevServer, DevServerConfig};
 
 /// Seed 003's TokenCache: check, lock, double-check, return a copy of the string.
@@ -30,10 +34,15 @@ impl MutexCache {
 }
 
 fn warm_session(runtime: &tokio::runtime::Runtime) -> (DevServer, Arc<Session>) {
+    warm_session_with(runtime, DpopMode::Off)
+}
+
+fn warm_session_with(runtime: &tokio::runtime::Runtime, dpop: DpopMode) -> (DevServer, Arc<Session>) {
     runtime.block_on(async {
         let server = DevServer::start(DevServerConfig::default()).await.unwrap();
-        let config =
-            AuthConfig::new(server.token_endpoint(), "demo-client").client_secret(SecretString::from("demo-secret"));
+        let config = AuthConfig::new(server.token_endpoint(), "demo-client")
+            .client_secret(SecretString::from("demo-secret"))
+            .dpop(dpop);
         let session = AuthClient::new(config).unwrap().client_credentials_session();
         session.access_token().await.unwrap();
         (server, session)
@@ -84,6 +93,28 @@ fn benches(c: &mut Criterion) {
     group.bench_function("mutex_cache_peer/1_thread", |b| b.iter(|| black_box(peer.get())));
     group.bench_function("mutex_cache_peer/2_threads", |b| {
         b.iter_custom(|iters| on_two_threads(iters, || drop(black_box(peer.get()))))
+    });
+    group.finish();
+
+    let (_dpop_server, dpop_session) = warm_session_with(&runtime, DpopMode::Required);
+    let key = SoftwareDpopKey::generate().unwrap();
+    // A typical proof's signing input: header with the jwk, claims with ath and a nonce.
+    let signing_input = [b'x'; 420];
+    let mut group = c.benchmark_group("dpop");
+    group.bench_function("cached_access_token/bearer", |b| b.iter(|| cached_call(&session)));
+    group.bench_function("cached_access_token/dpop", |b| b.iter(|| cached_call(&dpop_session)));
+    group.bench_function("es256_sign/software_key", |b| {
+        b.iter(|| black_box(key.sign(black_box(&signing_input)).unwrap()))
+    });
+    group.bench_function("authorization_headers/dpop", |b| {
+        b.iter(|| {
+            let headers = dpop_session
+                .authorization_headers("GET", "https://api.example.com/orders?page=2")
+                .now_or_never()
+                .expect("a cached token and a proof need no I/O")
+                .unwrap();
+            black_box(headers)
+        })
     });
     group.finish();
 }

@@ -5,10 +5,16 @@
 
 mod common;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use common::{password, value, EventLog, Harness, ALICE_PASSWORD};
 use secrecy::ExposeSecret;
+use std::sync::Arc;
 use std::time::Duration;
-use tokenkeeper::{AuthClient, AuthConfig, AuthError, CachePolicy, DpopMode, ManualClock, TokenRotation, TokenType};
+use tokenkeeper::{
+    AuthClient, AuthConfig, AuthError, CachePolicy, DpopMode, ManualClock, MemoryStore, SoftwareDpopKey, TokenRotation,
+    TokenStore, TokenType,
+};
 use tokenkeeper_devserver::{DevServerConfig, DpopSpec, Endpoint, Fault, RotationSpec};
 
 fn dpop_server(dpop: DpopSpec) -> DevServerConfig {
@@ -387,4 +393,97 @@ async fn apps_with_their_own_http_stack_get_both_header_values() {
     let headers = alice.authorization_headers("GET", &url).await.unwrap();
     assert_eq!(call(headers).await.status(), 200);
     assert_eq!(h.token_requests(), 2);
+}
+
+/// Alice signed in with DPoP into `store`; her store key and her key's thumbprint.
+async fn stored_dpop_session(h: &Harness, store: &Arc<MemoryStore>) -> (String, String) {
+    let client = AuthClient::builder(h.config().dpop(DpopMode::Required))
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let alice = client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
+    let jkt = alice.dpop_thumbprint().unwrap().unwrap();
+    (alice.store_key().to_owned(), jkt)
+}
+
+/// The app restarts: a new client on the same store.
+fn restarted(h: &Harness, store: &Arc<MemoryStore>, dpop: DpopMode) -> AuthClient {
+    AuthClient::builder(h.config().dpop(dpop))
+        .store(store.clone())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn after_a_restart_the_session_keeps_its_key_with_its_refresh_token() {
+    let h = Harness::with(dpop_server(required())).await;
+    let store = Arc::new(MemoryStore::new());
+    let (key, jkt) = stored_dpop_session(&h, &store).await;
+    let record: serde_json::Value = serde_json::from_str(store.load(&key).unwrap().unwrap().expose_secret()).unwrap();
+    assert_eq!(record["dpop_jkt"], jkt.as_str(), "the thumbprint is in the record");
+
+    let client = restarted(&h, &store, DpopMode::Required);
+    let alice = client.restore("alice").await.unwrap();
+    assert_eq!(
+        alice.dpop_thumbprint().unwrap(),
+        Some(jkt.clone()),
+        "the same key, from the record"
+    );
+    let token = alice.access_token().await.unwrap();
+    assert_eq!(h.grants("refresh_token"), 1, "the bound refresh token was accepted");
+    assert_eq!(h.server.dpop_binding(&value(&token)), Some(jkt));
+    let response = alice
+        .send(client.http().get(h.server.resource_url("/me")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// What a test does to a stored record.
+type Spoil = Box<dyn Fn(&mut serde_json::Value)>;
+
+#[tokio::test]
+async fn a_missing_mismatched_or_unusable_stored_key_needs_the_user_once_without_a_request() {
+    let other_key = SoftwareDpopKey::generate().unwrap();
+    let other = URL_SAFE_NO_PAD.encode(other_key.pkcs8().expose_secret());
+    let cases: [(&str, Spoil, DpopMode); 4] = [
+        (
+            "missing",
+            Box::new(|r| drop(r.as_object_mut().unwrap().remove("dpop_key"))),
+            DpopMode::Required,
+        ),
+        (
+            "not the key its tokens are bound to",
+            Box::new(move |r| r["dpop_key"] = other.clone().into()),
+            DpopMode::Required,
+        ),
+        (
+            "not a P-256 key",
+            Box::new(|r| r["dpop_key"] = "AAAA".into()),
+            DpopMode::Required,
+        ),
+        ("sends no DPoP proofs", Box::new(|_| {}), DpopMode::Off),
+    ];
+    for (reason, spoil, mode) in cases {
+        let h = Harness::with(dpop_server(required())).await;
+        let store = Arc::new(MemoryStore::new());
+        let (key, _) = stored_dpop_session(&h, &store).await;
+        let mut record: serde_json::Value =
+            serde_json::from_str(store.load(&key).unwrap().unwrap().expose_secret()).unwrap();
+        spoil(&mut record);
+        store.save(&key, &password(&record.to_string())).unwrap();
+        let before = h.token_requests();
+
+        let client = restarted(&h, &store, mode);
+        let error = client.restore("alice").await.unwrap_err();
+        assert!(
+            matches!(&error, AuthError::ReauthenticationRequired { reason: r } if r.contains(reason)),
+            "{reason}: {error}"
+        );
+        // Once: the unusable record is gone, the next start finds nothing to restore,
+        // and no token request was made with the wrong key (or none).
+        assert!(store.load(&key).unwrap().is_none(), "{reason}");
+        assert!(client.restore("alice").await.is_err());
+        assert_eq!(h.token_requests(), before, "{reason}: no request");
+    }
 }

@@ -26,6 +26,7 @@ use crate::clock::Clock;
 use crate::error::{AuthError, ErrorSource};
 use crate::identity::{Identity, Subject};
 use crate::internal::context::ClientContext;
+use crate::internal::dpop::Binding;
 use crate::internal::random;
 use crate::storage::key;
 use crate::storage::record::{Owner, Record};
@@ -47,6 +48,8 @@ pub(crate) struct SaveMeta<'a> {
     /// The token comes from a new sign-in (login, code, device, import), not a
     /// refresh: it starts a new grant, and wins over any record stored meanwhile.
     pub new_grant: bool,
+    /// The DPoP key the tokens are bound to (RFC 9449), stored with them.
+    pub dpop: Option<&'a crate::internal::dpop::Binding>,
 }
 
 /// What one session keeps for the store itself; everything else (the store, the
@@ -102,6 +105,8 @@ pub(crate) struct Stored {
     pub same_grant: bool,
     seen: Seen,
     grant: Option<u64>,
+    /// The DPoP key the stored tokens are bound to, checked against their thumbprint.
+    pub dpop: Option<Arc<crate::internal::dpop::Binding>>,
 }
 
 /// One session's view of the store: its slot, its identity and the client context.
@@ -184,14 +189,14 @@ impl<'a> Persistence<'a> {
         match self.read(self.key()).await? {
             Some(found) => {
                 let revision = found.revision;
-                let record = self.accept(self.key(), found).await?;
-                Ok(Some(self.judge(revision, record)))
+                let (record, dpop) = self.accept(self.key(), found).await?;
+                Ok(Some(self.judge(revision, record, dpop)))
             }
             None => self.migrate().await,
         }
     }
 
-    fn judge(&self, revision: u64, record: Record) -> Stored {
+    fn judge(&self, revision: u64, record: Record, dpop: Option<Arc<Binding>>) -> Stored {
         let view = self.view();
         let seen = Seen::Record {
             revision,
@@ -204,6 +209,7 @@ impl<'a> Persistence<'a> {
             refresh_token: record.refresh_token,
             seen,
             grant: record.grant,
+            dpop,
         }
     }
 
@@ -215,13 +221,16 @@ impl<'a> Persistence<'a> {
     }
 
     /// Decodes and checks a stored value; deletes it if it cannot be used.
-    async fn accept(&self, key: &str, found: Versioned) -> Result<Record, AuthError> {
+    async fn accept(&self, key: &str, found: Versioned) -> Result<(Record, Option<Arc<Binding>>), AuthError> {
         let record = Record::decode(found.value.expose_secret()).and_then(|record| {
             record.check_owner(self.owner())?;
             Ok(record)
         });
         let reason = match record {
-            Ok(record) if !record.is_expired(self.clock().now()) => return Ok(record),
+            Ok(record) if !record.is_expired(self.clock().now()) => match self.dpop_key_of(&record) {
+                Ok(dpop) => return Ok((record, dpop)),
+                Err(reason) => reason.to_owned(),
+            },
             Ok(_) => "the stored refresh token has expired".to_owned(),
             Err(error) => error.to_string(),
         };
@@ -236,6 +245,23 @@ impl<'a> Persistence<'a> {
         )))
     }
 
+    /// RFC 9449: tokens bound to a DPoP key are usable only with that key. A record
+    /// whose key is missing, unreadable or not the one its thumbprint names (or one a
+    /// client without DPoP reads) cannot be refreshed: checked here, before any request.
+    fn dpop_key_of(&self, record: &Record) -> Result<Option<Arc<Binding>>, &'static str> {
+        let Some(jkt) = &record.dpop_jkt else {
+            return Ok(None);
+        };
+        if self.ctx.dpop.is_none() {
+            return Err("the stored session is bound to a DPoP key but this client sends no DPoP proofs");
+        }
+        let stored = record
+            .dpop_key
+            .as_ref()
+            .ok_or("the DPoP key the stored session is bound to is missing")?;
+        Binding::from_stored(stored, jkt).map(Some)
+    }
+
     /// A tokenkeeper 0.1 entry under the old key: read it, store it as a record under
     /// the new key, then delete the old one (only once the new one is saved, so a
     /// failed move loses nothing and is retried on the next load). The caller holds
@@ -246,7 +272,7 @@ impl<'a> Persistence<'a> {
             return Ok(None);
         };
         let legacy_revision = found.revision;
-        let token = self.accept(&legacy_key, found).await?.refresh_token;
+        let token = self.accept(&legacy_key, found).await?.0.refresh_token;
         let mut record = Record::new(&token, self.owner(), None, self.clock().now(), None);
         record.grant = Some(random::id());
         record.writer = Some(self.writer());
@@ -262,13 +288,13 @@ impl<'a> Persistence<'a> {
                     tracing::warn!(%error, "moved the stored session but could not delete its old entry");
                 }
                 tracing::info!(subject = ?self.subject(), "moved a tokenkeeper 0.1 stored session to the new key");
-                self.judge(revision, record)
+                self.judge(revision, record, None)
             }
             // Another holder moved it (or signed in) first: theirs is the record.
             Ok(Written::Conflict { current: Some(found) }) => {
                 let revision = found.revision;
-                let record = self.accept(self.key(), found).await?;
-                self.judge(revision, record)
+                let (record, dpop) = self.accept(self.key(), found).await?;
+                self.judge(revision, record, dpop)
             }
             Ok(Written::Conflict { current: None }) | Err(_) => {
                 if let Err(error) = written {
@@ -280,6 +306,7 @@ impl<'a> Persistence<'a> {
                     same_grant: true,
                     seen: Seen::Absent,
                     grant: None,
+                    dpop: None,
                 }
             }
         };
@@ -310,6 +337,13 @@ impl<'a> Persistence<'a> {
             self.clock().now(),
             meta.refresh_expires_at,
         );
+        if let Some(binding) = meta.dpop {
+            record.dpop_jkt = Some(binding.jkt.clone());
+            record.dpop_key = binding
+                .stored_form
+                .as_ref()
+                .map(|k| SecretString::from(k.expose_secret()));
+        }
         let writer = self.writer();
         let (grant, mut expected) = {
             let mut view = self.view();

@@ -87,6 +87,10 @@ pub(crate) struct Record {
     pub grant: Option<u64>,
     /// The session instance that wrote the record.
     pub writer: Option<u64>,
+    /// RFC 7638 thumbprint of the DPoP key the tokens are bound to (RFC 9449).
+    pub dpop_jkt: Option<String>,
+    /// The desktop DPoP key itself (base64url PKCS#8), a secret like the token.
+    pub dpop_key: Option<SecretString>,
 }
 
 impl fmt::Debug for Record {
@@ -100,6 +104,8 @@ impl fmt::Debug for Record {
             .field("scopes", &self.scopes)
             .field("grant", &self.grant)
             .field("writer", &self.writer)
+            .field("dpop_jkt", &self.dpop_jkt)
+            .field("dpop_key", &self.dpop_key.as_ref().map(|_| "[redacted]"))
             .finish_non_exhaustive()
     }
 }
@@ -125,6 +131,11 @@ struct Wire<'a> {
     grant: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     writer: Option<String>,
+    // Added within format 1: readers that do not know them ignore them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dpop_jkt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dpop_key: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Ids are hex strings: a JSON number above 2^53 loses digits in JavaScript tools.
@@ -182,6 +193,8 @@ impl Record {
             refresh_expires_at,
             grant: None,
             writer: None,
+            dpop_jkt: None,
+            dpop_key: None,
         }
     }
 
@@ -200,6 +213,8 @@ impl Record {
             refresh_expires_at: self.refresh_expires_at.map(unix_seconds),
             grant: id_text(self.grant),
             writer: id_text(self.writer),
+            dpop_jkt: self.dpop_jkt.clone(),
+            dpop_key: self.dpop_key.as_ref().map(|k| k.expose_secret().into()),
         };
         // Serialising strings, numbers and a Vec<String> to a String cannot fail.
         let full = serde_json::to_string(&wire).unwrap_or_default();
@@ -235,6 +250,8 @@ impl Record {
                 refresh_expires_at: None,
                 grant: None,
                 writer: None,
+                dpop_jkt: None,
+                dpop_key: None,
             });
         }
         // serde_json never echoes the input in its errors for these types, but the
@@ -260,6 +277,8 @@ impl Record {
             refresh_expires_at: wire.refresh_expires_at.and_then(from_unix_seconds),
             grant: id_of(wire.grant.as_deref()),
             writer: id_of(wire.writer.as_deref()),
+            dpop_jkt: wire.dpop_jkt,
+            dpop_key: wire.dpop_key.map(|k| SecretString::from(k.as_ref())),
         })
     }
 

@@ -7,7 +7,7 @@ use crate::dpop::DpopKey;
 use crate::error::{AuthError, ErrorSource};
 use crate::internal::jose::b64url_encode;
 use ring::rand::SecureRandom as _;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use url::Url;
 
@@ -23,6 +23,9 @@ pub(crate) struct Binding {
     pub jkt: String,
     /// base64url of `{"typ":"dpop+jwt","alg":"ES256","jwk":…}`.
     header: String,
+    /// A software key's PKCS#8, base64url: what the session record stores so the key
+    /// lives as long as the session. `None` for a key that lives in a platform keystore.
+    pub stored_form: Option<SecretString>,
 }
 
 impl Binding {
@@ -33,7 +36,27 @@ impl Binding {
             reason: error.to_string(),
             source: Some(ErrorSource::new(error)),
         })?;
-        Ok(Arc::new(Self::new(Arc::new(key))))
+        let stored_form = SecretString::from(b64url_encode(key.pkcs8().expose_secret()));
+        let mut binding = Self::new(Arc::new(key));
+        binding.stored_form = Some(stored_form);
+        Ok(Arc::new(binding))
+    }
+
+    /// The software key a session record holds (`stored_form`), checked against the
+    /// thumbprint its tokens are bound to. The error says what is wrong, for the
+    /// `ReauthenticationRequired` it becomes.
+    pub(crate) fn from_stored(stored_form: &SecretString, jkt: &str) -> Result<Arc<Self>, &'static str> {
+        let pkcs8 = crate::internal::jose::b64url_decode(stored_form.expose_secret())
+            .map(zeroize::Zeroizing::new)
+            .ok_or("the stored DPoP key is not base64url")?;
+        let key =
+            crate::dpop::SoftwareDpopKey::from_pkcs8(&pkcs8).map_err(|_| "the stored DPoP key is not a P-256 key")?;
+        let mut binding = Self::new(Arc::new(key));
+        if binding.jkt != jkt {
+            return Err("the stored DPoP key is not the key its tokens are bound to (thumbprint mismatch)");
+        }
+        binding.stored_form = Some(SecretString::from(stored_form.expose_secret()));
+        Ok(Arc::new(binding))
     }
 
     pub(crate) fn new(key: Arc<dyn DpopKey>) -> Self {
@@ -43,6 +66,7 @@ impl Binding {
             jkt: jwk.thumbprint(),
             header: b64url_encode(header.as_bytes()),
             key,
+            stored_form: None,
         }
     }
 
@@ -163,7 +187,6 @@ mod tests {
     use super::*;
     use crate::dpop::SoftwareDpopKey;
     use crate::internal::jose::b64url_decode;
-    use secrecy::ExposeSecret;
     use serde_json::Value;
 
     fn decode(part: &str) -> Value {

@@ -441,11 +441,16 @@ impl SessionCore {
         if !self.persistence().is_configured() {
             return;
         }
+        // Only a DPoP-bound answer stores the key with it (RFC 9449 §5).
+        let dpop = (issued.token_type == crate::token::TokenType::Dpop)
+            .then(|| self.state().rare.as_ref().and_then(|rare| rare.dpop.clone()))
+            .flatten();
         let meta = SaveMeta {
             subject: &self.identity.subject,
             scope: issued.scope.as_deref(),
             refresh_expires_at: issued.refresh_expires_at,
             new_grant,
+            dpop: dpop.as_deref(),
         };
         match self.persistence().save(refresh_token, &meta).await {
             Ok(()) => self.state().persist_pending = false,
@@ -541,6 +546,10 @@ impl SessionCore {
             return;
         }
         self.persistence().adopt(&stored);
+        if let Some(binding) = stored.dpop {
+            // The stored refresh token is bound to the stored key: sign with it.
+            state.rare_mut().dpop = Some(binding);
+        }
         state.refresh_token = Some(stored.refresh_token);
     }
 
@@ -566,6 +575,9 @@ impl SessionCore {
             Standing::Active => {}
         }
         self.persistence().adopt(&stored);
+        if let Some(binding) = stored.dpop {
+            state.rare_mut().dpop = Some(binding);
+        }
         state.refresh_token = Some(stored.refresh_token);
         Ok(())
     }
