@@ -81,6 +81,8 @@ impl JwksVerifier {
     /// A verifier sending its requests through `http` (the [`AuthClient`](crate::AuthClient)'s
     /// pool); `development_http_hosts` may allow plain http on more hosts, as in
     /// [`AuthConfig`](crate::AuthConfig).
+    // Only `new` calls it until a mobile constructor takes the app's transport.
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
     pub(crate) fn with_http(
         jwks_uri: &str,
         http: Arc<dyn HttpTransport>,
