@@ -21,6 +21,10 @@ pub(crate) struct TokenSet {
     /// token-endpoint answer is newer than any token whose origin came before its
     /// request was sent.
     pub origin_tick: u64,
+    /// How long the token was valid when it arrived: a new token from the same server
+    /// lives about as long, so an ask for more validity than this cannot be met by a
+    /// request (`Session::access_token_valid_for`).
+    pub lifetime: Duration,
 }
 
 impl TokenSet {
@@ -54,6 +58,7 @@ impl TokenSet {
             expires_at,
             rotation_order,
             origin_tick,
+            lifetime,
         }
     }
 

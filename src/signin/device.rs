@@ -10,7 +10,7 @@ use crate::internal::protocol::request::{self, Grant};
 use crate::internal::transport;
 use crate::session::Session;
 use crate::token::Timestamp;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -103,7 +103,8 @@ impl AuthClient {
             user_code: grant.user_code,
             verification_uri: grant.verification_uri,
             verification_uri_complete: grant.verification_uri_complete,
-            expires_at: now + grant.expires_in,
+            // A hostile `expires_in` (u64::MAX seconds) must not overflow the clock.
+            expires_at: now.checked_add(grant.expires_in).unwrap_or(now),
             interval: grant.interval,
             identity,
             cancel: watch::channel(false).0,
@@ -115,42 +116,61 @@ impl AuthClient {
     /// each `slow_down`, and backing off after network failures. Returns the user's
     /// session. Stops with [`AuthError::AccessDenied`], [`AuthError::DeviceCodeExpired`]
     /// or [`AuthError::Cancelled`].
+    ///
+    /// `Cancelled` means not signed in: a cancel (or a dropped future) takes effect
+    /// between polls; a poll already sent runs to its end on its own task, and if it
+    /// redeemed the code the user is signed in and the session is returned (or, for a
+    /// dropped future, kept in the registry and the store), never left half-done.
     pub async fn complete_device_authorization(&self, device: &DeviceAuthorization) -> Result<Arc<Session>, AuthError> {
-        let mut cancelled = device.cancel.subscribe();
-        tokio::select! {
-            biased;
-            _ = cancelled.wait_for(|c| *c) => Err(AuthError::Cancelled),
-            result = self.poll_until_done(device) => result,
-        }
-    }
-
-    async fn poll_until_done(&self, device: &DeviceAuthorization) -> Result<Arc<Session>, AuthError> {
         let ctx = self.context();
         let clock = ctx.clock();
+        let mut cancelled = device.cancel.subscribe();
         let mut interval = device.interval;
         let mut network_backoff = interval;
+        let mut wait = interval;
         loop {
-            clock.sleep(interval).await;
+            tokio::select! {
+                biased;
+                _ = cancelled.wait_for(|c| *c) => return Err(AuthError::Cancelled),
+                () = clock.sleep(wait) => {}
+            }
             if clock.now() >= device.expires_at {
                 return Err(AuthError::DeviceCodeExpired);
             }
-            let error = match one_time_grant(ctx, &device.identity, &Grant::DeviceCode(&device.device_code)).await {
-                Ok((issued, sent_at)) => return self.install_signed_in(device.identity.clone(), issued, sent_at).await,
+            let error = match self.poll_once(device).await {
+                Ok(session) => return Ok(session),
                 Err(error) => error,
             };
+            wait = interval;
             match protocol::classify(error) {
                 Poll::Pending => {}
                 Poll::SlowDown => {
                     interval = protocol::slowed(interval);
+                    wait = interval;
                     tracing::debug!(interval_s = interval.as_secs(), "device grant: slow_down");
                 }
                 Poll::Fail(error @ AuthError::TemporarilyUnavailable { .. }) => {
-                    network_backoff = (network_backoff * 2).min(MAX_NETWORK_BACKOFF);
+                    network_backoff = network_backoff.saturating_mul(2).min(MAX_NETWORK_BACKOFF);
                     tracing::debug!(%error, wait_s = network_backoff.as_secs(), "device grant: poll failed, backing off");
-                    clock.sleep(network_backoff.saturating_sub(interval)).await;
+                    wait = network_backoff.max(interval);
                 }
                 Poll::Fail(error) => return Err(error),
             }
         }
+    }
+
+    /// One poll, and the install if it redeemed the code, on a task of its own: a
+    /// caller that goes away mid-poll cannot drop tokens the server already issued.
+    async fn poll_once(&self, device: &DeviceAuthorization) -> Result<Arc<Session>, AuthError> {
+        let client = self.clone();
+        let identity = device.identity.clone();
+        let device_code = SecretString::from(device.device_code.expose_secret());
+        let task = crate::internal::flight::runtime()?.spawn(async move {
+            let (issued, sent_at) =
+                one_time_grant(client.context(), &identity, &Grant::DeviceCode(&device_code)).await?;
+            client.install_signed_in(identity, issued, sent_at).await
+        });
+        task.await
+            .unwrap_or_else(|_| Err(AuthError::unavailable("the device grant poll was stopped")))
     }
 }

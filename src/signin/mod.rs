@@ -25,7 +25,7 @@
 //! let listener = LoopbackRedirect::bind().await?;             // desktop apps (RFC 8252 §7.3)
 //! let pending = client.authorization_request(AuthorizationRequest::new("me", listener.redirect_uri()))?;
 //! // open pending.url() in the system browser, then:
-//! let redirect = listener.wait().await?;
+//! let redirect = listener.wait_for(&pending, std::time::Duration::from_secs(600)).await?;
 //! let session = client.complete_authorization(&pending, &redirect).await?;
 //! # let _ = session; Ok(()) }
 //! ```
