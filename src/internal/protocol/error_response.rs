@@ -111,6 +111,7 @@ mod scrubbing {
         let mut buf = SecretBuf::with_capacity(BufKind::ResponseBody, body.len());
         buf.extend(body);
         let response = HttpResponse {
+            headers: Vec::new(),
             status: 400,
             date: None,
             retry_after: None,
@@ -140,6 +141,7 @@ mod tests {
         );
         buf.extend(body.as_bytes());
         HttpResponse {
+            headers: Vec::new(),
             status,
             date: None,
             retry_after: None,

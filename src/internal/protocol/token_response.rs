@@ -233,6 +233,7 @@ mod tests {
         let mut buf = SecretBuf::with_capacity(BufKind::ResponseBody, bytes.len());
         buf.extend(&bytes);
         HttpResponse {
+            headers: Vec::new(),
             status,
             date: None,
             retry_after: None,
