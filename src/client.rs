@@ -183,6 +183,7 @@ impl AuthClient {
         identity: Identity,
         issued: crate::internal::protocol::token_response::IssuedToken,
         sent_at: std::time::SystemTime,
+        dpop: Option<Arc<crate::internal::dpop::Binding>>,
     ) -> Result<Arc<Session>, AuthError> {
         // A logout of the identity's session may land before or during the install: the
         // sign-in then goes into a fresh session (the user just signed in again). If it
@@ -195,6 +196,10 @@ impl AuthClient {
             if session.core().is_logged_out() {
                 self.registry.remove(&session);
                 continue;
+            }
+            if let Some(binding) = &dpop {
+                // The new tokens are bound to the sign-in's key: the session signs with it.
+                session.core().install_dpop_binding(Arc::clone(binding));
             }
             match session.core().sign_in_with(issued.duplicate(), sent_at).await {
                 Ok(()) => {

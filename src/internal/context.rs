@@ -7,6 +7,7 @@ use crate::config::{AuthConfig, ClientAuthMethod};
 use crate::error::AuthError;
 use crate::events::EventSink;
 use crate::identity::Identity;
+use crate::internal::dpop::DpopState;
 use crate::internal::protocol::request;
 use crate::session::Session;
 use crate::store::{LocalRefreshLock, RecordStore, RefreshLock};
@@ -36,6 +37,8 @@ pub(crate) struct ClientContext {
     /// Taken for every refresh of a stored session.
     pub refresh_lock: Arc<dyn RefreshLock>,
     pub events: EventSink,
+    /// Nonces and the server clock offset, when the client sends DPoP proofs.
+    pub dpop: Option<DpopState>,
 }
 
 impl ClientContext {
@@ -80,6 +83,7 @@ impl ClientContext {
         let refresh_lock =
             refresh_lock.unwrap_or_else(|| Arc::new(LocalRefreshLock::new(config.store_lock_directory.clone())));
         Ok(Self {
+            dpop: config.sends_dpop().then(DpopState::new),
             basic_authorization,
             config,
             token_url: endpoints.token,

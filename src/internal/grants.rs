@@ -6,6 +6,7 @@
 use crate::error::AuthError;
 use crate::events::AuthEvent;
 use crate::identity::{Identity, Subject};
+use crate::internal::dpop;
 use crate::internal::flight::FlightResult;
 use crate::internal::protocol::error_response;
 use crate::internal::protocol::request::{self, Grant};
@@ -262,17 +263,20 @@ async fn token_request(
     grant: &Grant<'_>,
 ) -> Result<(IssuedToken, SystemTime), AuthError> {
     let ctx = &core.ctx;
+    let binding = core.dpop_binding()?;
     let result = transport::with_retries(ctx.clock(), &ctx.config.retry_policy, || {
         let fenced = core.credentials(epoch).err();
-        let request = request::token_request(ctx, &core.identity, grant);
-        let sent_at = ctx.clock().now();
         let default_lifetime = ctx.config.default_token_lifetime;
+        let binding = binding.as_deref();
         async move {
             if let Some(fenced) = fenced {
                 return Err(fenced);
             }
-            let response = transport::exchange(ctx.transport.as_ref(), request, sent_at).await?;
-            token_response::parse(&response, sent_at, default_lifetime).map(|issued| (issued, sent_at))
+            let build = || request::token_request(ctx, &core.identity, grant);
+            let (response, sent_at) = dpop::authorization_server_exchange(ctx, binding, &ctx.token_url, build).await?;
+            let issued = token_response::parse(&response, sent_at, default_lifetime)?;
+            dpop::check_token_type(ctx, binding.is_some(), issued.token_type)?;
+            Ok((issued, sent_at))
         }
     })
     .await;
@@ -318,8 +322,9 @@ pub(crate) async fn revoke_all(
 
 async fn revoke(core: &SessionCore, url: &url::Url, token: &SecretString, hint: &str) -> Result<(), AuthError> {
     let ctx = &core.ctx;
-    let request = request::revocation_request(ctx, url, token, hint);
-    let response = transport::exchange(ctx.transport.as_ref(), request, core.now()).await?;
+    let binding = core.dpop_binding()?;
+    let build = || request::revocation_request(ctx, url, token, hint);
+    let (response, _) = dpop::authorization_server_exchange(ctx, binding.as_deref(), url, build).await?;
     if (200..300).contains(&response.status) {
         Ok(())
     } else {

@@ -41,7 +41,7 @@ impl TokenSet {
     /// A token issued by the token endpoint for a request sent at `sent_at`.
     pub(crate) fn issued(issued: &IssuedToken, sent_at: SystemTime, configured_margin: Duration, tick: u64) -> Self {
         let expires_at = sent_at.checked_add(issued.lifetime).unwrap_or(sent_at);
-        Self::new(
+        let mut set = Self::new(
             issued.access_token.expose_secret(),
             issued.scope.as_deref(),
             sent_at,
@@ -49,7 +49,9 @@ impl TokenSet {
             configured_margin,
             None,
             tick,
-        )
+        );
+        set.token = set.token.with_type(issued.token_type);
+        set
     }
 
     pub(crate) fn new(
