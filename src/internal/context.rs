@@ -9,7 +9,7 @@ use crate::events::EventSink;
 use crate::identity::Identity;
 use crate::internal::protocol::request;
 use crate::session::Session;
-use crate::store::{LocalRefreshLock, RecordStore, RefreshLock};
+use crate::store::{LocalRefreshLock, RecordStore, RefreshLock, SharedTokens};
 use reqwest::header::HeaderValue;
 use reqwest::Url;
 use std::borrow::Borrow;
@@ -30,6 +30,8 @@ pub(crate) struct ClientContext {
     pub store: Option<Arc<dyn RecordStore>>,
     /// Taken for every refresh of a stored session.
     pub refresh_lock: Arc<dyn RefreshLock>,
+    /// A server fleet's shared access tokens (`AuthClientBuilder::shared_tokens`).
+    pub shared: Option<Arc<dyn SharedTokens>>,
     pub events: EventSink,
 }
 
@@ -63,6 +65,7 @@ impl ClientContext {
             http,
             store,
             refresh_lock,
+            shared: None,
             events,
         })
     }
