@@ -192,6 +192,7 @@ impl LeaseGuard {
     }
 
     /// Releases the lease now and waits for Redis to confirm (bounded by the timeout).
+    #[cfg(test)]
     pub(crate) async fn release(mut self) -> Result<bool, RedisError> {
         if let Some(watchdog) = self.watchdog.take() {
             watchdog.abort();

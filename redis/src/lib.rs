@@ -12,6 +12,26 @@
 //! | `scripts` | the Lua compare-and-set / compare-and-delete / lease scripts |
 //! | `store` | sealed records with a revision and a TTL ending with the token |
 //! | `lease` | the refresh lease: `SET NX PX`, watchdog renewal, compare-and-delete release |
+//! | `seam` | the core's `RecordStore` and `RefreshLock` on all of the above |
+//! | `tokens` | the core's `SharedTokens`: each identity's access token, shared by the fleet |
+//!
+//! # Use
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use tokenkeeper::{AuthClient, AuthConfig};
+//! use tokenkeeper_redis::{RedisConfig, RedisFleet, Sealer, SealingKey};
+//!
+//! // 32 bytes from the app's secret manager; the id names the key in each record.
+//! let key = SealingKey::new("2026-12", &[0u8; 32])?;
+//! let fleet = RedisFleet::connect(RedisConfig::single("redis://127.0.0.1:6379"), Sealer::new(key, [])?)?;
+//! let client = AuthClient::builder(AuthConfig::new("https://as.example.com/token", "portal"))
+//!     .record_store(fleet.clone())
+//!     .refresh_lock(fleet.clone())
+//!     .shared_tokens(fleet.clone())
+//!     .build()?;
+//! # let _ = client; Ok(()) }
+//! ```
 //!
 //! # Why `redis` (redis-rs) and not `fred`
 //! Both are well kept, permissively licensed (BSD-3-Clause, MIT) and speak Cluster and
@@ -31,15 +51,13 @@
 mod bus;
 mod config;
 mod events;
-// Used by the store seam's implementation (next step); tested on their own below.
-#[allow(dead_code)]
 mod lease;
-#[allow(dead_code)]
 mod link;
 mod scripts;
 mod seal;
-#[allow(dead_code)]
+mod seam;
 mod store;
+mod tokens;
 
 #[cfg(test)]
 #[path = "../tests/support/redis_server.rs"]
@@ -57,12 +75,13 @@ use std::sync::Arc;
 
 /// One instance's membership of a fleet: its link to Redis, its bus and its sealer.
 /// Create one per process and share it (`Arc`).
-#[allow(dead_code)] // records and leases: read by the store seam's implementation (next step)
 pub struct RedisFleet {
     link: Arc<link::Link>,
     records: store::Records,
     leases: lease::Leases,
     events: events::FleetEvents,
+    known: Arc<seam::KnownKeys>,
+    changes: tokio::sync::broadcast::Sender<String>,
 }
 
 impl std::fmt::Debug for RedisFleet {
@@ -77,16 +96,26 @@ impl std::fmt::Debug for RedisFleet {
 impl RedisFleet {
     /// Joins the fleet. Returns at once, even while Redis is down: the link connects
     /// (and subscribes to the fleet channel) in the background and on first use.
+    /// Call it inside a Tokio runtime (it spawns the subscriber).
     pub fn connect(config: RedisConfig, sealer: Sealer) -> Result<Arc<RedisFleet>, RedisError> {
         let events = events::FleetEvents::new();
         let bus = Arc::new(bus::Bus::new(&config.prefix));
         let link = link::Link::new(config, bus, events.clone())?;
         let sealer = Arc::new(sealer);
+        let known = Arc::new(seam::KnownKeys::default());
+        let changes = tokio::sync::broadcast::channel(1024).0;
+        tokio::spawn(seam::forward_changes(
+            link.bus().subscribe(),
+            Arc::clone(&known),
+            changes.clone(),
+        ));
         let fleet = Arc::new(RedisFleet {
             records: store::Records::new(Arc::clone(&link), sealer),
             leases: lease::Leases::new(Arc::clone(&link)),
             link: Arc::clone(&link),
             events,
+            known,
+            changes,
         });
         tokio::spawn(subscribe_with_backoff(link));
         Ok(fleet)
@@ -100,6 +129,11 @@ impl RedisFleet {
     /// Whether the last Redis call failed.
     pub fn is_redis_down(&self) -> bool {
         self.link.is_down()
+    }
+
+    /// One `PING`, bounded by the operation timeout: a health check.
+    pub async fn ping(&self) -> Result<(), RedisError> {
+        self.link.query::<String>(&redis::cmd("PING")).await.map(drop)
     }
 }
 

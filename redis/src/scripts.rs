@@ -2,41 +2,49 @@
 //! holds the identity's keys, and announces itself on the fleet channel in the same
 //! step (so a waiter that subscribed before reading cannot miss it).
 //!
-//! Records are hashes `{rev, val}`; `rev` only grows while the key exists. A removal
-//! leaves a tombstone (`val` empty, `rev` bumped) for a while, so a writer that read
-//! before the removal is still fenced by the revision after it.
+//! Records are hashes `{rev, val}`. `rev` only grows while the key exists; a create
+//! (expected revision empty) succeeds only on an absent key and starts at 1, as the
+//! core's `RecordStore` contract says. A conflict returns what the key holds, so the
+//! caller decides without a second round trip.
 
 use redis::Script;
 use std::sync::LazyLock;
 
-/// KEYS[1] record; ARGV: expected revision, sealed value, TTL ms, channel.
-/// Returns `{1, new revision}` or `{0, current revision}`.
+/// KEYS[1] record; ARGV: expected revision (empty: absent), sealed value, expiry as
+/// Unix ms (empty: none), channel. Returns `{1, new revision}`, or `{0}` (absent) /
+/// `{0, revision, sealed value}` when the key holds something else.
 pub(crate) static COMPARE_AND_SET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local cur = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
-if cur ~= tonumber(ARGV[1]) then return {0, cur} end
-local new = cur + 1
+local cur = redis.call('HGET', KEYS[1], 'rev')
+if ARGV[1] == '' then
+  if cur then return {0, tonumber(cur), redis.call('HGET', KEYS[1], 'val')} end
+elseif (not cur) then return {0}
+elseif tonumber(cur) ~= tonumber(ARGV[1]) then
+  return {0, tonumber(cur), redis.call('HGET', KEYS[1], 'val')}
+end
+local new = (tonumber(cur) or 0) + 1
 redis.call('HSET', KEYS[1], 'rev', new, 'val', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if ARGV[3] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) else redis.call('PERSIST', KEYS[1]) end
 redis.call('PUBLISH', ARGV[4], 'changed ' .. KEYS[1] .. ' ' .. new)
 return {1, new}
 ",
     )
 });
 
-/// KEYS[1] record; ARGV: expected revision (`*`: any), tombstone TTL ms, channel.
-/// Returns `{1, tombstone revision}` or `{0, current revision}`.
+/// KEYS[1] record; ARGV: expected revision, channel. Returns `{1}` (deleted), `{0}`
+/// (absent) or `{0, revision, sealed value}` (another revision).
 pub(crate) static COMPARE_AND_DELETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local cur = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
-if ARGV[1] ~= '*' and cur ~= tonumber(ARGV[1]) then return {0, cur} end
-local new = cur + 1
-redis.call('HSET', KEYS[1], 'rev', new, 'val', '')
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('PUBLISH', ARGV[3], 'removed ' .. KEYS[1] .. ' ' .. new)
-return {1, new}
+local cur = redis.call('HGET', KEYS[1], 'rev')
+if not cur then return {0} end
+if tonumber(cur) ~= tonumber(ARGV[1]) then
+  return {0, tonumber(cur), redis.call('HGET', KEYS[1], 'val')}
+end
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[2], 'removed ' .. KEYS[1] .. ' ' .. cur)
+return {1}
 ",
     )
 });
@@ -60,6 +68,37 @@ pub(crate) static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   redis.call('PUBLISH', ARGV[2], 'released ' .. KEYS[1])
+  return 1
+end
+return 0
+",
+    )
+});
+
+/// KEYS[1] shared access token; ARGV: expiry (Unix ms), fingerprint, sealed value,
+/// channel. Keeps the later of two tokens: 1 if stored (and announced), 0 if the one
+/// there expires no earlier.
+pub(crate) static PUBLISH_TOKEN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local cur = tonumber(redis.call('HGET', KEYS[1], 'exp') or '0')
+if cur >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'exp', ARGV[1], 'fp', ARGV[2], 'val', ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[4], 'changed ' .. KEYS[1])
+return 1
+",
+    )
+});
+
+/// KEYS[1] shared access token; ARGV: fingerprint, channel. Deletes it (and announces
+/// it) only if it is still the token with that fingerprint.
+pub(crate) static WITHDRAW_TOKEN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('HGET', KEYS[1], 'fp') == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', ARGV[2], 'invalidated ' .. KEYS[1])
   return 1
 end
 return 0

@@ -1,6 +1,6 @@
 //! Records in Redis: one sealed value per identity with a revision, read, written by
-//! compare-and-set and removed by compare-and-delete, with a TTL that ends with the
-//! token it holds.
+//! compare-and-set and removed by compare-and-delete, expiring when the token it holds
+//! does.
 //!
 //! The Redis key of an identity is `<prefix>:{<digest>}:rec`, where the digest is
 //! SHA-256 of tokenkeeper's store key (endpoint, client, subject): Redis never sees a
@@ -12,18 +12,16 @@ use crate::link::{Link, RedisError};
 use crate::scripts::{COMPARE_AND_DELETE, COMPARE_AND_SET};
 use crate::seal::{SealError, Sealer};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{SystemTime, UNIX_EPOCH};
 use zeroize::Zeroizing;
-
-/// A removed record's tombstone lives this long: longer than any token the core keeps
-/// (it caps lifetimes at 24 h), so a writer that read before a logout stays fenced.
-pub(crate) const TOMBSTONE_TTL: Duration = Duration::from_secs(25 * 3600);
 
 /// The Redis keys of one identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Keys {
     pub record: String,
     pub lease: String,
+    /// The shared access token (`tokens`).
+    pub token: String,
 }
 
 impl Keys {
@@ -33,33 +31,33 @@ impl Keys {
         Keys {
             record: format!("{prefix}:{{{tag}}}:rec"),
             lease: format!("{prefix}:{{{tag}}}:lease"),
+            token: format!("{prefix}:{{{tag}}}:at"),
         }
     }
 }
 
-/// A record as read: its revision (0 when there never was one, or it expired) and its
-/// plaintext, `None` for a tombstone.
+/// A record as read: its revision and its plaintext.
 pub(crate) struct Stored {
     pub revision: u64,
-    pub value: Option<Zeroizing<Vec<u8>>>,
+    pub value: Zeroizing<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Stored {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stored")
             .field("revision", &self.revision)
-            .field("value", &self.value.as_ref().map(|_| "[sealed]"))
+            .field("value", &"[sealed]")
             .finish()
     }
 }
 
-/// What a conditional write found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Written {
-    /// Written; the record's revision is now this.
-    Yes(u64),
-    /// Someone else wrote first; this is the record's revision.
-    Conflict(u64),
+/// What a conditional write or delete found.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Done; for a write, the record's new revision.
+    Done(u64),
+    /// Nothing changed: the key holds this (`None`: nothing).
+    Conflict(Option<Stored>),
 }
 
 /// Why a record operation failed.
@@ -76,7 +74,7 @@ pub enum FleetStoreError {
 /// Sealed, revisioned records over the instance's link.
 pub(crate) struct Records {
     link: Arc<Link>,
-    sealer: Arc<Sealer>,
+    pub(crate) sealer: Arc<Sealer>,
 }
 
 impl Records {
@@ -88,65 +86,89 @@ impl Records {
         Keys::new(&self.link.config().prefix, store_key)
     }
 
-    pub(crate) async fn get(&self, keys: &Keys) -> Result<Stored, FleetStoreError> {
+    pub(crate) async fn get(&self, keys: &Keys) -> Result<Option<Stored>, FleetStoreError> {
         let (revision, sealed): (Option<u64>, Option<String>) = self
             .link
             .query(redis::cmd("HMGET").arg(&keys.record).arg("rev").arg("val"))
             .await?;
-        let value = match sealed.as_deref() {
-            None | Some("") => None,
-            Some(sealed) => Some(self.sealer.open(&keys.record, sealed)?),
-        };
-        Ok(Stored {
-            revision: revision.unwrap_or(0),
-            value,
-        })
+        self.opened(keys, revision, sealed)
     }
 
-    /// Writes `plaintext` if the record is still at `expected`; it expires after `ttl`.
+    fn opened(
+        &self,
+        keys: &Keys,
+        revision: Option<u64>,
+        sealed: Option<String>,
+    ) -> Result<Option<Stored>, FleetStoreError> {
+        match (revision, sealed) {
+            (Some(revision), Some(sealed)) => Ok(Some(Stored {
+                revision,
+                value: self.sealer.open(&keys.record, &sealed)?,
+            })),
+            (None, None) => Ok(None),
+            _ => Err(RedisError::Protocol("a record without its revision or value").into()),
+        }
+    }
+
+    /// Writes `plaintext` if the record is at `expected` (`None`: absent); it expires
+    /// at `expires_at` (Unix time), or never.
     pub(crate) async fn compare_and_set(
         &self,
         keys: &Keys,
-        expected: u64,
+        expected: Option<u64>,
         plaintext: &[u8],
-        ttl: Duration,
-    ) -> Result<Written, FleetStoreError> {
+        expires_at: Option<SystemTime>,
+    ) -> Result<Outcome, FleetStoreError> {
         let sealed = self.sealer.seal(&keys.record, plaintext)?;
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let expires_ms = expires_at.map(|at| {
+            let ms = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+            // At least "now + 1 ms" in Redis's eyes would be ideal; 1 ms after the
+            // epoch makes an already expired token expire at once, which is right.
+            u64::try_from(ms).unwrap_or(u64::MAX).max(1)
+        });
         let mut invocation = COMPARE_AND_SET.key(&keys.record);
         invocation
-            .arg(expected)
+            .arg(expected.map(|r| r.to_string()).unwrap_or_default())
             .arg(sealed)
-            .arg(ttl_ms)
+            .arg(expires_ms.map(|ms| ms.to_string()).unwrap_or_default())
             .arg(self.link.bus_channel());
-        let (ok, revision): (u8, u64) = self.link.script(invocation).await?;
-        Ok(if ok == 1 {
-            Written::Yes(revision)
-        } else {
-            Written::Conflict(revision)
-        })
+        let reply: Vec<redis::Value> = self.link.script(invocation).await?;
+        self.outcome(keys, &reply)
     }
 
-    /// Removes the record if it is at `expected` (`None`: whatever it holds).
-    pub(crate) async fn compare_and_delete(
-        &self,
-        keys: &Keys,
-        expected: Option<u64>,
-    ) -> Result<Written, FleetStoreError> {
+    /// Removes the record if it is at `expected`.
+    pub(crate) async fn compare_and_delete(&self, keys: &Keys, expected: u64) -> Result<Outcome, FleetStoreError> {
         let mut invocation = COMPARE_AND_DELETE.key(&keys.record);
-        match expected {
-            Some(revision) => invocation.arg(revision),
-            None => invocation.arg("*"),
-        };
-        invocation
-            .arg(u64::try_from(TOMBSTONE_TTL.as_millis()).unwrap_or(u64::MAX))
-            .arg(self.link.bus_channel());
-        let (ok, revision): (u8, u64) = self.link.script(invocation).await?;
-        Ok(if ok == 1 {
-            Written::Yes(revision)
-        } else {
-            Written::Conflict(revision)
-        })
+        invocation.arg(expected).arg(self.link.bus_channel());
+        let reply: Vec<redis::Value> = self.link.script(invocation).await?;
+        match self.outcome(keys, &reply)? {
+            Outcome::Done(_) => Ok(Outcome::Done(expected)),
+            conflict => Ok(conflict),
+        }
+    }
+
+    /// `{1, revision}` / `{1}`, `{0}`, `{0, revision, sealed}`: what the scripts answer.
+    fn outcome(&self, keys: &Keys, reply: &[redis::Value]) -> Result<Outcome, FleetStoreError> {
+        use redis::FromRedisValue as _;
+        let int =
+            |value: &redis::Value| u64::from_redis_value_ref(value).map_err(|_| RedisError::Protocol("not a revision"));
+        match reply {
+            [status, rest @ ..] if int(status)? == 1 => Ok(Outcome::Done(match rest.first() {
+                Some(revision) => int(revision)?,
+                None => 0,
+            })),
+            [_] => Ok(Outcome::Conflict(None)),
+            [_, revision, sealed] => {
+                let sealed =
+                    String::from_redis_value_ref(sealed).map_err(|_| RedisError::Protocol("not a sealed value"))?;
+                Ok(Outcome::Conflict(self.opened(
+                    keys,
+                    Some(int(revision)?),
+                    Some(sealed),
+                )?))
+            }
+            _ => Err(RedisError::Protocol("an unexpected script reply").into()),
+        }
     }
 }
 

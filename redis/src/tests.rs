@@ -5,7 +5,7 @@
 
 use crate::lease::LeaseOutcome;
 use crate::redis_server::RedisServer;
-use crate::store::{Keys, Written};
+use crate::store::{Keys, Outcome};
 use crate::{FleetEvent, RedisConfig, RedisFleet, Sealer, SealingKey};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -25,7 +25,11 @@ async fn subscribed(fleet: &RedisFleet, keys: &Keys) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let mut messages = fleet.link.bus().subscribe();
-        let _ = fleet.records.compare_and_delete(keys, None).await;
+        let probe = format!("released {}", keys.lease);
+        let _: Result<i64, _> = fleet
+            .link
+            .query(redis::cmd("PUBLISH").arg(fleet.link.bus_channel()).arg(probe))
+            .await;
         if tokio::time::timeout(Duration::from_millis(200), messages.recv())
             .await
             .is_ok()
@@ -41,47 +45,52 @@ async fn compare_and_set_and_delete_are_fenced_by_the_revision() {
     let Some(server) = RedisServer::start() else { return };
     let fleet = fleet(&server, |c| c);
     let keys = fleet.records.keys("identity-a");
-    let hour = Duration::from_secs(3600);
+    let records = &fleet.records;
+    let revision_of = |outcome: Outcome| match outcome {
+        Outcome::Done(revision) => Ok(revision),
+        Outcome::Conflict(current) => Err(current.map(|c| (c.revision, c.value.to_vec()))),
+    };
 
-    assert_eq!(fleet.records.get(&keys).await.unwrap().revision, 0);
+    assert!(records.get(&keys).await.unwrap().is_none());
     assert_eq!(
-        fleet.records.compare_and_set(&keys, 0, b"one", hour).await.unwrap(),
-        Written::Yes(1)
+        revision_of(records.compare_and_set(&keys, None, b"one", None).await.unwrap()),
+        Ok(1)
     );
-    // A writer that read revision 0 is fenced: the record is at 1.
+    // A creator that saw nothing, and a writer that read no such revision, are fenced.
     assert_eq!(
-        fleet.records.compare_and_set(&keys, 0, b"stale", hour).await.unwrap(),
-        Written::Conflict(1)
+        revision_of(records.compare_and_set(&keys, None, b"stale", None).await.unwrap()),
+        Err(Some((1, b"one".to_vec())))
     );
     assert_eq!(
-        fleet.records.compare_and_set(&keys, 1, b"two", hour).await.unwrap(),
-        Written::Yes(2)
+        revision_of(records.compare_and_set(&keys, Some(7), b"stale", None).await.unwrap()),
+        Err(Some((1, b"one".to_vec())))
     );
-    let stored = fleet.records.get(&keys).await.unwrap();
     assert_eq!(
-        (stored.revision, stored.value.as_ref().map(|v| v.as_slice())),
-        (2, Some(&b"two"[..]))
+        revision_of(records.compare_and_set(&keys, Some(1), b"two", None).await.unwrap()),
+        Ok(2)
     );
+    let stored = records.get(&keys).await.unwrap().unwrap();
+    assert_eq!((stored.revision, stored.value.to_vec()), (2, b"two".to_vec()));
 
-    // Compare-and-delete: the wrong revision removes nothing; the right one leaves a
-    // tombstone that still fences a writer that read before the removal.
+    // Compare-and-delete: the wrong revision removes nothing; the right one removes.
     assert_eq!(
-        fleet.records.compare_and_delete(&keys, Some(1)).await.unwrap(),
-        Written::Conflict(2)
+        revision_of(records.compare_and_delete(&keys, 1).await.unwrap()),
+        Err(Some((2, b"two".to_vec())))
+    );
+    assert_eq!(revision_of(records.compare_and_delete(&keys, 2).await.unwrap()), Ok(2));
+    assert!(records.get(&keys).await.unwrap().is_none());
+    assert_eq!(
+        revision_of(records.compare_and_delete(&keys, 2).await.unwrap()),
+        Err(None)
     );
     assert_eq!(
-        fleet.records.compare_and_delete(&keys, Some(2)).await.unwrap(),
-        Written::Yes(3)
-    );
-    let stored = fleet.records.get(&keys).await.unwrap();
-    assert_eq!((stored.revision, stored.value.is_none()), (3, true));
-    assert_eq!(
-        fleet
-            .records
-            .compare_and_set(&keys, 2, b"resurrected", hour)
-            .await
-            .unwrap(),
-        Written::Conflict(3)
+        revision_of(
+            records
+                .compare_and_set(&keys, Some(2), b"resurrected", None)
+                .await
+                .unwrap()
+        ),
+        Err(None)
     );
 }
 
@@ -92,7 +101,12 @@ async fn values_are_sealed_at_rest_and_expire_with_the_token() {
     let keys = fleet.records.keys("identity-b");
     fleet
         .records
-        .compare_and_set(&keys, 0, b"refresh-token-plaintext", Duration::from_secs(90))
+        .compare_and_set(
+            &keys,
+            None,
+            b"refresh-token-plaintext",
+            Some(std::time::SystemTime::now() + Duration::from_secs(90)),
+        )
         .await
         .unwrap();
     let raw = server.cli(&["HGET", &keys.record, "val"]);
@@ -207,11 +221,7 @@ async fn a_stopped_redis_is_a_bounded_error_and_a_restarted_one_is_used_again() 
     });
     let mut events = fleet.events();
     let keys = fleet.records.keys("identity-f");
-    fleet
-        .records
-        .compare_and_set(&keys, 0, b"v", Duration::from_secs(60))
-        .await
-        .unwrap();
+    fleet.records.compare_and_set(&keys, None, b"v", None).await.unwrap();
 
     server.pause();
     let started = Instant::now();
@@ -236,6 +246,6 @@ async fn a_stopped_redis_is_a_bounded_error_and_a_restarted_one_is_used_again() 
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(stored.revision, 0, "a fresh Redis");
+    assert!(stored.is_none(), "a fresh Redis");
     assert_eq!(events.recv().await.unwrap(), FleetEvent::RedisRecovered);
 }
