@@ -10,7 +10,7 @@ use crate::internal::flight::FlightResult;
 use crate::internal::protocol::error_response;
 use crate::internal::protocol::request::{self, Grant};
 use crate::internal::protocol::token_response::{self, IssuedToken};
-use crate::internal::session_core::{Acquire, Committed, Credentials, SessionCore};
+use crate::internal::session_core::{Acquire, Committed, Credentials, Origin, SessionCore};
 use crate::internal::token_set::TokenSet;
 use crate::internal::transport;
 use crate::token::Timestamp;
@@ -182,12 +182,18 @@ async fn finish(
             expires_at,
         },
     };
-    match core.commit(epoch, &issued, sent_at, tick, event, password).await {
+    // A refresh keeps the grant; anything else is a new sign-in.
+    let refresh_grant = matches!(announce, Announce::Refreshed | Announce::Recovered("refresh_token"));
+    let origin = if refresh_grant {
+        Origin::Refresh
+    } else {
+        Origin::SignIn(password)
+    };
+    match core.commit(epoch, &issued, sent_at, tick, event, origin).await {
         Committed::Published(set, replaced) => {
             crate::internal::shared::publish(core, &set).await;
             // A refresh grant's old token is the server's to retire (RFC 6749 §6); one
             // a new login or sign-in replaced would otherwise stay live, unheld.
-            let refresh_grant = matches!(announce, Announce::Refreshed | Announce::Recovered("refresh_token"));
             if let Some(replaced) = replaced.filter(|_| !refresh_grant) {
                 if let Err(error) = revoke_all(core, Some(&replaced), None).await {
                     tracing::warn!(%error, "could not revoke the refresh token a new sign-in replaced");
