@@ -106,3 +106,15 @@ async fn no_secret_reaches_logs_debug_output_or_errors() {
         }
     }
 }
+
+#[test]
+fn a_shared_fleet_token_never_prints_its_secret() {
+    let shared = tokenkeeper::SharedToken {
+        access_token: tokenkeeper::SecretString::from("fleet-access-token-secret"),
+        expires_at: std::time::SystemTime::now(),
+        scope: Some("read".into()),
+    };
+    let printed = format!("{shared:?}");
+    assert!(!printed.contains("fleet-access-token-secret"), "{printed}");
+    assert!(printed.contains("[redacted]") && printed.contains("read"));
+}

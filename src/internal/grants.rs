@@ -58,6 +58,11 @@ async fn renew(core: &Arc<SessionCore>, epoch: u64, recovering: bool) -> FlightR
     // token: hold the key's guard for the whole refresh, and start from what is stored.
     // A server fleet shares access tokens too (`SharedTokens`): under the same guard,
     // a token another instance just obtained is adopted instead of requesting one.
+    // First without the guard: an instance that refreshed moments ago has usually
+    // shared its token already, and adopting it costs one read instead of a lease.
+    if let Some(set) = crate::internal::shared::adopt(core, epoch).await {
+        return Ok(set);
+    }
     let _guard = if core.persistence().is_configured() || core.ctx.shared.is_some() {
         let guard = core.persistence().refresh_guard().await?;
         if let Some(set) = crate::internal::shared::adopt(core, epoch).await {

@@ -1,6 +1,7 @@
 //! The session's side of [`SharedTokens`](crate::SharedTokens) (a server fleet's
-//! shared access tokens): read inside a flight that holds the refresh lock, publish
-//! after a token request, withdraw after a revocation 401 or `invalidate()`.
+//! shared access tokens): read inside a flight (before the refresh lock, and again once
+//! it holds it), publish after a token request, withdraw after a revocation 401 or
+//! `invalidate()`.
 //!
 //! Every call is bounded by `AuthConfig::store_timeout` and its failure is only
 //! logged: without the fleet the session still has its own single flight, so a slow
@@ -26,9 +27,9 @@ async fn bounded<T>(core: &SessionCore, what: &str, call: StoreFuture<'_, T>) ->
     }
 }
 
-/// Inside a flight that holds the key's refresh lock: the fleet's token, adopted if
-/// it is newer than the one held and not yet due for refresh (another instance just
-/// obtained it), so this flight sends no request.
+/// Inside a flight: the fleet's token, adopted if it is newer than the one held and
+/// not yet due for refresh (another instance just obtained it), so this flight sends
+/// no request. Safe with or without the refresh lock: adoption never moves back.
 pub(crate) async fn adopt(core: &SessionCore, epoch: u64) -> Option<Arc<TokenSet>> {
     let shared = core.ctx.shared.as_ref()?;
     let key = core.persistence().key();

@@ -5,8 +5,9 @@
 //! Optional and server-side: an app's keychain never holds access tokens (the
 //! session record does not carry them); a fleet store (`tokenkeeper-redis`) seals
 //! them and gives them a TTL ending with the token. The in-process cache stays in
-//! front: a session reads the shared token only inside a token flight, after it has
-//! taken the key's [`RefreshLock`](crate::RefreshLock), never on the cached path.
+//! front: a session reads the shared token only inside a token flight (once before
+//! and once after taking the key's [`RefreshLock`](crate::RefreshLock)), never on the
+//! cached path.
 //!
 //! How the session uses it (`internal::grants`):
 //! - before it sends a token request, it reads the shared token and adopts it instead

@@ -9,6 +9,7 @@
 //! | --- | --- | --- |
 //! | `round` | `access_token()` for every tenant, 3 concurrent callers each | `ok N err M` |
 //! | `api` | `GET /api/me` through `Session::send` for every tenant (recovers on 401) | `ok N err M` |
+//! | `hot N` | N cached `access_token()` calls on tenant 0 (after `round`) | `ns PER_CALL` |
 //! | `redis-ready` | waits (at most 20 s) until a Redis `PING` succeeds | `ok` or `err …` |
 //! | `advance SECS` | moves the instance's clock (a `ManualClock`: no test sleeps for expiry) | `ok` |
 //! | `login USER PASSWORD`, `restore USER`, `refresh USER` | a user session | `ok` or `err REASON` |
@@ -38,7 +39,8 @@ struct Options {
 }
 
 fn options() -> Result<Options, String> {
-    let mut args = std::env::args().skip(1);
+    // `--instance` first: the fleet example runs this file as its own children.
+    let mut args = std::env::args().skip(1).skip_while(|arg| arg == "--instance");
     let mut options = Options {
         token_endpoint: String::new(),
         tenants: 1,
@@ -143,6 +145,21 @@ impl Instance {
         )
     }
 
+    /// The cached read, Redis configured or not: it never touches Redis.
+    async fn hot(&self, calls: u32) -> String {
+        let Some((_, session)) = self.tenants.first() else {
+            return "err no tenant".into();
+        };
+        let started = std::time::Instant::now();
+        for _ in 0..calls {
+            if session.access_token().await.is_err() {
+                return "err the cached read failed".into();
+            }
+        }
+        let nanos = started.elapsed().as_nanos() / u128::from(calls.max(1));
+        format!("ns {nanos}")
+    }
+
     async fn redis_ready(&self) -> String {
         let Some(fleet) = &self.fleet else {
             return "err no Redis configured".into();
@@ -186,8 +203,9 @@ fn tally(outcomes: impl Iterator<Item = bool>) -> String {
     format!("ok {ok} err {err}")
 }
 
+/// Runs the instance until `quit` or the end of stdin.
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> std::process::ExitCode {
+pub async fn main() -> std::process::ExitCode {
     let options = match options() {
         Ok(options) => options,
         Err(message) => {
@@ -212,6 +230,10 @@ async fn main() -> std::process::ExitCode {
             ["round"] => instance.round().await,
             ["api"] => instance.api().await,
             ["redis-ready"] => instance.redis_ready().await,
+            ["hot", calls] => match calls.parse() {
+                Ok(calls) => instance.hot(calls).await,
+                Err(_) => "err not a number".into(),
+            },
             ["advance", secs] => match secs.parse() {
                 Ok(secs) => {
                     instance.clock.advance(Duration::from_secs(secs));
