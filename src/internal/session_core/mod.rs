@@ -19,6 +19,7 @@
 
 mod acquire;
 mod breaker;
+mod dpop_key;
 
 use crate::error::AuthError;
 use crate::events::AuthEvent;
@@ -119,13 +120,16 @@ struct Breaker {
 }
 
 /// The failure bookkeeping of [`State`], at its defaults until a token request fails
-/// or a recovery runs: behind one box allocated on first use, so 100,000 idle
+/// or a recovery runs, and the DPoP key: behind one box allocated on first use, so 100,000 idle
 /// sessions do not each carry it. `None` in [`State::rare`] means both are at their
 /// defaults.
 #[derive(Default)]
 struct Rare {
     backoff: Backoff,
     breaker: Breaker,
+    /// The session's DPoP key with its thumbprint, once it has one (`dpop_key.rs`):
+    /// here, because most sessions never have one.
+    dpop: Option<Arc<crate::internal::dpop::Binding>>,
     /// The logout under way or done: its removal and revocation run detached, and
     /// every `logout()` call awaits this one outcome.
     logout: Option<LogoutWork>,
@@ -297,6 +301,13 @@ impl SessionCore {
             Standing::NeedsUser(reason) => Err(AuthError::reauthenticate(reason.clone())),
             Standing::LoggedOut => Err(AuthError::reauthenticate("the session was logged out")),
         }
+    }
+
+    /// Whether the session holds a token, a refresh token or a sign-in under way:
+    /// something a registry must not drop.
+    pub(crate) fn holds_anything(&self) -> bool {
+        let state = self.state();
+        state.refresh_token.is_some() || self.token.load().is_some() || self.flight.current().is_some()
     }
 
     pub(crate) fn is_logged_out(&self) -> bool {
@@ -739,6 +750,9 @@ impl SessionCore {
         if let Err(error) = crate::internal::grants::revoke_all(self, stored.as_ref(), None).await {
             first_error.get_or_insert(error);
         }
+        // After the revocations, which needed it to sign their proofs: the key lives
+        // exactly as long as the session.
+        self.forget_dpop_key();
         if announce {
             self.outbox.queue(AuthEvent::LoggedOut {
                 identity: self.identity.clone(),
