@@ -175,6 +175,7 @@ fn the_transport_seam_prints_no_body_query_or_url() {
         assert!(!printed.contains(secret), "{printed}");
     }
     assert!(printed.contains("could not connect"), "{printed}");
+}
 
 #[test]
 fn a_shared_fleet_token_never_prints_its_secret() {
