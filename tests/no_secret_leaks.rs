@@ -108,18 +108,6 @@ async fn no_secret_reaches_logs_debug_output_or_errors() {
     }
 }
 
-#[test]
-fn a_shared_fleet_token_never_prints_its_secret() {
-    let shared = tokenkeeper::SharedToken {
-        access_token: tokenkeeper::SecretString::from("fleet-access-token-secret"),
-        expires_at: std::time::SystemTime::now(),
-        scope: Some("read".into()),
-    };
-    let printed = format!("{shared:?}");
-    assert!(!printed.contains("fleet-access-token-secret"), "{printed}");
-    assert!(printed.contains("[redacted]") && printed.contains("read"));
-}
-
 /// A DPoP session, nonce rotations and refused proofs: the bound tokens, a proof, its
 /// `jti` and a private key must not show anywhere either.
 async fn dpop_session(seen: &mut Vec<String>, secrets: &mut Vec<String>, errors: &mut Vec<AuthError>) {
@@ -187,4 +175,16 @@ fn the_transport_seam_prints_no_body_query_or_url() {
         assert!(!printed.contains(secret), "{printed}");
     }
     assert!(printed.contains("could not connect"), "{printed}");
+}
+
+#[test]
+fn a_shared_fleet_token_never_prints_its_secret() {
+    let shared = tokenkeeper::SharedToken {
+        access_token: tokenkeeper::SecretString::from("fleet-access-token-secret"),
+        expires_at: std::time::SystemTime::now(),
+        scope: Some("read".into()),
+    };
+    let printed = format!("{shared:?}");
+    assert!(!printed.contains("fleet-access-token-secret"), "{printed}");
+    assert!(printed.contains("[redacted]") && printed.contains("read"));
 }

@@ -41,14 +41,6 @@ pub struct Stats {
     /// identity provider counts towards locking an account.
     #[serde(default)]
     pub rejected_passwords_by_user: BTreeMap<String, u64>,
-    /// Access tokens issued per client id: with one client per tenant, the token
-    /// requests each tenant cost (a server fleet's "one per tenant per expiry").
-    #[serde(default)]
-    pub tokens_issued_by_client: BTreeMap<String, u64>,
-    /// Refresh tokens presented again after rotation had spent them (RFC 9700
-    /// §4.14.2 reuse detection): a client that spends a rotating token twice.
-    #[serde(default)]
-    pub refresh_token_reuse: u64,
     /// DPoP proofs accepted (token endpoint and resource).
     #[serde(default)]
     pub dpop_proofs_accepted: u64,
@@ -60,6 +52,14 @@ pub struct Stats {
     /// Requests for the key set (`GET /oauth2/jwks`).
     #[serde(default)]
     pub jwks_requests: u64,
+    /// Access tokens issued per client id: with one client per tenant, the token
+    /// requests each tenant cost (a server fleet's "one per tenant per expiry").
+    #[serde(default)]
+    pub tokens_issued_by_client: BTreeMap<String, u64>,
+    /// Refresh tokens presented again after rotation had spent them (RFC 9700
+    /// §4.14.2 reuse detection): a client that spends a rotating token twice.
+    #[serde(default)]
+    pub refresh_token_reuse: u64,
 }
 
 /// One request to the revocation endpoint, as received.
