@@ -7,7 +7,9 @@
 //! back to the in-process [`LocalRefreshLock`] so this instance still sends one
 //! request per identity. A wait for another instance's lease is bounded by the
 //! session's wait and [`RedisConfig::lease_wait`](crate::RedisConfig::lease_wait);
-//! past it the instance makes its own request under the local lock.
+//! past it the instance makes its own request under the local lock. A waiter woken
+//! by the holder's release gets a lease that is not held: the session re-reads and
+//! adopts, and only one that finds nothing asks for the lease again.
 
 use crate::bus::{BusMessage, Kind};
 use crate::lease::{LeaseGuard, LeaseOutcome};
@@ -149,11 +151,13 @@ impl RecordStore for RedisFleet {
 enum FleetLease {
     /// The fleet lease, and this process's lock of the key (kept so that the
     /// instance's other sessions of the identity wait here, not on Redis).
-    Fleet {
-        guard: LeaseGuard,
-        _local: Box<dyn Lease>,
-    },
+    Fleet { guard: LeaseGuard, _local: Box<dyn Lease> },
+    /// Redis failed or the wait ran out: this process's lock only.
     Local(Box<dyn Lease>),
+    /// Not held: another instance just finished (or its lease ended). The session
+    /// looks at the shared token and the record and asks again only if it must, so a
+    /// release wakes n waiters into n reads, not n lease attempts.
+    Woken { _local: Box<dyn Lease> },
 }
 
 impl Lease for FleetLease {
@@ -161,6 +165,7 @@ impl Lease for FleetLease {
         match self {
             FleetLease::Fleet { guard, .. } => !guard.is_lost(),
             FleetLease::Local(lease) => lease.is_held(),
+            FleetLease::Woken { .. } => false,
         }
     }
 }
@@ -174,27 +179,24 @@ impl RefreshLock for RedisFleet {
             // The in-process lock first: this instance's sessions of one identity take
             // turns locally, and only one of them asks Redis for the fleet lease.
             let local = LocalRefreshLock::new(None).acquire(key, wait).await?;
-            loop {
-                match self.leases.acquire(&keys, until).await {
-                    LeaseOutcome::Held(guard) => {
-                        return Ok(Box::new(FleetLease::Fleet { guard, _local: local }) as Box<dyn Lease>);
-                    }
-                    // Woken: the holder wrote (or released). Try again; once held, the
-                    // session re-reads the record and adopts the holder's result.
-                    LeaseOutcome::Changed => continue,
-                    LeaseOutcome::TimedOut => {
-                        tracing::warn!(
-                            waited = ?started.elapsed(),
-                            "tokenkeeper-redis: another instance kept the refresh lease; requesting alone"
-                        );
-                        return Ok(Box::new(FleetLease::Local(local)) as Box<dyn Lease>);
-                    }
-                    LeaseOutcome::Unavailable(error) => {
-                        tracing::warn!(%error, "tokenkeeper-redis: no fleet lease; requesting alone");
-                        return Ok(Box::new(FleetLease::Local(local)) as Box<dyn Lease>);
-                    }
+            let lease: FleetLease = match self.leases.acquire(&keys, until).await {
+                LeaseOutcome::Held(guard) => FleetLease::Fleet { guard, _local: local },
+                // Woken: the holder wrote or released. The session re-reads and adopts,
+                // and takes the lock again only if it still needs to.
+                LeaseOutcome::Changed => FleetLease::Woken { _local: local },
+                LeaseOutcome::TimedOut => {
+                    tracing::warn!(
+                        waited = ?started.elapsed(),
+                        "tokenkeeper-redis: another instance kept the refresh lease; requesting alone"
+                    );
+                    FleetLease::Local(local)
                 }
-            }
+                LeaseOutcome::Unavailable(error) => {
+                    tracing::warn!(%error, "tokenkeeper-redis: no fleet lease; requesting alone");
+                    FleetLease::Local(local)
+                }
+            };
+            Ok(Box::new(lease) as Box<dyn Lease>)
         })
     }
 }

@@ -19,6 +19,10 @@ use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+/// How often a flight takes the refresh lock again after a fleet lock woke it without
+/// the lease (see `renew`) before it goes on with what it holds.
+const MAX_LOOKS: u32 = 8;
+
 /// The future a flight runs for `how`, in the session's `epoch`.
 pub(crate) async fn run(core: Arc<SessionCore>, how: Acquire, epoch: u64) -> FlightResult {
     match how {
@@ -70,10 +74,21 @@ async fn renew(core: &Arc<SessionCore>, epoch: u64, recovering: bool) -> FlightR
         return Ok(set);
     }
     let _guard = if core.persistence().is_configured() || core.ctx.shared.is_some() {
-        let guard = core.persistence().refresh_guard().await?;
-        if let Some(set) = crate::internal::shared::adopt(core, epoch).await {
-            return Ok(set);
-        }
+        let mut looks = 0;
+        let guard = loop {
+            let guard = core.persistence().refresh_guard().await?;
+            if let Some(set) = crate::internal::shared::adopt(core, epoch).await {
+                return Ok(set);
+            }
+            looks += 1;
+            // A fleet lock hands back a lease that is not held when it woke this
+            // waiter because another holder finished (tokenkeeper-redis): having looked,
+            // ask for the lock again instead of requesting unguarded. Only the waiters
+            // that find nothing to adopt race for the lease again, not all of them.
+            if guard.is_held() || looks >= MAX_LOOKS {
+                break guard;
+            }
+        };
         if core.persistence().is_configured() {
             match core.persistence().load().await {
                 Ok(Some(stored)) => core.adopt_stored_refresh_token(epoch, stored),

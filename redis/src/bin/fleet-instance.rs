@@ -18,6 +18,7 @@
 //! ```text
 //! fleet-instance --token-endpoint URL --tenants N --clock-start UNIX_SECS
 //!                [--redis URL] [--lease-ttl-ms MS] [--lease-wait-ms MS]
+//!                [--operation-timeout-ms MS]
 //! ```
 //! Without `--redis` it is today's per-process cache (the benchmark's baseline).
 
@@ -36,6 +37,7 @@ struct Options {
     redis: Option<String>,
     lease_ttl: Duration,
     lease_wait: Duration,
+    operation_timeout: Duration,
 }
 
 fn options() -> Result<Options, String> {
@@ -48,6 +50,9 @@ fn options() -> Result<Options, String> {
         redis: None,
         lease_ttl: Duration::from_secs(10),
         lease_wait: Duration::from_secs(15),
+        // Longer than the library's 500 ms: the tests count requests exactly, and on a
+        // loaded 2-core CI machine a 500 ms timeout would (correctly) send one alone.
+        operation_timeout: Duration::from_secs(2),
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -59,6 +64,7 @@ fn options() -> Result<Options, String> {
             "--redis" => options.redis = Some(value()?),
             "--lease-ttl-ms" => options.lease_ttl = Duration::from_millis(number(value()?)?),
             "--lease-wait-ms" => options.lease_wait = Duration::from_millis(number(value()?)?),
+            "--operation-timeout-ms" => options.operation_timeout = Duration::from_millis(number(value()?)?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -86,6 +92,7 @@ impl Instance {
                 let config = RedisConfig::single(url.clone())
                     .key_prefix("fleet-demo")
                     .lease_ttl(options.lease_ttl)
+                    .operation_timeout(options.operation_timeout)
                     .lease_wait(options.lease_wait);
                 Some(RedisFleet::connect(config, Sealer::new(key, [])?)?)
             }
