@@ -25,6 +25,10 @@ pub(crate) struct HttpResponse<'a> {
     pub content_type: Option<String>,
     /// Every header the server sent (`DPoP-Nonce`, `WWW-Authenticate`, …).
     pub headers: Vec<(String, String)>,
+    /// How long the response may be reused (RFC 9111 §4.2.1: `Cache-Control`
+    /// `max-age` less `Age`, else `Expires` less `Date`; zero for `no-store`/`no-cache`),
+    /// when the server said. Only the issuer's key set is cached.
+    pub freshness: Option<Duration>,
     /// Wiped on drop: a token response holds the tokens.
     pub body: SecretBuf,
     /// The secrets the request carried, scrubbed from any server text we keep.
@@ -82,6 +86,7 @@ pub(crate) async fn exchange<'a>(
     let date = response.header("date").and_then(|d| httpdate::parse_http_date(d).ok());
     let retry_after = response.header("retry-after").and_then(|v| parse_retry_after(v, now));
     let content_type = response.header("content-type").map(str::to_ascii_lowercase);
+    let freshness = freshness(|name| response.header(name), date);
     let headers = response.take_headers();
     Ok(HttpResponse {
         status,
@@ -89,6 +94,7 @@ pub(crate) async fn exchange<'a>(
         retry_after,
         content_type,
         headers,
+        freshness,
         body,
         sent_secrets,
     })
@@ -113,6 +119,35 @@ pub(crate) fn unavailable(error: TransportError, host: &str) -> AuthError {
         retry_after: None,
         source: error.into_source().map(ErrorSource::from_boxed),
     }
+}
+
+/// The freshness lifetime of a response (RFC 9111 §4.2.1), as a private cache sees it.
+pub(crate) fn freshness<'h>(header: impl Fn(&str) -> Option<&'h str>, date: Option<SystemTime>) -> Option<Duration> {
+    let age = header("age")
+        .and_then(|a| a.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or_default();
+    if let Some(cache_control) = header("cache-control") {
+        let mut max_age = None;
+        for directive in cache_control.split(',').map(|d| d.trim().to_ascii_lowercase()) {
+            if directive == "no-store" || directive == "no-cache" {
+                return Some(Duration::ZERO);
+            }
+            if let Some(value) = directive.strip_prefix("max-age=") {
+                max_age = value.trim_matches('"').parse::<u64>().ok().map(Duration::from_secs);
+            }
+        }
+        if let Some(max_age) = max_age {
+            return Some(max_age.saturating_sub(age));
+        }
+    }
+    let expires = header("expires")?;
+    // An invalid Expires (often "0" or "-1") means already expired (RFC 9111 §5.3).
+    let Ok(expires) = httpdate::parse_http_date(expires) else {
+        return Some(Duration::ZERO);
+    };
+    let date = date?;
+    Some(expires.duration_since(date).unwrap_or_default().saturating_sub(age))
 }
 
 /// RFC 9110 §10.2.3: either delay-seconds or an HTTP-date. Any number is accepted
@@ -173,6 +208,38 @@ where
 mod tests {
     use super::*;
     use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn freshness_follows_cache_control_then_expires() {
+        let date = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let headers = |pairs: &[(&'static str, String)]| pairs.to_vec();
+        let freshness = |pairs: &Vec<(&'static str, String)>, date| {
+            let lookup = |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.as_str())
+            };
+            freshness(lookup, date)
+        };
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(
+            freshness(&headers(&[("cache-control", "public, max-age=600".into())]), None),
+            secs(600)
+        );
+        let aged = headers(&[("cache-control", "max-age=600".into()), ("age", "100".into())]);
+        assert_eq!(freshness(&aged, None), secs(500));
+        assert_eq!(
+            freshness(&headers(&[("cache-control", "no-cache".into())]), None),
+            secs(0)
+        );
+        let expires = headers(&[("expires", httpdate::fmt_http_date(date + Duration::from_secs(60)))]);
+        assert_eq!(freshness(&expires, Some(date)), secs(60));
+        assert_eq!(freshness(&headers(&[("expires", "0".into())]), Some(date)), secs(0));
+        assert_eq!(freshness(&headers(&[]), Some(date)), None);
+        let huge = headers(&[("cache-control", "max-age=99999999999999999999".into())]);
+        assert_eq!(freshness(&huge, None), None, "an unparsable max-age is no max-age");
+    }
 
     #[test]
     fn retry_after_accepts_seconds_and_dates() {

@@ -72,6 +72,12 @@ impl AuthConfig {
             config.revocation_endpoint = metadata.revocation_endpoint;
             config.authorization_endpoint = metadata.authorization_endpoint;
             config.device_authorization_endpoint = metadata.device_authorization_endpoint;
+            // RFC 9449 §5.1: DpopMode::IfSupported sends proofs only if ES256 is offered.
+            config.dpop_advertised = Some(
+                metadata
+                    .dpop_signing_alg_values_supported
+                    .is_some_and(|algs| algs.iter().any(|a| a == "ES256")),
+            );
             // Endpoints from the document follow the same https-or-loopback rule as typed ones.
             config.validate()?;
             return Ok(config);

@@ -116,6 +116,7 @@ mod scrubbing {
             date: None,
             retry_after: None,
             content_type: None,
+            freshness: None,
             body: buf,
             sent_secrets: vec!["hunter2", "client-secret"],
         };
@@ -146,6 +147,7 @@ mod tests {
             date: None,
             retry_after: None,
             content_type: Some("application/json".into()),
+            freshness: None,
             body: buf,
             sent_secrets: Vec::new(),
         }
