@@ -8,7 +8,7 @@ use crate::identity::{Identity, Subject, TokenParams};
 use crate::internal::context::{ClientContext, HttpChoice, Registry};
 use crate::internal::session_core::Credentials;
 use crate::session::Session;
-use crate::store::{RecordStore, RefreshLock, TokenStore, TokenStoreRecords};
+use crate::store::{RecordStore, RefreshLock, SharedTokens, TokenStore, TokenStoreRecords};
 use crate::transport::HttpTransport;
 use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
@@ -67,6 +67,7 @@ impl AuthClient {
             config,
             store: None,
             refresh_lock: None,
+            shared: None,
             listener: None,
             http: HttpChoice::default(),
         }
@@ -278,6 +279,7 @@ pub struct AuthClientBuilder {
     config: AuthConfig,
     store: Option<StoreChoice>,
     refresh_lock: Option<Arc<dyn RefreshLock>>,
+    shared: Option<Arc<dyn SharedTokens>>,
     listener: Option<Arc<dyn AuthEventListener>>,
     http: HttpChoice,
 }
@@ -312,6 +314,15 @@ impl AuthClientBuilder {
     /// `AuthConfig::store_lock_directory`). A fleet store brings its own lease.
     pub fn refresh_lock(mut self, lock: Arc<dyn RefreshLock>) -> Self {
         self.refresh_lock = Some(lock);
+        self
+    }
+
+    /// Shares each identity's access token with the other instances of a server fleet
+    /// (`tokenkeeper-redis`): a token request first takes the
+    /// [`refresh_lock`](Self::refresh_lock), then adopts a newer shared token if there
+    /// is one, and shares what it obtains. The cached path never touches it.
+    pub fn shared_tokens(mut self, shared: Arc<dyn SharedTokens>) -> Self {
+        self.shared = Some(shared);
         self
     }
 
@@ -356,13 +367,14 @@ impl AuthClientBuilder {
             }
             StoreChoice::Records(store) => store,
         });
-        let ctx = ClientContext::new(
+        let mut ctx = ClientContext::new(
             self.config,
             self.http,
             store,
             self.refresh_lock,
             EventSink::new(self.listener),
         )?;
+        ctx.shared = self.shared;
         Ok(AuthClient {
             ctx: Arc::new(ctx),
             registry: Arc::default(),
@@ -376,6 +388,7 @@ impl fmt::Debug for AuthClientBuilder {
         out.field("config", &self.config)
             .field("store", &self.store.is_some())
             .field("refresh_lock", &self.refresh_lock.is_some())
+            .field("shared_tokens", &self.shared.is_some())
             .field("event_listener", &self.listener.is_some())
             .field("transport", &self.http.transport.is_some());
         #[cfg(feature = "reqwest")]

@@ -176,8 +176,8 @@ pub use insufficient_scope::InsufficientScope;
 pub use session::{is_replay_safe, Replay, Session};
 pub use state::{SessionState, TokenChange, TokenObserver};
 pub use storage::{
-    Deleted, KeyringStore, Lease, LocalRefreshLock, LockError, MemoryStore, RecordStore, RefreshLock, StoreError,
-    StoreFuture, TokenStore, TokenStoreRecords, Versioned, Written,
+    Deleted, KeyringStore, Lease, LocalRefreshLock, LockError, MemoryStore, RecordStore, RefreshLock, SharedToken,
+    SharedTokens, StoreError, StoreFuture, TokenStore, TokenStoreRecords, Versioned, Written,
 };
 pub use token::{AccessToken, Timestamp, TokenType};
 

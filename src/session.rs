@@ -7,6 +7,7 @@ use crate::internal::recovery;
 use crate::internal::rotation;
 use crate::internal::session_core::{Credentials, SessionCore};
 use crate::token::AccessToken;
+use secrecy::ExposeSecret;
 use std::fmt;
 use std::sync::{Arc, Weak};
 
@@ -195,9 +196,24 @@ impl Session {
 
     /// Drops the cached access token, e.g. after a push message "you were signed out
     /// elsewhere" (seed 004's back channel). The next call gets a new token.
+    ///
+    /// With [`AuthClientBuilder::shared_tokens`](crate::AuthClientBuilder::shared_tokens)
+    /// the token is also withdrawn from the fleet (in the background), so no other
+    /// instance adopts it.
     pub fn invalidate(&self) {
+        let held = self.core.cached();
         self.core.invalidate();
         self.core.deliver_events();
+        if let (Some(held), true, Ok(runtime)) = (
+            held,
+            self.core.ctx.shared.is_some(),
+            tokio::runtime::Handle::try_current(),
+        ) {
+            let core = Arc::clone(&self.core);
+            runtime.spawn(async move {
+                crate::internal::shared::withdraw(&core, held.token.expose_secret()).await;
+            });
+        }
     }
 
     /// For apps with their own HTTP stack and per-response token rotation: hands the

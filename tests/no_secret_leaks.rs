@@ -176,3 +176,15 @@ fn the_transport_seam_prints_no_body_query_or_url() {
     }
     assert!(printed.contains("could not connect"), "{printed}");
 }
+
+#[test]
+fn a_shared_fleet_token_never_prints_its_secret() {
+    let shared = tokenkeeper::SharedToken {
+        access_token: tokenkeeper::SecretString::from("fleet-access-token-secret"),
+        expires_at: std::time::SystemTime::now(),
+        scope: Some("read".into()),
+    };
+    let printed = format!("{shared:?}");
+    assert!(!printed.contains("fleet-access-token-secret"), "{printed}");
+    assert!(printed.contains("[redacted]") && printed.contains("read"));
+}

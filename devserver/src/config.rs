@@ -163,6 +163,33 @@ pub struct ClientSpec {
     pub redirect_uris: Vec<String>,
 }
 
+/// The id of tenant `index` registered by [`DevServerConfig::with_tenants`].
+pub fn tenant_client_id(index: usize) -> String {
+    format!("tenant-{index}")
+}
+
+/// The secret of tenant `index` registered by [`DevServerConfig::with_tenants`].
+pub fn tenant_client_secret(index: usize) -> String {
+    format!("tenant-{index}-secret")
+}
+
+impl DevServerConfig {
+    /// This configuration plus `count` confidential clients `tenant-0` …
+    /// (secrets [`tenant_client_secret`]), each allowed the client-credentials grant
+    /// with scope `read`: one client per tenant, as seed 000's portal has.
+    pub fn with_tenants(mut self, count: usize) -> Self {
+        for index in 0..count {
+            self.clients.push(ClientSpec::confidential(
+                &tenant_client_id(index),
+                &tenant_client_secret(index),
+                &["read"],
+                &["client_credentials"],
+            ));
+        }
+        self
+    }
+}
+
 impl ClientSpec {
     /// A confidential client (authenticates with a secret).
     pub fn confidential(client_id: &str, secret: &str, scopes: &[&str], grants: &[&str]) -> Self {

@@ -27,7 +27,8 @@
 //! # Admin HTTP API
 //!
 //! `GET /_admin/stats`, `POST /_admin/reset-stats`,
-//! `POST /_admin/revoke-subject?subject=alice`, `POST /_admin/revoke-token?token=...`,
+//! `POST /_admin/revoke-subject?subject=alice`, `POST /_admin/revoke-all`,
+//! `POST /_admin/revoke-token?token=...`,
 //! `POST /_admin/set-password?username=...&password=...`,
 //! `POST /_admin/fault?endpoint=token|revocation|resource` with a JSON body such as
 //! `{"kind":"status","status":503,"body":"...","headers":[["Retry-After","1"]]}`,
@@ -62,7 +63,10 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use config::{ClientSpec, DevServerConfig, RotationSpec, UserSpec, DEVICE_CODE_GRANT, NATIVE_REDIRECT_URIS};
+pub use config::{
+    tenant_client_id, tenant_client_secret, ClientSpec, DevServerConfig, RotationSpec, UserSpec, DEVICE_CODE_GRANT,
+    NATIVE_REDIRECT_URIS,
+};
 pub use dpop::DpopSpec;
 pub use faults::{Endpoint, Fault};
 pub use id_token::IdTokenFault;
@@ -157,6 +161,12 @@ impl DevServer {
     /// client id for client-credentials tokens): "logged out on another device".
     pub fn revoke_subject(&self, subject: &str) {
         self.state.lock().revoke_subject(subject);
+    }
+
+    /// Revokes every access and refresh token issued so far (a key rollover, an
+    /// incident): every client's next request is a 401.
+    pub fn revoke_all(&self) {
+        self.state.lock().revoke_all();
     }
 
     /// Revokes one access or refresh token (a refresh token takes the access

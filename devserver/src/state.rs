@@ -52,6 +52,14 @@ pub struct Stats {
     /// Requests for the key set (`GET /oauth2/jwks`).
     #[serde(default)]
     pub jwks_requests: u64,
+    /// Access tokens issued per client id: with one client per tenant, the token
+    /// requests each tenant cost (a server fleet's "one per tenant per expiry").
+    #[serde(default)]
+    pub tokens_issued_by_client: BTreeMap<String, u64>,
+    /// Refresh tokens presented again after rotation had spent them (RFC 9700
+    /// §4.14.2 reuse detection): a client that spends a rotating token twice.
+    #[serde(default)]
+    pub refresh_token_reuse: u64,
 }
 
 /// One request to the revocation endpoint, as received.
@@ -97,6 +105,8 @@ pub(crate) struct RefreshToken {
     pub audience: Option<String>,
     pub resource: Option<String>,
     pub revoked: bool,
+    /// Spent by rotation (a successor was issued): presenting it again is reuse.
+    pub rotated: bool,
     /// Access tokens issued with (or from) this refresh token.
     pub access_tokens: Vec<String>,
     /// When it stops working (server clock), with `refresh_token_lifetime` set.
@@ -281,6 +291,7 @@ impl Inner {
                 audience: grant.audience.map(str::to_owned),
                 resource: grant.resource.map(str::to_owned),
                 revoked: false,
+                rotated: false,
                 access_tokens: Vec::new(),
                 expires_at,
                 jkt: grant.jkt.map(str::to_owned),
@@ -339,6 +350,16 @@ impl Inner {
             }
         }
         true
+    }
+
+    /// Revokes every access and refresh token the server ever issued.
+    pub fn revoke_all(&mut self) {
+        for at in self.access.values_mut() {
+            at.revoked = true;
+        }
+        for rt in self.refresh.values_mut() {
+            rt.revoked = true;
+        }
     }
 
     /// Revokes every access and refresh token whose subject is `subject`.

@@ -162,7 +162,14 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
         }
         _ => {
             let presented = param(form, "refresh_token")?;
-            let inner = state.lock();
+            let mut inner = state.lock();
+            let reused = inner
+                .refresh
+                .get(presented)
+                .is_some_and(|r| r.client_id == client.client_id && r.rotated);
+            if reused {
+                inner.stats.refresh_token_reuse += 1;
+            }
             let record = inner
                 .refresh
                 .get(presented)
@@ -323,10 +330,16 @@ fn issue(state: &AppState, request: &Request<'_>) -> (Response, Vec<String>) {
         // issued stay valid until they expire.
         if let Some(old) = inner.refresh.get_mut(presented) {
             old.revoked = true;
+            old.rotated = true;
         }
     }
     let link = new_refresh.as_deref().or(request.presented_refresh.as_deref());
     let access = inner.mint_access(state, &grant, link);
+    *inner
+        .stats
+        .tokens_issued_by_client
+        .entry(client_id.to_owned())
+        .or_default() += 1;
     drop(inner);
     let lifetime = config.access_token_lifetime.as_secs();
     // OpenID Connect Core §3.1.3.3: an ID token whenever `openid` was granted.

@@ -10,7 +10,7 @@ use crate::identity::Identity;
 use crate::internal::dpop::DpopState;
 use crate::internal::protocol::request;
 use crate::session::Session;
-use crate::store::{LocalRefreshLock, RecordStore, RefreshLock};
+use crate::store::{LocalRefreshLock, RecordStore, RefreshLock, SharedTokens};
 use crate::transport::HttpTransport;
 use bytes::Bytes;
 use std::borrow::Borrow;
@@ -36,6 +36,8 @@ pub(crate) struct ClientContext {
     pub store: Option<Arc<dyn RecordStore>>,
     /// Taken for every refresh of a stored session.
     pub refresh_lock: Arc<dyn RefreshLock>,
+    /// A server fleet's shared access tokens (`AuthClientBuilder::shared_tokens`).
+    pub shared: Option<Arc<dyn SharedTokens>>,
     pub events: EventSink,
     /// Nonces and the server clock offset, when the client sends DPoP proofs.
     pub dpop: Option<DpopState>,
@@ -93,6 +95,7 @@ impl ClientContext {
             http,
             store,
             refresh_lock,
+            shared: None,
             events,
         })
     }

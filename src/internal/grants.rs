@@ -62,12 +62,24 @@ async fn renewed(core: &Arc<SessionCore>, epoch: u64, recovering: bool) -> Fligh
 async fn renew(core: &Arc<SessionCore>, epoch: u64, recovering: bool) -> FlightResult {
     // Another AuthClient or process sharing the store may rotate the same refresh
     // token: hold the key's guard for the whole refresh, and start from what is stored.
-    let _guard = if core.persistence().is_configured() {
+    // A server fleet shares access tokens too (`SharedTokens`): under the same guard,
+    // a token another instance just obtained is adopted instead of requesting one.
+    // First without the guard: an instance that refreshed moments ago has usually
+    // shared its token already, and adopting it costs one read instead of a lease.
+    if let Some(set) = crate::internal::shared::adopt(core, epoch).await {
+        return Ok(set);
+    }
+    let _guard = if core.persistence().is_configured() || core.ctx.shared.is_some() {
         let guard = core.persistence().refresh_guard().await?;
-        match core.persistence().load().await {
-            Ok(Some(stored)) => core.adopt_stored_refresh_token(epoch, stored),
-            Ok(None) => {}
-            Err(error) => tracing::warn!(%error, "could not re-read the stored refresh token"),
+        if let Some(set) = crate::internal::shared::adopt(core, epoch).await {
+            return Ok(set);
+        }
+        if core.persistence().is_configured() {
+            match core.persistence().load().await {
+                Ok(Some(stored)) => core.adopt_stored_refresh_token(epoch, stored),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "could not re-read the stored refresh token"),
+            }
         }
         Some(guard)
     } else {
@@ -190,6 +202,7 @@ async fn finish(
     };
     match core.commit(epoch, &issued, sent_at, tick, event, origin).await {
         Committed::Published(set, replaced) => {
+            crate::internal::shared::publish(core, &set).await;
             // A refresh grant's old token is the server's to retire (RFC 6749 §6); one
             // a new login or sign-in replaced would otherwise stay live, unheld.
             if let Some(replaced) = replaced.filter(|_| !refresh_grant) {

@@ -15,6 +15,7 @@ pub(crate) mod recovery;
 pub(crate) mod rotation;
 pub(crate) mod secrets;
 pub(crate) mod session_core;
+pub(crate) mod shared;
 pub(crate) mod token_set;
 pub(crate) mod transport;
 pub(crate) mod www_authenticate;

@@ -144,6 +144,8 @@ pub(crate) async fn after_unauthorized<S: AsRef<str>>(
         return Ok(None);
     }
     core.discard(failed);
+    // A fleet must not adopt the revoked token again (`SharedTokens`).
+    crate::internal::shared::withdraw(core, failed).await;
     // Bitwarden's rule: a newer token than the one that failed is reused as it is.
     let set = core
         .obtain(Acquire::Recover, false, |set| !set.holds(failed) && set.is_valid(now))

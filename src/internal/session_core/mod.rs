@@ -608,6 +608,29 @@ impl SessionCore {
         self.publish(&mut state, Some(Arc::new(candidate)));
     }
 
+    /// Adopts a token another instance of a server fleet obtained (`SharedTokens`),
+    /// from a flight of `epoch` that holds the refresh lock: only if no logout fenced
+    /// the flight, and only if it expires later than the token held (the fleet never
+    /// moves a session back). It counts as a success: the backoff is cleared. No event:
+    /// this session requested nothing.
+    pub(crate) fn adopt_shared(&self, epoch: u64, candidate: TokenSet) -> Option<Arc<TokenSet>> {
+        let mut state = self.state();
+        if state.epoch != epoch || !matches!(state.standing, Standing::Active) {
+            return None;
+        }
+        let held = self.token.load_full();
+        if held
+            .as_ref()
+            .is_some_and(|held| held.holds(candidate.token.expose_secret()) || candidate.expires_at <= held.expires_at)
+        {
+            return None;
+        }
+        state.set_backoff(Backoff::default());
+        let candidate = Arc::new(candidate);
+        self.publish(&mut state, Some(Arc::clone(&candidate)));
+        Some(candidate)
+    }
+
     /// Drops the cached token if it is `failed` and returns it (the revocation is
     /// announced once, however many requests failed with it).
     pub(crate) fn discard(&self, failed: &str) -> Option<Arc<TokenSet>> {
