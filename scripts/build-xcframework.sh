@@ -94,7 +94,8 @@ else
 fi
 
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-cargo_flags=(-p tokenkeeper-ffi --lib)
+# The phone build: no reqwest, hyper, rustls or webpki; URLSession carries the requests.
+cargo_flags=(-p tokenkeeper-ffi --lib --no-default-features --features mobile)
 [[ "$PROFILE" == release ]] && cargo_flags+=(--release)
 
 for target in "${TARGETS[@]}"; do

@@ -8,6 +8,7 @@ use super::runtime::{run, runtime};
 use super::state::{ForeignObserver, SessionState, TokenObserver};
 use super::store::{ForeignTokenStore, TokenStore};
 use super::token::AccessToken;
+use super::transport::{ForeignTransport, HttpTransport};
 use super::units::TimeSpan;
 use secrecy::SecretString;
 use std::collections::HashMap;
@@ -32,13 +33,16 @@ impl AuthClient {
     ///
     /// `store` keeps refresh tokens across restarts (see [`TokenStore`]); `listener`
     /// observes events; `clock` replaces the device clock, in tests only (see
-    /// [`ManualClock`]). Throws `AuthException.InvalidConfig` for an unusable config.
-    #[uniffi::constructor(default(store = None, listener = None, clock = None))]
+    /// [`ManualClock`]); `transport` is the app's HTTP stack for every request the SDK
+    /// sends (see [`HttpTransport`]; required by the `mobile` build, which has no HTTP
+    /// stack of its own). Throws `AuthException.InvalidConfig` for an unusable config.
+    #[uniffi::constructor(default(store = None, listener = None, clock = None, transport = None))]
     pub fn new(
         config: AuthConfig,
         store: Option<Arc<dyn TokenStore>>,
         listener: Option<Arc<dyn AuthEventListener>>,
         clock: Option<Arc<ManualClock>>,
+        transport: Option<Arc<dyn HttpTransport>>,
     ) -> Result<Arc<Self>, AuthError> {
         // The core may build timers or HTTP pools that look for a tokio context.
         let _context = runtime().enter();
@@ -52,6 +56,9 @@ impl AuthClient {
         }
         if let Some(listener) = listener {
             builder = builder.event_listener(Arc::new(ForeignListener(listener)));
+        }
+        if let Some(transport) = transport {
+            builder = builder.transport(Arc::new(ForeignTransport(transport)));
         }
         Ok(Arc::new(Self {
             inner: builder.build()?,

@@ -22,6 +22,7 @@
 //! | `tokenkeeper::TokenStore`             | [`TokenStore`] (foreign trait)| interface / protocol the app implements |
 //! | `tokenkeeper::AuthEventListener`      | [`AuthEventListener`] (foreign trait) | interface / protocol         |
 //! | `tokenkeeper::ManualClock`            | [`ManualClock`] (object)      | `ManualClock`, for tests             |
+//! | `tokenkeeper::transport::HttpTransport` | [`HttpTransport`] (foreign trait) | `OkHttpTransport` / `URLSessionTransport` |
 //!
 //! Async methods become Kotlin `suspend` functions and Swift `async` functions. They
 //! run on the `runtime` module's tokio runtime, owned by the library, so apps need no Rust
@@ -44,6 +45,7 @@ pub mod signin;
 mod state;
 mod store;
 mod token;
+mod transport;
 mod units;
 
 pub use client::{is_replay_safe, AuthClient, Session};
@@ -54,6 +56,7 @@ pub use events::{AuthEvent, AuthEventListener};
 pub use state::{SessionState, TokenChange, TokenObserver};
 pub use store::TokenStore;
 pub use token::AccessToken;
+pub use transport::{HttpError, HttpHeader, HttpRequest, HttpResponse, HttpResponseHeader, HttpTransport};
 pub use units::{Moment, TimeSpan};
 
 uniffi::setup_scaffolding!();

@@ -78,6 +78,13 @@ impl JwksVerifier {
         Self::with_http(jwks_uri, Arc::new(crate::transport::ReqwestTransport::new(http)), &[])
     }
 
+    /// A verifier for the key set at `jwks_uri` fetched through `transport`: the app's
+    /// own HTTP stack (the only one a `mobile` build has), the system clock and every
+    /// algorithm in [`JwsAlgorithm::ALL`].
+    pub fn with_transport(jwks_uri: &str, transport: Arc<dyn HttpTransport>) -> Result<Self, AuthError> {
+        Self::with_http(jwks_uri, transport, &[])
+    }
+
     /// A verifier sending its requests through `http` (the [`AuthClient`](crate::AuthClient)'s
     /// pool); `development_http_hosts` may allow plain http on more hosts, as in
     /// [`AuthConfig`](crate::AuthConfig).

@@ -22,14 +22,21 @@ public final class AuthClient: @unchecked Sendable {
 
     /// Validates `config` and creates the client (no network traffic yet). `clock` is
     /// for tests only: a `ManualClock` the core and the token mirrors read instead of
-    /// the device's clock.
+    /// the device's clock. Every request the SDK sends goes through `transport`: by
+    /// default a `URLSessionTransport` on a session of its own; pass one over the app's
+    /// `URLSession` so its configuration (proxy, App Transport Security, a delegate
+    /// that pins certificates) applies. `nil` uses the Rust library's built-in stack,
+    /// which the iOS library, built without it, does not have.
     /// - Throws: `AuthError.invalidConfig` for an unusable config.
-    public init(config: AuthConfig, store: TokenStore? = nil, listener: AuthEventListener? = nil, clock: ManualClock? = nil) throws {
+    public init(
+        config: AuthConfig, store: TokenStore? = nil, listener: AuthEventListener? = nil, clock: ManualClock? = nil,
+        transport: HttpTransport? = URLSessionTransport()
+    ) throws {
         let relay = EventRelay(app: listener)
         self.relay = relay
         self.clock = clock
         self.rotation = config.tokenRotation
-        self.native = try mappingErrorsSync { try NativeAuthClient(config: config, store: store, listener: relay, clock: clock) }
+        self.native = try mappingErrorsSync { try NativeAuthClient(config: config, store: store, listener: relay, clock: clock, transport: transport) }
     }
 
     /// "This identity needs the user": the identity of each session whose credentials

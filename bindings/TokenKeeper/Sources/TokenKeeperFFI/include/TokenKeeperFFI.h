@@ -278,6 +278,12 @@ typedef void (*UniffiCallbackInterfaceTokenStoreMethod2)(uint64_t, RustBuffer, v
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_HTTP_TRANSPORT_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_HTTP_TRANSPORT_METHOD0
+typedef void (*UniffiCallbackInterfaceHttpTransportMethod0)(uint64_t, RustBuffer, UniffiForeignFutureCompleteRustBuffer _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_AUTH_EVENT_LISTENER
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_AUTH_EVENT_LISTENER
 typedef struct UniffiVTableCallbackInterfaceAuthEventListener {
@@ -307,6 +313,15 @@ typedef struct UniffiVTableCallbackInterfaceTokenStore {
 } UniffiVTableCallbackInterfaceTokenStore;
 
 #endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_HTTP_TRANSPORT
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_HTTP_TRANSPORT
+typedef struct UniffiVTableCallbackInterfaceHttpTransport {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceHttpTransportMethod0 _Nonnull send;
+} UniffiVTableCallbackInterfaceHttpTransport;
+
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CLONE_AUTHCLIENT
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CLONE_AUTHCLIENT
 uint64_t uniffi_tokenkeeper_fn_clone_authclient(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -319,7 +334,7 @@ void uniffi_tokenkeeper_fn_free_authclient(uint64_t handle, RustCallStatus *_Non
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CONSTRUCTOR_AUTHCLIENT_NEW
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CONSTRUCTOR_AUTHCLIENT_NEW
-uint64_t uniffi_tokenkeeper_fn_constructor_authclient_new(RustBuffer config, RustBuffer store, RustBuffer listener, RustBuffer clock, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_tokenkeeper_fn_constructor_authclient_new(RustBuffer config, RustBuffer store, RustBuffer listener, RustBuffer clock, RustBuffer transport, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_AUTHCLIENT_CLIENT_CREDENTIALS_SESSION
@@ -636,6 +651,26 @@ void uniffi_tokenkeeper_fn_method_tokenstore_save(uint64_t ptr, RustBuffer key, 
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_TOKENSTORE_REMOVE
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_TOKENSTORE_REMOVE
 void uniffi_tokenkeeper_fn_method_tokenstore_remove(uint64_t ptr, RustBuffer key, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CLONE_HTTPTRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CLONE_HTTPTRANSPORT
+uint64_t uniffi_tokenkeeper_fn_clone_httptransport(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_FREE_HTTPTRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_FREE_HTTPTRANSPORT
+void uniffi_tokenkeeper_fn_free_httptransport(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_INIT_CALLBACK_VTABLE_HTTPTRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_INIT_CALLBACK_VTABLE_HTTPTRANSPORT
+void uniffi_tokenkeeper_fn_init_callback_vtable_httptransport(const UniffiVTableCallbackInterfaceHttpTransport* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_HTTPTRANSPORT_SEND
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_HTTPTRANSPORT_SEND
+uint64_t uniffi_tokenkeeper_fn_method_httptransport_send(uint64_t ptr, RustBuffer request
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_AUTHCONFIG_UNIFFI_TRAIT_DEBUG
@@ -1190,6 +1225,12 @@ uint16_t uniffi_tokenkeeper_checksum_method_tokenstore_save(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_TOKENSTORE_REMOVE
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_TOKENSTORE_REMOVE
 uint16_t uniffi_tokenkeeper_checksum_method_tokenstore_remove(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_HTTPTRANSPORT_SEND
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_HTTPTRANSPORT_SEND
+uint16_t uniffi_tokenkeeper_checksum_method_httptransport_send(void
     
 );
 #endif

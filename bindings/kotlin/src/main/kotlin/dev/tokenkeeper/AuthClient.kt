@@ -14,9 +14,16 @@ import kotlinx.coroutines.flow.asSharedFlow
  * ```kotlin
  * val client = AuthClient(AuthConfig(tokenEndpoint = "https://as.example.com/oauth2/token",
  *                                    clientId = "my-app", scopes = listOf("read")),
- *                         store = MyKeystoreStore(context))
+ *                         store = MyKeystoreStore(context),
+ *                         transport = OkHttpTransport(appOkHttpClient))
  * scope.launch { client.reauthenticationRequired.collect { showLogin(it.identity) } }
  * ```
+ *
+ * Every request the SDK sends goes through [transport]: by default an [OkHttpTransport]
+ * on a client of its own; pass one over the app's `OkHttpClient` so its trust store,
+ * pinning, proxy and interceptors apply. `null` uses the Rust library's built-in stack
+ * (reqwest with its own root certificates), which the desktop library has and the
+ * Android library, built without it, does not.
  *
  * @throws AuthException.InvalidConfig for an unusable [config].
  */
@@ -26,12 +33,13 @@ class AuthClient(
     listener: AuthEventListener? = null,
     /** Tests only: a [ManualClock] the core and the token mirrors read instead of the device's clock. */
     private val clock: ManualClock? = null,
+    transport: HttpTransport? = OkHttpTransport(),
 ) : AutoCloseable {
 
     private val relay = EventRelay(listener)
 
     /** The generated handle, for calls this class does not wrap. */
-    val native: NativeAuthClient = NativeAuthClient(config, store, relay, clock)
+    val native: NativeAuthClient = NativeAuthClient(config, store, relay, clock, transport)
 
     private val rotation: TokenRotation? = config.tokenRotation
 
