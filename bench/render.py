@@ -49,6 +49,12 @@ ROWS += [
     ("6. Kotlin `accessToken()` crossing the FFI (JVM, JNA), paced", "kotlin.ffi_ns", "ns", "low", "", False),
     ("6. Kotlin `cachedAccessToken()` from the session's token copy, paced", "kotlin.sync_ns", "ns", "low", "", False),
     ("6. plain Kotlin `@Volatile` holder, same JVM (reference)", "kotlin.plain_ns", "ns", "low", "", False),
+    ("7. fleet on Redis, 8 processes × 50 tenants: token requests per tenant per expiry", "fleet.requests_per_tenant_per_expiry", "", "low", "exactly 1", False),
+    ("7. the same 8 processes without Redis (today's per-process cache)", "fleet.requests_per_tenant_per_expiry_without_redis", "", "low", "", False),
+    ("7. Redis commands per tenant per expiry, whole fleet", "fleet.redis_commands_per_tenant_per_expiry", "", "low", "", False),
+    ("7. cached `access_token()` with Redis configured (release, 1M calls)", "fleet.cached_read_ns", "ns", "low", "unchanged", False),
+    ("7. on paper, 1,000 instances × 100,000 tenants, 1 h tokens: Redis commands/s", "fleet.paper_commands_per_second", "", "low", "", False),
+    ("7. on paper, same: pub/sub deliveries/s", "fleet.paper_deliveries_per_second", "", "low", "", False),
 ]
 
 

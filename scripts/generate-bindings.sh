@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the Kotlin and Swift bindings from the built tokenkeeper cdylib
+# Regenerates the Kotlin and Swift bindings from the built tokenkeeper-ffi cdylib
 # (UniFFI library mode: the interface is read from the library's metadata).
 #
 #   scripts/generate-bindings.sh            # debug build, write the bindings
@@ -52,11 +52,17 @@ SWIFT_FFI_DIR=bindings/TokenKeeper/Sources/TokenKeeperFFI/include
 cargo_flags=(--quiet)
 [[ "$PROFILE" == release ]] && cargo_flags+=(--release)
 
-# The generator first (its build may also refresh the cdylib with the `bindgen-cli`
-# feature on), then the library itself with the crate's default features: that is
-# the one the tests and apps load, and the one the bindings are generated from.
-cargo build "${cargo_flags[@]}" -p tokenkeeper --features bindgen-cli --bin uniffi-bindgen
-cargo build "${cargo_flags[@]}" -p tokenkeeper --lib
+# The generator and the library the bindings are read from. Release: the generator
+# first (its build may refresh the cdylib with the `bindgen-cli` feature on), then the
+# library itself with the crate's default features, the one apps load.
+if [[ "$PROFILE" == debug ]]; then
+    # The debug build every test step shares (scripts/build-debug.sh): the cdylib and
+    # uniffi-bindgen with the workspace's feature set, so nothing is compiled twice.
+    bash scripts/build-debug.sh "${cargo_flags[@]}"
+else
+    cargo build "${cargo_flags[@]}" -p tokenkeeper-ffi --features bindgen-cli --bin uniffi-bindgen
+    cargo build "${cargo_flags[@]}" -p tokenkeeper-ffi --lib
+fi
 BINDGEN="$TARGET_DIR/$PROFILE/uniffi-bindgen"
 LIBRARY="$TARGET_DIR/$PROFILE/$LIB_FILE"
 
@@ -65,7 +71,7 @@ trap 'rm -rf "$OUT"' EXIT
 
 generate() { # language out-dir
     "$BINDGEN" generate --library "$LIBRARY" --language "$1" --out-dir "$2" \
-        --no-format --metadata-no-deps >/dev/null
+        --config "$ROOT/bindings/ffi/uniffi-roots.toml" --no-format --metadata-no-deps >/dev/null
 }
 generate kotlin "$OUT/kotlin"
 generate swift "$OUT/swift"

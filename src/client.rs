@@ -5,10 +5,11 @@ use crate::config::AuthConfig;
 use crate::error::AuthError;
 use crate::events::{AuthEventListener, EventSink};
 use crate::identity::{Identity, Subject, TokenParams};
-use crate::internal::context::{ClientContext, Registry};
+use crate::internal::context::{ClientContext, HttpChoice, Registry};
 use crate::internal::session_core::Credentials;
 use crate::session::Session;
-use crate::store::{RecordStore, RefreshLock, TokenStore, TokenStoreRecords};
+use crate::store::{RecordStore, RefreshLock, SharedTokens, TokenStore, TokenStoreRecords};
+use crate::transport::HttpTransport;
 use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 use std::sync::Arc;
@@ -66,8 +67,9 @@ impl AuthClient {
             config,
             store: None,
             refresh_lock: None,
+            shared: None,
             listener: None,
-            http: None,
+            http: HttpChoice::default(),
         }
     }
 
@@ -79,7 +81,8 @@ impl AuthClient {
 
     /// The HTTP client (and connection pool) the SDK uses, for [`Session::send`].
     /// It never follows redirects, so a bearer token is never forwarded to a host
-    /// the app did not name.
+    /// the app did not name. (Feature `reqwest`, on by default.)
+    #[cfg(feature = "reqwest")]
     pub fn http(&self) -> &reqwest::Client {
         &self.ctx.http
     }
@@ -181,6 +184,7 @@ impl AuthClient {
         identity: Identity,
         issued: crate::internal::protocol::token_response::IssuedToken,
         sent_at: std::time::SystemTime,
+        dpop: Option<Arc<crate::internal::dpop::Binding>>,
     ) -> Result<Arc<Session>, AuthError> {
         // A logout of the identity's session may land before or during the install: the
         // sign-in then goes into a fresh session (the user just signed in again). If it
@@ -193,6 +197,10 @@ impl AuthClient {
             if session.core().is_logged_out() {
                 self.registry.remove(&session);
                 continue;
+            }
+            if let Some(binding) = &dpop {
+                // The new tokens are bound to the sign-in's key: the session signs with it.
+                session.core().install_dpop_binding(Arc::clone(binding));
             }
             match session.core().sign_in_with(issued.duplicate(), sent_at).await {
                 Ok(()) => {
@@ -271,8 +279,9 @@ pub struct AuthClientBuilder {
     config: AuthConfig,
     store: Option<StoreChoice>,
     refresh_lock: Option<Arc<dyn RefreshLock>>,
+    shared: Option<Arc<dyn SharedTokens>>,
     listener: Option<Arc<dyn AuthEventListener>>,
-    http: Option<reqwest::Client>,
+    http: HttpChoice,
 }
 
 /// The app's plain store (adapted at `build`, once the lock directory is known) or a
@@ -308,6 +317,15 @@ impl AuthClientBuilder {
         self
     }
 
+    /// Shares each identity's access token with the other instances of a server fleet
+    /// (`tokenkeeper-redis`): a token request first takes the
+    /// [`refresh_lock`](Self::refresh_lock), then adopts a newer shared token if there
+    /// is one, and shares what it obtains. The cached path never touches it.
+    pub fn shared_tokens(mut self, shared: Arc<dyn SharedTokens>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
     /// Delivers [`AuthEvent`](crate::AuthEvent)s to `listener`.
     pub fn event_listener(mut self, listener: Arc<dyn AuthEventListener>) -> Self {
         self.listener = Some(listener);
@@ -318,8 +336,24 @@ impl AuthClientBuilder {
     /// requests and [`Session::send`]. The SDK's default client never follows
     /// redirects, so a bearer token cannot be forwarded to a host the app did not
     /// name; give yours `redirect::Policy::none()` to keep that guarantee.
+    ///
+    /// Token requests go through [`transport`](Self::transport) instead when one is given.
+    #[cfg(feature = "reqwest")]
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
-        self.http = Some(http);
+        self.http.reqwest = Some(http);
+        self
+    }
+
+    /// Sends every request the SDK itself makes (token, revocation, device
+    /// authorization) through `transport`: the app's own HTTP stack, so its trust
+    /// store, proxy, pinning and network tools apply. The core still applies the
+    /// timeout and the 64 KiB cap and refuses redirects; see [`crate::transport`].
+    ///
+    /// Without the `reqwest` feature (the `mobile` build) a transport is required;
+    /// with it, the default is a [`ReqwestTransport`](crate::transport::ReqwestTransport)
+    /// over [`http`](AuthClient::http).
+    pub fn transport(mut self, transport: Arc<dyn HttpTransport>) -> Self {
+        self.http.transport = Some(transport);
         self
     }
 
@@ -333,13 +367,14 @@ impl AuthClientBuilder {
             }
             StoreChoice::Records(store) => store,
         });
-        let ctx = ClientContext::new(
+        let mut ctx = ClientContext::new(
             self.config,
             self.http,
             store,
             self.refresh_lock,
             EventSink::new(self.listener),
         )?;
+        ctx.shared = self.shared;
         Ok(AuthClient {
             ctx: Arc::new(ctx),
             registry: Arc::default(),
@@ -349,12 +384,15 @@ impl AuthClientBuilder {
 
 impl fmt::Debug for AuthClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthClientBuilder")
-            .field("config", &self.config)
+        let mut out = f.debug_struct("AuthClientBuilder");
+        out.field("config", &self.config)
             .field("store", &self.store.is_some())
             .field("refresh_lock", &self.refresh_lock.is_some())
+            .field("shared_tokens", &self.shared.is_some())
             .field("event_listener", &self.listener.is_some())
-            .field("http_client", &self.http.is_some())
-            .finish()
+            .field("transport", &self.http.transport.is_some());
+        #[cfg(feature = "reqwest")]
+        out.field("http_client", &self.http.reqwest.is_some());
+        out.finish()
     }
 }

@@ -7,6 +7,7 @@ use crate::internal::recovery;
 use crate::internal::rotation;
 use crate::internal::session_core::{Credentials, SessionCore};
 use crate::token::AccessToken;
+use secrecy::ExposeSecret;
 use std::fmt;
 use std::sync::{Arc, Weak};
 
@@ -138,11 +139,14 @@ impl Session {
     /// token is invalid or revoked, recovers (see [`recover`](Self::recover)) and
     /// re-sends once if the method is idempotent; other 401s and all other statuses
     /// are returned as they are. A 403 is returned as the response itself; [`crate::insufficient_scope`] reads its challenge.
+    /// (Feature `reqwest`, on by default.)
+    #[cfg(feature = "reqwest")]
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, AuthError> {
         self.send_with(request, Replay::default()).await
     }
 
     /// [`send`](Self::send) with an explicit replay rule.
+    #[cfg(feature = "reqwest")]
     pub async fn send_with(
         &self,
         request: reqwest::RequestBuilder,
@@ -192,15 +196,44 @@ impl Session {
 
     /// Drops the cached access token, e.g. after a push message "you were signed out
     /// elsewhere" (seed 004's back channel). The next call gets a new token.
+    ///
+    /// With [`AuthClientBuilder::shared_tokens`](crate::AuthClientBuilder::shared_tokens)
+    /// the token is also withdrawn from the fleet (in the background), so no other
+    /// instance adopts it.
     pub fn invalidate(&self) {
+        let held = self.core.cached();
         self.core.invalidate();
         self.core.deliver_events();
+        if let (Some(held), true, Ok(runtime)) = (
+            held,
+            self.core.ctx.shared.is_some(),
+            tokio::runtime::Handle::try_current(),
+        ) {
+            let core = Arc::clone(&self.core);
+            runtime.spawn(async move {
+                crate::internal::shared::withdraw(&core, held.token.expose_secret()).await;
+            });
+        }
     }
 
     /// For apps with their own HTTP stack and per-response token rotation: hands the
     /// session an API response's headers so it can adopt a rotated token.
+    /// (Feature `reqwest`; [`observe_response_header_pairs`](Self::observe_response_header_pairs)
+    /// takes plain pairs.)
+    #[cfg(feature = "reqwest")]
     pub fn observe_response_headers(&self, headers: &reqwest::header::HeaderMap) {
-        rotation::observe(&self.core, headers)
+        rotation::observe_map(&self.core, headers)
+    }
+
+    /// [`observe_response_headers`](Self::observe_response_headers) for headers as
+    /// (name, value) pairs, names in any case: for apps whose HTTP stack is not reqwest.
+    pub fn observe_response_header_pairs<N: AsRef<str>, V: AsRef<str>>(&self, headers: &[(N, V)]) {
+        rotation::observe(&self.core, |name| {
+            headers
+                .iter()
+                .find(|(n, _)| n.as_ref().eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_ref())
+        })
     }
 
     /// Logs out: forgets the tokens and credentials locally (cache, registry, store)

@@ -379,3 +379,36 @@ async fn a_pkce_session_recovers_from_revocation_with_its_refresh_token_only() {
     assert_eq!(h.grants("refresh_token"), 2);
     assert_eq!(h.grants("password"), 0);
 }
+
+#[tokio::test]
+async fn a_dpop_sign_in_binds_the_code_and_its_tokens_to_the_sessions_key() {
+    let h = Harness::with(tokenkeeper_devserver::DevServerConfig {
+        dpop: tokenkeeper_devserver::DpopSpec {
+            required_for_clients: vec![APP.into()],
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let client = AuthClient::new(native_config(&h).dpop(tokenkeeper::DpopMode::Required)).unwrap();
+    let pending = start(&client);
+    let url = reqwest::Url::parse(pending.url()).unwrap();
+    let jkt = url
+        .query_pairs()
+        .find(|(k, _)| k == "dpop_jkt")
+        .map(|(_, v)| v.into_owned())
+        .expect("RFC 9449 §10: the authorization request carries dpop_jkt");
+    let redirect = browser_login(pending.url(), "alice", common::ALICE_PASSWORD).await;
+    let session = client.complete_authorization(&pending, &redirect).await.unwrap();
+    assert_eq!(session.dpop_thumbprint().unwrap().as_deref(), Some(jkt.as_str()));
+    let token = session.access_token().await.unwrap();
+    assert_eq!(token.token_type(), tokenkeeper::TokenType::Dpop);
+    assert_eq!(h.server.dpop_binding(&value(&token)), Some(jkt.clone()));
+    let refreshed = session.refresh().await.unwrap();
+    assert_eq!(h.server.dpop_binding(&value(&refreshed)), Some(jkt));
+    assert_eq!(
+        h.server.stats().dpop_proofs_accepted,
+        2,
+        "the code exchange and the refresh"
+    );
+}

@@ -6,6 +6,7 @@
 //! | `GET /_admin/stats` | [`Stats`](crate::Stats) as JSON |
 //! | `POST /_admin/reset-stats` | zero the statistics |
 //! | `POST /_admin/revoke-subject?subject=alice` | revoke all of a subject's tokens |
+//! | `POST /_admin/revoke-all` | revoke every token issued so far |
 //! | `POST /_admin/revoke-token?token=...` | revoke one token |
 //! | `POST /_admin/set-password?username=alice&password=...` | change (or add) a user |
 //! | `POST /_admin/fault?endpoint=token\|revocation\|resource` + JSON body | queue a fault |
@@ -40,6 +41,7 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/_admin/stats", get(stats))
         .route("/_admin/reset-stats", post(reset_stats))
         .route("/_admin/revoke-subject", post(revoke_subject))
+        .route("/_admin/revoke-all", post(revoke_all))
         .route("/_admin/revoke-token", post(revoke_token))
         .route("/_admin/set-password", post(set_password))
         .route("/_admin/fault", post(fault))
@@ -52,6 +54,11 @@ async fn stats(State(state): State<Arc<AppState>>) -> Response {
 
 async fn reset_stats(State(state): State<Arc<AppState>>) -> StatusCode {
     state.lock().stats = Default::default();
+    StatusCode::NO_CONTENT
+}
+
+async fn revoke_all(State(state): State<Arc<AppState>>) -> StatusCode {
+    state.lock().revoke_all();
     StatusCode::NO_CONTENT
 }
 

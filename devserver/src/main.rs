@@ -5,8 +5,11 @@
 //! ```text
 //! tokenkeeper-devserver [--port N] [--access-token-lifetime SECS]
 //!                       [--rotate-refresh-tokens] [--rotate-access-tokens]
-//!                       [--jwt] [--reuse-active-token]
+//!                       [--jwt] [--reuse-active-token] [--tenants N]
 //! ```
+//!
+//! `--tenants N` registers the clients `tenant-0` … `tenant-(N-1)` (secret
+//! `tenant-I-secret`, client-credentials grant) for the fleet tests and demo.
 //!
 //! `--rotate-access-tokens` turns on per-response access-token rotation at `/api/…`
 //! with the default [`RotationSpec`] (`access-token` and `expiry` headers).
@@ -18,7 +21,8 @@ use std::time::Duration;
 use tokenkeeper_devserver::{DevServer, DevServerConfig, RotationSpec};
 
 const USAGE: &str = "usage: tokenkeeper-devserver [--port N] [--access-token-lifetime SECS] \
-                     [--rotate-refresh-tokens] [--rotate-access-tokens] [--jwt] [--reuse-active-token]";
+                     [--rotate-refresh-tokens] [--rotate-access-tokens] [--jwt] [--reuse-active-token] \
+                     [--tenants N]";
 
 /// Parsed command line.
 struct Options {
@@ -58,6 +62,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
             "--rotate-access-tokens" => options.config.rotation = Some(RotationSpec::default()),
             "--jwt" => options.config.jwt_access_tokens = true,
             "--reuse-active-token" => options.config.reuse_active_token = true,
+            "--tenants" => {
+                let v = value("--tenants")?;
+                let count: usize = v.parse().map_err(|_| format!("invalid tenant count {v:?}"))?;
+                options.config = options.config.with_tenants(count);
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -132,6 +141,7 @@ mod tests {
             "--reuse-active-token",
             "--rotate-refresh-tokens",
             "--rotate-access-tokens",
+            "--tenants=3",
         ]))
         .expect("valid");
         assert_eq!(o.port, 8080);
@@ -141,6 +151,8 @@ mod tests {
         assert!(o.config.rotate_refresh_tokens);
         assert_eq!(o.config.rotation, Some(RotationSpec::default()));
         assert_eq!(parse_args(args(&[])).expect("valid").config.rotation, None);
+        assert!(o.config.clients.iter().any(|c| c.client_id == "tenant-2"));
+        assert!(!o.config.clients.iter().any(|c| c.client_id == "tenant-3"));
     }
 
     #[test]

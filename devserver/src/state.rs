@@ -41,6 +41,25 @@ pub struct Stats {
     /// identity provider counts towards locking an account.
     #[serde(default)]
     pub rejected_passwords_by_user: BTreeMap<String, u64>,
+    /// DPoP proofs accepted (token endpoint and resource).
+    #[serde(default)]
+    pub dpop_proofs_accepted: u64,
+    /// DPoP proofs (or their absence) refused, per reason: `missing`, `malformed`,
+    /// `bad_signature`, `wrong_htm`, `wrong_htu`, `iat_outside_window`,
+    /// `jti_replayed`, `wrong_ath`, `nonce`, `wrong_key`, `bound_token_as_bearer`.
+    #[serde(default)]
+    pub dpop_rejections: BTreeMap<String, u64>,
+    /// Requests for the key set (`GET /oauth2/jwks`).
+    #[serde(default)]
+    pub jwks_requests: u64,
+    /// Access tokens issued per client id: with one client per tenant, the token
+    /// requests each tenant cost (a server fleet's "one per tenant per expiry").
+    #[serde(default)]
+    pub tokens_issued_by_client: BTreeMap<String, u64>,
+    /// Refresh tokens presented again after rotation had spent them (RFC 9700
+    /// §4.14.2 reuse detection): a client that spends a rotating token twice.
+    #[serde(default)]
+    pub refresh_token_reuse: u64,
 }
 
 /// One request to the revocation endpoint, as received.
@@ -73,6 +92,8 @@ pub(crate) struct AccessToken {
     pub chain: u64,
     /// When a rotation replaced this token (server clock).
     pub superseded_at: Option<SystemTime>,
+    /// The thumbprint of the DPoP key it is bound to (`cnf.jkt`, RFC 9449 §6).
+    pub jkt: Option<String>,
 }
 
 /// An issued refresh token.
@@ -84,10 +105,14 @@ pub(crate) struct RefreshToken {
     pub audience: Option<String>,
     pub resource: Option<String>,
     pub revoked: bool,
+    /// Spent by rotation (a successor was issued): presenting it again is reuse.
+    pub rotated: bool,
     /// Access tokens issued with (or from) this refresh token.
     pub access_tokens: Vec<String>,
     /// When it stops working (server clock), with `refresh_token_lifetime` set.
     pub expires_at: Option<SystemTime>,
+    /// The DPoP key it is bound to (RFC 9449 §5): refreshes must prove it.
+    pub jkt: Option<String>,
 }
 
 /// What a new access token is for.
@@ -97,6 +122,8 @@ pub(crate) struct Grant<'a> {
     pub scope: &'a [String],
     pub audience: Option<&'a str>,
     pub resource: Option<&'a str>,
+    /// The DPoP key to bind the tokens to.
+    pub jkt: Option<&'a str>,
 }
 
 /// Mutable state, behind [`AppState::lock`].
@@ -115,6 +142,10 @@ pub(crate) struct Inner {
     pub codes: HashMap<String, crate::authorize::AuthCode>,
     /// device code → its record
     pub devices: HashMap<String, crate::device::DeviceRecord>,
+    /// DPoP proof ids seen and the current nonce.
+    pub dpop: crate::dpop::DpopMemory,
+    /// The ID token signing key and queued ID token faults.
+    pub keys: crate::id_token::Keys,
 }
 
 /// Shared by every request handler and by the [`DevServer`](crate::DevServer) handle.
@@ -133,6 +164,7 @@ impl AppState {
                 .iter()
                 .map(|u| (u.username.clone(), u.password.clone()))
                 .collect(),
+            keys: crate::id_token::Keys::new(config.id_token_alg),
             ..Inner::default()
         };
         AppState {
@@ -204,6 +236,7 @@ impl Inner {
             scope: &previous.scope,
             audience: previous.audience.as_deref(),
             resource: previous.resource.as_deref(),
+            jkt: previous.jkt.as_deref(),
         };
         let refresh = previous.refresh_token.clone();
         let token = self.insert_access(state, &grant, refresh.as_deref(), previous.chain, expires_at);
@@ -237,6 +270,7 @@ impl Inner {
                 refresh_token: refresh.map(str::to_owned),
                 chain,
                 superseded_at: None,
+                jkt: grant.jkt.map(str::to_owned),
             },
         );
         if let Some(rt) = refresh.and_then(|r| self.refresh.get_mut(r)) {
@@ -257,8 +291,10 @@ impl Inner {
                 audience: grant.audience.map(str::to_owned),
                 resource: grant.resource.map(str::to_owned),
                 revoked: false,
+                rotated: false,
                 access_tokens: Vec::new(),
                 expires_at,
+                jkt: grant.jkt.map(str::to_owned),
             },
         );
         token
@@ -314,6 +350,16 @@ impl Inner {
             }
         }
         true
+    }
+
+    /// Revokes every access and refresh token the server ever issued.
+    pub fn revoke_all(&mut self) {
+        for at in self.access.values_mut() {
+            at.revoked = true;
+        }
+        for rt in self.refresh.values_mut() {
+            rt.revoked = true;
+        }
     }
 
     /// Revokes every access and refresh token whose subject is `subject`.
@@ -399,6 +445,9 @@ fn jwt(state: &AppState, grant: &Grant<'_>, expires_at: SystemTime) -> String {
     }
     if let Some(resource) = grant.resource {
         payload["resource"] = serde_json::Value::from(resource);
+    }
+    if let Some(jkt) = grant.jkt {
+        payload["cnf"] = serde_json::json!({ "jkt": jkt });
     }
     format!(
         "{}.{}.{}",

@@ -331,6 +331,57 @@ async fn refresh_with_rotation() {
     let r = token(&server, &[("grant_type", "refresh_token"), ("refresh_token", rt2)]).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(server.stats().token_requests_by_grant["refresh_token"], 3);
+    // rt1 was spent by rotation and presented again: reuse, counted once.
+    assert_eq!(server.stats().refresh_token_reuse, 1);
+}
+
+#[tokio::test]
+async fn tenants_get_tokens_counted_per_client_and_revoke_all_ends_every_token() {
+    let server = start(DevServerConfig::default().with_tenants(3)).await;
+    let admin = |path: &str| format!("{}/_admin/{path}", server.base_url());
+    let mut tokens = Vec::new();
+    for (tenant, times) in [(0, 2), (2, 1)] {
+        for _ in 0..times {
+            let id = tokenkeeper_devserver::tenant_client_id(tenant);
+            let secret = tokenkeeper_devserver::tenant_client_secret(tenant);
+            let r = http()
+                .post(server.token_endpoint())
+                .header("Authorization", basic(&id, &secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .expect("token request");
+            assert_eq!(r.status(), StatusCode::OK);
+            tokens.push(json_of(r).await["access_token"].as_str().expect("at").to_owned());
+        }
+    }
+    let stats = json_of(http().get(admin("stats")).send().await.expect("stats")).await;
+    assert_eq!(stats["tokens_issued_by_client"]["tenant-0"], 2);
+    assert_eq!(stats["tokens_issued_by_client"]["tenant-2"], 1);
+    assert!(stats["tokens_issued_by_client"].get("tenant-1").is_none());
+    // A wrong tenant secret is rejected.
+    let r = http()
+        .post(server.token_endpoint())
+        .header("Authorization", basic("tenant-1", "tenant-0-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    assert!(http()
+        .post(admin("revoke-all"))
+        .send()
+        .await
+        .expect("revoke-all")
+        .status()
+        .is_success());
+    for at in &tokens {
+        assert_eq!(
+            get_resource(&server, "/me", at).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 use crate::error::AuthError;
 use crate::events::AuthEvent;
 use crate::identity::{Identity, Subject};
+use crate::internal::dpop;
 use crate::internal::flight::FlightResult;
 use crate::internal::protocol::error_response;
 use crate::internal::protocol::request::{self, Grant};
@@ -61,12 +62,24 @@ async fn renewed(core: &Arc<SessionCore>, epoch: u64, recovering: bool) -> Fligh
 async fn renew(core: &Arc<SessionCore>, epoch: u64, recovering: bool) -> FlightResult {
     // Another AuthClient or process sharing the store may rotate the same refresh
     // token: hold the key's guard for the whole refresh, and start from what is stored.
-    let _guard = if core.persistence().is_configured() {
+    // A server fleet shares access tokens too (`SharedTokens`): under the same guard,
+    // a token another instance just obtained is adopted instead of requesting one.
+    // First without the guard: an instance that refreshed moments ago has usually
+    // shared its token already, and adopting it costs one read instead of a lease.
+    if let Some(set) = crate::internal::shared::adopt(core, epoch).await {
+        return Ok(set);
+    }
+    let _guard = if core.persistence().is_configured() || core.ctx.shared.is_some() {
         let guard = core.persistence().refresh_guard().await?;
-        match core.persistence().load().await {
-            Ok(Some(stored)) => core.adopt_stored_refresh_token(epoch, stored),
-            Ok(None) => {}
-            Err(error) => tracing::warn!(%error, "could not re-read the stored refresh token"),
+        if let Some(set) = crate::internal::shared::adopt(core, epoch).await {
+            return Ok(set);
+        }
+        if core.persistence().is_configured() {
+            match core.persistence().load().await {
+                Ok(Some(stored)) => core.adopt_stored_refresh_token(epoch, stored),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "could not re-read the stored refresh token"),
+            }
         }
         Some(guard)
     } else {
@@ -189,6 +202,7 @@ async fn finish(
     };
     match core.commit(epoch, &issued, sent_at, tick, event, origin).await {
         Committed::Published(set, replaced) => {
+            crate::internal::shared::publish(core, &set).await;
             // A refresh grant's old token is the server's to retire (RFC 6749 §6); one
             // a new login or sign-in replaced would otherwise stay live, unheld.
             if let Some(replaced) = replaced.filter(|_| !refresh_grant) {
@@ -262,17 +276,20 @@ async fn token_request(
     grant: &Grant<'_>,
 ) -> Result<(IssuedToken, SystemTime), AuthError> {
     let ctx = &core.ctx;
+    let binding = core.dpop_binding()?;
     let result = transport::with_retries(ctx.clock(), &ctx.config.retry_policy, || {
         let fenced = core.credentials(epoch).err();
-        let request = request::token_request(ctx, &core.identity, grant);
-        let sent_at = ctx.clock().now();
         let default_lifetime = ctx.config.default_token_lifetime;
+        let binding = binding.as_deref();
         async move {
             if let Some(fenced) = fenced {
                 return Err(fenced);
             }
-            let response = transport::exchange(request, sent_at).await?;
-            token_response::parse(&response, sent_at, default_lifetime).map(|issued| (issued, sent_at))
+            let build = || request::token_request(ctx, &core.identity, grant);
+            let (response, sent_at) = dpop::authorization_server_exchange(ctx, binding, &ctx.token_url, build).await?;
+            let issued = token_response::parse(&response, sent_at, default_lifetime)?;
+            dpop::check_token_type(ctx, binding.is_some(), issued.token_type)?;
+            Ok((issued, sent_at))
         }
     })
     .await;
@@ -316,10 +333,11 @@ pub(crate) async fn revoke_all(
     first_error.map_or(Ok(()), Err)
 }
 
-async fn revoke(core: &SessionCore, url: &reqwest::Url, token: &SecretString, hint: &str) -> Result<(), AuthError> {
+async fn revoke(core: &SessionCore, url: &url::Url, token: &SecretString, hint: &str) -> Result<(), AuthError> {
     let ctx = &core.ctx;
-    let request = request::revocation_request(ctx, url, token, hint);
-    let response = transport::exchange(request, core.now()).await?;
+    let binding = core.dpop_binding()?;
+    let build = || request::revocation_request(ctx, url, token, hint);
+    let (response, _) = dpop::authorization_server_exchange(ctx, binding.as_deref(), url, build).await?;
     if (200..300).contains(&response.status) {
         Ok(())
     } else {

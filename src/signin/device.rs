@@ -1,13 +1,13 @@
 //! The device authorization grant (RFC 8628) for TVs and command-line tools: show
 //! the user a code and a URL, then poll until they approve on another device.
 
-use super::{endpoint, one_time_grant};
+use super::{endpoint, one_time_grant, sign_in_key};
 use crate::client::AuthClient;
 use crate::error::AuthError;
 use crate::identity::{Identity, TokenParams};
+use crate::internal::dpop::Binding;
 use crate::internal::protocol::device::{self as protocol, Poll};
 use crate::internal::protocol::request::{self, Grant};
-use crate::internal::transport;
 use crate::session::Session;
 use crate::token::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
@@ -32,6 +32,8 @@ pub struct DeviceAuthorization {
     interval: Duration,
     identity: Identity,
     cancel: watch::Sender<bool>,
+    /// The DPoP key the polls prove and the tokens will be bound to.
+    dpop: Option<Arc<Binding>>,
 }
 
 impl DeviceAuthorization {
@@ -94,9 +96,10 @@ impl AuthClient {
             ctx.config.device_authorization_endpoint.as_deref(),
         )?;
         let identity = self.account_identity(account, params)?;
-        let request = request::device_authorization_request(ctx, &url, &identity);
-        let now = ctx.clock().now();
-        let response = transport::exchange(request, now).await?;
+        let dpop = sign_in_key(ctx)?;
+        let build = || request::device_authorization_request(ctx, &url, &identity);
+        let (response, now) =
+            crate::internal::dpop::authorization_server_exchange(ctx, dpop.as_deref(), &url, build).await?;
         let grant = protocol::parse(&response)?;
         Ok(DeviceAuthorization {
             device_code: grant.device_code,
@@ -108,6 +111,7 @@ impl AuthClient {
             interval: grant.interval,
             identity,
             cancel: watch::channel(false).0,
+            dpop,
         })
     }
 
@@ -165,10 +169,11 @@ impl AuthClient {
         let client = self.clone();
         let identity = device.identity.clone();
         let device_code = SecretString::from(device.device_code.expose_secret());
+        let dpop = device.dpop.clone();
         let task = crate::internal::flight::runtime()?.spawn(async move {
-            let (issued, sent_at) =
-                one_time_grant(client.context(), &identity, &Grant::DeviceCode(&device_code)).await?;
-            client.install_signed_in(identity, issued, sent_at).await
+            let grant = Grant::DeviceCode(&device_code);
+            let (issued, sent_at) = one_time_grant(client.context(), &identity, &grant, dpop.as_deref()).await?;
+            client.install_signed_in(identity, issued, sent_at, dpop).await
         });
         task.await
             .unwrap_or_else(|_| Err(AuthError::unavailable("the device grant poll was stopped")))

@@ -9,6 +9,7 @@
 //! - `seam`: [`RecordStore`] (records with revisions, compare-and-set) and
 //!   [`RefreshLock`], what the session actually talks to, so a fleet store (Redis)
 //!   can implement them natively;
+//! - `shared`: [`SharedTokens`], access tokens shared by a server fleet's instances;
 //! - `adapter`: [`TokenStoreRecords`], a plain [`TokenStore`] seen as a [`RecordStore`];
 //! - `lock`: [`LocalRefreshLock`], the per-key refresh lock, in-process and across
 //!   processes.
@@ -22,11 +23,13 @@ mod keyring;
 pub(crate) mod lock;
 pub(crate) mod record;
 pub(crate) mod seam;
+mod shared;
 
 pub use adapter::TokenStoreRecords;
 pub use keyring::KeyringStore;
 pub use lock::LocalRefreshLock;
 pub use seam::{Deleted, Lease, LockError, RecordStore, RefreshLock, StoreFuture, Versioned, Written};
+pub use shared::{SharedToken, SharedTokens};
 
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;

@@ -19,6 +19,7 @@
 
 mod acquire;
 mod breaker;
+mod dpop_key;
 
 use crate::error::AuthError;
 use crate::events::AuthEvent;
@@ -119,13 +120,16 @@ struct Breaker {
 }
 
 /// The failure bookkeeping of [`State`], at its defaults until a token request fails
-/// or a recovery runs: behind one box allocated on first use, so 100,000 idle
+/// or a recovery runs, and the DPoP key: behind one box allocated on first use, so 100,000 idle
 /// sessions do not each carry it. `None` in [`State::rare`] means both are at their
 /// defaults.
 #[derive(Default)]
 struct Rare {
     backoff: Backoff,
     breaker: Breaker,
+    /// The session's DPoP key with its thumbprint, once it has one (`dpop_key.rs`):
+    /// here, because most sessions never have one.
+    dpop: Option<Arc<crate::internal::dpop::Binding>>,
     /// The logout under way or done: its removal and revocation run detached, and
     /// every `logout()` call awaits this one outcome.
     logout: Option<LogoutWork>,
@@ -632,6 +636,29 @@ impl SessionCore {
         self.publish(&mut state, Some(Arc::new(candidate)));
     }
 
+    /// Adopts a token another instance of a server fleet obtained (`SharedTokens`),
+    /// from a flight of `epoch` that holds the refresh lock: only if no logout fenced
+    /// the flight, and only if it expires later than the token held (the fleet never
+    /// moves a session back). It counts as a success: the backoff is cleared. No event:
+    /// this session requested nothing.
+    pub(crate) fn adopt_shared(&self, epoch: u64, candidate: TokenSet) -> Option<Arc<TokenSet>> {
+        let mut state = self.state();
+        if state.epoch != epoch || !matches!(state.standing, Standing::Active) {
+            return None;
+        }
+        let held = self.token.load_full();
+        if held
+            .as_ref()
+            .is_some_and(|held| held.holds(candidate.token.expose_secret()) || candidate.expires_at <= held.expires_at)
+        {
+            return None;
+        }
+        state.set_backoff(Backoff::default());
+        let candidate = Arc::new(candidate);
+        self.publish(&mut state, Some(Arc::clone(&candidate)));
+        Some(candidate)
+    }
+
     /// Drops the cached token if it is `failed` and returns it (the revocation is
     /// announced once, however many requests failed with it).
     pub(crate) fn discard(&self, failed: &str) -> Option<Arc<TokenSet>> {
@@ -751,6 +778,9 @@ impl SessionCore {
         if let Err(error) = crate::internal::grants::revoke_all(self, stored.as_ref(), None).await {
             first_error.get_or_insert(error);
         }
+        // After the revocations, which needed it to sign their proofs: the key lives
+        // exactly as long as the session.
+        self.forget_dpop_key();
         if announce {
             self.outbox.queue(AuthEvent::LoggedOut {
                 identity: self.identity.clone(),
