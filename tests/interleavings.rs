@@ -5,7 +5,12 @@
 //! concurrent and cancelled callers, 401s after server-side revocation, password
 //! changes on the server, invalidation, login (right or wrong password), logout with
 //! a request in flight, restore, late rotated tokens, failing and panicking stores,
-//! panicking listeners, token-endpoint delays and errors, clock jumps both ways.
+//! panicking listeners, token-endpoint delays and errors, clock jumps both ways;
+//! and, where a session meets its store (issue 24): app restarts (drop the client,
+//! build a new one on the same store, restore everyone signed in), a second
+//! `AuthClient` on the same store, a store that is slow or whose writes fail for a
+//! while and recover, cancelled logouts, a wrong and a right login at once, an
+//! import sign-in racing a logout, and long `access_token_valid_for` asks.
 //! After every step it checks the invariants below; a watchdog fails any step that
 //! does not finish (a deadlock).
 //!
@@ -20,9 +25,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokenkeeper::signin::ImportedTokens;
 use tokenkeeper::{
-    AuthClient, AuthConfig, AuthEvent, AuthEventListener, ManualClock, MemoryStore, RetryPolicy, Session, SessionState,
-    StoreError, TokenChange, TokenObserver, TokenRotation, TokenStore,
+    AuthClient, AuthConfig, AuthError, AuthEvent, AuthEventListener, ManualClock, MemoryStore, RetryPolicy, Session,
+    SessionState, StoreError, TokenChange, TokenObserver, TokenParams, TokenRotation, TokenStore,
 };
 use tokenkeeper_devserver::{DevServer, DevServerConfig, Endpoint, Fault};
 
@@ -75,6 +81,12 @@ enum Op {
     TokenFault(u8),
     ClockForward(u64),
     ClockBack(u64),
+    Restart,
+    SecondClient { user: usize, restore: bool },
+    CancelledLogout { user: usize, after_ms: u64 },
+    RacingLogins { user: usize },
+    ImportRacingLogout { user: usize },
+    LongAsk { who: Who, secs: u64 },
 }
 
 fn random_op(rng: &mut Rng) -> Op {
@@ -86,7 +98,7 @@ fn random_op(rng: &mut Rng) -> Op {
         }
     };
     let user = |rng: &mut Rng| rng.below(2) as usize;
-    match rng.below(15) {
+    match rng.below(21) {
         0..=2 => Op::Access {
             who: who(rng),
             callers: 1 + rng.below(6),
@@ -110,34 +122,64 @@ fn random_op(rng: &mut Rng) -> Op {
             offset_s: rng.below(7200) as i64 - 1800,
         },
         12 => match rng.below(3) {
-            0 => Op::Store(rng.below(3) as u8),
+            0 => Op::Store(rng.below(5) as u8),
             1 => Op::ListenerPanics(rng.chance(50)),
             _ => Op::TokenFault(rng.below(4) as u8),
         },
         13 => Op::ClockForward(rng.below(4000)),
-        _ => Op::ClockBack(rng.below(600)),
+        14 => Op::ClockBack(rng.below(600)),
+        15 => Op::Restart,
+        16 => Op::SecondClient {
+            user: user(rng),
+            restore: rng.chance(50),
+        },
+        17 => Op::CancelledLogout {
+            user: user(rng),
+            after_ms: rng.below(3),
+        },
+        18 => Op::RacingLogins { user: user(rng) },
+        19 => Op::ImportRacingLogout { user: user(rng) },
+        _ => Op::LongAsk {
+            who: who(rng),
+            secs: 1800 + rng.below(3 * 3600),
+        },
     }
 }
 
-/// A store that works, fails, or panics on save, as the schedule says.
+/// A store that works, fails or panics on save, is slow, or fails every write (a
+/// locked keychain: saves and removes) until the schedule sets it back to 0.
 struct FlakyStore {
     inner: MemoryStore,
     mode: AtomicU8,
 }
 
+const STORE_OK: u8 = 0;
+const STORE_SLOW: u8 = 3;
+const STORE_LOCKED: u8 = 4;
+
 impl TokenStore for FlakyStore {
     fn load(&self, key: &str) -> Result<Option<SecretString>, StoreError> {
+        if self.mode.load(Ordering::SeqCst) == STORE_SLOW {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         self.inner.load(key)
     }
     fn save(&self, key: &str, refresh_token: &SecretString) -> Result<(), StoreError> {
         match self.mode.load(Ordering::SeqCst) {
-            1 => Err(StoreError("the keychain is locked".into())),
+            1 | STORE_LOCKED => Err(StoreError("the keychain is locked".into())),
             2 => panic!("the keychain crashed"),
+            STORE_SLOW => {
+                std::thread::sleep(Duration::from_millis(2));
+                self.inner.save(key, refresh_token)
+            }
             _ => self.inner.save(key, refresh_token),
         }
     }
     fn remove(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.remove(key)
+        match self.mode.load(Ordering::SeqCst) {
+            STORE_LOCKED => Err(StoreError("the keychain is locked".into())),
+            _ => self.inner.remove(key),
+        }
     }
 }
 
@@ -180,7 +222,21 @@ struct World {
     clock: Arc<ManualClock>,
     store: Arc<FlakyStore>,
     listener: Arc<Listener>,
+    config: AuthConfig,
     client: AuthClient,
+    /// A second `AuthClient` on the same store (an app extension), built on first use.
+    second: Option<AuthClient>,
+    second_sessions: HashMap<usize, Arc<Session>>,
+    /// The user logged out and has not signed in since: a restart must not bring
+    /// them back.
+    logged_out: [bool; 2],
+    /// The store failed (or was told to) since the user last signed in on a healthy
+    /// store: a save may be pending, so the store may lag the session.
+    store_faulted: [bool; 2],
+    /// A restart dropped a session whose save may not have landed: its refresh token
+    /// can stay live at the server, owned by a process that is gone, so "no live
+    /// refresh token after logout" cannot be asked for this user any more.
+    dropped_unsaved: [bool; 2],
     machine: Arc<Session>,
     sessions: HashMap<usize, Arc<Session>>,
     watches: Vec<Arc<GenerationWatch>>,
@@ -195,6 +251,14 @@ struct World {
     /// server still holds live, so "no live refresh token after logout" cannot be
     /// asked of it for the rest of the seed.
     fake_rejection: bool,
+}
+
+fn build_client(config: &AuthConfig, store: &Arc<FlakyStore>, listener: &Arc<Listener>) -> AuthClient {
+    AuthClient::builder(config.clone())
+        .store(store.clone())
+        .event_listener(listener.clone())
+        .build()
+        .expect("valid config")
 }
 
 impl World {
@@ -229,11 +293,7 @@ impl World {
                 max_backoff: Duration::from_secs(1),
                 deadline: Duration::from_secs(30),
             });
-        let client = AuthClient::builder(config)
-            .store(store.clone())
-            .event_listener(listener.clone())
-            .build()
-            .expect("valid config");
+        let client = build_client(&config, &store, &listener);
         let machine = client.client_credentials_session();
         let watch = Arc::new(GenerationWatch::default());
         machine.observe(watch.clone());
@@ -242,7 +302,13 @@ impl World {
             clock,
             store,
             listener,
+            config,
             client,
+            second: None,
+            second_sessions: HashMap::new(),
+            logged_out: [false; 2],
+            store_faulted: [false; 2],
+            dropped_unsaved: [false; 2],
             machine,
             sessions: HashMap::new(),
             watches: vec![watch],
@@ -258,6 +324,16 @@ impl World {
             Who::Machine => Some(self.machine.clone()),
             Who::User(user) => self.sessions.get(&user).cloned(),
         }
+    }
+
+    /// The user is signed in on `session` (a login, restore or sign-in succeeded).
+    fn signed_in(&mut self, user: usize, session: Arc<Session>) {
+        self.logged_out[user] = false;
+        self.revoked_by_server[user] = false;
+        if self.store.mode.load(Ordering::SeqCst) == STORE_OK {
+            self.store_faulted[user] = false;
+        }
+        self.track(user, session);
     }
 
     fn track(&mut self, user: usize, session: Arc<Session>) {
@@ -339,15 +415,13 @@ impl World {
                     "wrong".to_owned()
                 };
                 if let Ok(session) = self.client.login(USERS[user], SecretString::from(password)).await {
-                    self.revoked_by_server[user] = false;
-                    self.track(user, session);
+                    self.signed_in(user, session);
                 }
             }
             Op::Logout { user, with_flight } => {
                 let Some(session) = self.client.session(USERS[user]) else {
                     return Ok(());
                 };
-                let key = session.store_key().to_owned();
                 let flight = with_flight.then(|| {
                     self.server.inject(Endpoint::Token, Fault::delay_ms(5));
                     session.invalidate();
@@ -355,36 +429,127 @@ impl World {
                     tokio::spawn(async move { session.access_token().await })
                 });
                 let _ = session.logout().await;
-                // Invariant: after logout() returns, nothing of the identity remains.
-                if session.cached_access_token().is_some() || session.access_token().await.is_ok() {
-                    return Err(format!("{} still has a token after logout", USERS[user]));
-                }
-                if self.store.inner.load(&key).map_err(|e| e.to_string())?.is_some() {
-                    return Err(format!("{}'s refresh token is still stored after logout", USERS[user]));
-                }
-                if !self.fake_rejection && self.server.live_refresh_tokens(USERS[user]) != 0 {
-                    return Err(format!(
-                        "a refresh token of {} is live on the server after logout",
-                        USERS[user]
-                    ));
-                }
-                if session.state() != SessionState::LoggedOut {
-                    return Err("the session does not say it is logged out".into());
-                }
+                self.logged_out_everywhere(user, &session).await?;
                 if let Some(flight) = flight {
                     if let Ok(Ok(_)) = flight.await {
                         // The caller may have been served before the fence; the token must
                         // not be live on the server now.
-                        if !self.fake_rejection && self.server.live_refresh_tokens(USERS[user]) != 0 {
+                        if !self.fake_rejection
+                            && !self.dropped_unsaved[user]
+                            && self.server.live_refresh_tokens(USERS[user]) != 0
+                        {
                             return Err("the in-flight request left a live refresh token".into());
                         }
                     }
                 }
-                self.sessions.remove(&user);
+            }
+            Op::CancelledLogout { user, after_ms } => {
+                let Some(session) = self.client.session(USERS[user]) else {
+                    return Ok(());
+                };
+                // The app gives up on logout() (a timeout, the screen went away) while a
+                // token request may be in flight; later it logs out again and waits.
+                self.server.inject(Endpoint::Token, Fault::delay_ms(3));
+                session.invalidate();
+                let flight = {
+                    let session = session.clone();
+                    tokio::spawn(async move { session.access_token().await })
+                };
+                let _ = tokio::time::timeout(Duration::from_millis(after_ms), session.logout()).await;
+                let _ = session.logout().await;
+                self.logged_out_everywhere(user, &session).await?;
+                let _ = flight.await;
             }
             Op::Restore { user } => {
+                // A restore of a session that still holds a valid token proves nothing
+                // about the server's view: only the sign-in bookkeeping changes.
                 if let Ok(session) = self.client.restore(USERS[user]).await {
+                    self.logged_out[user] = false;
                     self.track(user, session);
+                }
+            }
+            Op::Restart => self.restart().await?,
+            Op::SecondClient { user, restore } => {
+                let second = self
+                    .second
+                    .get_or_insert_with(|| build_client(&self.config, &self.store, &self.listener))
+                    .clone();
+                if restore {
+                    if let Ok(session) = second.restore(USERS[user]).await {
+                        let watch = Arc::new(GenerationWatch::default());
+                        session.observe(watch.clone());
+                        self.watches.push(watch);
+                        self.logged_out[user] = false;
+                        self.second_sessions.insert(user, session);
+                    }
+                } else if let Some(session) = self.second_sessions.get(&user) {
+                    let _ = session.access_token().await;
+                }
+            }
+            Op::RacingLogins { user } => {
+                // A typo and the right password at once, for the same user.
+                self.allowed_rejections[user] += 1;
+                let right = self.server_password[user].clone();
+                let (a, b) = (self.client.clone(), self.client.clone());
+                let (wrong, right) = tokio::join!(
+                    a.login(USERS[user], SecretString::from("wrong")),
+                    b.login(USERS[user], SecretString::from(right))
+                );
+                if wrong.is_ok() {
+                    return Err("a wrong password signed in".into());
+                }
+                if let Ok(session) = right {
+                    let registered = self.client.session(USERS[user]);
+                    if !registered.is_some_and(|r| Arc::ptr_eq(&r, &session)) {
+                        return Err(format!(
+                            "{}: the signed-in session is not the registered one",
+                            USERS[user]
+                        ));
+                    }
+                    self.signed_in(user, session);
+                }
+            }
+            Op::ImportRacingLogout { user } => {
+                let Some(tokens) = self.tokens_from_elsewhere(user).await else {
+                    return Ok(());
+                };
+                let old = self.client.session(USERS[user]);
+                let logout = async {
+                    match &old {
+                        Some(old) => old.logout().await.map(drop),
+                        None => Ok(()),
+                    }
+                };
+                let import = self.client.import_tokens(USERS[user], TokenParams::new(), tokens);
+                let (_, imported) = tokio::join!(logout, import);
+                if let Some(old) = &old {
+                    if let Some(other) = self.second_sessions.remove(&user) {
+                        let _ = other.logout().await;
+                    }
+                    if old.state() != SessionState::LoggedOut {
+                        return Err("the session does not say it is logged out".into());
+                    }
+                    self.sessions.remove(&user);
+                }
+                match imported {
+                    Ok(session) => {
+                        let registered = self.client.session(USERS[user]);
+                        if !registered.is_some_and(|r| Arc::ptr_eq(&r, &session)) {
+                            return Err("the imported session is not the registered one".into());
+                        }
+                        self.signed_in(user, session);
+                    }
+                    Err(AuthError::ReauthenticationRequired { .. }) => self.logged_out[user] = true,
+                    Err(error) => return Err(format!("the import failed: {error:?}")),
+                }
+            }
+            Op::LongAsk { who, secs } => {
+                let Some(session) = self.session(who) else {
+                    return Ok(());
+                };
+                // Longer than any token the server issues, asked again and again.
+                for _ in 0..12 {
+                    let _ = session.access_token_valid_for(Duration::from_secs(secs)).await;
                 }
             }
             Op::LateRotation { who, offset_s } => {
@@ -404,7 +569,12 @@ impl World {
                 headers.insert("expiry", expiry.parse().map_err(|_| "header")?);
                 session.observe_response_headers(&headers);
             }
-            Op::Store(mode) => self.store.mode.store(mode, Ordering::SeqCst),
+            Op::Store(mode) => {
+                self.store.mode.store(mode, Ordering::SeqCst);
+                if mode != STORE_OK {
+                    self.store_faulted = [true; 2];
+                }
+            }
             Op::ListenerPanics(on) => self.listener.panics.store(on, Ordering::SeqCst),
             Op::TokenFault(kind) => {
                 let fault = match kind {
@@ -424,6 +594,106 @@ impl World {
         Ok(())
     }
 
+    /// After logout() returned for `user` (the second client's session too): nothing
+    /// of the identity remains, in memory, in the store or live at the server.
+    async fn logged_out_everywhere(&mut self, user: usize, session: &Arc<Session>) -> Result<(), String> {
+        if let Some(other) = self.second_sessions.remove(&user) {
+            let _ = other.logout().await;
+        }
+        let key = session.store_key().to_owned();
+        if session.cached_access_token().is_some() || session.access_token().await.is_ok() {
+            return Err(format!("{} still has a token after logout", USERS[user]));
+        }
+        if self.store.inner.load(&key).map_err(|e| e.to_string())?.is_some() && !self.store_faulted[user] {
+            return Err(format!("{}'s refresh token is still stored after logout", USERS[user]));
+        }
+        if !self.fake_rejection && !self.dropped_unsaved[user] && self.server.live_refresh_tokens(USERS[user]) != 0 {
+            return Err(format!(
+                "a refresh token of {} is live on the server after logout",
+                USERS[user]
+            ));
+        }
+        if session.state() != SessionState::LoggedOut {
+            return Err("the session does not say it is logged out".into());
+        }
+        self.sessions.remove(&user);
+        self.logged_out[user] = !self.store_faulted[user];
+        Ok(())
+    }
+
+    /// Tokens for `user` obtained outside the SDK (an older app version, another SDK).
+    async fn tokens_from_elsewhere(&self, user: usize) -> Option<ImportedTokens> {
+        let text = reqwest::Client::new()
+            .post(self.server.token_endpoint())
+            .basic_auth("demo-client", Some("demo-secret"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", USERS[user]),
+                ("password", self.server_password[user].as_str()),
+            ])
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let body: serde_json::Value = serde_json::from_str(&text).ok()?;
+        Some(
+            ImportedTokens::new(SecretString::from(body["access_token"].as_str()?))
+                .refresh_token(SecretString::from(body["refresh_token"].as_str()?)),
+        )
+    }
+
+    /// The app restarts: every client and session is dropped, a new client is built on
+    /// the same store, and everyone who was signed in is restored. Exactly those come
+    /// back: a user who logged out never does; one signed in on a healthy store does
+    /// unless the server revoked them.
+    async fn restart(&mut self) -> Result<(), String> {
+        let was_signed_in: Vec<bool> = (0..USERS.len())
+            .map(|user| {
+                self.sessions
+                    .get(&user)
+                    .is_some_and(|s| matches!(s.state(), SessionState::SignedIn { .. }))
+            })
+            .collect();
+        for session in self.sessions.values().chain(self.second_sessions.values()) {
+            session.wait_for_refresh().await;
+        }
+        for user in 0..USERS.len() {
+            // A second client's session may hold another sign-in than the store (a
+            // newer login replaced its record): it dies with the process, live.
+            if self.store_faulted[user] || self.second_sessions.contains_key(&user) {
+                self.dropped_unsaved[user] = true;
+            }
+        }
+        self.sessions.clear();
+        self.second_sessions.clear();
+        self.second = None;
+        self.client = build_client(&self.config, &self.store, &self.listener);
+        self.machine = self.client.client_credentials_session();
+        for user in 0..USERS.len() {
+            let restored = self.client.restore(USERS[user]).await;
+            match restored {
+                Ok(session) => {
+                    if self.logged_out[user] {
+                        return Err(format!("{} logged out, and a restart brought them back", USERS[user]));
+                    }
+                    self.signed_in(user, session);
+                }
+                Err(AuthError::ReauthenticationRequired { .. })
+                    if was_signed_in[user]
+                        && !self.store_faulted[user]
+                        && !self.revoked_by_server[user]
+                        && !self.fake_rejection =>
+                {
+                    return Err(format!("{} was signed in, and a restart lost them", USERS[user]));
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Invariants that hold after every step.
     fn check(&self) -> Result<(), String> {
         let stats = self.server.stats();
@@ -437,9 +707,40 @@ impl World {
             }
             if let Some(session) = self.sessions.get(&i) {
                 if let Some(stored) = stored_refresh_token(&self.store.inner, session.store_key()) {
-                    if !self.revoked_by_server[i] && !self.server.refresh_token_is_live(&stored) {
+                    if !self.revoked_by_server[i]
+                        && !self.store_faulted[i]
+                        && !self.server.refresh_token_is_live(&stored)
+                    {
                         return Err(format!("{user}: the stored refresh token is dead on the server"));
                     }
+                }
+            }
+        }
+        for (i, user) in USERS.iter().enumerate() {
+            // No live refresh token that no session or store owns: at most one per
+            // signed-in session, plus the stored one.
+            if self.fake_rejection || self.store_faulted[i] || self.dropped_unsaved[i] {
+                continue;
+            }
+            let holders = self
+                .sessions
+                .get(&i)
+                .into_iter()
+                .chain(self.second_sessions.get(&i))
+                .filter(|s| matches!(s.state(), SessionState::SignedIn { .. }))
+                .count();
+            let live = self.server.live_refresh_tokens(user);
+            if live > holders + 1 {
+                return Err(format!(
+                    "{user}: {live} live refresh tokens, {holders} signed-in sessions and one store to own them"
+                ));
+            }
+            // A session needs the user only when the server gave a reason.
+            if let Some(session) = self.sessions.get(&i) {
+                if session.state() == SessionState::ReauthenticationRequired && !self.revoked_by_server[i] {
+                    return Err(format!(
+                        "{user}: the session needs the user, and the server never revoked them"
+                    ));
                 }
             }
         }
@@ -486,7 +787,12 @@ async fn run_seed(seed: u64, verbose: bool) -> Result<(), String> {
         let outcome = tokio::time::timeout(WATCHDOG, async {
             world.run(&op, &mut rng).await?;
             // Background refreshes finish before the invariants are read.
-            for session in world.sessions.values().chain([&world.machine]) {
+            for session in world
+                .sessions
+                .values()
+                .chain(world.second_sessions.values())
+                .chain([&world.machine])
+            {
                 session.wait_for_refresh().await;
             }
             Ok::<(), String>(())

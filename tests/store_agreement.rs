@@ -242,3 +242,80 @@ async fn reauthentication_required_is_left_when_it_can_be() {
     assert!(client.restore("alice").await.is_err());
     assert_eq!(h.token_requests(), requests);
 }
+
+// ----- 12 ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn platform_limits_of_the_stores_a_2_kib_refresh_token_fits_windows_credential_manager() {
+    let h = Harness::with(rotating()).await;
+    let store = TestStore::capped(2560);
+    let config = h.config().scopes([
+        "openid",
+        "profile",
+        "offline_access",
+        "https://graph.microsoft.com/User.Read",
+    ]);
+    let client = AuthClient::builder(config).store(store.clone()).build().unwrap();
+    // Azure AD's refresh tokens are about 2 KiB.
+    let refresh = format!("0.AXkA{}", "q".repeat(2042));
+    let access = format!("at-{}", "x".repeat(40));
+    let tokens =
+        tokenkeeper::signin::ImportedTokens::new(access.as_str().into()).refresh_token(refresh.as_str().into());
+    let alice = client
+        .import_tokens(
+            "someone.with.a.long.name@contoso.onmicrosoft.com",
+            tokenkeeper::TokenParams::new(),
+            tokens,
+        )
+        .await
+        .unwrap();
+    let raw = store
+        .raw(alice.store_key())
+        .expect("the record was stored under the cap");
+    assert!(raw.len() <= 2560, "{} bytes", raw.len());
+    assert_eq!(
+        stored_token(&store, alice.store_key()).as_deref(),
+        Some(refresh.as_str())
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_limits_of_the_stores_no_file_lock_is_held_across_a_network_request() {
+    // What the iOS default does: the lock directory serves the store's
+    // compare-and-set only; the refresh lock is in-process.
+    let h = Harness::with(rotating()).await;
+    let dir = std::env::temp_dir().join(format!("tokenkeeper-ios-locks-{}", std::process::id()));
+    let plain: Arc<dyn TokenStore> = TestStore::new();
+    let records = Arc::new(tokenkeeper::TokenStoreRecords::new(plain, Some(dir.clone())));
+    let client = h
+        .builder()
+        .record_store(records)
+        .refresh_lock(Arc::new(tokenkeeper::LocalRefreshLock::new(None)))
+        .build()
+        .unwrap();
+    let alice = client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
+    assert!(
+        std::fs::read_dir(&dir).unwrap().count() > 0,
+        "the save took the write lock"
+    );
+    h.server.inject(Endpoint::Token, Fault::delay_ms(300));
+    h.advance(3600);
+    let refresh = {
+        let alice = alice.clone();
+        tokio::spawn(async move { alice.access_token().await })
+    };
+    let before = h.token_requests();
+    until(|| h.token_requests() > before).await;
+    // The refresh request is at the server: every lock file is free (another process
+    // could take it; a suspended app would hold none).
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(entry.unwrap().path())
+            .unwrap();
+        file.try_lock().expect("no lock file is held during the request");
+    }
+    refresh.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -82,8 +82,16 @@ impl ClientContext {
             ),
             _ => None,
         };
-        let refresh_lock =
-            refresh_lock.unwrap_or_else(|| Arc::new(LocalRefreshLock::new(config.store_lock_directory.clone())));
+        // iOS kills a suspended app that holds a file lock in a shared container
+        // (0xdead10cc): there the refresh lock is in-process only, and the lock
+        // directory serves the store's compare-and-set alone, held around one
+        // read-compare-write, never across a network request (docs/ios.md).
+        let refresh_directory = if cfg!(target_os = "ios") {
+            None
+        } else {
+            config.store_lock_directory.clone()
+        };
+        let refresh_lock = refresh_lock.unwrap_or_else(|| Arc::new(LocalRefreshLock::new(refresh_directory)));
         Ok(Self {
             dpop: config.sends_dpop().then(DpopState::new),
             basic_authorization,

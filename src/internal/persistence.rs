@@ -77,7 +77,8 @@ struct View {
     seen: Seen,
     /// The grant (sign-in lineage) of the refresh token the session holds.
     grant: Option<u64>,
-    /// This session instance's writer id, made on its first write.
+    /// This session instance's writer id, made on its first write (or attempt): a
+    /// session that has one holds a sign-in of its own, even if no write landed.
     writer: Option<u64>,
 }
 
@@ -460,7 +461,10 @@ impl<'a> Persistence<'a> {
                         revision: found.revision,
                         writer: record.writer,
                     };
-                    view.seen == Seen::Unknown
+                    // A session that never read nor wrote the store (a logout during its
+                    // restore's read) takes what it would have restored; one that has
+                    // a sign-in of its own (a writer id) only ever takes its own.
+                    (view.seen == Seen::Unknown && view.writer.is_none())
                         || view.seen == seen
                         || (view.writer.is_some() && record.writer == view.writer)
                         || (record.grant.is_some() && record.grant == view.grant)

@@ -394,10 +394,13 @@ impl SessionCore {
                 return Committed::Fenced;
             }
             if let Some(refresh_token) = &issued.refresh_token {
-                replaced = state
-                    .refresh_token
-                    .replace(SecretString::from(refresh_token.expose_secret()))
-                    .filter(|old| old.expose_secret() != refresh_token.expose_secret());
+                // A refresh's new token is kept at once: the server may have spent the
+                // old one already. A sign-in's waits for the second fence check: if a
+                // logout fences it off, the sign-in goes to a fresh session with it, so
+                // this session's logout must not revoke it.
+                if !new_grant {
+                    replaced = Self::keep_refresh_token(&mut state, refresh_token);
+                }
                 Some(SecretString::from(refresh_token.expose_secret()))
             } else if state.persist_pending {
                 state
@@ -408,12 +411,29 @@ impl SessionCore {
                 None
             }
         };
-        if let Some(refresh_token) = to_save {
-            self.save(&refresh_token, issued, new_grant).await;
+        if let Some(refresh_token) = &to_save {
+            self.save(refresh_token, issued, new_grant).await;
         }
-        let mut state = self.state();
-        if state.epoch != epoch {
-            return Committed::Fenced;
+        // No await between the last fence check and the publish; a fence that lands
+        // after the first check sends the commit round to the clean-up once more.
+        let mut state = loop {
+            if self.state().epoch != epoch {
+                if new_grant && to_save.is_some() {
+                    // Still under the persist lock: the logout's removal comes after
+                    // this, and finds the record of whoever installs the sign-in.
+                    if let Err(error) = self.persistence().remove_stale().await {
+                        tracing::warn!(%error, "could not remove a fenced sign-in's record");
+                    }
+                }
+                return Committed::Fenced;
+            }
+            let state = self.state();
+            if state.epoch == epoch {
+                break state;
+            }
+        };
+        if let (true, Some(refresh_token)) = (new_grant, &issued.refresh_token) {
+            replaced = Self::keep_refresh_token(&mut state, refresh_token);
         }
         if let Some(password) = password {
             state.credentials = Credentials::Password(password);
@@ -431,6 +451,14 @@ impl SessionCore {
         drop(state);
         self.outbox.queue(event(&self.identity, Timestamp(winner.expires_at)));
         Committed::Published(winner, replaced)
+    }
+
+    /// Puts `refresh_token` in memory; returns the different one it replaced.
+    fn keep_refresh_token(state: &mut State, refresh_token: &SecretString) -> Option<SecretString> {
+        state
+            .refresh_token
+            .replace(SecretString::from(refresh_token.expose_secret()))
+            .filter(|old| old.expose_secret() != refresh_token.expose_secret())
     }
 
     /// Saves a refresh token; on failure the app hears of it, the stale entry (which
