@@ -157,11 +157,12 @@ async fn per_request_obeys_the_fence() {
     let token = alice.access_token().await.unwrap();
     assert!(!value(&token).is_empty());
     h.server.inject(Endpoint::Token, Fault::delay_ms(300));
+    // Counted before the spawn: the request may reach the server before this task runs.
+    let before = h.token_requests();
     let requested = {
         let alice = alice.clone();
         tokio::spawn(async move { alice.access_token().await })
     };
-    let before = h.token_requests();
     until(|| h.token_requests() > before).await;
     alice.logout().await.unwrap();
     let handed_out = requested.await.unwrap();
