@@ -145,6 +145,8 @@ pub struct AuthConfig {
     pub(crate) device_authorization_endpoint: Option<String>,
     pub(crate) issuer: Option<String>,
     pub(crate) require_iss: bool,
+    /// OpenID Connect endpoints (see [`crate::oidc`]).
+    pub(crate) oidc: crate::oidc::OidcConfig,
 }
 
 impl AuthConfig {
@@ -174,6 +176,7 @@ impl AuthConfig {
             device_authorization_endpoint: None,
             issuer: None,
             require_iss: false,
+            oidc: crate::oidc::OidcConfig::default(),
         }
     }
 

@@ -203,7 +203,7 @@ fn validate(state: &AppState, params: HashMap<String, String>) -> Result<AuthzRe
 
 /// Exact string match, except that a registered loopback IP URI matches any
 /// port (RFC 8252 §7.3).
-fn redirect_uri_registered(client: &ClientSpec, uri: &str) -> bool {
+pub(crate) fn redirect_uri_registered(client: &ClientSpec, uri: &str) -> bool {
     client.redirect_uris.iter().any(|registered| {
         registered == uri
             || (registered.starts_with("http://127.0.0.1/") && without_port(uri).as_deref() == Some(registered))

@@ -44,6 +44,10 @@ pub struct Stats {
     /// Requests for the key set (`GET /oauth2/jwks`).
     #[serde(default)]
     pub jwks_requests: u64,
+    /// RP-initiated logouts (`GET /oauth2/logout`), by the subject of their
+    /// `id_token_hint` (empty without one), in arrival order.
+    #[serde(default)]
+    pub end_sessions: Vec<String>,
 }
 
 /// One request to the revocation endpoint, as received.

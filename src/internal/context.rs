@@ -27,6 +27,8 @@ pub(crate) struct ClientContext {
     pub basic_authorization: Option<HeaderValue>,
     pub store: Option<Arc<dyn TokenStore>>,
     pub events: EventSink,
+    /// Validates ID tokens, when the config names a key set and an issuer.
+    pub id_tokens: Option<crate::oidc::IdTokenValidator>,
 }
 
 impl ClientContext {
@@ -48,7 +50,9 @@ impl ClientContext {
             ),
             _ => None,
         };
+        let id_tokens = crate::internal::id_token::validator_for(&config, &http)?;
         Ok(Self {
+            id_tokens,
             basic_authorization,
             config,
             token_url: endpoints.token,

@@ -10,7 +10,7 @@ use crate::internal::flight::FlightResult;
 use crate::internal::protocol::error_response;
 use crate::internal::protocol::request::{self, Grant};
 use crate::internal::protocol::token_response::{self, IssuedToken};
-use crate::internal::session_core::{Acquire, Committed, Credentials, SessionCore};
+use crate::internal::session_core::{Acquire, Committed, Credentials, Kept, SessionCore};
 use crate::internal::token_set::TokenSet;
 use crate::internal::transport;
 use crate::token::Timestamp;
@@ -175,7 +175,23 @@ async fn finish(
             expires_at,
         },
     };
-    match core.commit(epoch, &issued, sent_at, tick, event, password).await {
+    // OIDC: the ID token is validated before anything of the answer is kept.
+    let previous = core.id_token_claims();
+    let checks = crate::internal::id_token::SignInChecks::default();
+    let oidc = crate::internal::id_token::check_issued(
+        &core.ctx,
+        &core.identity,
+        &issued,
+        sent_at,
+        checks,
+        previous.as_deref(),
+    )
+    .await
+    .inspect_err(|error| tracing::warn!(%error, "the ID token was refused; no token was installed"))?;
+    match core
+        .commit(epoch, &issued, sent_at, tick, event, Kept { password, oidc })
+        .await
+    {
         Committed::Published(set, replaced) => {
             // A refresh grant's old token is the server's to retire (RFC 6749 §6); one
             // a new login or sign-in replaced would otherwise stay live, unheld.

@@ -43,6 +43,20 @@ pub(crate) async fn exchange(outgoing: Outgoing<'_>, now: SystemTime) -> Result<
     let retry_after = header_str(headers, RETRY_AFTER).and_then(|v| parse_retry_after(v, now));
     let content_type = header_str(headers, CONTENT_TYPE).map(str::to_ascii_lowercase);
     let freshness = freshness(headers, date);
+    let body = read_body(&mut response, status).await?;
+    Ok(HttpResponse {
+        status,
+        date,
+        retry_after,
+        content_type,
+        freshness,
+        body,
+        sent_secrets,
+    })
+}
+
+/// Reads at most [`MAX_BODY_BYTES`] of `response`'s body into a buffer wiped on drop.
+pub(crate) async fn read_body(response: &mut reqwest::Response, status: u16) -> Result<SecretBuf, AuthError> {
     let too_big = || AuthError::InvalidResponse {
         status,
         reason: format!("the response body is larger than {} KiB", MAX_BODY_BYTES / 1024),
@@ -61,15 +75,7 @@ pub(crate) async fn exchange(outgoing: Outgoing<'_>, now: SystemTime) -> Result<
         }
         body.extend(&chunk);
     }
-    Ok(HttpResponse {
-        status,
-        date,
-        retry_after,
-        content_type,
-        freshness,
-        body,
-        sent_secrets,
-    })
+    Ok(body)
 }
 
 fn header_str(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option<&str> {

@@ -5,6 +5,7 @@ use super::{endpoint, one_time_grant};
 use crate::client::AuthClient;
 use crate::error::AuthError;
 use crate::identity::{Identity, TokenParams};
+use crate::internal::id_token::{check_issued, SignInChecks};
 use crate::internal::protocol::authorization::{self, Expected, UrlParams, RESERVED};
 use crate::internal::protocol::pkce::{self, Pkce};
 use crate::internal::protocol::request::Grant;
@@ -12,6 +13,7 @@ use crate::session::Session;
 use secrecy::SecretString;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What to ask the authorization server for; see
 /// [`AuthClient::authorization_request`].
@@ -31,6 +33,7 @@ pub struct AuthorizationRequest {
     redirect_uri: String,
     params: TokenParams,
     nonce: bool,
+    max_age: Option<Duration>,
     extra: Vec<(String, String)>,
 }
 
@@ -45,8 +48,47 @@ impl AuthorizationRequest {
             redirect_uri: redirect_uri.into(),
             params: TokenParams::default(),
             nonce: false,
+            max_age: None,
             extra: Vec::new(),
         }
+    }
+
+    /// OIDC `max_age` (Core §3.1.2.1): the user must have authenticated at most this
+    /// long ago, else the provider asks again; the ID token's `auth_time` is checked
+    /// against it. Step-up (RFC 9470) passes the resource's `max_age` here.
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age);
+        self
+    }
+
+    /// OIDC `prompt` (`login` forces a fresh login, `consent`, `select_account`, `none`).
+    pub fn prompt(self, prompt: impl Into<String>) -> Self {
+        self.extra_param("prompt", prompt)
+    }
+
+    /// OIDC `login_hint`: the account the provider should pre-fill.
+    pub fn login_hint(self, hint: impl Into<String>) -> Self {
+        self.extra_param("login_hint", hint)
+    }
+
+    /// The stronger sign-in an [`AuthError::StepUpRequired`] asks for (RFC 9470 §4):
+    /// its `acr_values` and `max_age`. Any other error leaves the request as it is.
+    pub fn step_up(mut self, error: &AuthError) -> Self {
+        if let AuthError::StepUpRequired { acr_values, max_age } = error {
+            if let Some(acr_values) = acr_values {
+                self = self.acr_values(acr_values.clone());
+            }
+            if let Some(max_age) = max_age {
+                self = self.max_age(*max_age);
+            }
+        }
+        self
+    }
+
+    /// OIDC `acr_values` (space-separated): the authentication context classes asked
+    /// for, e.g. from a step-up challenge (RFC 9470).
+    pub fn acr_values(self, acr_values: impl Into<String>) -> Self {
+        self.extra_param("acr_values", acr_values)
     }
 
     /// Scopes, audience or resource instead of the config's defaults.
@@ -55,8 +97,8 @@ impl AuthorizationRequest {
         self
     }
 
-    /// Adds an OpenID Connect `nonce` (read it back with [`PendingAuthorization::nonce`]
-    /// to check the ID token, which tokenkeeper does not parse).
+    /// Adds an OpenID Connect `nonce` (OIDC Core §3.1.2.1), which the ID token
+    /// must carry back. Implied when `openid` is in scope.
     pub fn with_nonce(mut self) -> Self {
         self.nonce = true;
         self
@@ -77,6 +119,7 @@ pub struct PendingAuthorization {
     url: String,
     state: String,
     nonce: Option<String>,
+    max_age: Option<Duration>,
     verifier: SecretString,
     redirect_uri: String,
     identity: Identity,
@@ -145,7 +188,11 @@ impl AuthClient {
         let identity = self.account_identity(&request.account, request.params)?;
         let pkce = Pkce::generate()?;
         let state = pkce::random_string()?;
-        let nonce = request.nonce.then(pkce::random_string).transpose()?;
+        let openid = identity.scopes.contains("openid");
+        let nonce = (request.nonce || openid).then(pkce::random_string).transpose()?;
+        let max_age = request.max_age.map(|age| age.as_secs().to_string());
+        let mut extra = request.extra;
+        extra.extend(max_age.map(|age| ("max_age".to_owned(), age)));
         let url = authorization::authorization_url(
             &endpoint,
             &UrlParams {
@@ -157,13 +204,14 @@ impl AuthClient {
                 nonce: nonce.as_deref(),
                 audience: identity.audience.as_deref(),
                 resource: identity.resource.as_deref(),
-                extra: &request.extra,
+                extra: &extra,
             },
         );
         Ok(PendingAuthorization {
             url: url.into(),
             state,
             nonce,
+            max_age: request.max_age,
             verifier: pkce.verifier,
             redirect_uri: request.redirect_uri,
             identity,
@@ -173,6 +221,10 @@ impl AuthClient {
     /// Finishes a browser sign-in with the URL the browser was redirected to: checks
     /// `iss` (RFC 9207, when an issuer is configured) and `state`, exchanges the code
     /// with the PKCE verifier, and returns the user's session, registered like any other.
+    ///
+    /// With `openid` in scope the ID token is validated first (signature, `iss`,
+    /// `aud`, `exp`, `nonce`, `auth_time` against `max_age`, `at_hash`): a failure is
+    /// [`AuthError::InvalidJwt`] naming the check, and no session is created.
     ///
     /// Typed failures: [`AuthError::IssuerMismatch`], [`AuthError::StateMismatch`],
     /// [`AuthError::AccessDenied`] (the user said no), [`AuthError::InvalidRedirect`],
@@ -195,7 +247,22 @@ impl AuthClient {
             redirect_uri: &pending.redirect_uri,
             verifier: &pending.verifier,
         };
-        let (issued, sent_at) = one_time_grant(ctx, &pending.identity, &grant).await?;
+        let (mut issued, sent_at) = one_time_grant(ctx, &pending.identity, &grant).await?;
+        if pending.identity.scopes.contains("openid") {
+            // OIDC Core §3.1.3.3: the answer to an openid code exchange has an ID token.
+            if issued.id_token.is_none() {
+                return Err(AuthError::InvalidJwt(crate::error::JwtError {
+                    check: crate::error::JwtCheck::Malformed,
+                    reason: "the token response to an openid sign-in has no id_token".into(),
+                }));
+            }
+            let checks = SignInChecks {
+                nonce: pending.nonce.as_deref(),
+                max_age: pending.max_age,
+            };
+            let oidc = check_issued(ctx, &pending.identity, &issued, sent_at, checks, None).await?;
+            issued.id_token_claims = oidc.map(|oidc| Box::new((*oidc.claims).clone()));
+        }
         self.install_signed_in(pending.identity.clone(), issued, sent_at).await
     }
 }

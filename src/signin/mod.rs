@@ -66,7 +66,11 @@ async fn one_time_grant(
 }
 
 /// A configured sign-in endpoint, parsed and held to the https-or-loopback rule.
-fn endpoint(config: &crate::AuthConfig, name: &str, configured: Option<&str>) -> Result<reqwest::Url, AuthError> {
+pub(crate) fn endpoint(
+    config: &crate::AuthConfig,
+    name: &str,
+    configured: Option<&str>,
+) -> Result<reqwest::Url, AuthError> {
     let raw = configured.ok_or_else(|| {
         AuthError::config(format!(
             "no {name} is configured (AuthConfig::{}, or AuthConfig::discover)",

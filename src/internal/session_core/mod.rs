@@ -25,6 +25,7 @@ use crate::events::AuthEvent;
 use crate::identity::Identity;
 use crate::internal::context::ClientContext;
 use crate::internal::flight::SingleFlight;
+use crate::internal::id_token::OidcState;
 use crate::internal::outbox::Outbox;
 use crate::internal::persistence::{PersistSlot, Persistence, SaveMeta};
 use crate::internal::protocol::token_response::IssuedToken;
@@ -59,6 +60,15 @@ pub(crate) enum Acquire {
     Login(SecretString),
     /// Tokens the app obtained elsewhere (code exchange, device grant, import).
     SignIn(IssuedToken, SystemTime),
+}
+
+/// What a committed answer brings besides its tokens.
+#[derive(Default)]
+pub(crate) struct Kept {
+    /// The password of an explicit login, kept in memory once it was accepted.
+    pub password: Option<SecretString>,
+    /// The answer's validated ID token.
+    pub oidc: Option<OidcState>,
 }
 
 /// What became of a token-endpoint answer handed to [`SessionCore::commit`].
@@ -109,13 +119,16 @@ struct Breaker {
 }
 
 /// The failure bookkeeping of [`State`], at its defaults until a token request fails
-/// or a recovery runs: behind one box allocated on first use, so 100,000 idle
-/// sessions do not each carry it. `None` in [`State::rare`] means both are at their
-/// defaults.
+/// or a recovery runs, and the OpenID Connect claims most sessions never have: behind
+/// one box allocated on first use, so 100,000 idle sessions do not each carry it.
+/// `None` in [`State::rare`] means all are at their defaults.
 #[derive(Default)]
 struct Rare {
     backoff: Backoff,
     breaker: Breaker,
+    /// The last validated ID token and its claims (OpenID Connect sessions only),
+    /// replaced with the access token it came with, under the same lock.
+    oidc: Option<OidcState>,
 }
 
 /// Everything mutable about a session except the lock-free token cache. Guarded by
@@ -343,8 +356,9 @@ impl SessionCore {
         sent_at: SystemTime,
         tick: u64,
         event: impl FnOnce(&Identity, Timestamp) -> AuthEvent,
-        password: Option<SecretString>,
+        kept: Kept,
     ) -> Committed {
+        let Kept { password, oidc } = kept;
         let set = Arc::new(TokenSet::issued(issued, sent_at, self.ctx.config.refresh_margin, tick));
         let _persisting = self.persist_lock.lock().await;
         let mut replaced = None;
@@ -380,6 +394,10 @@ impl SessionCore {
         }
         state.standing = Standing::Active;
         state.set_backoff(Backoff::default());
+        // An answer without an ID token (most refreshes) keeps the claims it had.
+        if let Some(oidc) = oidc {
+            state.rare_mut().oidc = Some(oidc);
+        }
         let held = self.token.load_full();
         let winner = match held {
             Some(held) if held.is_valid(self.now()) && !set.supersedes(&held) => held,
@@ -418,6 +436,19 @@ impl SessionCore {
                 });
             }
         }
+    }
+
+    /// The claims of the last validated ID token.
+    pub(crate) fn id_token_claims(&self) -> Option<Arc<crate::oidc::IdTokenClaims>> {
+        let state = self.state();
+        state.rare.as_ref()?.oidc.as_ref().map(|oidc| Arc::clone(&oidc.claims))
+    }
+
+    /// The last validated ID token, for `id_token_hint`.
+    pub(crate) fn id_token(&self) -> Option<SecretString> {
+        let state = self.state();
+        let oidc = state.rare.as_ref()?.oidc.as_ref()?;
+        Some(SecretString::from(oidc.id_token.expose_secret()))
     }
 
     /// Records a failed token request for the backoff (`Retry-After` wins when longer).
@@ -561,6 +592,9 @@ impl SessionCore {
         state.standing = Standing::LoggedOut;
         state.credentials = Credentials::None;
         state.persist_pending = false;
+        if let Some(rare) = state.rare.as_mut() {
+            rare.oidc = None;
+        }
         let refresh = state.refresh_token.take();
         let access = self.token.load_full();
         self.publish(&mut state, None);
