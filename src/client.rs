@@ -5,10 +5,11 @@ use crate::config::AuthConfig;
 use crate::error::AuthError;
 use crate::events::{AuthEventListener, EventSink};
 use crate::identity::{Identity, Subject, TokenParams};
-use crate::internal::context::{ClientContext, Registry};
+use crate::internal::context::{ClientContext, HttpChoice, Registry};
 use crate::internal::session_core::Credentials;
 use crate::session::Session;
 use crate::store::TokenStore;
+use crate::transport::HttpTransport;
 use secrecy::SecretString;
 use std::fmt;
 use std::sync::Arc;
@@ -66,7 +67,7 @@ impl AuthClient {
             config,
             store: None,
             listener: None,
-            http: None,
+            http: HttpChoice::default(),
         }
     }
 
@@ -78,7 +79,8 @@ impl AuthClient {
 
     /// The HTTP client (and connection pool) the SDK uses, for [`Session::send`].
     /// It never follows redirects, so a bearer token is never forwarded to a host
-    /// the app did not name.
+    /// the app did not name. (Feature `reqwest`, on by default.)
+    #[cfg(feature = "reqwest")]
     pub fn http(&self) -> &reqwest::Client {
         &self.ctx.http
     }
@@ -229,7 +231,7 @@ pub struct AuthClientBuilder {
     config: AuthConfig,
     store: Option<Arc<dyn TokenStore>>,
     listener: Option<Arc<dyn AuthEventListener>>,
-    http: Option<reqwest::Client>,
+    http: HttpChoice,
 }
 
 impl AuthClientBuilder {
@@ -249,8 +251,24 @@ impl AuthClientBuilder {
     /// requests and [`Session::send`]. The SDK's default client never follows
     /// redirects, so a bearer token cannot be forwarded to a host the app did not
     /// name; give yours `redirect::Policy::none()` to keep that guarantee.
+    ///
+    /// Token requests go through [`transport`](Self::transport) instead when one is given.
+    #[cfg(feature = "reqwest")]
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
-        self.http = Some(http);
+        self.http.reqwest = Some(http);
+        self
+    }
+
+    /// Sends every request the SDK itself makes (token, revocation, device
+    /// authorization) through `transport`: the app's own HTTP stack, so its trust
+    /// store, proxy, pinning and network tools apply. The core still applies the
+    /// timeout and the 64 KiB cap and refuses redirects; see [`crate::transport`].
+    ///
+    /// Without the `reqwest` feature (the `mobile` build) a transport is required;
+    /// with it, the default is a [`ReqwestTransport`](crate::transport::ReqwestTransport)
+    /// over [`http`](AuthClient::http).
+    pub fn transport(mut self, transport: Arc<dyn HttpTransport>) -> Self {
+        self.http.transport = Some(transport);
         self
     }
 
@@ -267,11 +285,13 @@ impl AuthClientBuilder {
 
 impl fmt::Debug for AuthClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthClientBuilder")
-            .field("config", &self.config)
+        let mut out = f.debug_struct("AuthClientBuilder");
+        out.field("config", &self.config)
             .field("store", &self.store.is_some())
             .field("event_listener", &self.listener.is_some())
-            .field("http_client", &self.http.is_some())
-            .finish()
+            .field("transport", &self.http.transport.is_some());
+        #[cfg(feature = "reqwest")]
+        out.field("http_client", &self.http.reqwest.is_some());
+        out.finish()
     }
 }

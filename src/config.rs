@@ -5,12 +5,12 @@
 use crate::clock::{Clock, SystemClock};
 use crate::error::AuthError;
 use crate::identity::TokenParams;
-use reqwest::Url;
 use secrecy::SecretString;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use url::Url;
 
 /// The default proactive refresh margin (seed 003: "5-minute buffer recommended").
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(300);
@@ -370,7 +370,7 @@ impl AuthConfig {
                 ("token_header", &rotation.token_header),
                 ("expiry_header", &rotation.expiry_header),
             ] {
-                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                if !is_header_name(name) {
                     return Err(AuthError::config(format!(
                         "token_rotation.{what} {name:?} is not an HTTP header name"
                     )));
@@ -453,4 +453,12 @@ impl fmt::Debug for AuthConfig {
             .field("development_http_hosts", &self.development_http_hosts)
             .finish_non_exhaustive()
     }
+}
+
+/// RFC 9110 §5.1: a field name is a non-empty token (`tchar`s only).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }

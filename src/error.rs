@@ -45,6 +45,11 @@ impl ErrorSource {
 }
 
 impl ErrorSource {
+    /// A cause a transport boxed (see [`crate::transport::TransportError`]).
+    pub(crate) fn from_boxed(error: Box<dyn Error + Send + Sync + 'static>) -> Self {
+        Self(Arc::from(error))
+    }
+
     /// A JSON error from parsing a server's body. A syntax error's message is a fixed
     /// text and a position; a data error's message may quote a value from the body (a
     /// token), so it is replaced by one that keeps only the position.
@@ -419,8 +424,15 @@ impl AuthError {
 
     /// `Session::send`'s request failed without a response: described as for the
     /// authorization server, but naming the resource server, and never retried here.
+    #[cfg(feature = "reqwest")]
     pub(crate) fn from_resource_request(error: reqwest::Error) -> Self {
-        match crate::internal::transport::transport_error(error) {
+        let host = error
+            .url()
+            .and_then(|u| u.host_str())
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
+        let error = crate::transport::reqwest_transport_error(error);
+        match crate::internal::transport::unavailable(error, &host) {
             Self::TemporarilyUnavailable { reason, source, .. } => Self::ResourceServerUnavailable { reason, source },
             other => other,
         }

@@ -155,6 +155,7 @@ mod storage;
 // The store's old module path, kept so code written against it still resolves.
 use storage as store;
 mod token;
+pub mod transport;
 
 pub use client::{AuthClient, AuthClientBuilder};
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
@@ -165,7 +166,9 @@ pub use config::{
 pub use error::{AuthError, ErrorSource, JwtCheck, JwtError, ServerError};
 pub use events::{AuthEvent, AuthEventListener};
 pub use identity::{Identity, Subject, TokenParams};
-pub use insufficient_scope::{insufficient_scope, InsufficientScope};
+#[cfg(feature = "reqwest")]
+pub use insufficient_scope::insufficient_scope;
+pub use insufficient_scope::InsufficientScope;
 pub use session::{is_replay_safe, Replay, Session};
 pub use state::{SessionState, TokenChange, TokenObserver};
 pub use storage::{KeyringStore, MemoryStore, StoreError, TokenStore};

@@ -139,3 +139,23 @@ async fn no_secret_reaches_logs_debug_output_or_errors() {
         }
     }
 }
+
+/// What a transport's logging could print of the seam's types: the request without
+/// its body or its URL's query, an error without the URL or the stack's text.
+#[test]
+fn the_transport_seam_prints_no_body_query_or_url() {
+    use tokenkeeper::transport::{HttpMethod, HttpRequest, HttpResponse, TransportError, TransportErrorKind};
+    let request = HttpRequest::new(
+        HttpMethod::Get,
+        "https://as.example/authorize?state=zz-state-5e1".parse().unwrap(),
+    )
+    .header("accept", "application/json");
+    let response = HttpResponse::new(200, vec![], br#"{"access_token":"zz-token-9a1"}"#.to_vec());
+    let io = std::io::Error::other("https://as.example/token?code=zz-code-77");
+    let error = TransportError::new(TransportErrorKind::Connect).with_source(io);
+    let printed = format!("{request:?} {response:?} {error}");
+    for secret in ["zz-state-5e1", "zz-token-9a1", "zz-code-77"] {
+        assert!(!printed.contains(secret), "{printed}");
+    }
+    assert!(printed.contains("could not connect"), "{printed}");
+}

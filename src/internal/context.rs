@@ -10,21 +10,26 @@ use crate::identity::Identity;
 use crate::internal::protocol::request;
 use crate::session::Session;
 use crate::store::TokenStore;
-use reqwest::header::HeaderValue;
-use reqwest::Url;
+use crate::transport::HttpTransport;
+use bytes::Bytes;
 use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
+use url::Url;
 
 pub(crate) struct ClientContext {
     pub config: AuthConfig,
     pub token_url: Url,
     pub revocation_url: Option<Url>,
+    /// Carries every request the SDK itself sends (token, revocation, device).
+    pub transport: Arc<dyn HttpTransport>,
+    /// The client behind [`AuthClient::http`](crate::AuthClient::http) and `Session::send`.
+    #[cfg(feature = "reqwest")]
     pub http: reqwest::Client,
     /// `Authorization: Basic …` for `client_secret_basic`, built once per client in a
     /// buffer that is wiped when the client and its last request are gone.
-    pub basic_authorization: Option<HeaderValue>,
+    pub basic_authorization: Option<Bytes>,
     pub store: Option<Arc<dyn TokenStore>>,
     pub events: EventSink,
     /// Validates ID tokens, when the config names a key set and an issuer.
@@ -34,14 +39,33 @@ pub(crate) struct ClientContext {
 impl ClientContext {
     pub(crate) fn new(
         config: AuthConfig,
-        http: Option<reqwest::Client>,
+        choice: HttpChoice,
         store: Option<Arc<dyn TokenStore>>,
         events: EventSink,
     ) -> Result<Self, AuthError> {
         let endpoints = config.validate()?;
-        let http = match http {
-            Some(http) => http,
-            None => Self::default_http(&config)?,
+        #[cfg(feature = "reqwest")]
+        let (http, transport) = {
+            let http = match choice.reqwest {
+                Some(http) => http,
+                None => Self::default_http(&config)?,
+            };
+            let transport = choice
+                .transport
+                .unwrap_or_else(|| Arc::new(crate::transport::ReqwestTransport::new(http.clone())));
+            (http, transport)
+        };
+        #[cfg(not(feature = "reqwest"))]
+        let transport = {
+            if !config.root_certificates.is_empty() {
+                return Err(AuthError::config(
+                    "root certificates need the reqwest transport; with the app's own HTTP stack, \
+                     add them to its trust store",
+                ));
+            }
+            choice.transport.ok_or_else(|| {
+                AuthError::config("no HTTP transport: give AuthClientBuilder::transport the app's own HTTP stack")
+            })?
         };
         let basic_authorization = match (&config.client_secret, config.client_auth_method) {
             (Some(secret), ClientAuthMethod::Basic) => Some(
@@ -50,19 +74,22 @@ impl ClientContext {
             ),
             _ => None,
         };
-        let id_tokens = crate::internal::id_token::validator_for(&config, &http)?;
+        let id_tokens = crate::internal::id_token::validator_for(&config, &transport)?;
         Ok(Self {
             id_tokens,
             basic_authorization,
             config,
             token_url: endpoints.token,
             revocation_url: endpoints.revocation,
+            transport,
+            #[cfg(feature = "reqwest")]
             http,
             store,
             events,
         })
     }
 
+    #[cfg(feature = "reqwest")]
     fn default_http(config: &AuthConfig) -> Result<reqwest::Client, AuthError> {
         let mut builder = reqwest::Client::builder();
         for (index, raw) in config.root_certificates.iter().enumerate() {
@@ -90,6 +117,7 @@ impl ClientContext {
 /// A root certificate given as PEM (one or more `CERTIFICATE` blocks) or DER. The
 /// certificate is checked here, so a bad one fails `AuthClient::new` with a clear
 /// error instead of every later request failing its TLS handshake.
+#[cfg(feature = "reqwest")]
 fn parse_root_certificate(raw: &[u8]) -> Result<Vec<reqwest::Certificate>, &'static str> {
     let is_pem = raw.trim_ascii_start().starts_with(b"-----BEGIN");
     let certificates = if is_pem {
@@ -107,6 +135,16 @@ fn parse_root_certificate(raw: &[u8]) -> Result<Vec<reqwest::Certificate>, &'sta
     }
     probe.build().map_err(|_| "is not a valid X.509 certificate")?;
     Ok(certificates)
+}
+
+/// The HTTP stack the app chose on the builder, if any.
+#[derive(Default)]
+pub(crate) struct HttpChoice {
+    /// [`AuthClientBuilder::transport`](crate::AuthClientBuilder::transport).
+    pub transport: Option<Arc<dyn HttpTransport>>,
+    /// [`AuthClientBuilder::http_client`](crate::AuthClientBuilder::http_client).
+    #[cfg(feature = "reqwest")]
+    pub reqwest: Option<reqwest::Client>,
 }
 
 /// At most one session per identity (seed 002: one active token per user).

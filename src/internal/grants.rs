@@ -257,7 +257,7 @@ async fn token_request(
             if let Some(fenced) = fenced {
                 return Err(fenced);
             }
-            let response = transport::exchange(request, sent_at).await?;
+            let response = transport::exchange(ctx.transport.as_ref(), request, sent_at).await?;
             token_response::parse(&response, sent_at, default_lifetime).map(|issued| (issued, sent_at))
         }
     })
@@ -302,10 +302,10 @@ pub(crate) async fn revoke_all(
     first_error.map_or(Ok(()), Err)
 }
 
-async fn revoke(core: &SessionCore, url: &reqwest::Url, token: &SecretString, hint: &str) -> Result<(), AuthError> {
+async fn revoke(core: &SessionCore, url: &url::Url, token: &SecretString, hint: &str) -> Result<(), AuthError> {
     let ctx = &core.ctx;
     let request = request::revocation_request(ctx, url, token, hint);
-    let response = transport::exchange(request, core.now()).await?;
+    let response = transport::exchange(ctx.transport.as_ref(), request, core.now()).await?;
     if (200..300).contains(&response.status) {
         Ok(())
     } else {

@@ -178,7 +178,7 @@ impl IdTokenValidator {
 /// required with it, since `iss` is the first check.
 pub(crate) fn validator_for(
     config: &AuthConfig,
-    http: &reqwest::Client,
+    transport: &Arc<dyn crate::transport::HttpTransport>,
 ) -> Result<Option<IdTokenValidator>, AuthError> {
     let Some(jwks_uri) = &config.oidc.jwks_uri else {
         return Ok(None);
@@ -186,7 +186,7 @@ pub(crate) fn validator_for(
     let issuer = config.issuer.as_deref().ok_or_else(|| {
         AuthError::config("jwks_uri is set without the issuer (AuthConfig::issuer) ID tokens must name")
     })?;
-    let mut verifier = JwksVerifier::with_http(jwks_uri, http.clone(), &config.development_http_hosts)?
+    let mut verifier = JwksVerifier::with_transport(jwks_uri, Arc::clone(transport), &config.development_http_hosts)?
         .clock(Arc::clone(&config.clock));
     if let Some(algs) = &config.oidc.signing_algs {
         verifier = verifier.algorithms(algs.iter().copied());

@@ -4,17 +4,21 @@
 
 use crate::config::{CachePolicy, RecoveryPolicy};
 use crate::error::AuthError;
-use crate::internal::rotation;
-use crate::internal::secrets::{BufKind, SecretBuf};
 use crate::internal::session_core::{Acquire, SessionCore};
 use crate::internal::www_authenticate::{bearer_verdict, BearerVerdict};
-use crate::session::{is_replay_safe, Replay};
 use crate::token::AccessToken;
-use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use reqwest::{Request, RequestBuilder, Response, StatusCode};
-use secrecy::ExposeSecret;
 use std::sync::Arc;
+#[cfg(feature = "reqwest")]
+use {
+    crate::internal::rotation,
+    crate::internal::secrets::{BufKind, SecretBuf},
+    crate::session::{is_replay_safe, Replay},
+    reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE},
+    reqwest::{Request, RequestBuilder, Response, StatusCode},
+    secrecy::ExposeSecret,
+};
 
+#[cfg(feature = "reqwest")]
 pub(crate) async fn send(
     core: &Arc<SessionCore>,
     request: RequestBuilder,
@@ -108,6 +112,7 @@ pub(crate) async fn after_unauthorized<S: AsRef<str>>(
     Ok(Some(set?.to_access_token()))
 }
 
+#[cfg(feature = "reqwest")]
 async fn execute(
     core: &SessionCore,
     http: &reqwest::Client,
@@ -125,10 +130,11 @@ async fn execute(
     })?;
     request.headers_mut().insert(AUTHORIZATION, value);
     let response = http.execute(request).await.map_err(AuthError::from_resource_request)?;
-    rotation::observe(core, response.headers());
+    rotation::observe_map(core, response.headers());
     Ok(response)
 }
 
+#[cfg(feature = "reqwest")]
 fn is_replayable(request: &Request, replay: Replay) -> bool {
     let allowed = match replay {
         Replay::Always => true,

@@ -2,10 +2,12 @@
 //! and what the UserInfo endpoint says about them.
 
 use crate::error::{AuthError, JwtCheck, JwtError};
-use crate::internal::transport;
+use crate::internal::protocol::request;
+use crate::internal::{recovery, transport};
 use crate::oidc::IdTokenClaims;
 use crate::session::Session;
-use reqwest::header::ACCEPT;
+use crate::token::AccessToken;
+use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
 impl Session {
@@ -35,9 +37,27 @@ impl Session {
             "userinfo endpoint",
             ctx.config.oidc.userinfo_endpoint.as_deref(),
         )?;
-        let mut response = self.send(ctx.http.get(url).header(ACCEPT, "application/json")).await?;
-        let status = response.status().as_u16();
-        let body = transport::read_body(&mut response, status).await?;
+        let fetch = |token: AccessToken| {
+            let url = url.clone();
+            async move {
+                let outgoing = request::bearer_get(url, ctx.config.request_timeout, token.expose_secret());
+                let response = transport::exchange(&*ctx.transport, outgoing, ctx.clock().now()).await?;
+                Ok::<_, AuthError>((
+                    response.status,
+                    response.header_values("www-authenticate"),
+                    response.body,
+                ))
+            }
+        };
+        let token = self.access_token().await?;
+        let mut answer = fetch(token.clone()).await?;
+        if answer.0 == 401 {
+            // The same decision as `send`: renew a revoked token and ask once more.
+            if let Some(renewed) = recovery::after_unauthorized(self.core(), token.expose_secret(), &answer.1).await? {
+                answer = fetch(renewed).await?;
+            }
+        }
+        let (status, _, body) = answer;
         let invalid = |reason: &str| AuthError::InvalidResponse {
             status,
             reason: format!("the UserInfo endpoint {reason}"),

@@ -177,7 +177,7 @@ impl AuthClient {
             "authorization endpoint",
             config.authorization_endpoint.as_deref(),
         )?;
-        if reqwest::Url::parse(&request.redirect_uri).is_err() {
+        if url::Url::parse(&request.redirect_uri).is_err() {
             return Err(AuthError::config("the redirect URI is not an absolute URI"));
         }
         if let Some((name, _)) = request.extra.iter().find(|(n, _)| RESERVED.contains(&n.as_str())) {

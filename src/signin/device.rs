@@ -96,7 +96,7 @@ impl AuthClient {
         let identity = self.account_identity(account, params)?;
         let request = request::device_authorization_request(ctx, &url, &identity);
         let now = ctx.clock().now();
-        let response = transport::exchange(request, now).await?;
+        let response = transport::exchange(ctx.transport.as_ref(), request, now).await?;
         let grant = protocol::parse(&response)?;
         Ok(DeviceAuthorization {
             device_code: grant.device_code,

@@ -59,7 +59,7 @@ async fn one_time_grant(
 ) -> Result<(IssuedToken, SystemTime), AuthError> {
     let request = request::token_request(ctx, identity, grant);
     let sent_at = ctx.clock().now();
-    let response = transport::exchange(request, sent_at).await?;
+    let response = transport::exchange(ctx.transport.as_ref(), request, sent_at).await?;
     let issued = token_response::parse(&response, sent_at, ctx.config.default_token_lifetime)?;
     tracing::info!(identity = %identity, grant = grant.name(), "signed in");
     Ok((issued, sent_at))
@@ -70,7 +70,7 @@ pub(crate) fn endpoint(
     config: &crate::AuthConfig,
     name: &str,
     configured: Option<&str>,
-) -> Result<reqwest::Url, AuthError> {
+) -> Result<url::Url, AuthError> {
     let raw = configured.ok_or_else(|| {
         AuthError::config(format!(
             "no {name} is configured (AuthConfig::{}, or AuthConfig::discover)",

@@ -3,8 +3,8 @@
 //! §10.12), then the code or the error (§4.1.2, §4.1.2.1).
 
 use crate::error::{AuthError, ServerError};
-use reqwest::Url;
 use secrecy::SecretString;
+use url::Url;
 
 /// What goes into the authorization URL.
 pub(crate) struct UrlParams<'a> {

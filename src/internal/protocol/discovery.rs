@@ -4,8 +4,8 @@
 
 use crate::error::AuthError;
 use crate::internal::transport::HttpResponse;
-use reqwest::Url;
 use serde::Deserialize;
+use url::Url;
 
 /// The metadata fields tokenkeeper uses.
 #[derive(Deserialize)]

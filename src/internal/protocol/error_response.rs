@@ -111,11 +111,11 @@ mod scrubbing {
         let mut buf = SecretBuf::with_capacity(BufKind::ResponseBody, body.len());
         buf.extend(body);
         let response = HttpResponse {
+            headers: Vec::new(),
             status: 400,
             date: None,
             retry_after: None,
             content_type: None,
-            freshness: None,
             body: buf,
             sent_secrets: vec!["hunter2", "client-secret"],
         };
@@ -141,11 +141,11 @@ mod tests {
         );
         buf.extend(body.as_bytes());
         HttpResponse {
+            headers: Vec::new(),
             status,
             date: None,
             retry_after: None,
             content_type: Some("application/json".into()),
-            freshness: None,
             body: buf,
             sent_secrets: Vec::new(),
         }

@@ -259,11 +259,11 @@ mod tests {
         let mut buf = SecretBuf::with_capacity(BufKind::ResponseBody, bytes.len());
         buf.extend(&bytes);
         HttpResponse {
+            headers: Vec::new(),
             status,
             date: None,
             retry_after: None,
             content_type: Some("application/json".into()),
-            freshness: None,
             body: buf,
             sent_secrets: Vec::new(),
         }

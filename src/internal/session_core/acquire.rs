@@ -16,7 +16,15 @@ use std::time::{Duration, SystemTime};
 impl SessionCore {
     /// A valid token: the cached one, or one new token shared by all callers.
     pub(crate) async fn access_token(self: &Arc<Self>) -> Result<AccessToken, AuthError> {
-        self.token_valid_for(Duration::ZERO).await
+        // The hot path first, in a future of a few words: the slow path's state (a
+        // flight, a store, a token request) is boxed, so a cached read never builds,
+        // moves or drops it.
+        if self.ctx.config.cache_policy != CachePolicy::PerRequest {
+            if let Some(token) = self.fresh_token() {
+                return Ok(token);
+            }
+        }
+        Box::pin(self.token_valid_for(Duration::ZERO)).await
     }
 
     /// A token valid for at least `min_validity`; a cached one that is due for
