@@ -344,3 +344,62 @@ async fn a_step_up_challenge_is_typed_and_the_stronger_sign_in_replaces_the_toke
     );
     assert_eq!(session.id_token_claims().unwrap().subject, "alice");
 }
+
+#[tokio::test]
+async fn a_pushed_authorization_request_opens_a_short_url_and_signs_in() {
+    let h = Harness::start().await;
+    let client = AuthClient::new(oidc_config(&h).await).unwrap();
+    let pending = client
+        .start_authorization(
+            AuthorizationRequest::new("alice", REDIRECT)
+                .params(openid())
+                .login_hint("alice"),
+        )
+        .await
+        .unwrap();
+    let url = reqwest::Url::parse(pending.url()).unwrap();
+    let names: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    assert_eq!(
+        names,
+        ["client_id", "request_uri"],
+        "nothing of the request is in the browser"
+    );
+    assert_eq!(h.server.stats().pushed_authorization_requests, 1);
+    let redirect = browser_login(pending.url(), "alice", "alice-password").await;
+    let session = client.complete_authorization(&pending, &redirect).await.unwrap();
+    assert_eq!(
+        session.id_token_claims().unwrap().subject,
+        "alice",
+        "nonce and all checked as usual"
+    );
+    // The push's own errors are typed: a scope the client may not have.
+    let refused = client
+        .push_authorization_request(
+            AuthorizationRequest::new("alice", REDIRECT).params(TokenParams::new().scopes(["admin"])),
+        )
+        .await;
+    assert!(matches!(refused, Err(AuthError::InvalidRequest(_))), "{refused:?}");
+}
+
+#[tokio::test]
+async fn a_server_that_requires_par_gets_only_pushed_requests() {
+    let h = Harness::with(tokenkeeper_devserver::DevServerConfig {
+        require_pushed_authorization_requests: true,
+        ..Default::default()
+    })
+    .await;
+    let client = AuthClient::new(oidc_config(&h).await).unwrap();
+    let plain = client.authorization_request(AuthorizationRequest::new("alice", REDIRECT).params(openid()));
+    assert!(matches!(plain, Err(AuthError::InvalidConfig { .. })), "{plain:?}");
+    let session = sign_in_pushed(&client).await;
+    assert_eq!(session.id_token_claims().unwrap().subject, "alice");
+}
+
+async fn sign_in_pushed(client: &AuthClient) -> Arc<tokenkeeper::Session> {
+    let pending = client
+        .start_authorization(AuthorizationRequest::new("alice", REDIRECT).params(openid()))
+        .await
+        .unwrap();
+    let redirect = browser_login(pending.url(), "alice", "alice-password").await;
+    client.complete_authorization(&pending, &redirect).await.unwrap()
+}

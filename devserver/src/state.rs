@@ -48,6 +48,9 @@ pub struct Stats {
     /// `id_token_hint` (empty without one), in arrival order.
     #[serde(default)]
     pub end_sessions: Vec<String>,
+    /// Requests to the pushed authorization request endpoint.
+    #[serde(default)]
+    pub pushed_authorization_requests: u64,
 }
 
 /// One request to the revocation endpoint, as received.
@@ -124,6 +127,8 @@ pub(crate) struct Inner {
     pub devices: HashMap<String, crate::device::DeviceRecord>,
     /// The ID token signing key and queued ID token faults.
     pub keys: crate::id_token::Keys,
+    /// request_uri → a pushed authorization request (RFC 9126)
+    pub pushed: HashMap<String, crate::authorize::Pushed>,
 }
 
 /// Shared by every request handler and by the [`DevServer`](crate::DevServer) handle.

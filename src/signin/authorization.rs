@@ -116,7 +116,7 @@ impl AuthorizationRequest {
 /// and `state` that [`AuthClient::complete_authorization`] checks the redirect against.
 /// `Debug` never shows the verifier.
 pub struct PendingAuthorization {
-    url: String,
+    pub(super) url: String,
     state: String,
     nonce: Option<String>,
     max_age: Option<Duration>,
@@ -170,7 +170,24 @@ impl AuthClient {
     /// [`complete_authorization`](Self::complete_authorization).
     /// Needs [`AuthConfig::authorization_endpoint`](crate::AuthConfig::authorization_endpoint)
     /// (or [`AuthConfig::discover`](crate::AuthConfig::discover)).
+    ///
+    /// A server that requires pushed authorization requests
+    /// (`require_pushed_authorization_requests`) refuses plain ones: then this is
+    /// [`AuthError::InvalidConfig`], and [`start_authorization`](Self::start_authorization) is the way.
     pub fn authorization_request(&self, request: AuthorizationRequest) -> Result<PendingAuthorization, AuthError> {
+        if self.context().config.oidc.require_par {
+            return Err(AuthError::config(
+                "the server requires pushed authorization requests (RFC 9126): use AuthClient::start_authorization",
+            ));
+        }
+        self.prepare_authorization(request)
+    }
+
+    /// The pending sign-in with the full authorization URL, pushed or not.
+    pub(super) fn prepare_authorization(
+        &self,
+        request: AuthorizationRequest,
+    ) -> Result<PendingAuthorization, AuthError> {
         let config = &self.context().config;
         let endpoint = endpoint(
             config,

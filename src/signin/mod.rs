@@ -35,6 +35,7 @@ mod device;
 mod discovery;
 mod import;
 mod loopback;
+mod par;
 
 pub use authorization::{AuthorizationRequest, PendingAuthorization};
 pub use device::DeviceAuthorization;

@@ -55,7 +55,7 @@ pub(crate) struct Outgoing<'a> {
 /// The parameters of a form body. They are borrowed, so the only copy of a secret the
 /// request makes is the encoded body itself, in a [`SecretBuf`].
 struct Form<'a> {
-    pairs: Vec<(&'static str, Cow<'a, str>)>,
+    pairs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     secrets: Vec<&'a str>,
 }
 
@@ -68,11 +68,11 @@ impl<'a> Form<'a> {
     }
 
     fn add(&mut self, name: &'static str, value: impl Into<Cow<'a, str>>) {
-        self.pairs.push((name, value.into()));
+        self.pairs.push((Cow::Borrowed(name), value.into()));
     }
 
     fn add_secret(&mut self, name: &'static str, value: &'a str) {
-        self.pairs.push((name, Cow::Borrowed(value)));
+        self.pairs.push((Cow::Borrowed(name), Cow::Borrowed(value)));
         self.secrets.push(value);
     }
 
@@ -238,6 +238,22 @@ pub(crate) fn get(url: Url, timeout: std::time::Duration) -> Outgoing<'static> {
             .header("accept", "application/json"),
         sent_secrets: Vec::new(),
     }
+}
+
+/// A pushed authorization request (RFC 9126 §2.1): the authorization request's
+/// parameters as a form, with the client's authentication as at the token endpoint.
+/// `client_id` is left to the client authentication, which adds it when needed.
+pub(crate) fn pushed_authorization_request<'a>(
+    ctx: &'a ClientContext,
+    url: &Url,
+    params: &'a [(String, String)],
+) -> Outgoing<'a> {
+    let mut form = Form::new();
+    for (name, value) in params.iter().filter(|(name, _)| name != "client_id") {
+        form.pairs
+            .push((Cow::Borrowed(name.as_str()), Cow::Borrowed(value.as_str())));
+    }
+    authenticated_post(ctx, url, form)
 }
 
 /// A GET with the access token as a bearer credential (RFC 6750 §2.1), for the
