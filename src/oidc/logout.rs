@@ -33,7 +33,7 @@ impl EndSessionRequest {
     /// Checks the redirect the provider sent the browser back to (§3): its `state`
     /// must be this request's, else [`AuthError::StateMismatch`].
     pub fn complete(&self, redirect_url: &str) -> Result<(), AuthError> {
-        let url = reqwest::Url::parse(redirect_url.trim()).map_err(|_| AuthError::InvalidRedirect {
+        let url = url::Url::parse(redirect_url.trim()).map_err(|_| AuthError::InvalidRedirect {
             reason: "the redirect is not a valid URL".into(),
         })?;
         let state = url

@@ -158,3 +158,21 @@ pub async fn browser_login(url: &str, username: &str, password: &str) -> String 
     assert_eq!(answer.status(), 303);
     answer.headers()["location"].to_str().unwrap().to_owned()
 }
+
+/// Every spoiled ID token the development server can issue without a `nonce` in
+/// play, with the check that must refuse it.
+pub const SPOILED_ID_TOKENS: [(tokenkeeper_devserver::IdTokenFault, tokenkeeper::JwtCheck); 9] = {
+    use tokenkeeper::JwtCheck;
+    use tokenkeeper_devserver::IdTokenFault;
+    [
+        (IdTokenFault::BadSignature, JwtCheck::Signature),
+        (IdTokenFault::WrongAudience, JwtCheck::Audience),
+        (IdTokenFault::WrongIssuer, JwtCheck::Issuer),
+        (IdTokenFault::Expired, JwtCheck::Expired),
+        (IdTokenFault::IssuedInFuture, JwtCheck::IssuedAt),
+        (IdTokenFault::AlgNone, JwtCheck::Algorithm),
+        (IdTokenFault::UnknownKid, JwtCheck::UnknownKey),
+        (IdTokenFault::WrongAtHash, JwtCheck::AccessTokenHash),
+        (IdTokenFault::ExtraAudienceWithoutAzp, JwtCheck::AuthorizedParty),
+    ]
+};
