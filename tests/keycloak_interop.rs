@@ -154,6 +154,15 @@ mod admin {
             (username, id)
         }
 
+        /// How many sessions Keycloak holds for the user.
+        pub(super) async fn session_count(&self, id: &str) -> usize {
+            let response = self
+                .admin(reqwest::Method::GET, &format!("/users/{id}/sessions"), None)
+                .await;
+            let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+            body.as_array().map_or(0, Vec::len)
+        }
+
         /// Ends every session of the user, as "sign out everywhere" on another device.
         pub(super) async fn logout_user(&self, id: &str) {
             self.admin(reqwest::Method::POST, &format!("/users/{id}/logout"), None)
@@ -319,6 +328,56 @@ async fn password_login_reaches_userinfo() {
         .await
         .unwrap_err();
     assert!(matches!(wrong, AuthError::InvalidGrant(_)), "{wrong:?}");
+}
+
+#[tokio::test]
+async fn keycloaks_id_token_is_validated_and_rp_initiated_logout_ends_its_session() {
+    let Some(kc) = Keycloak::from_env("keycloaks_id_token_is_validated_and_rp_initiated_logout_ends_its_session")
+    else {
+        return;
+    };
+    let (username, id) = kc.create_user("oidc", "oidc-password").await;
+    let issuer = format!("{}/realms/{}", kc.base, kc.realm);
+    let config = AuthConfig::discover(&issuer, APP_CLIENT)
+        .await
+        .expect("Keycloak's OpenID Connect discovery")
+        .client_secret(SecretString::from(APP_SECRET))
+        .scopes(["openid", "email", "profile"])
+        .clock(clock());
+    let client = AuthClient::new(config).unwrap();
+    let session = client
+        .login(&username, SecretString::from("oidc-password"))
+        .await
+        .unwrap();
+    let claims = session.id_token_claims().expect("Keycloak's ID token, validated");
+    assert_eq!(claims.issuer, issuer);
+    assert_eq!(claims.preferred_username.as_deref(), Some(username.as_str()));
+    assert_eq!(claims.subject, id, "Keycloak's sub is the user id");
+    assert_eq!(
+        claims.email.as_deref(),
+        Some(format!("{username}@example.test").as_str())
+    );
+    session
+        .refresh()
+        .await
+        .expect("the refreshed ID token keeps iss and sub");
+    let info = session.userinfo().await.expect("UserInfo with the session's token");
+    assert_eq!(info.subject, id);
+    assert_eq!(kc.session_count(&id).await, 1);
+    // RP-initiated logout: the browser opens the URL; Keycloak ends the session.
+    let end = session.end_session_request(None).unwrap();
+    session.logout().await.unwrap();
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = browser.get(end.url()).send().await.unwrap();
+    assert!(
+        page.status().is_success() || page.status().is_redirection(),
+        "{}",
+        page.status()
+    );
+    assert_eq!(kc.session_count(&id).await, 0, "the Keycloak session is gone");
 }
 
 #[tokio::test]

@@ -209,8 +209,9 @@ pub(crate) struct SignInChecks<'a> {
 }
 
 /// Validates the ID token of a token-endpoint answer for `identity` before anything
-/// of it is installed. `None` when `openid` is not in scope or the answer has no ID
-/// token (a refresh may omit it, OIDC Core §12.2); `previous` is the session's
+/// of it is installed. `None` when `openid` is not in scope, the answer has no ID
+/// token (a refresh may omit it, OIDC Core §12.2), or the configuration names no key
+/// set (then the ID token is ignored, never trusted); `previous` is the session's
 /// claims, whose `iss` and `sub` a new ID token must keep.
 pub(crate) async fn check_issued(
     ctx: &ClientContext,
@@ -242,12 +243,15 @@ pub(crate) async fn check_issued(
         }
         return Ok(Some(keep((**claims).clone())));
     }
-    let validator = ctx.id_tokens.as_ref().ok_or_else(|| {
-        AuthError::config(
-            "the token response has an ID token (openid is in scope) but no key set to validate it: \
-             use AuthConfig::discover, or set AuthConfig::jwks_uri and issuer",
-        )
-    })?;
+    let Some(validator) = ctx.id_tokens.as_ref() else {
+        // Nothing to verify it against (no issuer metadata configured): the ID token
+        // is not trusted, kept or read, so the session has no claims. Never used
+        // unverified, unlike SDKs that decode it anyway.
+        tracing::warn!(
+            "an ID token arrived but no jwks_uri is configured; it is ignored (AuthConfig::discover sets it)"
+        );
+        return Ok(None);
+    };
     let expect = IdTokenExpectations {
         nonce: sign_in.nonce,
         max_age: sign_in.max_age,
