@@ -8,9 +8,9 @@ use crate::identity::{Identity, Subject, TokenParams};
 use crate::internal::context::{ClientContext, HttpChoice, Registry};
 use crate::internal::session_core::Credentials;
 use crate::session::Session;
-use crate::store::TokenStore;
+use crate::store::{RecordStore, RefreshLock, TokenStore, TokenStoreRecords};
 use crate::transport::HttpTransport;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ use std::sync::Arc;
 ///
 /// ```no_run
 /// use tokenkeeper::{AuthClient, AuthConfig};
-/// use secrecy::SecretString;
+/// use secrecy::{ExposeSecret, SecretString};
 /// # async fn run() -> Result<(), tokenkeeper::AuthError> {
 /// let client = AuthClient::new(
 ///     AuthConfig::new("https://as.example.com/oauth2/token", "my-client")
@@ -66,6 +66,7 @@ impl AuthClient {
         AuthClientBuilder {
             config,
             store: None,
+            refresh_lock: None,
             listener: None,
             http: HttpChoice::default(),
         }
@@ -118,9 +119,7 @@ impl AuthClient {
             .registry
             .get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::None));
         let result = session.core().login(password).await;
-        if result.is_err() && created {
-            self.registry.remove(&session);
-        }
+        self.settle_registration(&session, created, result.is_ok());
         result.map(|()| session)
     }
 
@@ -149,10 +148,21 @@ impl AuthClient {
             .registry
             .get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::None));
         let result = session.core().restore().await;
-        if result.is_err() && created {
-            self.registry.remove(&session);
-        }
+        self.settle_registration(&session, created, result.is_ok());
         result.map(|()| session)
+    }
+
+    /// After a login or restore on `session`: a session that got signed in stays (or
+    /// is again) the registered one; one this call created that holds nothing (its
+    /// sign-in failed, and no concurrent login of the same identity succeeded on it)
+    /// is unregistered. A failing login never unregisters a session a concurrent
+    /// correct login signed in, before or after the failure (behaviour 8 of issue 24).
+    fn settle_registration(&self, session: &Arc<Session>, created: bool, succeeded: bool) {
+        if succeeded {
+            self.registry.keep(session);
+        } else if created && !session.core().holds_anything() {
+            self.registry.remove_if(session, |s| !s.core().holds_anything());
+        }
     }
 
     /// The shared context, for the sign-in flows in [`crate::signin`].
@@ -173,15 +183,49 @@ impl AuthClient {
         identity: Identity,
         issued: crate::internal::protocol::token_response::IssuedToken,
         sent_at: std::time::SystemTime,
+        dpop: Option<Arc<crate::internal::dpop::Binding>>,
     ) -> Result<Arc<Session>, AuthError> {
-        let (session, created) = self
-            .registry
-            .get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::None));
-        let result = session.core().sign_in_with(issued, sent_at).await;
-        if result.is_err() && created {
-            self.registry.remove(&session);
+        // A logout of the identity's session may land before or during the install: the
+        // sign-in then goes into a fresh session (the user just signed in again). If it
+        // cannot be installed, what it obtained is revoked: never live and unowned.
+        let mut failure = None;
+        for _ in 0..SIGN_IN_ATTEMPTS {
+            let (session, created) = self
+                .registry
+                .get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::None));
+            if session.core().is_logged_out() {
+                self.registry.remove(&session);
+                continue;
+            }
+            if let Some(binding) = &dpop {
+                // The new tokens are bound to the sign-in's key: the session signs with it.
+                session.core().install_dpop_binding(Arc::clone(binding));
+            }
+            match session.core().sign_in_with(issued.duplicate(), sent_at).await {
+                Ok(()) => {
+                    self.registry.keep(&session);
+                    return Ok(session);
+                }
+                Err(error) if session.core().is_logged_out() => {
+                    self.registry.remove(&session);
+                    failure = Some(error);
+                }
+                Err(error) => {
+                    self.settle_registration(&session, created, false);
+                    failure = Some(error);
+                    break;
+                }
+            }
         }
-        result.map(|()| session)
+        // An unregistered session only lends its context and identity to the revocation.
+        let session = self.new_session(identity, Credentials::None);
+        let access = SecretString::from(issued.access_token.expose_secret());
+        if let Err(error) =
+            crate::internal::grants::revoke_all(session.core(), issued.refresh_token.as_ref(), Some(&access)).await
+        {
+            tracing::warn!(%error, "could not revoke the tokens of a sign-in that was not installed");
+        }
+        Err(failure.unwrap_or_else(|| AuthError::reauthenticate("the session was logged out during the sign-in")))
     }
 
     fn user_identity(&self, username: &str, params: TokenParams) -> Result<Identity, AuthError> {
@@ -225,19 +269,49 @@ impl fmt::Debug for AuthClient {
     }
 }
 
+/// How often a sign-in moves to a fresh session when logouts keep landing on it.
+const SIGN_IN_ATTEMPTS: usize = 3;
+
 /// Builds an [`AuthClient`]; see [`AuthClient::builder`].
 #[must_use = "call .build() to get the client"]
 pub struct AuthClientBuilder {
     config: AuthConfig,
-    store: Option<Arc<dyn TokenStore>>,
+    store: Option<StoreChoice>,
+    refresh_lock: Option<Arc<dyn RefreshLock>>,
     listener: Option<Arc<dyn AuthEventListener>>,
     http: HttpChoice,
 }
 
+/// The app's plain store (adapted at `build`, once the lock directory is known) or a
+/// native record store.
+enum StoreChoice {
+    Plain(Arc<dyn TokenStore>),
+    Records(Arc<dyn RecordStore>),
+}
+
 impl AuthClientBuilder {
     /// Persists refresh tokens in `store` so a user stays signed in across restarts.
+    ///
+    /// The store is seen through [`TokenStoreRecords`]: revisions inside the record,
+    /// compare-and-set under the key's write lock (in-process, and across processes
+    /// through `AuthConfig::store_lock_directory`).
     pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.store = Some(store);
+        self.store = Some(StoreChoice::Plain(store));
+        self
+    }
+
+    /// Persists sessions in a store with native revisions and compare-and-set (a
+    /// server fleet's Redis, a database); replaces any [`store`](Self::store).
+    pub fn record_store(mut self, store: Arc<dyn RecordStore>) -> Self {
+        self.store = Some(StoreChoice::Records(store));
+        self
+    }
+
+    /// The lock each refresh of a stored session takes (default:
+    /// [`LocalRefreshLock`](crate::LocalRefreshLock) on
+    /// `AuthConfig::store_lock_directory`). A fleet store brings its own lease.
+    pub fn refresh_lock(mut self, lock: Arc<dyn RefreshLock>) -> Self {
+        self.refresh_lock = Some(lock);
         self
     }
 
@@ -275,7 +349,20 @@ impl AuthClientBuilder {
     /// Validates the configuration (URLs parse; https unless the host is loopback;
     /// sane numbers) and builds the client. No network traffic happens here.
     pub fn build(self) -> Result<AuthClient, AuthError> {
-        let ctx = ClientContext::new(self.config, self.http, self.store, EventSink::new(self.listener))?;
+        let store = self.store.map(|choice| match choice {
+            StoreChoice::Plain(store) => {
+                Arc::new(TokenStoreRecords::new(store, self.config.store_lock_directory.clone()))
+                    as Arc<dyn RecordStore>
+            }
+            StoreChoice::Records(store) => store,
+        });
+        let ctx = ClientContext::new(
+            self.config,
+            self.http,
+            store,
+            self.refresh_lock,
+            EventSink::new(self.listener),
+        )?;
         Ok(AuthClient {
             ctx: Arc::new(ctx),
             registry: Arc::default(),
@@ -288,6 +375,7 @@ impl fmt::Debug for AuthClientBuilder {
         let mut out = f.debug_struct("AuthClientBuilder");
         out.field("config", &self.config)
             .field("store", &self.store.is_some())
+            .field("refresh_lock", &self.refresh_lock.is_some())
             .field("event_listener", &self.listener.is_some())
             .field("transport", &self.http.transport.is_some());
         #[cfg(feature = "reqwest")]

@@ -3,6 +3,7 @@
 //! [`AuthClient::new`](crate::AuthClient::new), so building a config never fails.
 
 use crate::clock::{Clock, SystemClock};
+use crate::dpop::DpopMode;
 use crate::error::AuthError;
 use crate::identity::TokenParams;
 use secrecy::SecretString;
@@ -147,6 +148,11 @@ pub struct AuthConfig {
     pub(crate) require_iss: bool,
     /// OpenID Connect endpoints (see [`crate::oidc`]).
     pub(crate) oidc: crate::oidc::OidcConfig,
+    /// Sender-constrained tokens (RFC 9449).
+    pub(crate) dpop: DpopMode,
+    /// What discovery read from `dpop_signing_alg_values_supported`: `Some(false)`
+    /// when the metadata was read and ES256 is not in it (or the member is absent).
+    pub(crate) dpop_advertised: Option<bool>,
 }
 
 impl AuthConfig {
@@ -177,6 +183,8 @@ impl AuthConfig {
             issuer: None,
             require_iss: false,
             oidc: crate::oidc::OidcConfig::default(),
+            dpop: DpopMode::Off,
+            dpop_advertised: None,
         }
     }
 
@@ -345,6 +353,25 @@ impl AuthConfig {
         self
     }
 
+    /// Sender-constrained tokens with DPoP (RFC 9449): off by default. With
+    /// [`DpopMode::Required`] every token request and every request
+    /// [`Session::send`](crate::Session::send) makes carries a proof signed by the
+    /// session's key, and a server that answers with a bearer token is an error.
+    pub fn dpop(mut self, mode: DpopMode) -> Self {
+        self.dpop = mode;
+        self
+    }
+
+    /// Whether proofs are sent: `Required` always, `IfSupported` unless discovery read
+    /// metadata that does not offer ES256.
+    pub(crate) fn sends_dpop(&self) -> bool {
+        match self.dpop {
+            DpopMode::Off => false,
+            DpopMode::IfSupported => self.dpop_advertised != Some(false),
+            DpopMode::Required => true,
+        }
+    }
+
     /// Checks URLs, the https-only rule and the numbers; returns the parsed endpoints.
     pub(crate) fn validate(&self) -> Result<ValidatedEndpoints, AuthError> {
         if self.client_id.trim().is_empty() {
@@ -444,6 +471,7 @@ impl fmt::Debug for AuthConfig {
             .field("authorization_endpoint", &self.authorization_endpoint)
             .field("device_authorization_endpoint", &self.device_authorization_endpoint)
             .field("issuer", &self.issuer)
+            .field("dpop", &self.dpop)
             .field("default_params", &self.default_params)
             .field("refresh_margin", &self.refresh_margin)
             .field("cache_policy", &self.cache_policy)

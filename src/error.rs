@@ -346,7 +346,8 @@ pub enum AuthError {
     /// approved it. Start a new device authorization.
     #[error("the device code expired before the user approved the sign-in; start again")]
     DeviceCodeExpired,
-    /// The app cancelled the sign-in.
+    /// The app cancelled the sign-in, or the loopback listener's
+    /// [`wait_for`](crate::signin::LoopbackRedirect::wait_for) ran out of time.
     #[error("the sign-in was cancelled")]
     Cancelled,
     /// A JWT from the authorization server (the ID token of a sign-in or refresh, a

@@ -136,9 +136,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod authorization_headers;
 mod client;
 mod clock;
 mod config;
+mod dpop;
 mod error;
 mod events;
 #[cfg(feature = "fuzzing")]
@@ -157,12 +159,14 @@ use storage as store;
 mod token;
 pub mod transport;
 
+pub use authorization_headers::AuthorizationHeaders;
 pub use client::{AuthClient, AuthClientBuilder};
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use config::{
     AuthConfig, CachePolicy, ClientAuthMethod, RecoveryPolicy, RetryPolicy, TokenRotation, DEFAULT_REFRESH_MARGIN,
     DEFAULT_STORE_TIMEOUT, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME,
 };
+pub use dpop::{DpopKey, DpopKeyError, DpopMode, PublicJwk, SoftwareDpopKey};
 pub use error::{AuthError, ErrorSource, JwtCheck, JwtError, ServerError};
 pub use events::{AuthEvent, AuthEventListener};
 pub use identity::{Identity, Subject, TokenParams};
@@ -171,8 +175,11 @@ pub use insufficient_scope::insufficient_scope;
 pub use insufficient_scope::InsufficientScope;
 pub use session::{is_replay_safe, Replay, Session};
 pub use state::{SessionState, TokenChange, TokenObserver};
-pub use storage::{KeyringStore, MemoryStore, StoreError, TokenStore};
-pub use token::{AccessToken, Timestamp};
+pub use storage::{
+    Deleted, KeyringStore, Lease, LocalRefreshLock, LockError, MemoryStore, RecordStore, RefreshLock, StoreError,
+    StoreFuture, TokenStore, TokenStoreRecords, Versioned, Written,
+};
+pub use token::{AccessToken, Timestamp, TokenType};
 
 /// Re-exported so apps can read a token ([`ExposeSecret`]) and pass secrets
 /// ([`SecretString`]) without depending on `secrecy` themselves.

@@ -27,6 +27,28 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct AccessToken {
     material: Arc<Material>,
     expires_at: SystemTime,
+    token_type: TokenType,
+}
+
+/// How an access token is presented to a resource server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TokenType {
+    /// `Authorization: Bearer <token>` (RFC 6750).
+    #[default]
+    Bearer,
+    /// `Authorization: DPoP <token>` with a `DPoP` proof header for each request
+    /// (RFC 9449 §7.1): the token is bound to the session's key and useless without it.
+    Dpop,
+}
+
+impl TokenType {
+    /// The `Authorization` scheme: `Bearer` or `DPoP`.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            TokenType::Bearer => "Bearer",
+            TokenType::Dpop => "DPoP",
+        }
+    }
 }
 
 /// The token followed by the granted scope, in one buffer that is zeroized when the
@@ -50,18 +72,20 @@ impl AccessToken {
                 token_len: token.len(),
             }),
             expires_at,
+            token_type: TokenType::Bearer,
         }
     }
 
-    /// Where the shared buffer is, to tell replicas apart in tests.
-    #[cfg(test)]
-    pub(crate) fn buffer(&self) -> *const () {
-        Arc::as_ptr(&self.material).cast()
+    /// The same token, presented as `token_type`.
+    pub(crate) fn with_type(mut self, token_type: TokenType) -> Self {
+        self.token_type = token_type;
+        self
     }
 
-    /// The same token in a buffer of its own (its own reference count).
-    pub(crate) fn replica(&self) -> Self {
-        Self::new(self.expose_secret(), self.scope(), self.expires_at)
+    /// How to present the token: [`TokenType::Dpop`] needs a proof with every request
+    /// (see [`Session::authorization_headers`](crate::Session::authorization_headers)).
+    pub fn token_type(&self) -> TokenType {
+        self.token_type
     }
 
     /// Rebuilds a token from its parts: the value, the granted scope (space-separated,
@@ -73,6 +97,17 @@ impl AccessToken {
     /// one the session issued when the values match.
     pub fn from_parts(token: &str, scope: Option<&str>, expires_at: SystemTime) -> Self {
         Self::new(token, scope, expires_at)
+    }
+
+    /// Where the shared buffer is, to tell replicas apart in tests.
+    #[cfg(test)]
+    pub(crate) fn buffer(&self) -> *const () {
+        Arc::as_ptr(&self.material).cast()
+    }
+
+    /// The same token in a buffer of its own (its own reference count).
+    pub(crate) fn replica(&self) -> Self {
+        Self::new(self.expose_secret(), self.scope(), self.expires_at).with_type(self.token_type)
     }
 
     /// When the token expires, on the local clock (corrected for server clock skew).
@@ -115,6 +150,7 @@ impl fmt::Debug for AccessToken {
         f.debug_struct("AccessToken")
             .field("secret", &"[redacted]")
             .field("expires_at", &self.expires_at())
+            .field("token_type", &self.token_type)
             .field("scope", &self.scope())
             .finish()
     }

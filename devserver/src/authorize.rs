@@ -40,6 +40,8 @@ pub(crate) struct AuthCode {
     pub nonce: Option<String>,
     /// When the user logged in (the ID token's `auth_time`).
     pub auth_time: SystemTime,
+    /// RFC 9449 §10: the code is bound to this DPoP key thumbprint.
+    pub dpop_jkt: Option<String>,
 }
 
 /// What a redeemed code grants.
@@ -130,6 +132,7 @@ pub(crate) async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap
             issued: Vec::new(),
             nonce,
             auth_time: state.now(),
+            dpop_jkt: request.params.get("dpop_jkt").cloned(),
         },
     );
     drop(inner);
@@ -373,7 +376,12 @@ pub(crate) fn escape(text: &str) -> String {
 
 /// The token endpoint's `authorization_code` grant (RFC 6749 §4.1.3, RFC 7636
 /// §4.6). Returns the subject, scope and resource to issue tokens for.
-pub(crate) fn redeem(state: &AppState, client: &ClientSpec, form: &oauth::Form) -> Result<Redeemed, OAuthError> {
+pub(crate) fn redeem(
+    state: &AppState,
+    client: &ClientSpec,
+    form: &oauth::Form,
+    proof_jkt: Option<&str>,
+) -> Result<Redeemed, OAuthError> {
     let param = |name: &str| {
         form.get(name)
             .map(String::as_str)
@@ -409,6 +417,11 @@ pub(crate) fn redeem(state: &AppState, client: &ClientSpec, form: &oauth::Form) 
     if !pkce_matches(verifier, &record.code_challenge) {
         return Err(OAuthError::invalid_grant(
             "the code_verifier does not match the code_challenge",
+        ));
+    }
+    if record.dpop_jkt.is_some() && record.dpop_jkt.as_deref() != proof_jkt {
+        return Err(OAuthError::invalid_grant(
+            "the code is bound (dpop_jkt) to another DPoP key than the proof's",
         ));
     }
     Ok(Redeemed {

@@ -80,6 +80,8 @@ pub struct DevServerConfig {
     /// The `issuer` the metadata documents claim; `None` (the default) is the
     /// server's base URL. Tests set another value to check issuer validation.
     pub metadata_issuer: Option<String>,
+    /// DPoP (RFC 9449): which clients must send proofs, nonces, the `iat` window.
+    pub dpop: crate::dpop::DpopSpec,
     /// The algorithm of the ID token signing key (ES256 by default).
     pub id_token_alg: crate::jose::SigningAlg,
     /// `Cache-Control: max-age` of the key set at `/oauth2/jwks`; `None` sends no caching header.
@@ -139,6 +141,7 @@ impl Default for DevServerConfig {
             device_poll_interval: Duration::from_secs(5),
             authorization_response_iss: true,
             metadata_issuer: None,
+            dpop: crate::dpop::DpopSpec::default(),
             id_token_alg: crate::jose::SigningAlg::ES256,
             jwks_max_age: Some(Duration::from_secs(300)),
             require_pushed_authorization_requests: false,

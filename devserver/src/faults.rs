@@ -28,20 +28,24 @@ pub enum Endpoint {
     Resource,
     /// `GET /oauth2/jwks`
     Jwks,
+    /// `POST /oauth2/device_authorization` (RFC 8628 §3.1)
+    DeviceAuthorization,
 }
 
 impl FromStr for Endpoint {
     type Err = String;
 
-    /// Parses `token`, `revocation` (or `revoke`), `resource` and `jwks`.
+    /// Parses `token`, `revocation` (or `revoke`), `resource`, `jwks` and
+    /// `device_authorization` (or `device`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "token" => Ok(Endpoint::Token),
             "revocation" | "revoke" => Ok(Endpoint::Revocation),
             "resource" => Ok(Endpoint::Resource),
             "jwks" => Ok(Endpoint::Jwks),
+            "device_authorization" | "device" => Ok(Endpoint::DeviceAuthorization),
             other => Err(format!(
-                "unknown endpoint {other:?} (expected token, revocation, resource or jwks)"
+                "unknown endpoint {other:?} (expected token, revocation, resource, jwks or device_authorization)"
             )),
         }
     }

@@ -41,6 +41,7 @@ mod admin;
 mod authorize;
 mod config;
 mod device;
+mod dpop;
 mod faults;
 mod id_token;
 pub mod jose;
@@ -64,6 +65,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use config::{ClientSpec, DevServerConfig, RotationSpec, UserSpec, DEVICE_CODE_GRANT, NATIVE_REDIRECT_URIS};
+pub use dpop::DpopSpec;
 pub use faults::{Endpoint, Fault};
 pub use id_token::IdTokenFault;
 pub use state::{RevocationRecord, Stats};
@@ -256,6 +258,21 @@ impl DevServer {
         self.state.lock().refresh.get(token).is_some_and(|t| !t.revoked)
     }
 
+    /// Issues a new DPoP nonce (RFC 9449 §8.2): the next proof carrying the old one
+    /// is answered with `use_dpop_nonce` and the new value in `DPoP-Nonce`.
+    pub fn rotate_dpop_nonce(&self) -> String {
+        self.state.lock().dpop.rotate_nonce()
+    }
+
+    /// The DPoP key thumbprint `token` (an access or refresh token) is bound to, if any.
+    pub fn dpop_binding(&self, token: &str) -> Option<String> {
+        let inner = self.state.lock();
+        match inner.access.get(token) {
+            Some(access) => access.jkt.clone(),
+            None => inner.refresh.get(token).and_then(|r| r.jkt.clone()),
+        }
+    }
+
     /// `http://127.0.0.1:PORT`: the issuer (unless `metadata_issuer` overrides it).
     pub fn issuer(&self) -> String {
         self.state.issuer()
@@ -327,6 +344,13 @@ fn router(state: Arc<AppState>) -> Router {
 /// Sets `Date` from the server clock (real clock + `clock_offset_secs`) unless
 /// the response (an injected fault) already has one.
 async fn server_date(State(state): State<Arc<AppState>>, mut response: Response) -> Response {
+    // RFC 9449 §8.2: a server that wants nonces may send the current one with any answer.
+    if state.config.dpop.nonces && !response.headers().contains_key("dpop-nonce") {
+        let nonce = state.lock().dpop.current_nonce();
+        if let Ok(value) = HeaderValue::from_str(&nonce) {
+            response.headers_mut().insert("dpop-nonce", value);
+        }
+    }
     if !response.headers().contains_key(DATE) {
         let date = httpdate::fmt_http_date(state.now());
         if let Ok(value) = HeaderValue::from_str(&date) {

@@ -14,7 +14,7 @@ use crate::state::AppState;
 /// `GET /.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
 pub(crate) async fn metadata(State(state): State<Arc<AppState>>) -> Json<Value> {
     let base = &state.base_url;
-    Json(json!({
+    let mut document = json!({
         "issuer": state.issuer(),
         "authorization_endpoint": format!("{base}/oauth2/authorize"),
         "token_endpoint": format!("{base}/oauth2/token"),
@@ -33,5 +33,9 @@ pub(crate) async fn metadata(State(state): State<Arc<AppState>>) -> Json<Value> 
         "require_pushed_authorization_requests": state.config.require_pushed_authorization_requests,
         "id_token_signing_alg_values_supported": [state.config.id_token_alg.name()],
         "subject_types_supported": ["public"],
-    }))
+    });
+    if state.config.dpop.advertise {
+        document["dpop_signing_alg_values_supported"] = json!(["ES256"]);
+    }
+    Json(document)
 }

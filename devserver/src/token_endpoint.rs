@@ -61,6 +61,8 @@ struct Request<'a> {
     new_refresh_token: bool,
     /// The refresh token presented (refresh grant only).
     presented_refresh: Option<String>,
+    /// The thumbprint of the DPoP key the request proved, to bind the tokens to.
+    jkt: Option<String>,
     /// For the ID token: the authorization request's `nonce` and the login time.
     nonce: Option<String>,
     auth_time: Option<SystemTime>,
@@ -68,6 +70,7 @@ struct Request<'a> {
 
 fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response, OAuthError> {
     let client = authenticate_client(state, headers, form)?;
+    let jkt = proof_key(state, headers, client)?;
     let grant_type = param(form, "grant_type")?;
     if !KNOWN_GRANTS.contains(&grant_type) {
         return Err(OAuthError::unsupported_grant_type(format!(
@@ -94,6 +97,7 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
             resource,
             new_refresh_token: config.refresh_tokens_for_client_credentials,
             presented_refresh: None,
+            jkt: jkt.clone(),
             nonce: None,
             auth_time: None,
         },
@@ -118,12 +122,13 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
                 resource,
                 new_refresh_token: config.issue_refresh_tokens,
                 presented_refresh: None,
+                jkt: jkt.clone(),
                 nonce: None,
                 auth_time: Some(state.now()),
             }
         }
         "authorization_code" => {
-            let redeemed = crate::authorize::redeem(state, client, form)?;
+            let redeemed = crate::authorize::redeem(state, client, form, jkt.as_deref())?;
             let request = Request {
                 client,
                 subject: redeemed.subject,
@@ -132,6 +137,7 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
                 resource: resource.or(redeemed.resource),
                 new_refresh_token: config.issue_refresh_tokens,
                 presented_refresh: None,
+                jkt: jkt.clone(),
                 nonce: redeemed.nonce,
                 auth_time: Some(redeemed.auth_time),
             };
@@ -149,6 +155,7 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
                 resource,
                 new_refresh_token: config.issue_refresh_tokens,
                 presented_refresh: None,
+                jkt: jkt.clone(),
                 nonce: None,
                 auth_time: None,
             }
@@ -166,6 +173,14 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
             }
             if record.expires_at.is_some_and(|at| at <= state.now()) {
                 return Err(OAuthError::invalid_grant("the refresh token has expired"));
+            }
+            // RFC 9449 §5: a bound refresh token is used only with a proof by its key.
+            if record.jkt.is_some() && record.jkt != jkt {
+                drop(inner);
+                crate::dpop::count_refusal(state, crate::dpop::Refusal::WrongKey);
+                return Err(OAuthError::invalid_grant(
+                    "the refresh token is bound to another DPoP key (or sent without a proof)",
+                ));
             }
             let scope = match requested_scope {
                 None => record.scope.clone(),
@@ -186,12 +201,38 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
                 resource: resource.or_else(|| record.resource.clone()),
                 new_refresh_token: config.rotate_refresh_tokens,
                 presented_refresh: Some(presented.to_owned()),
+                jkt,
                 nonce: None,
                 auth_time: None,
             }
         }
     };
     Ok(issue(state, &request).0)
+}
+
+/// Verifies the request's `DPoP` header, if any (required for the clients listed in
+/// `DpopSpec::required_for_clients`): the thumbprint of the key it proved.
+fn proof_key(state: &AppState, headers: &HeaderMap, client: &ClientSpec) -> Result<Option<String>, OAuthError> {
+    use crate::dpop::{self, Refusal};
+    let proof = headers.get("dpop").and_then(|v| v.to_str().ok());
+    let required = state.config.dpop.required_for_clients.contains(&client.client_id);
+    if proof.is_none() && !required {
+        return Ok(None);
+    }
+    let uri = format!("{}/oauth2/token", state.base_url);
+    match dpop::verify(state, proof, "POST", &uri, None) {
+        Ok(jkt) => {
+            state.lock().stats.dpop_proofs_accepted += 1;
+            Ok(Some(jkt))
+        }
+        Err(refusal) => {
+            dpop::count_refusal(state, refusal);
+            Err(match refusal {
+                Refusal::Nonce => OAuthError::use_dpop_nonce(state.lock().dpop.current_nonce()),
+                other => OAuthError::code("invalid_dpop_proof", format!("DPoP proof refused: {}", other.name())),
+            })
+        }
+    }
 }
 
 /// A required parameter.
@@ -242,12 +283,14 @@ fn issue(state: &AppState, request: &Request<'_>) -> (Response, Vec<String>) {
                 .filter(|rt| inner.refresh.get(rt).is_some_and(|r| !r.revoked));
             // Like WSO2: `expires_in` is the time the reused token has left.
             let remaining = record.expires_at.duration_since(now).unwrap_or_default();
+            let bound = record.jkt.is_some();
             let response = success(
                 state,
                 &token,
                 remaining.as_secs(),
                 refresh.as_deref(),
                 &record.scope,
+                bound,
                 None,
             );
             return (response, [Some(token), refresh].into_iter().flatten().collect());
@@ -260,6 +303,7 @@ fn issue(state: &AppState, request: &Request<'_>) -> (Response, Vec<String>) {
         scope: &request.scope,
         audience: request.audience.as_deref(),
         resource: request.resource.as_deref(),
+        jkt: request.jkt.as_deref(),
     };
     // Refresh tokens keep the scope originally granted (RFC 6749 §6).
     let refresh_scope = match &request.presented_refresh {
@@ -304,6 +348,7 @@ fn issue(state: &AppState, request: &Request<'_>) -> (Response, Vec<String>) {
         lifetime,
         new_refresh.as_deref(),
         &request.scope,
+        grant.jkt.is_some(),
         id_token,
     );
     (response, [Some(access), new_refresh].into_iter().flatten().collect())
@@ -315,11 +360,13 @@ fn success(
     expires_in: u64,
     refresh_token: Option<&str>,
     scope: &[String],
+    dpop_bound: bool,
     id_token: Option<String>,
 ) -> Response {
     let mut body = serde_json::json!({
         "access_token": access_token,
-        "token_type": "Bearer",
+        // RFC 9449 §5: a bound token is of type DPoP.
+        "token_type": if dpop_bound { "DPoP" } else { "Bearer" },
         "scope": scope.join(" "),
     });
     if !state.config.omit_expires_in {

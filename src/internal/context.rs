@@ -7,9 +7,10 @@ use crate::config::{AuthConfig, ClientAuthMethod};
 use crate::error::AuthError;
 use crate::events::EventSink;
 use crate::identity::Identity;
+use crate::internal::dpop::DpopState;
 use crate::internal::protocol::request;
 use crate::session::Session;
-use crate::store::TokenStore;
+use crate::store::{LocalRefreshLock, RecordStore, RefreshLock};
 use crate::transport::HttpTransport;
 use bytes::Bytes;
 use std::borrow::Borrow;
@@ -30,17 +31,24 @@ pub(crate) struct ClientContext {
     /// `Authorization: Basic …` for `client_secret_basic`, built once per client in a
     /// buffer that is wiped when the client and its last request are gone.
     pub basic_authorization: Option<Bytes>,
-    pub store: Option<Arc<dyn TokenStore>>,
+    /// The store seam: the app's `TokenStore` behind the revision adapter, or a
+    /// native `RecordStore`.
+    pub store: Option<Arc<dyn RecordStore>>,
+    /// Taken for every refresh of a stored session.
+    pub refresh_lock: Arc<dyn RefreshLock>,
     pub events: EventSink,
     /// Validates ID tokens, when the config names a key set and an issuer.
     pub id_tokens: Option<crate::oidc::IdTokenValidator>,
+    /// Nonces and the server clock offset, when the client sends DPoP proofs.
+    pub dpop: Option<DpopState>,
 }
 
 impl ClientContext {
     pub(crate) fn new(
         config: AuthConfig,
         choice: HttpChoice,
-        store: Option<Arc<dyn TokenStore>>,
+        store: Option<Arc<dyn RecordStore>>,
+        refresh_lock: Option<Arc<dyn RefreshLock>>,
         events: EventSink,
     ) -> Result<Self, AuthError> {
         let endpoints = config.validate()?;
@@ -75,8 +83,11 @@ impl ClientContext {
             _ => None,
         };
         let id_tokens = crate::internal::id_token::validator_for(&config, &transport)?;
+        let refresh_lock =
+            refresh_lock.unwrap_or_else(|| Arc::new(LocalRefreshLock::new(config.store_lock_directory.clone())));
         Ok(Self {
             id_tokens,
+            dpop: config.sends_dpop().then(DpopState::new),
             basic_authorization,
             config,
             token_url: endpoints.token,
@@ -85,6 +96,7 @@ impl ClientContext {
             #[cfg(feature = "reqwest")]
             http,
             store,
+            refresh_lock,
             events,
         })
     }
@@ -204,12 +216,29 @@ impl Registry {
 
     /// Removes `session` if it is still the registered one for its identity.
     pub(crate) fn remove(&self, session: &Session) {
+        self.remove_if(session, |_| true);
+    }
+
+    /// Removes `session` if it is still the registered one and `condition` holds for
+    /// it, both checked under the registry lock.
+    pub(crate) fn remove_if(&self, session: &Session, condition: impl FnOnce(&Session) -> bool) {
         let mut sessions = self.lock();
         if sessions
             .get(session.identity())
             .is_some_and(|s| std::ptr::eq(Arc::as_ptr(&s.0), session))
+            && condition(session)
         {
             sessions.remove(session.identity());
+        }
+    }
+
+    /// Registers `session` again if its identity has no session (a concurrent failing
+    /// login unregistered it before this one signed it in). A logged-out session is
+    /// never brought back.
+    pub(crate) fn keep(&self, session: &Arc<Session>) {
+        let mut sessions = self.lock();
+        if !sessions.contains(session.identity()) && !session.core().is_logged_out() {
+            sessions.insert(Registered(Arc::clone(session)));
         }
     }
 

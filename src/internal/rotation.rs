@@ -37,8 +37,11 @@ pub(crate) fn observe<'h>(core: &SessionCore, header: impl Fn(&str) -> Option<&'
     else {
         return;
     };
-    let scope = core.cached().and_then(|set| set.token.scope().map(str::to_owned));
-    let candidate = TokenSet::new(
+    let cached = core.cached();
+    let scope = cached.as_ref().and_then(|set| set.token.scope().map(str::to_owned));
+    // A rotated token is presented the way the one it replaces was (Bearer or DPoP).
+    let token_type = cached.as_ref().map(|set| set.token.token_type()).unwrap_or_default();
+    let mut candidate = TokenSet::new(
         token,
         scope.as_deref(),
         now,
@@ -47,6 +50,7 @@ pub(crate) fn observe<'h>(core: &SessionCore, header: impl Fn(&str) -> Option<&'
         Some(expiry),
         core.tick(),
     );
+    candidate.token = candidate.token.with_type(token_type);
     core.adopt_rotated(candidate);
 }
 

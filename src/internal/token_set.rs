@@ -31,13 +31,17 @@ pub(crate) struct TokenSet {
     /// token-endpoint answer is newer than any token whose origin came before its
     /// request was sent.
     pub origin_tick: u64,
+    /// How long the token was valid when it arrived: a new token from the same server
+    /// lives about as long, so an ask for more validity than this cannot be met by a
+    /// request (`Session::access_token_valid_for`).
+    pub lifetime: Duration,
 }
 
 impl TokenSet {
     /// A token issued by the token endpoint for a request sent at `sent_at`.
     pub(crate) fn issued(issued: &IssuedToken, sent_at: SystemTime, configured_margin: Duration, tick: u64) -> Self {
         let expires_at = sent_at.checked_add(issued.lifetime).unwrap_or(sent_at);
-        Self::new(
+        let mut set = Self::new(
             issued.access_token.expose_secret(),
             issued.scope.as_deref(),
             sent_at,
@@ -45,7 +49,9 @@ impl TokenSet {
             configured_margin,
             None,
             tick,
-        )
+        );
+        set.token = set.token.with_type(issued.token_type);
+        set
     }
 
     pub(crate) fn new(
@@ -65,6 +71,7 @@ impl TokenSet {
             expires_at,
             rotation_order,
             origin_tick,
+            lifetime,
         }
     }
 

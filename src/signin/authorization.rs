@@ -1,10 +1,11 @@
 //! The authorization code flow with PKCE: build the URL the browser opens, then
 //! turn the redirect it comes back with into a session.
 
-use super::{endpoint, one_time_grant};
+use super::{endpoint, one_time_grant, sign_in_key};
 use crate::client::AuthClient;
 use crate::error::AuthError;
 use crate::identity::{Identity, TokenParams};
+use crate::internal::dpop::Binding;
 use crate::internal::id_token::{check_issued, SignInChecks};
 use crate::internal::protocol::authorization::{self, Expected, UrlParams, RESERVED};
 use crate::internal::protocol::pkce::{self, Pkce};
@@ -123,6 +124,8 @@ pub struct PendingAuthorization {
     verifier: SecretString,
     redirect_uri: String,
     identity: Identity,
+    /// The DPoP key the code is bound to (`dpop_jkt`, RFC 9449 §10).
+    dpop: Option<std::sync::Arc<Binding>>,
 }
 
 impl PendingAuthorization {
@@ -210,6 +213,7 @@ impl AuthClient {
         let max_age = request.max_age.map(|age| age.as_secs().to_string());
         let mut extra = request.extra;
         extra.extend(max_age.map(|age| ("max_age".to_owned(), age)));
+        let dpop = sign_in_key(self.context())?;
         let url = authorization::authorization_url(
             &endpoint,
             &UrlParams {
@@ -222,6 +226,7 @@ impl AuthClient {
                 audience: identity.audience.as_deref(),
                 resource: identity.resource.as_deref(),
                 extra: &extra,
+                dpop_jkt: dpop.as_ref().map(|binding| binding.jkt.as_str()),
             },
         );
         Ok(PendingAuthorization {
@@ -232,6 +237,7 @@ impl AuthClient {
             verifier: pkce.verifier,
             redirect_uri: request.redirect_uri,
             identity,
+            dpop,
         })
     }
 
@@ -264,7 +270,8 @@ impl AuthClient {
             redirect_uri: &pending.redirect_uri,
             verifier: &pending.verifier,
         };
-        let (mut issued, sent_at) = one_time_grant(ctx, &pending.identity, &grant).await?;
+        let dpop = pending.dpop.as_deref();
+        let (mut issued, sent_at) = one_time_grant(ctx, &pending.identity, &grant, dpop).await?;
         if pending.identity.scopes.contains("openid") {
             // OIDC Core §3.1.3.3: the answer to an openid code exchange has an ID token.
             if issued.id_token.is_none() {
@@ -280,6 +287,7 @@ impl AuthClient {
             let oidc = check_issued(ctx, &pending.identity, &issued, sent_at, checks, None).await?;
             issued.id_token_claims = oidc.map(|oidc| Box::new((*oidc.claims).clone()));
         }
-        self.install_signed_in(pending.identity.clone(), issued, sent_at).await
+        self.install_signed_in(pending.identity.clone(), issued, sent_at, pending.dpop.clone())
+            .await
     }
 }

@@ -85,6 +85,12 @@ impl AuthConfig {
             if let Some(algs) = metadata.id_token_signing_alg_values_supported {
                 config = config.id_token_signing_algs(algs);
             }
+            // RFC 9449 §5.1: DpopMode::IfSupported sends proofs only if ES256 is offered.
+            config.dpop_advertised = Some(
+                metadata
+                    .dpop_signing_alg_values_supported
+                    .is_some_and(|algs| algs.iter().any(|a| a == "ES256")),
+            );
             // Endpoints from the document follow the same https-or-loopback rule as typed ones.
             config.validate()?;
             return Ok(config);

@@ -123,8 +123,9 @@ impl AuthClient {
             id_token: tokens.id_token,
             server_date: None,
             id_token_claims: None,
+            token_type: crate::token::TokenType::Bearer,
         };
-        self.install_signed_in(identity, issued, now).await
+        self.install_signed_in(identity, issued, now, None).await
     }
 }
 

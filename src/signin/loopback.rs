@@ -2,6 +2,7 @@
 //! listener on `127.0.0.1` with a port chosen by the OS, which takes the one
 //! redirect the browser brings back, answers it with a small page, and closes.
 
+use super::PendingAuthorization;
 use crate::error::AuthError;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -14,6 +15,9 @@ const MAX_REQUEST_HEAD: usize = 16 * 1024;
 /// A connection that sends nothing for this long is dropped (browsers pre-connect).
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 const CALLBACK_PATH: &str = "/callback";
+
+const NOT_THIS_SIGN_IN: &str = "<!doctype html><meta charset=\"utf-8\"><title>Not this sign-in</title>\
+<p>This link does not belong to the sign-in in progress.</p>";
 
 const PAGE: &str = "<!doctype html><meta charset=\"utf-8\"><title>Signed in</title>\
 <p>The sign-in is complete. You can close this window and return to the app.</p>";
@@ -51,12 +55,33 @@ impl LoopbackRedirect {
         &self.redirect_uri
     }
 
-    /// Waits for the browser's `GET /callback?...`, answers it with a page telling
-    /// the user to return to the app, closes the listener and returns the full
-    /// redirect URL for [`AuthClient::complete_authorization`](crate::AuthClient::complete_authorization).
-    /// Other requests (a favicon, a pre-connect that sends nothing) are answered
-    /// 404 or dropped. Wrap it in a timeout, or drop it, to give up.
+    /// Waits for the browser's `GET /callback?...` **for `pending`** (its `state`
+    /// matches), answers it with a page telling the user to return to the app, closes
+    /// the listener and returns the full redirect URL for
+    /// [`AuthClient::complete_authorization`](crate::AuthClient::complete_authorization).
+    ///
+    /// A callback with another `state` (or none) is answered 400 and the wait goes on:
+    /// any local process, or a web page that finds the port, can send one, and it
+    /// must not break the user's sign-in. Other requests (a favicon, a pre-connect
+    /// that sends nothing) are answered 404 or dropped. After `timeout` without the
+    /// right redirect: [`AuthError::Cancelled`].
+    pub async fn wait_for(self, pending: &PendingAuthorization, timeout: Duration) -> Result<String, AuthError> {
+        let expected = pending.state().to_owned();
+        tokio::time::timeout(timeout, self.wait_matching(Some(expected)))
+            .await
+            .unwrap_or(Err(AuthError::Cancelled))
+    }
+
+    /// Waits for the first `GET /callback?...`, whatever it carries.
+    ///
+    /// A forged callback (any local process can send one) ends this wait and breaks
+    /// the sign-in; [`wait_for`](Self::wait_for) keeps waiting for the real one.
+    #[deprecated(note = "use wait_for(&pending, timeout), which ignores callbacks for another sign-in")]
     pub async fn wait(self) -> Result<String, AuthError> {
+        self.wait_matching(None).await
+    }
+
+    async fn wait_matching(self, expected: Option<String>) -> Result<String, AuthError> {
         let (found, mut redirects) = mpsc::channel::<String>(1);
         loop {
             tokio::select! {
@@ -68,9 +93,10 @@ impl LoopbackRedirect {
                     };
                     let found = found.clone();
                     let base = self.redirect_uri.clone();
+                    let expected = expected.clone();
                     // Each connection on its own task: a silent pre-connect must not block the real one.
                     tokio::spawn(async move {
-                        if let Some(url) = serve(stream, peer, &base).await {
+                        if let Some(url) = serve(stream, peer, &base, expected.as_deref()).await {
                             let _ = found.send(url).await;
                         }
                     });
@@ -82,7 +108,7 @@ impl LoopbackRedirect {
 }
 
 /// Answers one connection; the redirect URL if it was the callback.
-async fn serve(mut stream: TcpStream, peer: SocketAddr, redirect_uri: &str) -> Option<String> {
+async fn serve(mut stream: TcpStream, peer: SocketAddr, redirect_uri: &str, expected: Option<&str>) -> Option<String> {
     if !peer.ip().is_loopback() {
         return None;
     }
@@ -91,6 +117,13 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, redirect_uri: &str) -> O
         .ok()
         .flatten();
     let (status, body, url) = match target {
+        Some((method, target))
+            if method == "GET"
+                && path_of(&target) == CALLBACK_PATH
+                && expected.is_some_and(|expected| state_of(&target).as_deref() != Some(expected)) =>
+        {
+            ("400 Bad Request", NOT_THIS_SIGN_IN, None)
+        }
         Some((method, target)) if method == "GET" && path_of(&target) == CALLBACK_PATH => {
             let origin = redirect_uri.strip_suffix(CALLBACK_PATH).unwrap_or(redirect_uri);
             ("200 OK", PAGE, Some(format!("{origin}{target}")))
@@ -125,6 +158,14 @@ async fn read_target(stream: &mut TcpStream) -> Option<(String, String)> {
     let mut parts = line.split(' ');
     let (method, target) = (parts.next()?, parts.next()?);
     target.starts_with('/').then(|| (method.to_owned(), target.to_owned()))
+}
+
+/// The `state` query parameter of a request target, decoded.
+fn state_of(target: &str) -> Option<String> {
+    let query = target.split('#').next()?.split_once('?')?.1;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "state")
+        .map(|(_, value)| value.into_owned())
 }
 
 fn path_of(target: &str) -> &str {

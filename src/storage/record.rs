@@ -5,8 +5,19 @@
 //! ```json
 //! {"tokenkeeper":1,"refresh_token":"…","token_endpoint":"https://as.example.com/token",
 //!  "client_id":"my-app","subject":"user:alice","scopes":["read"],
-//!  "saved_at":1767225600,"refresh_expires_at":1769817600}
+//!  "saved_at":1767225600,"refresh_expires_at":1769817600,
+//!  "grant":"5f0c…","writer":"9a41…","revision":7}
 //! ```
+//!
+//! `grant` names the sign-in the refresh token descends from (kept across
+//! refreshes, new at every login or sign-in) and `writer` the session instance that
+//! wrote the record: with `revision` (kept by the store, or inside the record by
+//! [`TokenStoreRecords`](crate::TokenStoreRecords)) they tell a session whether a
+//! stored record is newer than what it holds, and whether a logout may delete it.
+//!
+//! A record over [`COMPACT_RECORD_BYTES`] (a 2 KiB Azure AD refresh token with long
+//! scopes) is written without the fields the store key already names (endpoint,
+//! client, scopes), so it fits a Windows credential (2,560 bytes).
 //!
 //! Never a password, client secret or access token: only what a restart needs to
 //! resume (the refresh token) and what tells whose it is.
@@ -32,6 +43,10 @@ pub(crate) const FORMAT_VERSION: u32 = 1;
 /// Largest value accepted from a store. Refresh tokens are at most a few KiB (even as
 /// JWTs); a larger value is not ours, and reading it could exhaust memory.
 pub(crate) const MAX_RECORD_BYTES: usize = 16 * 1024;
+
+/// Windows Credential Manager's cap on a credential's blob (`CRED_MAX_CREDENTIAL_BLOB_SIZE`,
+/// 5 × 512 bytes); a record larger than this is written in its compact form.
+pub(crate) const COMPACT_RECORD_BYTES: usize = 2560;
 
 /// Why a stored value cannot be used. Messages never contain the value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -68,6 +83,10 @@ pub(crate) struct Record {
     pub scopes: Vec<String>,
     pub saved_at: Option<SystemTime>,
     pub refresh_expires_at: Option<SystemTime>,
+    /// The sign-in this refresh token descends from (see the module docs).
+    pub grant: Option<u64>,
+    /// The session instance that wrote the record.
+    pub writer: Option<u64>,
 }
 
 impl fmt::Debug for Record {
@@ -79,6 +98,8 @@ impl fmt::Debug for Record {
             .field("client_id", &self.client_id)
             .field("subject", &self.subject)
             .field("scopes", &self.scopes)
+            .field("grant", &self.grant)
+            .field("writer", &self.writer)
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +121,19 @@ struct Wire<'a> {
     saved_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     refresh_expires_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    grant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    writer: Option<String>,
+}
+
+/// Ids are hex strings: a JSON number above 2^53 loses digits in JavaScript tools.
+fn id_text(id: Option<u64>) -> Option<String> {
+    id.map(|id| format!("{id:016x}"))
+}
+
+fn id_of(text: Option<&str>) -> Option<u64> {
+    text.and_then(|t| u64::from_str_radix(t, 16).ok())
 }
 
 /// `client` or `user:NAME`: readable in a keychain viewer, and unambiguous because
@@ -146,12 +180,16 @@ impl Record {
                 .unwrap_or_default(),
             saved_at: Some(saved_at),
             refresh_expires_at,
+            grant: None,
+            writer: None,
         }
     }
 
-    /// The JSON text to store (it contains the refresh token, hence the secret type).
+    /// The JSON text to store (it contains the refresh token, hence the secret type):
+    /// the full form, or the compact one when the full one exceeds
+    /// [`COMPACT_RECORD_BYTES`].
     pub(crate) fn encode(&self) -> SecretString {
-        let wire = Wire {
+        let mut wire = Wire {
             tokenkeeper: FORMAT_VERSION,
             refresh_token: self.refresh_token.expose_secret().into(),
             token_endpoint: self.token_endpoint.clone(),
@@ -160,8 +198,19 @@ impl Record {
             scopes: self.scopes.clone(),
             saved_at: self.saved_at.map(unix_seconds),
             refresh_expires_at: self.refresh_expires_at.map(unix_seconds),
+            grant: id_text(self.grant),
+            writer: id_text(self.writer),
         };
         // Serialising strings, numbers and a Vec<String> to a String cannot fail.
+        let full = serde_json::to_string(&wire).unwrap_or_default();
+        if full.len() <= COMPACT_RECORD_BYTES {
+            return SecretString::from(full);
+        }
+        // The store key names the endpoint, client and scopes already; the owner
+        // check takes a field a record does not name on trust.
+        wire.token_endpoint = None;
+        wire.client_id = None;
+        wire.scopes = Vec::new();
         SecretString::from(serde_json::to_string(&wire).unwrap_or_default())
     }
 
@@ -184,6 +233,8 @@ impl Record {
                 scopes: Vec::new(),
                 saved_at: None,
                 refresh_expires_at: None,
+                grant: None,
+                writer: None,
             });
         }
         // serde_json never echoes the input in its errors for these types, but the
@@ -207,6 +258,8 @@ impl Record {
             scopes: wire.scopes,
             saved_at: wire.saved_at.and_then(from_unix_seconds),
             refresh_expires_at: wire.refresh_expires_at.and_then(from_unix_seconds),
+            grant: id_of(wire.grant.as_deref()),
+            writer: id_of(wire.writer.as_deref()),
         })
     }
 
@@ -237,6 +290,28 @@ impl Record {
     pub(crate) fn is_expired(&self, now: SystemTime) -> bool {
         self.refresh_expires_at.is_some_and(|at| at <= now)
     }
+}
+
+/// The revision a [`TokenStoreRecords`](crate::TokenStoreRecords) adapter keeps inside
+/// a stored value: the `revision` field of a JSON object, 0 for anything without one
+/// (a 0.1 bare token, a record an older SDK wrote, a corrupt value).
+pub(crate) fn revision_of(raw: &str) -> u64 {
+    #[derive(Deserialize)]
+    struct Peek {
+        #[serde(default)]
+        revision: u64,
+    }
+    if raw.len() > MAX_RECORD_BYTES || !raw.trim_start().starts_with('{') {
+        return 0;
+    }
+    serde_json::from_str::<Peek>(raw).map_or(0, |peek| peek.revision)
+}
+
+/// `raw` (a JSON object) with its `revision` field set; `None` if it is not an object.
+pub(crate) fn with_revision(raw: &str, revision: u64) -> Option<SecretString> {
+    let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw).ok()?;
+    object.insert("revision".to_owned(), revision.into());
+    serde_json::to_string(&object).ok().map(SecretString::from)
 }
 
 #[cfg(test)]
@@ -372,6 +447,72 @@ mod tests {
             Record::decode(&huge).unwrap_err(),
             RecordError::Oversized(MAX_RECORD_BYTES + 1)
         );
+    }
+
+    #[test]
+    fn a_2_kib_refresh_token_with_long_scopes_fits_a_windows_credential() {
+        let subject = Subject::User("someone.with.a.long.name@contoso.onmicrosoft.com".into());
+        let owner = Owner {
+            token_endpoint: "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token",
+            client_id: "04b07795-8ddb-461a-bbee-02f9e1bf7b46",
+            subject: &subject,
+        };
+        let token = "0.A".to_owned() + &"x".repeat(2045);
+        let scope =
+            "openid profile offline_access https://graph.microsoft.com/User.Read https://graph.microsoft.com/Mail.Read";
+        let mut record = Record::new(
+            &SecretString::from(token.clone()),
+            owner,
+            Some(scope),
+            SystemTime::now(),
+            None,
+        );
+        record.grant = Some(u64::MAX);
+        record.writer = Some(1);
+        let encoded = record.encode();
+        let stamped = with_revision(encoded.expose_secret(), u64::MAX).unwrap();
+        assert!(
+            stamped.expose_secret().len() <= COMPACT_RECORD_BYTES,
+            "{} bytes",
+            stamped.expose_secret().len()
+        );
+        let decoded = Record::decode(stamped.expose_secret()).unwrap();
+        assert_eq!(decoded.refresh_token.expose_secret(), token);
+        assert_eq!((decoded.grant, decoded.writer), (Some(u64::MAX), Some(1)));
+        decoded.check_owner(owner).unwrap();
+        // A small record keeps every field.
+        let small = Record::new(&SecretString::from("rt"), owner, Some(scope), SystemTime::now(), None).encode();
+        assert!(small.expose_secret().contains("graph.microsoft.com"));
+    }
+
+    #[test]
+    fn the_revision_is_a_field_of_the_record_and_0_without_one() {
+        let raw = Record::new(
+            &SecretString::from("rt"),
+            owner(&alice()),
+            None,
+            SystemTime::now(),
+            None,
+        )
+        .encode();
+        assert_eq!(revision_of(raw.expose_secret()), 0);
+        let stamped = with_revision(raw.expose_secret(), 7).unwrap();
+        assert_eq!(revision_of(stamped.expose_secret()), 7);
+        assert_eq!(
+            revision_of(with_revision(stamped.expose_secret(), 8).unwrap().expose_secret()),
+            8
+        );
+        // Still a record this SDK (and an older one) reads.
+        assert_eq!(
+            Record::decode(stamped.expose_secret())
+                .unwrap()
+                .refresh_token
+                .expose_secret(),
+            "rt"
+        );
+        assert_eq!(revision_of("bare-token"), 0);
+        assert_eq!(revision_of("{corrupt"), 0);
+        assert!(with_revision("bare-token", 1).is_none());
     }
 
     #[test]

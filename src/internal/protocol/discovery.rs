@@ -26,6 +26,9 @@ pub(crate) struct Metadata {
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
     pub id_token_signing_alg_values_supported: Option<Vec<String>>,
+    /// RFC 9449 §5.1: the JWS algorithms the server accepts in DPoP proofs.
+    #[serde(default)]
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
 }
 
 /// The RFC 8414 §3.1 URL (the well-known segment goes *before* the issuer's

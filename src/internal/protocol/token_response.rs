@@ -5,6 +5,7 @@ use crate::config::MAX_TOKEN_LIFETIME;
 use crate::error::{AuthError, ErrorSource};
 use crate::internal::protocol::{error_response, jwt};
 use crate::internal::transport::HttpResponse;
+use crate::token::TokenType;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
@@ -39,6 +40,8 @@ pub(crate) struct IssuedToken {
     /// Set by a sign-in flow that validated the ID token itself (with its `nonce`).
     /// Boxed: most answers have none, and an `IssuedToken` travels by value.
     pub id_token_claims: Option<Box<crate::oidc::IdTokenClaims>>,
+    /// `Bearer` or `DPoP` (RFC 9449 §5); the caller checks it against what it sent.
+    pub token_type: TokenType,
 }
 
 impl IssuedToken {
@@ -56,6 +59,7 @@ impl IssuedToken {
             id_token: self.id_token.as_ref().map(|t| SecretString::from(t.expose_secret())),
             server_date: self.server_date,
             id_token_claims: self.id_token_claims.clone(),
+            token_type: self.token_type,
         }
     }
 }
@@ -117,17 +121,22 @@ pub(crate) fn parse(
         .filter(|t| !t.expose_secret().is_empty())
         .ok_or_else(|| invalid("the token response has no access_token".into()))?;
     check_token_chars(&access_token).map_err(|r| invalid(format!("access_token {r}")))?;
-    match raw.token_type.as_deref() {
-        Some(t) if t.eq_ignore_ascii_case("bearer") => {}
+    let token_type = match raw.token_type.as_deref() {
+        Some(t) if t.eq_ignore_ascii_case("bearer") => TokenType::Bearer,
+        // RFC 9449 §5: whether a proof was sent for it is the caller's check.
+        Some(t) if t.eq_ignore_ascii_case("dpop") => TokenType::Dpop,
         Some(_) => {
             return Err(invalid(
-                "token_type is not Bearer; only bearer tokens (RFC 6750) are supported".into(),
+                "token_type is neither Bearer (RFC 6750) nor DPoP (RFC 9449); no other type is supported".into(),
             ))
         }
         // RFC 6749 §5.1 requires it, but some servers leave it out; the token is still
         // a bearer token (golang.org/x/oauth2 and AppAuth assume the same).
-        None => tracing::debug!("the token response has no token_type; treating the token as Bearer"),
-    }
+        None => {
+            tracing::debug!("the token response has no token_type; treating the token as Bearer");
+            TokenType::Bearer
+        }
+    };
     let refresh_token = raw.refresh_token.filter(|t| !t.expose_secret().is_empty());
     if let Some(token) = &refresh_token {
         check_token_chars(token).map_err(|r| invalid(format!("refresh_token {r}")))?;
@@ -173,6 +182,7 @@ pub(crate) fn parse(
         id_token,
         server_date: response.date,
         id_token_claims: None,
+        token_type,
     })
 }
 
@@ -345,8 +355,19 @@ mod tests {
     }
 
     #[test]
-    fn token_type_must_be_bearer_when_given() {
-        for other in ["mac", "DPoP", "N_A"] {
+    fn token_type_must_be_bearer_or_dpop_when_given() {
+        for (given, expected) in [
+            ("bearer", TokenType::Bearer),
+            ("DPoP", TokenType::Dpop),
+            ("dpop", TokenType::Dpop),
+        ] {
+            let r = response(200, json!({"access_token": "t", "token_type": given}));
+            assert_eq!(
+                parse(&r, SystemTime::now(), Duration::from_secs(1)).unwrap().token_type,
+                expected
+            );
+        }
+        for other in ["mac", "N_A", "PoP"] {
             let r = response(200, json!({"access_token": "t", "token_type": other}));
             assert!(
                 matches!(

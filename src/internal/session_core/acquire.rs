@@ -44,6 +44,14 @@ impl SessionCore {
                 self.refresh_in_background(now);
                 return Ok(set.to_access_token());
             }
+            if set.is_valid(now) && min_validity >= set.lifetime {
+                // The ask cannot be met: a new token would live no longer than this one
+                // did. Serve the best there is instead of a token request per call.
+                if !set.is_fresh(now) {
+                    self.refresh_in_background(now);
+                }
+                return Ok(set.to_access_token());
+            }
         }
         let set = self
             .obtain(Acquire::Renew, false, move |set| set.is_valid(good_until))
@@ -219,26 +227,39 @@ impl SessionCore {
             .map(drop)
     }
 
-    /// Resumes from the stored refresh token (no password needed).
+    /// Resumes from the stored refresh token (no password needed). The read and the
+    /// adoption (and a 0.1 entry's migration) run under the persist lock and in one
+    /// epoch: a logout that lands meanwhile waits for them and then removes what was
+    /// read, so the next start does not restore the user. A session that needs the
+    /// user leaves that state when the store holds a sign-in saved by someone else
+    /// since (an app extension, a second client).
     pub(crate) async fn restore(self: &Arc<Self>) -> Result<(), AuthError> {
         crate::internal::flight::runtime()?;
         let now = self.now();
-        if self.token.load().as_ref().is_some_and(|set| set.is_valid(now)) {
+        let (epoch, active, held) = {
+            let state = self.state();
+            Self::active(&state).or_else(|error| match state.standing {
+                Standing::NeedsUser(_) => Ok(()),
+                _ => Err(error),
+            })?;
+            let active = matches!(state.standing, Standing::Active);
+            (state.epoch, active, state.refresh_token.is_some())
+        };
+        if active && self.token.load().as_ref().is_some_and(|set| set.is_valid(now)) {
             return Ok(());
         }
-        let held = self.state().refresh_token.is_some();
-        if !held {
+        if !active || !held {
             if !self.persistence().is_configured() {
                 return Err(AuthError::reauthenticate("no token store is configured"));
             }
+            let _persisting = self.persist_lock.lock().await;
+            self.check_epoch(epoch)?;
             let stored = self
                 .persistence()
                 .load()
                 .await?
                 .ok_or_else(|| AuthError::reauthenticate("no refresh token is stored for this identity"))?;
-            let mut state = self.state();
-            Self::active(&state)?;
-            state.refresh_token.get_or_insert(stored);
+            self.adopt_restored(epoch, stored)?;
         }
         self.obtain(Acquire::Renew, true, |set| set.is_valid(now))
             .await
