@@ -146,6 +146,8 @@ pub struct AuthConfig {
     pub(crate) device_authorization_endpoint: Option<String>,
     pub(crate) issuer: Option<String>,
     pub(crate) require_iss: bool,
+    /// OpenID Connect endpoints (see [`crate::oidc`]).
+    pub(crate) oidc: crate::oidc::OidcConfig,
     /// Sender-constrained tokens (RFC 9449).
     pub(crate) dpop: DpopMode,
     /// What discovery read from `dpop_signing_alg_values_supported`: `Some(false)`
@@ -180,6 +182,7 @@ impl AuthConfig {
             device_authorization_endpoint: None,
             issuer: None,
             require_iss: false,
+            oidc: crate::oidc::OidcConfig::default(),
             dpop: DpopMode::Off,
             dpop_advertised: None,
         }

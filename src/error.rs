@@ -356,6 +356,18 @@ pub enum AuthError {
     /// attack: start the sign-in again, and report it if it repeats.
     #[error("a JWT from the authorization server was refused: it {0}")]
     InvalidJwt(JwtError),
+    /// A 401 whose Bearer challenge says `error="insufficient_user_authentication"`
+    /// (RFC 9470 §3): the resource wants a stronger or more recent login than the
+    /// token's. The token is kept. Start a sign-in with
+    /// [`AuthorizationRequest::step_up`](crate::signin::AuthorizationRequest::step_up);
+    /// its token replaces the session's, for the same user.
+    #[error("the resource server asks for a stronger sign-in{}{}", acr_values.as_ref().map(|a| format!(" (acr_values: {a})")).unwrap_or_default(), max_age.map(|m| format!(" (max_age: {} s)", m.as_secs())).unwrap_or_default())]
+    StepUpRequired {
+        /// The authentication context classes the resource asks for.
+        acr_values: Option<String>,
+        /// How recent the login must be.
+        max_age: Option<Duration>,
+    },
 }
 
 impl AuthError {

@@ -28,7 +28,6 @@ fn response<'a>(status: u16, date: Option<&str>, body: &[u8], sent_secrets: Vec<
         date: date.and_then(|d| httpdate::parse_http_date(d).ok()),
         retry_after: None,
         content_type: Some("application/json".into()),
-        freshness: None,
         body: buf,
         sent_secrets,
     }

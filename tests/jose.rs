@@ -3,6 +3,8 @@
 //! `Cache-Control` and refetched once, rate limited, after a key rotation; every
 //! spoiled token refused with the check it fails; and no key set, no token.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 use tokenkeeper::oidc::{IdTokenExpectations, IdTokenValidator, JwksVerifier, JwsAlgorithm, JwtCheck};
@@ -124,17 +126,7 @@ async fn a_verifier_limited_to_es256_refuses_an_rs256_token() {
 #[tokio::test]
 async fn every_spoiled_id_token_is_refused_with_the_check_it_fails() {
     let oidc = start(DevServerConfig::default()).await;
-    let cases = [
-        (IdTokenFault::BadSignature, JwtCheck::Signature),
-        (IdTokenFault::WrongAudience, JwtCheck::Audience),
-        (IdTokenFault::WrongIssuer, JwtCheck::Issuer),
-        (IdTokenFault::Expired, JwtCheck::Expired),
-        (IdTokenFault::IssuedInFuture, JwtCheck::IssuedAt),
-        (IdTokenFault::AlgNone, JwtCheck::Algorithm),
-        (IdTokenFault::UnknownKid, JwtCheck::UnknownKey),
-        (IdTokenFault::WrongAtHash, JwtCheck::AccessTokenHash),
-        (IdTokenFault::ExtraAudienceWithoutAzp, JwtCheck::AuthorizedParty),
-    ];
+    let cases = common::SPOILED_ID_TOKENS;
     for (fault, check) in cases {
         oidc.server.inject_id_token_fault(fault);
         let (access, id_token) = sign_in(&oidc.server).await;

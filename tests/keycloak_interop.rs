@@ -154,6 +154,30 @@ mod admin {
             (username, id)
         }
 
+        /// Adds a generated RSA signing key with a higher priority than the realm's:
+        /// from now on Keycloak signs with it (a realm key rotation).
+        pub(super) async fn rotate_realm_key(&self) {
+            let realm = self.admin(reqwest::Method::GET, "", None).await;
+            let realm: Value = serde_json::from_slice(&realm.bytes().await.unwrap()).unwrap();
+            let component = json!({
+                "name": format!("rotated-{}", std::process::id()),
+                "providerId": "rsa-generated",
+                "providerType": "org.keycloak.keys.KeyProvider",
+                "parentId": realm["id"],
+                "config": {"priority": ["1000"], "active": ["true"], "enabled": ["true"]},
+            });
+            self.admin(reqwest::Method::POST, "/components", Some(component)).await;
+        }
+
+        /// How many sessions Keycloak holds for the user.
+        pub(super) async fn session_count(&self, id: &str) -> usize {
+            let response = self
+                .admin(reqwest::Method::GET, &format!("/users/{id}/sessions"), None)
+                .await;
+            let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+            body.as_array().map_or(0, Vec::len)
+        }
+
         /// Ends every session of the user, as "sign out everywhere" on another device.
         pub(super) async fn logout_user(&self, id: &str) {
             self.admin(reqwest::Method::POST, &format!("/users/{id}/logout"), None)
@@ -319,6 +343,86 @@ async fn password_login_reaches_userinfo() {
         .await
         .unwrap_err();
     assert!(matches!(wrong, AuthError::InvalidGrant(_)), "{wrong:?}");
+}
+
+#[tokio::test]
+async fn keycloaks_id_token_is_validated_across_a_realm_key_rotation_and_rp_logout_ends_its_session() {
+    let Some(kc) = Keycloak::from_env(
+        "keycloaks_id_token_is_validated_across_a_realm_key_rotation_and_rp_logout_ends_its_session",
+    ) else {
+        return;
+    };
+    let (username, id) = kc.create_user("oidc", "oidc-password").await;
+    let issuer = format!("{}/realms/{}", kc.base, kc.realm);
+    let config = AuthConfig::discover(&issuer, APP_CLIENT)
+        .await
+        .expect("Keycloak's OpenID Connect discovery")
+        .client_secret(SecretString::from(APP_SECRET))
+        .scopes(["openid", "email", "profile"])
+        .clock(clock());
+    let client = AuthClient::new(config).unwrap();
+    let session = client
+        .login(&username, SecretString::from("oidc-password"))
+        .await
+        .unwrap();
+    let claims = session.id_token_claims().expect("Keycloak's ID token, validated");
+    assert_eq!(claims.issuer, issuer);
+    assert_eq!(claims.preferred_username.as_deref(), Some(username.as_str()));
+    assert_eq!(claims.subject, id, "Keycloak's sub is the user id");
+    assert_eq!(
+        claims.email.as_deref(),
+        Some(format!("{username}@example.test").as_str())
+    );
+    session
+        .refresh()
+        .await
+        .expect("the refreshed ID token keeps iss and sub");
+    // A realm key rotation: the next refresh's ID token names a kid the cached key set
+    // lacks, which is fetched (once) and verifies it.
+    let kid = |session: &Session| {
+        let end = session.end_session_request(None).unwrap();
+        let url = reqwest::Url::parse(end.url()).unwrap();
+        let hint = url
+            .query_pairs()
+            .find(|(k, _)| k == "id_token_hint")
+            .unwrap()
+            .1
+            .into_owned();
+        let header = base64_url(hint.split('.').next().unwrap());
+        header["kid"].as_str().unwrap().to_owned()
+    };
+    let before = kid(&session);
+    kc.rotate_realm_key().await;
+    session
+        .refresh()
+        .await
+        .expect("the ID token signed with the new realm key verifies");
+    assert_ne!(kid(&session), before, "Keycloak signs with the rotated key");
+    assert_eq!(session.id_token_claims().unwrap().subject, id);
+    let info = session.userinfo().await.expect("UserInfo with the session's token");
+    assert_eq!(info.subject, id);
+    assert_eq!(kc.session_count(&id).await, 1);
+    // RP-initiated logout: the browser opens the URL; Keycloak ends the session.
+    let end = session.end_session_request(None).unwrap();
+    session.logout().await.unwrap();
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = browser.get(end.url()).send().await.unwrap();
+    assert!(
+        page.status().is_success() || page.status().is_redirection(),
+        "{}",
+        page.status()
+    );
+    assert_eq!(kc.session_count(&id).await, 0, "the Keycloak session is gone");
+}
+
+/// A base64url JSON part of a JWT.
+fn base64_url(part: &str) -> serde_json::Value {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 #[tokio::test]

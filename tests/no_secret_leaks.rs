@@ -83,6 +83,39 @@ async fn no_secret_reaches_logs_debug_output_or_errors() {
         Fault::json(400, serde_json::json!({"error": "invalid_request"})),
     );
     errors.push(client.client_credentials_session().access_token().await.unwrap_err());
+    // OpenID Connect: the ID token (and the nonce of a code flow) never show either.
+    let oidc = tokenkeeper::AuthConfig::discover(&h.server.issuer(), "oidc-app")
+        .await
+        .unwrap()
+        .scopes(["openid", "email"])
+        .clock(h.clock.clone());
+    let oidc = AuthClient::new(oidc).unwrap();
+    secrets.push("bob-password".into());
+    let bob = oidc.login("bob", password("bob-password")).await.unwrap();
+    let end = bob.end_session_request(None).unwrap();
+    let url = reqwest::Url::parse(end.url()).unwrap();
+    let (_, id_token) = url
+        .query_pairs()
+        .find(|(k, _)| k == "id_token_hint")
+        .expect("an id_token_hint");
+    secrets.push(id_token.into_owned());
+    seen.push(format!("{end:?} {:?} {bob:?} {oidc:?}", bob.id_token_claims()));
+    secrets.push(value(&bob.access_token().await.unwrap()));
+    let pending = oidc
+        .authorization_request(tokenkeeper::signin::AuthorizationRequest::new(
+            "bob",
+            "dev.tokenkeeper.demo:/oauth2redirect",
+        ))
+        .unwrap();
+    secrets.push(pending.nonce().expect("openid implies a nonce").to_owned());
+    seen.push(format!("{pending:?}"));
+    for fault in [
+        tokenkeeper_devserver::IdTokenFault::BadSignature,
+        tokenkeeper_devserver::IdTokenFault::WrongNonce,
+    ] {
+        h.server.inject_id_token_fault(fault);
+        errors.push(bob.refresh().await.unwrap_err());
+    }
     alice.logout().await.unwrap();
     for record in h.server.stats().revocations {
         secrets.push(record.token);

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{value, Harness};
+use common::{browser_login, value, Harness};
 use std::sync::Arc;
 use std::time::Duration;
 use tokenkeeper::signin::{AuthorizationRequest, ImportedTokens, LoopbackRedirect, PendingAuthorization};
@@ -20,27 +20,6 @@ fn native_config(h: &Harness) -> AuthConfig {
         .authorization_endpoint(h.server.authorization_endpoint())
         .issuer(h.server.base_url(), true)
         .clock(h.clock.clone())
-}
-
-/// The browser: opens the authorization URL (the login page), submits the test
-/// login, and returns where the server redirects to. Redirects are not followed.
-async fn browser_login(url: &str, username: &str, password: &str) -> String {
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let page = browser.get(url).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains("<form"));
-    let url = reqwest::Url::parse(url).unwrap();
-    let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-    form.push(("username".into(), username.into()));
-    form.push(("password".into(), password.into()));
-    let mut action = url.clone();
-    action.set_query(None);
-    let answer = browser.post(action).form(&form).send().await.unwrap();
-    assert_eq!(answer.status(), 303);
-    answer.headers()["location"].to_str().unwrap().to_owned()
 }
 
 fn with_param(redirect: &str, name: &str, new_value: &str) -> String {

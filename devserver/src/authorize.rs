@@ -141,7 +141,85 @@ pub(crate) async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap
     redirect(&state, &request.redirect_uri, query)
 }
 
+/// A pushed authorization request (RFC 9126), kept until it expires.
+#[derive(Clone, Debug)]
+pub(crate) struct Pushed {
+    pub client_id: String,
+    pub params: HashMap<String, String>,
+    pub expires_at: SystemTime,
+}
+
+/// `POST /oauth2/par` (RFC 9126 §2): the client authenticates as at the token
+/// endpoint; the parameters are checked like an authorization request and kept
+/// under a `request_uri` for 60 s. Answers 201 `{"request_uri", "expires_in"}`.
+pub(crate) async fn push(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    state.lock().stats.pushed_authorization_requests += 1;
+    let form = match oauth::parse_form(&headers, &body) {
+        Ok(form) => form,
+        Err(error) => return error.into_response(),
+    };
+    let client_id = match oauth::authenticate_client(&state, &headers, &form) {
+        Ok(client) => client.client_id.clone(),
+        Err(error) => return error.into_response(),
+    };
+    if form.contains_key("request_uri") {
+        return OAuthError::invalid_request("request_uri may not be pushed").into_response();
+    }
+    let mut params: HashMap<String, String> = form.into_iter().collect();
+    params.insert("client_id".into(), client_id.clone());
+    if let Err(rejection) = validate_params(&state, &params) {
+        let description = match rejection {
+            Rejection::Page(message) => message,
+            Rejection::Redirect { description, .. } => description,
+        };
+        return OAuthError::invalid_request(description).into_response();
+    }
+    let request_uri = format!(
+        "urn:ietf:params:oauth:request_uri:{}",
+        URL_SAFE_NO_PAD.encode(random_bytes::<16>())
+    );
+    let pushed = Pushed {
+        client_id,
+        params,
+        expires_at: state.now() + std::time::Duration::from_secs(60),
+    };
+    state.lock().pushed.insert(request_uri.clone(), pushed);
+    let body = serde_json::json!({"request_uri": request_uri, "expires_in": 60});
+    (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+/// The parameters of a request: the pushed ones when it names a `request_uri`
+/// (kept in the result, so the login form's POST resolves them again).
+fn resolve(state: &AppState, params: HashMap<String, String>) -> Result<HashMap<String, String>, Rejection> {
+    let Some(request_uri) = params.get("request_uri") else {
+        if state.config.require_pushed_authorization_requests {
+            return Err(Rejection::Page(
+                "this server requires pushed authorization requests".into(),
+            ));
+        }
+        return Ok(params);
+    };
+    let now = state.now();
+    let inner = state.lock();
+    let pushed = inner
+        .pushed
+        .get(request_uri)
+        .filter(|p| p.expires_at > now && params.get("client_id") == Some(&p.client_id))
+        .ok_or_else(|| Rejection::Page("unknown or expired request_uri".into()))?;
+    let mut resolved = pushed.params.clone();
+    resolved.insert("request_uri".into(), request_uri.clone());
+    Ok(resolved)
+}
+
 fn validate(state: &AppState, params: HashMap<String, String>) -> Result<AuthzRequest, Rejection> {
+    build(state, resolve(state, params)?)
+}
+
+fn validate_params(state: &AppState, params: &HashMap<String, String>) -> Result<(), Rejection> {
+    build(state, params.clone()).map(drop)
+}
+
+fn build(state: &AppState, params: HashMap<String, String>) -> Result<AuthzRequest, Rejection> {
     let get = |name: &str| params.get(name).filter(|v| !v.is_empty()).cloned();
     let client_id = get("client_id").ok_or_else(|| Rejection::Page("missing client_id".into()))?;
     let client = state
@@ -206,7 +284,7 @@ fn validate(state: &AppState, params: HashMap<String, String>) -> Result<AuthzRe
 
 /// Exact string match, except that a registered loopback IP URI matches any
 /// port (RFC 8252 §7.3).
-fn redirect_uri_registered(client: &ClientSpec, uri: &str) -> bool {
+pub(crate) fn redirect_uri_registered(client: &ClientSpec, uri: &str) -> bool {
     client.redirect_uris.iter().any(|registered| {
         registered == uri
             || (registered.starts_with("http://127.0.0.1/") && without_port(uri).as_deref() == Some(registered))

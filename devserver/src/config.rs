@@ -86,6 +86,9 @@ pub struct DevServerConfig {
     pub id_token_alg: crate::jose::SigningAlg,
     /// `Cache-Control: max-age` of the key set at `/oauth2/jwks`; `None` sends no caching header.
     pub jwks_max_age: Option<Duration>,
+    /// Refuse authorization requests that were not pushed (RFC 9126 §5,
+    /// `require_pushed_authorization_requests`; default `false`).
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl Default for DevServerConfig {
@@ -141,6 +144,7 @@ impl Default for DevServerConfig {
             dpop: crate::dpop::DpopSpec::default(),
             id_token_alg: crate::jose::SigningAlg::ES256,
             jwks_max_age: Some(Duration::from_secs(300)),
+            require_pushed_authorization_requests: false,
         }
     }
 }

@@ -8,11 +8,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::State;
-use axum::http::header::CACHE_CONTROL;
-use axum::http::HeaderValue;
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Query, State};
+use axum::http::header::{CACHE_CONTROL, LOCATION};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -45,6 +47,8 @@ pub enum IdTokenFault {
     OtherSubject,
     /// `aud` has a second audience and there is no `azp`.
     ExtraAudienceWithoutAzp,
+    /// `auth_time` an hour ago: the login is older than any short `max_age`.
+    StaleAuthTime,
 }
 
 /// The signing keys and queued faults.
@@ -95,19 +99,16 @@ fn secs(at: SystemTime) -> u64 {
 pub(crate) fn mint(state: &AppState, who: &Subject<'_>) -> String {
     let now = state.now();
     let lifetime = state.config.access_token_lifetime.max(Duration::from_secs(60));
-    let mut claims = json!({
-        "iss": state.issuer(),
-        "sub": who.subject,
-        "aud": who.client_id,
-        "iat": secs(now),
-        "exp": secs(now + lifetime),
-        "at_hash": jose::at_hash(who.access_token),
-        "name": format!("{} Example", capitalize(who.subject)),
-        "preferred_username": who.subject,
-        "email": format!("{}@example.test", who.subject),
-        "email_verified": true,
-        "picture": format!("{}/avatars/{}.png", state.base_url, who.subject),
-    });
+    let mut claims = profile(state, who.subject);
+    for (name, value) in [
+        ("iss", json!(state.issuer())),
+        ("aud", json!(who.client_id)),
+        ("iat", json!(secs(now))),
+        ("exp", json!(secs(now + lifetime))),
+        ("at_hash", json!(jose::at_hash(who.access_token))),
+    ] {
+        claims[name] = value;
+    }
     if let Some(nonce) = who.nonce {
         claims["nonce"] = nonce.into();
     }
@@ -127,6 +128,7 @@ pub(crate) fn mint(state: &AppState, who: &Subject<'_>) -> String {
         Some(IdTokenFault::WrongNonce) => claims["nonce"] = "not-the-nonce".into(),
         Some(IdTokenFault::WrongAtHash) => claims["at_hash"] = jose::at_hash("another-token").into(),
         Some(IdTokenFault::OtherSubject) => claims["sub"] = "mallory".into(),
+        Some(IdTokenFault::StaleAuthTime) => claims["auth_time"] = secs(now - Duration::from_secs(3600)).into(),
         Some(IdTokenFault::ExtraAudienceWithoutAzp) => claims["aud"] = json!([who.client_id, "another-api"]),
         _ => {}
     }
@@ -144,6 +146,59 @@ pub(crate) fn mint(state: &AppState, who: &Subject<'_>) -> String {
             String::from_utf8(bytes).unwrap_or_default()
         }
         _ => inner.keys.current.sign(&claims),
+    }
+}
+
+/// The profile claims of `subject`, in the ID token and at UserInfo (`/api/userinfo`).
+pub(crate) fn profile(state: &AppState, subject: &str) -> Value {
+    json!({
+        "sub": subject,
+        "name": format!("{} Example", capitalize(subject)),
+        "preferred_username": subject,
+        "email": format!("{subject}@example.test"),
+        "email_verified": true,
+        "picture": format!("{}/avatars/{subject}.png", state.base_url),
+    })
+}
+
+/// `GET /oauth2/logout`: RP-initiated logout (OIDC RP-Initiated Logout 1.0 §2). The
+/// subject named by `id_token_hint` is signed out everywhere (its tokens are revoked,
+/// as a provider ending the browser session does) and recorded in
+/// [`Stats::end_sessions`](crate::Stats::end_sessions); a registered
+/// `post_logout_redirect_uri` is answered with a 303 carrying `state`.
+pub(crate) async fn end_session(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let subject = params
+        .get("id_token_hint")
+        .and_then(|hint| hint.split('.').nth(1))
+        .and_then(|payload| URL_SAFE_NO_PAD.decode(payload).ok())
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|claims| claims["sub"].as_str().map(str::to_owned));
+    {
+        let mut inner = state.lock();
+        if let Some(subject) = &subject {
+            inner.revoke_subject(subject);
+        }
+        inner.stats.end_sessions.push(subject.unwrap_or_default());
+    }
+    let client = params.get("client_id").and_then(|id| state.client(id));
+    match (params.get("post_logout_redirect_uri"), client) {
+        (Some(uri), Some(client)) if crate::authorize::redirect_uri_registered(client, uri) => {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            if let Some(s) = params.get("state") {
+                query.append_pair("state", s);
+            }
+            let separator = if uri.contains('?') { '&' } else { '?' };
+            let location = format!("{uri}{separator}{}", query.finish());
+            match HeaderValue::from_str(&location) {
+                Ok(value) => (StatusCode::SEE_OTHER, [(LOCATION, value)]).into_response(),
+                Err(_) => StatusCode::BAD_REQUEST.into_response(),
+            }
+        }
+        (Some(_), _) => (StatusCode::BAD_REQUEST, "post_logout_redirect_uri is not registered").into_response(),
+        (None, _) => Html("<!doctype html><title>Signed out</title><p>You are signed out.</p>").into_response(),
     }
 }
 

@@ -10,6 +10,8 @@
 //! | `POST /oauth2/device_authorization` | RFC 8628 device authorization; `GET/POST /device` is the verification page |
 //! | `GET /.well-known/oauth-authorization-server` | RFC 8414 metadata (also at `/.well-known/openid-configuration`) |
 //! | `GET /oauth2/jwks` | the ID token signing keys (JWK Set, `Cache-Control: max-age`); ID tokens are issued for scope `openid`, see [`IdTokenFault`] |
+//! | `POST /oauth2/par` | RFC 9126 pushed authorization requests (201 with `request_uri`); `require_pushed_authorization_requests` refuses the others |
+//! | `GET /oauth2/logout` | OIDC RP-initiated logout: revokes the `id_token_hint` subject's tokens, 303 to a registered `post_logout_redirect_uri` with `state` |
 //! | any `/api/{*path}` | bearer-protected resource (`/api/admin...` needs scope `admin`) |
 //! | `/_admin/...` | admin API, see below |
 //!
@@ -336,6 +338,8 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/oauth2/device_authorization", post(device::authorize))
         .route("/device", get(device::verification_page).post(device::verify))
         .route("/oauth2/jwks", get(id_token::jwks))
+        .route("/oauth2/logout", get(id_token::end_session))
+        .route("/oauth2/par", post(authorize::push))
         .route("/.well-known/oauth-authorization-server", get(metadata::metadata))
         .route("/.well-known/openid-configuration", get(metadata::metadata))
         .route("/api/{*path}", any(resource::resource))

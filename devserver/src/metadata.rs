@@ -27,6 +27,10 @@ pub(crate) async fn metadata(State(state): State<Arc<AppState>>) -> Json<Value> 
         "authorization_response_iss_parameter_supported": state.config.authorization_response_iss,
         "scopes_supported": ["openid", "profile", "email", "read", "write", "admin"],
         "jwks_uri": format!("{base}/oauth2/jwks"),
+        "userinfo_endpoint": format!("{base}/api/userinfo"),
+        "end_session_endpoint": format!("{base}/oauth2/logout"),
+        "pushed_authorization_request_endpoint": format!("{base}/oauth2/par"),
+        "require_pushed_authorization_requests": state.config.require_pushed_authorization_requests,
         "id_token_signing_alg_values_supported": [state.config.id_token_alg.name()],
         "subject_types_supported": ["public"],
     });

@@ -67,11 +67,17 @@ pub(crate) async fn resource(State(state): State<Arc<AppState>>, request: Reques
     let path = request.uri().path().strip_prefix("/api").unwrap_or_default().to_owned();
     let token = presented_token(&request);
     let needs_admin = path == "/admin" || path.starts_with("/admin/");
+    // The UserInfo endpoint (OIDC Core §5.3) is this resource at /api/userinfo.
+    let userinfo = path == "/userinfo";
     let uri = format!("{}{}", state.base_url, request.uri().path());
     let proof = request.headers().get("dpop").and_then(|v| v.to_str().ok());
 
     let accepted = match token.ok_or(Rejection::Missing).and_then(|(dpop, t)| {
-        let needs = needs_admin.then_some("admin");
+        let needs = if userinfo {
+            Some("openid")
+        } else {
+            needs_admin.then_some("admin")
+        };
         let presented = Presented {
             token: &t,
             dpop_proof: dpop.then_some(proof).flatten(),
@@ -82,7 +88,7 @@ pub(crate) async fn resource(State(state): State<Arc<AppState>>, request: Reques
         check(&state, &presented, needs)
     }) {
         Ok(Some(accepted)) => accepted,
-        Ok(None) => return insufficient_scope("admin"),
+        Ok(None) => return insufficient_scope(if userinfo { "openid" } else { "admin" }),
         Err(rejection) => {
             state.lock().stats.resource_unauthorized += 1;
             return unauthorized(&state, rejection);
@@ -93,6 +99,9 @@ pub(crate) async fn resource(State(state): State<Arc<AppState>>, request: Reques
         Ok(bytes) => bytes.len(),
         Err(_) => return (StatusCode::BAD_REQUEST, "unreadable request body").into_response(),
     };
+    if userinfo {
+        return Json(crate::id_token::profile(&state, &accepted.subject)).into_response();
+    }
     let mut response = Json(serde_json::json!({
         "subject": accepted.subject,
         "client_id": accepted.client_id,

@@ -60,6 +60,13 @@ pub struct Stats {
     /// §4.14.2 reuse detection): a client that spends a rotating token twice.
     #[serde(default)]
     pub refresh_token_reuse: u64,
+    /// RP-initiated logouts (`GET /oauth2/logout`), by the subject of their
+    /// `id_token_hint` (empty without one), in arrival order.
+    #[serde(default)]
+    pub end_sessions: Vec<String>,
+    /// Requests to the pushed authorization request endpoint.
+    #[serde(default)]
+    pub pushed_authorization_requests: u64,
 }
 
 /// One request to the revocation endpoint, as received.
@@ -146,6 +153,8 @@ pub(crate) struct Inner {
     pub dpop: crate::dpop::DpopMemory,
     /// The ID token signing key and queued ID token faults.
     pub keys: crate::id_token::Keys,
+    /// request_uri → a pushed authorization request (RFC 9126)
+    pub pushed: HashMap<String, crate::authorize::Pushed>,
 }
 
 /// Shared by every request handler and by the [`DevServer`](crate::DevServer) handle.

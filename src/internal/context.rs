@@ -39,6 +39,8 @@ pub(crate) struct ClientContext {
     /// A server fleet's shared access tokens (`AuthClientBuilder::shared_tokens`).
     pub shared: Option<Arc<dyn SharedTokens>>,
     pub events: EventSink,
+    /// Validates ID tokens, when the config names a key set and an issuer.
+    pub id_tokens: Option<crate::oidc::IdTokenValidator>,
     /// Nonces and the server clock offset, when the client sends DPoP proofs.
     pub dpop: Option<DpopState>,
 }
@@ -82,6 +84,7 @@ impl ClientContext {
             ),
             _ => None,
         };
+        let id_tokens = crate::internal::id_token::validator_for(&config, &transport)?;
         // iOS kills a suspended app that holds a file lock in a shared container
         // (0xdead10cc): there the refresh lock is in-process only, and the lock
         // directory serves the store's compare-and-set alone, held around one
@@ -93,6 +96,7 @@ impl ClientContext {
         };
         let refresh_lock = refresh_lock.unwrap_or_else(|| Arc::new(LocalRefreshLock::new(refresh_directory)));
         Ok(Self {
+            id_tokens,
             dpop: config.sends_dpop().then(DpopState::new),
             basic_authorization,
             config,

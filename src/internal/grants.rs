@@ -208,6 +208,19 @@ async fn finish(
             expires_at,
         },
     };
+    // OIDC: the ID token is validated before anything of the answer is kept.
+    let previous = core.id_token_claims();
+    let checks = crate::internal::id_token::SignInChecks::default();
+    let oidc = crate::internal::id_token::check_issued(
+        &core.ctx,
+        &core.identity,
+        &issued,
+        sent_at,
+        checks,
+        previous.as_deref(),
+    )
+    .await
+    .inspect_err(|error| tracing::warn!(%error, "the ID token was refused; no token was installed"))?;
     // A refresh keeps the grant; anything else is a new sign-in.
     let refresh_grant = matches!(announce, Announce::Refreshed | Announce::Recovered("refresh_token"));
     let origin = if refresh_grant {
@@ -215,7 +228,7 @@ async fn finish(
     } else {
         Origin::SignIn(password)
     };
-    match core.commit(epoch, &issued, sent_at, tick, event, origin).await {
+    match core.commit(epoch, &issued, sent_at, tick, event, origin, oidc).await {
         Committed::Published(set, replaced) => {
             crate::internal::shared::publish(core, &set).await;
             // A refresh grant's old token is the server's to retire (RFC 6749 §6); one

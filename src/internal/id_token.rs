@@ -3,10 +3,16 @@
 //! (§3.1.2.1), `at_hash` (§3.1.3.6) and, after a refresh, the same `iss` and `sub`
 //! as before (§12.2). Each failure names its [`JwtCheck`].
 
+use crate::config::AuthConfig;
 use crate::error::{AuthError, JwtCheck};
+use crate::identity::Identity;
+use crate::internal::context::ClientContext;
 use crate::internal::jose::{b64url_encode, reject, JwksVerifier, VerifiedJwt};
+use crate::internal::protocol::token_response::{self, IssuedToken};
 use crate::oidc::IdTokenClaims;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How far the issuer's clock may be from ours (after correcting ours with the
@@ -125,6 +131,14 @@ impl IdTokenValidator {
                     "nonce is not the one the authorization request sent",
                 ));
             }
+        } else if let (Some(nonce), Some(previous)) = (nonce, expect.previous) {
+            // OIDC Core §12.2: a refreshed ID token's nonce, if any, is the original's.
+            if previous.all.get("nonce").and_then(Value::as_str) != Some(nonce) {
+                return Err(reject(
+                    JwtCheck::Nonce,
+                    "the refreshed ID token's nonce is not the original's",
+                ));
+            }
         }
         let auth_time = number(claims, "auth_time");
         if let Some(max_age) = expect.max_age {
@@ -158,6 +172,95 @@ impl IdTokenValidator {
         // iss and sub were checked above, so the claims always build.
         IdTokenClaims::from_map(claims.clone()).ok_or_else(|| reject(JwtCheck::Malformed, "iss or sub is missing"))
     }
+}
+
+/// The validator a configuration implies: one when it names a key set. The issuer is
+/// required with it, since `iss` is the first check.
+pub(crate) fn validator_for(
+    config: &AuthConfig,
+    transport: &Arc<dyn crate::transport::HttpTransport>,
+) -> Result<Option<IdTokenValidator>, AuthError> {
+    let Some(jwks_uri) = &config.oidc.jwks_uri else {
+        return Ok(None);
+    };
+    let issuer = config.issuer.as_deref().ok_or_else(|| {
+        AuthError::config("jwks_uri is set without the issuer (AuthConfig::issuer) ID tokens must name")
+    })?;
+    let mut verifier = JwksVerifier::with_transport(jwks_uri, Arc::clone(transport), &config.development_http_hosts)?
+        .clock(Arc::clone(&config.clock));
+    if let Some(algs) = &config.oidc.signing_algs {
+        verifier = verifier.algorithms(algs.iter().copied());
+    }
+    Ok(Some(IdTokenValidator::new(verifier, issuer, config.client_id.clone())))
+}
+
+/// What a session keeps from its last validated ID token: the claims for the account
+/// screen, the token itself for `id_token_hint` at logout (in memory only).
+pub(crate) struct OidcState {
+    pub claims: Arc<IdTokenClaims>,
+    pub id_token: SecretString,
+}
+
+/// What a sign-in's authorization request asked for, checked in its ID token.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct SignInChecks<'a> {
+    pub nonce: Option<&'a str>,
+    pub max_age: Option<Duration>,
+}
+
+/// Validates the ID token of a token-endpoint answer for `identity` before anything
+/// of it is installed. `None` when `openid` is not in scope, the answer has no ID
+/// token (a refresh may omit it, OIDC Core §12.2), or the configuration names no key
+/// set (then the ID token is ignored, never trusted); `previous` is the session's
+/// claims, whose `iss` and `sub` a new ID token must keep.
+pub(crate) async fn check_issued(
+    ctx: &ClientContext,
+    identity: &Identity,
+    issued: &IssuedToken,
+    sent_at: SystemTime,
+    sign_in: SignInChecks<'_>,
+    previous: Option<&IdTokenClaims>,
+) -> Result<Option<OidcState>, AuthError> {
+    if !identity.scopes.contains("openid") {
+        return Ok(None);
+    }
+    let Some(id_token) = &issued.id_token else {
+        return Ok(None);
+    };
+    let keep = |claims: IdTokenClaims| OidcState {
+        claims: Arc::new(claims),
+        id_token: SecretString::from(id_token.expose_secret()),
+    };
+    if let Some(claims) = &issued.id_token_claims {
+        // Validated by the sign-in flow with its nonce; only the identity is left to check.
+        if let Some(previous) = previous {
+            if previous.issuer != claims.issuer || previous.subject != claims.subject {
+                return Err(AuthError::InvalidJwt(reject(
+                    JwtCheck::SubjectChanged,
+                    "the new sign-in is another user than the session's",
+                )));
+            }
+        }
+        return Ok(Some(keep((**claims).clone())));
+    }
+    let Some(validator) = ctx.id_tokens.as_ref() else {
+        // Nothing to verify it against (no issuer metadata configured): the ID token
+        // is not trusted, kept or read, so the session has no claims. Never used
+        // unverified, unlike SDKs that decode it anyway.
+        tracing::warn!(
+            "an ID token arrived but no jwks_uri is configured; it is ignored (AuthConfig::discover sets it)"
+        );
+        return Ok(None);
+    };
+    let expect = IdTokenExpectations {
+        nonce: sign_in.nonce,
+        max_age: sign_in.max_age,
+        access_token: Some(issued.access_token.expose_secret()),
+        previous,
+        now: Some(token_response::server_now(issued.server_date, sent_at)),
+    };
+    let claims = validator.validate(id_token.expose_secret(), &expect).await?;
+    Ok(Some(keep(claims)))
 }
 
 /// A NumericDate (RFC 7519 §2): a finite, non-negative JSON number.

@@ -25,10 +25,6 @@ pub(crate) struct HttpResponse<'a> {
     pub content_type: Option<String>,
     /// Every header the server sent (`DPoP-Nonce`, `WWW-Authenticate`, …).
     pub headers: Vec<(String, String)>,
-    /// How long the response may be reused (RFC 9111 §4.2.1: `Cache-Control`
-    /// `max-age` less `Age`, else `Expires` less `Date`; zero for `no-store`/`no-cache`),
-    /// when the server said. Only the issuer's key set is cached.
-    pub freshness: Option<Duration>,
     /// Wiped on drop: a token response holds the tokens.
     pub body: SecretBuf,
     /// The secrets the request carried, scrubbed from any server text we keep.
@@ -37,12 +33,20 @@ pub(crate) struct HttpResponse<'a> {
 
 impl HttpResponse<'_> {
     /// The first value of the header `name` (case-insensitive).
-    #[allow(dead_code)] // read by the DPoP and OIDC work that routes through the seam
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of the header `name` (case-insensitive), e.g. the `WWW-Authenticate` challenges.
+    pub fn header_values(&self, name: &str) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 }
 
@@ -86,7 +90,6 @@ pub(crate) async fn exchange<'a>(
     let date = response.header("date").and_then(|d| httpdate::parse_http_date(d).ok());
     let retry_after = response.header("retry-after").and_then(|v| parse_retry_after(v, now));
     let content_type = response.header("content-type").map(str::to_ascii_lowercase);
-    let freshness = freshness(|name| response.header(name), date);
     let headers = response.take_headers();
     Ok(HttpResponse {
         status,
@@ -94,7 +97,6 @@ pub(crate) async fn exchange<'a>(
         retry_after,
         content_type,
         headers,
-        freshness,
         body,
         sent_secrets,
     })
@@ -121,13 +123,17 @@ pub(crate) fn unavailable(error: TransportError, host: &str) -> AuthError {
     }
 }
 
-/// The freshness lifetime of a response (RFC 9111 §4.2.1), as a private cache sees it.
-pub(crate) fn freshness<'h>(header: impl Fn(&str) -> Option<&'h str>, date: Option<SystemTime>) -> Option<Duration> {
-    let age = header("age")
+/// The freshness lifetime of `response` (RFC 9111 §4.2.1) as a private cache sees it:
+/// `Cache-Control: max-age` less `Age`, else `Expires` less `Date`; zero for
+/// `no-store`/`no-cache`; `None` when the server said nothing. Only the issuer's key
+/// set is cached.
+pub(crate) fn freshness(response: &HttpResponse<'_>) -> Option<Duration> {
+    let age = response
+        .header("age")
         .and_then(|a| a.trim().parse::<u64>().ok())
         .map(Duration::from_secs)
         .unwrap_or_default();
-    if let Some(cache_control) = header("cache-control") {
+    if let Some(cache_control) = response.header("cache-control") {
         let mut max_age = None;
         for directive in cache_control.split(',').map(|d| d.trim().to_ascii_lowercase()) {
             if directive == "no-store" || directive == "no-cache" {
@@ -141,13 +147,17 @@ pub(crate) fn freshness<'h>(header: impl Fn(&str) -> Option<&'h str>, date: Opti
             return Some(max_age.saturating_sub(age));
         }
     }
-    let expires = header("expires")?;
+    let expires = response.header("expires")?;
     // An invalid Expires (often "0" or "-1") means already expired (RFC 9111 §5.3).
     let Ok(expires) = httpdate::parse_http_date(expires) else {
         return Some(Duration::ZERO);
     };
-    let date = date?;
-    Some(expires.duration_since(date).unwrap_or_default().saturating_sub(age))
+    Some(
+        expires
+            .duration_since(response.date?)
+            .unwrap_or_default()
+            .saturating_sub(age),
+    )
 }
 
 /// RFC 9110 §10.2.3: either delay-seconds or an HTTP-date. Any number is accepted
@@ -212,33 +222,31 @@ mod tests {
     #[test]
     fn freshness_follows_cache_control_then_expires() {
         let date = UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let headers = |pairs: &[(&'static str, String)]| pairs.to_vec();
-        let freshness = |pairs: &Vec<(&'static str, String)>, date| {
-            let lookup = |name: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v.as_str())
-            };
-            freshness(lookup, date)
+        let with = |pairs: &[(&str, String)]| HttpResponse {
+            status: 200,
+            date: Some(date),
+            retry_after: None,
+            content_type: None,
+            headers: pairs.iter().map(|(n, v)| ((*n).to_owned(), v.clone())).collect(),
+            body: SecretBuf::from_vec(BufKind::ResponseBody, Vec::new()),
+            sent_secrets: Vec::new(),
         };
         let secs = |s| Some(Duration::from_secs(s));
         assert_eq!(
-            freshness(&headers(&[("cache-control", "public, max-age=600".into())]), None),
+            freshness(&with(&[("Cache-Control", "public, max-age=600".into())])),
             secs(600)
         );
-        let aged = headers(&[("cache-control", "max-age=600".into()), ("age", "100".into())]);
-        assert_eq!(freshness(&aged, None), secs(500));
         assert_eq!(
-            freshness(&headers(&[("cache-control", "no-cache".into())]), None),
-            secs(0)
+            freshness(&with(&[("cache-control", "max-age=600".into()), ("age", "100".into())])),
+            secs(500)
         );
-        let expires = headers(&[("expires", httpdate::fmt_http_date(date + Duration::from_secs(60)))]);
-        assert_eq!(freshness(&expires, Some(date)), secs(60));
-        assert_eq!(freshness(&headers(&[("expires", "0".into())]), Some(date)), secs(0));
-        assert_eq!(freshness(&headers(&[]), Some(date)), None);
-        let huge = headers(&[("cache-control", "max-age=99999999999999999999".into())]);
-        assert_eq!(freshness(&huge, None), None, "an unparsable max-age is no max-age");
+        assert_eq!(freshness(&with(&[("cache-control", "no-cache".into())])), secs(0));
+        let expires = httpdate::fmt_http_date(date + Duration::from_secs(60));
+        assert_eq!(freshness(&with(&[("expires", expires)])), secs(60));
+        assert_eq!(freshness(&with(&[("expires", "0".into())])), secs(0));
+        assert_eq!(freshness(&with(&[])), None);
+        let huge = with(&[("cache-control", "max-age=99999999999999999999".into())]);
+        assert_eq!(freshness(&huge), None, "an unparsable max-age is no max-age");
     }
 
     #[test]

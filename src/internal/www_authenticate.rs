@@ -89,6 +89,17 @@ pub enum BearerVerdict {
         /// The server's `error_description`, if any.
         description: Option<String>,
     },
+    /// `error="insufficient_user_authentication"` (RFC 9470 §3): the token is fine but
+    /// the login behind it is too weak or too old; a new sign-in with `acr_values`
+    /// and/or `max_age` is needed, which a silent renewal cannot give.
+    StepUp {
+        /// The `acr_values` param: the authentication context classes asked for.
+        acr_values: Option<String>,
+        /// The `max_age` param in seconds, when it is a number.
+        max_age: Option<u64>,
+        /// The server's `error_description`, if any.
+        description: Option<String>,
+    },
     /// No Bearer challenge in the header (another scheme only, or unparseable).
     NotBearer,
     /// A `DPoP` challenge with `error="use_dpop_nonce"` (RFC 9449 §9): the proof lacked
@@ -125,6 +136,11 @@ pub fn bearer_verdict<'a>(header_values: impl IntoIterator<Item = &'a str>) -> B
             description,
         },
         Some(e) if e.eq_ignore_ascii_case("invalid_request") => BearerVerdict::InvalidRequest { description },
+        Some(e) if e.eq_ignore_ascii_case("insufficient_user_authentication") => BearerVerdict::StepUp {
+            acr_values: c.param("acr_values").map(str::to_owned),
+            max_age: c.param("max_age").and_then(|age| age.trim().parse().ok()),
+            description,
+        },
         _ => BearerVerdict::InvalidToken { description },
     }
 }

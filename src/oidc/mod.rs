@@ -7,8 +7,13 @@
 //! [`JwksVerifier`] checks signatures and [`IdTokenValidator`] the ID token claims.
 
 mod claims;
+mod config;
+mod logout;
+mod session;
 
 pub use crate::error::{JwtCheck, JwtError};
 pub use crate::internal::id_token::{IdTokenExpectations, IdTokenValidator, ID_TOKEN_LEEWAY};
 pub use crate::internal::jose::{JwksVerifier, JwsAlgorithm, VerifiedJwt};
 pub use claims::IdTokenClaims;
+pub(crate) use config::OidcConfig;
+pub use logout::EndSessionRequest;

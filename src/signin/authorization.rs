@@ -6,6 +6,7 @@ use crate::client::AuthClient;
 use crate::error::AuthError;
 use crate::identity::{Identity, TokenParams};
 use crate::internal::dpop::Binding;
+use crate::internal::id_token::{check_issued, SignInChecks};
 use crate::internal::protocol::authorization::{self, Expected, UrlParams, RESERVED};
 use crate::internal::protocol::pkce::{self, Pkce};
 use crate::internal::protocol::request::Grant;
@@ -13,6 +14,7 @@ use crate::session::Session;
 use secrecy::SecretString;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What to ask the authorization server for; see
 /// [`AuthClient::authorization_request`].
@@ -32,6 +34,7 @@ pub struct AuthorizationRequest {
     redirect_uri: String,
     params: TokenParams,
     nonce: bool,
+    max_age: Option<Duration>,
     extra: Vec<(String, String)>,
 }
 
@@ -46,8 +49,47 @@ impl AuthorizationRequest {
             redirect_uri: redirect_uri.into(),
             params: TokenParams::default(),
             nonce: false,
+            max_age: None,
             extra: Vec::new(),
         }
+    }
+
+    /// OIDC `max_age` (Core §3.1.2.1): the user must have authenticated at most this
+    /// long ago, else the provider asks again; the ID token's `auth_time` is checked
+    /// against it. Step-up (RFC 9470) passes the resource's `max_age` here.
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age);
+        self
+    }
+
+    /// OIDC `prompt` (`login` forces a fresh login, `consent`, `select_account`, `none`).
+    pub fn prompt(self, prompt: impl Into<String>) -> Self {
+        self.extra_param("prompt", prompt)
+    }
+
+    /// OIDC `login_hint`: the account the provider should pre-fill.
+    pub fn login_hint(self, hint: impl Into<String>) -> Self {
+        self.extra_param("login_hint", hint)
+    }
+
+    /// The stronger sign-in an [`AuthError::StepUpRequired`] asks for (RFC 9470 §4):
+    /// its `acr_values` and `max_age`. Any other error leaves the request as it is.
+    pub fn step_up(mut self, error: &AuthError) -> Self {
+        if let AuthError::StepUpRequired { acr_values, max_age } = error {
+            if let Some(acr_values) = acr_values {
+                self = self.acr_values(acr_values.clone());
+            }
+            if let Some(max_age) = max_age {
+                self = self.max_age(*max_age);
+            }
+        }
+        self
+    }
+
+    /// OIDC `acr_values` (space-separated): the authentication context classes asked
+    /// for, e.g. from a step-up challenge (RFC 9470).
+    pub fn acr_values(self, acr_values: impl Into<String>) -> Self {
+        self.extra_param("acr_values", acr_values)
     }
 
     /// Scopes, audience or resource instead of the config's defaults.
@@ -56,8 +98,8 @@ impl AuthorizationRequest {
         self
     }
 
-    /// Adds an OpenID Connect `nonce` (read it back with [`PendingAuthorization::nonce`]
-    /// to check the ID token, which tokenkeeper does not parse).
+    /// Adds an OpenID Connect `nonce` (OIDC Core §3.1.2.1), which the ID token
+    /// must carry back. Implied when `openid` is in scope.
     pub fn with_nonce(mut self) -> Self {
         self.nonce = true;
         self
@@ -75,9 +117,10 @@ impl AuthorizationRequest {
 /// and `state` that [`AuthClient::complete_authorization`] checks the redirect against.
 /// `Debug` never shows the verifier.
 pub struct PendingAuthorization {
-    url: String,
+    pub(super) url: String,
     state: String,
     nonce: Option<String>,
+    max_age: Option<Duration>,
     verifier: SecretString,
     redirect_uri: String,
     identity: Identity,
@@ -130,7 +173,24 @@ impl AuthClient {
     /// [`complete_authorization`](Self::complete_authorization).
     /// Needs [`AuthConfig::authorization_endpoint`](crate::AuthConfig::authorization_endpoint)
     /// (or [`AuthConfig::discover`](crate::AuthConfig::discover)).
+    ///
+    /// A server that requires pushed authorization requests
+    /// (`require_pushed_authorization_requests`) refuses plain ones: then this is
+    /// [`AuthError::InvalidConfig`], and [`start_authorization`](Self::start_authorization) is the way.
     pub fn authorization_request(&self, request: AuthorizationRequest) -> Result<PendingAuthorization, AuthError> {
+        if self.context().config.oidc.require_par {
+            return Err(AuthError::config(
+                "the server requires pushed authorization requests (RFC 9126): use AuthClient::start_authorization",
+            ));
+        }
+        self.prepare_authorization(request)
+    }
+
+    /// The pending sign-in with the full authorization URL, pushed or not.
+    pub(super) fn prepare_authorization(
+        &self,
+        request: AuthorizationRequest,
+    ) -> Result<PendingAuthorization, AuthError> {
         let config = &self.context().config;
         let endpoint = endpoint(
             config,
@@ -148,7 +208,11 @@ impl AuthClient {
         let identity = self.account_identity(&request.account, request.params)?;
         let pkce = Pkce::generate()?;
         let state = pkce::random_string()?;
-        let nonce = request.nonce.then(pkce::random_string).transpose()?;
+        let openid = identity.scopes.contains("openid");
+        let nonce = (request.nonce || openid).then(pkce::random_string).transpose()?;
+        let max_age = request.max_age.map(|age| age.as_secs().to_string());
+        let mut extra = request.extra;
+        extra.extend(max_age.map(|age| ("max_age".to_owned(), age)));
         let dpop = sign_in_key(self.context())?;
         let url = authorization::authorization_url(
             &endpoint,
@@ -161,7 +225,7 @@ impl AuthClient {
                 nonce: nonce.as_deref(),
                 audience: identity.audience.as_deref(),
                 resource: identity.resource.as_deref(),
-                extra: &request.extra,
+                extra: &extra,
                 dpop_jkt: dpop.as_ref().map(|binding| binding.jkt.as_str()),
             },
         );
@@ -169,6 +233,7 @@ impl AuthClient {
             url: url.into(),
             state,
             nonce,
+            max_age: request.max_age,
             verifier: pkce.verifier,
             redirect_uri: request.redirect_uri,
             identity,
@@ -179,6 +244,10 @@ impl AuthClient {
     /// Finishes a browser sign-in with the URL the browser was redirected to: checks
     /// `iss` (RFC 9207, when an issuer is configured) and `state`, exchanges the code
     /// with the PKCE verifier, and returns the user's session, registered like any other.
+    ///
+    /// With `openid` in scope the ID token is validated first (signature, `iss`,
+    /// `aud`, `exp`, `nonce`, `auth_time` against `max_age`, `at_hash`): a failure is
+    /// [`AuthError::InvalidJwt`] naming the check, and no session is created.
     ///
     /// Typed failures: [`AuthError::IssuerMismatch`], [`AuthError::StateMismatch`],
     /// [`AuthError::AccessDenied`] (the user said no), [`AuthError::InvalidRedirect`],
@@ -202,7 +271,22 @@ impl AuthClient {
             verifier: &pending.verifier,
         };
         let dpop = pending.dpop.as_deref();
-        let (issued, sent_at) = one_time_grant(ctx, &pending.identity, &grant, dpop).await?;
+        let (mut issued, sent_at) = one_time_grant(ctx, &pending.identity, &grant, dpop).await?;
+        if pending.identity.scopes.contains("openid") {
+            // OIDC Core §3.1.3.3: the answer to an openid code exchange has an ID token.
+            if issued.id_token.is_none() {
+                return Err(AuthError::InvalidJwt(crate::error::JwtError {
+                    check: crate::error::JwtCheck::Malformed,
+                    reason: "the token response to an openid sign-in has no id_token".into(),
+                }));
+            }
+            let checks = SignInChecks {
+                nonce: pending.nonce.as_deref(),
+                max_age: pending.max_age,
+            };
+            let oidc = check_issued(ctx, &pending.identity, &issued, sent_at, checks, None).await?;
+            issued.id_token_claims = oidc.map(|oidc| Box::new((*oidc.claims).clone()));
+        }
         self.install_signed_in(pending.identity.clone(), issued, sent_at, pending.dpop.clone())
             .await
     }

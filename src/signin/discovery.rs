@@ -15,7 +15,9 @@ impl AuthConfig {
     /// Fetches the metadata of `issuer` (RFC 8414
     /// `/.well-known/oauth-authorization-server`, then OpenID Connect
     /// `/.well-known/openid-configuration`) and builds a configuration for
-    /// `client_id` with its token, revocation, authorization and device endpoints.
+    /// `client_id` with its token, revocation, authorization and device endpoints,
+    /// and the OpenID Connect ones: `jwks_uri` (ID tokens are then validated),
+    /// UserInfo, end-session and pushed authorization requests.
     ///
     /// The document's `issuer` must be exactly `issuer` (RFC 8414 §3.3), else
     /// [`AuthError::IssuerMismatch`]: metadata that names another issuer could send
@@ -72,6 +74,17 @@ impl AuthConfig {
             config.revocation_endpoint = metadata.revocation_endpoint;
             config.authorization_endpoint = metadata.authorization_endpoint;
             config.device_authorization_endpoint = metadata.device_authorization_endpoint;
+            config.oidc = crate::oidc::OidcConfig {
+                jwks_uri: metadata.jwks_uri,
+                userinfo_endpoint: metadata.userinfo_endpoint,
+                end_session_endpoint: metadata.end_session_endpoint,
+                par_endpoint: metadata.pushed_authorization_request_endpoint,
+                require_par: metadata.require_pushed_authorization_requests,
+                signing_algs: None,
+            };
+            if let Some(algs) = metadata.id_token_signing_alg_values_supported {
+                config = config.id_token_signing_algs(algs);
+            }
             // RFC 9449 §5.1: DpopMode::IfSupported sends proofs only if ES256 is offered.
             config.dpop_advertised = Some(
                 metadata

@@ -33,6 +33,7 @@ pub struct ImportedTokens {
     refresh_token: Option<SecretString>,
     expires_at: Option<SystemTime>,
     scope: Option<String>,
+    id_token: Option<SecretString>,
 }
 
 impl ImportedTokens {
@@ -44,7 +45,16 @@ impl ImportedTokens {
             refresh_token: None,
             expires_at: None,
             scope: None,
+            id_token: None,
         }
+    }
+
+    /// The OpenID Connect ID token issued with them. With `openid` in scope it is
+    /// validated like a fresh one (signature, `iss`, `aud`, `exp`; no `nonce`), so
+    /// the import fetches the issuer's key set; its claims become the session's.
+    pub fn id_token(mut self, id_token: SecretString) -> Self {
+        self.id_token = Some(id_token);
+        self
     }
 
     /// The refresh token: it keeps the session alive (and is persisted in the store).
@@ -74,13 +84,15 @@ impl fmt::Debug for ImportedTokens {
             .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[redacted]"))
             .field("expires_at", &self.expires_at)
             .field("scope", &self.scope)
+            .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
             .finish()
     }
 }
 
 impl AuthClient {
     /// A session for the account the app calls `account`, from tokens it already
-    /// has. No network traffic; the session refreshes like any other.
+    /// has. No network traffic (except the issuer's key set, for an ID token); the
+    /// session refreshes like any other.
     pub async fn import_tokens(
         &self,
         account: &str,
@@ -108,6 +120,9 @@ impl AuthClient {
             scope: tokens.scope,
             lifetime,
             refresh_expires_at: None,
+            id_token: tokens.id_token,
+            server_date: None,
+            id_token_claims: None,
             token_type: crate::token::TokenType::Bearer,
         };
         self.install_signed_in(identity, issued, now, None).await

@@ -35,6 +35,7 @@ mod device;
 mod discovery;
 mod import;
 mod loopback;
+mod par;
 
 pub use authorization::{AuthorizationRequest, PendingAuthorization};
 pub use device::DeviceAuthorization;
@@ -74,7 +75,11 @@ fn sign_in_key(ctx: &ClientContext) -> Result<Option<std::sync::Arc<Binding>>, A
 }
 
 /// A configured sign-in endpoint, parsed and held to the https-or-loopback rule.
-fn endpoint(config: &crate::AuthConfig, name: &str, configured: Option<&str>) -> Result<url::Url, AuthError> {
+pub(crate) fn endpoint(
+    config: &crate::AuthConfig,
+    name: &str,
+    configured: Option<&str>,
+) -> Result<url::Url, AuthError> {
     let raw = configured.ok_or_else(|| {
         AuthError::config(format!(
             "no {name} is configured (AuthConfig::{}, or AuthConfig::discover)",

@@ -139,3 +139,42 @@ pub fn stored_refresh_token(store: &dyn tokenkeeper::TokenStore, key: &str) -> O
     let record: serde_json::Value = serde_json::from_str(raw.expose_secret()).expect("a JSON session record");
     Some(record["refresh_token"].as_str().expect("a refresh token").to_owned())
 }
+
+/// The browser: opens the authorization URL (the login page), submits the test
+/// login, and returns where the server redirects to. Redirects are not followed.
+pub async fn browser_login(url: &str, username: &str, password: &str) -> String {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = browser.get(url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("<form"));
+    let url = reqwest::Url::parse(url).unwrap();
+    let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    form.push(("username".into(), username.into()));
+    form.push(("password".into(), password.into()));
+    let mut action = url.clone();
+    action.set_query(None);
+    let answer = browser.post(action).form(&form).send().await.unwrap();
+    assert_eq!(answer.status(), 303);
+    answer.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// Every spoiled ID token the development server can issue without a `nonce` in
+/// play, with the check that must refuse it.
+pub const SPOILED_ID_TOKENS: [(tokenkeeper_devserver::IdTokenFault, tokenkeeper::JwtCheck); 9] = {
+    use tokenkeeper::JwtCheck;
+    use tokenkeeper_devserver::IdTokenFault;
+    [
+        (IdTokenFault::BadSignature, JwtCheck::Signature),
+        (IdTokenFault::WrongAudience, JwtCheck::Audience),
+        (IdTokenFault::WrongIssuer, JwtCheck::Issuer),
+        (IdTokenFault::Expired, JwtCheck::Expired),
+        (IdTokenFault::IssuedInFuture, JwtCheck::IssuedAt),
+        (IdTokenFault::AlgNone, JwtCheck::Algorithm),
+        (IdTokenFault::UnknownKid, JwtCheck::UnknownKey),
+        (IdTokenFault::WrongAtHash, JwtCheck::AccessTokenHash),
+        (IdTokenFault::ExtraAudienceWithoutAzp, JwtCheck::AuthorizedParty),
+    ]
+};

@@ -26,6 +26,8 @@ pub(crate) const DEFAULT_FRESHNESS: Duration = Duration::from_secs(3600);
 pub(crate) const MAX_FRESHNESS: Duration = Duration::from_secs(24 * 3600);
 /// The shortest interval between two refetches caused by an unknown `kid`.
 pub(crate) const UNKNOWN_KEY_COOLDOWN: Duration = Duration::from_secs(30);
+/// How long one key-set request may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Verifies JWS signatures against an issuer's JWK Set (RFC 7517), for ID tokens and
 /// OIDC back-channel logout tokens. Cheap to clone; clones share one cache, and
@@ -43,7 +45,7 @@ pub(crate) const UNKNOWN_KEY_COOLDOWN: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct JwksVerifier {
     uri: Url,
-    http: Arc<dyn HttpTransport>,
+    transport: Arc<dyn HttpTransport>,
     clock: Arc<dyn Clock>,
     algorithms: Vec<JwsAlgorithm>,
     shared: Arc<Shared>,
@@ -65,40 +67,37 @@ struct Cache {
 
 impl JwksVerifier {
     /// A verifier for the key set at `jwks_uri` (https, or http on a loopback host),
-    /// with its own HTTP client (no redirects, 10 s connect and 30 s total timeouts),
-    /// the system clock, and every algorithm in [`JwsAlgorithm::ALL`].
+    /// with its own reqwest client (no redirects, 10 s connect and 30 s total
+    /// timeouts), the system clock, and every algorithm in [`JwsAlgorithm::ALL`].
+    /// (Feature `reqwest`; see [`through`](Self::through) for another HTTP stack.)
     #[cfg(feature = "reqwest")]
     pub fn new(jwks_uri: &str) -> Result<Self, AuthError> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
+            .timeout(FETCH_TIMEOUT)
             .build()
             .map_err(|_| AuthError::config("could not initialise the HTTP client (TLS backend)"))?;
-        Self::with_http(jwks_uri, Arc::new(crate::transport::ReqwestTransport::new(http)), &[])
+        Self::through(jwks_uri, Arc::new(crate::transport::ReqwestTransport::new(http)))
     }
 
-    /// A verifier for the key set at `jwks_uri` fetched through `transport`: the app's
-    /// own HTTP stack (the only one a `mobile` build has), the system clock and every
-    /// algorithm in [`JwsAlgorithm::ALL`].
-    pub fn with_transport(jwks_uri: &str, transport: Arc<dyn HttpTransport>) -> Result<Self, AuthError> {
-        Self::with_http(jwks_uri, transport, &[])
+    /// A verifier fetching the key set through `transport` (the app's own HTTP stack).
+    pub fn through(jwks_uri: &str, transport: Arc<dyn HttpTransport>) -> Result<Self, AuthError> {
+        Self::with_transport(jwks_uri, transport, &[])
     }
 
-    /// A verifier sending its requests through `http` (the [`AuthClient`](crate::AuthClient)'s
-    /// pool); `development_http_hosts` may allow plain http on more hosts, as in
+    /// A verifier sending its requests through the [`AuthClient`](crate::AuthClient)'s
+    /// transport; `development_http_hosts` may allow plain http on more hosts, as in
     /// [`AuthConfig`](crate::AuthConfig).
-    // Only `new` calls it until a mobile constructor takes the app's transport.
-    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
-    pub(crate) fn with_http(
+    pub(crate) fn with_transport(
         jwks_uri: &str,
-        http: Arc<dyn HttpTransport>,
+        transport: Arc<dyn HttpTransport>,
         development_http_hosts: &[String],
     ) -> Result<Self, AuthError> {
         let uri = crate::config::checked_endpoint("jwks_uri", jwks_uri, development_http_hosts)?;
         Ok(Self {
             uri,
-            http,
+            transport,
             clock: Arc::new(SystemClock),
             algorithms: JwsAlgorithm::ALL.to_vec(),
             shared: Arc::new(Shared {
@@ -163,8 +162,8 @@ impl JwksVerifier {
     async fn fetch(&self, cache: &mut Cache) -> Result<(), AuthError> {
         self.shared.fetches.fetch_add(1, Ordering::Relaxed);
         let sent_at = self.clock.now();
-        let outgoing = request::get(self.uri.clone(), Duration::from_secs(30));
-        let response = transport::exchange(self.http.as_ref(), outgoing, sent_at).await?;
+        let outgoing = request::get(self.uri.clone(), FETCH_TIMEOUT);
+        let response = transport::exchange(&*self.transport, outgoing, sent_at).await?;
         if response.status >= 500 || response.status == 429 {
             return Err(AuthError::TemporarilyUnavailable {
                 reason: format!("the issuer's key set (jwks_uri) answered HTTP {}", response.status),
@@ -184,7 +183,9 @@ impl JwksVerifier {
                 ))
             })?;
         cache.keys = keys;
-        let lifetime = response.freshness.unwrap_or(DEFAULT_FRESHNESS).min(MAX_FRESHNESS);
+        let lifetime = transport::freshness(&response)
+            .unwrap_or(DEFAULT_FRESHNESS)
+            .min(MAX_FRESHNESS);
         cache.fresh_until = sent_at.checked_add(lifetime);
         tracing::debug!(
             keys = cache.keys.len(),

@@ -22,7 +22,7 @@ pub(crate) struct UrlParams<'a> {
 }
 
 /// Parameters the SDK sets itself; an app's extra parameter may not override them.
-pub(crate) const RESERVED: [&str; 9] = [
+pub(crate) const RESERVED: [&str; 10] = [
     "response_type",
     "client_id",
     "redirect_uri",
@@ -31,6 +31,8 @@ pub(crate) const RESERVED: [&str; 9] = [
     "code_challenge",
     "code_challenge_method",
     "nonce",
+    // Through `AuthorizationRequest::max_age`, so the ID token's auth_time is checked.
+    "max_age",
     "dpop_jkt",
 ];
 

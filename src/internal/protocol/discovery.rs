@@ -19,6 +19,13 @@ pub(crate) struct Metadata {
     pub authorization_response_iss_parameter_supported: bool,
     #[serde(default)]
     pub code_challenge_methods_supported: Option<Vec<String>>,
+    pub jwks_uri: Option<String>,
+    pub userinfo_endpoint: Option<String>,
+    pub end_session_endpoint: Option<String>,
+    pub pushed_authorization_request_endpoint: Option<String>,
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
+    pub id_token_signing_alg_values_supported: Option<Vec<String>>,
     /// RFC 9449 §5.1: the JWS algorithms the server accepts in DPoP proofs.
     #[serde(default)]
     pub dpop_signing_alg_values_supported: Option<Vec<String>>,

@@ -116,7 +116,6 @@ mod scrubbing {
             date: None,
             retry_after: None,
             content_type: None,
-            freshness: None,
             body: buf,
             sent_secrets: vec!["hunter2", "client-secret"],
         };
@@ -147,7 +146,6 @@ mod tests {
             date: None,
             retry_after: None,
             content_type: Some("application/json".into()),
-            freshness: None,
             body: buf,
             sent_secrets: Vec::new(),
         }

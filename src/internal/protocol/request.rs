@@ -55,7 +55,7 @@ pub(crate) struct Outgoing<'a> {
 /// The parameters of a form body. They are borrowed, so the only copy of a secret the
 /// request makes is the encoded body itself, in a [`SecretBuf`].
 struct Form<'a> {
-    pairs: Vec<(&'static str, Cow<'a, str>)>,
+    pairs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     secrets: Vec<&'a str>,
 }
 
@@ -68,11 +68,11 @@ impl<'a> Form<'a> {
     }
 
     fn add(&mut self, name: &'static str, value: impl Into<Cow<'a, str>>) {
-        self.pairs.push((name, value.into()));
+        self.pairs.push((Cow::Borrowed(name), value.into()));
     }
 
     fn add_secret(&mut self, name: &'static str, value: &'a str) {
-        self.pairs.push((name, Cow::Borrowed(value)));
+        self.pairs.push((Cow::Borrowed(name), Cow::Borrowed(value)));
         self.secrets.push(value);
     }
 
@@ -237,6 +237,35 @@ pub(crate) fn get(url: Url, timeout: std::time::Duration) -> Outgoing<'static> {
             .with_timeout(timeout)
             .header("accept", "application/json"),
         sent_secrets: Vec::new(),
+    }
+}
+
+/// A pushed authorization request (RFC 9126 §2.1): the authorization request's
+/// parameters as a form, with the client's authentication as at the token endpoint.
+/// `client_id` is left to the client authentication, which adds it when needed.
+pub(crate) fn pushed_authorization_request<'a>(
+    ctx: &'a ClientContext,
+    url: &Url,
+    params: &'a [(String, String)],
+) -> Outgoing<'a> {
+    let mut form = Form::new();
+    for (name, value) in params.iter().filter(|(name, _)| name != "client_id") {
+        form.pairs
+            .push((Cow::Borrowed(name.as_str()), Cow::Borrowed(value.as_str())));
+    }
+    authenticated_post(ctx, url, form)
+}
+
+/// A GET with the access token as a bearer credential (RFC 6750 §2.1), for the
+/// SDK's own calls to a protected endpoint (OIDC UserInfo).
+pub(crate) fn bearer_get<'a>(url: Url, timeout: std::time::Duration, token: &'a str) -> Outgoing<'a> {
+    let mut value = SecretBuf::with_capacity(BufKind::Authorization, token.len() + 7);
+    value.extend(b"Bearer ");
+    value.extend(token.as_bytes());
+    let Outgoing { request, .. } = get(url, timeout);
+    Outgoing {
+        request: request.sensitive_header("authorization", value.into_bytes()),
+        sent_secrets: vec![token],
     }
 }
 

@@ -33,6 +33,13 @@ pub(crate) struct IssuedToken {
     /// `refresh_expires_in`, Microsoft's and GitHub's `refresh_token_expires_in`):
     /// recorded with the stored session so a restore after it needs no token request.
     pub refresh_expires_at: Option<SystemTime>,
+    /// The OpenID Connect ID token, unvalidated until the session checks it.
+    pub id_token: Option<SecretString>,
+    /// The server's `Date`, for the ID token's time checks.
+    pub server_date: Option<SystemTime>,
+    /// Set by a sign-in flow that validated the ID token itself (with its `nonce`).
+    /// Boxed: most answers have none, and an `IssuedToken` travels by value.
+    pub id_token_claims: Option<Box<crate::oidc::IdTokenClaims>>,
     /// `Bearer` or `DPoP` (RFC 9449 §5); the caller checks it against what it sent.
     pub token_type: TokenType,
 }
@@ -49,6 +56,9 @@ impl IssuedToken {
             scope: self.scope.clone(),
             lifetime: self.lifetime,
             refresh_expires_at: self.refresh_expires_at,
+            id_token: self.id_token.as_ref().map(|t| SecretString::from(t.expose_secret())),
+            server_date: self.server_date,
+            id_token_claims: self.id_token_claims.clone(),
             token_type: self.token_type,
         }
     }
@@ -60,6 +70,7 @@ struct RawTokenResponse {
     token_type: Option<String>,
     expires_in: Option<Value>,
     refresh_token: Option<SecretString>,
+    id_token: Option<SecretString>,
     scope: Option<Value>,
     /// Keycloak's name.
     refresh_expires_in: Option<Value>,
@@ -130,6 +141,11 @@ pub(crate) fn parse(
     if let Some(token) = &refresh_token {
         check_token_chars(token).map_err(|r| invalid(format!("refresh_token {r}")))?;
     }
+    // An ID token is a compact JWS of base64url parts: the same character rule.
+    let id_token = raw.id_token.filter(|t| !t.expose_secret().is_empty());
+    if let Some(token) = &id_token {
+        check_token_chars(token).map_err(|r| invalid(format!("id_token {r}")))?;
+    }
     let scope = match raw.scope {
         Some(Value::String(s)) => Some(s),
         // Some servers send an array; accept it rather than fail a good token.
@@ -163,6 +179,9 @@ pub(crate) fn parse(
         scope,
         lifetime,
         refresh_expires_at,
+        id_token,
+        server_date: response.date,
+        id_token_claims: None,
         token_type,
     })
 }
@@ -198,10 +217,7 @@ fn lifetime(
     if let Some(exp) = jwt::expiry(access_token.expose_secret()) {
         // `exp` is on the server's clock: measure it from the server's `Date` when the
         // clocks disagree, so a phone with a wrong clock still gets the true lifetime.
-        let server_now = match server_date {
-            Some(date) if skew(date, sent_at) > TOLERATED_CLOCK_SKEW => date,
-            _ => sent_at,
-        };
+        let server_now = server_now(server_date, sent_at);
         return exp.duration_since(server_now).map_err(|_| AuthError::InvalidResponse {
             status: 200,
             reason: "the access token's exp claim is already in the past".into(),
@@ -209,6 +225,16 @@ fn lifetime(
         });
     }
     Ok(default_lifetime)
+}
+
+/// The server's time when the request was sent: its `Date` when the clocks disagree
+/// by more than [`TOLERATED_CLOCK_SKEW`], else ours. Times the server wrote (`exp`,
+/// `iat`) are measured from it, so a phone with a wrong clock still judges them right.
+pub(crate) fn server_now(server_date: Option<SystemTime>, sent_at: SystemTime) -> SystemTime {
+    match server_date {
+        Some(date) if skew(date, sent_at) > TOLERATED_CLOCK_SKEW => date,
+        _ => sent_at,
+    }
 }
 
 fn skew(a: SystemTime, b: SystemTime) -> Duration {
@@ -248,7 +274,6 @@ mod tests {
             date: None,
             retry_after: None,
             content_type: Some("application/json".into()),
-            freshness: None,
             body: buf,
             sent_secrets: Vec::new(),
         }

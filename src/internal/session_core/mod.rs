@@ -26,6 +26,7 @@ use crate::events::AuthEvent;
 use crate::identity::Identity;
 use crate::internal::context::ClientContext;
 use crate::internal::flight::SingleFlight;
+use crate::internal::id_token::OidcState;
 use crate::internal::outbox::Outbox;
 use crate::internal::persistence::{PersistSlot, Persistence, SaveMeta, Stored};
 use crate::internal::protocol::token_response::IssuedToken;
@@ -120,13 +121,16 @@ struct Breaker {
 }
 
 /// The failure bookkeeping of [`State`], at its defaults until a token request fails
-/// or a recovery runs, and the DPoP key: behind one box allocated on first use, so 100,000 idle
-/// sessions do not each carry it. `None` in [`State::rare`] means both are at their
-/// defaults.
+/// or a recovery runs, the DPoP key and the OpenID Connect claims: behind one box
+/// allocated on first use, so 100,000 idle sessions do not each carry it. `None` in
+/// [`State::rare`] means all are at their defaults.
 #[derive(Default)]
 struct Rare {
     backoff: Backoff,
     breaker: Breaker,
+    /// The last validated ID token and its claims (OpenID Connect sessions only),
+    /// replaced with the access token it came with, under the same lock.
+    oidc: Option<OidcState>,
     /// The session's DPoP key with its thumbprint, once it has one (`dpop_key.rs`):
     /// here, because most sessions never have one.
     dpop: Option<Arc<crate::internal::dpop::Binding>>,
@@ -372,6 +376,7 @@ impl SessionCore {
     /// takes it before removing the stored entry, so a logout that lands during the
     /// save removes what the save wrote. A new refresh token is kept in memory before
     /// the save because the server may already have spent the old one.
+    #[allow(clippy::too_many_arguments)] // the answer, its time, its origin and its ID token: one transition
     pub(crate) async fn commit(
         &self,
         epoch: u64,
@@ -380,6 +385,7 @@ impl SessionCore {
         tick: u64,
         event: impl FnOnce(&Identity, Timestamp) -> AuthEvent,
         origin: Origin,
+        oidc: Option<OidcState>,
     ) -> Committed {
         let (password, new_grant) = match origin {
             Origin::Refresh => (None, false),
@@ -440,6 +446,10 @@ impl SessionCore {
         }
         state.standing = Standing::Active;
         state.set_backoff(Backoff::default());
+        // An answer without an ID token (most refreshes) keeps the claims it had.
+        if let Some(oidc) = oidc {
+            state.rare_mut().oidc = Some(oidc);
+        }
         let held = self.token.load_full();
         let winner = match held {
             Some(held) if held.is_valid(self.now()) && !set.supersedes(&held) => held,
@@ -494,6 +504,19 @@ impl SessionCore {
                 });
             }
         }
+    }
+
+    /// The claims of the last validated ID token.
+    pub(crate) fn id_token_claims(&self) -> Option<Arc<crate::oidc::IdTokenClaims>> {
+        let state = self.state();
+        state.rare.as_ref()?.oidc.as_ref().map(|oidc| Arc::clone(&oidc.claims))
+    }
+
+    /// The last validated ID token, for `id_token_hint`.
+    pub(crate) fn id_token(&self) -> Option<SecretString> {
+        let state = self.state();
+        let oidc = state.rare.as_ref()?.oidc.as_ref()?;
+        Some(SecretString::from(oidc.id_token.expose_secret()))
     }
 
     /// Records a failed token request for the backoff (`Retry-After` wins when longer).
@@ -697,6 +720,9 @@ impl SessionCore {
         state.standing = Standing::LoggedOut;
         state.credentials = Credentials::None;
         state.persist_pending = false;
+        if let Some(rare) = state.rare.as_mut() {
+            rare.oidc = None;
+        }
         let refresh = state.refresh_token.take();
         let access = self.token.load_full();
         self.publish(state, None);
