@@ -167,7 +167,7 @@ pub use identity::{Identity, Subject, TokenParams};
 pub use insufficient_scope::{insufficient_scope, InsufficientScope};
 pub use session::{is_replay_safe, Replay, Session};
 pub use state::{SessionState, TokenChange, TokenObserver};
-pub use storage::{KeyringStore, MemoryStore, StoreError, TokenStore};
+pub use storage::{FileStore, KeyringStore, MemoryStore, StoreError, TokenStore};
 pub use token::{AccessToken, Timestamp};
 
 /// Re-exported so apps can read a token ([`ExposeSecret`]) and pass secrets

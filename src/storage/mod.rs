@@ -6,16 +6,19 @@
 //!   it belongs to; never passwords, client secrets or access tokens);
 //! - `key`: the store key, unambiguous per token endpoint, client and identity;
 //! - `keyring`: [`KeyringStore`] on the operating system's secret store;
+//! - `file`: [`FileStore`], files in a private directory, for headless machines;
 //! - `lock`: the per-key refresh lock, in-process and across processes.
 //!
 //! How the session calls all this (off the async threads, with a timeout) lives in
 //! `internal::persistence`.
 
+mod file;
 pub(crate) mod key;
 mod keyring;
 pub(crate) mod lock;
 pub(crate) mod record;
 
+pub use file::FileStore;
 pub use keyring::KeyringStore;
 
 use secrecy::{ExposeSecret, SecretString};
