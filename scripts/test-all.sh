@@ -8,6 +8,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 echo "==> cargo test --workspace"
 cargo test --workspace
 
+echo "==> the demo (cargo run --example demo; already built by cargo test, about 1 s)"
+cargo run --quiet --example demo
+
 echo "==> KeyringStore against a real Secret Service (private D-Bus + GNOME Keyring)"
 bash scripts/with-secret-service.sh cargo test --test keyring_store
 

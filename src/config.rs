@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The default proactive refresh margin (seed 003: "5-minute buffer recommended").
+/// The default proactive refresh margin: five minutes, the buffer commonly recommended.
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// How long a [`TokenStore`](crate::TokenStore) call may take by default: long enough
 /// for a keychain's "allow access" prompt, short enough that a hung keychain is noticed.
@@ -33,7 +33,7 @@ pub enum ClientAuthMethod {
     Post,
 }
 
-/// Whether access tokens are cached (seed 000 discusses both strategies).
+/// Whether access tokens are cached (see the README's "two caching strategies").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CachePolicy {
     /// One token per identity, reused until shortly before it expires. Fewer
@@ -49,11 +49,11 @@ pub enum CachePolicy {
 /// What a session does when a request fails because its token was revoked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RecoveryPolicy {
-    /// Seed 002: get a new token (refresh token first, then the in-memory
+    /// Get a new token (refresh token first, then the in-memory
     /// credentials) and retry the request once, without bothering the user.
     #[default]
     Silent,
-    /// Seed 000's first strategy: drop the cached token and fail with the retryable
+    /// The strict strategy: drop the cached token and fail with the retryable
     /// [`AuthError::TokenRevoked`]; the next call starts over with a new login.
     ClearAndFail,
 }
@@ -83,7 +83,7 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Per-response token rotation (seed 001): the resource server returns a new access
+/// Per-response token rotation: the resource server returns a new access
 /// token in a response header, to be used for the next requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenRotation {
@@ -260,7 +260,7 @@ impl AuthConfig {
         self
     }
 
-    /// Enables per-response token rotation (seed 001).
+    /// Enables per-response token rotation.
     pub fn token_rotation(mut self, rotation: TokenRotation) -> Self {
         self.token_rotation = Some(rotation);
         self

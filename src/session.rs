@@ -191,7 +191,7 @@ impl Session {
     }
 
     /// Drops the cached access token, e.g. after a push message "you were signed out
-    /// elsewhere" (seed 004's back channel). The next call gets a new token.
+    /// elsewhere", a back-channel logout). The next call gets a new token.
     pub fn invalidate(&self) {
         self.core.invalidate();
         self.core.deliver_events();
