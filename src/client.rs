@@ -8,7 +8,7 @@ use crate::identity::{Identity, Subject, TokenParams};
 use crate::internal::context::{ClientContext, Registry};
 use crate::internal::session_core::Credentials;
 use crate::session::Session;
-use crate::store::TokenStore;
+use crate::store::{RecordStore, RefreshLock, TokenStore, TokenStoreRecords};
 use secrecy::SecretString;
 use std::fmt;
 use std::sync::Arc;
@@ -65,6 +65,7 @@ impl AuthClient {
         AuthClientBuilder {
             config,
             store: None,
+            refresh_lock: None,
             listener: None,
             http: None,
         }
@@ -227,15 +228,42 @@ impl fmt::Debug for AuthClient {
 #[must_use = "call .build() to get the client"]
 pub struct AuthClientBuilder {
     config: AuthConfig,
-    store: Option<Arc<dyn TokenStore>>,
+    store: Option<StoreChoice>,
+    refresh_lock: Option<Arc<dyn RefreshLock>>,
     listener: Option<Arc<dyn AuthEventListener>>,
     http: Option<reqwest::Client>,
 }
 
+/// The app's plain store (adapted at `build`, once the lock directory is known) or a
+/// native record store.
+enum StoreChoice {
+    Plain(Arc<dyn TokenStore>),
+    Records(Arc<dyn RecordStore>),
+}
+
 impl AuthClientBuilder {
     /// Persists refresh tokens in `store` so a user stays signed in across restarts.
+    ///
+    /// The store is seen through [`TokenStoreRecords`]: revisions inside the record,
+    /// compare-and-set under the key's write lock (in-process, and across processes
+    /// through `AuthConfig::store_lock_directory`).
     pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.store = Some(store);
+        self.store = Some(StoreChoice::Plain(store));
+        self
+    }
+
+    /// Persists sessions in a store with native revisions and compare-and-set (a
+    /// server fleet's Redis, a database); replaces any [`store`](Self::store).
+    pub fn record_store(mut self, store: Arc<dyn RecordStore>) -> Self {
+        self.store = Some(StoreChoice::Records(store));
+        self
+    }
+
+    /// The lock each refresh of a stored session takes (default:
+    /// [`LocalRefreshLock`](crate::LocalRefreshLock) on
+    /// `AuthConfig::store_lock_directory`). A fleet store brings its own lease.
+    pub fn refresh_lock(mut self, lock: Arc<dyn RefreshLock>) -> Self {
+        self.refresh_lock = Some(lock);
         self
     }
 
@@ -257,7 +285,20 @@ impl AuthClientBuilder {
     /// Validates the configuration (URLs parse; https unless the host is loopback;
     /// sane numbers) and builds the client. No network traffic happens here.
     pub fn build(self) -> Result<AuthClient, AuthError> {
-        let ctx = ClientContext::new(self.config, self.http, self.store, EventSink::new(self.listener))?;
+        let store = self.store.map(|choice| match choice {
+            StoreChoice::Plain(store) => {
+                Arc::new(TokenStoreRecords::new(store, self.config.store_lock_directory.clone()))
+                    as Arc<dyn RecordStore>
+            }
+            StoreChoice::Records(store) => store,
+        });
+        let ctx = ClientContext::new(
+            self.config,
+            self.http,
+            store,
+            self.refresh_lock,
+            EventSink::new(self.listener),
+        )?;
         Ok(AuthClient {
             ctx: Arc::new(ctx),
             registry: Arc::default(),
@@ -270,6 +311,7 @@ impl fmt::Debug for AuthClientBuilder {
         f.debug_struct("AuthClientBuilder")
             .field("config", &self.config)
             .field("store", &self.store.is_some())
+            .field("refresh_lock", &self.refresh_lock.is_some())
             .field("event_listener", &self.listener.is_some())
             .field("http_client", &self.http.is_some())
             .finish()

@@ -183,7 +183,10 @@ pub use identity::{Identity, Subject, TokenParams};
 pub use insufficient_scope::{insufficient_scope, InsufficientScope};
 pub use session::{is_replay_safe, Replay, Session};
 pub use state::{SessionState, TokenChange, TokenObserver};
-pub use storage::{FileStore, KeyringStore, MemoryStore, StoreError, TokenStore};
+pub use storage::{
+    Deleted, FileStore, KeyringStore, Lease, LocalRefreshLock, LockError, MemoryStore, RecordStore, RefreshLock, StoreError,
+    StoreFuture, TokenStore, TokenStoreRecords, Versioned, Written,
+};
 pub use token::{AccessToken, Timestamp};
 
 /// Re-exported so apps can read a token ([`ExposeSecret`]) and pass secrets

@@ -9,7 +9,7 @@ use crate::events::EventSink;
 use crate::identity::Identity;
 use crate::internal::protocol::request;
 use crate::session::Session;
-use crate::store::TokenStore;
+use crate::store::{LocalRefreshLock, RecordStore, RefreshLock};
 use reqwest::header::HeaderValue;
 use reqwest::Url;
 use std::borrow::Borrow;
@@ -25,7 +25,11 @@ pub(crate) struct ClientContext {
     /// `Authorization: Basic …` for `client_secret_basic`, built once per client in a
     /// buffer that is wiped when the client and its last request are gone.
     pub basic_authorization: Option<HeaderValue>,
-    pub store: Option<Arc<dyn TokenStore>>,
+    /// The store seam: the app's `TokenStore` behind the revision adapter, or a
+    /// native `RecordStore`.
+    pub store: Option<Arc<dyn RecordStore>>,
+    /// Taken for every refresh of a stored session.
+    pub refresh_lock: Arc<dyn RefreshLock>,
     pub events: EventSink,
 }
 
@@ -33,7 +37,8 @@ impl ClientContext {
     pub(crate) fn new(
         config: AuthConfig,
         http: Option<reqwest::Client>,
-        store: Option<Arc<dyn TokenStore>>,
+        store: Option<Arc<dyn RecordStore>>,
+        refresh_lock: Option<Arc<dyn RefreshLock>>,
         events: EventSink,
     ) -> Result<Self, AuthError> {
         let endpoints = config.validate()?;
@@ -48,6 +53,8 @@ impl ClientContext {
             ),
             _ => None,
         };
+        let refresh_lock =
+            refresh_lock.unwrap_or_else(|| Arc::new(LocalRefreshLock::new(config.store_lock_directory.clone())));
         Ok(Self {
             basic_authorization,
             config,
@@ -55,6 +62,7 @@ impl ClientContext {
             revocation_url: endpoints.revocation,
             http,
             store,
+            refresh_lock,
             events,
         })
     }

@@ -17,16 +17,15 @@ use crate::clock::Clock;
 use crate::error::{AuthError, ErrorSource};
 use crate::identity::{Identity, Subject};
 use crate::internal::context::ClientContext;
+use crate::storage::key;
 use crate::storage::record::{Owner, Record};
-use crate::storage::{key, lock, StoreError, TokenStore};
+use crate::storage::seam::{Deleted, Lease, RecordStore, StoreFuture, Written};
+use futures_util::FutureExt;
 use secrecy::{ExposeSecret, SecretString};
-use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
-
-pub(crate) use crate::storage::lock::RefreshGuard;
 
 /// What a save records besides the refresh token.
 pub(crate) struct SaveMeta<'a> {
@@ -57,37 +56,8 @@ pub(crate) struct Persistence<'a> {
     slot: &'a PersistSlot,
 }
 
-/// Orders the calls on one (store, key) across every session of the process.
-#[derive(Default)]
-struct KeyOrder {
-    next: AtomicU64,
-    /// The sequence number of the last write applied; held while a call runs.
-    applied: Mutex<u64>,
-}
-
-type OrderMap = HashMap<(usize, String), Weak<KeyOrder>>;
-static ORDERS: Mutex<Option<OrderMap>> = Mutex::new(None);
-
-fn key_order(store: &Arc<dyn TokenStore>, key: &str) -> Arc<KeyOrder> {
-    // The store's address tells stores apart; the entry is weak, so an address
-    // reused by a later store never inherits an old order.
-    let id = (Arc::as_ptr(store).cast::<()>() as usize, key.to_owned());
-    let mut orders = ORDERS.lock().unwrap_or_else(|p| p.into_inner());
-    let orders = orders.get_or_insert_with(HashMap::new);
-    if let Some(order) = orders.get(&id).and_then(Weak::upgrade) {
-        return order;
-    }
-    orders.retain(|_, weak| weak.strong_count() > 0);
-    let order = Arc::new(KeyOrder::default());
-    orders.insert(id, Arc::downgrade(&order));
-    order
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Call {
-    Read,
-    Write,
-}
+/// How often a write re-reads and retries when another writer changed the key.
+const WRITE_ATTEMPTS: usize = 8;
 
 impl<'a> Persistence<'a> {
     pub(crate) fn new(ctx: &'a ClientContext, identity: &'a Identity, slot: &'a PersistSlot) -> Self {
@@ -111,7 +81,7 @@ impl<'a> Persistence<'a> {
         self.ctx.store.is_some()
     }
 
-    fn store(&self) -> Option<&'a Arc<dyn TokenStore>> {
+    fn store(&self) -> Option<&'a Arc<dyn RecordStore>> {
         self.ctx.store.as_ref()
     }
 
@@ -255,75 +225,69 @@ impl<'a> Persistence<'a> {
 
     /// Serialises refreshes of this key: across every `AuthClient` of the process, and
     /// across processes when `AuthConfig::store_lock_directory` is set.
-    pub(crate) async fn refresh_guard(&self) -> Result<RefreshGuard, AuthError> {
-        lock::acquire(
-            self.key(),
-            self.ctx.config.store_lock_directory.as_deref(),
-            self.timeout(),
-        )
-        .await
-        .map_err(|error| AuthError::Storage {
-            reason: format!("could not take the refresh lock: {error}"),
-            source: Some(ErrorSource::new(error)),
-        })
+    pub(crate) async fn refresh_guard(&self) -> Result<Box<dyn Lease>, AuthError> {
+        self.ctx
+            .refresh_lock
+            .acquire(self.key(), self.timeout())
+            .await
+            .map_err(|error| AuthError::Storage {
+                reason: format!("could not take the refresh lock: {error}"),
+                source: Some(ErrorSource::new(error)),
+            })
     }
 
     async fn read(&self, key: &str) -> Result<Option<SecretString>, AuthError> {
-        self.call(key, Call::Read, "load", |store, key| store.load(key))
-            .await
-            .map(Option::flatten)
-    }
-
-    /// `Some(value)` saves, `None` removes.
-    async fn write(&self, key: &str, value: Option<SecretString>) -> Result<(), AuthError> {
-        let what = if value.is_some() { "save" } else { "remove" };
-        self.call(key, Call::Write, what, move |store, key| match &value {
-            Some(value) => store.save(key, value),
-            None => store.remove(key),
-        })
-        .await
-        .map(drop)
-    }
-
-    /// Runs one store call off the async threads, in order, with a timeout.
-    /// `Ok(None)`: a write skipped because a later one was already applied.
-    async fn call<T: Send + 'static>(
-        &self,
-        key: &str,
-        kind: Call,
-        what: &'static str,
-        body: impl FnOnce(&dyn TokenStore, &str) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<Option<T>, AuthError> {
-        let Some(store) = self.store().cloned() else {
+        let Some(store) = self.store() else {
             return Ok(None);
         };
-        let order = key_order(&store, key);
-        let sequence = order.next.fetch_add(1, Ordering::SeqCst).saturating_add(1);
-        let key = key.to_owned();
-        let task = tokio::task::spawn_blocking(move || {
-            let mut applied = order.applied.lock().unwrap_or_else(|p| p.into_inner());
-            if kind == Call::Write && *applied > sequence {
-                return Ok(Ok(None));
+        Ok(self.bounded("load", store.read(key)).await?.map(|found| found.value))
+    }
+
+    /// `Some(value)` saves, `None` removes: whatever the key holds, through
+    /// compare-and-set on the revision just read (a writer that raced in between
+    /// makes it read again).
+    async fn write(&self, key: &str, value: Option<SecretString>) -> Result<(), AuthError> {
+        let Some(store) = self.store() else {
+            return Ok(());
+        };
+        let what = if value.is_some() { "save" } else { "remove" };
+        let mut current = self.bounded("load", store.read(key)).await?;
+        for _ in 0..WRITE_ATTEMPTS {
+            let expected = current.as_ref().map(|found| found.revision);
+            match (&value, expected) {
+                (None, None) => return Ok(()),
+                (None, Some(revision)) => match self.bounded(what, store.compare_and_delete(key, revision)).await? {
+                    Deleted::Deleted | Deleted::Absent => return Ok(()),
+                    Deleted::Conflict { current: now } => current = Some(now),
+                },
+                (Some(value), expected) => {
+                    match self
+                        .bounded(what, store.compare_and_set(key, expected, value, None))
+                        .await?
+                    {
+                        Written::Written { .. } => return Ok(()),
+                        Written::Conflict { current: now } => current = now,
+                    }
+                }
             }
-            let result = catch_unwind(AssertUnwindSafe(|| body(store.as_ref(), &key)));
-            if kind == Call::Write && matches!(result, Ok(Ok(_))) {
-                *applied = sequence;
-            }
-            result.map(|result| result.map(Some))
-        });
+        }
+        Err(AuthError::Storage {
+            reason: format!("could not {what}: other writers kept changing the entry"),
+            source: None,
+        })
+    }
+
+    /// One seam call, bounded by `AuthConfig::store_timeout`, a panic caught.
+    async fn bounded<T>(&self, what: &'static str, call: StoreFuture<'_, T>) -> Result<T, AuthError> {
         // `AuthError::Storage` reads "the token store failed: {reason}".
-        match tokio::time::timeout(self.timeout(), task).await {
-            Ok(Ok(Ok(Ok(value)))) => Ok(value),
-            Ok(Ok(Ok(Err(error)))) => Err(AuthError::Storage {
+        match tokio::time::timeout(self.timeout(), AssertUnwindSafe(call).catch_unwind()).await {
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(error))) => Err(AuthError::Storage {
                 reason: format!("could not {what}: {error}"),
                 source: Some(ErrorSource::new(error)),
             }),
-            Ok(Ok(Err(_panic))) => Err(AuthError::Storage {
+            Ok(Err(_panic)) => Err(AuthError::Storage {
                 reason: format!("it panicked during {what}"),
-                source: None,
-            }),
-            Ok(Err(_cancelled)) => Err(AuthError::Storage {
-                reason: format!("its {what} was cancelled"),
                 source: None,
             }),
             Err(elapsed) => Err(AuthError::Storage {

@@ -13,12 +13,46 @@
 //! The OS drops a file lock when its holder dies, so a crashed process never leaves a
 //! key locked.
 
+use crate::storage::seam::{Lease, LockError, RefreshLock};
+use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+
+/// The built-in [`RefreshLock`]: a mutex per key shared by every `AuthClient` of the
+/// process, plus, with a lock directory, an OS file lock per key for the processes
+/// that share the directory (see the module docs). `AuthClientBuilder` uses one built
+/// from `AuthConfig::store_lock_directory` unless given another.
+#[derive(Debug, Clone, Default)]
+pub struct LocalRefreshLock {
+    directory: Option<PathBuf>,
+}
+
+impl LocalRefreshLock {
+    /// In-process only (`None`), or across the processes sharing `directory` too.
+    pub fn new(directory: Option<PathBuf>) -> Self {
+        Self { directory }
+    }
+}
+
+impl RefreshLock for LocalRefreshLock {
+    fn acquire<'a>(&'a self, key: &'a str, wait: Duration) -> BoxFuture<'a, Result<Box<dyn Lease>, LockError>> {
+        Box::pin(async move {
+            let guard = acquire(key, self.directory.as_deref(), wait).await?;
+            Ok(Box::new(guard) as Box<dyn Lease>)
+        })
+    }
+}
+
+impl Lease for RefreshGuard {
+    /// A mutex and a file lock cannot be lost while held.
+    fn is_held(&self) -> bool {
+        true
+    }
+}
 
 /// Held for one refresh; dropping it releases both layers.
 pub(crate) struct RefreshGuard {
@@ -43,17 +77,6 @@ impl Drop for RefreshGuard {
             let _ = file.unlock();
         }
     }
-}
-
-/// Why the lock could not be taken. Never a secret in it: the key names no secret.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum LockError {
-    #[error("could not open the lock file {path}: {source}")]
-    Open { path: PathBuf, source: std::io::Error },
-    #[error("could not lock {path}: {source}")]
-    Lock { path: PathBuf, source: std::io::Error },
-    #[error("another holder kept the refresh lock for more than {0:?}")]
-    Timeout(Duration),
 }
 
 static LOCAL: Mutex<Option<HashMap<String, Weak<AsyncMutex<()>>>>> = Mutex::new(None);
@@ -108,35 +131,33 @@ pub(crate) async fn acquire(key: &str, directory: Option<&Path>, timeout: Durati
     Ok(RefreshGuard { file, _local: local })
 }
 
+/// Opens `path` (creating it and its directory) and locks it, blocking until any
+/// other holder lets go. Call it on a blocking thread.
+pub(crate) fn lock_file_blocking(path: PathBuf) -> Result<File, LockError> {
+    let failed = |what: &str, path: &Path, error: std::io::Error| {
+        LockError::Failed(format!("could not {what} {}: {error}", path.display()))
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| failed("create the lock directory of", &path, e))?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| failed("open the lock file", &path, e))?;
+    file.lock().map_err(|e| failed("lock", &path, e))?;
+    Ok(file)
+}
+
 async fn lock_file(path: PathBuf, timeout: Duration) -> Result<File, LockError> {
     // `File::lock` blocks until the other process lets go: never on an async thread.
     // If this wait is abandoned (timeout, cancelled caller), the blocking task still
     // ends by dropping the file it locked, which unlocks it.
-    let task = tokio::task::spawn_blocking(move || {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| LockError::Open {
-                path: path.clone(),
-                source,
-            })?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|source| LockError::Open {
-                path: path.clone(),
-                source,
-            })?;
-        file.lock().map_err(|source| LockError::Lock { path, source })?;
-        Ok(file)
-    });
+    let task = tokio::task::spawn_blocking(move || lock_file_blocking(path));
     match tokio::time::timeout(timeout, task).await {
         Ok(Ok(result)) => result,
-        Ok(Err(join_error)) => Err(LockError::Lock {
-            path: PathBuf::new(),
-            source: std::io::Error::other(format!("the lock task failed: {join_error}")),
-        }),
+        Ok(Err(join_error)) => Err(LockError::Failed(format!("the lock task failed: {join_error}"))),
         Err(_) => Err(LockError::Timeout(timeout)),
     }
 }

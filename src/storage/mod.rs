@@ -7,19 +7,29 @@
 //! - `key`: the store key, unambiguous per token endpoint, client and identity;
 //! - `keyring`: [`KeyringStore`] on the operating system's secret store;
 //! - `file`: [`FileStore`], files in a private directory, for headless machines;
-//! - `lock`: the per-key refresh lock, in-process and across processes.
+//! - `seam`: [`RecordStore`] (records with revisions, compare-and-set) and
+//!   [`RefreshLock`], what the session actually talks to, so a fleet store (Redis)
+//!   can implement them natively;
+//! - `adapter`: [`TokenStoreRecords`], a plain [`TokenStore`] seen as a [`RecordStore`];
+//! - `lock`: [`LocalRefreshLock`], the per-key refresh lock, in-process and across
+//!   processes.
 //!
 //! How the session calls all this (off the async threads, with a timeout) lives in
 //! `internal::persistence`.
 
+mod adapter;
 mod file;
 pub(crate) mod key;
 mod keyring;
 pub(crate) mod lock;
 pub(crate) mod record;
+pub(crate) mod seam;
 
+pub use adapter::TokenStoreRecords;
 pub use file::FileStore;
 pub use keyring::KeyringStore;
+pub use lock::LocalRefreshLock;
+pub use seam::{Deleted, Lease, LockError, RecordStore, RefreshLock, StoreFuture, Versioned, Written};
 
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;

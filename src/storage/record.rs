@@ -239,6 +239,28 @@ impl Record {
     }
 }
 
+/// The revision a [`TokenStoreRecords`](crate::TokenStoreRecords) adapter keeps inside
+/// a stored value: the `revision` field of a JSON object, 0 for anything without one
+/// (a 0.1 bare token, a record an older SDK wrote, a corrupt value).
+pub(crate) fn revision_of(raw: &str) -> u64 {
+    #[derive(Deserialize)]
+    struct Peek {
+        #[serde(default)]
+        revision: u64,
+    }
+    if raw.len() > MAX_RECORD_BYTES || !raw.trim_start().starts_with('{') {
+        return 0;
+    }
+    serde_json::from_str::<Peek>(raw).map_or(0, |peek| peek.revision)
+}
+
+/// `raw` (a JSON object) with its `revision` field set; `None` if it is not an object.
+pub(crate) fn with_revision(raw: &str, revision: u64) -> Option<SecretString> {
+    let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw).ok()?;
+    object.insert("revision".to_owned(), revision.into());
+    serde_json::to_string(&object).ok().map(SecretString::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,6 +394,36 @@ mod tests {
             Record::decode(&huge).unwrap_err(),
             RecordError::Oversized(MAX_RECORD_BYTES + 1)
         );
+    }
+
+    #[test]
+    fn the_revision_is_a_field_of_the_record_and_0_without_one() {
+        let raw = Record::new(
+            &SecretString::from("rt"),
+            owner(&alice()),
+            None,
+            SystemTime::now(),
+            None,
+        )
+        .encode();
+        assert_eq!(revision_of(raw.expose_secret()), 0);
+        let stamped = with_revision(raw.expose_secret(), 7).unwrap();
+        assert_eq!(revision_of(stamped.expose_secret()), 7);
+        assert_eq!(
+            revision_of(with_revision(stamped.expose_secret(), 8).unwrap().expose_secret()),
+            8
+        );
+        // Still a record this SDK (and an older one) reads.
+        assert_eq!(
+            Record::decode(stamped.expose_secret())
+                .unwrap()
+                .refresh_token
+                .expose_secret(),
+            "rt"
+        );
+        assert_eq!(revision_of("bare-token"), 0);
+        assert_eq!(revision_of("{corrupt"), 0);
+        assert!(with_revision("bare-token", 1).is_none());
     }
 
     #[test]
