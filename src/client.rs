@@ -137,6 +137,14 @@ impl AuthClient {
     /// Resumes a user's session after a restart from the refresh token in the store,
     /// without a password. [`AuthError::ReauthenticationRequired`] if nothing usable
     /// is stored.
+    ///
+    /// With offline start ([`AuthConfig::offline_start`](crate::AuthConfig::offline_start),
+    /// on by default) a still-valid stored access token is served at once, without a
+    /// token request: the app starts signed in with the server unreachable. When a
+    /// refresh is needed and fails with a retryable error (the server is unreachable),
+    /// the error is returned but the session stays registered with its refresh token:
+    /// [`session`](Self::session) returns it, to try again later or to
+    /// [`logout`](Session::logout) offline.
     pub async fn restore(&self, username: &str) -> Result<Arc<Session>, AuthError> {
         self.restore_with(username, TokenParams::default()).await
     }
@@ -148,7 +156,12 @@ impl AuthClient {
             .registry
             .get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::None));
         let result = session.core().restore().await;
-        if result.is_err() && created {
+        let keep = match &result {
+            Ok(()) => true,
+            // Offline with a refresh token in hand: the session is still the user's.
+            Err(error) => error.is_retryable() && session.core().refresh_token().is_some(),
+        };
+        if !keep && created {
             self.registry.remove(&session);
         }
         result.map(|()| session)

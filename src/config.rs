@@ -138,6 +138,7 @@ pub struct AuthConfig {
     pub(crate) root_certificates: Vec<Vec<u8>>,
     pub(crate) store_lock_directory: Option<PathBuf>,
     pub(crate) store_timeout: Duration,
+    pub(crate) offline_start: bool,
     /// Hosts reached over plain http during development (emulator, simulator, LAN).
     pub(crate) development_http_hosts: Vec<String>,
     /// Sign-in endpoints and issuer (see [`crate::signin`]).
@@ -169,6 +170,7 @@ impl AuthConfig {
             root_certificates: Vec::new(),
             store_lock_directory: None,
             store_timeout: DEFAULT_STORE_TIMEOUT,
+            offline_start: true,
             development_http_hosts: Vec::new(),
             authorization_endpoint: None,
             device_authorization_endpoint: None,
@@ -300,6 +302,26 @@ impl AuthConfig {
     /// slow keychain then never stalls token delivery past this bound.
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
         self.store_timeout = timeout;
+        self
+    }
+
+    /// Offline start (default on): the stored session record also holds the current
+    /// access token and its expiry, so [`AuthClient::restore`](crate::AuthClient::restore)
+    /// serves a still-valid token at once, with no token request and with the server
+    /// unreachable; it is refreshed in the background when due, like any cached token.
+    ///
+    /// The access token then sits in the app's [`TokenStore`](crate::TokenStore) next
+    /// to the refresh token, which is the more powerful secret of the two (it mints
+    /// access tokens for weeks; an access token lives minutes to an hour and is
+    /// replaced at every refresh). In an OS keychain both are encrypted at rest and
+    /// readable by this app only, so the access token adds little exposure; in a
+    /// [`FileStore`](crate::FileStore) both are as weak as the file permissions.
+    /// The record is rewritten at every refresh (not only at rotations), and a store
+    /// too small for the access token (Windows Credential Manager caps a credential
+    /// at 2,560 bytes) gets the record without it. `false` stores the refresh token
+    /// alone, and every cold start costs a refresh.
+    pub fn offline_start(mut self, enabled: bool) -> Self {
+        self.offline_start = enabled;
         self
     }
 
@@ -447,6 +469,7 @@ impl fmt::Debug for AuthConfig {
             .field("recovery_policy", &self.recovery_policy)
             .field("retry_policy", &self.retry_policy)
             .field("store_lock_directory", &self.store_lock_directory)
+            .field("offline_start", &self.offline_start)
             .field("development_http_hosts", &self.development_http_hosts)
             .finish_non_exhaustive()
     }

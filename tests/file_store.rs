@@ -63,8 +63,23 @@ async fn a_restarted_app_restores_the_user_from_the_file_store_without_the_passw
     assert_eq!(store.keys().unwrap(), vec![key.clone()]);
     let second = h.builder().store(Arc::new(store.clone())).build().unwrap();
     let restored = second.restore("alice").await.unwrap();
-    assert_eq!(h.grants("refresh_token"), 1, "restored with the stored refresh token");
+    assert_eq!(
+        h.grants("refresh_token"),
+        0,
+        "the stored access token is served (offline start)"
+    );
+    let me = restored
+        .send(second.http().get(h.server.resource_url("/me")))
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    h.advance(3600);
     assert!(restored.access_token().await.is_ok());
+    assert_eq!(
+        h.grants("refresh_token"),
+        1,
+        "then refreshed with the stored refresh token"
+    );
 
     restored.logout().await.unwrap();
     assert!(store.load(&key).unwrap().is_none(), "logout removes the file");

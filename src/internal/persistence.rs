@@ -18,7 +18,7 @@ use crate::error::{AuthError, ErrorSource};
 use crate::identity::{Identity, Subject};
 use crate::internal::context::ClientContext;
 use crate::storage::key;
-use crate::storage::record::{Owner, Record};
+use crate::storage::record::{Owner, Record, StoredAccess};
 use crate::storage::seam::{Deleted, Lease, RecordStore, StoreFuture, Written};
 use futures_util::FutureExt;
 use secrecy::{ExposeSecret, SecretString};
@@ -34,6 +34,18 @@ pub(crate) struct SaveMeta<'a> {
     pub scope: Option<&'a str>,
     /// When the refresh token expires, if the server said so.
     pub refresh_expires_at: Option<SystemTime>,
+    /// The access token and its expiry, stored for offline start when
+    /// `AuthConfig::offline_start` is on.
+    pub access: Option<(&'a SecretString, SystemTime)>,
+}
+
+/// What a restore finds in the store.
+pub(crate) struct Stored {
+    pub refresh_token: SecretString,
+    /// A stored access token (offline start); its expiry is the caller's to check.
+    pub access: Option<StoredAccess>,
+    /// The scope the server granted, space-separated, if the record names it.
+    pub scope: Option<String>,
 }
 
 /// What one session keeps for the store itself; everything else (the store, the
@@ -109,23 +121,40 @@ impl<'a> Persistence<'a> {
     /// foreign, oversized or expired entry is deleted and reported once as
     /// `ReauthenticationRequired`. Store failures, panics, timeouts: `Storage`.
     pub(crate) async fn load(&self) -> Result<Option<SecretString>, AuthError> {
+        Ok(self.load_stored().await?.map(|stored| stored.refresh_token))
+    }
+
+    /// [`load`](Self::load) with the stored access token, for a restore (offline
+    /// start); the access token only when `AuthConfig::offline_start` is on.
+    pub(crate) async fn load_stored(&self) -> Result<Option<Stored>, AuthError> {
         if !self.is_configured() {
             return Ok(None);
         }
-        match self.read(self.key()).await? {
-            Some(raw) => self.accept(self.key(), &raw).await.map(Some),
-            None => self.migrate().await,
-        }
+        let record = match self.read(self.key()).await? {
+            Some(raw) => self.accept(self.key(), &raw).await?,
+            None => {
+                return Ok(self.migrate().await?.map(|refresh_token| Stored {
+                    refresh_token,
+                    access: None,
+                    scope: None,
+                }))
+            }
+        };
+        Ok(Some(Stored {
+            refresh_token: record.refresh_token,
+            access: record.access.filter(|_| self.ctx.config.offline_start),
+            scope: (!record.scopes.is_empty()).then(|| record.scopes.join(" ")),
+        }))
     }
 
     /// Decodes and checks a stored value; deletes it if it cannot be used.
-    async fn accept(&self, key: &str, raw: &SecretString) -> Result<SecretString, AuthError> {
+    async fn accept(&self, key: &str, raw: &SecretString) -> Result<Record, AuthError> {
         let record = Record::decode(raw.expose_secret()).and_then(|record| {
             record.check_owner(self.owner())?;
             Ok(record)
         });
         let reason = match record {
-            Ok(record) if !record.is_expired(self.clock().now()) => return Ok(record.refresh_token),
+            Ok(record) if !record.is_expired(self.clock().now()) => return Ok(record),
             Ok(_) => "the stored refresh token has expired".to_owned(),
             Err(error) => error.to_string(),
         };
@@ -146,7 +175,7 @@ impl<'a> Persistence<'a> {
         let Some(raw) = self.read(&legacy_key).await? else {
             return Ok(None);
         };
-        let token = self.accept(&legacy_key, &raw).await?;
+        let token = self.accept(&legacy_key, &raw).await?.refresh_token;
         let record = Record::new(&token, self.owner(), None, self.clock().now(), None);
         match self.write(self.key(), Some(record.encode())).await {
             Ok(()) => {
@@ -176,7 +205,23 @@ impl<'a> Persistence<'a> {
             self.clock().now(),
             meta.refresh_expires_at,
         );
-        self.write(self.key(), Some(record.encode())).await?;
+        let access = meta.access.filter(|_| self.ctx.config.offline_start);
+        match access {
+            Some((token, expires_at)) => {
+                let with_access = record.with_access(Some(StoredAccess {
+                    token: SecretString::from(token.expose_secret()),
+                    expires_at,
+                }));
+                if let Err(error) = self.write(self.key(), Some(with_access.encode())).await {
+                    // The access token is an optimisation: a store too small for it
+                    // (Windows Credential Manager's 2,560 bytes) still gets the record.
+                    tracing::info!(%error, "saving without the access token (offline start off for this save)");
+                    self.write(self.key(), Some(with_access.with_access(None).encode()))
+                        .await?;
+                }
+            }
+            None => self.write(self.key(), Some(record.encode())).await?,
+        }
         // The new entry supersedes any 0.1 entry; left behind, it could bring back a
         // session after a logout (logout removes only what holds the session's token).
         if !self.slot.legacy_cleared.load(Ordering::SeqCst) && self.write(&self.legacy_key(), None).await.is_ok() {

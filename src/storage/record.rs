@@ -5,11 +5,15 @@
 //! ```json
 //! {"tokenkeeper":1,"refresh_token":"…","token_endpoint":"https://as.example.com/token",
 //!  "client_id":"my-app","subject":"user:alice","scopes":["read"],
-//!  "saved_at":1767225600,"refresh_expires_at":1769817600}
+//!  "saved_at":1767225600,"refresh_expires_at":1769817600,
+//!  "access_token":"…","access_expires_at":1767229200}
 //! ```
 //!
-//! Never a password, client secret or access token: only what a restart needs to
-//! resume (the refresh token) and what tells whose it is.
+//! Never a password or client secret: only what a restart needs to resume (the
+//! refresh token and, with offline start, `AuthConfig::offline_start`, the current
+//! access token and its expiry) and what tells whose it is. The access token fields
+//! are optional: older SDKs ignore them, and a record without them (or with an
+//! unusable one) simply costs a refresh at restore.
 //!
 //! Decoding reads every format an SDK ever wrote, so an update never signs users out:
 //! - format 0 (tokenkeeper 0.1): the bare refresh token string;
@@ -68,6 +72,14 @@ pub(crate) struct Record {
     pub scopes: Vec<String>,
     pub saved_at: Option<SystemTime>,
     pub refresh_expires_at: Option<SystemTime>,
+    /// The access token current when the record was saved, for offline start.
+    pub access: Option<StoredAccess>,
+}
+
+/// An access token kept for offline start, with the instant it expires.
+pub(crate) struct StoredAccess {
+    pub token: SecretString,
+    pub expires_at: SystemTime,
 }
 
 impl fmt::Debug for Record {
@@ -79,6 +91,7 @@ impl fmt::Debug for Record {
             .field("client_id", &self.client_id)
             .field("subject", &self.subject)
             .field("scopes", &self.scopes)
+            .field("access", &self.access.as_ref().map(|_| "[redacted]"))
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +113,10 @@ struct Wire<'a> {
     saved_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     refresh_expires_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_token: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_expires_at: Option<u64>,
 }
 
 /// `client` or `user:NAME`: readable in a keychain viewer, and unambiguous because
@@ -146,7 +163,14 @@ impl Record {
                 .unwrap_or_default(),
             saved_at: Some(saved_at),
             refresh_expires_at,
+            access: None,
         }
+    }
+
+    /// The same record carrying `access` for offline start.
+    pub(crate) fn with_access(mut self, access: Option<StoredAccess>) -> Self {
+        self.access = access;
+        self
     }
 
     /// The JSON text to store (it contains the refresh token, hence the secret type).
@@ -160,6 +184,8 @@ impl Record {
             scopes: self.scopes.clone(),
             saved_at: self.saved_at.map(unix_seconds),
             refresh_expires_at: self.refresh_expires_at.map(unix_seconds),
+            access_token: self.access.as_ref().map(|a| a.token.expose_secret().into()),
+            access_expires_at: self.access.as_ref().map(|a| unix_seconds(a.expires_at)),
         };
         // Serialising strings, numbers and a Vec<String> to a String cannot fail.
         SecretString::from(serde_json::to_string(&wire).unwrap_or_default())
@@ -184,6 +210,7 @@ impl Record {
                 scopes: Vec::new(),
                 saved_at: None,
                 refresh_expires_at: None,
+                access: None,
             });
         }
         // serde_json never echoes the input in its errors for these types, but the
@@ -207,6 +234,16 @@ impl Record {
             scopes: wire.scopes,
             saved_at: wire.saved_at.and_then(from_unix_seconds),
             refresh_expires_at: wire.refresh_expires_at.and_then(from_unix_seconds),
+            // An access token that could not have come from a token endpoint (RFC 6750
+            // §2.1 b64token is a subset of VSCHAR), or without an expiry, is ignored:
+            // the restore then refreshes, as without offline start.
+            access: match (wire.access_token, wire.access_expires_at.and_then(from_unix_seconds)) {
+                (Some(token), Some(expires_at)) if is_refresh_token(&token) => Some(StoredAccess {
+                    token: SecretString::from(token.as_ref()),
+                    expires_at,
+                }),
+                _ => None,
+            },
         })
     }
 

@@ -225,12 +225,21 @@ impl SessionCore {
             }
             let stored = self
                 .persistence()
-                .load()
+                .load_stored()
                 .await?
                 .ok_or_else(|| AuthError::reauthenticate("no refresh token is stored for this identity"))?;
-            let mut state = self.state();
-            Self::active(&state)?;
-            state.refresh_token.get_or_insert(stored);
+            {
+                let mut state = self.state();
+                Self::active(&state)?;
+                state.refresh_token.get_or_insert(stored.refresh_token);
+            }
+            // Offline start: a still-valid stored access token is served as it is; it
+            // is refreshed in the background when due, like any cached token.
+            if let Some(access) = stored.access {
+                if self.resume_stored(&access.token, stored.scope.as_deref(), access.expires_at) {
+                    return Ok(());
+                }
+            }
         }
         self.obtain(Acquire::Renew, true, |set| set.is_valid(now))
             .await

@@ -359,7 +359,9 @@ impl SessionCore {
                     .replace(SecretString::from(refresh_token.expose_secret()))
                     .filter(|old| old.expose_secret() != refresh_token.expose_secret());
                 Some(SecretString::from(refresh_token.expose_secret()))
-            } else if state.persist_pending {
+            } else if state.persist_pending || self.ctx.config.offline_start {
+                // With offline start the record holds the access token too, so every
+                // new access token is saved, not only a new refresh token.
                 state
                     .refresh_token
                     .as_ref()
@@ -369,7 +371,7 @@ impl SessionCore {
             }
         };
         if let Some(refresh_token) = to_save {
-            self.save(&refresh_token, issued).await;
+            self.save(&refresh_token, issued, set.expires_at).await;
         }
         let mut state = self.state();
         if state.epoch != epoch {
@@ -395,7 +397,7 @@ impl SessionCore {
 
     /// Saves a refresh token; on failure the app hears of it, the stale entry (which
     /// may hold a spent refresh token) is removed, and the next change retries.
-    async fn save(&self, refresh_token: &SecretString, issued: &IssuedToken) {
+    async fn save(&self, refresh_token: &SecretString, issued: &IssuedToken, expires_at: SystemTime) {
         if !self.persistence().is_configured() {
             return;
         }
@@ -403,6 +405,7 @@ impl SessionCore {
             subject: &self.identity.subject,
             scope: issued.scope.as_deref(),
             refresh_expires_at: issued.refresh_expires_at,
+            access: Some((&issued.access_token, expires_at)),
         };
         match self.persistence().save(refresh_token, &meta).await {
             Ok(()) => self.state().persist_pending = false,
@@ -542,6 +545,32 @@ impl SessionCore {
             identity: self.identity.clone(),
         });
         Some(held)
+    }
+
+    /// Offline start: installs an access token read from the store by a restore, with
+    /// no token request, if the session is active and holds no valid token. Its origin
+    /// is older than any answer (tick 0), so a token-endpoint answer always replaces
+    /// it. No event: nothing was issued. Returns whether it was installed.
+    pub(crate) fn resume_stored(&self, token: &SecretString, scope: Option<&str>, expires_at: SystemTime) -> bool {
+        let mut state = self.state();
+        let now = self.now();
+        if !matches!(state.standing, Standing::Active)
+            || expires_at <= now
+            || self.token.load().as_ref().is_some_and(|held| held.is_valid(now))
+        {
+            return false;
+        }
+        let set = TokenSet::new(
+            token.expose_secret(),
+            scope,
+            now,
+            expires_at,
+            self.ctx.config.refresh_margin,
+            None,
+            0,
+        );
+        self.publish(&mut state, Some(Arc::new(set)));
+        true
     }
 
     pub(crate) fn invalidate(&self) {
