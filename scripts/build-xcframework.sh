@@ -94,7 +94,7 @@ else
 fi
 
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-cargo_flags=(-p tokenkeeper --lib)
+cargo_flags=(-p tokenkeeper-ffi --lib)
 [[ "$PROFILE" == release ]] && cargo_flags+=(--release)
 
 for target in "${TARGETS[@]}"; do
@@ -110,9 +110,10 @@ trap 'rm -rf "$WORK"' EXIT
 echo "build-xcframework: generating the Swift bindings from $HOST_TARGET"
 bindgen_flags=(--features bindgen-cli --bin uniffi-bindgen)
 [[ "$PROFILE" == release ]] && bindgen_flags+=(--release)
-cargo run --quiet -p tokenkeeper "${bindgen_flags[@]}" -- generate \
+cargo run --quiet -p tokenkeeper-ffi "${bindgen_flags[@]}" -- generate \
     --library "$TARGET_DIR/$HOST_TARGET/$PROFILE/libtokenkeeper.dylib" \
-    --language swift --out-dir "$WORK/bindings" --no-format --metadata-no-deps >/dev/null
+    --language swift --out-dir "$WORK/bindings" --config "$ROOT/bindings/ffi/uniffi-roots.toml" \
+    --no-format --metadata-no-deps >/dev/null
 
 [[ -f "$WORK/bindings/TokenKeeperFFI.h" && -f "$WORK/bindings/TokenKeeperFFI.modulemap" ]] ||
     die "uniffi-bindgen produced no TokenKeeperFFI.h/.modulemap; is [bindings.swift] set in uniffi.toml?"

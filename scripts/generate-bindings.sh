@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the Kotlin and Swift bindings from the built tokenkeeper cdylib
+# Regenerates the Kotlin and Swift bindings from the built tokenkeeper-ffi cdylib
 # (UniFFI library mode: the interface is read from the library's metadata).
 #
 #   scripts/generate-bindings.sh            # debug build, write the bindings
@@ -55,8 +55,8 @@ cargo_flags=(--quiet)
 # The generator first (its build may also refresh the cdylib with the `bindgen-cli`
 # feature on), then the library itself with the crate's default features: that is
 # the one the tests and apps load, and the one the bindings are generated from.
-cargo build "${cargo_flags[@]}" -p tokenkeeper --features bindgen-cli --bin uniffi-bindgen
-cargo build "${cargo_flags[@]}" -p tokenkeeper --lib
+cargo build "${cargo_flags[@]}" -p tokenkeeper-ffi --features bindgen-cli --bin uniffi-bindgen
+cargo build "${cargo_flags[@]}" -p tokenkeeper-ffi --lib
 BINDGEN="$TARGET_DIR/$PROFILE/uniffi-bindgen"
 LIBRARY="$TARGET_DIR/$PROFILE/$LIB_FILE"
 
@@ -65,7 +65,7 @@ trap 'rm -rf "$OUT"' EXIT
 
 generate() { # language out-dir
     "$BINDGEN" generate --library "$LIBRARY" --language "$1" --out-dir "$2" \
-        --no-format --metadata-no-deps >/dev/null
+        --config "$ROOT/bindings/ffi/uniffi-roots.toml" --no-format --metadata-no-deps >/dev/null
 }
 generate kotlin "$OUT/kotlin"
 generate swift "$OUT/swift"

@@ -145,8 +145,9 @@
 //! ```
 //!
 //! Layout: the public surface lives in `src/*.rs`; the protocol, transport, cache,
-//! single-flight and recovery logic in `src/internal/`; the UniFFI adapters for
-//! Kotlin and Swift in `src/ffi/`.
+//! single-flight and recovery logic in `src/internal/`. The UniFFI adapters for
+//! Kotlin and Swift are the separate crate `tokenkeeper-ffi` (`bindings/ffi/`), so a
+//! Rust app that depends on this crate compiles no FFI.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -156,7 +157,6 @@ mod clock;
 mod config;
 mod error;
 mod events;
-pub mod ffi;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -192,5 +192,3 @@ pub use token::{AccessToken, Timestamp};
 /// Re-exported so apps can read a token ([`ExposeSecret`]) and pass secrets
 /// ([`SecretString`]) without depending on `secrecy` themselves.
 pub use secrecy::{ExposeSecret, SecretString};
-
-uniffi::setup_scaffolding!();

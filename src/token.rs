@@ -42,6 +42,17 @@ impl AccessToken {
         }
     }
 
+    /// Rebuilds a token from its parts: the value, the granted scope (space-separated,
+    /// RFC 6749 §3.3) and the expiry on the local clock.
+    ///
+    /// For a token that left the SDK and comes back to it: the Kotlin and Swift bindings
+    /// hand one back to `recover`, a test builds the token a server rejected. Sessions
+    /// compare tokens by value only, so a token built here is "the same token" as the
+    /// one the session issued when the values match.
+    pub fn from_parts(token: &str, scope: Option<&str>, expires_at: SystemTime) -> Self {
+        Self::new(token, scope, expires_at)
+    }
+
     /// When the token expires, on the local clock (corrected for server clock skew).
     pub fn expires_at(&self) -> Timestamp {
         Timestamp(self.expires_at)

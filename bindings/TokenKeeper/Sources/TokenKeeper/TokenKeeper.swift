@@ -2944,7 +2944,7 @@ public func FfiConverterTypeAccessToken_lower(_ value: AccessToken) -> RustBuffe
 
 
 /**
- * One authorization server and one OAuth client. See [`crate::AuthConfig`] for each
+ * One authorization server and one OAuth client. See `tokenkeeper::AuthConfig` for each
  * setting's meaning; validation happens in `AuthClient(config)`.
  *
  * Kotlin durations are `kotlin.time.Duration` (no `java.time`, so minSdk 24 needs no
@@ -3375,7 +3375,7 @@ public func FfiConverterTypeImportedTokens_lower(_ value: ImportedTokens) -> Rus
 
 
 /**
- * Retries of token requests on network errors, 5xx and 429. See [`crate::RetryPolicy`].
+ * Retries of token requests on network errors, 5xx and 429. See `tokenkeeper::RetryPolicy`.
  */
 public struct RetryPolicy: Equatable, Hashable {
     /**
@@ -3574,7 +3574,7 @@ public func FfiConverterTypeTokenChange_lower(_ value: TokenChange) -> RustBuffe
 
 /**
  * Per-response token rotation: which response headers carry the new access token
- * and its expiry (seconds since the Unix epoch). See [`crate::TokenRotation`].
+ * and its expiry (seconds since the Unix epoch). See `tokenkeeper::TokenRotation`.
  */
 public struct TokenRotation: Equatable, Hashable {
     /**
@@ -3887,7 +3887,7 @@ public func FfiConverterTypeAuthEvent_lower(_ value: AuthEvent) -> RustBuffer {
 
 
 /**
- * Whether a session caches its token. See [`crate::CachePolicy`].
+ * Whether a session caches its token. See `tokenkeeper::CachePolicy`.
  */
 
 public enum CachePolicy: Equatable, Hashable {
@@ -4123,7 +4123,7 @@ public func FfiConverterTypeListenerError_lower(_ value: ListenerError) -> RustB
 
 /**
  * Why a token could not be had, named for what the app should do. See
- * [`crate::AuthError`] for when each happens.
+ * `tokenkeeper::AuthError` for when each happens.
  *
  * Retrying later is the right answer exactly for `TemporarilyUnavailable`,
  * `TokenRevoked` and `RequestNotReplayed` (the core's `AuthError::is_retryable`).
@@ -4441,7 +4441,7 @@ public func FfiConverterTypeNativeAuthError_lower(_ value: NativeAuthError) -> R
 
 /**
  * What a session does when a resource server rejects its token. See
- * [`crate::RecoveryPolicy`].
+ * `tokenkeeper::RecoveryPolicy`.
  */
 
 public enum RecoveryPolicy: Equatable, Hashable {
@@ -5332,148 +5332,148 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_tokenkeeper_checksum_func_is_replay_safe() != 53764) {
+    if (uniffi_tokenkeeper_checksum_func_is_replay_safe() != 6651) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_authclient_client_credentials_session() != 18329) {
+    if (uniffi_tokenkeeper_checksum_method_authclient_client_credentials_session() != 60998) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_authclient_login() != 32130) {
+    if (uniffi_tokenkeeper_checksum_method_authclient_login() != 59289) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_authclient_restore() != 17037) {
+    if (uniffi_tokenkeeper_checksum_method_authclient_restore() != 46034) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_authclient_session() != 64792) {
+    if (uniffi_tokenkeeper_checksum_method_authclient_session() != 57740) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_authclient_authorization_request() != 56554) {
+    if (uniffi_tokenkeeper_checksum_method_authclient_authorization_request() != 57564) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_authclient_complete_authorization() != 13578) {
+    if (uniffi_tokenkeeper_checksum_method_authclient_complete_authorization() != 35702) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_authclient_complete_device_authorization() != 13396) {
+    if (uniffi_tokenkeeper_checksum_method_authclient_complete_device_authorization() != 63373) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_authclient_import_tokens() != 59064) {
+    if (uniffi_tokenkeeper_checksum_method_authclient_import_tokens() != 34837) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_authclient_start_device_authorization() != 2762) {
+    if (uniffi_tokenkeeper_checksum_method_authclient_start_device_authorization() != 5231) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_access_token() != 26146) {
+    if (uniffi_tokenkeeper_checksum_method_session_access_token() != 3707) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_access_token_valid_for() != 29553) {
+    if (uniffi_tokenkeeper_checksum_method_session_access_token_valid_for() != 6216) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_cached_access_token() != 1476) {
+    if (uniffi_tokenkeeper_checksum_method_session_cached_access_token() != 10217) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_handle_unauthorized() != 8950) {
+    if (uniffi_tokenkeeper_checksum_method_session_handle_unauthorized() != 43646) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_handle_unauthorized_value() != 58064) {
+    if (uniffi_tokenkeeper_checksum_method_session_handle_unauthorized_value() != 36154) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_identity() != 54747) {
+    if (uniffi_tokenkeeper_checksum_method_session_identity() != 39992) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_instance_id() != 22067) {
+    if (uniffi_tokenkeeper_checksum_method_session_instance_id() != 80) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_invalidate() != 12811) {
+    if (uniffi_tokenkeeper_checksum_method_session_invalidate() != 40653) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_logout() != 24623) {
+    if (uniffi_tokenkeeper_checksum_method_session_logout() != 19918) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_observe() != 10050) {
+    if (uniffi_tokenkeeper_checksum_method_session_observe() != 13098) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_observe_response_headers() != 23455) {
+    if (uniffi_tokenkeeper_checksum_method_session_observe_response_headers() != 42250) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_recover() != 63590) {
+    if (uniffi_tokenkeeper_checksum_method_session_recover() != 26608) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_refresh() != 56004) {
+    if (uniffi_tokenkeeper_checksum_method_session_refresh() != 39789) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_state() != 21199) {
+    if (uniffi_tokenkeeper_checksum_method_session_state() != 15325) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_username() != 60553) {
+    if (uniffi_tokenkeeper_checksum_method_session_username() != 40682) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_wait_for_refresh() != 41603) {
+    if (uniffi_tokenkeeper_checksum_method_session_wait_for_refresh() != 13807) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_manualclock_advance() != 42343) {
+    if (uniffi_tokenkeeper_checksum_method_manualclock_advance() != 36062) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_manualclock_now() != 23760) {
+    if (uniffi_tokenkeeper_checksum_method_manualclock_now() != 47873) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_manualclock_now_epoch_millis() != 52389) {
+    if (uniffi_tokenkeeper_checksum_method_manualclock_now_epoch_millis() != 41962) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_manualclock_rewind() != 13435) {
+    if (uniffi_tokenkeeper_checksum_method_manualclock_rewind() != 41283) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_autheventlistener_on_event() != 35900) {
+    if (uniffi_tokenkeeper_checksum_method_autheventlistener_on_event() != 21293) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_cancel() != 57095) {
+    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_cancel() != 24232) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_expires_at() != 12817) {
+    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_expires_at() != 52350) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_expires_at_epoch_seconds() != 15476) {
+    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_expires_at_epoch_seconds() != 64118) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_interval() != 25587) {
+    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_interval() != 8151) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_user_code() != 43544) {
+    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_user_code() != 65485) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_verification_uri() != 48701) {
+    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_verification_uri() != 63024) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_verification_uri_complete() != 62227) {
+    if (uniffi_tokenkeeper_checksum_method_deviceauthorization_verification_uri_complete() != 37150) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_pendingauthorization_nonce() != 8679) {
+    if (uniffi_tokenkeeper_checksum_method_pendingauthorization_nonce() != 37647) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_pendingauthorization_redirect_uri() != 52646) {
+    if (uniffi_tokenkeeper_checksum_method_pendingauthorization_redirect_uri() != 18800) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_pendingauthorization_url() != 55484) {
+    if (uniffi_tokenkeeper_checksum_method_pendingauthorization_url() != 61133) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_tokenobserver_on_token_change() != 4369) {
+    if (uniffi_tokenkeeper_checksum_method_tokenobserver_on_token_change() != 2478) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_tokenstore_load() != 29492) {
+    if (uniffi_tokenkeeper_checksum_method_tokenstore_load() != 61166) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_tokenstore_save() != 14817) {
+    if (uniffi_tokenkeeper_checksum_method_tokenstore_save() != 27520) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_tokenstore_remove() != 42658) {
+    if (uniffi_tokenkeeper_checksum_method_tokenstore_remove() != 40716) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_constructor_authclient_new() != 56429) {
+    if (uniffi_tokenkeeper_checksum_constructor_authclient_new() != 20193) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_constructor_manualclock_new() != 30764) {
+    if (uniffi_tokenkeeper_checksum_constructor_manualclock_new() != 61801) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_constructor_manualclock_starting_now() != 17696) {
+    if (uniffi_tokenkeeper_checksum_constructor_manualclock_starting_now() != 5044) {
         return InitializationResult.apiChecksumMismatch
     }
 

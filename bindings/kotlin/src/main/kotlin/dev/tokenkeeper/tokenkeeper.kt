@@ -1141,148 +1141,148 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
-    if ((lib.uniffi_tokenkeeper_checksum_func_is_replay_safe() and 0xFFFF) != 53764) {
+    if ((lib.uniffi_tokenkeeper_checksum_func_is_replay_safe() and 0xFFFF) != 6651) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_client_credentials_session() and 0xFFFF) != 18329) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_client_credentials_session() and 0xFFFF) != 60998) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_login() and 0xFFFF) != 32130) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_login() and 0xFFFF) != 59289) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_restore() and 0xFFFF) != 17037) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_restore() and 0xFFFF) != 46034) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_session() and 0xFFFF) != 64792) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_session() and 0xFFFF) != 57740) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_authorization_request() and 0xFFFF) != 56554) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_authorization_request() and 0xFFFF) != 57564) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_complete_authorization() and 0xFFFF) != 13578) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_complete_authorization() and 0xFFFF) != 35702) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_complete_device_authorization() and 0xFFFF) != 13396) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_complete_device_authorization() and 0xFFFF) != 63373) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_import_tokens() and 0xFFFF) != 59064) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_import_tokens() and 0xFFFF) != 34837) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_start_device_authorization() and 0xFFFF) != 2762) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_start_device_authorization() and 0xFFFF) != 5231) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_session_access_token() and 0xFFFF) != 26146) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_access_token() and 0xFFFF) != 3707) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_session_access_token_valid_for() and 0xFFFF) != 29553) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_access_token_valid_for() and 0xFFFF) != 6216) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_session_cached_access_token() and 0xFFFF) != 1476) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_cached_access_token() and 0xFFFF) != 10217) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_session_handle_unauthorized() and 0xFFFF) != 8950) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_handle_unauthorized() and 0xFFFF) != 43646) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_session_handle_unauthorized_value() and 0xFFFF) != 58064) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_handle_unauthorized_value() and 0xFFFF) != 36154) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_session_identity() and 0xFFFF) != 54747) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_identity() and 0xFFFF) != 39992) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_session_instance_id() and 0xFFFF) != 22067) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_instance_id() and 0xFFFF) != 80) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_session_invalidate() and 0xFFFF) != 12811) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_invalidate() and 0xFFFF) != 40653) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_session_logout() and 0xFFFF) != 24623) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_logout() and 0xFFFF) != 19918) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_session_observe() and 0xFFFF) != 10050) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_observe() and 0xFFFF) != 13098) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_session_observe_response_headers() and 0xFFFF) != 23455) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_observe_response_headers() and 0xFFFF) != 42250) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_session_recover() and 0xFFFF) != 63590) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_recover() and 0xFFFF) != 26608) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_session_refresh() and 0xFFFF) != 56004) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_refresh() and 0xFFFF) != 39789) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_session_state() and 0xFFFF) != 21199) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_state() and 0xFFFF) != 15325) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_session_username() and 0xFFFF) != 60553) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_username() and 0xFFFF) != 40682) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_session_wait_for_refresh() and 0xFFFF) != 41603) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_wait_for_refresh() and 0xFFFF) != 13807) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_manualclock_advance() and 0xFFFF) != 42343) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_manualclock_advance() and 0xFFFF) != 36062) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_manualclock_now() and 0xFFFF) != 23760) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_manualclock_now() and 0xFFFF) != 47873) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_manualclock_now_epoch_millis() and 0xFFFF) != 52389) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_manualclock_now_epoch_millis() and 0xFFFF) != 41962) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_manualclock_rewind() and 0xFFFF) != 13435) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_manualclock_rewind() and 0xFFFF) != 41283) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_autheventlistener_on_event() and 0xFFFF) != 35900) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_autheventlistener_on_event() and 0xFFFF) != 21293) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_cancel() and 0xFFFF) != 57095) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_cancel() and 0xFFFF) != 24232) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_expires_at() and 0xFFFF) != 12817) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_expires_at() and 0xFFFF) != 52350) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_expires_at_epoch_seconds() and 0xFFFF) != 15476) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_expires_at_epoch_seconds() and 0xFFFF) != 64118) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_interval() and 0xFFFF) != 25587) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_interval() and 0xFFFF) != 8151) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_user_code() and 0xFFFF) != 43544) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_user_code() and 0xFFFF) != 65485) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_verification_uri() and 0xFFFF) != 48701) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_verification_uri() and 0xFFFF) != 63024) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_verification_uri_complete() and 0xFFFF) != 62227) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_verification_uri_complete() and 0xFFFF) != 37150) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_pendingauthorization_nonce() and 0xFFFF) != 8679) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_pendingauthorization_nonce() and 0xFFFF) != 37647) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_pendingauthorization_redirect_uri() and 0xFFFF) != 52646) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_pendingauthorization_redirect_uri() and 0xFFFF) != 18800) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_pendingauthorization_url() and 0xFFFF) != 55484) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_pendingauthorization_url() and 0xFFFF) != 61133) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_tokenobserver_on_token_change() and 0xFFFF) != 4369) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_tokenobserver_on_token_change() and 0xFFFF) != 2478) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_load() and 0xFFFF) != 29492) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_load() and 0xFFFF) != 61166) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_save() and 0xFFFF) != 14817) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_save() and 0xFFFF) != 27520) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_remove() and 0xFFFF) != 42658) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_tokenstore_remove() and 0xFFFF) != 40716) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_constructor_authclient_new() and 0xFFFF) != 56429) {
+    if ((lib.uniffi_tokenkeeper_checksum_constructor_authclient_new() and 0xFFFF) != 20193) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_constructor_manualclock_new() and 0xFFFF) != 30764) {
+    if ((lib.uniffi_tokenkeeper_checksum_constructor_manualclock_new() and 0xFFFF) != 61801) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_constructor_manualclock_starting_now() and 0xFFFF) != 17696) {
+    if ((lib.uniffi_tokenkeeper_checksum_constructor_manualclock_starting_now() and 0xFFFF) != 5044) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -5195,7 +5195,7 @@ public object FfiConverterTypeAccessToken: FfiConverterRustBuffer<AccessToken> {
 
 
 /**
- * One authorization server and one OAuth client. See [`crate::AuthConfig`] for each
+ * One authorization server and one OAuth client. See `tokenkeeper::AuthConfig` for each
  * setting's meaning; validation happens in `AuthClient(config)`.
  *
  * Kotlin durations are `kotlin.time.Duration` (no `java.time`, so minSdk 24 needs no
@@ -5518,7 +5518,7 @@ public object FfiConverterTypeImportedTokens: FfiConverterRustBuffer<ImportedTok
 
 
 /**
- * Retries of token requests on network errors, 5xx and 429. See [`crate::RetryPolicy`].
+ * Retries of token requests on network errors, 5xx and 429. See `tokenkeeper::RetryPolicy`.
  */
 data class RetryPolicy (
     /**
@@ -5659,7 +5659,7 @@ public object FfiConverterTypeTokenChange: FfiConverterRustBuffer<TokenChange> {
 
 /**
  * Per-response token rotation: which response headers carry the new access token
- * and its expiry (seconds since the Unix epoch). See [`crate::TokenRotation`].
+ * and its expiry (seconds since the Unix epoch). See `tokenkeeper::TokenRotation`.
  */
 data class TokenRotation (
     /**
@@ -5709,7 +5709,7 @@ public object FfiConverterTypeTokenRotation: FfiConverterRustBuffer<TokenRotatio
 
 /**
  * Why a token could not be had, named for what the app should do. See
- * [`crate::AuthError`] for when each happens.
+ * `tokenkeeper::AuthError` for when each happens.
  *
  * Retrying later is the right answer exactly for `TemporarilyUnavailable`,
  * `TokenRevoked` and `RequestNotReplayed` (the core's `AuthError::is_retryable`).
@@ -6355,7 +6355,7 @@ public object FfiConverterTypeAuthEvent : FfiConverterRustBuffer<AuthEvent>{
 
 
 /**
- * Whether a session caches its token. See [`crate::CachePolicy`].
+ * Whether a session caches its token. See `tokenkeeper::CachePolicy`.
  */
 
 enum class CachePolicy {
@@ -6518,7 +6518,7 @@ public object FfiConverterTypeListenerError : FfiConverterRustBuffer<ListenerExc
 
 /**
  * What a session does when a resource server rejects its token. See
- * [`crate::RecoveryPolicy`].
+ * `tokenkeeper::RecoveryPolicy`.
  */
 
 enum class RecoveryPolicy {

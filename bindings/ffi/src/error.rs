@@ -1,6 +1,6 @@
 //! Errors as the foreign languages see them.
 //!
-//! - [`AuthError`]: the core's [`crate::AuthError`], one variant per variant, thrown
+//! - [`AuthError`]: the core's `tokenkeeper::AuthError`, one variant per variant, thrown
 //!   as `AuthException.<Variant>` in Kotlin and `AuthError.<Variant>` in Swift. It is
 //!   a *flat* error: the exception's message is the core's `Display` text (which says
 //!   what to do and never contains a secret); the subclass names the action.
@@ -12,10 +12,10 @@
 //! [`TokenStore`]: super::TokenStore
 //! [`AuthEventListener`]: super::AuthEventListener
 
-use crate::AuthError as Core;
+use sdk::AuthError as Core;
 
 /// Why a token could not be had, named for what the app should do. See
-/// [`crate::AuthError`] for when each happens.
+/// `tokenkeeper::AuthError` for when each happens.
 ///
 /// Retrying later is the right answer exactly for `TemporarilyUnavailable`,
 /// `TokenRevoked` and `RequestNotReplayed` (the core's `AuthError::is_retryable`).
@@ -120,7 +120,7 @@ impl From<Core> for AuthError {
             Core::InvalidRedirect { .. } => Self::InvalidRedirect(message),
             Core::DeviceCodeExpired => Self::DeviceCodeExpired(message),
             Core::Cancelled => Self::Cancelled(message),
-            // `crate::AuthError` is #[non_exhaustive]: a variant added later still
+            // `sdk::AuthError` is #[non_exhaustive]: a variant added later still
             // reaches the app, with its message, until it gets its own subclass here.
             #[allow(unreachable_patterns)]
             _ => Self::Internal(message),

@@ -19,7 +19,7 @@ use std::sync::Arc;
 /// Never use it in a release build: tokens would never look expired.
 #[derive(Debug, uniffi::Object)]
 pub struct ManualClock {
-    pub(crate) inner: Arc<crate::ManualClock>,
+    pub(crate) inner: Arc<sdk::ManualClock>,
 }
 
 #[uniffi::export]
@@ -28,7 +28,7 @@ impl ManualClock {
     #[uniffi::constructor]
     pub fn new(start: Moment) -> Arc<Self> {
         Arc::new(Self {
-            inner: Arc::new(crate::ManualClock::new(start.0)),
+            inner: Arc::new(sdk::ManualClock::new(start.0)),
         })
     }
 
@@ -36,18 +36,18 @@ impl ManualClock {
     #[uniffi::constructor]
     pub fn starting_now() -> Arc<Self> {
         Arc::new(Self {
-            inner: Arc::new(crate::ManualClock::starting_now()),
+            inner: Arc::new(sdk::ManualClock::starting_now()),
         })
     }
 
     /// The clock's time.
     pub fn now(&self) -> Moment {
-        Moment(crate::Clock::now(self.inner.as_ref()))
+        Moment(sdk::Clock::now(self.inner.as_ref()))
     }
 
     /// The clock's time in milliseconds since the Unix epoch (what the token mirrors compare).
     pub fn now_epoch_millis(&self) -> i64 {
-        super::units::epoch_millis(crate::Clock::now(self.inner.as_ref()))
+        super::units::epoch_millis(sdk::Clock::now(self.inner.as_ref()))
     }
 
     /// Moves the clock forward by `by`.

@@ -34,8 +34,8 @@ impl fmt::Debug for AccessToken {
     }
 }
 
-impl From<crate::AccessToken> for AccessToken {
-    fn from(token: crate::AccessToken) -> Self {
+impl From<sdk::AccessToken> for AccessToken {
+    fn from(token: sdk::AccessToken) -> Self {
         Self {
             value: token.expose_secret().to_owned(),
             expires_at_epoch_seconds: i64::try_from(token.expires_at().epoch_seconds()).unwrap_or(i64::MAX),
@@ -45,7 +45,7 @@ impl From<crate::AccessToken> for AccessToken {
     }
 }
 
-impl From<AccessToken> for crate::AccessToken {
+impl From<AccessToken> for sdk::AccessToken {
     /// Rebuilds the core token an app hands back (to `Session.recover`).
     fn from(token: AccessToken) -> Self {
         // An app may hand back any number: never let it overflow the clock.
@@ -54,6 +54,6 @@ impl From<AccessToken> for crate::AccessToken {
             .checked_add(Duration::from_secs(seconds))
             .unwrap_or(UNIX_EPOCH);
         let scope = token.scopes.join(" ");
-        crate::AccessToken::new(&token.value, Some(&scope), expires_at)
+        sdk::AccessToken::from_parts(&token.value, Some(&scope), expires_at)
     }
 }

@@ -2,7 +2,7 @@
 //! calls an app's listener through [`ForeignListener`].
 
 use super::error::ListenerError;
-use crate::AuthEvent as Core;
+use sdk::AuthEvent as Core;
 use std::fmt;
 use std::sync::Arc;
 
@@ -146,7 +146,7 @@ impl fmt::Debug for ForeignListener {
     }
 }
 
-impl crate::AuthEventListener for ForeignListener {
+impl sdk::AuthEventListener for ForeignListener {
     fn on_event(&self, event: &Core) {
         // The `Result` return type is what lets UniFFI turn any foreign exception into
         // a value here (through `From<UnexpectedUniFFICallbackError>`) instead of a panic.

@@ -23,7 +23,7 @@ use std::sync::Arc;
 /// ```
 #[derive(uniffi::Object)]
 pub struct AuthClient {
-    inner: crate::AuthClient,
+    inner: sdk::AuthClient,
 }
 
 #[uniffi::export]
@@ -42,11 +42,11 @@ impl AuthClient {
     ) -> Result<Arc<Self>, AuthError> {
         // The core may build timers or HTTP pools that look for a tokio context.
         let _context = runtime().enter();
-        let mut config = crate::AuthConfig::from(config);
+        let mut config = sdk::AuthConfig::from(config);
         if let Some(clock) = clock {
-            config = config.clock(Arc::clone(&clock.inner) as Arc<dyn crate::Clock>);
+            config = config.clock(Arc::clone(&clock.inner) as Arc<dyn sdk::Clock>);
         }
-        let mut builder = crate::AuthClient::builder(config);
+        let mut builder = sdk::AuthClient::builder(config);
         if let Some(store) = store {
             builder = builder.store(Arc::new(ForeignTokenStore(store)));
         }
@@ -96,7 +96,7 @@ impl AuthClient {
 
 impl AuthClient {
     /// The core client, for the exports in `signin.rs`.
-    pub(crate) fn core(&self) -> &crate::AuthClient {
+    pub(crate) fn core(&self) -> &sdk::AuthClient {
         &self.inner
     }
 }
@@ -108,11 +108,11 @@ impl AuthClient {
 /// core session (see [`Session::instance_id`]), so `==` there is object identity.
 #[derive(uniffi::Object)]
 pub struct Session {
-    inner: Arc<crate::Session>,
+    inner: Arc<sdk::Session>,
 }
 
 impl Session {
-    pub(crate) fn wrap(inner: Arc<crate::Session>) -> Arc<Self> {
+    pub(crate) fn wrap(inner: Arc<sdk::Session>) -> Arc<Self> {
         Arc::new(Self { inner })
     }
 }
@@ -176,7 +176,7 @@ impl Session {
         www_authenticate: Option<String>,
     ) -> Result<AccessToken, AuthError> {
         let session = Arc::clone(&self.inner);
-        let failed = crate::AccessToken::from(failed_token);
+        let failed = sdk::AccessToken::from(failed_token);
         run(async move { session.recover(&failed, www_authenticate.as_deref()).await })
             .await
             .map(AccessToken::from)
@@ -194,7 +194,7 @@ impl Session {
         www_authenticate: Vec<String>,
     ) -> Result<Option<AccessToken>, AuthError> {
         let session = Arc::clone(&self.inner);
-        let failed = crate::AccessToken::from(failed_token);
+        let failed = sdk::AccessToken::from(failed_token);
         run(async move { session.handle_unauthorized(&failed, &www_authenticate).await })
             .await
             .map(|token| token.map(AccessToken::from))
@@ -209,7 +209,7 @@ impl Session {
     ) -> Result<Option<AccessToken>, AuthError> {
         let session = Arc::clone(&self.inner);
         // Recovery compares token values only; the expiry of this stand-in is unused.
-        let failed = crate::AccessToken::new(&failed_token, None, std::time::UNIX_EPOCH);
+        let failed = sdk::AccessToken::from_parts(&failed_token, None, std::time::UNIX_EPOCH);
         run(async move { session.handle_unauthorized(&failed, &www_authenticate).await })
             .await
             .map(|token| token.map(AccessToken::from))
@@ -281,5 +281,5 @@ impl Session {
 /// and requests carrying an `Idempotency-Key` (the rule `Session::send` applies).
 #[uniffi::export]
 pub fn is_replay_safe(method: String, has_idempotency_key: bool) -> bool {
-    crate::is_replay_safe(&method, has_idempotency_key)
+    sdk::is_replay_safe(&method, has_idempotency_key)
 }

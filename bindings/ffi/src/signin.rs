@@ -1,7 +1,7 @@
 //! User sign-in for Kotlin and Swift: the browser flow with PKCE (the app opens
 //! [`PendingAuthorization::url`] in Custom Tabs / `ASWebAuthenticationSession` and
 //! hands back the redirect URL), the device grant, and token import. See
-//! [`crate::signin`] for the rules; this file only converts.
+//! `tokenkeeper::signin` for the rules; this file only converts.
 //!
 //! The methods below are on the generated `NativeAuthClient` and return native session
 //! handles; apps call the hand-written Kotlin and Swift `AuthClient` wrappers, which
@@ -20,7 +20,7 @@ use super::client::{AuthClient, Session};
 use super::error::AuthError;
 use super::runtime::run;
 use super::units::{Moment, TimeSpan};
-use crate::TokenParams;
+use sdk::TokenParams;
 use secrecy::SecretString;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use std::sync::Arc;
 /// verifier and `state` live in it, in memory only).
 #[derive(uniffi::Object)]
 pub struct PendingAuthorization {
-    inner: Arc<crate::signin::PendingAuthorization>,
+    inner: Arc<sdk::signin::PendingAuthorization>,
 }
 
 #[uniffi::export]
@@ -54,7 +54,7 @@ impl PendingAuthorization {
 /// [`verification_uri`](Self::verification_uri), then `completeDeviceAuthorization`.
 #[derive(uniffi::Object)]
 pub struct DeviceAuthorization {
-    inner: Arc<crate::signin::DeviceAuthorization>,
+    inner: Arc<sdk::signin::DeviceAuthorization>,
 }
 
 #[uniffi::export]
@@ -148,7 +148,7 @@ impl AuthClient {
         extra_params: Option<HashMap<String, String>>,
         nonce: bool,
     ) -> Result<Arc<PendingAuthorization>, AuthError> {
-        let mut request = crate::signin::AuthorizationRequest::new(account, redirect_uri).params(params(scopes));
+        let mut request = sdk::signin::AuthorizationRequest::new(account, redirect_uri).params(params(scopes));
         if nonce {
             request = request.with_nonce();
         }
@@ -213,7 +213,7 @@ impl AuthClient {
         tokens: ImportedTokens,
         scopes: Option<Vec<String>>,
     ) -> Result<Arc<Session>, AuthError> {
-        let mut imported = crate::signin::ImportedTokens::new(SecretString::from(tokens.access_token));
+        let mut imported = sdk::signin::ImportedTokens::new(SecretString::from(tokens.access_token));
         if let Some(refresh) = tokens.refresh_token {
             imported = imported.refresh_token(SecretString::from(refresh));
         }

@@ -4,13 +4,13 @@
 //! constructor with named, defaulted arguments (`AuthConfig(tokenEndpoint = …,
 //! clientId = …, scopes = listOf("read"))`). Every optional field is `null`/`nil` by
 //! default, which means "the core's default": the defaults themselves live only in
-//! [`crate::AuthConfig::new`], never duplicated here.
+//! `tokenkeeper::AuthConfig::new`, never duplicated here.
 
 use super::units::TimeSpan;
 use secrecy::SecretString;
 use std::fmt;
 
-/// One authorization server and one OAuth client. See [`crate::AuthConfig`] for each
+/// One authorization server and one OAuth client. See `tokenkeeper::AuthConfig` for each
 /// setting's meaning; validation happens in `AuthClient(config)`.
 ///
 /// Kotlin durations are `kotlin.time.Duration` (no `java.time`, so minSdk 24 needs no
@@ -101,7 +101,7 @@ pub struct AuthConfig {
 }
 
 /// Per-response token rotation: which response headers carry the new access token
-/// and its expiry (seconds since the Unix epoch). See [`crate::TokenRotation`].
+/// and its expiry (seconds since the Unix epoch). See `tokenkeeper::TokenRotation`.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct TokenRotation {
     /// The header with the new access token, e.g. `access-token`.
@@ -113,13 +113,13 @@ pub struct TokenRotation {
 impl fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The core's Debug already redacts the secret and prints the effective values.
-        fmt::Debug::fmt(&crate::AuthConfig::from(self.clone()), f)
+        fmt::Debug::fmt(&sdk::AuthConfig::from(self.clone()), f)
     }
 }
 
-impl From<AuthConfig> for crate::AuthConfig {
+impl From<AuthConfig> for sdk::AuthConfig {
     fn from(c: AuthConfig) -> Self {
-        let mut config = crate::AuthConfig::new(c.token_endpoint, c.client_id).scopes(c.scopes);
+        let mut config = sdk::AuthConfig::new(c.token_endpoint, c.client_id).scopes(c.scopes);
         if let Some(secret) = c.client_secret {
             config = config.client_secret(SecretString::from(secret));
         }
@@ -175,7 +175,7 @@ impl From<AuthConfig> for crate::AuthConfig {
             config = config.issuer(issuer, c.require_iss);
         }
         if let Some(rotation) = c.token_rotation {
-            config = config.token_rotation(crate::TokenRotation::headers(
+            config = config.token_rotation(sdk::TokenRotation::headers(
                 rotation.token_header,
                 rotation.expiry_header,
             ));
@@ -196,7 +196,7 @@ pub enum ClientAuthMethod {
     Post,
 }
 
-impl From<ClientAuthMethod> for crate::ClientAuthMethod {
+impl From<ClientAuthMethod> for sdk::ClientAuthMethod {
     fn from(m: ClientAuthMethod) -> Self {
         match m {
             ClientAuthMethod::Basic => Self::Basic,
@@ -205,7 +205,7 @@ impl From<ClientAuthMethod> for crate::ClientAuthMethod {
     }
 }
 
-/// Whether a session caches its token. See [`crate::CachePolicy`].
+/// Whether a session caches its token. See `tokenkeeper::CachePolicy`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum CachePolicy {
     /// Reuse the token until shortly before it expires.
@@ -214,7 +214,7 @@ pub enum CachePolicy {
     PerRequest,
 }
 
-impl From<CachePolicy> for crate::CachePolicy {
+impl From<CachePolicy> for sdk::CachePolicy {
     fn from(p: CachePolicy) -> Self {
         match p {
             CachePolicy::Cached => Self::Cached,
@@ -224,7 +224,7 @@ impl From<CachePolicy> for crate::CachePolicy {
 }
 
 /// What a session does when a resource server rejects its token. See
-/// [`crate::RecoveryPolicy`].
+/// `tokenkeeper::RecoveryPolicy`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum RecoveryPolicy {
     /// Get a new token without bothering the caller (once per revocation).
@@ -233,7 +233,7 @@ pub enum RecoveryPolicy {
     ClearAndFail,
 }
 
-impl From<RecoveryPolicy> for crate::RecoveryPolicy {
+impl From<RecoveryPolicy> for sdk::RecoveryPolicy {
     fn from(p: RecoveryPolicy) -> Self {
         match p {
             RecoveryPolicy::Silent => Self::Silent,
@@ -242,7 +242,7 @@ impl From<RecoveryPolicy> for crate::RecoveryPolicy {
     }
 }
 
-/// Retries of token requests on network errors, 5xx and 429. See [`crate::RetryPolicy`].
+/// Retries of token requests on network errors, 5xx and 429. See `tokenkeeper::RetryPolicy`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included (at least 1). Signed, so Kotlin sees an
@@ -256,7 +256,7 @@ pub struct RetryPolicy {
     pub deadline: TimeSpan,
 }
 
-impl From<RetryPolicy> for crate::RetryPolicy {
+impl From<RetryPolicy> for sdk::RetryPolicy {
     fn from(p: RetryPolicy) -> Self {
         Self {
             // Zero fails the core's validation with a clear message.

@@ -35,7 +35,7 @@ pub(crate) fn runtime() -> &'static Runtime {
 /// Runs `future` on the library's runtime and waits for its output without blocking.
 pub(crate) async fn run<F, T>(future: F) -> Result<T, AuthError>
 where
-    F: Future<Output = Result<T, crate::AuthError>> + Send + 'static,
+    F: Future<Output = Result<T, sdk::AuthError>> + Send + 'static,
     T: Send + 'static,
 {
     match RUNTIME.spawn(future).await {

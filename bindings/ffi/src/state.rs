@@ -1,7 +1,7 @@
 //! A session's state and token changes as the foreign languages see them, and the
 //! foreign [`TokenObserver`] that keeps the Kotlin and Swift token mirrors current.
 //!
-//! The core calls [`crate::TokenObserver`] synchronously from the one place where it
+//! The core calls `tokenkeeper::TokenObserver` synchronously from the one place where it
 //! writes a session's cache; [`ForeignObserver`] converts each change and hands it to
 //! the app side. Anything the foreign observer throws comes back as a
 //! [`ListenerError`] value (UniFFI converts unexpected exceptions through `From`), so
@@ -30,15 +30,15 @@ pub enum SessionState {
     LoggedOut,
 }
 
-impl From<crate::SessionState> for SessionState {
-    fn from(state: crate::SessionState) -> Self {
+impl From<sdk::SessionState> for SessionState {
+    fn from(state: sdk::SessionState) -> Self {
         match state {
-            crate::SessionState::SignedIn { expires_at } => Self::SignedIn {
+            sdk::SessionState::SignedIn { expires_at } => Self::SignedIn {
                 expires_at_epoch_seconds: expires_at.map(|t| i64::try_from(t.epoch_seconds()).unwrap_or(i64::MAX)),
                 expires_at: expires_at.map(|t| Moment(t.as_system_time())),
             },
-            crate::SessionState::ReauthenticationRequired => Self::ReauthenticationRequired,
-            crate::SessionState::LoggedOut => Self::LoggedOut,
+            sdk::SessionState::ReauthenticationRequired => Self::ReauthenticationRequired,
+            sdk::SessionState::LoggedOut => Self::LoggedOut,
         }
     }
 }
@@ -62,8 +62,8 @@ pub struct TokenChange {
     pub state: SessionState,
 }
 
-impl From<&crate::TokenChange> for TokenChange {
-    fn from(change: &crate::TokenChange) -> Self {
+impl From<&sdk::TokenChange> for TokenChange {
+    fn from(change: &sdk::TokenChange) -> Self {
         Self {
             generation: i64::try_from(change.generation).unwrap_or(i64::MAX),
             token: change.token.clone().map(AccessToken::from),
@@ -86,8 +86,8 @@ pub trait TokenObserver: Send + Sync {
 /// The core's view of a foreign observer.
 pub(crate) struct ForeignObserver(pub(crate) Arc<dyn TokenObserver>);
 
-impl crate::TokenObserver for ForeignObserver {
-    fn on_token_change(&self, change: &crate::TokenChange) {
+impl sdk::TokenObserver for ForeignObserver {
+    fn on_token_change(&self, change: &sdk::TokenChange) {
         if let Err(error) = self.0.on_token_change(change.into()) {
             tracing::warn!(%error, "the app's TokenObserver threw; change ignored by it");
         }

@@ -35,25 +35,25 @@ impl fmt::Debug for ForeignTokenStore {
     }
 }
 
-fn core_error(error: StoreError) -> crate::StoreError {
-    crate::StoreError(error.to_string())
+fn core_error(error: StoreError) -> sdk::StoreError {
+    sdk::StoreError(error.to_string())
 }
 
-impl crate::TokenStore for ForeignTokenStore {
-    fn load(&self, key: &str) -> Result<Option<SecretString>, crate::StoreError> {
+impl sdk::TokenStore for ForeignTokenStore {
+    fn load(&self, key: &str) -> Result<Option<SecretString>, sdk::StoreError> {
         self.0
             .load(key.to_owned())
             .map(|token| token.map(SecretString::from))
             .map_err(core_error)
     }
 
-    fn save(&self, key: &str, refresh_token: &SecretString) -> Result<(), crate::StoreError> {
+    fn save(&self, key: &str, refresh_token: &SecretString) -> Result<(), sdk::StoreError> {
         self.0
             .save(key.to_owned(), refresh_token.expose_secret().to_owned())
             .map_err(core_error)
     }
 
-    fn remove(&self, key: &str) -> Result<(), crate::StoreError> {
+    fn remove(&self, key: &str) -> Result<(), sdk::StoreError> {
         self.0.remove(key.to_owned()).map_err(core_error)
     }
 }
