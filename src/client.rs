@@ -167,6 +167,19 @@ impl AuthClient {
         result.map(|()| session)
     }
 
+    /// The users with a stored session for this client (token endpoint and client
+    /// id), by the account name they were signed in under, sorted: what a
+    /// multi-account app shows before it calls [`restore`](Self::restore) for one.
+    /// `Ok(None)` if the store cannot enumerate its keys (a
+    /// [`TokenStore`](crate::TokenStore) whose [`keys`](crate::TokenStore::keys) is
+    /// the default, such as [`KeyringStore`](crate::KeyringStore)); `Ok(Some([]))`
+    /// without a store. [`MemoryStore`](crate::MemoryStore) and
+    /// [`FileStore`](crate::FileStore) can. Entries whose refresh token is known to
+    /// have expired are left out.
+    pub async fn accounts(&self) -> Result<Option<Vec<String>>, AuthError> {
+        crate::internal::persistence::accounts(&self.ctx).await
+    }
+
     /// The shared context, for the sign-in flows in [`crate::signin`].
     pub(crate) fn context(&self) -> &Arc<ClientContext> {
         &self.ctx

@@ -187,3 +187,52 @@ fn a_hostile_file_is_a_store_error_or_a_corrupt_record_never_a_panic() {
     std::fs::write(dir.0.join("plain"), "").unwrap();
     assert!(FileStore::new(dir.0.join("plain")).is_err(), "not a directory");
 }
+
+#[tokio::test]
+async fn accounts_lists_the_users_signed_in_for_this_client_only() {
+    let h = Harness::start().await;
+    let dir = TempDir::new("accounts");
+    let store = Arc::new(FileStore::new(&dir.0).unwrap());
+    let client = h.builder().store(store.clone()).build().unwrap();
+    assert_eq!(client.accounts().await.unwrap(), Some(vec![]));
+    client.login("bob", password("bob-password")).await.unwrap();
+    let alice = client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
+    // Another client of the same server, sharing the store, is not this client's.
+    let other = tokenkeeper::AuthClient::builder(
+        tokenkeeper::AuthConfig::new(h.server.token_endpoint(), "public-app").clock(h.clock.clone()),
+    )
+    .store(store.clone())
+    .build()
+    .unwrap();
+    other.login("carol-is-not-here", password("x")).await.unwrap_err();
+    other.login("bob", password("bob-password")).await.unwrap();
+    assert_eq!(other.accounts().await.unwrap(), Some(vec!["bob".to_owned()]));
+
+    let restarted = h.builder().store(store.clone()).build().unwrap();
+    assert_eq!(
+        restarted.accounts().await.unwrap(),
+        Some(vec!["alice".to_owned(), "bob".to_owned()])
+    );
+    alice.logout().await.unwrap();
+    assert_eq!(restarted.accounts().await.unwrap(), Some(vec!["bob".to_owned()]));
+
+    // A store that cannot enumerate says so.
+    struct Opaque(tokenkeeper::MemoryStore);
+    impl TokenStore for Opaque {
+        fn load(&self, key: &str) -> Result<Option<SecretString>, tokenkeeper::StoreError> {
+            self.0.load(key)
+        }
+        fn save(&self, key: &str, value: &SecretString) -> Result<(), tokenkeeper::StoreError> {
+            self.0.save(key, value)
+        }
+        fn remove(&self, key: &str) -> Result<(), tokenkeeper::StoreError> {
+            self.0.remove(key)
+        }
+    }
+    let opaque = h
+        .builder()
+        .store(Arc::new(Opaque(tokenkeeper::MemoryStore::new())))
+        .build()
+        .unwrap();
+    assert_eq!(opaque.accounts().await.unwrap(), None);
+}

@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
+use std::time::Duration;
 use tokenkeeper::{AuthClient, AuthConfig, AuthError, MemoryStore, StoreError, TokenStore};
 use tokenkeeper_devserver::DevServerConfig;
 
@@ -154,4 +155,82 @@ async fn a_store_too_small_for_the_access_token_still_gets_the_refresh_token() {
     assert!(record.get("access_token").is_none(), "{record}");
     assert!(record["refresh_token"].is_string());
     assert_eq!(events.count("PersistFailed"), 0, "{:?}", events.names());
+}
+
+/// Signs alice in on `store`; returns the client, her session and her refresh token.
+async fn alice_on(h: &Harness, store: Arc<MemoryStore>) -> (AuthClient, Arc<tokenkeeper::Session>, String) {
+    let client = client_on(h.config(), store.clone());
+    let alice = client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
+    let refresh = stored_refresh_token(store.as_ref(), alice.store_key()).expect("stored");
+    (client, alice, refresh)
+}
+
+fn revocations_of(h: &Harness, token: &str) -> usize {
+    h.server.stats().revocations.iter().filter(|r| r.token == token).count()
+}
+
+#[tokio::test]
+async fn a_logout_with_the_server_stopped_succeeds_and_the_revocation_is_sent_once_it_is_back() {
+    let mut h = Harness::start().await;
+    let store = Arc::new(MemoryStore::new());
+    let (client, alice, refresh) = alice_on(&h, store.clone()).await;
+    let key = alice.store_key().to_owned();
+    let queued = format!("{key}#revoke");
+
+    h.server.stop().await;
+    alice.logout().await.expect("a logout always succeeds locally");
+    assert!(client.session("alice").is_none());
+    assert!(store.load(&key).unwrap().is_none(), "the session entry is gone");
+    assert!(
+        store.load(&queued).unwrap().is_some(),
+        "the revocation is queued in the store"
+    );
+    // The timer's attempts (30 s doubling, on the manual clock) all met a stopped server.
+    until(|| h.clock.sleeps().contains(&Duration::from_secs(30 * 128))).await;
+
+    h.server.resume().await.unwrap();
+    assert_eq!(revocations_of(&h, &refresh), 0);
+    // Any answer from the token endpoint shows the server is back. (The timer's last
+    // attempt may still be meeting the stopped server when the first answer comes;
+    // then the next answer sends it.)
+    let bob = client.login("bob", password("bob-password")).await.unwrap();
+    for _ in 0..100 {
+        if revocations_of(&h, &refresh) > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+        bob.refresh().await.unwrap();
+    }
+    until(|| revocations_of(&h, &refresh) == 1).await;
+    until(|| store.load(&queued).unwrap().is_none()).await;
+    assert!(!h.server.refresh_token_is_live(&refresh), "revoked at the server");
+    let error = client.restore("alice").await.unwrap_err();
+    assert!(matches!(error, AuthError::ReauthenticationRequired { .. }), "{error:?}");
+    assert_eq!(revocations_of(&h, &refresh), 1, "sent once");
+}
+
+#[tokio::test]
+async fn a_revocation_queued_offline_is_sent_by_the_next_start() {
+    let mut h = Harness::start().await;
+    let store = Arc::new(MemoryStore::new());
+    let (client, alice, refresh) = alice_on(&h, store.clone()).await;
+    h.server.stop().await;
+    alice.logout().await.unwrap();
+    until(|| h.clock.sleeps().contains(&Duration::from_secs(30 * 128))).await;
+    drop((alice, client)); // the app exits while the server is down
+
+    h.server.resume().await.unwrap();
+    let client = client_on(h.config(), store.clone());
+    let error = client.restore("alice").await.unwrap_err();
+    assert!(matches!(error, AuthError::ReauthenticationRequired { .. }), "{error:?}");
+    // Sent by the restart (or, in this one process, by the old client's timer if its
+    // last attempt was still under way when the server came back: then possibly by
+    // both, which RFC 7009 makes harmless; a real restart has no old timer).
+    until(|| revocations_of(&h, &refresh) >= 1).await;
+    assert!(!h.server.refresh_token_is_live(&refresh));
+    assert_eq!(
+        h.server.stats().token_requests,
+        1,
+        "only the first login: no token request since"
+    );
 }

@@ -31,6 +31,9 @@ pub(crate) struct ClientContext {
     /// Taken for every refresh of a stored session.
     pub refresh_lock: Arc<dyn RefreshLock>,
     pub events: EventSink,
+    /// Identities whose logout left a revocation queued in the store
+    /// (`internal::offline_logout`), sent when the server answers again.
+    pub pending_revocations: std::sync::Mutex<crate::internal::offline_logout::Queue>,
 }
 
 impl ClientContext {
@@ -64,6 +67,7 @@ impl ClientContext {
             store,
             refresh_lock,
             events,
+            pending_revocations: std::sync::Mutex::default(),
         })
     }
 

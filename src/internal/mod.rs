@@ -4,6 +4,7 @@
 pub(crate) mod context;
 pub(crate) mod flight;
 pub(crate) mod grants;
+pub(crate) mod offline_logout;
 pub(crate) mod outbox;
 pub(crate) mod persistence;
 pub(crate) mod protocol;

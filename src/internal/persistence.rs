@@ -268,6 +268,48 @@ impl<'a> Persistence<'a> {
         legacy
     }
 
+    /// Where a logout that could not reach the server keeps what it must still revoke
+    /// (`internal::offline_logout`): beside the session's key, never read as a session.
+    fn revocation_key(&self) -> String {
+        format!("{}#revoke", self.key())
+    }
+
+    /// Keeps `refresh` (and the access token) for a later revocation, in the same
+    /// record format as a session, under [`revocation_key`](Self::revocation_key).
+    pub(crate) async fn queue_revocation(
+        &self,
+        refresh: &SecretString,
+        access: Option<StoredAccess>,
+    ) -> Result<(), AuthError> {
+        let record = Record::new(refresh, self.owner(), None, self.clock().now(), None).with_access(access);
+        self.write(&self.revocation_key(), Some(record.encode())).await
+    }
+
+    /// The queued revocation: the refresh token and the access token, if one is kept.
+    /// An unreadable or foreign entry is deleted (it can revoke nothing of ours).
+    pub(crate) async fn queued_revocation(&self) -> Result<Option<(SecretString, Option<SecretString>)>, AuthError> {
+        let key = self.revocation_key();
+        let Some(raw) = self.read(&key).await? else {
+            return Ok(None);
+        };
+        match Record::decode(raw.expose_secret()).and_then(|record| {
+            record.check_owner(self.owner())?;
+            Ok(record)
+        }) {
+            Ok(record) => Ok(Some((record.refresh_token, record.access.map(|a| a.token)))),
+            Err(error) => {
+                tracing::warn!(%error, "deleting an unusable queued revocation");
+                self.write(&key, None).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Forgets the queued revocation (sent, or refused by the server for good).
+    pub(crate) async fn clear_revocation(&self) -> Result<(), AuthError> {
+        self.write(&self.revocation_key(), None).await
+    }
+
     /// Serialises refreshes of this key: across every `AuthClient` of the process, and
     /// across processes when `AuthConfig::store_lock_directory` is set.
     pub(crate) async fn refresh_guard(&self) -> Result<Box<dyn Lease>, AuthError> {
@@ -324,21 +366,56 @@ impl<'a> Persistence<'a> {
 
     /// One seam call, bounded by `AuthConfig::store_timeout`, a panic caught.
     async fn bounded<T>(&self, what: &'static str, call: StoreFuture<'_, T>) -> Result<T, AuthError> {
-        // `AuthError::Storage` reads "the token store failed: {reason}".
-        match tokio::time::timeout(self.timeout(), AssertUnwindSafe(call).catch_unwind()).await {
-            Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err(error))) => Err(AuthError::Storage {
-                reason: format!("could not {what}: {error}"),
-                source: Some(ErrorSource::new(error)),
-            }),
-            Ok(Err(_panic)) => Err(AuthError::Storage {
-                reason: format!("it panicked during {what}"),
-                source: None,
-            }),
-            Err(elapsed) => Err(AuthError::Storage {
-                reason: format!("it did not {what} within {:?}", self.timeout()),
-                source: Some(ErrorSource::new(elapsed)),
-            }),
+        bounded(self.timeout(), what, call).await
+    }
+}
+
+/// The user names with a stored session for this client (`AuthClient::accounts`):
+/// `None` if the store cannot enumerate its keys. Queued revocations and unreadable
+/// or foreign entries are not accounts.
+pub(crate) async fn accounts(ctx: &ClientContext) -> Result<Option<Vec<String>>, AuthError> {
+    let Some(store) = ctx.store.as_ref() else {
+        return Ok(Some(Vec::new()));
+    };
+    let timeout = ctx.config.store_timeout;
+    let prefix = key::client_prefix(ctx.token_url.as_str(), &ctx.config.client_id);
+    let Some(keys) = bounded(timeout, "list", store.list(&prefix)).await? else {
+        return Ok(None);
+    };
+    let mut names = Vec::new();
+    for key in keys.iter().filter(|key| !key.contains('#')) {
+        let Some(found) = bounded(timeout, "load", store.read(key)).await? else {
+            continue;
+        };
+        let Ok(record) = Record::decode(found.value.expose_secret()) else {
+            continue;
+        };
+        let user = record.subject.as_deref().and_then(|s| s.strip_prefix("user:"));
+        if let Some(name) = user.filter(|_| !record.is_expired(ctx.clock().now())) {
+            names.push(name.to_owned());
         }
+    }
+    names.sort();
+    names.dedup();
+    Ok(Some(names))
+}
+
+/// One seam call, bounded by `timeout`, a panic caught.
+async fn bounded<T>(timeout: Duration, what: &'static str, call: StoreFuture<'_, T>) -> Result<T, AuthError> {
+    // `AuthError::Storage` reads "the token store failed: {reason}".
+    match tokio::time::timeout(timeout, AssertUnwindSafe(call).catch_unwind()).await {
+        Ok(Ok(Ok(value))) => Ok(value),
+        Ok(Ok(Err(error))) => Err(AuthError::Storage {
+            reason: format!("could not {what}: {error}"),
+            source: Some(ErrorSource::new(error)),
+        }),
+        Ok(Err(_panic)) => Err(AuthError::Storage {
+            reason: format!("it panicked during {what}"),
+            source: None,
+        }),
+        Err(elapsed) => Err(AuthError::Storage {
+            reason: format!("it did not {what} within {timeout:?}"),
+            source: Some(ErrorSource::new(elapsed)),
+        }),
     }
 }

@@ -174,6 +174,10 @@ impl TokenStore for FileStore {
         self.write_atomically(&self.path_of(key), &bytes)
     }
 
+    fn keys(&self) -> Result<Option<Vec<String>>, StoreError> {
+        FileStore::keys(self).map(Some)
+    }
+
     fn remove(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path_of(key);
         match fs::remove_file(&path) {

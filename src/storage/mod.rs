@@ -66,6 +66,13 @@ pub trait TokenStore: Send + Sync {
     fn save(&self, key: &str, refresh_token: &SecretString) -> Result<(), StoreError>;
     /// Forgets the value for `key` (no error if there was none).
     fn remove(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Every key that has a value, if this store can enumerate them (the default:
+    /// `Ok(None)`, it cannot). [`AuthClient::accounts`](crate::AuthClient::accounts)
+    /// lists the signed-in users from it.
+    fn keys(&self) -> Result<Option<Vec<String>>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// A [`TokenStore`] in process memory: survives a session, not a restart.
@@ -99,5 +106,9 @@ impl TokenStore for MemoryStore {
     fn remove(&self, key: &str) -> Result<(), StoreError> {
         self.tokens().remove(key);
         Ok(())
+    }
+
+    fn keys(&self) -> Result<Option<Vec<String>>, StoreError> {
+        Ok(Some(self.tokens().keys().cloned().collect()))
     }
 }

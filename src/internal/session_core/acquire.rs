@@ -223,6 +223,11 @@ impl SessionCore {
             if !self.persistence().is_configured() {
                 return Err(AuthError::reauthenticate("no token store is configured"));
             }
+            // A revocation an earlier logout of this identity queued (offline) goes
+            // first; still unreachable, it stays queued and the restore goes on.
+            if let Err(error) = crate::internal::offline_logout::flush(&self.ctx, &self.identity).await {
+                tracing::warn!(%error, "could not send a queued revocation");
+            }
             let stored = self
                 .persistence()
                 .load_stored()

@@ -31,6 +31,7 @@ use crate::internal::protocol::token_response::IssuedToken;
 use crate::internal::random;
 use crate::internal::token_set::TokenSet;
 use crate::state::{SessionState, TokenChange, TokenObserver};
+use crate::storage::record::StoredAccess;
 use crate::token::{AccessToken, Timestamp};
 use arc_swap::ArcSwapOption;
 use secrecy::{ExposeSecret, SecretString};
@@ -392,6 +393,8 @@ impl SessionCore {
         };
         drop(state);
         self.outbox.queue(event(&self.identity, Timestamp(winner.expires_at)));
+        // The token endpoint answered: revocations queued by offline logouts can go.
+        crate::internal::offline_logout::server_reachable(&self.ctx);
         Committed::Published(winner, replaced)
     }
 
@@ -596,6 +599,35 @@ impl SessionCore {
         Some((refresh, access))
     }
 
+    /// Keeps a revocation the server could not be reached for (`offline_logout`); if
+    /// even that fails, `error` is the logout's outcome.
+    async fn queue_revocation(
+        &self,
+        refresh: Option<&SecretString>,
+        access: Option<SecretString>,
+        expires_at: Option<SystemTime>,
+        error: AuthError,
+        first_error: &mut Option<AuthError>,
+    ) {
+        let Some(refresh) = refresh else {
+            first_error.get_or_insert(error);
+            return;
+        };
+        let access = access
+            .zip(expires_at)
+            .map(|(token, expires_at)| StoredAccess { token, expires_at });
+        match self.persistence().queue_revocation(refresh, access).await {
+            Ok(()) => {
+                tracing::info!(%error, "revocation queued until the server can be reached");
+                crate::internal::offline_logout::retry_later(Arc::clone(&self.ctx), self.identity.clone());
+            }
+            Err(store_error) => {
+                tracing::warn!(%store_error, "could not queue the revocation");
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+
     /// Fences the session, waits for the flight that may still bring tokens (it
     /// revokes them itself), removes the stored entry and revokes (RFC 7009) what the
     /// session held. Local state is gone even if revocation fails; the first failure
@@ -613,9 +645,18 @@ impl SessionCore {
                 first_error = Some(error);
             }
         }
+        let expires_at = access.as_ref().map(|set| set.expires_at);
         let access = access.map(|set| SecretString::from(set.token.expose_secret()));
-        if let Err(error) = crate::internal::grants::revoke_all(self, refresh.as_ref(), access.as_ref()).await {
-            first_error.get_or_insert(error);
+        match crate::internal::grants::revoke_all(self, refresh.as_ref(), access.as_ref()).await {
+            Ok(()) => {}
+            // Offline: the logout stands; what it could not revoke waits in the store.
+            Err(error) if error.is_retryable() && refresh.is_some() && self.persistence().is_configured() => {
+                self.queue_revocation(refresh.as_ref(), access, expires_at, error, &mut first_error)
+                    .await;
+            }
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
         }
         self.outbox.queue(AuthEvent::LoggedOut {
             identity: self.identity.clone(),
