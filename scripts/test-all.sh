@@ -17,5 +17,8 @@ bash scripts/with-secret-service.sh cargo test --test keyring_store
 echo "==> Kotlin bindings (JVM)"
 bash scripts/test-kotlin.sh
 
+echo "==> the jar from a clean clone with CARGO_TARGET_DIR set (scripts/test-jar.sh)"
+bash scripts/test-jar.sh
+
 echo "==> Swift bindings (generated + hand-written, parsed with tree-sitter-swift)"
 bash scripts/check-swift.sh
