@@ -57,7 +57,7 @@ echo "==> mvn $GOAL (bindings/kotlin, native library $NATIVE)"
 (
     cd bindings/kotlin
     mvn -B -ntp -q -DskipTests "-Dcargo.profile=$PROFILE" "-Dcargo.target.dir=$TARGET_DIR" \
-        "-Dnative.library.name=$LIB" "-Dnative.jna.dir=$JNA_DIR" "$GOAL"
+        "-Dnative.library.name=$LIB" "-Dnative.jna.dir=$JNA_DIR" "$GOAL" >&2
 )
 
 JAR="$ROOT/bindings/kotlin/target/tokenkeeper-kotlin-0.1.0.jar"

@@ -52,11 +52,17 @@ SWIFT_FFI_DIR=bindings/TokenKeeper/Sources/TokenKeeperFFI/include
 cargo_flags=(--quiet)
 [[ "$PROFILE" == release ]] && cargo_flags+=(--release)
 
-# The generator first (its build may also refresh the cdylib with the `bindgen-cli`
-# feature on), then the library itself with the crate's default features: that is
-# the one the tests and apps load, and the one the bindings are generated from.
-cargo build "${cargo_flags[@]}" -p tokenkeeper-ffi --features bindgen-cli --bin uniffi-bindgen
-cargo build "${cargo_flags[@]}" -p tokenkeeper-ffi --lib
+# The generator and the library the bindings are read from. Release: the generator
+# first (its build may refresh the cdylib with the `bindgen-cli` feature on), then the
+# library itself with the crate's default features, the one apps load.
+if [[ "$PROFILE" == debug ]]; then
+    # The debug build every test step shares (scripts/build-debug.sh): the cdylib and
+    # uniffi-bindgen with the workspace's feature set, so nothing is compiled twice.
+    bash scripts/build-debug.sh "${cargo_flags[@]}"
+else
+    cargo build "${cargo_flags[@]}" -p tokenkeeper-ffi --features bindgen-cli --bin uniffi-bindgen
+    cargo build "${cargo_flags[@]}" -p tokenkeeper-ffi --lib
+fi
 BINDGEN="$TARGET_DIR/$PROFILE/uniffi-bindgen"
 LIBRARY="$TARGET_DIR/$PROFILE/$LIB_FILE"
 

@@ -5,14 +5,20 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-echo "==> cargo test --workspace"
-cargo test --workspace
+# One debug build for every step below (see scripts/build-debug.sh): the same flags
+# everywhere, so nothing is compiled twice with another feature set.
+read -r -a FLAGS <<<"$(bash scripts/build-debug.sh --print-flags)"
+echo "==> cargo build (debug, shared by every step): scripts/build-debug.sh"
+bash scripts/build-debug.sh
+
+echo "==> cargo test ${FLAGS[*]}"
+cargo test "${FLAGS[@]}"
 
 echo "==> the demo (cargo run --example demo; already built by cargo test, about 1 s)"
 cargo run --quiet --example demo
 
 echo "==> KeyringStore against a real Secret Service (private D-Bus + GNOME Keyring)"
-bash scripts/with-secret-service.sh cargo test --test keyring_store
+bash scripts/with-secret-service.sh cargo test "${FLAGS[@]}" --test keyring_store
 
 echo "==> Kotlin bindings (JVM)"
 bash scripts/test-kotlin.sh

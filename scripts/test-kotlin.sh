@@ -31,8 +31,14 @@ for arg in "$@"; do
     esac
 done
 
-echo "==> cargo build ($PROFILE): tokenkeeper-devserver"
-cargo build "${CARGO_ARGS[@]}" -p tokenkeeper-devserver
+if [[ "$PROFILE" == debug ]]; then
+    # The shared debug build (dev server, cdylib, uniffi-bindgen): a no-op after test-all's.
+    echo "==> cargo build (debug): scripts/build-debug.sh"
+    bash scripts/build-debug.sh "${CARGO_ARGS[@]}"
+else
+    echo "==> cargo build ($PROFILE): tokenkeeper-devserver"
+    cargo build "${CARGO_ARGS[@]}" -p tokenkeeper-devserver
+fi
 
 # Builds the cdylib too (default features), then diffs freshly generated bindings
 # against the committed ones.

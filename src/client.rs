@@ -5,11 +5,12 @@ use crate::config::AuthConfig;
 use crate::error::AuthError;
 use crate::events::{AuthEventListener, EventSink};
 use crate::identity::{Identity, Subject, TokenParams};
-use crate::internal::context::{ClientContext, Registry};
+use crate::internal::context::{ClientContext, HttpChoice, Registry};
 use crate::internal::session_core::Credentials;
 use crate::session::Session;
 use crate::store::{RecordStore, RefreshLock, TokenStore, TokenStoreRecords};
-use secrecy::SecretString;
+use crate::transport::HttpTransport;
+use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ use std::sync::Arc;
 ///
 /// ```no_run
 /// use tokenkeeper::{AuthClient, AuthConfig};
-/// use secrecy::SecretString;
+/// use secrecy::{ExposeSecret, SecretString};
 /// # async fn run() -> Result<(), tokenkeeper::AuthError> {
 /// let client = AuthClient::new(
 ///     AuthConfig::new("https://as.example.com/oauth2/token", "my-client")
@@ -67,7 +68,7 @@ impl AuthClient {
             store: None,
             refresh_lock: None,
             listener: None,
-            http: None,
+            http: HttpChoice::default(),
         }
     }
 
@@ -79,7 +80,8 @@ impl AuthClient {
 
     /// The HTTP client (and connection pool) the SDK uses, for [`Session::send`].
     /// It never follows redirects, so a bearer token is never forwarded to a host
-    /// the app did not name.
+    /// the app did not name. (Feature `reqwest`, on by default.)
+    #[cfg(feature = "reqwest")]
     pub fn http(&self) -> &reqwest::Client {
         &self.ctx.http
     }
@@ -117,9 +119,7 @@ impl AuthClient {
             .registry
             .get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::None));
         let result = session.core().login(password).await;
-        if result.is_err() && created {
-            self.registry.remove(&session);
-        }
+        self.settle_registration(&session, created, result.is_ok());
         result.map(|()| session)
     }
 
@@ -156,15 +156,21 @@ impl AuthClient {
             .registry
             .get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::None));
         let result = session.core().restore().await;
-        let keep = match &result {
-            Ok(()) => true,
-            // Offline with a refresh token in hand: the session is still the user's.
-            Err(error) => error.is_retryable() && session.core().refresh_token().is_some(),
-        };
-        if !keep && created {
-            self.registry.remove(&session);
-        }
+        self.settle_registration(&session, created, result.is_ok());
         result.map(|()| session)
+    }
+
+    /// After a login or restore on `session`: a session that got signed in stays (or
+    /// is again) the registered one; one this call created that holds nothing (its
+    /// sign-in failed, and no concurrent login of the same identity succeeded on it)
+    /// is unregistered. A failing login never unregisters a session a concurrent
+    /// correct login signed in, before or after the failure (behaviour 8 of issue 24).
+    fn settle_registration(&self, session: &Arc<Session>, created: bool, succeeded: bool) {
+        if succeeded {
+            self.registry.keep(session);
+        } else if created && !session.core().holds_anything() {
+            self.registry.remove_if(session, |s| !s.core().holds_anything());
+        }
     }
 
     /// The users with a stored session for this client (token endpoint and client
@@ -198,15 +204,49 @@ impl AuthClient {
         identity: Identity,
         issued: crate::internal::protocol::token_response::IssuedToken,
         sent_at: std::time::SystemTime,
+        dpop: Option<Arc<crate::internal::dpop::Binding>>,
     ) -> Result<Arc<Session>, AuthError> {
-        let (session, created) = self
-            .registry
-            .get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::None));
-        let result = session.core().sign_in_with(issued, sent_at).await;
-        if result.is_err() && created {
-            self.registry.remove(&session);
+        // A logout of the identity's session may land before or during the install: the
+        // sign-in then goes into a fresh session (the user just signed in again). If it
+        // cannot be installed, what it obtained is revoked: never live and unowned.
+        let mut failure = None;
+        for _ in 0..SIGN_IN_ATTEMPTS {
+            let (session, created) = self
+                .registry
+                .get_or_insert_with(&identity, || self.new_session(identity.clone(), Credentials::None));
+            if session.core().is_logged_out() {
+                self.registry.remove(&session);
+                continue;
+            }
+            if let Some(binding) = &dpop {
+                // The new tokens are bound to the sign-in's key: the session signs with it.
+                session.core().install_dpop_binding(Arc::clone(binding));
+            }
+            match session.core().sign_in_with(issued.duplicate(), sent_at).await {
+                Ok(()) => {
+                    self.registry.keep(&session);
+                    return Ok(session);
+                }
+                Err(error) if session.core().is_logged_out() => {
+                    self.registry.remove(&session);
+                    failure = Some(error);
+                }
+                Err(error) => {
+                    self.settle_registration(&session, created, false);
+                    failure = Some(error);
+                    break;
+                }
+            }
         }
-        result.map(|()| session)
+        // An unregistered session only lends its context and identity to the revocation.
+        let session = self.new_session(identity, Credentials::None);
+        let access = SecretString::from(issued.access_token.expose_secret());
+        if let Err(error) =
+            crate::internal::grants::revoke_all(session.core(), issued.refresh_token.as_ref(), Some(&access)).await
+        {
+            tracing::warn!(%error, "could not revoke the tokens of a sign-in that was not installed");
+        }
+        Err(failure.unwrap_or_else(|| AuthError::reauthenticate("the session was logged out during the sign-in")))
     }
 
     fn user_identity(&self, username: &str, params: TokenParams) -> Result<Identity, AuthError> {
@@ -250,6 +290,9 @@ impl fmt::Debug for AuthClient {
     }
 }
 
+/// How often a sign-in moves to a fresh session when logouts keep landing on it.
+const SIGN_IN_ATTEMPTS: usize = 3;
+
 /// Builds an [`AuthClient`]; see [`AuthClient::builder`].
 #[must_use = "call .build() to get the client"]
 pub struct AuthClientBuilder {
@@ -257,7 +300,7 @@ pub struct AuthClientBuilder {
     store: Option<StoreChoice>,
     refresh_lock: Option<Arc<dyn RefreshLock>>,
     listener: Option<Arc<dyn AuthEventListener>>,
-    http: Option<reqwest::Client>,
+    http: HttpChoice,
 }
 
 /// The app's plain store (adapted at `build`, once the lock directory is known) or a
@@ -303,8 +346,24 @@ impl AuthClientBuilder {
     /// requests and [`Session::send`]. The SDK's default client never follows
     /// redirects, so a bearer token cannot be forwarded to a host the app did not
     /// name; give yours `redirect::Policy::none()` to keep that guarantee.
+    ///
+    /// Token requests go through [`transport`](Self::transport) instead when one is given.
+    #[cfg(feature = "reqwest")]
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
-        self.http = Some(http);
+        self.http.reqwest = Some(http);
+        self
+    }
+
+    /// Sends every request the SDK itself makes (token, revocation, device
+    /// authorization) through `transport`: the app's own HTTP stack, so its trust
+    /// store, proxy, pinning and network tools apply. The core still applies the
+    /// timeout and the 64 KiB cap and refuses redirects; see [`crate::transport`].
+    ///
+    /// Without the `reqwest` feature (the `mobile` build) a transport is required;
+    /// with it, the default is a [`ReqwestTransport`](crate::transport::ReqwestTransport)
+    /// over [`http`](AuthClient::http).
+    pub fn transport(mut self, transport: Arc<dyn HttpTransport>) -> Self {
+        self.http.transport = Some(transport);
         self
     }
 
@@ -334,12 +393,14 @@ impl AuthClientBuilder {
 
 impl fmt::Debug for AuthClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthClientBuilder")
-            .field("config", &self.config)
+        let mut out = f.debug_struct("AuthClientBuilder");
+        out.field("config", &self.config)
             .field("store", &self.store.is_some())
             .field("refresh_lock", &self.refresh_lock.is_some())
             .field("event_listener", &self.listener.is_some())
-            .field("http_client", &self.http.is_some())
-            .finish()
+            .field("transport", &self.http.transport.is_some());
+        #[cfg(feature = "reqwest")]
+        out.field("http_client", &self.http.reqwest.is_some());
+        out.finish()
     }
 }

@@ -3,14 +3,15 @@
 //! [`AuthClient::new`](crate::AuthClient::new), so building a config never fails.
 
 use crate::clock::{Clock, SystemClock};
+use crate::dpop::DpopMode;
 use crate::error::AuthError;
 use crate::identity::TokenParams;
-use reqwest::Url;
 use secrecy::SecretString;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use url::Url;
 
 /// The default proactive refresh margin: five minutes, the buffer commonly recommended.
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(300);
@@ -146,6 +147,11 @@ pub struct AuthConfig {
     pub(crate) device_authorization_endpoint: Option<String>,
     pub(crate) issuer: Option<String>,
     pub(crate) require_iss: bool,
+    /// Sender-constrained tokens (RFC 9449).
+    pub(crate) dpop: DpopMode,
+    /// What discovery read from `dpop_signing_alg_values_supported`: `Some(false)`
+    /// when the metadata was read and ES256 is not in it (or the member is absent).
+    pub(crate) dpop_advertised: Option<bool>,
 }
 
 impl AuthConfig {
@@ -176,6 +182,8 @@ impl AuthConfig {
             device_authorization_endpoint: None,
             issuer: None,
             require_iss: false,
+            dpop: DpopMode::Off,
+            dpop_advertised: None,
         }
     }
 
@@ -364,6 +372,25 @@ impl AuthConfig {
         self
     }
 
+    /// Sender-constrained tokens with DPoP (RFC 9449): off by default. With
+    /// [`DpopMode::Required`] every token request and every request
+    /// [`Session::send`](crate::Session::send) makes carries a proof signed by the
+    /// session's key, and a server that answers with a bearer token is an error.
+    pub fn dpop(mut self, mode: DpopMode) -> Self {
+        self.dpop = mode;
+        self
+    }
+
+    /// Whether proofs are sent: `Required` always, `IfSupported` unless discovery read
+    /// metadata that does not offer ES256.
+    pub(crate) fn sends_dpop(&self) -> bool {
+        match self.dpop {
+            DpopMode::Off => false,
+            DpopMode::IfSupported => self.dpop_advertised != Some(false),
+            DpopMode::Required => true,
+        }
+    }
+
     /// Checks URLs, the https-only rule and the numbers; returns the parsed endpoints.
     pub(crate) fn validate(&self) -> Result<ValidatedEndpoints, AuthError> {
         if self.client_id.trim().is_empty() {
@@ -389,7 +416,7 @@ impl AuthConfig {
                 ("token_header", &rotation.token_header),
                 ("expiry_header", &rotation.expiry_header),
             ] {
-                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                if !is_header_name(name) {
                     return Err(AuthError::config(format!(
                         "token_rotation.{what} {name:?} is not an HTTP header name"
                     )));
@@ -463,6 +490,7 @@ impl fmt::Debug for AuthConfig {
             .field("authorization_endpoint", &self.authorization_endpoint)
             .field("device_authorization_endpoint", &self.device_authorization_endpoint)
             .field("issuer", &self.issuer)
+            .field("dpop", &self.dpop)
             .field("default_params", &self.default_params)
             .field("refresh_margin", &self.refresh_margin)
             .field("cache_policy", &self.cache_policy)
@@ -473,4 +501,12 @@ impl fmt::Debug for AuthConfig {
             .field("development_http_hosts", &self.development_http_hosts)
             .finish_non_exhaustive()
     }
+}
+
+/// RFC 9110 §5.1: a field name is a non-empty token (`tchar`s only).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }

@@ -45,6 +45,11 @@ impl ErrorSource {
 }
 
 impl ErrorSource {
+    /// A cause a transport boxed (see [`crate::transport::TransportError`]).
+    pub(crate) fn from_boxed(error: Box<dyn Error + Send + Sync + 'static>) -> Self {
+        Self(Arc::from(error))
+    }
+
     /// A JSON error from parsing a server's body. A syntax error's message is a fixed
     /// text and a position; a data error's message may quote a value from the body (a
     /// token), so it is replaced by one that keeps only the position.
@@ -114,6 +119,82 @@ impl fmt::Display for ServerError {
         Ok(())
     }
 }
+
+/// Which check a JWT from the authorization server (an ID token, a logout token)
+/// failed; carried by [`JwtError`] in [`AuthError::InvalidJwt`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum JwtCheck {
+    /// Not a compact JWS with JSON header and claims, or a required claim is missing
+    /// or has the wrong type.
+    Malformed,
+    /// `alg` is `none`, symmetric (`HS*`), or not one the issuer announces.
+    Algorithm,
+    /// The issuer's key set has no key with the token's `kid`, even after a refetch.
+    UnknownKey,
+    /// The signature does not verify.
+    Signature,
+    /// The key set at `jwks_uri` is not a JWK Set.
+    KeySet,
+    /// `iss` is not exactly the issuer.
+    Issuer,
+    /// `aud` does not contain the client id.
+    Audience,
+    /// `azp` is missing with several audiences, or is not the client id.
+    AuthorizedParty,
+    /// `exp` has passed (beyond the tolerated clock skew).
+    Expired,
+    /// `iat` is in the future (beyond the tolerated clock skew).
+    IssuedAt,
+    /// `nonce` is not the one the authorization request sent.
+    Nonce,
+    /// `auth_time` is missing or older than the requested `max_age`.
+    AuthTime,
+    /// `at_hash` does not match the access token issued with it.
+    AccessTokenHash,
+    /// A refreshed ID token names another `iss` or `sub` than the session's (OIDC Core §12.2),
+    /// or UserInfo answered for another `sub`.
+    SubjectChanged,
+}
+
+impl fmt::Display for JwtCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Malformed => "format",
+            Self::Algorithm => "algorithm",
+            Self::UnknownKey => "key id",
+            Self::Signature => "signature",
+            Self::KeySet => "key set",
+            Self::Issuer => "iss",
+            Self::Audience => "aud",
+            Self::AuthorizedParty => "azp",
+            Self::Expired => "exp",
+            Self::IssuedAt => "iat",
+            Self::Nonce => "nonce",
+            Self::AuthTime => "auth_time",
+            Self::AccessTokenHash => "at_hash",
+            Self::SubjectChanged => "same subject",
+        })
+    }
+}
+
+/// A JWT refused by a named [`JwtCheck`], with what was wrong. The reason never
+/// quotes the token or a claim value that could identify the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JwtError {
+    /// The check that failed.
+    pub check: JwtCheck,
+    /// What was wrong, for logs.
+    pub reason: String,
+}
+
+impl fmt::Display for JwtError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "failed the {} check: {}", self.check, self.reason)
+    }
+}
+
+impl Error for JwtError {}
 
 /// Everything that can go wrong while getting or using a token.
 ///
@@ -265,9 +346,16 @@ pub enum AuthError {
     /// approved it. Start a new device authorization.
     #[error("the device code expired before the user approved the sign-in; start again")]
     DeviceCodeExpired,
-    /// The app cancelled the sign-in.
+    /// The app cancelled the sign-in, or the loopback listener's
+    /// [`wait_for`](crate::signin::LoopbackRedirect::wait_for) ran out of time.
     #[error("the sign-in was cancelled")]
     Cancelled,
+    /// A JWT from the authorization server (the ID token of a sign-in or refresh, a
+    /// logout token) was refused; [`JwtError::check`] names the check. No token from
+    /// that response was installed. A wrong `nonce`, `iss` or signature can mean an
+    /// attack: start the sign-in again, and report it if it repeats.
+    #[error("a JWT from the authorization server was refused: it {0}")]
+    InvalidJwt(JwtError),
 }
 
 impl AuthError {
@@ -325,8 +413,15 @@ impl AuthError {
 
     /// `Session::send`'s request failed without a response: described as for the
     /// authorization server, but naming the resource server, and never retried here.
+    #[cfg(feature = "reqwest")]
     pub(crate) fn from_resource_request(error: reqwest::Error) -> Self {
-        match crate::internal::transport::transport_error(error) {
+        let host = error
+            .url()
+            .and_then(|u| u.host_str())
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
+        let error = crate::transport::reqwest_transport_error(error);
+        match crate::internal::transport::unavailable(error, &host) {
             Self::TemporarilyUnavailable { reason, source, .. } => Self::ResourceServerUnavailable { reason, source },
             other => other,
         }

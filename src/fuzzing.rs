@@ -23,10 +23,12 @@ fn response<'a>(status: u16, date: Option<&str>, body: &[u8], sent_secrets: Vec<
     let mut buf = SecretBuf::with_capacity(BufKind::ResponseBody, body.len().min(transport::MAX_BODY_BYTES));
     buf.extend(&body[..body.len().min(transport::MAX_BODY_BYTES)]);
     HttpResponse {
+        headers: Vec::new(),
         status,
         date: date.and_then(|d| httpdate::parse_http_date(d).ok()),
         retry_after: None,
         content_type: Some("application/json".into()),
+        freshness: None,
         body: buf,
         sent_secrets,
     }

@@ -7,8 +7,8 @@
 //! the Bearer challenge it carries.
 
 use crate::internal::www_authenticate::{bearer_verdict, BearerVerdict};
-use reqwest::header::WWW_AUTHENTICATE;
-use reqwest::StatusCode;
+#[cfg(feature = "reqwest")]
+use reqwest::{header::WWW_AUTHENTICATE, StatusCode};
 
 /// A resource server's statement that the access token is valid but lacks a scope
 /// (RFC 6750 §3.1). A new token with the same scopes would not help.
@@ -53,6 +53,9 @@ impl InsufficientScope {
 /// }
 /// # Ok(()) }
 /// ```
+///
+/// (Feature `reqwest`; [`InsufficientScope::from_challenges`] reads any stack's headers.)
+#[cfg(feature = "reqwest")]
 pub fn insufficient_scope(response: &reqwest::Response) -> Option<InsufficientScope> {
     if !matches!(response.status(), StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED) {
         return None;

@@ -152,9 +152,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod authorization_headers;
 mod client;
 mod clock;
 mod config;
+mod dpop;
 mod error;
 mod events;
 #[cfg(feature = "fuzzing")]
@@ -163,6 +165,7 @@ pub mod fuzzing;
 mod identity;
 mod insufficient_scope;
 mod internal;
+pub mod oidc;
 mod session;
 pub mod signin;
 mod state;
@@ -170,24 +173,29 @@ mod storage;
 // The store's old module path, kept so code written against it still resolves.
 use storage as store;
 mod token;
+pub mod transport;
 
+pub use authorization_headers::AuthorizationHeaders;
 pub use client::{AuthClient, AuthClientBuilder};
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use config::{
     AuthConfig, CachePolicy, ClientAuthMethod, RecoveryPolicy, RetryPolicy, TokenRotation, DEFAULT_REFRESH_MARGIN,
     DEFAULT_STORE_TIMEOUT, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME,
 };
-pub use error::{AuthError, ErrorSource, ServerError};
+pub use dpop::{DpopKey, DpopKeyError, DpopMode, PublicJwk, SoftwareDpopKey};
+pub use error::{AuthError, ErrorSource, JwtCheck, JwtError, ServerError};
 pub use events::{AuthEvent, AuthEventListener};
 pub use identity::{Identity, Subject, TokenParams};
-pub use insufficient_scope::{insufficient_scope, InsufficientScope};
+#[cfg(feature = "reqwest")]
+pub use insufficient_scope::insufficient_scope;
+pub use insufficient_scope::InsufficientScope;
 pub use session::{is_replay_safe, Replay, Session};
 pub use state::{SessionState, TokenChange, TokenObserver};
 pub use storage::{
     Deleted, FileStore, KeyringStore, Lease, LocalRefreshLock, LockError, MemoryStore, RecordStore, RefreshLock,
     StoreError, StoreFuture, TokenStore, TokenStoreRecords, Versioned, Written,
 };
-pub use token::{AccessToken, Timestamp};
+pub use token::{AccessToken, Timestamp, TokenType};
 
 /// Re-exported so apps can read a token ([`ExposeSecret`]) and pass secrets
 /// ([`SecretString`]) without depending on `secrecy` themselves.

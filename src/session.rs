@@ -138,11 +138,14 @@ impl Session {
     /// token is invalid or revoked, recovers (see [`recover`](Self::recover)) and
     /// re-sends once if the method is idempotent; other 401s and all other statuses
     /// are returned as they are. A 403 is returned as the response itself; [`crate::insufficient_scope`] reads its challenge.
+    /// (Feature `reqwest`, on by default.)
+    #[cfg(feature = "reqwest")]
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, AuthError> {
         self.send_with(request, Replay::default()).await
     }
 
     /// [`send`](Self::send) with an explicit replay rule.
+    #[cfg(feature = "reqwest")]
     pub async fn send_with(
         &self,
         request: reqwest::RequestBuilder,
@@ -199,8 +202,22 @@ impl Session {
 
     /// For apps with their own HTTP stack and per-response token rotation: hands the
     /// session an API response's headers so it can adopt a rotated token.
+    /// (Feature `reqwest`; [`observe_response_header_pairs`](Self::observe_response_header_pairs)
+    /// takes plain pairs.)
+    #[cfg(feature = "reqwest")]
     pub fn observe_response_headers(&self, headers: &reqwest::header::HeaderMap) {
-        rotation::observe(&self.core, headers)
+        rotation::observe_map(&self.core, headers)
+    }
+
+    /// [`observe_response_headers`](Self::observe_response_headers) for headers as
+    /// (name, value) pairs, names in any case: for apps whose HTTP stack is not reqwest.
+    pub fn observe_response_header_pairs<N: AsRef<str>, V: AsRef<str>>(&self, headers: &[(N, V)]) {
+        rotation::observe(&self.core, |name| {
+            headers
+                .iter()
+                .find(|(n, _)| n.as_ref().eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_ref())
+        })
     }
 
     /// Logs out: forgets the tokens and credentials locally (cache, registry, store)

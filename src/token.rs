@@ -5,15 +5,17 @@
 
 use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A bearer access token, ready to put in an `Authorization` header.
 ///
-/// Each call to [`Session::access_token`](crate::Session::access_token) returns its
-/// own copy (one allocation, no shared reference count), so holding one never blocks
-/// or slows callers on other threads. The value is read through
-/// [`ExposeSecret::expose_secret`], a greppable call; it is redacted in `Debug`, has
-/// no `Display`, and is zeroized when the copy is dropped.
+/// An `AccessToken` shares one immutable, zeroizing buffer with the session's cache:
+/// a clone (what [`Session::access_token`](crate::Session::access_token) hands out)
+/// is a reference-count increment, not a copy, and no later change can alter it in
+/// place: a new token is a new buffer, and the old one is wiped when its last holder
+/// drops it. The value is read through [`ExposeSecret::expose_secret`], a greppable
+/// call; it is redacted in `Debug` and has no `Display`.
 ///
 /// ```
 /// use secrecy::ExposeSecret;
@@ -23,23 +25,67 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// ```
 #[derive(Clone)]
 pub struct AccessToken {
-    /// The token followed by the granted scope: one buffer, so a copy is one allocation.
-    material: SecretString,
-    token_len: usize,
+    material: Arc<Material>,
     expires_at: SystemTime,
+    token_type: TokenType,
+}
+
+/// How an access token is presented to a resource server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TokenType {
+    /// `Authorization: Bearer <token>` (RFC 6750).
+    #[default]
+    Bearer,
+    /// `Authorization: DPoP <token>` with a `DPoP` proof header for each request
+    /// (RFC 9449 §7.1): the token is bound to the session's key and useless without it.
+    Dpop,
+}
+
+impl TokenType {
+    /// The `Authorization` scheme: `Bearer` or `DPoP`.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            TokenType::Bearer => "Bearer",
+            TokenType::Dpop => "DPoP",
+        }
+    }
+}
+
+/// The token followed by the granted scope, in one buffer that is zeroized when the
+/// last `AccessToken` sharing it is dropped. Aligned to a cache line so that the
+/// reference counts of the session's replicas (see `TokenSet`) never share one.
+#[repr(align(64))]
+struct Material {
+    text: SecretString,
+    token_len: usize,
 }
 
 impl AccessToken {
     pub(crate) fn new(token: &str, scope: Option<&str>, expires_at: SystemTime) -> Self {
         let scope = scope.unwrap_or("");
-        let mut material = String::with_capacity(token.len() + scope.len());
-        material.push_str(token);
-        material.push_str(scope);
+        let mut text = String::with_capacity(token.len() + scope.len());
+        text.push_str(token);
+        text.push_str(scope);
         Self {
-            material: SecretString::from(material),
-            token_len: token.len(),
+            material: Arc::new(Material {
+                text: SecretString::from(text),
+                token_len: token.len(),
+            }),
             expires_at,
+            token_type: TokenType::Bearer,
         }
+    }
+
+    /// The same token, presented as `token_type`.
+    pub(crate) fn with_type(mut self, token_type: TokenType) -> Self {
+        self.token_type = token_type;
+        self
+    }
+
+    /// How to present the token: [`TokenType::Dpop`] needs a proof with every request
+    /// (see [`Session::authorization_headers`](crate::Session::authorization_headers)).
+    pub fn token_type(&self) -> TokenType {
+        self.token_type
     }
 
     /// Rebuilds a token from its parts: the value, the granted scope (space-separated,
@@ -51,6 +97,17 @@ impl AccessToken {
     /// one the session issued when the values match.
     pub fn from_parts(token: &str, scope: Option<&str>, expires_at: SystemTime) -> Self {
         Self::new(token, scope, expires_at)
+    }
+
+    /// Where the shared buffer is, to tell replicas apart in tests.
+    #[cfg(test)]
+    pub(crate) fn buffer(&self) -> *const () {
+        Arc::as_ptr(&self.material).cast()
+    }
+
+    /// The same token in a buffer of its own (its own reference count).
+    pub(crate) fn replica(&self) -> Self {
+        Self::new(self.expose_secret(), self.scope(), self.expires_at).with_type(self.token_type)
     }
 
     /// When the token expires, on the local clock (corrected for server clock skew).
@@ -70,8 +127,9 @@ impl AccessToken {
 
     pub(crate) fn scope(&self) -> Option<&str> {
         self.material
+            .text
             .expose_secret()
-            .get(self.token_len..)
+            .get(self.material.token_len..)
             .filter(|s| !s.is_empty())
     }
 }
@@ -79,7 +137,11 @@ impl AccessToken {
 /// Security: the token value goes into an `Authorization` header and nowhere else.
 impl ExposeSecret<str> for AccessToken {
     fn expose_secret(&self) -> &str {
-        self.material.expose_secret().get(..self.token_len).unwrap_or("")
+        self.material
+            .text
+            .expose_secret()
+            .get(..self.material.token_len)
+            .unwrap_or("")
     }
 }
 
@@ -88,6 +150,7 @@ impl fmt::Debug for AccessToken {
         f.debug_struct("AccessToken")
             .field("secret", &"[redacted]")
             .field("expires_at", &self.expires_at())
+            .field("token_type", &self.token_type)
             .field("scope", &self.scope())
             .finish()
     }

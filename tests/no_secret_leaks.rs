@@ -103,6 +103,7 @@ async fn no_secret_reaches_logs_debug_output_or_errors() {
     for record in h.server.stats().revocations {
         secrets.push(record.token);
     }
+    dpop_session(&mut seen, &mut secrets, &mut errors).await;
     for error in &errors {
         seen.push(format!("{error} {error:?}"));
     }
@@ -121,4 +122,73 @@ async fn no_secret_reaches_logs_debug_output_or_errors() {
             assert!(!text.contains(secret.as_str()), "a secret leaked into: {text}");
         }
     }
+}
+
+/// A DPoP session, nonce rotations and refused proofs: the bound tokens, a proof, its
+/// `jti` and a private key must not show anywhere either.
+async fn dpop_session(seen: &mut Vec<String>, secrets: &mut Vec<String>, errors: &mut Vec<AuthError>) {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine as _;
+    use tokenkeeper::{DpopMode, ExposeSecret, SoftwareDpopKey};
+    use tokenkeeper_devserver::{DevServerConfig, DpopSpec};
+
+    let h = Harness::with(DevServerConfig {
+        dpop: DpopSpec {
+            nonces: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let client = AuthClient::new(h.config().dpop(DpopMode::Required)).unwrap();
+    let bob = client.login("bob", password("bob-password")).await.unwrap();
+    secrets.push("bob-password".into());
+    seen.push(format!("{bob:?}"));
+    let bound = bob.access_token().await.unwrap();
+    secrets.push(value(&bound));
+    seen.push(format!("{bound:?}"));
+    let url = h.server.resource_url("/me");
+    let headers = bob.authorization_headers("GET", &url).await.unwrap();
+    let proof = headers.dpop().expect("a proof").expose_secret().to_owned();
+    let claims = proof.split('.').nth(1).expect("a JWT");
+    let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
+    secrets.push(claims["jti"].as_str().expect("a jti").to_owned());
+    secrets.push(proof);
+    seen.push(format!("{headers:?}"));
+    h.server.rotate_dpop_nonce();
+    assert_eq!(bob.send(client.http().get(&url)).await.unwrap().status(), 200);
+    for _ in 0..2 {
+        h.server.inject(
+            Endpoint::Token,
+            Fault::json(400, serde_json::json!({"error": "use_dpop_nonce"})).with_header("DPoP-Nonce", "n"),
+        );
+    }
+    errors.push(bob.refresh().await.unwrap_err());
+    let renewed = bob.refresh().await.unwrap();
+    secrets.push(value(&renewed));
+    let key = SoftwareDpopKey::generate().unwrap();
+    seen.push(format!("{key:?}"));
+    let der = key.pkcs8().expose_secret();
+    secrets.extend([STANDARD.encode(der), URL_SAFE_NO_PAD.encode(der), format!("{der:?}")]);
+    bob.logout().await.unwrap();
+}
+
+/// What a transport's logging could print of the seam's types: the request without
+/// its body or its URL's query, an error without the URL or the stack's text.
+#[test]
+fn the_transport_seam_prints_no_body_query_or_url() {
+    use tokenkeeper::transport::{HttpMethod, HttpRequest, HttpResponse, TransportError, TransportErrorKind};
+    let request = HttpRequest::new(
+        HttpMethod::Get,
+        "https://as.example/authorize?state=zz-state-5e1".parse().unwrap(),
+    )
+    .header("accept", "application/json");
+    let response = HttpResponse::new(200, vec![], br#"{"access_token":"zz-token-9a1"}"#.to_vec());
+    let io = std::io::Error::other("https://as.example/token?code=zz-code-77");
+    let error = TransportError::new(TransportErrorKind::Connect).with_source(io);
+    let printed = format!("{request:?} {response:?} {error}");
+    for secret in ["zz-state-5e1", "zz-token-9a1", "zz-code-77"] {
+        assert!(!printed.contains(secret), "{printed}");
+    }
+    assert!(printed.contains("could not connect"), "{printed}");
 }

@@ -214,7 +214,7 @@ async fn loopback_sign_in(
     assert!(!text.contains("code="), "the page does not echo the code");
     let outcome = completing.await.unwrap();
     assert!(
-        browser.get(&location).send().await.is_err(),
+        reqwest::Client::new().get(&location).send().await.is_err(),
         "the listener is closed after one redirect"
     );
     (text, outcome)
@@ -308,6 +308,84 @@ async fn the_deprecated_wait_claims_no_outcome() {
         "{page}"
     );
     assert_eq!(waiting.await.unwrap().unwrap(), location);
+}
+
+#[tokio::test]
+async fn the_loopback_listener_receives_the_redirect_over_http() {
+    let h = Harness::start().await;
+    let client = AuthClient::new(native_config(&h)).unwrap();
+    let listener = LoopbackRedirect::bind().await.unwrap();
+    let redirect_uri = listener.redirect_uri().to_owned();
+    assert!(redirect_uri.starts_with("http://127.0.0.1:") && redirect_uri.ends_with("/callback"));
+    let pending = client
+        .authorization_request(AuthorizationRequest::new("alice", &redirect_uri))
+        .unwrap();
+    let waiting = listener.wait_for(&pending, Duration::from_secs(30));
+    let browsing = async {
+        let location = browser_login(pending.url(), "alice", "alice-password").await;
+        assert!(location.starts_with(&redirect_uri), "{location}");
+        let browser = reqwest::Client::new();
+        let origin = redirect_uri.trim_end_matches("/callback");
+        let favicon = browser.get(format!("{origin}/favicon.ico")).send().await.unwrap();
+        assert_eq!(favicon.status(), 404, "other paths do not end the wait");
+        let page = browser.get(&location).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let text = page.text().await.unwrap();
+        assert!(text.contains("return to the app") && !text.contains("code="));
+        location
+    };
+    let (received, location) = tokio::join!(waiting, browsing);
+    let received = received.unwrap();
+    assert_eq!(received, location);
+    let session = client.complete_authorization(&pending, &received).await.unwrap();
+    assert!(session.access_token().await.is_ok());
+    assert!(
+        reqwest::Client::new().get(&location).send().await.is_err(),
+        "the listener is closed after one redirect"
+    );
+}
+
+#[tokio::test]
+async fn the_loopback_listener_cannot_be_hijacked() {
+    let h = Harness::start().await;
+    let client = AuthClient::new(native_config(&h)).unwrap();
+    let listener = LoopbackRedirect::bind().await.unwrap();
+    let redirect_uri = listener.redirect_uri().to_owned();
+    let pending = client
+        .authorization_request(AuthorizationRequest::new("alice", &redirect_uri))
+        .unwrap();
+    let waiting = listener.wait_for(&pending, Duration::from_secs(30));
+    let browsing = async {
+        let location = browser_login(pending.url(), "alice", "alice-password").await;
+        let attacker = reqwest::Client::new();
+        // Another local process (or a web page that found the port) sends callbacks
+        // first: a forged state, none at all, an error without state.
+        for forged in [
+            with_param(&location, "state", "forged"),
+            format!("{redirect_uri}?code=stolen"),
+            format!("{redirect_uri}?error=access_denied"),
+        ] {
+            let answer = attacker.get(&forged).send().await.unwrap();
+            assert_eq!(answer.status(), 400, "{forged}");
+        }
+        let page = reqwest::Client::new().get(&location).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        location
+    };
+    let (received, location) = tokio::join!(waiting, browsing);
+    assert_eq!(received.unwrap(), location, "the wait ends with the real redirect");
+    let session = client.complete_authorization(&pending, &location).await.unwrap();
+    assert!(session.access_token().await.is_ok());
+
+    // Bounded: without the right redirect the wait ends after its timeout.
+    let listener = LoopbackRedirect::bind().await.unwrap();
+    let pending = client
+        .authorization_request(AuthorizationRequest::new("alice", listener.redirect_uri()))
+        .unwrap();
+    assert!(matches!(
+        listener.wait_for(&pending, Duration::from_millis(50)).await,
+        Err(AuthError::Cancelled)
+    ));
 }
 
 #[tokio::test]
@@ -426,4 +504,37 @@ async fn a_pkce_session_recovers_from_revocation_with_its_refresh_token_only() {
     assert!(matches!(error, AuthError::ReauthenticationRequired { .. }), "{error:?}");
     assert_eq!(h.grants("refresh_token"), 2);
     assert_eq!(h.grants("password"), 0);
+}
+
+#[tokio::test]
+async fn a_dpop_sign_in_binds_the_code_and_its_tokens_to_the_sessions_key() {
+    let h = Harness::with(tokenkeeper_devserver::DevServerConfig {
+        dpop: tokenkeeper_devserver::DpopSpec {
+            required_for_clients: vec![APP.into()],
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let client = AuthClient::new(native_config(&h).dpop(tokenkeeper::DpopMode::Required)).unwrap();
+    let pending = start(&client);
+    let url = reqwest::Url::parse(pending.url()).unwrap();
+    let jkt = url
+        .query_pairs()
+        .find(|(k, _)| k == "dpop_jkt")
+        .map(|(_, v)| v.into_owned())
+        .expect("RFC 9449 §10: the authorization request carries dpop_jkt");
+    let redirect = browser_login(pending.url(), "alice", common::ALICE_PASSWORD).await;
+    let session = client.complete_authorization(&pending, &redirect).await.unwrap();
+    assert_eq!(session.dpop_thumbprint().unwrap().as_deref(), Some(jkt.as_str()));
+    let token = session.access_token().await.unwrap();
+    assert_eq!(token.token_type(), tokenkeeper::TokenType::Dpop);
+    assert_eq!(h.server.dpop_binding(&value(&token)), Some(jkt.clone()));
+    let refreshed = session.refresh().await.unwrap();
+    assert_eq!(h.server.dpop_binding(&value(&refreshed)), Some(jkt));
+    assert_eq!(
+        h.server.stats().dpop_proofs_accepted,
+        2,
+        "the code exchange and the refresh"
+    );
 }

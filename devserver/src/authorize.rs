@@ -36,6 +36,21 @@ pub(crate) struct AuthCode {
     pub used: bool,
     /// Tokens issued for this code, revoked if the code is replayed.
     pub issued: Vec<String>,
+    /// The OpenID Connect `nonce` of the request, echoed in the ID token.
+    pub nonce: Option<String>,
+    /// When the user logged in (the ID token's `auth_time`).
+    pub auth_time: SystemTime,
+    /// RFC 9449 §10: the code is bound to this DPoP key thumbprint.
+    pub dpop_jkt: Option<String>,
+}
+
+/// What a redeemed code grants.
+pub(crate) struct Redeemed {
+    pub subject: String,
+    pub scope: Vec<String>,
+    pub resource: Option<String>,
+    pub nonce: Option<String>,
+    pub auth_time: SystemTime,
 }
 
 /// A validated authorization request.
@@ -102,6 +117,7 @@ pub(crate) async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap
         );
     }
     let code = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
+    let nonce = request.params.get("nonce").cloned();
     inner.codes.insert(
         code.clone(),
         AuthCode {
@@ -114,6 +130,9 @@ pub(crate) async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap
             expires_at: state.now() + state.config.authorization_code_lifetime,
             used: false,
             issued: Vec::new(),
+            nonce,
+            auth_time: state.now(),
+            dpop_jkt: request.params.get("dpop_jkt").cloned(),
         },
     );
     drop(inner);
@@ -283,7 +302,8 @@ pub(crate) fn redeem(
     state: &AppState,
     client: &ClientSpec,
     form: &oauth::Form,
-) -> Result<(String, Vec<String>, Option<String>), OAuthError> {
+    proof_jkt: Option<&str>,
+) -> Result<Redeemed, OAuthError> {
     let param = |name: &str| {
         form.get(name)
             .map(String::as_str)
@@ -321,7 +341,18 @@ pub(crate) fn redeem(
             "the code_verifier does not match the code_challenge",
         ));
     }
-    Ok((record.subject.clone(), record.scope.clone(), record.resource.clone()))
+    if record.dpop_jkt.is_some() && record.dpop_jkt.as_deref() != proof_jkt {
+        return Err(OAuthError::invalid_grant(
+            "the code is bound (dpop_jkt) to another DPoP key than the proof's",
+        ));
+    }
+    Ok(Redeemed {
+        subject: record.subject.clone(),
+        scope: record.scope.clone(),
+        resource: record.resource.clone(),
+        nonce: record.nonce.clone(),
+        auth_time: record.auth_time,
+    })
 }
 
 /// RFC 7636 §4.1 (43–128 unreserved characters) and §4.6 (S256).

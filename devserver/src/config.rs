@@ -26,7 +26,7 @@ pub const NATIVE_REDIRECT_URIS: &[&str] = &["http://127.0.0.1/callback", "dev.to
 ///     rotate_refresh_tokens: true,
 ///     ..DevServerConfig::default()
 /// };
-/// assert_eq!(config.clients.len(), 3);
+/// assert_eq!(config.clients.len(), 4);
 /// ```
 #[derive(Clone, Debug)]
 pub struct DevServerConfig {
@@ -80,6 +80,12 @@ pub struct DevServerConfig {
     /// The `issuer` the metadata documents claim; `None` (the default) is the
     /// server's base URL. Tests set another value to check issuer validation.
     pub metadata_issuer: Option<String>,
+    /// DPoP (RFC 9449): which clients must send proofs, nonces, the `iat` window.
+    pub dpop: crate::dpop::DpopSpec,
+    /// The algorithm of the ID token signing key (ES256 by default).
+    pub id_token_alg: crate::jose::SigningAlg,
+    /// `Cache-Control: max-age` of the key set at `/oauth2/jwks`; `None` sends no caching header.
+    pub jwks_max_age: Option<Duration>,
 }
 
 impl Default for DevServerConfig {
@@ -105,6 +111,13 @@ impl Default for DevServerConfig {
                     &["authorization_code", DEVICE_CODE_GRANT, "refresh_token"],
                 )
                 .with_redirect_uris(NATIVE_REDIRECT_URIS),
+                // An OpenID Connect relying party: ID tokens for `openid`.
+                ClientSpec::public(
+                    "oidc-app",
+                    &["openid", "profile", "email", "read"],
+                    &["authorization_code", DEVICE_CODE_GRANT, "refresh_token", "password"],
+                )
+                .with_redirect_uris(NATIVE_REDIRECT_URIS),
             ],
             users: vec![
                 UserSpec::new("alice", "alice-password"),
@@ -125,6 +138,9 @@ impl Default for DevServerConfig {
             device_poll_interval: Duration::from_secs(5),
             authorization_response_iss: true,
             metadata_issuer: None,
+            dpop: crate::dpop::DpopSpec::default(),
+            id_token_alg: crate::jose::SigningAlg::ES256,
+            jwks_max_age: Some(Duration::from_secs(300)),
         }
     }
 }

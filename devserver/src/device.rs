@@ -55,6 +55,9 @@ pub(crate) struct DeviceRecord {
 
 /// `POST /oauth2/device_authorization`.
 pub(crate) async fn authorize(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(response) = crate::faults::intercept(&state, crate::faults::Endpoint::DeviceAuthorization).await {
+        return response;
+    }
     match start(&state, &headers, &body) {
         Ok(response) => response,
         Err(error) => error.into_response(),

@@ -26,19 +26,26 @@ pub enum Endpoint {
     Revocation,
     /// `/api/...` (any method)
     Resource,
+    /// `GET /oauth2/jwks`
+    Jwks,
+    /// `POST /oauth2/device_authorization` (RFC 8628 §3.1)
+    DeviceAuthorization,
 }
 
 impl FromStr for Endpoint {
     type Err = String;
 
-    /// Parses `token`, `revocation` (or `revoke`) and `resource`.
+    /// Parses `token`, `revocation` (or `revoke`), `resource`, `jwks` and
+    /// `device_authorization` (or `device`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "token" => Ok(Endpoint::Token),
             "revocation" | "revoke" => Ok(Endpoint::Revocation),
             "resource" => Ok(Endpoint::Resource),
+            "jwks" => Ok(Endpoint::Jwks),
+            "device_authorization" | "device" => Ok(Endpoint::DeviceAuthorization),
             other => Err(format!(
-                "unknown endpoint {other:?} (expected token, revocation or resource)"
+                "unknown endpoint {other:?} (expected token, revocation, resource, jwks or device_authorization)"
             )),
         }
     }

@@ -9,6 +9,7 @@
 //! | `GET/POST /oauth2/authorize` | RFC 6749 §4.1 authorization endpoint: PKCE S256 required, `iss` in the redirect (RFC 9207); POST with `username`/`password` is the browser-less test login |
 //! | `POST /oauth2/device_authorization` | RFC 8628 device authorization; `GET/POST /device` is the verification page |
 //! | `GET /.well-known/oauth-authorization-server` | RFC 8414 metadata (also at `/.well-known/openid-configuration`) |
+//! | `GET /oauth2/jwks` | the ID token signing keys (JWK Set, `Cache-Control: max-age`); ID tokens are issued for scope `openid`, see [`IdTokenFault`] |
 //! | any `/api/{*path}` | bearer-protected resource (`/api/admin...` needs scope `admin`) |
 //! | `/_admin/...` | admin API, see below |
 //!
@@ -38,7 +39,10 @@ mod admin;
 mod authorize;
 mod config;
 mod device;
+mod dpop;
 mod faults;
+mod id_token;
+pub mod jose;
 mod metadata;
 mod oauth;
 mod resource;
@@ -59,7 +63,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use config::{ClientSpec, DevServerConfig, RotationSpec, UserSpec, DEVICE_CODE_GRANT, NATIVE_REDIRECT_URIS};
+pub use dpop::DpopSpec;
 pub use faults::{Endpoint, Fault};
+pub use id_token::IdTokenFault;
 pub use state::{RevocationRecord, Stats};
 
 use state::AppState;
@@ -271,6 +277,47 @@ impl DevServer {
         self.state.lock().refresh.get(token).is_some_and(|t| !t.revoked)
     }
 
+    /// Issues a new DPoP nonce (RFC 9449 §8.2): the next proof carrying the old one
+    /// is answered with `use_dpop_nonce` and the new value in `DPoP-Nonce`.
+    pub fn rotate_dpop_nonce(&self) -> String {
+        self.state.lock().dpop.rotate_nonce()
+    }
+
+    /// The DPoP key thumbprint `token` (an access or refresh token) is bound to, if any.
+    pub fn dpop_binding(&self, token: &str) -> Option<String> {
+        let inner = self.state.lock();
+        match inner.access.get(token) {
+            Some(access) => access.jkt.clone(),
+            None => inner.refresh.get(token).and_then(|r| r.jkt.clone()),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`: the issuer (unless `metadata_issuer` overrides it).
+    pub fn issuer(&self) -> String {
+        self.state.issuer()
+    }
+
+    /// `http://127.0.0.1:PORT/oauth2/jwks`: the ID token signing keys.
+    pub fn jwks_uri(&self) -> String {
+        format!("{}/oauth2/jwks", self.state.base_url)
+    }
+
+    /// Replaces the ID token signing key; the key set publishes only the new one.
+    /// Returns the new `kid`.
+    pub fn rotate_signing_key(&self) -> String {
+        self.state.lock().keys.rotate()
+    }
+
+    /// The `kid` ID tokens are signed with now.
+    pub fn signing_kid(&self) -> String {
+        self.state.lock().keys.current.kid().to_owned()
+    }
+
+    /// Spoils the next ID token issued (first in, first out).
+    pub fn inject_id_token_fault(&self, fault: IdTokenFault) {
+        self.state.lock().keys.faults.push_back(fault);
+    }
+
     /// Stops the server: no new connections, in-flight requests (including
     /// hanging ones) are ended.
     pub fn shutdown(self) {
@@ -310,6 +357,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/oauth2/authorize", get(authorize::login_page).post(authorize::login))
         .route("/oauth2/device_authorization", post(device::authorize))
         .route("/device", get(device::verification_page).post(device::verify))
+        .route("/oauth2/jwks", get(id_token::jwks))
         .route("/.well-known/oauth-authorization-server", get(metadata::metadata))
         .route("/.well-known/openid-configuration", get(metadata::metadata))
         .route("/api/{*path}", any(resource::resource))
@@ -324,6 +372,13 @@ fn router(state: Arc<AppState>) -> Router {
 /// Sets `Date` from the server clock (real clock + `clock_offset_secs`) unless
 /// the response (an injected fault) already has one.
 async fn server_date(State(state): State<Arc<AppState>>, mut response: Response) -> Response {
+    // RFC 9449 §8.2: a server that wants nonces may send the current one with any answer.
+    if state.config.dpop.nonces && !response.headers().contains_key("dpop-nonce") {
+        let nonce = state.lock().dpop.current_nonce();
+        if let Ok(value) = HeaderValue::from_str(&nonce) {
+            response.headers_mut().insert("dpop-nonce", value);
+        }
+    }
     if !response.headers().contains_key(DATE) {
         let date = httpdate::fmt_http_date(state.now());
         if let Ok(value) = HeaderValue::from_str(&date) {

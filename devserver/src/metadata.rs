@@ -14,7 +14,7 @@ use crate::state::AppState;
 /// `GET /.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
 pub(crate) async fn metadata(State(state): State<Arc<AppState>>) -> Json<Value> {
     let base = &state.base_url;
-    Json(json!({
+    let mut document = json!({
         "issuer": state.issuer(),
         "authorization_endpoint": format!("{base}/oauth2/authorize"),
         "token_endpoint": format!("{base}/oauth2/token"),
@@ -25,6 +25,13 @@ pub(crate) async fn metadata(State(state): State<Arc<AppState>>) -> Json<Value> 
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "authorization_response_iss_parameter_supported": state.config.authorization_response_iss,
-        "scopes_supported": ["read", "write", "admin"],
-    }))
+        "scopes_supported": ["openid", "profile", "email", "read", "write", "admin"],
+        "jwks_uri": format!("{base}/oauth2/jwks"),
+        "id_token_signing_alg_values_supported": [state.config.id_token_alg.name()],
+        "subject_types_supported": ["public"],
+    });
+    if state.config.dpop.advertise {
+        document["dpop_signing_alg_values_supported"] = json!(["ES256"]);
+    }
+    Json(document)
 }

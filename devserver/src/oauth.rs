@@ -19,6 +19,8 @@ pub(crate) struct OAuthError {
     status: StatusCode,
     error: &'static str,
     description: String,
+    /// A `DPoP-Nonce` to send with it (RFC 9449 §8).
+    dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -27,7 +29,15 @@ impl OAuthError {
             status,
             error,
             description: description.into(),
+            dpop_nonce: None,
         }
+    }
+
+    /// RFC 9449 §8: the proof must carry `nonce`; it goes out in `DPoP-Nonce`.
+    pub fn use_dpop_nonce(nonce: String) -> Self {
+        let mut error = Self::code("use_dpop_nonce", "the DPoP proof must carry the server's nonce");
+        error.dpop_nonce = Some(nonce);
+        error
     }
 
     pub fn invalid_request(description: impl Into<String>) -> Self {
@@ -71,6 +81,9 @@ impl IntoResponse for OAuthError {
         no_store(headers);
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="devserver""#));
+        }
+        if let Some(value) = self.dpop_nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
+            headers.insert("dpop-nonce", value);
         }
         response
     }

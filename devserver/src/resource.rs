@@ -28,6 +28,12 @@ enum Rejection {
     Expired,
     /// Rotated away longer than the batch window ago.
     Superseded,
+    /// A DPoP-bound token sent as a bearer token (RFC 9449 §7.2).
+    BoundAsBearer,
+    /// A bearer token sent with the DPoP scheme.
+    NotBound,
+    /// The DPoP proof was refused.
+    Proof(crate::dpop::Refusal),
 }
 
 /// A token accepted by the resource.
@@ -59,18 +65,27 @@ pub(crate) async fn resource(State(state): State<Arc<AppState>>, request: Reques
     }
 
     let path = request.uri().path().strip_prefix("/api").unwrap_or_default().to_owned();
-    let token = bearer_token(&request);
+    let token = presented_token(&request);
     let needs_admin = path == "/admin" || path.starts_with("/admin/");
+    let uri = format!("{}{}", state.base_url, request.uri().path());
+    let proof = request.headers().get("dpop").and_then(|v| v.to_str().ok());
 
-    let accepted = match token.ok_or(Rejection::Missing).and_then(|t| {
+    let accepted = match token.ok_or(Rejection::Missing).and_then(|(dpop, t)| {
         let needs = needs_admin.then_some("admin");
-        check(&state, &t, needs)
+        let presented = Presented {
+            token: &t,
+            dpop_proof: dpop.then_some(proof).flatten(),
+            dpop,
+            method: &method,
+            uri: &uri,
+        };
+        check(&state, &presented, needs)
     }) {
         Ok(Some(accepted)) => accepted,
         Ok(None) => return insufficient_scope("admin"),
         Err(rejection) => {
             state.lock().stats.resource_unauthorized += 1;
-            return unauthorized(rejection);
+            return unauthorized(&state, rejection);
         }
     };
 
@@ -98,26 +113,88 @@ pub(crate) async fn resource(State(state): State<Arc<AppState>>, request: Reques
     response
 }
 
-/// The token of an `Authorization: Bearer` header (scheme case-insensitive).
-fn bearer_token(request: &Request<Body>) -> Option<String> {
+/// The token of an `Authorization: Bearer` or `DPoP` header (scheme
+/// case-insensitive), and whether it was the DPoP scheme.
+fn presented_token(request: &Request<Body>) -> Option<(bool, String)> {
     let value = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+    let dpop = scheme.eq_ignore_ascii_case("dpop");
+    ((dpop || scheme.eq_ignore_ascii_case("bearer")) && !token.is_empty()).then(|| (dpop, token.to_owned()))
+}
+
+/// What a request presented.
+struct Presented<'a> {
+    token: &'a str,
+    /// Sent with `Authorization: DPoP`.
+    dpop: bool,
+    dpop_proof: Option<&'a str>,
+    method: &'a str,
+    uri: &'a str,
+}
+
+/// RFC 9449 §7: a bound token needs the DPoP scheme and a proof by its key with
+/// `ath`; an unbound one must not pretend to be bound.
+fn check_binding(state: &AppState, presented: &Presented<'_>, bound_to: Option<&str>) -> Result<(), Rejection> {
+    use crate::dpop::{self, Refusal};
+    match (bound_to, presented.dpop) {
+        (None, false) => return Ok(()),
+        (None, true) => return Err(Rejection::NotBound),
+        (Some(_), false) => {
+            *state
+                .lock()
+                .stats
+                .dpop_rejections
+                .entry("bound_token_as_bearer".into())
+                .or_default() += 1;
+            return Err(Rejection::BoundAsBearer);
+        }
+        (Some(_), true) => {}
+    }
+    let verified = dpop::verify(
+        state,
+        presented.dpop_proof,
+        presented.method,
+        presented.uri,
+        Some(presented.token),
+    )
+    .and_then(|jkt| {
+        if Some(jkt.as_str()) == bound_to {
+            Ok(())
+        } else {
+            Err(Refusal::WrongKey)
+        }
+    });
+    match verified {
+        Ok(()) => {
+            state.lock().stats.dpop_proofs_accepted += 1;
+            Ok(())
+        }
+        Err(refusal) => {
+            dpop::count_refusal(state, refusal);
+            Err(Rejection::Proof(refusal))
+        }
+    }
 }
 
 /// Validates `token`; `Ok(None)` means valid but without `needed_scope`.
 /// Rotates the token when rotation is on.
-fn check(state: &AppState, token: &str, needed_scope: Option<&str>) -> Result<Option<Accepted>, Rejection> {
+fn check(
+    state: &AppState,
+    presented: &Presented<'_>,
+    needed_scope: Option<&str>,
+) -> Result<Option<Accepted>, Rejection> {
+    let token = presented.token;
     let now = state.now();
-    let mut inner = state.lock();
-    let record = inner.access.get(token).cloned().ok_or(Rejection::Unknown)?;
+    let record = state.lock().access.get(token).cloned().ok_or(Rejection::Unknown)?;
     if record.revoked {
         return Err(Rejection::Revoked);
     }
     if record.expires_at <= now {
         return Err(Rejection::Expired);
     }
+    check_binding(state, presented, record.jkt.as_deref())?;
+    let mut inner = state.lock();
     let rotation = state.config.rotation.as_ref();
     if let Some(superseded_at) = record.superseded_at {
         let window = rotation.map_or(Duration::ZERO, |r| r.batch_window);
@@ -164,14 +241,33 @@ fn check(state: &AppState, token: &str, needed_scope: Option<&str>) -> Result<Op
     }))
 }
 
-fn unauthorized(rejection: Rejection) -> Response {
+fn unauthorized(state: &AppState, rejection: Rejection) -> Response {
     let challenge = match rejection {
         Rejection::Missing => r#"Bearer realm="devserver""#.to_owned(),
+        // RFC 9449 §7.1, §9: DPoP challenges.
+        Rejection::Proof(crate::dpop::Refusal::Nonce) => {
+            let nonce = state.lock().dpop.current_nonce();
+            let mut response = dpop_challenge("use_dpop_nonce", "the DPoP proof must carry the current nonce");
+            if let Ok(value) = HeaderValue::from_str(&nonce) {
+                response.headers_mut().insert("dpop-nonce", value);
+            }
+            return response;
+        }
+        Rejection::Proof(refusal) => {
+            return dpop_challenge("invalid_dpop_proof", &format!("DPoP proof refused: {}", refusal.name()))
+        }
+        Rejection::BoundAsBearer => {
+            return dpop_challenge(
+                "invalid_token",
+                "the access token is DPoP-bound: send it with a DPoP proof",
+            )
+        }
         other => {
             let reason = match other {
                 Rejection::Revoked => "revoked",
                 Rejection::Expired => "expired",
                 Rejection::Superseded => "superseded",
+                Rejection::NotBound => "not DPoP-bound",
                 _ => "unknown",
             };
             format!(
@@ -179,6 +275,15 @@ fn unauthorized(rejection: Rejection) -> Response {
             )
         }
     };
+    let mut response = StatusCode::UNAUTHORIZED.into_response();
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+fn dpop_challenge(error: &str, description: &str) -> Response {
+    let challenge = format!(r#"DPoP algs="ES256", error="{error}", error_description="{description}""#);
     let mut response = StatusCode::UNAUTHORIZED.into_response();
     if let Ok(value) = HeaderValue::from_str(&challenge) {
         response.headers_mut().insert(WWW_AUTHENTICATE, value);

@@ -46,6 +46,20 @@ fn record(state: &AppState, headers: &HeaderMap, form: Option<&Form>) {
 
 fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<(), OAuthError> {
     let client = authenticate_client(state, headers, form)?;
+    // A proof is optional here (RFC 7009 knows none), but one that is sent must hold.
+    if let Some(proof) = headers.get("dpop").and_then(|v| v.to_str().ok()) {
+        let uri = format!("{}/oauth2/revoke", state.base_url);
+        match crate::dpop::verify(state, Some(proof), "POST", &uri, None) {
+            Ok(_) => state.lock().stats.dpop_proofs_accepted += 1,
+            Err(refusal) => {
+                crate::dpop::count_refusal(state, refusal);
+                return Err(match refusal {
+                    crate::dpop::Refusal::Nonce => OAuthError::use_dpop_nonce(state.lock().dpop.current_nonce()),
+                    other => OAuthError::code("invalid_dpop_proof", format!("DPoP proof refused: {}", other.name())),
+                });
+            }
+        }
+    }
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("missing parameter \"token\""))?;

@@ -41,6 +41,17 @@ pub struct Stats {
     /// identity provider counts towards locking an account.
     #[serde(default)]
     pub rejected_passwords_by_user: BTreeMap<String, u64>,
+    /// DPoP proofs accepted (token endpoint and resource).
+    #[serde(default)]
+    pub dpop_proofs_accepted: u64,
+    /// DPoP proofs (or their absence) refused, per reason: `missing`, `malformed`,
+    /// `bad_signature`, `wrong_htm`, `wrong_htu`, `iat_outside_window`,
+    /// `jti_replayed`, `wrong_ath`, `nonce`, `wrong_key`, `bound_token_as_bearer`.
+    #[serde(default)]
+    pub dpop_rejections: BTreeMap<String, u64>,
+    /// Requests for the key set (`GET /oauth2/jwks`).
+    #[serde(default)]
+    pub jwks_requests: u64,
 }
 
 /// One request to the revocation endpoint, as received.
@@ -73,6 +84,8 @@ pub(crate) struct AccessToken {
     pub chain: u64,
     /// When a rotation replaced this token (server clock).
     pub superseded_at: Option<SystemTime>,
+    /// The thumbprint of the DPoP key it is bound to (`cnf.jkt`, RFC 9449 §6).
+    pub jkt: Option<String>,
 }
 
 /// An issued refresh token.
@@ -88,6 +101,8 @@ pub(crate) struct RefreshToken {
     pub access_tokens: Vec<String>,
     /// When it stops working (server clock), with `refresh_token_lifetime` set.
     pub expires_at: Option<SystemTime>,
+    /// The DPoP key it is bound to (RFC 9449 §5): refreshes must prove it.
+    pub jkt: Option<String>,
 }
 
 /// What a new access token is for.
@@ -97,6 +112,8 @@ pub(crate) struct Grant<'a> {
     pub scope: &'a [String],
     pub audience: Option<&'a str>,
     pub resource: Option<&'a str>,
+    /// The DPoP key to bind the tokens to.
+    pub jkt: Option<&'a str>,
 }
 
 /// Mutable state, behind [`AppState::lock`].
@@ -115,6 +132,10 @@ pub(crate) struct Inner {
     pub codes: HashMap<String, crate::authorize::AuthCode>,
     /// device code → its record
     pub devices: HashMap<String, crate::device::DeviceRecord>,
+    /// DPoP proof ids seen and the current nonce.
+    pub dpop: crate::dpop::DpopMemory,
+    /// The ID token signing key and queued ID token faults.
+    pub keys: crate::id_token::Keys,
 }
 
 /// Shared by every request handler and by the [`DevServer`](crate::DevServer) handle.
@@ -133,6 +154,7 @@ impl AppState {
                 .iter()
                 .map(|u| (u.username.clone(), u.password.clone()))
                 .collect(),
+            keys: crate::id_token::Keys::new(config.id_token_alg),
             ..Inner::default()
         };
         AppState {
@@ -204,6 +226,7 @@ impl Inner {
             scope: &previous.scope,
             audience: previous.audience.as_deref(),
             resource: previous.resource.as_deref(),
+            jkt: previous.jkt.as_deref(),
         };
         let refresh = previous.refresh_token.clone();
         let token = self.insert_access(state, &grant, refresh.as_deref(), previous.chain, expires_at);
@@ -237,6 +260,7 @@ impl Inner {
                 refresh_token: refresh.map(str::to_owned),
                 chain,
                 superseded_at: None,
+                jkt: grant.jkt.map(str::to_owned),
             },
         );
         if let Some(rt) = refresh.and_then(|r| self.refresh.get_mut(r)) {
@@ -259,6 +283,7 @@ impl Inner {
                 revoked: false,
                 access_tokens: Vec::new(),
                 expires_at,
+                jkt: grant.jkt.map(str::to_owned),
             },
         );
         token
@@ -399,6 +424,9 @@ fn jwt(state: &AppState, grant: &Grant<'_>, expires_at: SystemTime) -> String {
     }
     if let Some(resource) = grant.resource {
         payload["resource"] = serde_json::Value::from(resource);
+    }
+    if let Some(jkt) = grant.jkt {
+        payload["cnf"] = serde_json::json!({ "jkt": jkt });
     }
     format!(
         "{}.{}.{}",

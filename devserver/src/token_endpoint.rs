@@ -1,9 +1,11 @@
 //! The token endpoint, `POST /oauth2/token` (RFC 6749): the
 //! `client_credentials` (§4.4), `password` (§4.3), `refresh_token` (§6),
 //! `authorization_code` with PKCE (§4.1.3, RFC 7636) and device-code (RFC 8628)
-//! grants, with optional `audience` / `resource` (RFC 8707) parameters.
+//! grants, with optional `audience` / `resource` (RFC 8707) parameters, and an
+//! OpenID Connect ID token whenever `openid` is granted.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -59,10 +61,16 @@ struct Request<'a> {
     new_refresh_token: bool,
     /// The refresh token presented (refresh grant only).
     presented_refresh: Option<String>,
+    /// The thumbprint of the DPoP key the request proved, to bind the tokens to.
+    jkt: Option<String>,
+    /// For the ID token: the authorization request's `nonce` and the login time.
+    nonce: Option<String>,
+    auth_time: Option<SystemTime>,
 }
 
 fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response, OAuthError> {
     let client = authenticate_client(state, headers, form)?;
+    let jkt = proof_key(state, headers, client)?;
     let grant_type = param(form, "grant_type")?;
     if !KNOWN_GRANTS.contains(&grant_type) {
         return Err(OAuthError::unsupported_grant_type(format!(
@@ -89,6 +97,9 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
             resource,
             new_refresh_token: config.refresh_tokens_for_client_credentials,
             presented_refresh: None,
+            jkt: jkt.clone(),
+            nonce: None,
+            auth_time: None,
         },
         "password" => {
             let username = param(form, "username")?;
@@ -111,18 +122,24 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
                 resource,
                 new_refresh_token: config.issue_refresh_tokens,
                 presented_refresh: None,
+                jkt: jkt.clone(),
+                nonce: None,
+                auth_time: Some(state.now()),
             }
         }
         "authorization_code" => {
-            let (subject, scope, code_resource) = crate::authorize::redeem(state, client, form)?;
+            let redeemed = crate::authorize::redeem(state, client, form, jkt.as_deref())?;
             let request = Request {
                 client,
-                subject,
-                scope,
+                subject: redeemed.subject,
+                scope: redeemed.scope,
                 audience,
-                resource: resource.or(code_resource),
+                resource: resource.or(redeemed.resource),
                 new_refresh_token: config.issue_refresh_tokens,
                 presented_refresh: None,
+                jkt: jkt.clone(),
+                nonce: redeemed.nonce,
+                auth_time: Some(redeemed.auth_time),
             };
             let (response, tokens) = issue(state, &request);
             crate::authorize::link_tokens(state, param(form, "code")?, &tokens);
@@ -138,6 +155,9 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
                 resource,
                 new_refresh_token: config.issue_refresh_tokens,
                 presented_refresh: None,
+                jkt: jkt.clone(),
+                nonce: None,
+                auth_time: None,
             }
         }
         _ => {
@@ -153,6 +173,14 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
             }
             if record.expires_at.is_some_and(|at| at <= state.now()) {
                 return Err(OAuthError::invalid_grant("the refresh token has expired"));
+            }
+            // RFC 9449 §5: a bound refresh token is used only with a proof by its key.
+            if record.jkt.is_some() && record.jkt != jkt {
+                drop(inner);
+                crate::dpop::count_refusal(state, crate::dpop::Refusal::WrongKey);
+                return Err(OAuthError::invalid_grant(
+                    "the refresh token is bound to another DPoP key (or sent without a proof)",
+                ));
             }
             let scope = match requested_scope {
                 None => record.scope.clone(),
@@ -173,10 +201,38 @@ fn handle(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Response
                 resource: resource.or_else(|| record.resource.clone()),
                 new_refresh_token: config.rotate_refresh_tokens,
                 presented_refresh: Some(presented.to_owned()),
+                jkt,
+                nonce: None,
+                auth_time: None,
             }
         }
     };
     Ok(issue(state, &request).0)
+}
+
+/// Verifies the request's `DPoP` header, if any (required for the clients listed in
+/// `DpopSpec::required_for_clients`): the thumbprint of the key it proved.
+fn proof_key(state: &AppState, headers: &HeaderMap, client: &ClientSpec) -> Result<Option<String>, OAuthError> {
+    use crate::dpop::{self, Refusal};
+    let proof = headers.get("dpop").and_then(|v| v.to_str().ok());
+    let required = state.config.dpop.required_for_clients.contains(&client.client_id);
+    if proof.is_none() && !required {
+        return Ok(None);
+    }
+    let uri = format!("{}/oauth2/token", state.base_url);
+    match dpop::verify(state, proof, "POST", &uri, None) {
+        Ok(jkt) => {
+            state.lock().stats.dpop_proofs_accepted += 1;
+            Ok(Some(jkt))
+        }
+        Err(refusal) => {
+            dpop::count_refusal(state, refusal);
+            Err(match refusal {
+                Refusal::Nonce => OAuthError::use_dpop_nonce(state.lock().dpop.current_nonce()),
+                other => OAuthError::code("invalid_dpop_proof", format!("DPoP proof refused: {}", other.name())),
+            })
+        }
+    }
 }
 
 /// A required parameter.
@@ -227,7 +283,16 @@ fn issue(state: &AppState, request: &Request<'_>) -> (Response, Vec<String>) {
                 .filter(|rt| inner.refresh.get(rt).is_some_and(|r| !r.revoked));
             // Like WSO2: `expires_in` is the time the reused token has left.
             let remaining = record.expires_at.duration_since(now).unwrap_or_default();
-            let response = success(state, &token, remaining.as_secs(), refresh.as_deref(), &record.scope);
+            let bound = record.jkt.is_some();
+            let response = success(
+                state,
+                &token,
+                remaining.as_secs(),
+                refresh.as_deref(),
+                &record.scope,
+                bound,
+                None,
+            );
             return (response, [Some(token), refresh].into_iter().flatten().collect());
         }
     }
@@ -238,6 +303,7 @@ fn issue(state: &AppState, request: &Request<'_>) -> (Response, Vec<String>) {
         scope: &request.scope,
         audience: request.audience.as_deref(),
         resource: request.resource.as_deref(),
+        jkt: request.jkt.as_deref(),
     };
     // Refresh tokens keep the scope originally granted (RFC 6749 §6).
     let refresh_scope = match &request.presented_refresh {
@@ -263,7 +329,28 @@ fn issue(state: &AppState, request: &Request<'_>) -> (Response, Vec<String>) {
     let access = inner.mint_access(state, &grant, link);
     drop(inner);
     let lifetime = config.access_token_lifetime.as_secs();
-    let response = success(state, &access, lifetime, new_refresh.as_deref(), &request.scope);
+    // OpenID Connect Core §3.1.3.3: an ID token whenever `openid` was granted.
+    let id_token = request.scope.iter().any(|s| s == "openid").then(|| {
+        crate::id_token::mint(
+            state,
+            &crate::id_token::Subject {
+                client_id,
+                subject: &request.subject,
+                nonce: request.nonce.as_deref(),
+                auth_time: request.auth_time,
+                access_token: &access,
+            },
+        )
+    });
+    let response = success(
+        state,
+        &access,
+        lifetime,
+        new_refresh.as_deref(),
+        &request.scope,
+        grant.jkt.is_some(),
+        id_token,
+    );
     (response, [Some(access), new_refresh].into_iter().flatten().collect())
 }
 
@@ -273,10 +360,13 @@ fn success(
     expires_in: u64,
     refresh_token: Option<&str>,
     scope: &[String],
+    dpop_bound: bool,
+    id_token: Option<String>,
 ) -> Response {
     let mut body = serde_json::json!({
         "access_token": access_token,
-        "token_type": "Bearer",
+        // RFC 9449 §5: a bound token is of type DPoP.
+        "token_type": if dpop_bound { "DPoP" } else { "Bearer" },
         "scope": scope.join(" "),
     });
     if !state.config.omit_expires_in {
@@ -287,6 +377,9 @@ fn success(
         if let Some(lifetime) = state.config.refresh_token_lifetime {
             body["refresh_expires_in"] = lifetime.as_secs().into();
         }
+    }
+    if let Some(id_token) = id_token {
+        body["id_token"] = id_token.into();
     }
     let mut response = Json(body).into_response();
     oauth::no_store(response.headers_mut());

@@ -7,24 +7,30 @@ use crate::config::{AuthConfig, ClientAuthMethod};
 use crate::error::AuthError;
 use crate::events::EventSink;
 use crate::identity::Identity;
+use crate::internal::dpop::DpopState;
 use crate::internal::protocol::request;
 use crate::session::Session;
 use crate::store::{LocalRefreshLock, RecordStore, RefreshLock};
-use reqwest::header::HeaderValue;
-use reqwest::Url;
+use crate::transport::HttpTransport;
+use bytes::Bytes;
 use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
+use url::Url;
 
 pub(crate) struct ClientContext {
     pub config: AuthConfig,
     pub token_url: Url,
     pub revocation_url: Option<Url>,
+    /// Carries every request the SDK itself sends (token, revocation, device).
+    pub transport: Arc<dyn HttpTransport>,
+    /// The client behind [`AuthClient::http`](crate::AuthClient::http) and `Session::send`.
+    #[cfg(feature = "reqwest")]
     pub http: reqwest::Client,
     /// `Authorization: Basic …` for `client_secret_basic`, built once per client in a
     /// buffer that is wiped when the client and its last request are gone.
-    pub basic_authorization: Option<HeaderValue>,
+    pub basic_authorization: Option<Bytes>,
     /// The store seam: the app's `TokenStore` behind the revision adapter, or a
     /// native `RecordStore`.
     pub store: Option<Arc<dyn RecordStore>>,
@@ -34,20 +40,41 @@ pub(crate) struct ClientContext {
     /// Identities whose logout left a revocation queued in the store
     /// (`internal::offline_logout`), sent when the server answers again.
     pub pending_revocations: std::sync::Mutex<crate::internal::offline_logout::Queue>,
+    /// Nonces and the server clock offset, when the client sends DPoP proofs.
+    pub dpop: Option<DpopState>,
 }
 
 impl ClientContext {
     pub(crate) fn new(
         config: AuthConfig,
-        http: Option<reqwest::Client>,
+        choice: HttpChoice,
         store: Option<Arc<dyn RecordStore>>,
         refresh_lock: Option<Arc<dyn RefreshLock>>,
         events: EventSink,
     ) -> Result<Self, AuthError> {
         let endpoints = config.validate()?;
-        let http = match http {
-            Some(http) => http,
-            None => Self::default_http(&config)?,
+        #[cfg(feature = "reqwest")]
+        let (http, transport) = {
+            let http = match choice.reqwest {
+                Some(http) => http,
+                None => Self::default_http(&config)?,
+            };
+            let transport = choice
+                .transport
+                .unwrap_or_else(|| Arc::new(crate::transport::ReqwestTransport::new(http.clone())));
+            (http, transport)
+        };
+        #[cfg(not(feature = "reqwest"))]
+        let transport = {
+            if !config.root_certificates.is_empty() {
+                return Err(AuthError::config(
+                    "root certificates need the reqwest transport; with the app's own HTTP stack, \
+                     add them to its trust store",
+                ));
+            }
+            choice.transport.ok_or_else(|| {
+                AuthError::config("no HTTP transport: give AuthClientBuilder::transport the app's own HTTP stack")
+            })?
         };
         let basic_authorization = match (&config.client_secret, config.client_auth_method) {
             (Some(secret), ClientAuthMethod::Basic) => Some(
@@ -59,10 +86,13 @@ impl ClientContext {
         let refresh_lock =
             refresh_lock.unwrap_or_else(|| Arc::new(LocalRefreshLock::new(config.store_lock_directory.clone())));
         Ok(Self {
+            dpop: config.sends_dpop().then(DpopState::new),
             basic_authorization,
             config,
             token_url: endpoints.token,
             revocation_url: endpoints.revocation,
+            transport,
+            #[cfg(feature = "reqwest")]
             http,
             store,
             refresh_lock,
@@ -71,6 +101,7 @@ impl ClientContext {
         })
     }
 
+    #[cfg(feature = "reqwest")]
     fn default_http(config: &AuthConfig) -> Result<reqwest::Client, AuthError> {
         let mut builder = reqwest::Client::builder();
         for (index, raw) in config.root_certificates.iter().enumerate() {
@@ -98,6 +129,7 @@ impl ClientContext {
 /// A root certificate given as PEM (one or more `CERTIFICATE` blocks) or DER. The
 /// certificate is checked here, so a bad one fails `AuthClient::new` with a clear
 /// error instead of every later request failing its TLS handshake.
+#[cfg(feature = "reqwest")]
 fn parse_root_certificate(raw: &[u8]) -> Result<Vec<reqwest::Certificate>, &'static str> {
     let is_pem = raw.trim_ascii_start().starts_with(b"-----BEGIN");
     let certificates = if is_pem {
@@ -115,6 +147,16 @@ fn parse_root_certificate(raw: &[u8]) -> Result<Vec<reqwest::Certificate>, &'sta
     }
     probe.build().map_err(|_| "is not a valid X.509 certificate")?;
     Ok(certificates)
+}
+
+/// The HTTP stack the app chose on the builder, if any.
+#[derive(Default)]
+pub(crate) struct HttpChoice {
+    /// [`AuthClientBuilder::transport`](crate::AuthClientBuilder::transport).
+    pub transport: Option<Arc<dyn HttpTransport>>,
+    /// [`AuthClientBuilder::http_client`](crate::AuthClientBuilder::http_client).
+    #[cfg(feature = "reqwest")]
+    pub reqwest: Option<reqwest::Client>,
 }
 
 /// At most one session per identity (seed 002: one active token per user).
@@ -174,12 +216,29 @@ impl Registry {
 
     /// Removes `session` if it is still the registered one for its identity.
     pub(crate) fn remove(&self, session: &Session) {
+        self.remove_if(session, |_| true);
+    }
+
+    /// Removes `session` if it is still the registered one and `condition` holds for
+    /// it, both checked under the registry lock.
+    pub(crate) fn remove_if(&self, session: &Session, condition: impl FnOnce(&Session) -> bool) {
         let mut sessions = self.lock();
         if sessions
             .get(session.identity())
             .is_some_and(|s| std::ptr::eq(Arc::as_ptr(&s.0), session))
+            && condition(session)
         {
             sessions.remove(session.identity());
+        }
+    }
+
+    /// Registers `session` again if its identity has no session (a concurrent failing
+    /// login unregistered it before this one signed it in). A logged-out session is
+    /// never brought back.
+    pub(crate) fn keep(&self, session: &Arc<Session>) {
+        let mut sessions = self.lock();
+        if !sessions.contains(session.identity()) && !session.core().is_logged_out() {
+            sessions.insert(Registered(Arc::clone(session)));
         }
     }
 

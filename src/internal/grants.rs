@@ -7,11 +7,12 @@ use crate::error::AuthError;
 use crate::events::AuthEvent;
 use crate::identity::{Identity, Subject};
 use crate::internal::context::ClientContext;
+use crate::internal::dpop;
 use crate::internal::flight::FlightResult;
 use crate::internal::protocol::error_response;
 use crate::internal::protocol::request::{self, Grant};
 use crate::internal::protocol::token_response::{self, IssuedToken};
-use crate::internal::session_core::{Acquire, Committed, Credentials, SessionCore};
+use crate::internal::session_core::{Acquire, Committed, Credentials, Origin, SessionCore};
 use crate::internal::token_set::TokenSet;
 use crate::internal::transport;
 use crate::token::Timestamp;
@@ -27,7 +28,7 @@ pub(crate) async fn run(core: Arc<SessionCore>, how: Acquire, epoch: u64) -> Fli
         Acquire::Login(password) => logged_in(&core, epoch, password).await,
         Acquire::SignIn(issued, sent_at) => {
             let tick = core.tick();
-            finish(&core, epoch, issued, sent_at, tick, Announce::Issued, None).await
+            finish(&core, epoch, issued, sent_at, tick, Announce::SignedIn, None).await
         }
     }
 }
@@ -36,6 +37,11 @@ pub(crate) async fn run(core: Arc<SessionCore>, how: Acquire, epoch: u64) -> Fli
 #[derive(Clone, Copy)]
 enum Announce {
     Issued,
+    /// Tokens the app obtained elsewhere (code, device, import): announced as issued;
+    /// if a logout fences them off they are handed back to the sign-in
+    /// (`AuthClient::install_signed_in`), which installs them in a fresh session or
+    /// revokes them.
+    SignedIn,
     Refreshed,
     Recovered(&'static str),
 }
@@ -171,16 +177,22 @@ async fn finish(
             identity: identity.clone(),
             expires_at,
         },
-        Announce::Issued | Announce::Recovered(_) => AuthEvent::TokenIssued {
+        Announce::Issued | Announce::SignedIn | Announce::Recovered(_) => AuthEvent::TokenIssued {
             identity: identity.clone(),
             expires_at,
         },
     };
-    match core.commit(epoch, &issued, sent_at, tick, event, password).await {
+    // A refresh keeps the grant; anything else is a new sign-in.
+    let refresh_grant = matches!(announce, Announce::Refreshed | Announce::Recovered("refresh_token"));
+    let origin = if refresh_grant {
+        Origin::Refresh
+    } else {
+        Origin::SignIn(password)
+    };
+    match core.commit(epoch, &issued, sent_at, tick, event, origin).await {
         Committed::Published(set, replaced) => {
             // A refresh grant's old token is the server's to retire (RFC 6749 §6); one
             // a new login or sign-in replaced would otherwise stay live, unheld.
-            let refresh_grant = matches!(announce, Announce::Refreshed | Announce::Recovered("refresh_token"));
             if let Some(replaced) = replaced.filter(|_| !refresh_grant) {
                 if let Err(error) = revoke_all(core, Some(&replaced), None).await {
                     tracing::warn!(%error, "could not revoke the refresh token a new sign-in replaced");
@@ -195,6 +207,9 @@ async fn finish(
             }
             Ok(set)
         }
+        Committed::Fenced if matches!(announce, Announce::SignedIn) => Err(AuthError::reauthenticate(
+            "the session was logged out while the sign-in was being installed",
+        )),
         Committed::Fenced => {
             let access = SecretString::from(issued.access_token.expose_secret());
             if let Err(error) = revoke_all(core, issued.refresh_token.as_ref(), Some(&access)).await {
@@ -217,6 +232,22 @@ pub(crate) async fn uncached(core: &Arc<SessionCore>, epoch: u64) -> FlightResul
     };
     let tick = core.tick();
     let (issued, sent_at) = token_request(core, epoch, &grant).await?;
+    // Nobody keeps a per-request answer's refresh token: left alone it would stay live
+    // at the server, owned by no session and no store.
+    if let Some(refresh) = &issued.refresh_token {
+        if let Err(error) = revoke_all(core, Some(refresh), None).await {
+            tracing::warn!(%error, "could not revoke the refresh token of a per-request answer");
+        }
+    }
+    // The logout fence holds here too: an answer that comes back after logout() is
+    // revoked, never handed out.
+    if let Err(fenced) = core.credentials(epoch) {
+        let access = SecretString::from(issued.access_token.expose_secret());
+        if let Err(error) = revoke_all(core, None, Some(&access)).await {
+            tracing::warn!(%error, "could not revoke a token that arrived after logout");
+        }
+        return Err(fenced);
+    }
     Ok(Arc::new(TokenSet::issued(
         &issued,
         sent_at,
@@ -233,17 +264,20 @@ async fn token_request(
     grant: &Grant<'_>,
 ) -> Result<(IssuedToken, SystemTime), AuthError> {
     let ctx = &core.ctx;
+    let binding = core.dpop_binding()?;
     let result = transport::with_retries(ctx.clock(), &ctx.config.retry_policy, || {
         let fenced = core.credentials(epoch).err();
-        let request = request::token_request(ctx, &core.identity, grant);
-        let sent_at = ctx.clock().now();
         let default_lifetime = ctx.config.default_token_lifetime;
+        let binding = binding.as_deref();
         async move {
             if let Some(fenced) = fenced {
                 return Err(fenced);
             }
-            let response = transport::exchange(request, sent_at).await?;
-            token_response::parse(&response, sent_at, default_lifetime).map(|issued| (issued, sent_at))
+            let build = || request::token_request(ctx, &core.identity, grant);
+            let (response, sent_at) = dpop::authorization_server_exchange(ctx, binding, &ctx.token_url, build).await?;
+            let issued = token_response::parse(&response, sent_at, default_lifetime)?;
+            dpop::check_token_type(ctx, binding.is_some(), issued.token_type)?;
+            Ok((issued, sent_at))
         }
     })
     .await;
@@ -266,13 +300,15 @@ pub(crate) async fn revoke_all(
     refresh: Option<&SecretString>,
     access: Option<&SecretString>,
 ) -> Result<(), AuthError> {
-    revoke_with(&core.ctx, refresh, access).await
+    let binding = core.dpop_binding()?;
+    revoke_with(&core.ctx, binding.as_deref(), refresh, access).await
 }
 
 /// [`revoke_all`] with only the client context, for revocations sent after their
 /// session is gone (the offline-logout queue).
 pub(crate) async fn revoke_with(
     ctx: &ClientContext,
+    binding: Option<&dpop::Binding>,
     refresh: Option<&SecretString>,
     access: Option<&SecretString>,
 ) -> Result<(), AuthError> {
@@ -283,7 +319,7 @@ pub(crate) async fn revoke_with(
     let tokens = [(refresh, "refresh_token"), (access, "access_token")];
     for (token, hint) in tokens {
         let Some(token) = token else { continue };
-        match revoke(ctx, url, token, hint).await {
+        match revoke(ctx, binding, url, token, hint).await {
             Ok(()) => {}
             Err(AuthError::OAuth(details)) if hint == "access_token" && details.code == "unsupported_token_type" => {
                 tracing::debug!("the server does not revoke access tokens; the refresh token was revoked");
@@ -297,9 +333,15 @@ pub(crate) async fn revoke_with(
     first_error.map_or(Ok(()), Err)
 }
 
-async fn revoke(ctx: &ClientContext, url: &reqwest::Url, token: &SecretString, hint: &str) -> Result<(), AuthError> {
-    let request = request::revocation_request(ctx, url, token, hint);
-    let response = transport::exchange(request, ctx.clock().now()).await?;
+async fn revoke(
+    ctx: &ClientContext,
+    binding: Option<&dpop::Binding>,
+    url: &url::Url,
+    token: &SecretString,
+    hint: &str,
+) -> Result<(), AuthError> {
+    let build = || request::revocation_request(ctx, url, token, hint);
+    let (response, _) = dpop::authorization_server_exchange(ctx, binding, url, build).await?;
     if (200..300).contains(&response.status) {
         Ok(())
     } else {

@@ -2,8 +2,11 @@
 //! Nothing here is public API; `src/*.rs` is the thin public surface over it.
 
 pub(crate) mod context;
+pub(crate) mod dpop;
 pub(crate) mod flight;
 pub(crate) mod grants;
+pub(crate) mod id_token;
+pub(crate) mod jose;
 pub(crate) mod offline_logout;
 pub(crate) mod outbox;
 pub(crate) mod persistence;

@@ -86,7 +86,9 @@ pub(crate) async fn flush(ctx: &ClientContext, identity: &Identity) -> Result<Fl
         forget(ctx, identity);
         return Ok(Flushed::Nothing);
     };
-    match grants::revoke_with(ctx, Some(&refresh), access.as_ref()).await {
+    // Without the session there is no DPoP key: a DPoP-bound token is revoked
+    // without a proof (servers that require one for revocation refuse it).
+    match grants::revoke_with(ctx, None, Some(&refresh), access.as_ref()).await {
         Err(error) if error.is_retryable() => return Ok(Flushed::Unreachable),
         Err(error) => tracing::warn!(%error, "the server refused a queued revocation; dropping it"),
         Ok(()) => tracing::info!(identity = %identity, "sent a revocation queued by an offline logout"),

@@ -1,13 +1,22 @@
-//! The seam between a session and its [`TokenStore`]: the only place the session's
-//! refresh token is loaded, saved or removed, and where its refresh lock is taken.
+//! The seam between a session and its store: the only place the session's refresh
+//! token is loaded, saved or removed, and where its refresh lock is taken. Every
+//! mutation of a key is decided here and goes through the [`RecordStore`]'s
+//! compare-and-set or compare-and-delete, so it is serialized with every other
+//! writer of the key (sessions, clients, processes) and never overwrites or deletes
+//! a record it has not judged.
 //!
 //! What it guarantees the session:
-//! - every store call runs on a blocking thread with a timeout
-//!   (`AuthConfig::store_timeout`) and `catch_unwind`: a slow, hung or panicking
-//!   store is an `AuthError::Storage`, never a stalled runtime or a crash;
-//! - calls on one (store, key) are applied in the order the session made them, and a
-//!   write overtaken by a later write is dropped: a save that timed out and lands
-//!   after a logout's remove cannot bring the logged-out user back;
+//! - every store call is bounded by `AuthConfig::store_timeout` with its panics
+//!   caught: a slow, hung or panicking store is an `AuthError::Storage`, never a
+//!   stalled runtime or a crash;
+//! - **newer is exact**: a stored record is news to a session only when it was
+//!   written after the last record the session saw or wrote, and not by the session
+//!   itself (a write of its own that timed out and landed late is never newer than
+//!   what it holds). A stale record left by a failed save is therefore never adopted
+//!   (the next save retries, on the revision the session last saw);
+//! - **a logout deletes only its own sign-in**: the record of this session's grant
+//!   (or, if the session never got to read the store, whatever it would have
+//!   restored), never a newer sign-in another session saved meanwhile;
 //! - the value is a versioned record (`storage::record`) under an unambiguous key
 //!   (`storage::key`); a tokenkeeper 0.1 entry (bare token, old key) is moved on
 //!   first load; a corrupt, foreign, oversized or expired entry is deleted and
@@ -17,14 +26,15 @@ use crate::clock::Clock;
 use crate::error::{AuthError, ErrorSource};
 use crate::identity::{Identity, Subject};
 use crate::internal::context::ClientContext;
+use crate::internal::random;
 use crate::storage::key;
 use crate::storage::record::{Owner, Record, StoredAccess};
-use crate::storage::seam::{Deleted, Lease, RecordStore, StoreFuture, Written};
+use crate::storage::seam::{Deleted, Lease, RecordStore, StoreFuture, Versioned, Written};
 use futures_util::FutureExt;
 use secrecy::{ExposeSecret, SecretString};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime};
 
 /// What a save records besides the refresh token.
@@ -34,31 +44,72 @@ pub(crate) struct SaveMeta<'a> {
     pub scope: Option<&'a str>,
     /// When the refresh token expires, if the server said so.
     pub refresh_expires_at: Option<SystemTime>,
+    /// The token comes from a new sign-in (login, code, device, import), not a
+    /// refresh: it starts a new grant, and wins over any record stored meanwhile.
+    pub new_grant: bool,
     /// The access token and its expiry, stored for offline start when
     /// `AuthConfig::offline_start` is on.
     pub access: Option<(&'a SecretString, SystemTime)>,
-}
-
-/// What a restore finds in the store.
-pub(crate) struct Stored {
-    pub refresh_token: SecretString,
-    /// A stored access token (offline start); its expiry is the caller's to check.
-    pub access: Option<StoredAccess>,
-    /// The scope the server granted, space-separated, if the record names it.
-    pub scope: Option<String>,
 }
 
 /// What one session keeps for the store itself; everything else (the store, the
 /// endpoint, the client id, the lock directory, the timeout, the clock) is read from
 /// the client context every session shares, so an idle session without a store
 /// costs a few bytes here, not a copy of each.
+/// All of it is built on first use (`Session::store_key` or a store call), behind one
+/// pointer.
 #[derive(Default)]
-pub(crate) struct PersistSlot {
-    /// The store key, built on first use (`Session::store_key` or a store call).
-    key: OnceLock<Box<str>>,
+pub(crate) struct PersistSlot(OnceLock<Box<SlotInner>>);
+
+struct SlotInner {
+    /// The store key.
+    key: Box<str>,
     /// Set once a save under the new key has removed any 0.1 entry under the old key.
     /// Until then such an entry may exist, and a stale old entry must never resurface.
     legacy_cleared: AtomicBool,
+    /// What the session knows of its stored record.
+    view: Mutex<View>,
+}
+
+/// The record this session last saw or wrote, and who it is as a writer.
+#[derive(Default)]
+struct View {
+    seen: Seen,
+    /// The grant (sign-in lineage) of the refresh token the session holds.
+    grant: Option<u64>,
+    /// This session instance's writer id, made on its first write.
+    writer: Option<u64>,
+}
+
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+enum Seen {
+    /// The session has not read or written the store yet.
+    #[default]
+    Unknown,
+    /// The key was empty when the session last looked (or it deleted the record).
+    Absent,
+    Record {
+        revision: u64,
+        writer: Option<u64>,
+    },
+}
+
+/// A usable stored record, and what it means for the session that read it.
+pub(crate) struct Stored {
+    pub refresh_token: SecretString,
+    /// Written after the last record this session saw or wrote, by someone else: newer
+    /// than what the session holds.
+    pub news: bool,
+    /// From the same sign-in as the session's own refresh token (another holder
+    /// rotated it), or the session holds no grant yet.
+    pub same_grant: bool,
+    /// A stored access token (offline start, when `AuthConfig::offline_start` is
+    /// on); its expiry is the caller's to check.
+    pub access: Option<StoredAccess>,
+    /// The scope the server granted, space-separated, if the record names it.
+    pub scope: Option<String>,
+    seen: Seen,
+    grant: Option<u64>,
 }
 
 /// One session's view of the store: its slot, its identity and the client context.
@@ -78,10 +129,18 @@ impl<'a> Persistence<'a> {
 
     /// The store key of this session (`Session::store_key`).
     pub(crate) fn key(&self) -> &'a str {
+        &self.inner().key
+    }
+
+    fn inner(&self) -> &'a SlotInner {
         let (ctx, identity) = (self.ctx, self.identity);
-        self.slot
-            .key
-            .get_or_init(|| key::store_key(ctx.token_url.as_str(), &ctx.config.client_id, identity).into_boxed_str())
+        self.slot.0.get_or_init(|| {
+            Box::new(SlotInner {
+                key: key::store_key(ctx.token_url.as_str(), &ctx.config.client_id, identity).into_boxed_str(),
+                legacy_cleared: AtomicBool::new(false),
+                view: Mutex::default(),
+            })
+        })
     }
 
     /// The key tokenkeeper 0.1 used: built when needed, as only store calls use it.
@@ -95,6 +154,10 @@ impl<'a> Persistence<'a> {
 
     fn store(&self) -> Option<&'a Arc<dyn RecordStore>> {
         self.ctx.store.as_ref()
+    }
+
+    fn view(&self) -> MutexGuard<'a, View> {
+        self.inner().view.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn subject(&self) -> &'a Subject {
@@ -117,39 +180,53 @@ impl<'a> Persistence<'a> {
         }
     }
 
-    /// The stored refresh token. `Ok(None)`: nothing stored (or no store). A corrupt,
-    /// foreign, oversized or expired entry is deleted and reported once as
-    /// `ReauthenticationRequired`. Store failures, panics, timeouts: `Storage`.
-    pub(crate) async fn load(&self) -> Result<Option<SecretString>, AuthError> {
-        Ok(self.load_stored().await?.map(|stored| stored.refresh_token))
-    }
-
-    /// [`load`](Self::load) with the stored access token, for a restore (offline
-    /// start); the access token only when `AuthConfig::offline_start` is on.
-    pub(crate) async fn load_stored(&self) -> Result<Option<Stored>, AuthError> {
+    /// The stored record, judged against what the session knows. `Ok(None)`: nothing
+    /// stored (or no store). A corrupt, foreign, oversized or expired entry is
+    /// deleted and reported once as `ReauthenticationRequired`. Store failures,
+    /// panics, timeouts: `Storage`. Reading changes nothing the session knows: call
+    /// [`adopt`](Self::adopt) when the session takes the record's token.
+    pub(crate) async fn load(&self) -> Result<Option<Stored>, AuthError> {
         if !self.is_configured() {
             return Ok(None);
         }
-        let record = match self.read(self.key()).await? {
-            Some(raw) => self.accept(self.key(), &raw).await?,
-            None => {
-                return Ok(self.migrate().await?.map(|refresh_token| Stored {
-                    refresh_token,
-                    access: None,
-                    scope: None,
-                }))
+        match self.read(self.key()).await? {
+            Some(found) => {
+                let revision = found.revision;
+                let record = self.accept(self.key(), found).await?;
+                Ok(Some(self.judge(revision, record)))
             }
+            None => self.migrate().await,
+        }
+    }
+
+    fn judge(&self, revision: u64, record: Record) -> Stored {
+        let view = self.view();
+        let seen = Seen::Record {
+            revision,
+            writer: record.writer,
         };
-        Ok(Some(Stored {
-            refresh_token: record.refresh_token,
+        let ours = view.writer.is_some() && record.writer == view.writer;
+        Stored {
+            news: !ours && view.seen != seen,
+            same_grant: view.grant.is_none() || record.grant == view.grant,
             access: record.access.filter(|_| self.ctx.config.offline_start),
             scope: (!record.scopes.is_empty()).then(|| record.scopes.join(" ")),
-        }))
+            refresh_token: record.refresh_token,
+            seen,
+            grant: record.grant,
+        }
+    }
+
+    /// The session took `stored`'s refresh token: it now holds that record's grant.
+    pub(crate) fn adopt(&self, stored: &Stored) {
+        let mut view = self.view();
+        view.seen = stored.seen;
+        view.grant = stored.grant;
     }
 
     /// Decodes and checks a stored value; deletes it if it cannot be used.
-    async fn accept(&self, key: &str, raw: &SecretString) -> Result<Record, AuthError> {
-        let record = Record::decode(raw.expose_secret()).and_then(|record| {
+    async fn accept(&self, key: &str, found: Versioned) -> Result<Record, AuthError> {
+        let record = Record::decode(found.value.expose_secret()).and_then(|record| {
             record.check_owner(self.owner())?;
             Ok(record)
         });
@@ -159,8 +236,10 @@ impl<'a> Persistence<'a> {
             Err(error) => error.to_string(),
         };
         tracing::warn!(subject = ?self.subject(), %reason, "deleting an unusable stored session");
-        if let Err(error) = self.write(key, None).await {
-            tracing::warn!(%error, "could not delete the unusable stored session");
+        match self.delete(key, found.revision).await {
+            Ok(_) if key == self.key() => self.view().seen = Seen::Absent,
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not delete the unusable stored session"),
         }
         Err(AuthError::reauthenticate(format!(
             "{reason}; it has been deleted, sign in again"
@@ -169,103 +248,310 @@ impl<'a> Persistence<'a> {
 
     /// A tokenkeeper 0.1 entry under the old key: read it, store it as a record under
     /// the new key, then delete the old one (only once the new one is saved, so a
-    /// failed move loses nothing and is retried on the next load).
-    async fn migrate(&self) -> Result<Option<SecretString>, AuthError> {
+    /// failed move loses nothing and is retried on the next load). The caller holds
+    /// the session's persist lock, so a logout deletes what this writes.
+    async fn migrate(&self) -> Result<Option<Stored>, AuthError> {
         let legacy_key = self.legacy_key();
-        let Some(raw) = self.read(&legacy_key).await? else {
+        let Some(found) = self.read(&legacy_key).await? else {
             return Ok(None);
         };
-        let token = self.accept(&legacy_key, &raw).await?.refresh_token;
-        let record = Record::new(&token, self.owner(), None, self.clock().now(), None);
-        match self.write(self.key(), Some(record.encode())).await {
-            Ok(()) => {
-                if let Err(error) = self.write(&legacy_key, None).await {
+        let legacy_revision = found.revision;
+        let token = self.accept(&legacy_key, found).await?.refresh_token;
+        let mut record = Record::new(&token, self.owner(), None, self.clock().now(), None);
+        record.grant = Some(random::id());
+        record.writer = Some(self.writer());
+        let Some(store) = self.store() else {
+            return Ok(None);
+        };
+        let written = self
+            .bounded("save", store.compare_and_set(self.key(), None, &record.encode(), None))
+            .await;
+        let stored = match written {
+            Ok(Written::Written { revision }) => {
+                if let Err(error) = self.delete(&legacy_key, legacy_revision).await {
                     tracing::warn!(%error, "moved the stored session but could not delete its old entry");
                 }
                 tracing::info!(subject = ?self.subject(), "moved a tokenkeeper 0.1 stored session to the new key");
+                self.judge(revision, record)
             }
-            Err(error) => tracing::warn!(%error, "could not move the stored session to the new key"),
-        }
-        Ok(Some(token))
+            // Another holder moved it (or signed in) first: theirs is the record.
+            Ok(Written::Conflict { current: Some(found) }) => {
+                let revision = found.revision;
+                let record = self.accept(self.key(), found).await?;
+                self.judge(revision, record)
+            }
+            Ok(Written::Conflict { current: None }) | Err(_) => {
+                if let Err(error) = written {
+                    tracing::warn!(%error, "could not move the stored session to the new key");
+                }
+                Stored {
+                    refresh_token: token,
+                    news: true,
+                    same_grant: true,
+                    access: None,
+                    scope: None,
+                    seen: Seen::Absent,
+                    grant: None,
+                }
+            }
+        };
+        Ok(Some(stored))
     }
 
-    /// Stores `refresh_token` with `meta` as the current-format record.
+    fn writer(&self) -> u64 {
+        *self.view().writer.get_or_insert_with(random::id)
+    }
+
+    /// Stores `refresh_token` with `meta` as the current-format record, by
+    /// compare-and-set on the revision the session last saw. A conflict is decided
+    /// here: a late write of this session's own, a co-holder's rotation of the same
+    /// grant, or an empty key are overwritten; a newer sign-in someone else saved is
+    /// kept unless this save is itself a new sign-in (the latest sign-in wins).
     pub(crate) async fn save(&self, refresh_token: &SecretString, meta: &SaveMeta<'_>) -> Result<(), AuthError> {
-        if !self.is_configured() {
-            return Ok(());
+        let with_access = meta.access.is_some() && self.ctx.config.offline_start;
+        match self.save_once(refresh_token, meta, with_access).await {
+            Err(error) if with_access => {
+                // The access token is an optimisation: a store too small for it
+                // (Windows Credential Manager's 2,560 bytes) still gets the record.
+                tracing::info!(%error, "saving without the access token (no offline start for this save)");
+                self.save_once(refresh_token, meta, false).await
+            }
+            outcome => outcome,
         }
+    }
+
+    /// One [`save`](Self::save), with or without the access token.
+    async fn save_once(
+        &self,
+        refresh_token: &SecretString,
+        meta: &SaveMeta<'_>,
+        with_access: bool,
+    ) -> Result<(), AuthError> {
+        let Some(store) = self.store() else {
+            return Ok(());
+        };
         let owner = Owner {
             subject: meta.subject,
             ..self.owner()
         };
-        let record = Record::new(
+        let mut record = Record::new(
             refresh_token,
             owner,
             meta.scope,
             self.clock().now(),
             meta.refresh_expires_at,
         );
-        let access = meta.access.filter(|_| self.ctx.config.offline_start);
-        match access {
-            Some((token, expires_at)) => {
-                let with_access = record.with_access(Some(StoredAccess {
-                    token: SecretString::from(token.expose_secret()),
-                    expires_at,
-                }));
-                if let Err(error) = self.write(self.key(), Some(with_access.encode())).await {
-                    // The access token is an optimisation: a store too small for it
-                    // (Windows Credential Manager's 2,560 bytes) still gets the record.
-                    tracing::info!(%error, "saving without the access token (offline start off for this save)");
-                    self.write(self.key(), Some(with_access.with_access(None).encode()))
-                        .await?;
-                }
+        let writer = self.writer();
+        let (grant, mut expected) = {
+            let mut view = self.view();
+            if meta.new_grant || view.grant.is_none() {
+                view.grant = Some(random::id());
             }
-            None => self.write(self.key(), Some(record.encode())).await?,
+            (view.grant, view.seen)
+        };
+        record.grant = grant;
+        record.writer = Some(writer);
+        let access = meta
+            .access
+            .filter(|_| with_access)
+            .map(|(token, expires_at)| StoredAccess {
+                token: SecretString::from(token.expose_secret()),
+                expires_at,
+            });
+        let value = record.with_access(access).encode();
+        for _ in 0..WRITE_ATTEMPTS {
+            let revision = match expected {
+                Seen::Unknown => {
+                    expected = match self.read(self.key()).await? {
+                        None => Seen::Absent,
+                        Some(found) => Seen::Record {
+                            revision: found.revision,
+                            writer: Record::decode(found.value.expose_secret()).ok().and_then(|r| r.writer),
+                        },
+                    };
+                    continue;
+                }
+                Seen::Absent => None,
+                Seen::Record { revision, .. } => Some(revision),
+            };
+            let written = store.compare_and_set(self.key(), revision, &value, meta.refresh_expires_at);
+            let current = match self.bounded("save", written).await? {
+                Written::Written { revision } => {
+                    self.view().seen = Seen::Record {
+                        revision,
+                        writer: Some(writer),
+                    };
+                    self.clear_legacy().await;
+                    return Ok(());
+                }
+                Written::Conflict { current: None } => {
+                    expected = Seen::Absent;
+                    continue;
+                }
+                Written::Conflict { current: Some(current) } => current,
+            };
+            let theirs = Record::decode(current.value.expose_secret()).ok();
+            let overwrite = meta.new_grant
+                || theirs
+                    .as_ref()
+                    .is_none_or(|r| r.writer == Some(writer) || r.grant.is_none() || r.grant == grant);
+            if !overwrite {
+                tracing::info!(
+                    subject = ?self.subject(),
+                    "another session saved a newer sign-in; keeping it in the store"
+                );
+                return Ok(());
+            }
+            expected = Seen::Record {
+                revision: current.revision,
+                writer: theirs.and_then(|r| r.writer),
+            };
         }
-        // The new entry supersedes any 0.1 entry; left behind, it could bring back a
-        // session after a logout (logout removes only what holds the session's token).
-        if !self.slot.legacy_cleared.load(Ordering::SeqCst) && self.write(&self.legacy_key(), None).await.is_ok() {
-            self.slot.legacy_cleared.store(true, Ordering::SeqCst);
-        }
-        Ok(())
+        Err(AuthError::Storage {
+            reason: "could not save: other writers kept changing the entry".into(),
+            source: None,
+        })
     }
 
-    /// Deletes the entry, under the new key and the 0.1 key alike (a user who logs out
-    /// before the first load must not be brought back by the old entry).
-    pub(crate) async fn remove(&self) -> Result<(), AuthError> {
+    /// The new entry supersedes any 0.1 entry; left behind, it could bring back a
+    /// session after a logout (logout removes only what holds the session's token).
+    async fn clear_legacy(&self) {
+        if !self.inner().legacy_cleared.load(Ordering::SeqCst) && self.remove_any(&self.legacy_key()).await.is_ok() {
+            self.inner().legacy_cleared.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// After a failed save: deletes the record the session last saw (it may hold a
+    /// refresh token the server has spent), and any 0.1 entry.
+    pub(crate) async fn remove_stale(&self) -> Result<(), AuthError> {
         if !self.is_configured() {
             return Ok(());
         }
-        let current = self.write(self.key(), None).await;
-        let legacy = self.write(&self.legacy_key(), None).await;
+        let seen = self.view().seen;
+        let current = match seen {
+            Seen::Record { revision, .. } => self.delete(self.key(), revision).await.map(|deleted| {
+                if !matches!(deleted, Deleted::Conflict { .. }) {
+                    self.view().seen = Seen::Absent;
+                }
+            }),
+            Seen::Unknown | Seen::Absent => Ok(()),
+        };
+        let legacy = self.remove_any(&self.legacy_key()).await;
         current.and(legacy)
     }
 
-    /// Removes the stored entry only if it still holds `ours`: a session that logs out
-    /// must not delete what a newer session of the same identity saved meanwhile. An
-    /// unreadable entry is removed too (it can serve nobody), and so is any 0.1 entry
-    /// under the old key (the new SDK never writes one, so it is stale by definition).
-    pub(crate) async fn remove_if_holds(&self, ours: Option<&SecretString>) -> Result<(), AuthError> {
+    /// Logout: deletes the stored record if it is this session's (see the module
+    /// docs), and any 0.1 entry. Returns the stored refresh token if it differs from
+    /// `held`, so the caller revokes it too (it would otherwise stay live, unowned).
+    pub(crate) async fn remove_ours(&self, held: Option<&SecretString>) -> Result<Option<SecretString>, AuthError> {
+        if !self.is_configured() {
+            return Ok(None);
+        }
+        let legacy = self.remove_any(&self.legacy_key()).await;
+        let mut extra = None;
+        for _ in 0..WRITE_ATTEMPTS {
+            let Some(found) = self.read(self.key()).await? else {
+                self.view().seen = Seen::Absent;
+                return legacy.map(|()| extra);
+            };
+            let record = Record::decode(found.value.expose_secret()).ok();
+            let ours = match &record {
+                // Unreadable: it can serve nobody.
+                None => true,
+                Some(record) => {
+                    let view = self.view();
+                    let seen = Seen::Record {
+                        revision: found.revision,
+                        writer: record.writer,
+                    };
+                    view.seen == Seen::Unknown
+                        || view.seen == seen
+                        || (view.writer.is_some() && record.writer == view.writer)
+                        || (record.grant.is_some() && record.grant == view.grant)
+                        || held.is_some_and(|held| held.expose_secret() == record.refresh_token.expose_secret())
+                }
+            };
+            if !ours {
+                return legacy.map(|()| None);
+            }
+            extra = record
+                .map(|record| record.refresh_token)
+                .filter(|stored| held.is_none_or(|held| held.expose_secret() != stored.expose_secret()));
+            match self.delete(self.key(), found.revision).await? {
+                Deleted::Deleted | Deleted::Absent => {
+                    self.view().seen = Seen::Absent;
+                    return legacy.map(|()| extra);
+                }
+                Deleted::Conflict { .. } => continue,
+            }
+        }
+        Err(AuthError::Storage {
+            reason: "could not remove: other writers kept changing the entry".into(),
+            source: None,
+        })
+    }
+
+    /// Removes the stored entry only if it still holds `rejected` (a refresh token the
+    /// server refused): a newer record someone saved meanwhile stays.
+    pub(crate) async fn remove_if_holds(&self, rejected: &SecretString) -> Result<(), AuthError> {
         if !self.is_configured() {
             return Ok(());
         }
-        let legacy = self.write(&self.legacy_key(), None).await;
-        let Some(ours) = ours else {
+        let legacy = self.remove_any(&self.legacy_key()).await;
+        let Some(found) = self.read(self.key()).await? else {
             return legacy;
         };
-        let holds_ours = match self.read(self.key()).await? {
-            None => false,
-            Some(raw) => Record::decode(raw.expose_secret()).map_or(true, |record| {
-                record.refresh_token.expose_secret() == ours.expose_secret()
-            }),
-        };
-        if holds_ours {
-            // A save by another holder between this read and the remove is not
-            // possible within the process: writes to a key are ordered, and the
-            // session calls this under its persist lock.
-            self.write(self.key(), None).await?;
+        let holds = Record::decode(found.value.expose_secret())
+            .is_ok_and(|record| record.refresh_token.expose_secret() == rejected.expose_secret());
+        if holds && !matches!(self.delete(self.key(), found.revision).await?, Deleted::Conflict { .. }) {
+            self.view().seen = Seen::Absent;
         }
         legacy
+    }
+
+    /// Serialises refreshes of this key: across every `AuthClient` of the process, and
+    /// across processes when `AuthConfig::store_lock_directory` is set (or as the
+    /// configured [`RefreshLock`](crate::RefreshLock) says).
+    pub(crate) async fn refresh_guard(&self) -> Result<Box<dyn Lease>, AuthError> {
+        self.ctx
+            .refresh_lock
+            .acquire(self.key(), self.timeout())
+            .await
+            .map_err(|error| AuthError::Storage {
+                reason: format!("could not take the refresh lock: {error}"),
+                source: Some(ErrorSource::new(error)),
+            })
+    }
+
+    async fn delete(&self, key: &str, revision: u64) -> Result<Deleted, AuthError> {
+        let Some(store) = self.store() else {
+            return Ok(Deleted::Absent);
+        };
+        self.bounded("remove", store.compare_and_delete(key, revision)).await
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<Versioned>, AuthError> {
+        let Some(store) = self.store() else {
+            return Ok(None);
+        };
+        self.bounded("load", store.read(key)).await
+    }
+
+    /// Deletes whatever `key` holds (re-reading if a writer raced in). Only for the
+    /// 0.1 key, which no current SDK writes, so nothing newer can be lost.
+    async fn remove_any(&self, key: &str) -> Result<(), AuthError> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let Some(found) = self.read(key).await? else {
+                return Ok(());
+            };
+            if !matches!(self.delete(key, found.revision).await?, Deleted::Conflict { .. }) {
+                return Ok(());
+            }
+        }
+        Err(AuthError::Storage {
+            reason: "could not remove: other writers kept changing the entry".into(),
+            source: None,
+        })
     }
 
     /// Where a logout that could not reach the server keeps what it must still revoke
@@ -281,25 +567,44 @@ impl<'a> Persistence<'a> {
         refresh: &SecretString,
         access: Option<StoredAccess>,
     ) -> Result<(), AuthError> {
-        let record = Record::new(refresh, self.owner(), None, self.clock().now(), None).with_access(access);
-        self.write(&self.revocation_key(), Some(record.encode())).await
+        let Some(store) = self.store() else {
+            return Ok(());
+        };
+        let key = self.revocation_key();
+        let value = Record::new(refresh, self.owner(), None, self.clock().now(), None)
+            .with_access(access)
+            .encode();
+        let mut expected = self.read(&key).await?.map(|found| found.revision);
+        for _ in 0..WRITE_ATTEMPTS {
+            match self
+                .bounded("save", store.compare_and_set(&key, expected, &value, None))
+                .await?
+            {
+                Written::Written { .. } => return Ok(()),
+                Written::Conflict { current } => expected = current.map(|found| found.revision),
+            }
+        }
+        Err(AuthError::Storage {
+            reason: "could not queue the revocation: other writers kept changing the entry".into(),
+            source: None,
+        })
     }
 
     /// The queued revocation: the refresh token and the access token, if one is kept.
     /// An unreadable or foreign entry is deleted (it can revoke nothing of ours).
     pub(crate) async fn queued_revocation(&self) -> Result<Option<(SecretString, Option<SecretString>)>, AuthError> {
         let key = self.revocation_key();
-        let Some(raw) = self.read(&key).await? else {
+        let Some(found) = self.read(&key).await? else {
             return Ok(None);
         };
-        match Record::decode(raw.expose_secret()).and_then(|record| {
+        match Record::decode(found.value.expose_secret()).and_then(|record| {
             record.check_owner(self.owner())?;
             Ok(record)
         }) {
             Ok(record) => Ok(Some((record.refresh_token, record.access.map(|a| a.token)))),
             Err(error) => {
                 tracing::warn!(%error, "deleting an unusable queued revocation");
-                self.write(&key, None).await?;
+                self.remove_any(&key).await?;
                 Ok(None)
             }
         }
@@ -307,61 +612,7 @@ impl<'a> Persistence<'a> {
 
     /// Forgets the queued revocation (sent, or refused by the server for good).
     pub(crate) async fn clear_revocation(&self) -> Result<(), AuthError> {
-        self.write(&self.revocation_key(), None).await
-    }
-
-    /// Serialises refreshes of this key: across every `AuthClient` of the process, and
-    /// across processes when `AuthConfig::store_lock_directory` is set.
-    pub(crate) async fn refresh_guard(&self) -> Result<Box<dyn Lease>, AuthError> {
-        self.ctx
-            .refresh_lock
-            .acquire(self.key(), self.timeout())
-            .await
-            .map_err(|error| AuthError::Storage {
-                reason: format!("could not take the refresh lock: {error}"),
-                source: Some(ErrorSource::new(error)),
-            })
-    }
-
-    async fn read(&self, key: &str) -> Result<Option<SecretString>, AuthError> {
-        let Some(store) = self.store() else {
-            return Ok(None);
-        };
-        Ok(self.bounded("load", store.read(key)).await?.map(|found| found.value))
-    }
-
-    /// `Some(value)` saves, `None` removes: whatever the key holds, through
-    /// compare-and-set on the revision just read (a writer that raced in between
-    /// makes it read again).
-    async fn write(&self, key: &str, value: Option<SecretString>) -> Result<(), AuthError> {
-        let Some(store) = self.store() else {
-            return Ok(());
-        };
-        let what = if value.is_some() { "save" } else { "remove" };
-        let mut current = self.bounded("load", store.read(key)).await?;
-        for _ in 0..WRITE_ATTEMPTS {
-            let expected = current.as_ref().map(|found| found.revision);
-            match (&value, expected) {
-                (None, None) => return Ok(()),
-                (None, Some(revision)) => match self.bounded(what, store.compare_and_delete(key, revision)).await? {
-                    Deleted::Deleted | Deleted::Absent => return Ok(()),
-                    Deleted::Conflict { current: now } => current = Some(now),
-                },
-                (Some(value), expected) => {
-                    match self
-                        .bounded(what, store.compare_and_set(key, expected, value, None))
-                        .await?
-                    {
-                        Written::Written { .. } => return Ok(()),
-                        Written::Conflict { current: now } => current = now,
-                    }
-                }
-            }
-        }
-        Err(AuthError::Storage {
-            reason: format!("could not {what}: other writers kept changing the entry"),
-            source: None,
-        })
+        self.remove_any(&self.revocation_key()).await
     }
 
     /// One seam call, bounded by `AuthConfig::store_timeout`, a panic caught.

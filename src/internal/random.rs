@@ -26,3 +26,12 @@ pub(crate) fn jittered(base: Duration) -> Duration {
 pub(crate) fn up_to(max: Duration) -> Duration {
     max.mul_f64(fraction())
 }
+
+/// A random non-zero 64-bit id (a session's writer id, a grant's lineage id): unique
+/// enough to tell apart the writers and sign-ins of one store key, never a secret.
+pub(crate) fn id() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    RandomState::new()
+        .hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
+        .max(1)
+}

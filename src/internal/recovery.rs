@@ -4,17 +4,24 @@
 
 use crate::config::{CachePolicy, RecoveryPolicy};
 use crate::error::AuthError;
-use crate::internal::rotation;
-use crate::internal::secrets::{BufKind, SecretBuf};
 use crate::internal::session_core::{Acquire, SessionCore};
 use crate::internal::www_authenticate::{bearer_verdict, BearerVerdict};
-use crate::session::{is_replay_safe, Replay};
 use crate::token::AccessToken;
-use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use reqwest::{Request, RequestBuilder, Response, StatusCode};
-use secrecy::ExposeSecret;
 use std::sync::Arc;
+#[cfg(feature = "reqwest")]
+use {
+    crate::internal::dpop,
+    crate::internal::rotation,
+    crate::internal::secrets::{BufKind, SecretBuf},
+    crate::internal::www_authenticate::parse_challenges,
+    crate::session::{is_replay_safe, Replay},
+    crate::token::TokenType,
+    reqwest::header::{HeaderValue, AUTHORIZATION, DATE, WWW_AUTHENTICATE},
+    reqwest::{Request, RequestBuilder, Response, StatusCode},
+    secrecy::ExposeSecret,
+};
 
+#[cfg(feature = "reqwest")]
 pub(crate) async fn send(
     core: &Arc<SessionCore>,
     request: RequestBuilder,
@@ -28,7 +35,17 @@ pub(crate) async fn send(
     let method = request.method().to_string();
     let replayable = is_replayable(&request, replay);
     let backup = if replayable { request.try_clone() } else { None };
-    let response = execute(core, &http, request, token.expose_secret()).await?;
+    // RFC 9449 §9: a resource that wants a nonce refuses the request before acting on
+    // it, so it is sent once more with the nonce unless the app forbade any re-send.
+    let nonce_backup = match (token.token_type(), replay) {
+        (TokenType::Dpop, Replay::IfIdempotent | Replay::Always) => request.try_clone(),
+        _ => None,
+    };
+    let (mut response, fixable) = execute(core, &http, request, &token).await?;
+    if let Some(again) = nonce_backup.filter(|_| fixable) {
+        tracing::debug!("the resource server refused the DPoP proof for its nonce or clock; sending once more");
+        response = execute(core, &http, again, &token).await?.0;
+    }
 
     // A 403 (and every other status but 401) is the resource server's answer, not a
     // token problem: the app gets it whole; `crate::insufficient_scope` reads it.
@@ -36,24 +53,52 @@ pub(crate) async fn send(
         core.note_accepted(token.expose_secret());
         return Ok(response);
     }
-    let challenges: Vec<String> = response
-        .headers()
-        .get_all(WWW_AUTHENTICATE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .collect();
+    // A second nonce refusal, or one that could not be re-sent: not a revocation.
+    if wants_nonce(&response) {
+        return Ok(response);
+    }
+    let challenges = challenges(&response);
     let Some(renewed) = after_unauthorized(core, token.expose_secret(), &challenges).await? else {
         return Ok(response);
     };
     let Some(request) = backup else {
         return Err(AuthError::RequestNotReplayed { method });
     };
-    let replayed = execute(core, &http, request, renewed.expose_secret()).await?;
+    let (replayed, _) = execute(core, &http, request, &renewed).await?;
     if replayed.status() != StatusCode::UNAUTHORIZED {
         core.note_accepted(renewed.expose_secret());
     }
     Ok(replayed)
+}
+
+#[cfg(feature = "reqwest")]
+fn challenges(response: &Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(feature = "reqwest")]
+/// A 401 whose `DPoP` challenge says `use_dpop_nonce` (RFC 9449 §9).
+fn wants_nonce(response: &Response) -> bool {
+    response.status() == StatusCode::UNAUTHORIZED
+        && bearer_verdict(challenges(response).iter().map(String::as_str)) == BearerVerdict::UseDpopNonce
+}
+
+#[cfg(feature = "reqwest")]
+/// A 401 whose `DPoP` challenge says `invalid_dpop_proof`: with a clock correction
+/// learned from the same answer, the proof's `iat` was the likely cause.
+fn proof_refused(response: &Response) -> bool {
+    response.status() == StatusCode::UNAUTHORIZED
+        && challenges(response).iter().any(|value| {
+            parse_challenges(value)
+                .iter()
+                .any(|c| c.is_scheme("DPoP") && c.param("error") == Some(dpop::INVALID_DPOP_PROOF))
+        })
 }
 
 /// The one decision after a 401, shared by `send` and by apps with their own HTTP
@@ -70,6 +115,14 @@ pub(crate) async fn after_unauthorized<S: AsRef<str>>(
         }
         // RFC 6750 §3.1: a malformed request; a new token would not fix it.
         BearerVerdict::InvalidRequest { .. } => return Ok(None),
+        // RFC 9449 §9: the token is fine, the proof lacked the nonce; retry with the
+        // same token (the nonce is remembered), no recovery and no breaker count.
+        BearerVerdict::UseDpopNonce => {
+            return Ok(core
+                .cached()
+                .filter(|set| set.holds(failed))
+                .map(|set| set.to_access_token()))
+        }
         // Another scheme's challenge: not ours to answer.
         BearerVerdict::NotBearer if !challenges.is_empty() => return Ok(None),
         BearerVerdict::NotBearer | BearerVerdict::InvalidToken { .. } => {}
@@ -99,27 +152,59 @@ pub(crate) async fn after_unauthorized<S: AsRef<str>>(
     Ok(Some(set?.to_access_token()))
 }
 
+/// Sends `request` with `token`; also says whether a refused DPoP proof can be fixed
+/// by sending once more (a new nonce, or a clock correction learned from the answer).
+#[cfg(feature = "reqwest")]
 async fn execute(
     core: &SessionCore,
     http: &reqwest::Client,
     mut request: Request,
-    token: &str,
-) -> Result<Response, AuthError> {
+    token: &AccessToken,
+) -> Result<(Response, bool), AuthError> {
+    let scheme = token.token_type().scheme();
+    let token = token.expose_secret();
     // Built in a pre-sized buffer that is wiped once hyper has sent the request.
-    let mut bearer = SecretBuf::with_capacity(BufKind::Authorization, "Bearer ".len() + token.len());
-    bearer.extend(b"Bearer ");
-    bearer.extend(token.as_bytes());
-    let value = bearer.into_header_value().ok_or_else(|| AuthError::InvalidResponse {
-        status: 200,
-        reason: "the access token cannot be sent in a header".into(),
-        source: None,
-    })?;
+    let mut authorization = SecretBuf::with_capacity(BufKind::Authorization, scheme.len() + 1 + token.len());
+    authorization.extend(scheme.as_bytes());
+    authorization.extend(b" ");
+    authorization.extend(token.as_bytes());
+    let value = authorization
+        .into_header_value()
+        .ok_or_else(|| AuthError::InvalidResponse {
+            status: 200,
+            reason: "the access token cannot be sent in a header".into(),
+            source: None,
+        })?;
     request.headers_mut().insert(AUTHORIZATION, value);
+    if scheme == TokenType::Dpop.scheme() {
+        let proof = dpop::resource_proof(core, request.method().as_str(), request.url(), token)?;
+        let mut proof = HeaderValue::try_from(proof.expose_secret()).map_err(|_| AuthError::Storage {
+            reason: "the DPoP proof is not a valid header value".into(),
+            source: None,
+        })?;
+        // A proof can be replayed at the same URL for a while: hyper must not log it.
+        proof.set_sensitive(true);
+        request.headers_mut().insert(dpop::PROOF_HEADER, proof);
+    }
+    let url = request.url().clone();
     let response = http.execute(request).await.map_err(AuthError::from_resource_request)?;
-    rotation::observe(core, response.headers());
-    Ok(response)
+    let mut fixable = false;
+    if let Some(state) = &core.ctx.dpop {
+        state.observe_headers(&url, response.headers());
+        let date = response
+            .headers()
+            .get(DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|d| httpdate::parse_http_date(d).ok());
+        let clock_moved = state.observe_date(date, core.now());
+        fixable =
+            scheme == TokenType::Dpop.scheme() && (wants_nonce(&response) || (clock_moved && proof_refused(&response)));
+    }
+    rotation::observe_map(core, response.headers());
+    Ok((response, fixable))
 }
 
+#[cfg(feature = "reqwest")]
 fn is_replayable(request: &Request, replay: Replay) -> bool {
     let allowed = match replay {
         Replay::Always => true,

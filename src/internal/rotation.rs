@@ -5,18 +5,24 @@
 
 use crate::internal::session_core::SessionCore;
 use crate::internal::token_set::TokenSet;
-use reqwest::header::{HeaderMap, DATE};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Adopts the rotated token in `headers`, if rotation is enabled and one is there.
-pub(crate) fn observe(core: &SessionCore, headers: &HeaderMap) {
+/// [`observe`] for a reqwest response's headers.
+#[cfg(feature = "reqwest")]
+pub(crate) fn observe_map(core: &SessionCore, headers: &reqwest::header::HeaderMap) {
+    observe(core, |name| headers.get(name).and_then(|v| v.to_str().ok()))
+}
+
+/// Adopts the rotated token in the headers `header` looks up (by name, in any case),
+/// if rotation is enabled and one is there.
+pub(crate) fn observe<'h>(core: &SessionCore, header: impl Fn(&str) -> Option<&'h str>) {
     let Some(rotation) = &core.ctx.config.token_rotation else {
         return;
     };
     if core.is_logged_out() {
         return;
     }
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let text = |name: &str| header(name);
     let now = core.ctx.clock().now();
     let Some(Rotated {
         token,
@@ -25,14 +31,17 @@ pub(crate) fn observe(core: &SessionCore, headers: &HeaderMap) {
     }) = parse(
         text(&rotation.token_header),
         text(&rotation.expiry_header),
-        text(DATE.as_str()),
+        text("date"),
         now,
     )
     else {
         return;
     };
-    let scope = core.cached().and_then(|set| set.token.scope().map(str::to_owned));
-    let candidate = TokenSet::new(
+    let cached = core.cached();
+    let scope = cached.as_ref().and_then(|set| set.token.scope().map(str::to_owned));
+    // A rotated token is presented the way the one it replaces was (Bearer or DPoP).
+    let token_type = cached.as_ref().map(|set| set.token.token_type()).unwrap_or_default();
+    let mut candidate = TokenSet::new(
         token,
         scope.as_deref(),
         now,
@@ -41,6 +50,7 @@ pub(crate) fn observe(core: &SessionCore, headers: &HeaderMap) {
         Some(expiry),
         core.tick(),
     );
+    candidate.token = candidate.token.with_type(token_type);
     core.adopt_rotated(candidate);
 }
 

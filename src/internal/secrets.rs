@@ -8,6 +8,7 @@
 //! new allocation itself and wipes the old one.
 
 use bytes::Bytes;
+#[cfg(feature = "reqwest")]
 use reqwest::header::HeaderValue;
 use std::fmt;
 use zeroize::Zeroize;
@@ -63,6 +64,17 @@ impl SecretBuf {
         self.bytes.is_empty()
     }
 
+    /// A buffer that takes over `bytes` (no copy) and wipes it when dropped.
+    pub(crate) fn from_vec(kind: BufKind, bytes: Vec<u8>) -> Self {
+        Self { bytes, kind }
+    }
+
+    /// The bytes, moved out without a copy; the caller takes over wiping them.
+    #[cfg(feature = "reqwest")]
+    pub(crate) fn into_vec(mut self) -> Vec<u8> {
+        std::mem::take(&mut self.bytes)
+    }
+
     /// A `Bytes` that owns this buffer: reqwest and hyper share it without copying,
     /// and the buffer is wiped when the last of them drops it.
     pub(crate) fn into_bytes(self) -> Bytes {
@@ -70,6 +82,7 @@ impl SecretBuf {
     }
 
     /// A sensitive header value backed by this buffer (no plain copy is made).
+    #[cfg(feature = "reqwest")]
     pub(crate) fn into_header_value(self) -> Option<HeaderValue> {
         let mut value = HeaderValue::from_maybe_shared(self.into_bytes()).ok()?;
         value.set_sensitive(true);
@@ -274,5 +287,45 @@ mod tests {
         assert!(seen(&basic).is_empty(), "still in use: {:?}", seen(&basic));
         drop((session, token, client));
         assert!(wiped(&basic, "authorization header").await, "{:?}", seen(&basic));
+    }
+
+    /// The app's own stack (any `HttpTransport`) gets the body as bytes that are
+    /// wiped once it drops the request, and its answer is wiped once parsed.
+    #[tokio::test]
+    async fn a_custom_transport_gets_a_body_that_is_wiped_after_the_call() {
+        use crate::transport::{HttpRequest, HttpResponse, HttpTransport, TransportFuture};
+
+        #[derive(Debug)]
+        struct Answering;
+        impl HttpTransport for Answering {
+            fn send(&self, request: HttpRequest) -> TransportFuture<'_> {
+                // Keep a fact about the body, not the body.
+                let held = request.body().windows(19).any(|w| w == b"zz-password-custom1");
+                drop(request);
+                let body = serde_json::json!({
+                    "access_token": if held { "zz-custom-token-7e" } else { "no-password-seen" },
+                    "token_type": "Bearer",
+                    "expires_in": 600,
+                });
+                Box::pin(async move { Ok(HttpResponse::new(200, Vec::new(), body.to_string().into_bytes())) })
+            }
+        }
+
+        let (password, issued) = ("zz-password-custom1", "zz-custom-token-7e");
+        watch(password);
+        watch(issued);
+        let client = AuthClient::builder(AuthConfig::new("https://as.example/token", "zz-custom-client"))
+            .transport(std::sync::Arc::new(Answering))
+            .build()
+            .unwrap();
+        let session = client.login("zz-user", SecretString::from(password)).await.unwrap();
+        let token = session.access_token().await.unwrap();
+        assert_eq!(
+            token.expose_secret(),
+            issued,
+            "the transport saw the password in the body"
+        );
+        assert!(wiped(password, "request body").await, "{:?}", seen(password));
+        assert!(wiped(issued, "response body").await, "{:?}", seen(issued));
     }
 }

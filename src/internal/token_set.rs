@@ -4,12 +4,22 @@ use crate::internal::protocol::token_response::IssuedToken;
 use crate::internal::random;
 use crate::token::AccessToken;
 use secrecy::ExposeSecret;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
+
+/// Replicas of the token besides the first, for callers on other threads.
+const REPLICAS: usize = 3;
 
 /// One cached access token. Immutable: a new token is a new `TokenSet`, swapped in whole.
 pub(crate) struct TokenSet {
-    /// The token as callers get it; each caller receives a clone.
+    /// The token as callers get it; each caller receives a clone (a shared, immutable buffer).
     pub token: AccessToken,
+    /// The same token in buffers of their own, made when a second thread first reads
+    /// it: a clone writes its buffer's reference count, and two cores writing one
+    /// count would take turns owning its cache line on every call.
+    replicas: OnceLock<Box<[AccessToken; REPLICAS]>>,
     pub expires_at: SystemTime,
     /// From here on the token is refreshed proactively (it stays usable until `expires_at`).
     pub refresh_at: SystemTime,
@@ -21,13 +31,17 @@ pub(crate) struct TokenSet {
     /// token-endpoint answer is newer than any token whose origin came before its
     /// request was sent.
     pub origin_tick: u64,
+    /// How long the token was valid when it arrived: a new token from the same server
+    /// lives about as long, so an ask for more validity than this cannot be met by a
+    /// request (`Session::access_token_valid_for`).
+    pub lifetime: Duration,
 }
 
 impl TokenSet {
     /// A token issued by the token endpoint for a request sent at `sent_at`.
     pub(crate) fn issued(issued: &IssuedToken, sent_at: SystemTime, configured_margin: Duration, tick: u64) -> Self {
         let expires_at = sent_at.checked_add(issued.lifetime).unwrap_or(sent_at);
-        Self::new(
+        let mut set = Self::new(
             issued.access_token.expose_secret(),
             issued.scope.as_deref(),
             sent_at,
@@ -35,7 +49,9 @@ impl TokenSet {
             configured_margin,
             None,
             tick,
-        )
+        );
+        set.token = set.token.with_type(issued.token_type);
+        set
     }
 
     pub(crate) fn new(
@@ -50,10 +66,12 @@ impl TokenSet {
         let lifetime = expires_at.duration_since(now).unwrap_or_default();
         Self {
             token: AccessToken::new(token, scope, expires_at),
+            replicas: OnceLock::new(),
             refresh_at: refresh_time(expires_at, lifetime, configured_margin),
             expires_at,
             rotation_order,
             origin_tick,
+            lifetime,
         }
     }
 
@@ -86,12 +104,37 @@ impl TokenSet {
         self.token.expose_secret() == token
     }
 
-    /// A caller's own copy: one allocation and no shared reference count, so
-    /// concurrent callers on different cores never write to the same cache line.
+    /// A caller's token: a clone of the replica of its thread's lane, so callers on
+    /// different cores (up to 1 + `REPLICAS` lanes) never write the same reference count,
+    /// and no call allocates or copies the secret once the replicas exist.
     #[inline]
     pub(crate) fn to_access_token(&self) -> AccessToken {
-        self.token.clone()
+        match lane() {
+            0 => self.token.clone(),
+            lane => {
+                let replicas = self
+                    .replicas
+                    .get_or_init(|| Box::new(std::array::from_fn(|_| self.token.replica())));
+                replicas[(lane - 1) % REPLICAS].clone()
+            }
+        }
     }
+}
+
+/// This thread's lane, 0 to `REPLICAS`: threads take lanes in turn as they first
+/// read a token.
+#[inline]
+fn lane() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static LANE: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    LANE.with(|lane| {
+        if lane.get() == usize::MAX {
+            lane.set(NEXT.fetch_add(1, Ordering::Relaxed) % (REPLICAS + 1));
+        }
+        lane.get()
+    })
 }
 
 /// The proactive refresh margin is the configured one, but never more than half the
@@ -137,5 +180,40 @@ mod tests {
                 "{margin:?}"
             );
         }
+    }
+
+    #[test]
+    fn threads_share_immutable_buffers_each_lane_its_own() {
+        let held = set(3600, 300);
+        let tokens: Vec<AccessToken> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4 * (REPLICAS + 1))
+                .map(|_| scope.spawn(|| (held.to_access_token(), held.to_access_token())))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    let (a, b) = h.join().unwrap();
+                    assert_eq!(a.buffer(), b.buffer(), "one thread reads one buffer: no copy per call");
+                    [a, b]
+                })
+                .collect()
+        });
+        let mut buffers: Vec<_> = tokens.iter().map(AccessToken::buffer).collect();
+        buffers.sort();
+        buffers.dedup();
+        assert_eq!(buffers.len(), REPLICAS + 1, "every lane has a buffer of its own");
+        // A new token is a new set: what callers hold stays as it was.
+        drop(held);
+        let newer = TokenSet::new(
+            "t2",
+            None,
+            UNIX_EPOCH,
+            UNIX_EPOCH + Duration::from_secs(60),
+            Duration::ZERO,
+            None,
+            1,
+        );
+        assert!(tokens.iter().all(|t| t.expose_secret() == "t"));
+        assert_eq!(newer.to_access_token().expose_secret(), "t2");
     }
 }

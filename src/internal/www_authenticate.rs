@@ -91,21 +91,35 @@ pub enum BearerVerdict {
     },
     /// No Bearer challenge in the header (another scheme only, or unparseable).
     NotBearer,
+    /// A `DPoP` challenge with `error="use_dpop_nonce"` (RFC 9449 §9): the proof lacked
+    /// the resource server's current nonce; send again with it, the token is fine.
+    UseDpopNonce,
 }
 
 /// Looks at every header value given (a response may carry several WWW-Authenticate
 /// headers) and returns the verdict of the first Bearer challenge (scheme matched
 /// case-insensitively; unknown error codes → [`BearerVerdict::InvalidToken`] since
 /// RFC 6750 §3.1 lets servers extend codes and a 401 means the token is not accepted).
+///
+/// A `DPoP` challenge (RFC 9449 §7.1) is read the same way, since a DPoP-bound token is
+/// refused with one; where a server sends both schemes, the one carrying an `error`
+/// is the one about the token that was sent.
 pub fn bearer_verdict<'a>(header_values: impl IntoIterator<Item = &'a str>) -> BearerVerdict {
-    let Some(c) = header_values
+    let token_challenges: Vec<Challenge> = header_values
         .into_iter()
-        .find_map(|v| parse_challenges(v).into_iter().find(|c| c.is_scheme("Bearer")))
+        .flat_map(parse_challenges)
+        .filter(|c| c.is_scheme("Bearer") || c.is_scheme("DPoP"))
+        .collect();
+    let Some(c) = token_challenges
+        .iter()
+        .find(|c| c.param("error").is_some())
+        .or_else(|| token_challenges.first())
     else {
         return BearerVerdict::NotBearer;
     };
     let description = c.param("error_description").map(str::to_owned);
     match c.param("error") {
+        Some(e) if c.is_scheme("DPoP") && e.eq_ignore_ascii_case("use_dpop_nonce") => BearerVerdict::UseDpopNonce,
         Some(e) if e.eq_ignore_ascii_case("insufficient_scope") => BearerVerdict::InsufficientScope {
             scope: c.param("scope").map(str::to_owned),
             description,

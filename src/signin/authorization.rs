@@ -1,10 +1,11 @@
 //! The authorization code flow with PKCE: build the URL the browser opens, then
 //! turn the redirect it comes back with into a session.
 
-use super::{endpoint, one_time_grant};
+use super::{endpoint, one_time_grant, sign_in_key};
 use crate::client::AuthClient;
 use crate::error::AuthError;
 use crate::identity::{Identity, TokenParams};
+use crate::internal::dpop::Binding;
 use crate::internal::protocol::authorization::{self, Expected, UrlParams, RESERVED};
 use crate::internal::protocol::pkce::{self, Pkce};
 use crate::internal::protocol::request::Grant;
@@ -80,6 +81,8 @@ pub struct PendingAuthorization {
     verifier: SecretString,
     redirect_uri: String,
     identity: Identity,
+    /// The DPoP key the code is bound to (`dpop_jkt`, RFC 9449 §10).
+    dpop: Option<std::sync::Arc<Binding>>,
 }
 
 impl PendingAuthorization {
@@ -134,7 +137,7 @@ impl AuthClient {
             "authorization endpoint",
             config.authorization_endpoint.as_deref(),
         )?;
-        if reqwest::Url::parse(&request.redirect_uri).is_err() {
+        if url::Url::parse(&request.redirect_uri).is_err() {
             return Err(AuthError::config("the redirect URI is not an absolute URI"));
         }
         if let Some((name, _)) = request.extra.iter().find(|(n, _)| RESERVED.contains(&n.as_str())) {
@@ -146,6 +149,7 @@ impl AuthClient {
         let pkce = Pkce::generate()?;
         let state = pkce::random_string()?;
         let nonce = request.nonce.then(pkce::random_string).transpose()?;
+        let dpop = sign_in_key(self.context())?;
         let url = authorization::authorization_url(
             &endpoint,
             &UrlParams {
@@ -158,6 +162,7 @@ impl AuthClient {
                 audience: identity.audience.as_deref(),
                 resource: identity.resource.as_deref(),
                 extra: &request.extra,
+                dpop_jkt: dpop.as_ref().map(|binding| binding.jkt.as_str()),
             },
         );
         Ok(PendingAuthorization {
@@ -167,6 +172,7 @@ impl AuthClient {
             verifier: pkce.verifier,
             redirect_uri: request.redirect_uri,
             identity,
+            dpop,
         })
     }
 
@@ -195,7 +201,9 @@ impl AuthClient {
             redirect_uri: &pending.redirect_uri,
             verifier: &pending.verifier,
         };
-        let (issued, sent_at) = one_time_grant(ctx, &pending.identity, &grant).await?;
-        self.install_signed_in(pending.identity.clone(), issued, sent_at).await
+        let dpop = pending.dpop.as_deref();
+        let (issued, sent_at) = one_time_grant(ctx, &pending.identity, &grant, dpop).await?;
+        self.install_signed_in(pending.identity.clone(), issued, sent_at, pending.dpop.clone())
+            .await
     }
 }

@@ -1,16 +1,16 @@
 //! The device authorization grant (RFC 8628) for TVs and command-line tools: show
 //! the user a code and a URL, then poll until they approve on another device.
 
-use super::{endpoint, one_time_grant};
+use super::{endpoint, one_time_grant, sign_in_key};
 use crate::client::AuthClient;
 use crate::error::AuthError;
 use crate::identity::{Identity, TokenParams};
+use crate::internal::dpop::Binding;
 use crate::internal::protocol::device::{self as protocol, Poll};
 use crate::internal::protocol::request::{self, Grant};
-use crate::internal::transport;
 use crate::session::Session;
 use crate::token::Timestamp;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -32,6 +32,8 @@ pub struct DeviceAuthorization {
     interval: Duration,
     identity: Identity,
     cancel: watch::Sender<bool>,
+    /// The DPoP key the polls prove and the tokens will be bound to.
+    dpop: Option<Arc<Binding>>,
 }
 
 impl DeviceAuthorization {
@@ -94,19 +96,22 @@ impl AuthClient {
             ctx.config.device_authorization_endpoint.as_deref(),
         )?;
         let identity = self.account_identity(account, params)?;
-        let request = request::device_authorization_request(ctx, &url, &identity);
-        let now = ctx.clock().now();
-        let response = transport::exchange(request, now).await?;
+        let dpop = sign_in_key(ctx)?;
+        let build = || request::device_authorization_request(ctx, &url, &identity);
+        let (response, now) =
+            crate::internal::dpop::authorization_server_exchange(ctx, dpop.as_deref(), &url, build).await?;
         let grant = protocol::parse(&response)?;
         Ok(DeviceAuthorization {
             device_code: grant.device_code,
             user_code: grant.user_code,
             verification_uri: grant.verification_uri,
             verification_uri_complete: grant.verification_uri_complete,
-            expires_at: now + grant.expires_in,
+            // A hostile `expires_in` (u64::MAX seconds) must not overflow the clock.
+            expires_at: now.checked_add(grant.expires_in).unwrap_or(now),
             interval: grant.interval,
             identity,
             cancel: watch::channel(false).0,
+            dpop,
         })
     }
 
@@ -115,42 +120,62 @@ impl AuthClient {
     /// each `slow_down`, and backing off after network failures. Returns the user's
     /// session. Stops with [`AuthError::AccessDenied`], [`AuthError::DeviceCodeExpired`]
     /// or [`AuthError::Cancelled`].
+    ///
+    /// `Cancelled` means not signed in: a cancel (or a dropped future) takes effect
+    /// between polls; a poll already sent runs to its end on its own task, and if it
+    /// redeemed the code the user is signed in and the session is returned (or, for a
+    /// dropped future, kept in the registry and the store), never left half-done.
     pub async fn complete_device_authorization(&self, device: &DeviceAuthorization) -> Result<Arc<Session>, AuthError> {
-        let mut cancelled = device.cancel.subscribe();
-        tokio::select! {
-            biased;
-            _ = cancelled.wait_for(|c| *c) => Err(AuthError::Cancelled),
-            result = self.poll_until_done(device) => result,
-        }
-    }
-
-    async fn poll_until_done(&self, device: &DeviceAuthorization) -> Result<Arc<Session>, AuthError> {
         let ctx = self.context();
         let clock = ctx.clock();
+        let mut cancelled = device.cancel.subscribe();
         let mut interval = device.interval;
         let mut network_backoff = interval;
+        let mut wait = interval;
         loop {
-            clock.sleep(interval).await;
+            tokio::select! {
+                biased;
+                _ = cancelled.wait_for(|c| *c) => return Err(AuthError::Cancelled),
+                () = clock.sleep(wait) => {}
+            }
             if clock.now() >= device.expires_at {
                 return Err(AuthError::DeviceCodeExpired);
             }
-            let error = match one_time_grant(ctx, &device.identity, &Grant::DeviceCode(&device.device_code)).await {
-                Ok((issued, sent_at)) => return self.install_signed_in(device.identity.clone(), issued, sent_at).await,
+            let error = match self.poll_once(device).await {
+                Ok(session) => return Ok(session),
                 Err(error) => error,
             };
+            wait = interval;
             match protocol::classify(error) {
                 Poll::Pending => {}
                 Poll::SlowDown => {
                     interval = protocol::slowed(interval);
+                    wait = interval;
                     tracing::debug!(interval_s = interval.as_secs(), "device grant: slow_down");
                 }
                 Poll::Fail(error @ AuthError::TemporarilyUnavailable { .. }) => {
-                    network_backoff = (network_backoff * 2).min(MAX_NETWORK_BACKOFF);
+                    network_backoff = network_backoff.saturating_mul(2).min(MAX_NETWORK_BACKOFF);
                     tracing::debug!(%error, wait_s = network_backoff.as_secs(), "device grant: poll failed, backing off");
-                    clock.sleep(network_backoff.saturating_sub(interval)).await;
+                    wait = network_backoff.max(interval);
                 }
                 Poll::Fail(error) => return Err(error),
             }
         }
+    }
+
+    /// One poll, and the install if it redeemed the code, on a task of its own: a
+    /// caller that goes away mid-poll cannot drop tokens the server already issued.
+    async fn poll_once(&self, device: &DeviceAuthorization) -> Result<Arc<Session>, AuthError> {
+        let client = self.clone();
+        let identity = device.identity.clone();
+        let device_code = SecretString::from(device.device_code.expose_secret());
+        let dpop = device.dpop.clone();
+        let task = crate::internal::flight::runtime()?.spawn(async move {
+            let grant = Grant::DeviceCode(&device_code);
+            let (issued, sent_at) = one_time_grant(client.context(), &identity, &grant, dpop.as_deref()).await?;
+            client.install_signed_in(identity, issued, sent_at, dpop).await
+        });
+        task.await
+            .unwrap_or_else(|_| Err(AuthError::unavailable("the device grant poll was stopped")))
     }
 }

@@ -108,8 +108,9 @@ impl AuthClient {
             scope: tokens.scope,
             lifetime,
             refresh_expires_at: None,
+            token_type: crate::token::TokenType::Bearer,
         };
-        self.install_signed_in(identity, issued, now).await
+        self.install_signed_in(identity, issued, now, None).await
     }
 }
 

@@ -34,6 +34,10 @@ const SUCCESS_PAGE: &str = "<!doctype html><meta charset=\"utf-8\"><title>Signed
 <p>You are signed in. You can close this window and return to the app.</p>";
 const FAILURE_PAGE: &str = "<!doctype html><meta charset=\"utf-8\"><title>Sign-in failed</title>\
 <p>The sign-in did not complete: {error}</p><p>Return to the app to try again.</p>";
+/// The answer to a callback whose `state` is not the sign-in's: a forged callback
+/// must not end the wait.
+const NOT_THIS_SIGN_IN: &str = "<!doctype html><meta charset=\"utf-8\"><title>Not this sign-in</title>\
+<p>This link does not belong to the sign-in in progress.</p>";
 /// Shown when the app gives no outcome (the deprecated [`LoopbackRedirect::wait`], or a
 /// [`LoopbackCallback`] dropped unanswered): it claims neither success nor failure.
 const NEUTRAL_PAGE: &str = "<!doctype html><meta charset=\"utf-8\"><title>Sign-in</title>\
@@ -134,12 +138,15 @@ impl LoopbackRedirect {
     /// exchanged and the session exists). Returns that same outcome.
     ///
     /// Wrap it in a timeout, or drop it, to give up.
+    ///
+    /// Only the redirect for `pending` (its `state` matches) ends the wait: a
+    /// callback with another `state` is answered 400 and ignored.
     pub async fn complete(
         self,
         client: &AuthClient,
         pending: &PendingAuthorization,
     ) -> Result<Arc<Session>, AuthError> {
-        let callback = self.receive().await?;
+        let callback = self.receive_matching(Some(pending.state().to_owned())).await?;
         let outcome = client.complete_authorization(pending, callback.url()).await;
         callback.respond(&outcome).await;
         outcome
@@ -151,6 +158,26 @@ impl LoopbackRedirect {
     /// [`complete`](Self::complete). Other requests (a favicon, a pre-connect that
     /// sends nothing) are answered 404 or dropped. The listener closes on return.
     pub async fn receive(self) -> Result<LoopbackCallback, AuthError> {
+        self.receive_matching(None).await
+    }
+
+    /// Waits for the browser's `GET /callback?...` **for `pending`** (its `state`
+    /// matches), answers it with a page that claims no outcome, closes the listener
+    /// and returns the full redirect URL. A callback with another `state` is answered
+    /// 400 and the wait goes on. After `timeout` without the right redirect:
+    /// [`AuthError::Cancelled`]. Prefer [`complete`](Self::complete), whose page tells
+    /// the outcome.
+    pub async fn wait_for(self, pending: &PendingAuthorization, timeout: Duration) -> Result<String, AuthError> {
+        let expected = pending.state().to_owned();
+        let mut callback = tokio::time::timeout(timeout, self.receive_matching(Some(expected)))
+            .await
+            .unwrap_or(Err(AuthError::Cancelled))?;
+        let url = std::mem::take(&mut callback.url);
+        callback.answer(NEUTRAL_PAGE.to_owned()).await;
+        Ok(url)
+    }
+
+    async fn receive_matching(self, expected: Option<String>) -> Result<LoopbackCallback, AuthError> {
         let (found, mut callbacks) = mpsc::channel::<(String, TcpStream)>(1);
         loop {
             tokio::select! {
@@ -162,9 +189,10 @@ impl LoopbackRedirect {
                     };
                     let found = found.clone();
                     let base = self.redirect_uri.clone();
+                    let expected = expected.clone();
                     // Each connection on its own task: a silent pre-connect must not block the real one.
                     tokio::spawn(async move {
-                        if let Some(callback) = triage(stream, peer, &base).await {
+                        if let Some(callback) = triage(stream, peer, &base, expected.as_deref()).await {
                             let _ = found.send(callback).await;
                         }
                     });
@@ -242,7 +270,12 @@ impl Drop for LoopbackCallback {
 
 /// Reads one connection's request: the callback's URL with its still-open
 /// stream, or `None` after answering anything else with 404.
-async fn triage(mut stream: TcpStream, peer: SocketAddr, redirect_uri: &str) -> Option<(String, TcpStream)> {
+async fn triage(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    redirect_uri: &str,
+    expected: Option<&str>,
+) -> Option<(String, TcpStream)> {
     if !peer.ip().is_loopback() {
         return None;
     }
@@ -251,6 +284,11 @@ async fn triage(mut stream: TcpStream, peer: SocketAddr, redirect_uri: &str) -> 
         .ok()
         .flatten()?;
     if method == "GET" && path_of(&target) == CALLBACK_PATH {
+        if expected.is_some_and(|expected| state_of(&target).as_deref() != Some(expected)) {
+            let answer = write_page(&mut stream, "400 Bad Request", NOT_THIS_SIGN_IN);
+            let _ = tokio::time::timeout(WRITE_TIMEOUT, answer).await;
+            return None;
+        }
         let origin = redirect_uri.strip_suffix(CALLBACK_PATH).unwrap_or(redirect_uri);
         return Some((format!("{origin}{target}"), stream));
     }
@@ -287,6 +325,14 @@ async fn read_target(stream: &mut TcpStream) -> Option<(String, String)> {
     let mut parts = line.split(' ');
     let (method, target) = (parts.next()?, parts.next()?);
     target.starts_with('/').then(|| (method.to_owned(), target.to_owned()))
+}
+
+/// The `state` query parameter of a request target, decoded.
+fn state_of(target: &str) -> Option<String> {
+    let query = target.split('#').next()?.split_once('?')?.1;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "state")
+        .map(|(_, value)| value.into_owned())
 }
 
 fn path_of(target: &str) -> &str {

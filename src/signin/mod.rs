@@ -43,9 +43,9 @@ pub use loopback::{LoopbackCallback, LoopbackPages, LoopbackRedirect};
 use crate::error::AuthError;
 use crate::identity::Identity;
 use crate::internal::context::ClientContext;
+use crate::internal::dpop::Binding;
 use crate::internal::protocol::request::{self, Grant};
 use crate::internal::protocol::token_response::{self, IssuedToken};
-use crate::internal::transport;
 use std::time::SystemTime;
 
 /// One token request for a one-time grant (a code or a device code). Not
@@ -55,17 +55,25 @@ async fn one_time_grant(
     ctx: &ClientContext,
     identity: &Identity,
     grant: &Grant<'_>,
+    dpop: Option<&Binding>,
 ) -> Result<(IssuedToken, SystemTime), AuthError> {
-    let request = request::token_request(ctx, identity, grant);
-    let sent_at = ctx.clock().now();
-    let response = transport::exchange(request, sent_at).await?;
+    let build = || request::token_request(ctx, identity, grant);
+    let (response, sent_at) =
+        crate::internal::dpop::authorization_server_exchange(ctx, dpop, &ctx.token_url, build).await?;
     let issued = token_response::parse(&response, sent_at, ctx.config.default_token_lifetime)?;
+    crate::internal::dpop::check_token_type(ctx, dpop.is_some(), issued.token_type)?;
     tracing::info!(identity = %identity, grant = grant.name(), "signed in");
     Ok((issued, sent_at))
 }
 
+/// The key a sign-in binds its code and tokens to, when the client sends DPoP proofs:
+/// made when the sign-in starts, handed to the session it ends in.
+fn sign_in_key(ctx: &ClientContext) -> Result<Option<std::sync::Arc<Binding>>, AuthError> {
+    ctx.dpop.as_ref().map(|_| Binding::generate()).transpose()
+}
+
 /// A configured sign-in endpoint, parsed and held to the https-or-loopback rule.
-fn endpoint(config: &crate::AuthConfig, name: &str, configured: Option<&str>) -> Result<reqwest::Url, AuthError> {
+fn endpoint(config: &crate::AuthConfig, name: &str, configured: Option<&str>) -> Result<url::Url, AuthError> {
     let raw = configured.ok_or_else(|| {
         AuthError::config(format!(
             "no {name} is configured (AuthConfig::{}, or AuthConfig::discover)",

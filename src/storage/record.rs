@@ -6,14 +6,25 @@
 //! {"tokenkeeper":1,"refresh_token":"…","token_endpoint":"https://as.example.com/token",
 //!  "client_id":"my-app","subject":"user:alice","scopes":["read"],
 //!  "saved_at":1767225600,"refresh_expires_at":1769817600,
-//!  "access_token":"…","access_expires_at":1767229200}
+//!  "grant":"5f0c…","writer":"9a41…","revision":7}
 //! ```
+//!
+//! `grant` names the sign-in the refresh token descends from (kept across
+//! refreshes, new at every login or sign-in) and `writer` the session instance that
+//! wrote the record: with `revision` (kept by the store, or inside the record by
+//! [`TokenStoreRecords`](crate::TokenStoreRecords)) they tell a session whether a
+//! stored record is newer than what it holds, and whether a logout may delete it.
+//!
+//! A record over [`COMPACT_RECORD_BYTES`] (a 2 KiB Azure AD refresh token with long
+//! scopes) is written without the fields the store key already names (endpoint,
+//! client, scopes), so it fits a Windows credential (2,560 bytes).
 //!
 //! Never a password or client secret: only what a restart needs to resume (the
 //! refresh token and, with offline start, `AuthConfig::offline_start`, the current
-//! access token and its expiry) and what tells whose it is. The access token fields
-//! are optional: older SDKs ignore them, and a record without them (or with an
-//! unusable one) simply costs a refresh at restore.
+//! access token and its expiry, `"access_token":"…","access_expires_at":1767229200`)
+//! and what tells whose it is. The access token fields are optional: older SDKs
+//! ignore them, and a record without them (or with an unusable one) simply costs a
+//! refresh at restore.
 //!
 //! Decoding reads every format an SDK ever wrote, so an update never signs users out:
 //! - format 0 (tokenkeeper 0.1): the bare refresh token string;
@@ -36,6 +47,10 @@ pub(crate) const FORMAT_VERSION: u32 = 1;
 /// Largest value accepted from a store. Refresh tokens are at most a few KiB (even as
 /// JWTs); a larger value is not ours, and reading it could exhaust memory.
 pub(crate) const MAX_RECORD_BYTES: usize = 16 * 1024;
+
+/// Windows Credential Manager's cap on a credential's blob (`CRED_MAX_CREDENTIAL_BLOB_SIZE`,
+/// 5 × 512 bytes); a record larger than this is written in its compact form.
+pub(crate) const COMPACT_RECORD_BYTES: usize = 2560;
 
 /// Why a stored value cannot be used. Messages never contain the value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +89,10 @@ pub(crate) struct Record {
     pub refresh_expires_at: Option<SystemTime>,
     /// The access token current when the record was saved, for offline start.
     pub access: Option<StoredAccess>,
+    /// The sign-in this refresh token descends from (see the module docs).
+    pub grant: Option<u64>,
+    /// The session instance that wrote the record.
+    pub writer: Option<u64>,
 }
 
 /// An access token kept for offline start, with the instant it expires.
@@ -92,6 +111,8 @@ impl fmt::Debug for Record {
             .field("subject", &self.subject)
             .field("scopes", &self.scopes)
             .field("access", &self.access.as_ref().map(|_| "[redacted]"))
+            .field("grant", &self.grant)
+            .field("writer", &self.writer)
             .finish_non_exhaustive()
     }
 }
@@ -117,6 +138,19 @@ struct Wire<'a> {
     access_token: Option<std::borrow::Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     access_expires_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    grant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    writer: Option<String>,
+}
+
+/// Ids are hex strings: a JSON number above 2^53 loses digits in JavaScript tools.
+fn id_text(id: Option<u64>) -> Option<String> {
+    id.map(|id| format!("{id:016x}"))
+}
+
+fn id_of(text: Option<&str>) -> Option<u64> {
+    text.and_then(|t| u64::from_str_radix(t, 16).ok())
 }
 
 /// `client` or `user:NAME`: readable in a keychain viewer, and unambiguous because
@@ -164,6 +198,8 @@ impl Record {
             saved_at: Some(saved_at),
             refresh_expires_at,
             access: None,
+            grant: None,
+            writer: None,
         }
     }
 
@@ -173,9 +209,11 @@ impl Record {
         self
     }
 
-    /// The JSON text to store (it contains the refresh token, hence the secret type).
+    /// The JSON text to store (it contains the refresh token, hence the secret type):
+    /// the full form, or the compact one when the full one exceeds
+    /// [`COMPACT_RECORD_BYTES`].
     pub(crate) fn encode(&self) -> SecretString {
-        let wire = Wire {
+        let mut wire = Wire {
             tokenkeeper: FORMAT_VERSION,
             refresh_token: self.refresh_token.expose_secret().into(),
             token_endpoint: self.token_endpoint.clone(),
@@ -186,8 +224,19 @@ impl Record {
             refresh_expires_at: self.refresh_expires_at.map(unix_seconds),
             access_token: self.access.as_ref().map(|a| a.token.expose_secret().into()),
             access_expires_at: self.access.as_ref().map(|a| unix_seconds(a.expires_at)),
+            grant: id_text(self.grant),
+            writer: id_text(self.writer),
         };
         // Serialising strings, numbers and a Vec<String> to a String cannot fail.
+        let full = serde_json::to_string(&wire).unwrap_or_default();
+        if full.len() <= COMPACT_RECORD_BYTES {
+            return SecretString::from(full);
+        }
+        // The store key names the endpoint, client and scopes already; the owner
+        // check takes a field a record does not name on trust.
+        wire.token_endpoint = None;
+        wire.client_id = None;
+        wire.scopes = Vec::new();
         SecretString::from(serde_json::to_string(&wire).unwrap_or_default())
     }
 
@@ -211,6 +260,8 @@ impl Record {
                 saved_at: None,
                 refresh_expires_at: None,
                 access: None,
+                grant: None,
+                writer: None,
             });
         }
         // serde_json never echoes the input in its errors for these types, but the
@@ -244,6 +295,8 @@ impl Record {
                 }),
                 _ => None,
             },
+            grant: id_of(wire.grant.as_deref()),
+            writer: id_of(wire.writer.as_deref()),
         })
     }
 
@@ -431,6 +484,42 @@ mod tests {
             Record::decode(&huge).unwrap_err(),
             RecordError::Oversized(MAX_RECORD_BYTES + 1)
         );
+    }
+
+    #[test]
+    fn a_2_kib_refresh_token_with_long_scopes_fits_a_windows_credential() {
+        let subject = Subject::User("someone.with.a.long.name@contoso.onmicrosoft.com".into());
+        let owner = Owner {
+            token_endpoint: "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token",
+            client_id: "04b07795-8ddb-461a-bbee-02f9e1bf7b46",
+            subject: &subject,
+        };
+        let token = "0.A".to_owned() + &"x".repeat(2045);
+        let scope =
+            "openid profile offline_access https://graph.microsoft.com/User.Read https://graph.microsoft.com/Mail.Read";
+        let mut record = Record::new(
+            &SecretString::from(token.clone()),
+            owner,
+            Some(scope),
+            SystemTime::now(),
+            None,
+        );
+        record.grant = Some(u64::MAX);
+        record.writer = Some(1);
+        let encoded = record.encode();
+        let stamped = with_revision(encoded.expose_secret(), u64::MAX).unwrap();
+        assert!(
+            stamped.expose_secret().len() <= COMPACT_RECORD_BYTES,
+            "{} bytes",
+            stamped.expose_secret().len()
+        );
+        let decoded = Record::decode(stamped.expose_secret()).unwrap();
+        assert_eq!(decoded.refresh_token.expose_secret(), token);
+        assert_eq!((decoded.grant, decoded.writer), (Some(u64::MAX), Some(1)));
+        decoded.check_owner(owner).unwrap();
+        // A small record keeps every field.
+        let small = Record::new(&SecretString::from("rt"), owner, Some(scope), SystemTime::now(), None).encode();
+        assert!(small.expose_secret().contains("graph.microsoft.com"));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! loopback, a manual clock, and a client configured with fast retries.
 #![allow(dead_code)]
 
+pub mod store;
+
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;

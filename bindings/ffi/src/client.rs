@@ -240,16 +240,8 @@ impl Session {
     /// interceptor and the Swift URLSession helper call it for the hosts they authorize.
     /// Headers that are not valid HTTP are ignored.
     pub fn observe_response_headers(&self, headers: HashMap<String, String>) {
-        let mut map = reqwest::header::HeaderMap::with_capacity(headers.len());
-        for (name, value) in headers {
-            if let (Ok(name), Ok(value)) = (
-                reqwest::header::HeaderName::from_bytes(name.as_bytes()),
-                reqwest::header::HeaderValue::from_str(&value),
-            ) {
-                map.insert(name, value);
-            }
-        }
-        self.inner.observe_response_headers(&map);
+        let pairs: Vec<(String, String)> = headers.into_iter().collect();
+        self.inner.observe_response_header_pairs(&pairs);
     }
 
     /// Drops the cached access token (told out of band that it is no longer good);

@@ -3,8 +3,8 @@
 //! §10.12), then the code or the error (§4.1.2, §4.1.2.1).
 
 use crate::error::{AuthError, ServerError};
-use reqwest::Url;
 use secrecy::SecretString;
+use url::Url;
 
 /// What goes into the authorization URL.
 pub(crate) struct UrlParams<'a> {
@@ -17,10 +17,12 @@ pub(crate) struct UrlParams<'a> {
     pub audience: Option<&'a str>,
     pub resource: Option<&'a str>,
     pub extra: &'a [(String, String)],
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code is to be bound to.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// Parameters the SDK sets itself; an app's extra parameter may not override them.
-pub(crate) const RESERVED: [&str; 8] = [
+pub(crate) const RESERVED: [&str; 9] = [
     "response_type",
     "client_id",
     "redirect_uri",
@@ -29,6 +31,7 @@ pub(crate) const RESERVED: [&str; 8] = [
     "code_challenge",
     "code_challenge_method",
     "nonce",
+    "dpop_jkt",
 ];
 
 /// The URL to open in the browser.
@@ -48,6 +51,9 @@ pub(crate) fn authorization_url(endpoint: &Url, p: &UrlParams<'_>) -> Url {
         }
         if let Some(nonce) = p.nonce {
             query.append_pair("nonce", nonce);
+        }
+        if let Some(jkt) = p.dpop_jkt {
+            query.append_pair("dpop_jkt", jkt);
         }
         if let Some(audience) = p.audience {
             query.append_pair("audience", audience);
@@ -175,6 +181,7 @@ mod tests {
                 audience: None,
                 resource: None,
                 extra: &extra,
+                dpop_jkt: Some("jkt-1"),
             },
         );
         let q: Vec<(String, String)> = url.query_pairs().into_owned().collect();
@@ -182,6 +189,7 @@ mod tests {
         assert_eq!(get("tenant"), Some("a"));
         assert_eq!(get("code_challenge_method"), Some("S256"));
         assert_eq!(get("scope"), Some("read write"));
+        assert_eq!(get("dpop_jkt"), Some("jkt-1"));
         assert_eq!(get("prompt"), Some("login"));
         assert_eq!(get("redirect_uri"), Some("app:/cb"));
     }

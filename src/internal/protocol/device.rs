@@ -13,6 +13,9 @@ use std::time::Duration;
 pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// RFC 8628 §3.5: `slow_down` adds 5 seconds to the interval, for good.
 pub(crate) const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+/// Longest device-code lifetime believed (RFC 8628 suggests minutes): a hostile or
+/// mistyped `expires_in` cannot overflow a clock or park a device for years.
+pub(crate) const MAX_EXPIRES_IN: Duration = Duration::from_secs(24 * 3600);
 /// A server asking for longer waits than this is capped, so a typo cannot park a device for hours.
 const MAX_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -61,7 +64,9 @@ pub(crate) fn parse(response: &HttpResponse) -> Result<DeviceGrant, AuthError> {
         .or(raw.verification_url)
         .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
         .ok_or_else(|| invalid("no http(s) verification_uri"))?;
-    let expires_in = seconds(raw.expires_in.as_ref()).ok_or_else(|| invalid("no positive expires_in"))?;
+    let expires_in = seconds(raw.expires_in.as_ref())
+        .ok_or_else(|| invalid("no positive expires_in"))?
+        .min(MAX_EXPIRES_IN);
     let interval = seconds(raw.interval.as_ref())
         .unwrap_or(DEFAULT_INTERVAL)
         .min(MAX_INTERVAL);
@@ -98,5 +103,5 @@ pub(crate) fn classify(error: AuthError) -> Poll {
 
 /// The next interval after a `slow_down`, capped.
 pub(crate) fn slowed(interval: Duration) -> Duration {
-    (interval + SLOW_DOWN_STEP).min(MAX_INTERVAL)
+    interval.saturating_add(SLOW_DOWN_STEP).min(MAX_INTERVAL)
 }

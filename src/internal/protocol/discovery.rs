@@ -4,8 +4,8 @@
 
 use crate::error::AuthError;
 use crate::internal::transport::HttpResponse;
-use reqwest::Url;
 use serde::Deserialize;
+use url::Url;
 
 /// The metadata fields tokenkeeper uses.
 #[derive(Deserialize)]
@@ -19,6 +19,9 @@ pub(crate) struct Metadata {
     pub authorization_response_iss_parameter_supported: bool,
     #[serde(default)]
     pub code_challenge_methods_supported: Option<Vec<String>>,
+    /// RFC 9449 §5.1: the JWS algorithms the server accepts in DPoP proofs.
+    #[serde(default)]
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
 }
 
 /// The RFC 8414 §3.1 URL (the well-known segment goes *before* the issuer's

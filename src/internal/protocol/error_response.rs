@@ -111,10 +111,12 @@ mod scrubbing {
         let mut buf = SecretBuf::with_capacity(BufKind::ResponseBody, body.len());
         buf.extend(body);
         let response = HttpResponse {
+            headers: Vec::new(),
             status: 400,
             date: None,
             retry_after: None,
             content_type: None,
+            freshness: None,
             body: buf,
             sent_secrets: vec!["hunter2", "client-secret"],
         };
@@ -140,10 +142,12 @@ mod tests {
         );
         buf.extend(body.as_bytes());
         HttpResponse {
+            headers: Vec::new(),
             status,
             date: None,
             retry_after: None,
             content_type: Some("application/json".into()),
+            freshness: None,
             body: buf,
             sent_secrets: Vec::new(),
         }

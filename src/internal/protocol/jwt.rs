@@ -2,7 +2,6 @@
 //! verified: it is used only to guess a lifetime when `expires_in` is missing, never
 //! to trust the token.
 
-use base64::Engine;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// The `exp` claim as a point in time, if `token` looks like a JWT and has one.
@@ -12,9 +11,7 @@ pub(crate) fn expiry(token: &str) -> Option<std::time::SystemTime> {
     if parts.next().is_some() || payload.len() > 16 * 1024 {
         return None;
     }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
+    let bytes = crate::internal::jose::b64url_decode(payload.trim_end_matches('='))?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let exp = claims.get("exp")?.as_f64()?;
     if !exp.is_finite() || exp <= 0.0 || exp > 1e11 {
@@ -26,6 +23,7 @@ pub(crate) fn expiry(token: &str) -> Option<std::time::SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     fn jwt(payload: &str) -> String {
         let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);

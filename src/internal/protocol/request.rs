@@ -4,11 +4,12 @@ use crate::config::ClientAuthMethod;
 use crate::identity::Identity;
 use crate::internal::context::ClientContext;
 use crate::internal::secrets::{BufKind, SecretBuf};
+use crate::transport::{HttpMethod, HttpRequest};
 use base64::Engine;
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use reqwest::{RequestBuilder, Url};
+use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
 use std::borrow::Cow;
+use url::Url;
 use zeroize::Zeroizing;
 
 /// The grant of one token request.
@@ -47,7 +48,7 @@ impl Grant<'_> {
 /// A token or revocation request, with the secrets it carries so that server text
 /// echoing one of them can be scrubbed (see `error_response`).
 pub(crate) struct Outgoing<'a> {
-    pub request: RequestBuilder,
+    pub request: HttpRequest,
     pub sent_secrets: Vec<&'a str>,
 }
 
@@ -173,20 +174,16 @@ pub(crate) fn revocation_request<'a>(
 
 fn authenticated_post<'a>(ctx: &'a ClientContext, url: &Url, mut form: Form<'a>) -> Outgoing<'a> {
     let config = &ctx.config;
-    let mut request = ctx
-        .http
-        .post(url.clone())
-        .header(ACCEPT, HeaderValue::from_static("application/json"))
-        .header(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        );
+    let mut request = HttpRequest::new(HttpMethod::Post, url.clone())
+        .with_timeout(config.request_timeout)
+        .header("accept", "application/json")
+        .header("content-type", "application/x-www-form-urlencoded");
     match (&config.client_secret, config.client_auth_method) {
         (Some(secret), ClientAuthMethod::Basic) => {
             form.secrets.push(secret.expose_secret());
             if let Some(value) = &ctx.basic_authorization {
                 // A clone shares the client's one buffer (reference-counted), no copy.
-                request = request.header(AUTHORIZATION, value.clone());
+                request = request.sensitive_header("authorization", value.clone());
             }
         }
         (Some(secret), ClientAuthMethod::Post) => {
@@ -198,15 +195,16 @@ fn authenticated_post<'a>(ctx: &'a ClientContext, url: &Url, mut form: Form<'a>)
     }
     let body = form.encode().into_bytes();
     Outgoing {
-        request: request.body(body),
+        request: request.with_body(body),
         sent_secrets: form.secrets,
     }
 }
 
 /// RFC 6749 §2.3.1: the id and secret are form-urlencoded *before* being joined and
 /// base64-encoded, so a secret containing `:` or `%` survives the round trip. Built
-/// once per client; every intermediate buffer is pre-sized and wiped.
-pub(crate) fn basic_authorization(client_id: &str, secret: &SecretString) -> Option<HeaderValue> {
+/// once per client; every intermediate buffer is pre-sized and wiped, and the value
+/// itself is wiped when the client and its last request are gone.
+pub(crate) fn basic_authorization(client_id: &str, secret: &SecretString) -> Option<Bytes> {
     let encoded_len = |s: &str| {
         form_urlencoded::byte_serialize(s.as_bytes())
             .map(str::len)
@@ -228,8 +226,18 @@ pub(crate) fn basic_authorization(client_id: &str, secret: &SecretString) -> Opt
     let written = engine.encode_slice(credentials.as_slice(), &mut b64).ok()?;
     let mut value = SecretBuf::with_capacity(BufKind::Authorization, "Basic ".len() + written);
     value.extend(b"Basic ");
-    value.extend(&b64[..written]);
-    value.into_header_value()
+    value.extend(b64.get(..written)?);
+    Some(value.into_bytes())
+}
+
+/// A `GET` that carries no secret (discovery; JWKS later).
+pub(crate) fn get(url: Url, timeout: std::time::Duration) -> Outgoing<'static> {
+    Outgoing {
+        request: HttpRequest::new(HttpMethod::Get, url)
+            .with_timeout(timeout)
+            .header("accept", "application/json"),
+        sent_secrets: Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -239,9 +247,8 @@ mod tests {
     #[test]
     fn basic_credentials_are_urlencoded_before_base64() {
         let value = basic_authorization("my client", &SecretString::from("p:a%ss")).unwrap();
-        let encoded = value.to_str().unwrap().trim_start_matches("Basic ");
+        let encoded = std::str::from_utf8(&value).unwrap().trim_start_matches("Basic ");
         let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
         assert_eq!(String::from_utf8(decoded).unwrap(), "my+client:p%3Aa%25ss");
-        assert!(value.is_sensitive());
     }
 }

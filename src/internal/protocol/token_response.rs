@@ -5,6 +5,7 @@ use crate::config::MAX_TOKEN_LIFETIME;
 use crate::error::{AuthError, ErrorSource};
 use crate::internal::protocol::{error_response, jwt};
 use crate::internal::transport::HttpResponse;
+use crate::token::TokenType;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
@@ -32,6 +33,8 @@ pub(crate) struct IssuedToken {
     /// `refresh_expires_in`, Microsoft's and GitHub's `refresh_token_expires_in`):
     /// recorded with the stored session so a restore after it needs no token request.
     pub refresh_expires_at: Option<SystemTime>,
+    /// `Bearer` or `DPoP` (RFC 9449 §5); the caller checks it against what it sent.
+    pub token_type: TokenType,
 }
 
 impl IssuedToken {
@@ -46,6 +49,7 @@ impl IssuedToken {
             scope: self.scope.clone(),
             lifetime: self.lifetime,
             refresh_expires_at: self.refresh_expires_at,
+            token_type: self.token_type,
         }
     }
 }
@@ -106,17 +110,22 @@ pub(crate) fn parse(
         .filter(|t| !t.expose_secret().is_empty())
         .ok_or_else(|| invalid("the token response has no access_token".into()))?;
     check_token_chars(&access_token).map_err(|r| invalid(format!("access_token {r}")))?;
-    match raw.token_type.as_deref() {
-        Some(t) if t.eq_ignore_ascii_case("bearer") => {}
+    let token_type = match raw.token_type.as_deref() {
+        Some(t) if t.eq_ignore_ascii_case("bearer") => TokenType::Bearer,
+        // RFC 9449 §5: whether a proof was sent for it is the caller's check.
+        Some(t) if t.eq_ignore_ascii_case("dpop") => TokenType::Dpop,
         Some(_) => {
             return Err(invalid(
-                "token_type is not Bearer; only bearer tokens (RFC 6750) are supported".into(),
+                "token_type is neither Bearer (RFC 6750) nor DPoP (RFC 9449); no other type is supported".into(),
             ))
         }
         // RFC 6749 §5.1 requires it, but some servers leave it out; the token is still
         // a bearer token (golang.org/x/oauth2 and AppAuth assume the same).
-        None => tracing::debug!("the token response has no token_type; treating the token as Bearer"),
-    }
+        None => {
+            tracing::debug!("the token response has no token_type; treating the token as Bearer");
+            TokenType::Bearer
+        }
+    };
     let refresh_token = raw.refresh_token.filter(|t| !t.expose_secret().is_empty());
     if let Some(token) = &refresh_token {
         check_token_chars(token).map_err(|r| invalid(format!("refresh_token {r}")))?;
@@ -154,6 +163,7 @@ pub(crate) fn parse(
         scope,
         lifetime,
         refresh_expires_at,
+        token_type,
     })
 }
 
@@ -233,10 +243,12 @@ mod tests {
         let mut buf = SecretBuf::with_capacity(BufKind::ResponseBody, bytes.len());
         buf.extend(&bytes);
         HttpResponse {
+            headers: Vec::new(),
             status,
             date: None,
             retry_after: None,
             content_type: Some("application/json".into()),
+            freshness: None,
             body: buf,
             sent_secrets: Vec::new(),
         }
@@ -318,8 +330,19 @@ mod tests {
     }
 
     #[test]
-    fn token_type_must_be_bearer_when_given() {
-        for other in ["mac", "DPoP", "N_A"] {
+    fn token_type_must_be_bearer_or_dpop_when_given() {
+        for (given, expected) in [
+            ("bearer", TokenType::Bearer),
+            ("DPoP", TokenType::Dpop),
+            ("dpop", TokenType::Dpop),
+        ] {
+            let r = response(200, json!({"access_token": "t", "token_type": given}));
+            assert_eq!(
+                parse(&r, SystemTime::now(), Duration::from_secs(1)).unwrap().token_type,
+                expected
+            );
+        }
+        for other in ["mac", "N_A", "PoP"] {
             let r = response(200, json!({"access_token": "t", "token_type": other}));
             assert!(
                 matches!(

@@ -16,7 +16,15 @@ use std::time::{Duration, SystemTime};
 impl SessionCore {
     /// A valid token: the cached one, or one new token shared by all callers.
     pub(crate) async fn access_token(self: &Arc<Self>) -> Result<AccessToken, AuthError> {
-        self.token_valid_for(Duration::ZERO).await
+        // The hot path first, in a future of a few words: the slow path's state (a
+        // flight, a store, a token request) is boxed, so a cached read never builds,
+        // moves or drops it.
+        if self.ctx.config.cache_policy != CachePolicy::PerRequest {
+            if let Some(token) = self.fresh_token() {
+                return Ok(token);
+            }
+        }
+        Box::pin(self.token_valid_for(Duration::ZERO)).await
     }
 
     /// A token valid for at least `min_validity`; a cached one that is due for
@@ -34,6 +42,14 @@ impl SessionCore {
             if set.is_valid(good_until) {
                 // Due for refresh but still good: serve it and refresh behind the caller.
                 self.refresh_in_background(now);
+                return Ok(set.to_access_token());
+            }
+            if set.is_valid(now) && min_validity >= set.lifetime {
+                // The ask cannot be met: a new token would live no longer than this one
+                // did. Serve the best there is instead of a token request per call.
+                if !set.is_fresh(now) {
+                    self.refresh_in_background(now);
+                }
                 return Ok(set.to_access_token());
             }
         }
@@ -211,15 +227,28 @@ impl SessionCore {
             .map(drop)
     }
 
-    /// Resumes from the stored refresh token (no password needed).
+    /// Resumes from the stored refresh token (no password needed). The read and the
+    /// adoption (and a 0.1 entry's migration) run under the persist lock and in one
+    /// epoch: a logout that lands meanwhile waits for them and then removes what was
+    /// read, so the next start does not restore the user. A session that needs the
+    /// user leaves that state when the store holds a sign-in saved by someone else
+    /// since (an app extension, a second client).
     pub(crate) async fn restore(self: &Arc<Self>) -> Result<(), AuthError> {
         crate::internal::flight::runtime()?;
         let now = self.now();
-        if self.token.load().as_ref().is_some_and(|set| set.is_valid(now)) {
+        let (epoch, active, held) = {
+            let state = self.state();
+            Self::active(&state).or_else(|error| match state.standing {
+                Standing::NeedsUser(_) => Ok(()),
+                _ => Err(error),
+            })?;
+            let active = matches!(state.standing, Standing::Active);
+            (state.epoch, active, state.refresh_token.is_some())
+        };
+        if active && self.token.load().as_ref().is_some_and(|set| set.is_valid(now)) {
             return Ok(());
         }
-        let held = self.state().refresh_token.is_some();
-        if !held {
+        if !active || !held {
             if !self.persistence().is_configured() {
                 return Err(AuthError::reauthenticate("no token store is configured"));
             }
@@ -228,20 +257,19 @@ impl SessionCore {
             if let Err(error) = crate::internal::offline_logout::flush(&self.ctx, &self.identity).await {
                 tracing::warn!(%error, "could not send a queued revocation");
             }
-            let stored = self
+            let _persisting = self.persist_lock.lock().await;
+            self.check_epoch(epoch)?;
+            let mut stored = self
                 .persistence()
-                .load_stored()
+                .load()
                 .await?
                 .ok_or_else(|| AuthError::reauthenticate("no refresh token is stored for this identity"))?;
-            {
-                let mut state = self.state();
-                Self::active(&state)?;
-                state.refresh_token.get_or_insert(stored.refresh_token);
-            }
+            let (access, scope) = (stored.access.take(), stored.scope.take());
+            self.adopt_restored(epoch, stored)?;
             // Offline start: a still-valid stored access token is served as it is; it
             // is refreshed in the background when due, like any cached token.
-            if let Some(access) = stored.access {
-                if self.resume_stored(&access.token, stored.scope.as_deref(), access.expires_at) {
+            if let Some(access) = access {
+                if self.resume_stored(&access.token, scope.as_deref(), access.expires_at) {
                     return Ok(());
                 }
             }

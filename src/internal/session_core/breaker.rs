@@ -16,7 +16,8 @@ impl SessionCore {
     }
 
     /// A request with `token` got an answer other than 401: a recovery that produced
-    /// it helped.
+    /// it helped. (Only `Session::send` sees the answers of the requests it authorizes.)
+    #[cfg(feature = "reqwest")]
     pub(crate) fn note_accepted(&self, token: &str) {
         let held = self.token.load();
         let Some(set) = held.as_ref().filter(|set| set.holds(token)) else {

@@ -19,6 +19,7 @@
 
 mod acquire;
 mod breaker;
+mod dpop_key;
 
 use crate::error::AuthError;
 use crate::events::AuthEvent;
@@ -26,7 +27,7 @@ use crate::identity::Identity;
 use crate::internal::context::ClientContext;
 use crate::internal::flight::SingleFlight;
 use crate::internal::outbox::Outbox;
-use crate::internal::persistence::{PersistSlot, Persistence, SaveMeta};
+use crate::internal::persistence::{PersistSlot, Persistence, SaveMeta, Stored};
 use crate::internal::protocol::token_response::IssuedToken;
 use crate::internal::random;
 use crate::internal::token_set::TokenSet;
@@ -34,6 +35,7 @@ use crate::state::{SessionState, TokenChange, TokenObserver};
 use crate::storage::record::StoredAccess;
 use crate::token::{AccessToken, Timestamp};
 use arc_swap::ArcSwapOption;
+use futures_util::future::{BoxFuture, FutureExt, Shared};
 use secrecy::{ExposeSecret, SecretString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -60,6 +62,15 @@ pub(crate) enum Acquire {
     Login(SecretString),
     /// Tokens the app obtained elsewhere (code exchange, device grant, import).
     SignIn(IssuedToken, SystemTime),
+}
+
+/// Where a token-endpoint answer handed to [`SessionCore::commit`] comes from.
+pub(crate) enum Origin {
+    /// A refresh: the same grant (sign-in lineage) goes on.
+    Refresh,
+    /// A new sign-in (login, credentials, code, device, import): a new grant; with the
+    /// password that obtained it, which then replaces the one in memory.
+    SignIn(Option<SecretString>),
 }
 
 /// What became of a token-endpoint answer handed to [`SessionCore::commit`].
@@ -110,14 +121,23 @@ struct Breaker {
 }
 
 /// The failure bookkeeping of [`State`], at its defaults until a token request fails
-/// or a recovery runs: behind one box allocated on first use, so 100,000 idle
+/// or a recovery runs, and the DPoP key: behind one box allocated on first use, so 100,000 idle
 /// sessions do not each carry it. `None` in [`State::rare`] means both are at their
 /// defaults.
 #[derive(Default)]
 struct Rare {
     backoff: Backoff,
     breaker: Breaker,
+    /// The session's DPoP key with its thumbprint, once it has one (`dpop_key.rs`):
+    /// here, because most sessions never have one.
+    dpop: Option<Arc<crate::internal::dpop::Binding>>,
+    /// The logout under way or done: its removal and revocation run detached, and
+    /// every `logout()` call awaits this one outcome.
+    logout: Option<LogoutWork>,
 }
+
+/// The detached work of one logout, shared by every caller that awaits it.
+type LogoutWork = Shared<BoxFuture<'static, Result<(), AuthError>>>;
 
 /// Everything mutable about a session except the lock-free token cache. Guarded by
 /// one mutex that is never held across an await.
@@ -267,12 +287,28 @@ impl SessionCore {
         Self::active(&self.state())
     }
 
+    /// Fails once a logout has fenced `epoch` off.
+    pub(crate) fn check_epoch(&self, epoch: u64) -> Result<(), AuthError> {
+        if self.state().epoch == epoch {
+            Ok(())
+        } else {
+            Err(AuthError::reauthenticate("the session was logged out"))
+        }
+    }
+
     fn active(state: &State) -> Result<(), AuthError> {
         match &state.standing {
             Standing::Active => Ok(()),
             Standing::NeedsUser(reason) => Err(AuthError::reauthenticate(reason.clone())),
             Standing::LoggedOut => Err(AuthError::reauthenticate("the session was logged out")),
         }
+    }
+
+    /// Whether the session holds a token, a refresh token or a sign-in under way:
+    /// something a registry must not drop.
+    pub(crate) fn holds_anything(&self) -> bool {
+        let state = self.state();
+        state.refresh_token.is_some() || self.token.load().is_some() || self.flight.current().is_some()
     }
 
     pub(crate) fn is_logged_out(&self) -> bool {
@@ -344,8 +380,12 @@ impl SessionCore {
         sent_at: SystemTime,
         tick: u64,
         event: impl FnOnce(&Identity, Timestamp) -> AuthEvent,
-        password: Option<SecretString>,
+        origin: Origin,
     ) -> Committed {
+        let (password, new_grant) = match origin {
+            Origin::Refresh => (None, false),
+            Origin::SignIn(password) => (password, true),
+        };
         let set = Arc::new(TokenSet::issued(issued, sent_at, self.ctx.config.refresh_margin, tick));
         let _persisting = self.persist_lock.lock().await;
         let mut replaced = None;
@@ -372,7 +412,7 @@ impl SessionCore {
             }
         };
         if let Some(refresh_token) = to_save {
-            self.save(&refresh_token, issued, set.expires_at).await;
+            self.save(&refresh_token, issued, new_grant, set.expires_at).await;
         }
         let mut state = self.state();
         if state.epoch != epoch {
@@ -399,8 +439,10 @@ impl SessionCore {
     }
 
     /// Saves a refresh token; on failure the app hears of it, the stale entry (which
-    /// may hold a spent refresh token) is removed, and the next change retries.
-    async fn save(&self, refresh_token: &SecretString, issued: &IssuedToken, expires_at: SystemTime) {
+    /// may hold a spent refresh token) is removed if it can be, and the next change
+    /// retries. Either way the stale entry is never adopted back: it is no news to
+    /// this session (`internal::persistence`).
+    async fn save(&self, refresh_token: &SecretString, issued: &IssuedToken, new_grant: bool, expires_at: SystemTime) {
         if !self.persistence().is_configured() {
             return;
         }
@@ -408,6 +450,7 @@ impl SessionCore {
             subject: &self.identity.subject,
             scope: issued.scope.as_deref(),
             refresh_expires_at: issued.refresh_expires_at,
+            new_grant,
             access: Some((&issued.access_token, expires_at)),
         };
         match self.persistence().save(refresh_token, &meta).await {
@@ -415,7 +458,7 @@ impl SessionCore {
             Err(error) => {
                 tracing::warn!(%error, "could not persist the refresh token");
                 self.state().persist_pending = true;
-                if let Err(error) = self.persistence().remove().await {
+                if let Err(error) = self.persistence().remove_stale().await {
                     tracing::warn!(%error, "could not remove the stale stored refresh token");
                 }
                 self.outbox.queue(AuthEvent::PersistFailed {
@@ -490,13 +533,47 @@ impl SessionCore {
             .map(|t| SecretString::from(t.expose_secret()))
     }
 
-    /// Adopts a refresh token another holder of the store saved (another `AuthClient`
-    /// or process rotated it while this one was idle).
-    pub(crate) fn adopt_stored_refresh_token(&self, epoch: u64, stored: SecretString) {
+    /// Adopts a stored record before a refresh: only one another holder wrote after
+    /// the last one this session saw (another `AuthClient` or process rotated the
+    /// same grant while this one was idle), or any record when the session holds no
+    /// refresh token. A stale record a failed save left behind is no news, so the
+    /// spent token in it is never sent (behaviour 1 of issue 24).
+    pub(crate) fn adopt_stored_refresh_token(&self, epoch: u64, stored: Stored) {
         let mut state = self.state();
-        if state.epoch == epoch && matches!(state.standing, Standing::Active) {
-            state.refresh_token = Some(stored);
+        if state.epoch != epoch || !matches!(state.standing, Standing::Active) {
+            return;
         }
+        if state.refresh_token.is_some() && !(stored.news && stored.same_grant) {
+            return;
+        }
+        self.persistence().adopt(&stored);
+        state.refresh_token = Some(stored.refresh_token);
+    }
+
+    /// Restore's adoption of the stored record (under the persist lock, in `epoch`):
+    /// an active session without a refresh token takes it; a session that needs the
+    /// user takes it when someone else saved it after what this session last saw (an
+    /// app extension or another client signed the user in again), and is active again.
+    fn adopt_restored(&self, epoch: u64, stored: Stored) -> Result<(), AuthError> {
+        let mut state = self.state();
+        if state.epoch != epoch {
+            return Err(AuthError::reauthenticate("the session was logged out"));
+        }
+        match state.standing {
+            Standing::LoggedOut => return Err(AuthError::reauthenticate("the session was logged out")),
+            Standing::NeedsUser(_) if !stored.news => {
+                return Self::active(&state);
+            }
+            Standing::NeedsUser(_) => {
+                state.standing = Standing::Active;
+                state.set_backoff(Backoff::default());
+            }
+            Standing::Active if state.refresh_token.is_some() && !(stored.news && stored.same_grant) => return Ok(()),
+            Standing::Active => {}
+        }
+        self.persistence().adopt(&stored);
+        state.refresh_token = Some(stored.refresh_token);
+        Ok(())
     }
 
     /// Forgets a refresh token the server rejected, in memory and in the store.
@@ -514,7 +591,7 @@ impl SessionCore {
         };
         if forgotten {
             let _persisting = self.persist_lock.lock().await;
-            if let Err(error) = self.persistence().remove_if_holds(Some(rejected)).await {
+            if let Err(error) = self.persistence().remove_if_holds(rejected).await {
                 tracing::warn!(%error, "could not remove the rejected refresh token");
             }
         }
@@ -584,19 +661,73 @@ impl SessionCore {
 
     /// The logout fence: from here on nothing obtained by a flight started before is
     /// published, stored or announced. Returns what must be revoked.
-    fn fence(&self) -> Option<(Option<SecretString>, Option<Arc<TokenSet>>)> {
-        let mut state = self.state();
-        if matches!(state.standing, Standing::LoggedOut) {
-            return None;
-        }
+    fn fence(&self, state: &mut State) -> (Option<SecretString>, Option<Arc<TokenSet>>) {
         state.epoch = state.epoch.saturating_add(1);
         state.standing = Standing::LoggedOut;
         state.credentials = Credentials::None;
         state.persist_pending = false;
         let refresh = state.refresh_token.take();
         let access = self.token.load_full();
-        self.publish(&mut state, None);
-        Some((refresh, access))
+        self.publish(state, None);
+        (refresh, access)
+    }
+
+    /// Fences the session, then, detached (so a caller that goes away cannot stop it
+    /// halfway): waits for the flight that may still bring tokens (it revokes them
+    /// itself), removes the stored entry and revokes (RFC 7009) what the session held.
+    /// Local state is gone even if revocation fails; the first failure is returned.
+    /// A repeated `logout()` awaits the same work and returns its outcome; if that
+    /// work could not remove the stored entry, it tries the removal again.
+    pub(crate) async fn logout(self: &Arc<Self>) -> Result<(), AuthError> {
+        let runtime = crate::internal::flight::runtime()?;
+        let work = {
+            let mut state = self.state();
+            match state.rare.as_ref().and_then(|rare| rare.logout.clone()) {
+                Some(work) => work,
+                None => {
+                    let fenced = self.fence(&mut state);
+                    let work = self.spawn_logout(&runtime, fenced, true);
+                    state.rare_mut().logout = Some(work.clone());
+                    work
+                }
+            }
+        };
+        let outcome = work.clone().await;
+        if matches!(outcome, Err(AuthError::Storage { .. })) {
+            // The store failed to forget the session: a repeated logout tries again,
+            // so the user is not brought back at the next start.
+            let retry = {
+                let mut state = self.state();
+                let current = state.rare.as_ref().and_then(|rare| rare.logout.clone());
+                match current {
+                    Some(current) if current.ptr_eq(&work) => {
+                        let retry = self.spawn_logout(&runtime, (None, None), false);
+                        state.rare_mut().logout = Some(retry.clone());
+                        retry
+                    }
+                    Some(current) => current,
+                    None => return outcome,
+                }
+            };
+            return retry.await;
+        }
+        outcome
+    }
+
+    fn spawn_logout(
+        self: &Arc<Self>,
+        runtime: &tokio::runtime::Handle,
+        (refresh, access): (Option<SecretString>, Option<Arc<TokenSet>>),
+        announce: bool,
+    ) -> LogoutWork {
+        let core = Arc::clone(self);
+        let task = runtime.spawn(async move { core.finish_logout(refresh, access, announce).await });
+        async move {
+            task.await
+                .unwrap_or_else(|_| Err(AuthError::unavailable("the logout task was stopped")))
+        }
+        .boxed()
+        .shared()
     }
 
     /// Keeps a revocation the server could not be reached for (`offline_logout`); if
@@ -628,23 +759,26 @@ impl SessionCore {
         }
     }
 
-    /// Fences the session, waits for the flight that may still bring tokens (it
-    /// revokes them itself), removes the stored entry and revokes (RFC 7009) what the
-    /// session held. Local state is gone even if revocation fails; the first failure
-    /// is returned.
-    pub(crate) async fn logout(&self) -> Result<(), AuthError> {
-        crate::internal::flight::runtime()?;
-        let Some((refresh, access)) = self.fence() else {
-            return Ok(());
-        };
+    async fn finish_logout(
+        &self,
+        refresh: Option<SecretString>,
+        access: Option<Arc<TokenSet>>,
+        announce: bool,
+    ) -> Result<(), AuthError> {
         self.settle().await;
         let mut first_error = None;
-        {
+        let stored = {
+            // A restore or migration holds this lock across its read and write, so the
+            // removal comes after whatever it wrote.
             let _persisting = self.persist_lock.lock().await;
-            if let Err(error) = self.persistence().remove_if_holds(refresh.as_ref()).await {
-                first_error = Some(error);
-            }
-        }
+            self.persistence()
+                .remove_ours(refresh.as_ref())
+                .await
+                .unwrap_or_else(|error| {
+                    first_error = Some(error);
+                    None
+                })
+        };
         let expires_at = access.as_ref().map(|set| set.expires_at);
         let access = access.map(|set| SecretString::from(set.token.expose_secret()));
         match crate::internal::grants::revoke_all(self, refresh.as_ref(), access.as_ref()).await {
@@ -658,9 +792,19 @@ impl SessionCore {
                 first_error.get_or_insert(error);
             }
         }
-        self.outbox.queue(AuthEvent::LoggedOut {
-            identity: self.identity.clone(),
-        });
+        // A stored refresh token this session did not hold (it never finished reading
+        // the store, or another holder rotated the grant) would stay live, unowned.
+        if let Err(error) = crate::internal::grants::revoke_all(self, stored.as_ref(), None).await {
+            first_error.get_or_insert(error);
+        }
+        // After the revocations, which needed it to sign their proofs: the key lives
+        // exactly as long as the session.
+        self.forget_dpop_key();
+        if announce {
+            self.outbox.queue(AuthEvent::LoggedOut {
+                identity: self.identity.clone(),
+            });
+        }
         self.deliver_events();
         first_error.map_or(Ok(()), Err)
     }

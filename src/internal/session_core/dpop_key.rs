@@ -1,0 +1,41 @@
+//! The session's DPoP key (RFC 9449): created when the session first needs a proof,
+//! kept for the session's life, forgotten at logout. Tokens are bound to it, so it
+//! never changes while they live.
+
+use super::SessionCore;
+use crate::error::AuthError;
+use crate::internal::dpop::Binding;
+use std::sync::Arc;
+
+impl SessionCore {
+    /// The key to sign this session's proofs with, or `None` when the client sends no
+    /// proofs. Made under the state lock, so two first callers get the same key.
+    pub(crate) fn dpop_binding(&self) -> Result<Option<Arc<Binding>>, AuthError> {
+        if self.ctx.dpop.is_none() {
+            return Ok(None);
+        }
+        let mut state = self.state();
+        let rare = state.rare_mut();
+        if let Some(binding) = &rare.dpop {
+            return Ok(Some(Arc::clone(binding)));
+        }
+        // ring's key generation is one CSPRNG read and a scalar multiplication
+        // (tens of microseconds): fine under a lock never held across an await.
+        let binding = Binding::generate()?;
+        rare.dpop = Some(Arc::clone(&binding));
+        Ok(Some(binding))
+    }
+
+    /// Adopts the key a sign-in's tokens are bound to (the code's `dpop_jkt` and the
+    /// token request's proof were made with it); it replaces any key the session had.
+    pub(crate) fn install_dpop_binding(&self, binding: Arc<Binding>) {
+        self.state().rare_mut().dpop = Some(binding);
+    }
+
+    /// Drops the key (logout): nothing signed with it is of use any more.
+    pub(crate) fn forget_dpop_key(&self) {
+        if let Some(rare) = self.state().rare.as_mut() {
+            rare.dpop = None;
+        }
+    }
+}

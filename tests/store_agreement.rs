@@ -1,0 +1,244 @@
+//! Sessions and their store agree under every interleaving (issue 24): one test per
+//! behaviour, each named after it, end to end against the development server, with a
+//! store the test steers (`common::store::TestStore`: failing writes, a load held at
+//! a gate, a size cap). The seeded harness in `interleavings.rs` looks for the same
+//! kind of bug at random.
+mod common;
+
+use common::store::{GateAt, TestStore};
+use common::*;
+use std::sync::Arc;
+use std::time::Duration;
+use tokenkeeper::{AuthClient, AuthError, SessionState, TokenStore};
+use tokenkeeper_devserver::{DevServerConfig, Endpoint, Fault};
+
+fn rotating() -> DevServerConfig {
+    DevServerConfig {
+        rotate_refresh_tokens: true,
+        ..DevServerConfig::default()
+    }
+}
+
+fn client_on(h: &Harness, store: &Arc<TestStore>) -> AuthClient {
+    h.builder().store(store.clone()).build().unwrap()
+}
+
+/// The refresh token in the record the store holds under `key`.
+fn stored_token(store: &TestStore, key: &str) -> Option<String> {
+    stored_refresh_token(&store.inner, key)
+}
+
+fn signed_in(session: &tokenkeeper::Session) -> bool {
+    matches!(session.state(), SessionState::SignedIn { .. })
+}
+
+/// Signs alice in with her password on one client, then resumes her on a fresh one:
+/// a session that lives on its refresh token alone, as after an app restart.
+async fn passwordless_alice(h: &Harness, store: &Arc<TestStore>) -> (AuthClient, Arc<tokenkeeper::Session>) {
+    client_on(h, store)
+        .login("alice", password(ALICE_PASSWORD))
+        .await
+        .unwrap();
+    let client = client_on(h, store);
+    let alice = client.restore("alice").await.unwrap();
+    (client, alice)
+}
+
+// ----- 1 ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_stale_stored_token_never_replaces_a_live_one() {
+    let h = Harness::with(rotating()).await;
+    let store = TestStore::new();
+    let (_client, alice) = passwordless_alice(&h, &store).await;
+    let key = alice.store_key().to_owned();
+    let spent = stored_token(&store, &key).unwrap();
+
+    // The keychain locks: the rotation's save fails, and so does removing the entry.
+    store.fail_writes(true);
+    h.advance(3600);
+    alice.access_token().await.expect("the rotated token is served");
+    assert!(!h.server.refresh_token_is_live(&spent), "the server rotated it away");
+    assert_eq!(
+        stored_token(&store, &key).as_deref(),
+        Some(spent.as_str()),
+        "the stale entry stays"
+    );
+
+    // The keychain unlocks; the next refresh re-reads the store and must not send the
+    // spent token it finds there.
+    store.fail_writes(false);
+    h.advance(3600);
+    alice.access_token().await.expect("refreshed with the live token");
+    assert!(signed_in(&alice), "{:?}", alice.state());
+    let saved = stored_token(&store, &key).unwrap();
+    assert!(
+        h.server.refresh_token_is_live(&saved),
+        "the retried save stored the live token"
+    );
+}
+
+// ----- 2 ----------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_is_durable_and_cancel_safe() {
+    let h = Harness::with(rotating()).await;
+    let store = TestStore::new();
+    let client = client_on(&h, &store);
+    let alice = client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
+    let key = alice.store_key().to_owned();
+
+    // A token request in flight, slow to answer: logout waits for it.
+    h.server.inject(Endpoint::Token, Fault::delay_ms(300));
+    alice.invalidate();
+    let flight = {
+        let alice = alice.clone();
+        tokio::spawn(async move { alice.access_token().await })
+    };
+    until(|| h.token_requests() >= 2).await;
+    // The app gives up on logout() at once (a timeout, the screen went away).
+    let dropped = tokio::time::timeout(Duration::from_millis(20), alice.logout()).await;
+    assert!(dropped.is_err(), "logout was still waiting for the flight");
+    assert_eq!(alice.state(), SessionState::LoggedOut, "the fence is in place at once");
+
+    // A second logout() waits for the first one's work and reports its outcome.
+    alice.logout().await.expect("the logout completes");
+    assert!(store.raw(&key).is_none(), "the entry is removed");
+    assert_eq!(
+        h.server.live_refresh_tokens("alice"),
+        0,
+        "every refresh token is revoked"
+    );
+    assert!(
+        flight.await.unwrap().is_err(),
+        "the fenced flight's answer is not served"
+    );
+    assert!(client_on(&h, &store).restore("alice").await.is_err());
+}
+
+// ----- 3 ----------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_during_a_restore_or_a_migration_removes_the_entry() {
+    for migration in [false, true] {
+        let h = Harness::with(rotating()).await;
+        let store = TestStore::new();
+        let key = {
+            let alice = client_on(&h, &store)
+                .login("alice", password(ALICE_PASSWORD))
+                .await
+                .unwrap();
+            alice.store_key().to_owned()
+        };
+        let gated = if migration {
+            // A tokenkeeper 0.1 entry under the old key, moved on first load.
+            let token = stored_token(&store, &key).unwrap();
+            store.inner.remove(&key).unwrap();
+            let legacy = "tokenkeeper/v1/demo-client/user:alice";
+            store.inner.save(legacy, &token.as_str().into()).unwrap();
+            legacy.to_owned()
+        } else {
+            key.clone()
+        };
+        // The app restarts; restore's read waits on a slow keychain.
+        let client = client_on(&h, &store);
+        let gate = store.gate_next_load(&gated, GateAt::AfterRead);
+        let restore = {
+            let client = client.clone();
+            tokio::spawn(async move { client.restore("alice").await })
+        };
+        until(|| gate.reached()).await;
+        let alice = client.session("alice").expect("the session restore works on");
+        let logout = tokio::spawn(async move { alice.logout().await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        gate.open();
+        let _ = restore.await.unwrap();
+        logout.await.unwrap().expect("logout completes");
+
+        assert!(store.raw(&key).is_none(), "migration={migration}: the entry is removed");
+        assert!(store.raw(&gated).is_none(), "migration={migration}: the old entry too");
+        assert_eq!(h.server.live_refresh_tokens("alice"), 0, "migration={migration}");
+        assert!(
+            matches!(
+                client_on(&h, &store).restore("alice").await,
+                Err(AuthError::ReauthenticationRequired { .. })
+            ),
+            "migration={migration}: the next start does not bring alice back"
+        );
+    }
+}
+
+// ----- 4 ----------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_writer_per_store_key() {
+    for second_client in [false, true] {
+        let h = Harness::with(rotating()).await;
+        let store = TestStore::new();
+        let old_client = client_on(&h, &store);
+        let old = old_client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
+        let key = old.store_key().to_owned();
+        // The old session's logout reads the entry, and is held right after.
+        let gate = store.gate_next_load(&key, GateAt::AfterRead);
+        let logout = {
+            let old = old.clone();
+            tokio::spawn(async move { old.logout().await })
+        };
+        until(|| gate.reached()).await;
+        // Meanwhile the user signs in again (same client, or another one on the store).
+        let new_client = if second_client {
+            client_on(&h, &store)
+        } else {
+            old_client.clone()
+        };
+        let new = new_client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
+        assert!(!Arc::ptr_eq(&old, &new));
+        let saved = stored_token(&store, &key).unwrap();
+        gate.open();
+        logout.await.unwrap().unwrap();
+
+        assert_eq!(
+            stored_token(&store, &key).as_deref(),
+            Some(saved.as_str()),
+            "second_client={second_client}: the new sign-in's record survives the old logout"
+        );
+        let restarted = client_on(&h, &store);
+        restarted
+            .restore("alice")
+            .await
+            .expect("the next start resumes the new sign-in");
+    }
+}
+
+// ----- 7 ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn reauthentication_required_is_left_when_it_can_be() {
+    let h = Harness::with(rotating()).await;
+    let store = TestStore::new();
+    let (client, alice) = passwordless_alice(&h, &store).await;
+    // Her grant is revoked: the password-less session needs the user.
+    h.server.revoke_subject("alice");
+    h.advance(3600);
+    assert!(matches!(
+        alice.access_token().await,
+        Err(AuthError::ReauthenticationRequired { .. })
+    ));
+    assert_eq!(alice.state(), SessionState::ReauthenticationRequired);
+    // The app's extension (another client on the shared store) signs her in again.
+    client_on(&h, &store)
+        .login("alice", password(ALICE_PASSWORD))
+        .await
+        .unwrap();
+    let restored = client.restore("alice").await.expect("restore adopts the new sign-in");
+    assert!(Arc::ptr_eq(&restored, &alice));
+    assert!(signed_in(&alice), "{:?}", alice.state());
+    alice.access_token().await.unwrap();
+    // Nothing new stored: restore stays stuck, without a token request.
+    h.server.revoke_subject("alice");
+    h.advance(3600);
+    assert!(alice.access_token().await.is_err());
+    let requests = h.token_requests();
+    assert!(client.restore("alice").await.is_err());
+    assert_eq!(h.token_requests(), requests);
+}
