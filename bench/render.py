@@ -127,7 +127,7 @@ def table(results):
         large = results[("tokenkeeper", "memory.n100000.bytes_per_session")]
         results[("tokenkeeper", "memory.linearity")] = large / small if small > 0 else float("nan")
     lines = [
-        "| measurement | tokenkeeper | golang.org/x/oauth2 | seed-003 mutex cache | × vs x/oauth2 | × vs mutex | target |",
+        "| measurement | tokenkeeper | golang.org/x/oauth2 | mutex cache | × vs x/oauth2 | × vs mutex | target |",
         "|---|---|---|---|---|---|---|",
     ]
     for label, metric, unit, better, target, peers in ROWS:

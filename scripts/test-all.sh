@@ -14,11 +14,17 @@ bash scripts/build-debug.sh
 echo "==> cargo test ${FLAGS[*]}"
 cargo test "${FLAGS[@]}"
 
+echo "==> the demo (cargo run --example demo; already built by cargo test, about 1 s)"
+cargo run --quiet --example demo
+
 echo "==> KeyringStore against a real Secret Service (private D-Bus + GNOME Keyring)"
 bash scripts/with-secret-service.sh cargo test "${FLAGS[@]}" --test keyring_store
 
 echo "==> Kotlin bindings (JVM)"
 bash scripts/test-kotlin.sh
+
+echo "==> the jar from a clean clone with CARGO_TARGET_DIR set (scripts/test-jar.sh)"
+bash scripts/test-jar.sh
 
 echo "==> Swift bindings (generated + hand-written, parsed with tree-sitter-swift)"
 bash scripts/check-swift.sh

@@ -138,6 +138,14 @@ impl AuthClient {
     /// Resumes a user's session after a restart from the refresh token in the store,
     /// without a password. [`AuthError::ReauthenticationRequired`] if nothing usable
     /// is stored.
+    ///
+    /// With offline start ([`AuthConfig::offline_start`](crate::AuthConfig::offline_start),
+    /// on by default) a still-valid stored access token is served at once, without a
+    /// token request: the app starts signed in with the server unreachable. When a
+    /// refresh is needed and fails with a retryable error (the server is unreachable),
+    /// the error is returned but the session stays registered with its refresh token:
+    /// [`session`](Self::session) returns it, to try again later or to
+    /// [`logout`](Session::logout) offline.
     pub async fn restore(&self, username: &str) -> Result<Arc<Session>, AuthError> {
         self.restore_with(username, TokenParams::default()).await
     }
@@ -164,6 +172,19 @@ impl AuthClient {
         } else if created && !session.core().holds_anything() {
             self.registry.remove_if(session, |s| !s.core().holds_anything());
         }
+    }
+
+    /// The users with a stored session for this client (token endpoint and client
+    /// id), by the account name they were signed in under, sorted: what a
+    /// multi-account app shows before it calls [`restore`](Self::restore) for one.
+    /// `Ok(None)` if the store cannot enumerate its keys (a
+    /// [`TokenStore`](crate::TokenStore) whose [`keys`](crate::TokenStore::keys) is
+    /// the default, such as [`KeyringStore`](crate::KeyringStore)); `Ok(Some([]))`
+    /// without a store. [`MemoryStore`](crate::MemoryStore) and
+    /// [`FileStore`](crate::FileStore) can. Entries whose refresh token is known to
+    /// have expired are left out.
+    pub async fn accounts(&self) -> Result<Option<Vec<String>>, AuthError> {
+        crate::internal::persistence::accounts(&self.ctx).await
     }
 
     /// The shared context, for the sign-in flows in [`crate::signin`].

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
-/// The default proactive refresh margin (seed 003: "5-minute buffer recommended").
+/// The default proactive refresh margin: five minutes, the buffer commonly recommended.
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// How long a [`TokenStore`](crate::TokenStore) call may take by default: long enough
 /// for a keychain's "allow access" prompt, short enough that a hung keychain is noticed.
@@ -34,7 +34,7 @@ pub enum ClientAuthMethod {
     Post,
 }
 
-/// Whether access tokens are cached (seed 000 discusses both strategies).
+/// Whether access tokens are cached (see the README's "two caching strategies").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CachePolicy {
     /// One token per identity, reused until shortly before it expires. Fewer
@@ -50,11 +50,11 @@ pub enum CachePolicy {
 /// What a session does when a request fails because its token was revoked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RecoveryPolicy {
-    /// Seed 002: get a new token (refresh token first, then the in-memory
+    /// Get a new token (refresh token first, then the in-memory
     /// credentials) and retry the request once, without bothering the user.
     #[default]
     Silent,
-    /// Seed 000's first strategy: drop the cached token and fail with the retryable
+    /// The strict strategy: drop the cached token and fail with the retryable
     /// [`AuthError::TokenRevoked`]; the next call starts over with a new login.
     ClearAndFail,
 }
@@ -84,7 +84,7 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Per-response token rotation (seed 001): the resource server returns a new access
+/// Per-response token rotation: the resource server returns a new access
 /// token in a response header, to be used for the next requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenRotation {
@@ -139,6 +139,7 @@ pub struct AuthConfig {
     pub(crate) root_certificates: Vec<Vec<u8>>,
     pub(crate) store_lock_directory: Option<PathBuf>,
     pub(crate) store_timeout: Duration,
+    pub(crate) offline_start: bool,
     /// Hosts reached over plain http during development (emulator, simulator, LAN).
     pub(crate) development_http_hosts: Vec<String>,
     /// Sign-in endpoints and issuer (see [`crate::signin`]).
@@ -177,6 +178,7 @@ impl AuthConfig {
             root_certificates: Vec::new(),
             store_lock_directory: None,
             store_timeout: DEFAULT_STORE_TIMEOUT,
+            offline_start: true,
             development_http_hosts: Vec::new(),
             authorization_endpoint: None,
             device_authorization_endpoint: None,
@@ -271,7 +273,7 @@ impl AuthConfig {
         self
     }
 
-    /// Enables per-response token rotation (seed 001).
+    /// Enables per-response token rotation.
     pub fn token_rotation(mut self, rotation: TokenRotation) -> Self {
         self.token_rotation = Some(rotation);
         self
@@ -311,6 +313,26 @@ impl AuthConfig {
     /// slow keychain then never stalls token delivery past this bound.
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
         self.store_timeout = timeout;
+        self
+    }
+
+    /// Offline start (default on): the stored session record also holds the current
+    /// access token and its expiry, so [`AuthClient::restore`](crate::AuthClient::restore)
+    /// serves a still-valid token at once, with no token request and with the server
+    /// unreachable; it is refreshed in the background when due, like any cached token.
+    ///
+    /// The access token then sits in the app's [`TokenStore`](crate::TokenStore) next
+    /// to the refresh token, which is the more powerful secret of the two (it mints
+    /// access tokens for weeks; an access token lives minutes to an hour and is
+    /// replaced at every refresh). In an OS keychain both are encrypted at rest and
+    /// readable by this app only, so the access token adds little exposure; in a
+    /// [`FileStore`](crate::FileStore) both are as weak as the file permissions.
+    /// The record is rewritten at every refresh (not only at rotations), and a store
+    /// too small for the access token (Windows Credential Manager caps a credential
+    /// at 2,560 bytes) gets the record without it. `false` stores the refresh token
+    /// alone, and every cold start costs a refresh.
+    pub fn offline_start(mut self, enabled: bool) -> Self {
+        self.offline_start = enabled;
         self
     }
 
@@ -478,6 +500,7 @@ impl fmt::Debug for AuthConfig {
             .field("recovery_policy", &self.recovery_policy)
             .field("retry_policy", &self.retry_policy)
             .field("store_lock_directory", &self.store_lock_directory)
+            .field("offline_start", &self.offline_start)
             .field("development_http_hosts", &self.development_http_hosts)
             .finish_non_exhaustive()
     }

@@ -34,7 +34,7 @@ pub enum AuthEvent {
         /// Whose token.
         identity: Identity,
     },
-    /// Getting a token with credentials failed. Seed 000: raise an operations alert.
+    /// Getting a token with credentials failed. Raise an operations alert: it needs a person.
     LoginFailed {
         /// Whose login.
         identity: Identity,

@@ -7,8 +7,59 @@
 //!
 //! Every app starts the same way: an [`AuthConfig`] names the authorization server
 //! and the client, and [`AuthClient::builder`] fixes the store, event listener and
-//! HTTP client before the first session exists. The three kinds of app below differ
+//! HTTP client before the first session exists. The kinds of app below differ
 //! in whose identity they use and who sends the API requests.
+//!
+//! ## An app with a user (browser sign-in with PKCE, refresh tokens)
+//!
+//! The user signs in in the system browser: the authorization code flow with PKCE
+//! (RFC 7636, RFC 8252), which [`signin`] implements. The app never sees a
+//! password; the refresh token is kept in a [`TokenStore`], so the next start
+//! resumes with [`AuthClient::restore`]. Only
+//! [`AuthError::ReauthenticationRequired`] means "show the sign-in screen".
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use tokenkeeper::signin::{AuthorizationRequest, LoopbackRedirect};
+//! use tokenkeeper::{AuthClient, AuthConfig, AuthError, MemoryStore, Session};
+//!
+//! # fn open_in_browser(_url: &str) {}
+//! # async fn run() -> Result<(), AuthError> {
+//! // Endpoints and issuer from the server's metadata (RFC 8414).
+//! let config = AuthConfig::discover("https://as.example.com", "desktop-app")
+//!     .await?
+//!     .scopes(["profile", "offline_access"]);
+//! let client = AuthClient::builder(config)
+//!     .store(Arc::new(MemoryStore::new())) // KeyringStore (the OS keychain) in a real app
+//!     .build()?;
+//!
+//! let me: Arc<Session> = match client.restore("me").await {
+//!     Ok(session) => session,
+//!     Err(AuthError::ReauthenticationRequired { .. }) => {
+//!         // Desktop: a one-shot listener on 127.0.0.1 (RFC 8252 §7.3); phones use
+//!         // their own redirect URI (docs/android.md, docs/ios.md).
+//!         let listener = LoopbackRedirect::bind().await?;
+//!         let pending = client.authorization_request(AuthorizationRequest::new("me", listener.redirect_uri()))?;
+//!         open_in_browser(pending.url());
+//!         listener.complete(&client, &pending).await? // the browser's page tells the outcome
+//!     }
+//!     Err(other) => return Err(other),
+//! };
+//! match me.send(client.http().get("https://api.example.com/me")).await {
+//!     Ok(response) => println!("HTTP {}", response.status()),
+//!     Err(AuthError::ReauthenticationRequired { .. }) => println!("please sign in again"),
+//!     Err(e) if e.is_retryable() => println!("offline? try again later: {e}"),
+//!     Err(e) => return Err(e),
+//! }
+//! me.logout().await?; // RFC 7009 revocation, and the store entry is removed
+//! # Ok(()) }
+//! ```
+//!
+//! Command-line tools and TVs use the device grant
+//! ([`AuthClient::start_device_authorization`]). The resource owner password grant
+//! ([`AuthClient::login`]) is **legacy**, for servers that cannot offer the browser
+//! flow yet: RFC 9700 §2.4 says it must not be used (the app handles the user's
+//! password, and multi-factor or federated sign-in is impossible).
 //!
 //! ## A service with its own identity (client credentials, RFC 6749 §4.4)
 //!
@@ -33,41 +84,6 @@
 //!     let response = service.send(client.http().get(url)).await?;
 //!     println!("{id}: HTTP {}", response.status());
 //! }
-//! # Ok(()) }
-//! ```
-//!
-//! ## A desktop app with a user (password grant, refresh tokens)
-//!
-//! The user signs in once; the refresh token is kept in a [`TokenStore`] (the
-//! password never is), so the next start resumes with [`AuthClient::restore`]. Only
-//! [`AuthError::ReauthenticationRequired`] (or a wrong password,
-//! [`AuthError::InvalidGrant`]) means "show the sign-in screen".
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//! use tokenkeeper::{AuthClient, AuthConfig, AuthError, MemoryStore, SecretString, Session};
-//!
-//! # fn ask_user_for_password() -> SecretString { SecretString::from("…") }
-//! # async fn run() -> Result<(), AuthError> {
-//! let config = AuthConfig::new("https://as.example.com/oauth2/token", "desktop-app")
-//!     .revocation_endpoint("https://as.example.com/oauth2/revoke")
-//!     .scopes(["profile", "offline_access"]);
-//! let client = AuthClient::builder(config)
-//!     .store(Arc::new(MemoryStore::new())) // the OS keychain in a real app
-//!     .build()?;
-//!
-//! let alice: Arc<Session> = match client.restore("alice").await {
-//!     Ok(session) => session,
-//!     Err(AuthError::ReauthenticationRequired { .. }) => client.login("alice", ask_user_for_password()).await?,
-//!     Err(other) => return Err(other),
-//! };
-//! match alice.send(client.http().get("https://api.example.com/me")).await {
-//!     Ok(response) => println!("HTTP {}", response.status()),
-//!     Err(AuthError::ReauthenticationRequired { .. }) => println!("please sign in again"),
-//!     Err(e) if e.is_retryable() => println!("offline? try again later: {e}"),
-//!     Err(e) => return Err(e),
-//! }
-//! alice.logout().await?; // RFC 7009 revocation, and the store entry is removed
 //! # Ok(()) }
 //! ```
 //!
@@ -176,8 +192,8 @@ pub use insufficient_scope::InsufficientScope;
 pub use session::{is_replay_safe, Replay, Session};
 pub use state::{SessionState, TokenChange, TokenObserver};
 pub use storage::{
-    Deleted, KeyringStore, Lease, LocalRefreshLock, LockError, MemoryStore, RecordStore, RefreshLock, SharedToken,
-    SharedTokens, StoreError, StoreFuture, TokenStore, TokenStoreRecords, Versioned, Written,
+    Deleted, FileStore, KeyringStore, Lease, LocalRefreshLock, LockError, MemoryStore, RecordStore, RefreshLock,
+    SharedToken, SharedTokens, StoreError, StoreFuture, TokenStore, TokenStoreRecords, Versioned, Written,
 };
 pub use token::{AccessToken, Timestamp, TokenType};
 

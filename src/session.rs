@@ -195,7 +195,7 @@ impl Session {
     }
 
     /// Drops the cached access token, e.g. after a push message "you were signed out
-    /// elsewhere" (seed 004's back channel). The next call gets a new token.
+    /// elsewhere" or a back-channel logout. The next call gets a new token.
     ///
     /// With [`AuthClientBuilder::shared_tokens`](crate::AuthClientBuilder::shared_tokens)
     /// the token is also withdrawn from the fleet (in the background), so no other
@@ -238,8 +238,15 @@ impl Session {
 
     /// Logs out: forgets the tokens and credentials locally (cache, registry, store)
     /// and revokes the refresh and access tokens (RFC 7009) if a revocation endpoint is
-    /// configured. Local state is forgotten even when revocation fails; the failure is
-    /// returned. Emits [`AuthEvent::LoggedOut`](crate::AuthEvent::LoggedOut).
+    /// configured. Emits [`AuthEvent::LoggedOut`](crate::AuthEvent::LoggedOut).
+    ///
+    /// Offline, it still succeeds: when the revocation endpoint cannot be reached (a
+    /// retryable error) and a store is configured, the tokens to revoke are queued in
+    /// the store (beside the session's entry, never restorable) and sent later: on a
+    /// timer for about two hours, as soon as any session of the client gets a token
+    /// answer, and at the next start's `restore` of this user. Local state is forgotten
+    /// in every case; a refusal by the server (or a failure with no store to queue in)
+    /// is returned.
     pub async fn logout(&self) -> Result<(), AuthError> {
         if let Some(registry) = self.registry.upgrade() {
             registry.remove(self);

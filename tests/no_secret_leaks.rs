@@ -6,7 +6,9 @@ mod common;
 use common::{password, stored_refresh_token, value, Harness, ALICE_PASSWORD, CLIENT_SECRET};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use tokenkeeper::{AuthClient, AuthError, MemoryStore, TokenChange, TokenObserver};
+use tokenkeeper::{
+    AuthClient, AuthError, FileStore, MemoryStore, SecretString, TokenChange, TokenObserver, TokenStore,
+};
 use tokenkeeper_devserver::{Endpoint, Fault};
 
 /// The `Debug` text of every token change a session reports.
@@ -61,8 +63,8 @@ async fn no_secret_reaches_logs_debug_output_or_errors() {
     let token = alice.access_token().await.unwrap();
     secrets.push(value(&token));
     seen.push(format!("{token:?} {}", token.expires_at()));
-    let refresh = stored_refresh_token(store.as_ref(), alice.store_key()).expect("refresh token stored");
-    secrets.push(refresh);
+    let refresh_token = stored_refresh_token(store.as_ref(), alice.store_key()).expect("refresh token stored");
+    secrets.push(refresh_token.clone());
 
     // Errors: wrong password, wrong secret, a revoked token recovered, server faults.
     let mut errors: Vec<AuthError> = Vec::new();
@@ -116,6 +118,20 @@ async fn no_secret_reaches_logs_debug_output_or_errors() {
         h.server.inject_id_token_fault(fault);
         errors.push(bob.refresh().await.unwrap_err());
     }
+    // The file store: its Debug and its errors name the directory, never a value.
+    let dir = std::env::temp_dir().join(format!("tokenkeeper-leaks-{}", std::process::id()));
+    let files = FileStore::new(&dir).unwrap();
+    files
+        .save(alice.store_key(), &SecretString::from(refresh_token.clone()))
+        .unwrap();
+    seen.push(format!("{files:?}"));
+    let oversized = refresh_token.repeat(70_000 / refresh_token.len().max(1) + 1);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        std::fs::write(entry.unwrap().path(), &oversized).unwrap();
+    }
+    seen.push(files.load(alice.store_key()).unwrap_err().to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+
     alice.logout().await.unwrap();
     for record in h.server.stats().revocations {
         secrets.push(record.token);

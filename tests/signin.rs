@@ -7,9 +7,11 @@ mod common;
 use common::{browser_login, value, Harness};
 use std::sync::Arc;
 use std::time::Duration;
-use tokenkeeper::signin::{AuthorizationRequest, ImportedTokens, LoopbackRedirect, PendingAuthorization};
+use tokenkeeper::signin::{
+    AuthorizationRequest, ImportedTokens, LoopbackPages, LoopbackRedirect, PendingAuthorization,
+};
 use tokenkeeper::{AuthClient, AuthConfig, AuthError, MemoryStore, SecretString, Subject, TokenParams, TokenStore};
-use tokenkeeper_devserver::DevServerConfig;
+use tokenkeeper_devserver::{DevServerConfig, Endpoint, Fault};
 
 const APP: &str = "native-app";
 const REDIRECT: &str = "dev.tokenkeeper.demo:/oauth2redirect";
@@ -161,6 +163,130 @@ async fn a_denied_login_is_access_denied() {
     let redirect = browser_login(pending.url(), "alice", "wrong").await;
     let error = client.complete_authorization(&pending, &redirect).await.unwrap_err();
     assert!(matches!(error, AuthError::AccessDenied(_)), "{error:?}");
+}
+
+/// A desktop sign-in through the loopback listener: the browser's login, the
+/// redirect to 127.0.0.1, and the page the browser finally shows. Returns that
+/// page's text and the app's outcome.
+async fn loopback_sign_in(
+    client: &AuthClient,
+    listener: LoopbackRedirect,
+    password: &str,
+) -> (String, Result<Arc<tokenkeeper::Session>, AuthError>) {
+    let redirect_uri = listener.redirect_uri().to_owned();
+    assert!(redirect_uri.starts_with("http://127.0.0.1:") && redirect_uri.ends_with("/callback"));
+    let pending = client
+        .authorization_request(AuthorizationRequest::new("alice", &redirect_uri))
+        .unwrap();
+    let url = pending.url().to_owned();
+    let app = client.clone();
+    let completing = tokio::spawn(async move { listener.complete(&app, &pending).await });
+    let location = browser_login(&url, "alice", password).await;
+    assert!(location.starts_with(&redirect_uri), "{location}");
+    let browser = reqwest::Client::new();
+    let origin = redirect_uri.trim_end_matches("/callback");
+    let favicon = browser.get(format!("{origin}/favicon.ico")).send().await.unwrap();
+    assert_eq!(favicon.status(), 404, "other paths do not end the wait");
+    let page = browser.get(&location).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let text = page.text().await.unwrap();
+    assert!(!text.contains("code="), "the page does not echo the code");
+    let outcome = completing.await.unwrap();
+    assert!(
+        reqwest::Client::new().get(&location).send().await.is_err(),
+        "the listener is closed after one redirect"
+    );
+    (text, outcome)
+}
+
+#[tokio::test]
+async fn the_loopback_page_says_signed_in_only_after_the_code_is_exchanged() {
+    let h = Harness::start().await;
+    let client = AuthClient::new(native_config(&h)).unwrap();
+    let listener = LoopbackRedirect::bind().await.unwrap();
+    let (page, outcome) = loopback_sign_in(&client, listener, "alice-password").await;
+    assert!(page.contains("You are signed in"), "{page}");
+    assert_eq!(h.grants("authorization_code"), 1, "the page came after the exchange");
+    assert!(outcome.unwrap().access_token().await.is_ok());
+}
+
+#[tokio::test]
+async fn the_loopback_page_reports_a_refused_sign_in() {
+    let h = Harness::start().await;
+    let client = AuthClient::new(native_config(&h)).unwrap();
+    let listener = LoopbackRedirect::bind().await.unwrap();
+    let (page, outcome) = loopback_sign_in(&client, listener, "wrong").await;
+    assert!(matches!(outcome, Err(AuthError::AccessDenied(_))), "{outcome:?}");
+    assert!(
+        page.contains("did not complete") && page.contains("refused") && !page.contains("signed in"),
+        "{page}"
+    );
+    assert_eq!(h.grants("authorization_code"), 0);
+}
+
+#[tokio::test]
+async fn the_loopback_pages_are_the_apps_own_and_report_a_failed_exchange() {
+    let h = Harness::start().await;
+    let client = AuthClient::new(native_config(&h)).unwrap();
+    h.server.inject(
+        Endpoint::Token,
+        Fault::json(
+            400,
+            serde_json::json!({"error": "invalid_grant", "error_description": "code <b>spent</b>"}),
+        ),
+    );
+    let listener = LoopbackRedirect::bind().await.unwrap().pages(LoopbackPages::new(
+        "<p>Welcome to Example</p>",
+        "<p>Example could not sign you in ({error})</p>",
+    ));
+    let (page, outcome) = loopback_sign_in(&client, listener, "alice-password").await;
+    assert!(matches!(outcome, Err(AuthError::InvalidGrant(_))), "{outcome:?}");
+    assert!(page.starts_with("<p>Example could not sign you in ("), "{page}");
+    assert!(
+        page.contains("code &lt;b&gt;spent&lt;/b&gt;"),
+        "the server's text is escaped: {page}"
+    );
+}
+
+/// A loopback listener and a sign-in started for its redirect URI.
+async fn listening(client: &AuthClient) -> (LoopbackRedirect, PendingAuthorization) {
+    let listener = LoopbackRedirect::bind().await.unwrap();
+    let pending = client
+        .authorization_request(AuthorizationRequest::new("alice", listener.redirect_uri()))
+        .unwrap();
+    (listener, pending)
+}
+
+#[tokio::test]
+async fn a_loopback_callback_dropped_unanswered_shows_a_neutral_page() {
+    let h = Harness::start().await;
+    let (listener, pending) = listening(&AuthClient::new(native_config(&h)).unwrap()).await;
+    let receiving = tokio::spawn(listener.receive());
+    let location = browser_login(pending.url(), "alice", "alice-password").await;
+    let browser = tokio::spawn(async move { reqwest::get(&location).await.unwrap().text().await.unwrap() });
+    let callback = receiving.await.unwrap().unwrap();
+    assert!(!format!("{callback:?}").contains("code="), "Debug hides the code");
+    drop(callback); // the app gave up (a cancelled task, a panic)
+    let page = browser.await.unwrap();
+    assert!(
+        page.contains("return to the app") && !page.contains("signed in"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+#[allow(deprecated)]
+async fn the_deprecated_wait_claims_no_outcome() {
+    let h = Harness::start().await;
+    let (listener, pending) = listening(&AuthClient::new(native_config(&h)).unwrap()).await;
+    let waiting = tokio::spawn(listener.wait());
+    let location = browser_login(pending.url(), "alice", "wrong").await;
+    let page = reqwest::get(&location).await.unwrap().text().await.unwrap();
+    assert!(
+        page.contains("return to the app") && !page.contains("signed in"),
+        "{page}"
+    );
+    assert_eq!(waiting.await.unwrap().unwrap(), location);
 }
 
 #[tokio::test]

@@ -82,6 +82,8 @@ pub struct DevServer {
     addr: SocketAddr,
     state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
+    /// The task serving the listener; `None` while [`stop`](DevServer::stop)ped.
+    serving: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl DevServer {
@@ -97,16 +99,35 @@ impl DevServer {
         let addr = listener.local_addr()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let state = Arc::new(AppState::new(config, format!("http://{addr}"), shutdown_rx));
-        let app = router(Arc::clone(&state));
-        let signal_state = Arc::clone(&state);
-        tokio::spawn(async move {
-            let serve =
-                axum::serve(listener, app).with_graceful_shutdown(async move { signal_state.shutdown_signal().await });
-            if let Err(e) = serve.await {
-                eprintln!("tokenkeeper-devserver: server error: {e}");
-            }
-        });
-        Ok(DevServer { addr, state, shutdown })
+        let serving = Some(serve(listener, Arc::clone(&state)));
+        Ok(DevServer {
+            addr,
+            state,
+            shutdown,
+            serving,
+        })
+    }
+
+    /// Stops listening, as an unreachable server: connections are refused and
+    /// in-flight requests ended, while every token, user, code and counter is kept
+    /// for [`resume`](Self::resume). Returns once the port is closed.
+    pub async fn stop(&mut self) {
+        self.shutdown.send_replace(true);
+        if let Some(task) = self.serving.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Listens again on the same port after [`stop`](Self::stop), with the state it
+    /// had. Fails if the port was taken meanwhile.
+    pub async fn resume(&mut self) -> std::io::Result<()> {
+        if self.serving.is_some() {
+            return Ok(());
+        }
+        let listener = TcpListener::bind(self.addr).await?;
+        self.shutdown.send_replace(false);
+        self.serving = Some(serve(listener, Arc::clone(&self.state)));
+        Ok(())
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -328,6 +349,17 @@ impl std::fmt::Debug for DevServer {
             .field("base_url", &self.state.base_url)
             .finish_non_exhaustive()
     }
+}
+
+/// Serves `listener` on a task until the shutdown signal.
+fn serve(listener: TcpListener, state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    let app = router(Arc::clone(&state));
+    tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move { state.shutdown_signal().await });
+        if let Err(e) = serve.await {
+            eprintln!("tokenkeeper-devserver: server error: {e}");
+        }
+    })
 }
 
 fn router(state: Arc<AppState>) -> Router {

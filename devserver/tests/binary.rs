@@ -62,3 +62,32 @@ async fn binary_prints_its_address_and_serves() {
         let _ = child.wait();
     }
 }
+
+#[test]
+fn help_exits_zero_and_names_the_clients_users_and_login_protocol() {
+    let output = Command::new(env!("CARGO_BIN_EXE_tokenkeeper-devserver"))
+        .arg("--help")
+        .output()
+        .expect("binary runs");
+    assert!(output.status.success(), "{:?}", output.status);
+    let text = String::from_utf8_lossy(&output.stdout);
+    for needle in [
+        "demo-client",
+        "public-app",
+        "native-app",
+        "alice / alice-password",
+        "http://127.0.0.1/callback",
+        "POST /oauth2/authorize",
+    ] {
+        assert!(text.contains(needle), "--help lacks {needle:?}:\n{text}");
+    }
+}
+
+#[test]
+fn unknown_flag_exits_two() {
+    let output = Command::new(env!("CARGO_BIN_EXE_tokenkeeper-devserver"))
+        .arg("--nope")
+        .output()
+        .expect("binary runs");
+    assert_eq!(output.status.code(), Some(2));
+}

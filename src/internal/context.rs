@@ -41,6 +41,9 @@ pub(crate) struct ClientContext {
     pub events: EventSink,
     /// Validates ID tokens, when the config names a key set and an issuer.
     pub id_tokens: Option<crate::oidc::IdTokenValidator>,
+    /// Identities whose logout left a revocation queued in the store
+    /// (`internal::offline_logout`), sent when the server answers again.
+    pub pending_revocations: std::sync::Mutex<crate::internal::offline_logout::Queue>,
     /// Nonces and the server clock offset, when the client sends DPoP proofs.
     pub dpop: Option<DpopState>,
 }
@@ -109,6 +112,7 @@ impl ClientContext {
             refresh_lock,
             shared: None,
             events,
+            pending_revocations: std::sync::Mutex::default(),
         })
     }
 

@@ -6,6 +6,7 @@
 use crate::error::AuthError;
 use crate::events::AuthEvent;
 use crate::identity::{Identity, Subject};
+use crate::internal::context::ClientContext;
 use crate::internal::dpop;
 use crate::internal::flight::FlightResult;
 use crate::internal::protocol::error_response;
@@ -340,14 +341,26 @@ pub(crate) async fn revoke_all(
     refresh: Option<&SecretString>,
     access: Option<&SecretString>,
 ) -> Result<(), AuthError> {
-    let Some(url) = &core.ctx.revocation_url else {
+    let binding = core.dpop_binding()?;
+    revoke_with(&core.ctx, binding.as_deref(), refresh, access).await
+}
+
+/// [`revoke_all`] with only the client context, for revocations sent after their
+/// session is gone (the offline-logout queue).
+pub(crate) async fn revoke_with(
+    ctx: &ClientContext,
+    binding: Option<&dpop::Binding>,
+    refresh: Option<&SecretString>,
+    access: Option<&SecretString>,
+) -> Result<(), AuthError> {
+    let Some(url) = &ctx.revocation_url else {
         return Ok(());
     };
     let mut first_error = None;
     let tokens = [(refresh, "refresh_token"), (access, "access_token")];
     for (token, hint) in tokens {
         let Some(token) = token else { continue };
-        match revoke(core, url, token, hint).await {
+        match revoke(ctx, binding, url, token, hint).await {
             Ok(()) => {}
             Err(AuthError::OAuth(details)) if hint == "access_token" && details.code == "unsupported_token_type" => {
                 tracing::debug!("the server does not revoke access tokens; the refresh token was revoked");
@@ -361,11 +374,15 @@ pub(crate) async fn revoke_all(
     first_error.map_or(Ok(()), Err)
 }
 
-async fn revoke(core: &SessionCore, url: &url::Url, token: &SecretString, hint: &str) -> Result<(), AuthError> {
-    let ctx = &core.ctx;
-    let binding = core.dpop_binding()?;
+async fn revoke(
+    ctx: &ClientContext,
+    binding: Option<&dpop::Binding>,
+    url: &url::Url,
+    token: &SecretString,
+    hint: &str,
+) -> Result<(), AuthError> {
     let build = || request::revocation_request(ctx, url, token, hint);
-    let (response, _) = dpop::authorization_server_exchange(ctx, binding.as_deref(), url, build).await?;
+    let (response, _) = dpop::authorization_server_exchange(ctx, binding, url, build).await?;
     if (200..300).contains(&response.status) {
         Ok(())
     } else {

@@ -7,6 +7,7 @@ pub(crate) mod flight;
 pub(crate) mod grants;
 pub(crate) mod id_token;
 pub(crate) mod jose;
+pub(crate) mod offline_logout;
 pub(crate) mod outbox;
 pub(crate) mod persistence;
 pub(crate) mod protocol;

@@ -29,7 +29,7 @@ use crate::internal::context::ClientContext;
 use crate::internal::dpop::Binding;
 use crate::internal::random;
 use crate::storage::key;
-use crate::storage::record::{Owner, Record};
+use crate::storage::record::{Owner, Record, StoredAccess};
 use crate::storage::seam::{Deleted, Lease, RecordStore, StoreFuture, Versioned, Written};
 use futures_util::FutureExt;
 use secrecy::{ExposeSecret, SecretString};
@@ -50,6 +50,9 @@ pub(crate) struct SaveMeta<'a> {
     pub new_grant: bool,
     /// The DPoP key the tokens are bound to (RFC 9449), stored with them.
     pub dpop: Option<&'a crate::internal::dpop::Binding>,
+    /// The access token and its expiry, stored for offline start when
+    /// `AuthConfig::offline_start` is on.
+    pub access: Option<(&'a SecretString, SystemTime)>,
 }
 
 /// What one session keeps for the store itself; everything else (the store, the
@@ -104,6 +107,11 @@ pub(crate) struct Stored {
     /// From the same sign-in as the session's own refresh token (another holder
     /// rotated it), or the session holds no grant yet.
     pub same_grant: bool,
+    /// A stored access token (offline start, when `AuthConfig::offline_start` is
+    /// on); its expiry is the caller's to check.
+    pub access: Option<StoredAccess>,
+    /// The scope the server granted, space-separated, if the record names it.
+    pub scope: Option<String>,
     seen: Seen,
     grant: Option<u64>,
     /// The DPoP key the stored tokens are bound to, checked against their thumbprint.
@@ -207,6 +215,8 @@ impl<'a> Persistence<'a> {
         Stored {
             news: !ours && view.seen != seen,
             same_grant: view.grant.is_none() || record.grant == view.grant,
+            access: record.access.filter(|_| self.ctx.config.offline_start),
+            scope: (!record.scopes.is_empty()).then(|| record.scopes.join(" ")),
             refresh_token: record.refresh_token,
             seen,
             grant: record.grant,
@@ -305,6 +315,8 @@ impl<'a> Persistence<'a> {
                     refresh_token: token,
                     news: true,
                     same_grant: true,
+                    access: None,
+                    scope: None,
                     seen: Seen::Absent,
                     grant: None,
                     dpop: None,
@@ -324,6 +336,25 @@ impl<'a> Persistence<'a> {
     /// grant, or an empty key are overwritten; a newer sign-in someone else saved is
     /// kept unless this save is itself a new sign-in (the latest sign-in wins).
     pub(crate) async fn save(&self, refresh_token: &SecretString, meta: &SaveMeta<'_>) -> Result<(), AuthError> {
+        let with_access = meta.access.is_some() && self.ctx.config.offline_start;
+        match self.save_once(refresh_token, meta, with_access).await {
+            Err(error) if with_access => {
+                // The access token is an optimisation: a store too small for it
+                // (Windows Credential Manager's 2,560 bytes) still gets the record.
+                tracing::info!(%error, "saving without the access token (no offline start for this save)");
+                self.save_once(refresh_token, meta, false).await
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// One [`save`](Self::save), with or without the access token.
+    async fn save_once(
+        &self,
+        refresh_token: &SecretString,
+        meta: &SaveMeta<'_>,
+        with_access: bool,
+    ) -> Result<(), AuthError> {
         let Some(store) = self.store() else {
             return Ok(());
         };
@@ -355,7 +386,14 @@ impl<'a> Persistence<'a> {
         };
         record.grant = grant;
         record.writer = Some(writer);
-        let value = record.encode();
+        let access = meta
+            .access
+            .filter(|_| with_access)
+            .map(|(token, expires_at)| StoredAccess {
+                token: SecretString::from(token.expose_secret()),
+                expires_at,
+            });
+        let value = record.with_access(access).encode();
         for _ in 0..WRITE_ATTEMPTS {
             let revision = match expected {
                 Seen::Unknown => {
@@ -554,23 +592,119 @@ impl<'a> Persistence<'a> {
         })
     }
 
+    /// Where a logout that could not reach the server keeps what it must still revoke
+    /// (`internal::offline_logout`): beside the session's key, never read as a session.
+    fn revocation_key(&self) -> String {
+        format!("{}#revoke", self.key())
+    }
+
+    /// Keeps `refresh` (and the access token) for a later revocation, in the same
+    /// record format as a session, under [`revocation_key`](Self::revocation_key).
+    pub(crate) async fn queue_revocation(
+        &self,
+        refresh: &SecretString,
+        access: Option<StoredAccess>,
+    ) -> Result<(), AuthError> {
+        let Some(store) = self.store() else {
+            return Ok(());
+        };
+        let key = self.revocation_key();
+        let value = Record::new(refresh, self.owner(), None, self.clock().now(), None)
+            .with_access(access)
+            .encode();
+        let mut expected = self.read(&key).await?.map(|found| found.revision);
+        for _ in 0..WRITE_ATTEMPTS {
+            match self
+                .bounded("save", store.compare_and_set(&key, expected, &value, None))
+                .await?
+            {
+                Written::Written { .. } => return Ok(()),
+                Written::Conflict { current } => expected = current.map(|found| found.revision),
+            }
+        }
+        Err(AuthError::Storage {
+            reason: "could not queue the revocation: other writers kept changing the entry".into(),
+            source: None,
+        })
+    }
+
+    /// The queued revocation: the refresh token and the access token, if one is kept.
+    /// An unreadable or foreign entry is deleted (it can revoke nothing of ours).
+    pub(crate) async fn queued_revocation(&self) -> Result<Option<(SecretString, Option<SecretString>)>, AuthError> {
+        let key = self.revocation_key();
+        let Some(found) = self.read(&key).await? else {
+            return Ok(None);
+        };
+        match Record::decode(found.value.expose_secret()).and_then(|record| {
+            record.check_owner(self.owner())?;
+            Ok(record)
+        }) {
+            Ok(record) => Ok(Some((record.refresh_token, record.access.map(|a| a.token)))),
+            Err(error) => {
+                tracing::warn!(%error, "deleting an unusable queued revocation");
+                self.remove_any(&key).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Forgets the queued revocation (sent, or refused by the server for good).
+    pub(crate) async fn clear_revocation(&self) -> Result<(), AuthError> {
+        self.remove_any(&self.revocation_key()).await
+    }
+
     /// One seam call, bounded by `AuthConfig::store_timeout`, a panic caught.
     async fn bounded<T>(&self, what: &'static str, call: StoreFuture<'_, T>) -> Result<T, AuthError> {
-        // `AuthError::Storage` reads "the token store failed: {reason}".
-        match tokio::time::timeout(self.timeout(), AssertUnwindSafe(call).catch_unwind()).await {
-            Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err(error))) => Err(AuthError::Storage {
-                reason: format!("could not {what}: {error}"),
-                source: Some(ErrorSource::new(error)),
-            }),
-            Ok(Err(_panic)) => Err(AuthError::Storage {
-                reason: format!("it panicked during {what}"),
-                source: None,
-            }),
-            Err(elapsed) => Err(AuthError::Storage {
-                reason: format!("it did not {what} within {:?}", self.timeout()),
-                source: Some(ErrorSource::new(elapsed)),
-            }),
+        bounded(self.timeout(), what, call).await
+    }
+}
+
+/// The user names with a stored session for this client (`AuthClient::accounts`):
+/// `None` if the store cannot enumerate its keys. Queued revocations and unreadable
+/// or foreign entries are not accounts.
+pub(crate) async fn accounts(ctx: &ClientContext) -> Result<Option<Vec<String>>, AuthError> {
+    let Some(store) = ctx.store.as_ref() else {
+        return Ok(Some(Vec::new()));
+    };
+    let timeout = ctx.config.store_timeout;
+    let prefix = key::client_prefix(ctx.token_url.as_str(), &ctx.config.client_id);
+    let Some(keys) = bounded(timeout, "list", store.list(&prefix)).await? else {
+        return Ok(None);
+    };
+    let mut names = Vec::new();
+    for key in keys.iter().filter(|key| !key.contains('#')) {
+        let Some(found) = bounded(timeout, "load", store.read(key)).await? else {
+            continue;
+        };
+        let Ok(record) = Record::decode(found.value.expose_secret()) else {
+            continue;
+        };
+        let user = record.subject.as_deref().and_then(|s| s.strip_prefix("user:"));
+        if let Some(name) = user.filter(|_| !record.is_expired(ctx.clock().now())) {
+            names.push(name.to_owned());
         }
+    }
+    names.sort();
+    names.dedup();
+    Ok(Some(names))
+}
+
+/// One seam call, bounded by `timeout`, a panic caught.
+async fn bounded<T>(timeout: Duration, what: &'static str, call: StoreFuture<'_, T>) -> Result<T, AuthError> {
+    // `AuthError::Storage` reads "the token store failed: {reason}".
+    match tokio::time::timeout(timeout, AssertUnwindSafe(call).catch_unwind()).await {
+        Ok(Ok(Ok(value))) => Ok(value),
+        Ok(Ok(Err(error))) => Err(AuthError::Storage {
+            reason: format!("could not {what}: {error}"),
+            source: Some(ErrorSource::new(error)),
+        }),
+        Ok(Err(_panic)) => Err(AuthError::Storage {
+            reason: format!("it panicked during {what}"),
+            source: None,
+        }),
+        Err(elapsed) => Err(AuthError::Storage {
+            reason: format!("it did not {what} within {timeout:?}"),
+            source: Some(ErrorSource::new(elapsed)),
+        }),
     }
 }

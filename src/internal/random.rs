@@ -1,4 +1,4 @@
-//! Cheap randomness for jitter, from std's randomly keyed SipHash: enough to keep a
+//! Cheap randomness for jitter and unique temporary names, from std's randomly keyed SipHash: enough to keep a
 //! fleet of devices out of lockstep, without pulling in a random-number crate.
 
 use std::collections::hash_map::RandomState;
@@ -6,11 +6,15 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// 64 unpredictable-enough bits (not for secrets: those come from `ring`).
+pub(crate) fn bits() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
 /// A uniformly distributed number in [0, 1).
 pub(crate) fn fraction() -> f64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let bits = RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed));
-    (bits >> 11) as f64 / (1u64 << 53) as f64
+    (bits() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// `base` scaled by a random factor in [0.5, 1.0) ("equal jitter").

@@ -25,8 +25,7 @@
 //! let listener = LoopbackRedirect::bind().await?;             // desktop apps (RFC 8252 §7.3)
 //! let pending = client.authorization_request(AuthorizationRequest::new("me", listener.redirect_uri()))?;
 //! // open pending.url() in the system browser, then:
-//! let redirect = listener.wait_for(&pending, std::time::Duration::from_secs(600)).await?;
-//! let session = client.complete_authorization(&pending, &redirect).await?;
+//! let session = listener.complete(&client, &pending).await?;  // the browser's page tells the outcome
 //! # let _ = session; Ok(()) }
 //! ```
 
@@ -40,7 +39,7 @@ mod par;
 pub use authorization::{AuthorizationRequest, PendingAuthorization};
 pub use device::DeviceAuthorization;
 pub use import::ImportedTokens;
-pub use loopback::LoopbackRedirect;
+pub use loopback::{LoopbackCallback, LoopbackPages, LoopbackRedirect};
 
 use crate::error::AuthError;
 use crate::identity::Identity;

@@ -187,6 +187,15 @@ impl RecordStore for TokenStoreRecords {
         })
     }
 
+    fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Option<Vec<String>>> {
+        let prefix = prefix.to_owned();
+        self.blocking("", false, "list", move |store, _| {
+            Ok(store
+                .keys()?
+                .map(|keys| keys.into_iter().filter(|key| key.starts_with(&prefix)).collect()))
+        })
+    }
+
     fn changes(&self) -> Option<broadcast::Receiver<String>> {
         Some(self.changes.subscribe())
     }

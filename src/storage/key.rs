@@ -45,13 +45,19 @@ fn optional(out: &mut String, name: &str, value: Option<&str>) {
     }
 }
 
-/// The key of `identity`'s entry for `client_id` at `token_endpoint`.
-pub(crate) fn store_key(token_endpoint: &str, client_id: &str, identity: &Identity) -> String {
+/// What every key of `client_id` at `token_endpoint` starts with, for listing them.
+pub(crate) fn client_prefix(token_endpoint: &str, client_id: &str) -> String {
     let mut key = String::from("tokenkeeper/v2/");
     escape(token_endpoint, &mut key);
     key.push('/');
     escape(client_id, &mut key);
     key.push('/');
+    key
+}
+
+/// The key of `identity`'s entry for `client_id` at `token_endpoint`.
+pub(crate) fn store_key(token_endpoint: &str, client_id: &str, identity: &Identity) -> String {
+    let mut key = client_prefix(token_endpoint, client_id);
     match identity.subject() {
         Subject::Client => key.push_str("client"),
         Subject::User(name) => {

@@ -6,6 +6,7 @@
 //!   it belongs to; never passwords, client secrets or access tokens);
 //! - `key`: the store key, unambiguous per token endpoint, client and identity;
 //! - `keyring`: [`KeyringStore`] on the operating system's secret store;
+//! - `file`: [`FileStore`], files in a private directory, for headless machines;
 //! - `seam`: [`RecordStore`] (records with revisions, compare-and-set) and
 //!   [`RefreshLock`], what the session actually talks to, so a fleet store (Redis)
 //!   can implement them natively;
@@ -18,6 +19,7 @@
 //! `internal::persistence`.
 
 mod adapter;
+mod file;
 pub(crate) mod key;
 mod keyring;
 pub(crate) mod lock;
@@ -26,6 +28,7 @@ pub(crate) mod seam;
 mod shared;
 
 pub use adapter::TokenStoreRecords;
+pub use file::FileStore;
 pub use keyring::KeyringStore;
 pub use lock::LocalRefreshLock;
 pub use seam::{Deleted, Lease, LockError, RecordStore, RefreshLock, StoreFuture, Versioned, Written};
@@ -66,6 +69,13 @@ pub trait TokenStore: Send + Sync {
     fn save(&self, key: &str, refresh_token: &SecretString) -> Result<(), StoreError>;
     /// Forgets the value for `key` (no error if there was none).
     fn remove(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Every key that has a value, if this store can enumerate them (the default:
+    /// `Ok(None)`, it cannot). [`AuthClient::accounts`](crate::AuthClient::accounts)
+    /// lists the signed-in users from it.
+    fn keys(&self) -> Result<Option<Vec<String>>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// A [`TokenStore`] in process memory: survives a session, not a restart.
@@ -99,5 +109,9 @@ impl TokenStore for MemoryStore {
     fn remove(&self, key: &str) -> Result<(), StoreError> {
         self.tokens().remove(key);
         Ok(())
+    }
+
+    fn keys(&self) -> Result<Option<Vec<String>>, StoreError> {
+        Ok(Some(self.tokens().keys().cloned().collect()))
     }
 }

@@ -19,8 +19,12 @@
 //! scopes) is written without the fields the store key already names (endpoint,
 //! client, scopes), so it fits a Windows credential (2,560 bytes).
 //!
-//! Never a password, client secret or access token: only what a restart needs to
-//! resume (the refresh token) and what tells whose it is.
+//! Never a password or client secret: only what a restart needs to resume (the
+//! refresh token and, with offline start, `AuthConfig::offline_start`, the current
+//! access token and its expiry, `"access_token":"…","access_expires_at":1767229200`)
+//! and what tells whose it is. The access token fields are optional: older SDKs
+//! ignore them, and a record without them (or with an unusable one) simply costs a
+//! refresh at restore.
 //!
 //! Decoding reads every format an SDK ever wrote, so an update never signs users out:
 //! - format 0 (tokenkeeper 0.1): the bare refresh token string;
@@ -83,6 +87,8 @@ pub(crate) struct Record {
     pub scopes: Vec<String>,
     pub saved_at: Option<SystemTime>,
     pub refresh_expires_at: Option<SystemTime>,
+    /// The access token current when the record was saved, for offline start.
+    pub access: Option<StoredAccess>,
     /// The sign-in this refresh token descends from (see the module docs).
     pub grant: Option<u64>,
     /// The session instance that wrote the record.
@@ -91,6 +97,12 @@ pub(crate) struct Record {
     pub dpop_jkt: Option<String>,
     /// The desktop DPoP key itself (base64url PKCS#8), a secret like the token.
     pub dpop_key: Option<SecretString>,
+}
+
+/// An access token kept for offline start, with the instant it expires.
+pub(crate) struct StoredAccess {
+    pub token: SecretString,
+    pub expires_at: SystemTime,
 }
 
 impl fmt::Debug for Record {
@@ -102,6 +114,7 @@ impl fmt::Debug for Record {
             .field("client_id", &self.client_id)
             .field("subject", &self.subject)
             .field("scopes", &self.scopes)
+            .field("access", &self.access.as_ref().map(|_| "[redacted]"))
             .field("grant", &self.grant)
             .field("writer", &self.writer)
             .field("dpop_jkt", &self.dpop_jkt)
@@ -127,6 +140,10 @@ struct Wire<'a> {
     saved_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     refresh_expires_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_token: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_expires_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     grant: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,11 +208,18 @@ impl Record {
                 .unwrap_or_default(),
             saved_at: Some(saved_at),
             refresh_expires_at,
+            access: None,
             grant: None,
             writer: None,
             dpop_jkt: None,
             dpop_key: None,
         }
+    }
+
+    /// The same record carrying `access` for offline start.
+    pub(crate) fn with_access(mut self, access: Option<StoredAccess>) -> Self {
+        self.access = access;
+        self
     }
 
     /// The JSON text to store (it contains the refresh token, hence the secret type):
@@ -211,6 +235,8 @@ impl Record {
             scopes: self.scopes.clone(),
             saved_at: self.saved_at.map(unix_seconds),
             refresh_expires_at: self.refresh_expires_at.map(unix_seconds),
+            access_token: self.access.as_ref().map(|a| a.token.expose_secret().into()),
+            access_expires_at: self.access.as_ref().map(|a| unix_seconds(a.expires_at)),
             grant: id_text(self.grant),
             writer: id_text(self.writer),
             dpop_jkt: self.dpop_jkt.clone(),
@@ -248,6 +274,7 @@ impl Record {
                 scopes: Vec::new(),
                 saved_at: None,
                 refresh_expires_at: None,
+                access: None,
                 grant: None,
                 writer: None,
                 dpop_jkt: None,
@@ -275,6 +302,16 @@ impl Record {
             scopes: wire.scopes,
             saved_at: wire.saved_at.and_then(from_unix_seconds),
             refresh_expires_at: wire.refresh_expires_at.and_then(from_unix_seconds),
+            // An access token that could not have come from a token endpoint (RFC 6750
+            // §2.1 b64token is a subset of VSCHAR), or without an expiry, is ignored:
+            // the restore then refreshes, as without offline start.
+            access: match (wire.access_token, wire.access_expires_at.and_then(from_unix_seconds)) {
+                (Some(token), Some(expires_at)) if is_refresh_token(&token) => Some(StoredAccess {
+                    token: SecretString::from(token.as_ref()),
+                    expires_at,
+                }),
+                _ => None,
+            },
             grant: id_of(wire.grant.as_deref()),
             writer: id_of(wire.writer.as_deref()),
             dpop_jkt: wire.dpop_jkt,

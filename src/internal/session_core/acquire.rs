@@ -252,14 +252,27 @@ impl SessionCore {
             if !self.persistence().is_configured() {
                 return Err(AuthError::reauthenticate("no token store is configured"));
             }
+            // A revocation an earlier logout of this identity queued (offline) goes
+            // first; still unreachable, it stays queued and the restore goes on.
+            if let Err(error) = crate::internal::offline_logout::flush(&self.ctx, &self.identity).await {
+                tracing::warn!(%error, "could not send a queued revocation");
+            }
             let _persisting = self.persist_lock.lock().await;
             self.check_epoch(epoch)?;
-            let stored = self
+            let mut stored = self
                 .persistence()
                 .load()
                 .await?
                 .ok_or_else(|| AuthError::reauthenticate("no refresh token is stored for this identity"))?;
+            let (access, scope) = (stored.access.take(), stored.scope.take());
             self.adopt_restored(epoch, stored)?;
+            // Offline start: a still-valid stored access token is served as it is; it
+            // is refreshed in the background when due, like any cached token.
+            if let Some(access) = access {
+                if self.resume_stored(&access.token, scope.as_deref(), access.expires_at) {
+                    return Ok(());
+                }
+            }
         }
         self.obtain(Acquire::Renew, true, |set| set.is_valid(now))
             .await

@@ -33,6 +33,7 @@ use crate::internal::protocol::token_response::IssuedToken;
 use crate::internal::random;
 use crate::internal::token_set::TokenSet;
 use crate::state::{SessionState, TokenChange, TokenObserver};
+use crate::storage::record::StoredAccess;
 use crate::token::{AccessToken, Timestamp};
 use arc_swap::ArcSwapOption;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
@@ -408,7 +409,9 @@ impl SessionCore {
                     replaced = Self::keep_refresh_token(&mut state, refresh_token);
                 }
                 Some(SecretString::from(refresh_token.expose_secret()))
-            } else if state.persist_pending {
+            } else if state.persist_pending || self.ctx.config.offline_start {
+                // With offline start the record holds the access token too, so every
+                // new access token is saved, not only a new refresh token.
                 state
                     .refresh_token
                     .as_ref()
@@ -418,7 +421,7 @@ impl SessionCore {
             }
         };
         if let Some(refresh_token) = &to_save {
-            self.save(refresh_token, issued, new_grant).await;
+            self.save(refresh_token, issued, new_grant, set.expires_at).await;
         }
         // No await between the last fence check and the publish; a fence that lands
         // after the first check sends the commit round to the clean-up once more.
@@ -460,6 +463,8 @@ impl SessionCore {
         };
         drop(state);
         self.outbox.queue(event(&self.identity, Timestamp(winner.expires_at)));
+        // The token endpoint answered: revocations queued by offline logouts can go.
+        crate::internal::offline_logout::server_reachable(&self.ctx);
         Committed::Published(winner, replaced)
     }
 
@@ -475,7 +480,7 @@ impl SessionCore {
     /// may hold a spent refresh token) is removed if it can be, and the next change
     /// retries. Either way the stale entry is never adopted back: it is no news to
     /// this session (`internal::persistence`).
-    async fn save(&self, refresh_token: &SecretString, issued: &IssuedToken, new_grant: bool) {
+    async fn save(&self, refresh_token: &SecretString, issued: &IssuedToken, new_grant: bool, expires_at: SystemTime) {
         if !self.persistence().is_configured() {
             return;
         }
@@ -489,6 +494,7 @@ impl SessionCore {
             refresh_expires_at: issued.refresh_expires_at,
             new_grant,
             dpop: dpop.as_deref(),
+            access: Some((&issued.access_token, expires_at)),
         };
         match self.persistence().save(refresh_token, &meta).await {
             Ok(()) => self.state().persist_pending = false,
@@ -707,6 +713,32 @@ impl SessionCore {
         Some(held)
     }
 
+    /// Offline start: installs an access token read from the store by a restore, with
+    /// no token request, if the session is active and holds no valid token. Its origin
+    /// is older than any answer (tick 0), so a token-endpoint answer always replaces
+    /// it. No event: nothing was issued. Returns whether it was installed.
+    pub(crate) fn resume_stored(&self, token: &SecretString, scope: Option<&str>, expires_at: SystemTime) -> bool {
+        let mut state = self.state();
+        let now = self.now();
+        if !matches!(state.standing, Standing::Active)
+            || expires_at <= now
+            || self.token.load().as_ref().is_some_and(|held| held.is_valid(now))
+        {
+            return false;
+        }
+        let set = TokenSet::new(
+            token.expose_secret(),
+            scope,
+            now,
+            expires_at,
+            self.ctx.config.refresh_margin,
+            None,
+            0,
+        );
+        self.publish(&mut state, Some(Arc::new(set)));
+        true
+    }
+
     pub(crate) fn invalidate(&self) {
         let mut state = self.state();
         state.set_backoff(Backoff::default());
@@ -787,6 +819,35 @@ impl SessionCore {
         .shared()
     }
 
+    /// Keeps a revocation the server could not be reached for (`offline_logout`); if
+    /// even that fails, `error` is the logout's outcome.
+    async fn queue_revocation(
+        &self,
+        refresh: Option<&SecretString>,
+        access: Option<SecretString>,
+        expires_at: Option<SystemTime>,
+        error: AuthError,
+        first_error: &mut Option<AuthError>,
+    ) {
+        let Some(refresh) = refresh else {
+            first_error.get_or_insert(error);
+            return;
+        };
+        let access = access
+            .zip(expires_at)
+            .map(|(token, expires_at)| StoredAccess { token, expires_at });
+        match self.persistence().queue_revocation(refresh, access).await {
+            Ok(()) => {
+                tracing::info!(%error, "revocation queued until the server can be reached");
+                crate::internal::offline_logout::retry_later(Arc::clone(&self.ctx), self.identity.clone());
+            }
+            Err(store_error) => {
+                tracing::warn!(%store_error, "could not queue the revocation");
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+
     async fn finish_logout(
         &self,
         refresh: Option<SecretString>,
@@ -807,9 +868,18 @@ impl SessionCore {
                     None
                 })
         };
+        let expires_at = access.as_ref().map(|set| set.expires_at);
         let access = access.map(|set| SecretString::from(set.token.expose_secret()));
-        if let Err(error) = crate::internal::grants::revoke_all(self, refresh.as_ref(), access.as_ref()).await {
-            first_error.get_or_insert(error);
+        match crate::internal::grants::revoke_all(self, refresh.as_ref(), access.as_ref()).await {
+            Ok(()) => {}
+            // Offline: the logout stands; what it could not revoke waits in the store.
+            Err(error) if error.is_retryable() && refresh.is_some() && self.persistence().is_configured() => {
+                self.queue_revocation(refresh.as_ref(), access, expires_at, error, &mut first_error)
+                    .await;
+            }
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
         }
         // A stored refresh token this session did not hold (it never finished reading
         // the store, or another holder rotated the grant) would stay live, unowned.
