@@ -537,8 +537,11 @@ async fn a_restart_restores_without_the_password_and_a_server_side_logout_needs_
     };
     let (username, id) = kc.create_user("restore", "restore-password").await;
     let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    // The refresh a restart makes: with offline start (the default) the restore would
+    // serve the stored access token instead, and the logout below would show at the
+    // first 401 (tests/offline.rs covers that path against the development server).
     let app = || {
-        AuthClient::builder(kc.app_config(clock()))
+        AuthClient::builder(kc.app_config(clock()).offline_start(false))
             .store(Arc::clone(&store))
             .build()
             .unwrap()
