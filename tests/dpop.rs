@@ -429,7 +429,12 @@ async fn after_a_restart_the_session_keeps_its_key_with_its_refresh_token() {
         Some(jkt.clone()),
         "the same key, from the record"
     );
-    let token = alice.access_token().await.unwrap();
+    // Offline start (the default) serves the stored access token, bound to that key…
+    let stored = alice.access_token().await.unwrap();
+    assert_eq!(h.grants("refresh_token"), 0, "served from the record");
+    assert_eq!(h.server.dpop_binding(&value(&stored)), Some(jkt.clone()));
+    // …and the bound refresh token refreshes with the restored key.
+    let token = alice.refresh().await.unwrap();
     assert_eq!(h.grants("refresh_token"), 1, "the bound refresh token was accepted");
     assert_eq!(h.server.dpop_binding(&value(&token)), Some(jkt));
     let response = alice

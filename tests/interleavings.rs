@@ -678,7 +678,15 @@ impl World {
                     if self.logged_out[user] {
                         return Err(format!("{} logged out, and a restart brought them back", USERS[user]));
                     }
+                    // Offline start: the restore may serve the stored access token without
+                    // asking the server, so what it restored is not yet known live: a grant
+                    // the server revoked, or an older record left by a failed save (whose
+                    // refresh token the unsaved sign-in revoked), stays unseen, and
+                    // allowed, until the user's next sign-in.
+                    let (revoked, faulted) = (self.revoked_by_server[user], self.store_faulted[user]);
                     self.signed_in(user, session);
+                    self.revoked_by_server[user] = revoked;
+                    self.store_faulted[user] = faulted;
                 }
                 Err(AuthError::ReauthenticationRequired { .. })
                     if was_signed_in[user]
