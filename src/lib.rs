@@ -189,7 +189,7 @@ pub use identity::{Identity, Subject, TokenParams};
 #[cfg(feature = "reqwest")]
 pub use insufficient_scope::insufficient_scope;
 pub use insufficient_scope::InsufficientScope;
-pub use session::{is_replay_safe, Replay, Session};
+pub use session::{is_replay_safe, AccessTokenFuture, Replay, Session};
 pub use state::{SessionState, TokenChange, TokenObserver};
 pub use storage::{
     Deleted, FileStore, KeyringStore, Lease, LocalRefreshLock, LockError, MemoryStore, RecordStore, RefreshLock,

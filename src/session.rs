@@ -9,7 +9,10 @@ use crate::internal::session_core::{Credentials, SessionCore};
 use crate::token::AccessToken;
 use secrecy::ExposeSecret;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 
 /// Whether [`Session::send_with`] may re-send a request after renewing its token.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -91,8 +94,15 @@ impl Session {
     /// memory), requested once for all concurrent callers.
     ///
     /// Cancellation-safe: dropping the future never aborts a token request others wait on.
-    pub async fn access_token(&self) -> Result<AccessToken, AuthError> {
-        self.core.access_token().await
+    ///
+    /// The cache is read when the future is first polled (not when it is made), and a
+    /// cached token is returned from that first poll: no executor, allocation or wait.
+    #[inline]
+    pub fn access_token(&self) -> AccessTokenFuture<'_> {
+        AccessTokenFuture {
+            core: &self.core,
+            slow: None,
+        }
     }
 
     /// The cached token if it is fresh, without waiting or any I/O; `None` means
@@ -252,6 +262,45 @@ impl Session {
             registry.remove(self);
         }
         self.core.logout().await
+    }
+}
+
+/// The future [`Session::access_token`] returns: one layer, so that a cached token
+/// goes from the session to the caller in a single step; the slow path (a refresh, a
+/// flight to join) is built, boxed, only when the cache cannot serve.
+#[must_use = "futures do nothing unless awaited"]
+pub struct AccessTokenFuture<'a> {
+    core: &'a Arc<SessionCore>,
+    slow: Option<SlowPath<'a>>,
+}
+
+/// The boxed slow path of an [`AccessTokenFuture`].
+type SlowPath<'a> = Pin<Box<dyn Future<Output = Result<AccessToken, AuthError>> + Send + 'a>>;
+
+impl Future for AccessTokenFuture<'_> {
+    type Output = Result<AccessToken, AuthError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let slow = match &mut this.slow {
+            Some(slow) => slow,
+            None => {
+                if let Some(token) = this.core.hot_token() {
+                    return Poll::Ready(Ok(token));
+                }
+                this.slow.insert(Box::pin(this.core.access_token_slow()))
+            }
+        };
+        slow.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for AccessTokenFuture<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessTokenFuture")
+            .field("waiting", &self.slow.is_some())
+            .finish_non_exhaustive()
     }
 }
 

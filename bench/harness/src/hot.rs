@@ -127,6 +127,11 @@ pub fn run(server: &Server, runtime: &tokio::runtime::Runtime, duration: Duratio
         "parts.future_bytes",
         std::mem::size_of_val(&session.access_token()) as f64,
     );
+    report(
+        "tokenkeeper",
+        "parts.result_bytes",
+        std::mem::size_of::<Result<AccessToken, tokenkeeper::AuthError>>() as f64,
+    );
     for (metric, call) in parts {
         let (mut samples, _) = measure(1, duration / 2, call);
         report("tokenkeeper", metric, quantile(&mut samples, 0.5));

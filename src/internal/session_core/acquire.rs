@@ -14,17 +14,31 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 impl SessionCore {
-    /// A valid token: the cached one, or one new token shared by all callers.
-    pub(crate) async fn access_token(self: &Arc<Self>) -> Result<AccessToken, AuthError> {
-        // The hot path first, in a future of a few words: the slow path's state (a
-        // flight, a store, a token request) is boxed, so a cached read never builds,
-        // moves or drops it.
-        if self.ctx.config.cache_policy != CachePolicy::PerRequest {
-            if let Some(token) = self.fresh_token() {
-                return Ok(token);
-            }
+    /// The cached token `access_token()` serves without waiting, if there is one
+    /// (never for `CachePolicy::PerRequest`).
+    #[inline]
+    pub(crate) fn hot_token(&self) -> Option<AccessToken> {
+        if self.ctx.config.cache_policy == CachePolicy::PerRequest {
+            return None;
         }
-        Box::pin(self.token_valid_for(Duration::ZERO)).await
+        self.fresh_token()
+    }
+
+    /// A valid token: the cached one, or one new token shared by all callers. The slow
+    /// path's state (a flight, a store, a token request) is boxed, so a cached read
+    /// never builds, moves or drops it.
+    pub(crate) async fn access_token(self: &Arc<Self>) -> Result<AccessToken, AuthError> {
+        match self.hot_token() {
+            Some(token) => Ok(token),
+            None => Box::pin(self.access_token_slow()).await,
+        }
+    }
+
+    /// `access_token()` when [`hot_token`](Self::hot_token) had nothing: one new token
+    /// shared by all callers (or the cached one, due for refresh, while a background
+    /// refresh runs).
+    pub(crate) async fn access_token_slow(self: &Arc<Self>) -> Result<AccessToken, AuthError> {
+        self.token_valid_for(Duration::ZERO).await
     }
 
     /// A token valid for at least `min_validity`; a cached one that is due for
