@@ -192,6 +192,11 @@ impl AuthClient {
         &self.ctx
     }
 
+    /// The registry of sessions, for back-channel logout (`oidc::backchannel`).
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
     /// The identity of a user session named `account`, for the sign-in flows.
     pub(crate) fn account_identity(&self, account: &str, params: TokenParams) -> Result<Identity, AuthError> {
         self.user_identity(account, params)
