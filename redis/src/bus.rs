@@ -23,6 +23,8 @@ pub(crate) enum Kind {
     Released,
     /// The identity's access token is no longer good (revocation seen, `invalidate()`).
     Invalidated,
+    /// A back-channel logout: the "key" names the sessions to end (`backchannel`).
+    Logout,
 }
 
 impl Kind {
@@ -32,6 +34,7 @@ impl Kind {
             "removed" => Kind::Removed,
             "released" => Kind::Released,
             "invalidated" => Kind::Invalidated,
+            "logout" => Kind::Logout,
             _ => return None,
         })
     }

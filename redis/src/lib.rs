@@ -14,6 +14,7 @@
 //! | `lease` | the refresh lease: `SET NX PX`, watchdog renewal, compare-and-delete release |
 //! | `seam` | the core's `RecordStore` and `RefreshLock` on all of the above |
 //! | `tokens` | the core's `SharedTokens`: each identity's access token, shared by the fleet |
+//! | `backchannel` | OIDC back-channel logout fleet-wide: `jti`s in Redis, the logout fanned out |
 //!
 //! # Use
 //! ```no_run
@@ -48,6 +49,7 @@
 //! correct, only more token requests), emits [`FleetEvent::RedisUnavailable`] once,
 //! and [`FleetEvent::RedisRecovered`] when Redis answers again.
 
+mod backchannel;
 mod bus;
 mod config;
 mod events;
@@ -82,6 +84,7 @@ pub struct RedisFleet {
     events: events::FleetEvents,
     known: Arc<seam::KnownKeys>,
     changes: tokio::sync::broadcast::Sender<String>,
+    logouts: Arc<backchannel::LogoutClients>,
 }
 
 impl std::fmt::Debug for RedisFleet {
@@ -109,6 +112,8 @@ impl RedisFleet {
             Arc::clone(&known),
             changes.clone(),
         ));
+        let logouts = Arc::new(backchannel::LogoutClients::default());
+        tokio::spawn(backchannel::serve(link.bus().subscribe(), Arc::downgrade(&logouts)));
         let fleet = Arc::new(RedisFleet {
             records: store::Records::new(Arc::clone(&link), sealer),
             leases: lease::Leases::new(Arc::clone(&link)),
@@ -116,6 +121,7 @@ impl RedisFleet {
             events,
             known,
             changes,
+            logouts,
         });
         tokio::spawn(subscribe_with_backoff(link));
         Ok(fleet)

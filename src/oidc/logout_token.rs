@@ -38,6 +38,24 @@ pub struct LogoutToken {
 }
 
 impl LogoutToken {
+    /// A logout token's claims, for a fleet that passes a validated one on to its
+    /// other instances (they end sessions with it; they do not validate it again).
+    pub fn new(
+        issuer: impl Into<String>,
+        subject: Option<String>,
+        session_id: Option<String>,
+        jti: String,
+        issued_at: u64,
+    ) -> Self {
+        Self {
+            issuer: issuer.into(),
+            subject,
+            session_id,
+            jti,
+            issued_at,
+        }
+    }
+
     /// Whether a session whose ID token had these claims is one this token ends:
     /// the same issuer, and the same `sub` and `sid` wherever the token names them.
     pub fn matches(&self, claims: &crate::oidc::IdTokenClaims) -> bool {
