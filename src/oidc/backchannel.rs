@@ -12,26 +12,36 @@
 //!
 //! With axum (any framework works the same way: bytes in, status out):
 //!
-//! ```ignore
-//! use axum::{body::Bytes, extract::State, http::{header, HeaderMap, StatusCode}, routing::post, Router};
+//! ```no_run
+//! use axum::body::Bytes;
+//! use axum::extract::State;
+//! use axum::http::{header, HeaderMap, StatusCode};
+//! use axum::{routing::post, Router};
 //! use std::sync::Arc;
 //! use tokenkeeper::oidc::BackChannelLogout;
 //!
-//! async fn backchannel(State(receiver): State<Arc<BackChannelLogout>>, headers: HeaderMap, body: Bytes)
-//!     -> (StatusCode, [(header::HeaderName, &'static str); 1]) {
+//! async fn backchannel(
+//!     State(receiver): State<Arc<BackChannelLogout>>,
+//!     headers: HeaderMap,
+//!     body: Bytes,
+//! ) -> (StatusCode, [(header::HeaderName, &'static str); 1]) {
 //!     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
 //!     let outcome = receiver.handle(content_type, &body).await;
 //!     if let Err(rejection) = &outcome.result {
-//!         tracing::warn!(%rejection, "back-channel logout refused");
+//!         eprintln!("back-channel logout refused: {rejection}");
 //!     }
+//!     let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::BAD_REQUEST);
 //!     // §2.8: the answer must not be cached.
-//!     (StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::BAD_REQUEST), [(header::CACHE_CONTROL, "no-store")])
+//!     (status, [(header::CACHE_CONTROL, "no-store")])
 //! }
 //!
-//! # fn app(client: tokenkeeper::AuthClient) -> Result<Router, tokenkeeper::AuthError> {
-//! let receiver = Arc::new(client.backchannel_logout()?);
-//! Ok(Router::new().route("/oidc/backchannel-logout", post(backchannel)).with_state(receiver))
-//! # }
+//! fn routes(client: &tokenkeeper::AuthClient) -> Result<Router, tokenkeeper::AuthError> {
+//!     // A fleet: `fleet.backchannel_logout(client)?` (tokenkeeper-redis) instead.
+//!     let receiver = Arc::new(client.backchannel_logout()?);
+//!     Ok(Router::new()
+//!         .route("/oidc/backchannel-logout", post(backchannel))
+//!         .with_state(receiver))
+//! }
 //! ```
 
 use crate::error::{AuthError, JwtError};
