@@ -1,3 +1,6 @@
+//! Fleet-wide endings: `logout()` and `invalidate()` on one instance act on every
+//! instance that [`serve`](RedisFleet::serve)s its client ("ended <record>" ends the
+//! session without revoking again, "invalidated <token>" drops the cached token), and
 //! OIDC Back-Channel Logout for the fleet: the core's receiver
 //! (`tokenkeeper::oidc::BackChannelLogout`) with the fleet's memory of seen `jti`s
 //! (`SET NX EX` in Redis, so a token replayed to another instance is refused too) and
@@ -14,6 +17,7 @@
 //! Not here: the token checks (the core's `LogoutTokenValidator`).
 
 use crate::bus::{BusMessage, Kind};
+use crate::seam::KnownKeys;
 use crate::RedisFleet;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -63,11 +67,37 @@ fn decode(word: &str) -> Option<LogoutToken> {
     Some(LogoutToken::new(issuer, subject, session_id, String::new(), 0))
 }
 
-/// Ends the sessions every fleet logout names, on each registered client, until the
-/// fleet is dropped.
-pub(crate) async fn serve(mut messages: broadcast::Receiver<BusMessage>, clients: Weak<LogoutClients>) {
+/// Acts on the fleet's endings for each registered client, until the fleet is dropped.
+pub(crate) async fn serve(
+    mut messages: broadcast::Receiver<BusMessage>,
+    clients: Weak<LogoutClients>,
+    known: Arc<KnownKeys>,
+) {
     loop {
         match messages.recv().await {
+            Ok(BusMessage::Key {
+                kind: kind @ (Kind::Ended | Kind::Invalidated),
+                key,
+                ..
+            }) => {
+                let Some(clients) = clients.upgrade() else { return };
+                // The token key shares the record's hash tag: `…:at` ↔ `…:rec`.
+                let record = match key.strip_suffix(":at") {
+                    Some(tag) => format!("{tag}:rec"),
+                    None => key,
+                };
+                let Some(store_key) = known.store_key(&record) else {
+                    continue;
+                };
+                for client in clients.all() {
+                    if kind == Kind::Ended {
+                        client.end_session_stored_at(&store_key).await;
+                    } else if let Some(session) = client.session_stored_at(&store_key) {
+                        // Its withdrawal finds nothing to withdraw: no second message.
+                        session.invalidate();
+                    }
+                }
+            }
             Ok(BusMessage::Key {
                 kind: Kind::Logout,
                 key,
@@ -98,7 +128,7 @@ pub(crate) async fn serve(mut messages: broadcast::Receiver<BusMessage>, clients
 impl RedisFleet {
     /// A back-channel logout receiver for `client` whose `jti` memory is Redis and
     /// whose valid tokens end the matching sessions on every instance that called
-    /// this (or [`serve_logouts`](Self::serve_logouts)). Mount it on every instance
+    /// this (or [`serve`](Self::serve)). Mount it on every instance
     /// behind the load balancer; see `tokenkeeper::oidc::BackChannelLogout` for the
     /// route. [`AuthError::InvalidConfig`] without the issuer's `jwks_uri`.
     pub fn backchannel_logout(self: &Arc<Self>, client: &AuthClient) -> Result<BackChannelLogout, AuthError> {
@@ -106,13 +136,16 @@ impl RedisFleet {
             .backchannel_logout()?
             .replay_cache(Arc::clone(self) as Arc<dyn LogoutReplayCache>)
             .end_sessions_with(Arc::clone(self) as Arc<dyn EndSessions>);
-        self.serve_logouts(client);
+        self.serve(client);
         Ok(receiver)
     }
 
-    /// Ends `client`'s sessions when another instance receives a back-channel logout
-    /// naming them (for instances that do not mount the receiver themselves).
-    pub fn serve_logouts(&self, client: &AuthClient) {
+    /// Makes the fleet's endings reach `client`'s sessions on this instance: a
+    /// `logout()` on another instance ends the session here too (without a second
+    /// revocation), an `invalidate()` or a revocation seen elsewhere drops the cached
+    /// token here, and a back-channel logout received anywhere ends the sessions it
+    /// names. Call it once per client, on every instance.
+    pub fn serve(&self, client: &AuthClient) {
         self.logouts.add(client);
     }
 

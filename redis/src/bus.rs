@@ -25,6 +25,8 @@ pub(crate) enum Kind {
     Invalidated,
     /// A back-channel logout: the "key" names the sessions to end (`backchannel`).
     Logout,
+    /// The session of a record key logged out on one instance: the others end theirs.
+    Ended,
 }
 
 impl Kind {
@@ -35,6 +37,7 @@ impl Kind {
             "released" => Kind::Released,
             "invalidated" => Kind::Invalidated,
             "logout" => Kind::Logout,
+            "ended" => Kind::Ended,
             _ => return None,
         })
     }

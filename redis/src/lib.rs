@@ -31,6 +31,8 @@
 //!     .refresh_lock(fleet.clone())
 //!     .shared_tokens(fleet.clone())
 //!     .build()?;
+//! // logout(), invalidate() and back-channel logouts reach this instance's sessions.
+//! fleet.serve(&client);
 //! # let _ = client; Ok(()) }
 //! ```
 //!
@@ -113,7 +115,11 @@ impl RedisFleet {
             changes.clone(),
         ));
         let logouts = Arc::new(backchannel::LogoutClients::default());
-        tokio::spawn(backchannel::serve(link.bus().subscribe(), Arc::downgrade(&logouts)));
+        tokio::spawn(backchannel::serve(
+            link.bus().subscribe(),
+            Arc::downgrade(&logouts),
+            Arc::clone(&known),
+        ));
         let fleet = Arc::new(RedisFleet {
             records: store::Records::new(Arc::clone(&link), sealer),
             leases: lease::Leases::new(Arc::clone(&link)),

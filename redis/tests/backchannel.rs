@@ -7,7 +7,7 @@
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
-use redis_server::RedisServer;
+use redis_server::{eventually, RedisServer};
 use std::sync::Arc;
 use std::time::Duration;
 use tokenkeeper::oidc::{BackChannelLogout, LogoutRejection};
@@ -51,17 +51,6 @@ async fn instance(server: &DevServer, redis: &RedisServer) -> Instance {
 fn form(token: &str) -> Vec<u8> {
     // A JWS is base64url and dots: nothing to escape.
     format!("logout_token={token}").into_bytes()
-}
-
-/// Waits, bounded, for `done`: the other instance hears the logout over pub/sub.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..200 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("never happened: {what}");
 }
 
 /// Waits, bounded, until both fleets' subscriptions deliver.

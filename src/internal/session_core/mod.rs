@@ -882,6 +882,9 @@ impl SessionCore {
                 })
         };
         if revoke {
+            // After the removal, so the other holders find the record gone; they end
+            // their sessions of this key without revoking: one revocation fleet-wide.
+            crate::internal::shared::announce_logout(self).await;
             self.revoke_after_logout(refresh, access, stored, &mut first_error)
                 .await;
         }
