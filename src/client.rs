@@ -188,7 +188,9 @@ impl AuthClient {
     }
 
     /// The signed-in session whose [`Session::store_key`] is `key`, if this client
-    /// holds one: for a fleet store that names sessions by their key.
+    /// holds one: for a fleet store that names sessions by their key. It compares the
+    /// key of every session (about 1 ms per 100,000): meant for a fleet's logout and
+    /// invalidation messages, not for a per-request lookup.
     pub fn session_stored_at(&self, key: &str) -> Option<Arc<Session>> {
         self.registry
             .matching(|session| session.store_key() == key)

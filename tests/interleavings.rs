@@ -30,8 +30,7 @@ use std::time::Duration;
 use tokenkeeper::signin::{AuthorizationRequest, ImportedTokens};
 use tokenkeeper::{
     AuthClient, AuthConfig, AuthError, AuthEvent, AuthEventListener, CachePolicy, ManualClock, MemoryStore,
-    RetryPolicy, Session, SessionState, StoreError, TokenChange, TokenObserver, TokenParams, TokenRotation,
-    TokenStore,
+    RetryPolicy, Session, SessionState, StoreError, TokenChange, TokenObserver, TokenParams, TokenRotation, TokenStore,
 };
 use tokenkeeper_devserver::{ClientSpec, DevServer, DevServerConfig, Endpoint, Fault, DEVICE_CODE_GRANT};
 

@@ -282,7 +282,13 @@ impl crate::AuthClient {
     pub async fn end_sessions(&self, token: &LogoutToken) -> usize {
         let ended = self
             .registry()
-            .matching(|session| session.id_token_claims().is_some_and(|claims| token.matches(&claims)));
+            // The claims' Arc, not a copy: this looks at every session of the client.
+            .matching(|session| {
+                session
+                    .core()
+                    .id_token_claims()
+                    .is_some_and(|claims| token.matches(&claims))
+            });
         for session in &ended {
             self.registry().remove(session);
             if let Err(error) = session.core().end_by_provider().await {
