@@ -1,6 +1,6 @@
 //! Fleet-wide endings: `logout()` and `invalidate()` on one instance act on every
-//! instance that [`serve`](RedisFleet::serve)s its client ("ended <record>" ends the
-//! session without revoking again, "invalidated <token>" drops the cached token), and
+//! instance that [`serve`](RedisFleet::serve)s its client (`ended <record>` ends the
+//! session without revoking again, `invalidated <token>` drops the cached token), and
 //! OIDC Back-Channel Logout for the fleet: the core's receiver
 //! (`tokenkeeper::oidc::BackChannelLogout`) with the fleet's memory of seen `jti`s
 //! (`SET NX EX` in Redis, so a token replayed to another instance is refused too) and
