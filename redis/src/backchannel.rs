@@ -1,5 +1,5 @@
 //! Fleet-wide endings: `logout()` and `invalidate()` on one instance act on every
-//! instance that [`serve`](RedisFleet::serve)s its client (`ended <record>` ends the
+//! instance that [`serve`](RedisFleet::serve)s its client (`ended <record> <instance>` ends the
 //! session without revoking again, `invalidated <token>` drops the cached token), and
 //! OIDC Back-Channel Logout for the fleet: the core's receiver
 //! (`tokenkeeper::oidc::BackChannelLogout`) with the fleet's memory of seen `jti`s
@@ -72,15 +72,20 @@ pub(crate) async fn serve(
     mut messages: broadcast::Receiver<BusMessage>,
     clients: Weak<LogoutClients>,
     known: Arc<KnownKeys>,
+    instance: u64,
 ) {
     loop {
         match messages.recv().await {
             Ok(BusMessage::Key {
                 kind: kind @ (Kind::Ended | Kind::Invalidated),
                 key,
-                ..
+                revision,
             }) => {
                 let Some(clients) = clients.upgrade() else { return };
+                if kind == Kind::Ended && revision == Some(instance) {
+                    // Our own logout: that session has ended; a sign-in since is new.
+                    continue;
+                }
                 // The token key shares the record's hash tag: `…:at` ↔ `…:rec`.
                 let record = match key.strip_suffix(":at") {
                     Some(tag) => format!("{tag}:rec"),

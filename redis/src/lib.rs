@@ -87,6 +87,9 @@ pub struct RedisFleet {
     known: Arc<seam::KnownKeys>,
     changes: tokio::sync::broadcast::Sender<String>,
     logouts: Arc<backchannel::LogoutClients>,
+    /// A random id in this instance's `ended` messages, so it skips its own echo
+    /// (its session already ended; a new sign-in since must not).
+    instance: u64,
 }
 
 impl std::fmt::Debug for RedisFleet {
@@ -115,10 +118,15 @@ impl RedisFleet {
             changes.clone(),
         ));
         let logouts = Arc::new(backchannel::LogoutClients::default());
+        let mut id = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
+            .map_err(|_| RedisError::Failed("no random numbers for the instance id".to_owned()))?;
+        let instance = u64::from_le_bytes(id);
         tokio::spawn(backchannel::serve(
             link.bus().subscribe(),
             Arc::downgrade(&logouts),
             Arc::clone(&known),
+            instance,
         ));
         let fleet = Arc::new(RedisFleet {
             records: store::Records::new(Arc::clone(&link), sealer),
@@ -128,6 +136,7 @@ impl RedisFleet {
             known,
             changes,
             logouts,
+            instance,
         });
         tokio::spawn(subscribe_with_backoff(link));
         Ok(fleet)

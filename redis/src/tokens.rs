@@ -92,7 +92,8 @@ impl SharedTokens for RedisFleet {
     fn announce_logout<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let record = self.keys_for(key).record;
-            let message = format!("ended {record}");
+            // The sender's id where other messages have a revision: it skips its echo.
+            let message = format!("ended {record} {}", self.instance);
             self.link
                 .query::<i64>(redis::cmd("PUBLISH").arg(self.link.bus_channel()).arg(message))
                 .await
