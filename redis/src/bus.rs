@@ -147,6 +147,18 @@ mod tests {
                 revision: None
             })
         );
+        assert_eq!(
+            parse("ended tk:{a}:rec 18446744073709551615"),
+            Some(BusMessage::Key {
+                kind: Kind::Ended,
+                key: "tk:{a}:rec".into(),
+                revision: Some(u64::MAX)
+            })
+        );
+        assert!(matches!(
+            parse("logout aHR0cHM.YQ."),
+            Some(BusMessage::Key { kind: Kind::Logout, .. })
+        ));
         for junk in [
             "",
             "changed",
