@@ -187,9 +187,41 @@ impl AuthClient {
         crate::internal::persistence::accounts(&self.ctx).await
     }
 
+    /// The signed-in session whose [`Session::store_key`] is `key`, if this client
+    /// holds one: for a fleet store that names sessions by their key. It compares the
+    /// key of every session (about 1 ms per 100,000): meant for a fleet's logout and
+    /// invalidation messages, not for a per-request lookup.
+    pub fn session_stored_at(&self, key: &str) -> Option<Arc<Session>> {
+        self.registry
+            .matching(|session| session.store_key() == key)
+            .into_iter()
+            .next()
+    }
+
+    /// Ends, without revoking, the session stored at `key`: another instance of a
+    /// fleet logged it out (and revoked its tokens once, for the fleet). Local state
+    /// is forgotten, the record removed if still there, and
+    /// [`AuthEvent::LoggedOut`](crate::AuthEvent::LoggedOut) emitted. `false` if this
+    /// client holds no session at `key`.
+    pub async fn end_session_stored_at(&self, key: &str) -> bool {
+        let Some(session) = self.session_stored_at(key) else {
+            return false;
+        };
+        self.registry.remove(&session);
+        if let Err(error) = session.core().end_by_provider().await {
+            tracing::warn!(%error, "the stored record of a session logged out elsewhere was not removed");
+        }
+        true
+    }
+
     /// The shared context, for the sign-in flows in [`crate::signin`].
     pub(crate) fn context(&self) -> &Arc<ClientContext> {
         &self.ctx
+    }
+
+    /// The registry of sessions, for back-channel logout (`oidc::backchannel`).
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.registry
     }
 
     /// The identity of a user session named `account`, for the sign-in flows.

@@ -155,6 +155,11 @@ pub enum JwtCheck {
     /// A refreshed ID token names another `iss` or `sub` than the session's (OIDC Core §12.2),
     /// or UserInfo answered for another `sub`.
     SubjectChanged,
+    /// A logout token's `events` claim lacks the back-channel logout event
+    /// (OIDC Back-Channel Logout 1.0 §2.4).
+    Events,
+    /// A logout token's `jti` was seen before: a replay (§2.6, step 7).
+    Replayed,
 }
 
 impl fmt::Display for JwtCheck {
@@ -174,6 +179,8 @@ impl fmt::Display for JwtCheck {
             Self::AuthTime => "auth_time",
             Self::AccessTokenHash => "at_hash",
             Self::SubjectChanged => "same subject",
+            Self::Events => "events",
+            Self::Replayed => "jti",
         })
     }
 }

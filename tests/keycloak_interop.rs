@@ -178,6 +178,19 @@ mod admin {
             body.as_array().map_or(0, Vec::len)
         }
 
+        /// Points `client_id`'s `backchannel.logout.url` at `url`.
+        pub(super) async fn set_backchannel_logout_url(&self, client_id: &str, url: &str) {
+            let found = self
+                .admin(reqwest::Method::GET, &format!("/clients?clientId={client_id}"), None)
+                .await;
+            let clients: Value = serde_json::from_slice(&found.bytes().await.unwrap()).unwrap();
+            let mut client = clients[0].clone();
+            let id = client["id"].as_str().unwrap().to_owned();
+            client["attributes"]["backchannel.logout.url"] = json!(url);
+            self.admin(reqwest::Method::PUT, &format!("/clients/{id}"), Some(client))
+                .await;
+        }
+
         /// Ends every session of the user, as "sign out everywhere" on another device.
         pub(super) async fn logout_user(&self, id: &str) {
             self.admin(reqwest::Method::POST, &format!("/users/{id}/logout"), None)
@@ -717,4 +730,58 @@ async fn a_disabled_user_must_sign_in_again() {
     assert!(matches!(error, AuthError::ReauthenticationRequired { .. }), "{error:?}");
     assert_eq!(kc.events(&id, "REFRESH_TOKEN_ERROR").await, 1);
     assert_eq!(kc.events(&id, "LOGIN_ERROR").await, 1, "one password attempt");
+}
+
+#[tokio::test]
+async fn an_admin_logout_reaches_the_backchannel_receiver_and_ends_the_session() {
+    let Some(kc) = Keycloak::from_env("an_admin_logout_reaches_the_backchannel_receiver_and_ends_the_session") else {
+        return;
+    };
+    let (username, id) = kc.create_user("bcl", "bcl-password").await;
+    let issuer = format!("{}/realms/{}", kc.base, kc.realm);
+    let config = AuthConfig::discover(&issuer, "tk-bcl")
+        .await
+        .expect("Keycloak's OpenID Connect discovery")
+        .client_secret(SecretString::from("tk-bcl-secret"))
+        .scopes(["openid"])
+        .clock(clock());
+    let client = AuthClient::new(config).unwrap();
+    let session = client
+        .login(&username, SecretString::from("bcl-password"))
+        .await
+        .unwrap();
+    assert!(
+        session.id_token_claims().unwrap().session_id().is_some(),
+        "Keycloak's ID token names its session (sid)"
+    );
+    // The app's route, on a loopback port Keycloak is told about.
+    let receiver = Arc::new(client.backchannel_logout().unwrap());
+    let (heard, mut outcomes) = tokio::sync::mpsc::unbounded_channel();
+    let route = axum::routing::post(
+        move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+            let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+            let outcome = receiver.handle(content_type, &body).await;
+            let status = outcome.status;
+            let _ = heard.send(outcome);
+            axum::http::StatusCode::from_u16(status).unwrap()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().route("/backchannel-logout", route);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    kc.set_backchannel_logout_url("tk-bcl", &format!("http://127.0.0.1:{port}/backchannel-logout"))
+        .await;
+
+    kc.logout_user(&id).await;
+    let outcome = tokio::time::timeout(Duration::from_secs(30), outcomes.recv())
+        .await
+        .expect("Keycloak POSTs the logout token within 30 s")
+        .unwrap();
+    assert_eq!(outcome.status, 200, "{:?}", outcome.result);
+    let accepted = outcome.result.unwrap();
+    assert_eq!(accepted.ended, 1);
+    assert_eq!(accepted.token.subject.as_deref(), Some(id.as_str()));
+    assert!(client.session(&username).is_none(), "the SDK ended the session");
+    assert_eq!(session.state(), tokenkeeper::SessionState::LoggedOut);
 }

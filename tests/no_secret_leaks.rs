@@ -118,6 +118,22 @@ async fn no_secret_reaches_logs_debug_output_or_errors() {
         h.server.inject_id_token_fault(fault);
         errors.push(bob.refresh().await.unwrap_err());
     }
+    // Back-channel logout: neither a refused nor an accepted logout token is printed.
+    let receiver = oidc.backchannel_logout().unwrap();
+    seen.push(format!("{receiver:?}"));
+    for fault in [Some(tokenkeeper_devserver::LogoutTokenFault::BadSignature), None] {
+        let token = h.server.logout_token("oidc-app", Some("bob"), None, fault);
+        let body = format!("logout_token={token}");
+        let outcome = receiver
+            .handle(Some("application/x-www-form-urlencoded"), body.as_bytes())
+            .await;
+        if let Err(rejection) = &outcome.result {
+            seen.push(rejection.to_string());
+        }
+        seen.push(format!("{outcome:?}"));
+        // The signature part is what a leak would show (the claims are not secret).
+        secrets.push(token.rsplit('.').next().unwrap_or_default().to_owned());
+    }
     // The file store: its Debug and its errors name the directory, never a value.
     let dir = std::env::temp_dir().join(format!("tokenkeeper-leaks-{}", std::process::id()));
     let files = FileStore::new(&dir).unwrap();

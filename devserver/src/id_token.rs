@@ -106,6 +106,10 @@ pub(crate) fn mint(state: &AppState, who: &Subject<'_>) -> String {
         ("iat", json!(secs(now))),
         ("exp", json!(secs(now + lifetime))),
         ("at_hash", json!(jose::at_hash(who.access_token))),
+        (
+            "sid",
+            json!(crate::logout_token::session_id(who.client_id, who.subject)),
+        ),
     ] {
         claims[name] = value;
     }

@@ -11,6 +11,7 @@
 //! | `GET /.well-known/oauth-authorization-server` | RFC 8414 metadata (also at `/.well-known/openid-configuration`) |
 //! | `GET /oauth2/jwks` | the ID token signing keys (JWK Set, `Cache-Control: max-age`); ID tokens are issued for scope `openid`, see [`IdTokenFault`] |
 //! | `POST /oauth2/par` | RFC 9126 pushed authorization requests (201 with `request_uri`); `require_pushed_authorization_requests` refuses the others |
+//! | (no route) | [`DevServer::logout_token`] mints OIDC back-channel logout tokens, valid or forged ([`LogoutTokenFault`]); ID tokens carry the [`session_id`] as `sid` |
 //! | `GET /oauth2/logout` | OIDC RP-initiated logout: revokes the `id_token_hint` subject's tokens, 303 to a registered `post_logout_redirect_uri` with `state` |
 //! | any `/api/{*path}` | bearer-protected resource (`/api/admin...` needs scope `admin`) |
 //! | `/_admin/...` | admin API, see below |
@@ -46,6 +47,7 @@ mod dpop;
 mod faults;
 mod id_token;
 pub mod jose;
+mod logout_token;
 mod metadata;
 mod oauth;
 mod resource;
@@ -72,6 +74,7 @@ pub use config::{
 pub use dpop::DpopSpec;
 pub use faults::{Endpoint, Fault};
 pub use id_token::IdTokenFault;
+pub use logout_token::{session_id, LogoutTokenFault, BACKCHANNEL_LOGOUT_EVENT};
 pub use state::{RevocationRecord, Stats};
 
 use state::AppState;
@@ -323,6 +326,19 @@ impl DevServer {
     /// The `kid` ID tokens are signed with now.
     pub fn signing_kid(&self) -> String {
         self.state.lock().keys.current.kid().to_owned()
+    }
+
+    /// A logout token (OIDC Back-Channel Logout 1.0 §2.4) for `client_id`'s sessions
+    /// of `subject` and/or `sid` (see [`session_id`]), signed with the ID token key
+    /// and spoiled by `fault` if given; each has a new `jti`.
+    pub fn logout_token(
+        &self,
+        client_id: &str,
+        subject: Option<&str>,
+        sid: Option<&str>,
+        fault: Option<LogoutTokenFault>,
+    ) -> String {
+        logout_token::mint(&self.state, client_id, subject, sid, fault)
     }
 
     /// Spoils the next ID token issued (first in, first out).

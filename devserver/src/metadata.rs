@@ -29,6 +29,8 @@ pub(crate) async fn metadata(State(state): State<Arc<AppState>>) -> Json<Value> 
         "jwks_uri": format!("{base}/oauth2/jwks"),
         "userinfo_endpoint": format!("{base}/api/userinfo"),
         "end_session_endpoint": format!("{base}/oauth2/logout"),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "pushed_authorization_request_endpoint": format!("{base}/oauth2/par"),
         "require_pushed_authorization_requests": state.config.require_pushed_authorization_requests,
         "id_token_signing_alg_values_supported": [state.config.id_token_alg.name()],

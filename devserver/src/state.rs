@@ -155,6 +155,8 @@ pub(crate) struct Inner {
     pub keys: crate::id_token::Keys,
     /// request_uri → a pushed authorization request (RFC 9126)
     pub pushed: HashMap<String, crate::authorize::Pushed>,
+    /// Logout tokens minted so far (part of each `jti`).
+    pub logout_tokens_minted: u64,
 }
 
 /// Shared by every request handler and by the [`DevServer`](crate::DevServer) handle.

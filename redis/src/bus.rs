@@ -23,6 +23,10 @@ pub(crate) enum Kind {
     Released,
     /// The identity's access token is no longer good (revocation seen, `invalidate()`).
     Invalidated,
+    /// A back-channel logout: the "key" names the sessions to end (`backchannel`).
+    Logout,
+    /// The session of a record key logged out on one instance: the others end theirs.
+    Ended,
 }
 
 impl Kind {
@@ -32,6 +36,8 @@ impl Kind {
             "removed" => Kind::Removed,
             "released" => Kind::Released,
             "invalidated" => Kind::Invalidated,
+            "logout" => Kind::Logout,
+            "ended" => Kind::Ended,
             _ => return None,
         })
     }
@@ -141,6 +147,18 @@ mod tests {
                 revision: None
             })
         );
+        assert_eq!(
+            parse("ended tk:{a}:rec 18446744073709551615"),
+            Some(BusMessage::Key {
+                kind: Kind::Ended,
+                key: "tk:{a}:rec".into(),
+                revision: Some(u64::MAX)
+            })
+        );
+        assert!(matches!(
+            parse("logout aHR0cHM.YQ."),
+            Some(BusMessage::Key { kind: Kind::Logout, .. })
+        ));
         for junk in [
             "",
             "changed",

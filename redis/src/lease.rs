@@ -101,6 +101,7 @@ impl Leases {
                     let ours = match kind {
                         Kind::Released => key == keys.lease,
                         Kind::Changed | Kind::Removed | Kind::Invalidated => key == keys.record,
+                        Kind::Logout | Kind::Ended => false,
                     };
                     if ours {
                         return LeaseOutcome::Changed;

@@ -14,6 +14,7 @@
 //! | `lease` | the refresh lease: `SET NX PX`, watchdog renewal, compare-and-delete release |
 //! | `seam` | the core's `RecordStore` and `RefreshLock` on all of the above |
 //! | `tokens` | the core's `SharedTokens`: each identity's access token, shared by the fleet |
+//! | `backchannel` | OIDC back-channel logout fleet-wide: `jti`s in Redis, the logout fanned out |
 //!
 //! # Use
 //! ```no_run
@@ -30,6 +31,8 @@
 //!     .refresh_lock(fleet.clone())
 //!     .shared_tokens(fleet.clone())
 //!     .build()?;
+//! // logout(), invalidate() and back-channel logouts reach this instance's sessions.
+//! fleet.serve(&client);
 //! # let _ = client; Ok(()) }
 //! ```
 //!
@@ -48,6 +51,7 @@
 //! correct, only more token requests), emits [`FleetEvent::RedisUnavailable`] once,
 //! and [`FleetEvent::RedisRecovered`] when Redis answers again.
 
+mod backchannel;
 mod bus;
 mod config;
 mod events;
@@ -82,6 +86,10 @@ pub struct RedisFleet {
     events: events::FleetEvents,
     known: Arc<seam::KnownKeys>,
     changes: tokio::sync::broadcast::Sender<String>,
+    logouts: Arc<backchannel::LogoutClients>,
+    /// A random id in this instance's `ended` messages, so it skips its own echo
+    /// (its session already ended; a new sign-in since must not).
+    instance: u64,
 }
 
 impl std::fmt::Debug for RedisFleet {
@@ -109,6 +117,17 @@ impl RedisFleet {
             Arc::clone(&known),
             changes.clone(),
         ));
+        let logouts = Arc::new(backchannel::LogoutClients::default());
+        let mut id = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
+            .map_err(|_| RedisError::Failed("no random numbers for the instance id".to_owned()))?;
+        let instance = u64::from_le_bytes(id);
+        tokio::spawn(backchannel::serve(
+            link.bus().subscribe(),
+            Arc::downgrade(&logouts),
+            Arc::clone(&known),
+            instance,
+        ));
         let fleet = Arc::new(RedisFleet {
             records: store::Records::new(Arc::clone(&link), sealer),
             leases: lease::Leases::new(Arc::clone(&link)),
@@ -116,6 +135,8 @@ impl RedisFleet {
             events,
             known,
             changes,
+            logouts,
+            instance,
         });
         tokio::spawn(subscribe_with_backoff(link));
         Ok(fleet)

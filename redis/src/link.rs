@@ -134,6 +134,7 @@ impl Link {
             Err(_) => Err(RedisError::Timeout(timeout)),
         };
         self.note(&outcome);
+        self.re_resolve_after(&outcome).await;
         outcome
     }
 
@@ -153,7 +154,21 @@ impl Link {
             Err(_) => Err(RedisError::Timeout(timeout)),
         };
         self.note(&outcome);
+        self.re_resolve_after(&outcome).await;
         outcome
+    }
+
+    /// Sentinel: after a failed call, the next one asks the sentinels for the primary
+    /// again. The manager would otherwise keep reconnecting to the address it first
+    /// resolved: after a failover, a dead server or a demoted replica (`READONLY`).
+    /// Bounded like every call: the lock is only contended by a connect in progress,
+    /// which is itself bounded by the caller's timeout.
+    async fn re_resolve_after<T>(&self, outcome: &Result<T, RedisError>) {
+        if outcome.is_err() && matches!(self.config.topology, Topology::Sentinel { .. }) {
+            if let Ok(mut slot) = tokio::time::timeout(self.config.operation_timeout, self.conn.lock()).await {
+                *slot = None;
+            }
+        }
     }
 
     /// Whether the last call to Redis failed.

@@ -81,7 +81,7 @@ fn versioned(stored: Stored) -> Result<Versioned, StoreError> {
 }
 
 impl RedisFleet {
-    fn keys_for(&self, store_key: &str) -> Keys {
+    pub(crate) fn keys_for(&self, store_key: &str) -> Keys {
         let keys = self.records.keys(store_key);
         self.known.remember(&keys, store_key);
         keys

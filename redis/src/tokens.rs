@@ -34,8 +34,10 @@ fn error(error: impl Into<FleetStoreError>) -> StoreError {
 }
 
 impl RedisFleet {
+    /// Remembered (`KnownKeys`) so the fleet's "invalidated" message for it can be
+    /// mapped back to the session.
     fn token_key(&self, store_key: &str) -> String {
-        self.records.keys(store_key).token
+        self.keys_for(store_key).token
     }
 }
 
@@ -83,6 +85,19 @@ impl SharedTokens for RedisFleet {
                 .arg(sealed)
                 .arg(self.link.bus_channel());
             self.link.script::<u8>(invocation).await.map_err(error)?;
+            Ok(())
+        })
+    }
+
+    fn announce_logout<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let record = self.keys_for(key).record;
+            // The sender's id where other messages have a revision: it skips its echo.
+            let message = format!("ended {record} {}", self.instance);
+            self.link
+                .query::<i64>(redis::cmd("PUBLISH").arg(self.link.bus_channel()).arg(message))
+                .await
+                .map_err(error)?;
             Ok(())
         })
     }

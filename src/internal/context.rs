@@ -247,6 +247,15 @@ impl Registry {
         }
     }
 
+    /// The registered sessions `select` picks.
+    pub(crate) fn matching(&self, select: impl Fn(&Session) -> bool) -> Vec<Arc<Session>> {
+        self.lock()
+            .iter()
+            .filter(|registered| select(&registered.0))
+            .map(|registered| Arc::clone(&registered.0))
+            .collect()
+    }
+
     /// Registers `session` again if its identity has no session (a concurrent failing
     /// login unregistered it before this one signed it in). A logged-out session is
     /// never brought back.

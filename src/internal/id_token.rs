@@ -64,6 +64,16 @@ impl IdTokenValidator {
         }
     }
 
+    /// The issuer ID tokens must name.
+    pub(crate) fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The client ID tokens are for.
+    pub(crate) fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     /// The key set verifier (shared with logout-token verification, say).
     pub fn verifier(&self) -> &JwksVerifier {
         &self.verifier

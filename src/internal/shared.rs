@@ -63,6 +63,19 @@ pub(crate) async fn publish(core: &SessionCore, set: &TokenSet) {
     bounded(core, "publish", shared.publish(core.persistence().key(), &token)).await;
 }
 
+/// The session logged out: the other holders end theirs (without revoking).
+pub(crate) async fn announce_logout(core: &SessionCore) {
+    let Some(shared) = core.ctx.shared.as_ref() else {
+        return;
+    };
+    bounded(
+        core,
+        "announce the logout",
+        shared.announce_logout(core.persistence().key()),
+    )
+    .await;
+}
+
 /// `failed` is revoked (a 401) or invalidated: no instance may adopt it again.
 pub(crate) async fn withdraw(core: &SessionCore, failed: &str) {
     let Some(shared) = core.ctx.shared.as_ref() else {

@@ -57,6 +57,12 @@ impl IdTokenClaims {
         })
     }
 
+    /// `sid`: the provider's session id (OIDC Front-/Back-Channel Logout), which a
+    /// back-channel logout token may name to end this session.
+    pub fn session_id(&self) -> Option<&str> {
+        self.all.get("sid").and_then(Value::as_str)
+    }
+
     /// Every claim as a JSON object text.
     pub fn to_json(&self) -> String {
         Value::Object(self.all.clone()).to_string()

@@ -15,7 +15,9 @@
 //! - after a token request, it publishes the new token (a store keeps the later
 //!   expiry of two, so a late writer cannot move the fleet back);
 //! - after a 401 for a token, and on `Session::invalidate`, it withdraws that token
-//!   (only if it is still the shared one), so no instance adopts it again.
+//!   (only if it is still the shared one), so no instance adopts it again;
+//! - after `Session::logout`, it announces the logout, so every holder ends its
+//!   session of the key (a fleet-wide logout, revoked once).
 
 use crate::storage::seam::StoreFuture;
 use secrecy::SecretString;
@@ -56,4 +58,13 @@ pub trait SharedTokens: Send + Sync {
     /// Removes the shared token of `key` if it is still `token` (revoked, or
     /// invalidated by the app), and tells the other holders.
     fn withdraw<'a>(&'a self, key: &'a str, token: &'a SecretString) -> StoreFuture<'a, ()>;
+
+    /// The session of `key` logged out here (`Session::logout`, which removed the
+    /// record and revokes the tokens once): tell the other holders, which end theirs
+    /// without revoking again (`AuthClient::end_session_stored_at`). The default
+    /// tells no one, for a store without a channel between its holders.
+    fn announce_logout<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
+        let _ = key;
+        Box::pin(std::future::ready(Ok(())))
+    }
 }

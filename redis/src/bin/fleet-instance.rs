@@ -112,7 +112,12 @@ impl Instance {
                     .refresh_lock(fleet.clone())
                     .shared_tokens(fleet.clone());
             }
-            builder.build()
+            let client = builder.build()?;
+            if let Some(fleet) = &fleet {
+                // logout(), invalidate() and a revocation seen elsewhere reach this instance.
+                fleet.serve(&client);
+            }
+            Ok::<_, tokenkeeper::AuthError>(client)
         };
         let mut tenants = Vec::new();
         for index in 0..options.tenants {

@@ -18,11 +18,21 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// A config file's text (written to `redis.conf`, the first argument) and more
+    /// arguments: a replica, a sentinel, a cluster node.
+    config: Option<String>,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts a server, or `None` when `redis-server` is not installed.
     pub fn start() -> Option<RedisServer> {
+        Self::start_with(None, &[])
+    }
+
+    /// [`start`](Self::start) with a config file's text and more arguments (`{port}`
+    /// in either is replaced by the server's port).
+    pub fn start_with(config: Option<&str>, extra: &[&str]) -> Option<RedisServer> {
         if Command::new("redis-server").arg("--version").output().is_err() {
             assert!(
                 std::env::var_os("TOKENKEEPER_REQUIRE_REDIS").is_none(),
@@ -34,7 +44,14 @@ impl RedisServer {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("tokenkeeper-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut server = RedisServer { port, dir, child: None };
+        let fill = |text: &str| text.replace("{port}", &port.to_string());
+        let mut server = RedisServer {
+            port,
+            dir,
+            child: None,
+            config: config.map(fill),
+            extra: extra.iter().map(|arg| fill(arg)).collect(),
+        };
         server.spawn();
         Some(server)
     }
@@ -93,11 +110,18 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        if let Some(config) = &self.config {
+            let file = self.dir.join("redis.conf");
+            std::fs::write(&file, config).expect("write redis.conf");
+            command.arg(file);
+        }
+        let child = command
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -127,4 +151,15 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// Waits, bounded (5 s), for `done`: another instance hears the fleet channel.
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("never happened: {what}");
 }

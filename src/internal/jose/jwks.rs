@@ -15,7 +15,7 @@ use crate::internal::protocol::request;
 use crate::internal::transport;
 use crate::transport::HttpTransport;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use url::Url;
@@ -56,6 +56,10 @@ struct Shared {
     /// guard before the new keys are stored, so the old cache stays whole.
     cache: tokio::sync::Mutex<Cache>,
     fetches: AtomicU64,
+    /// The issuer's clock minus ours in milliseconds, from the `Date` of its last
+    /// key-set answer (0 until one arrives): the measured skew that logout tokens'
+    /// `iat` is judged with.
+    offset_ms: AtomicI64,
 }
 
 #[derive(Default)]
@@ -103,6 +107,7 @@ impl JwksVerifier {
             shared: Arc::new(Shared {
                 cache: tokio::sync::Mutex::new(Cache::default()),
                 fetches: AtomicU64::new(0),
+                offset_ms: AtomicI64::new(0),
             }),
         })
     }
@@ -123,6 +128,20 @@ impl JwksVerifier {
     /// How many times the key set has been fetched (for diagnostics and tests).
     pub fn fetch_count(&self) -> u64 {
         self.shared.fetches.load(Ordering::Relaxed)
+    }
+
+    /// The issuer's time now, as its last key-set answer's `Date` measured it against
+    /// our clock (ours until then, or while the two agree within a few seconds).
+    pub(crate) fn issuer_now(&self) -> SystemTime {
+        let now = self.clock.now();
+        let offset = self.shared.offset_ms.load(Ordering::Relaxed);
+        let shift = Duration::from_millis(offset.unsigned_abs());
+        let shifted = if offset >= 0 {
+            now.checked_add(shift)
+        } else {
+            now.checked_sub(shift)
+        };
+        shifted.unwrap_or(now)
     }
 
     /// Verifies the signature of the compact JWS `token` and returns its claims,
@@ -183,6 +202,12 @@ impl JwksVerifier {
                 ))
             })?;
         cache.keys = keys;
+        let issuer_now = crate::internal::protocol::token_response::server_now(response.date, sent_at);
+        let offset_ms = match issuer_now.duration_since(sent_at) {
+            Ok(ahead) => i64::try_from(ahead.as_millis()).unwrap_or(i64::MAX),
+            Err(behind) => i64::try_from(behind.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+        };
+        self.shared.offset_ms.store(offset_ms, Ordering::Relaxed);
         let lifetime = transport::freshness(&response)
             .unwrap_or(DEFAULT_FRESHNESS)
             .min(MAX_FRESHNESS);

@@ -768,6 +768,17 @@ impl SessionCore {
     /// A repeated `logout()` awaits the same work and returns its outcome; if that
     /// work could not remove the stored entry, it tries the removal again.
     pub(crate) async fn logout(self: &Arc<Self>) -> Result<(), AuthError> {
+        self.end(true).await
+    }
+
+    /// [`logout`](Self::logout) without the revocation: the provider ended the session
+    /// itself (a back-channel logout), so its tokens are dead there already, and
+    /// every instance of a fleet ending it would otherwise revoke them once each.
+    pub(crate) async fn end_by_provider(self: &Arc<Self>) -> Result<(), AuthError> {
+        self.end(false).await
+    }
+
+    async fn end(self: &Arc<Self>, revoke: bool) -> Result<(), AuthError> {
         let runtime = crate::internal::flight::runtime()?;
         let work = {
             let mut state = self.state();
@@ -775,7 +786,7 @@ impl SessionCore {
                 Some(work) => work,
                 None => {
                     let fenced = self.fence(&mut state);
-                    let work = self.spawn_logout(&runtime, fenced, true);
+                    let work = self.spawn_logout(&runtime, fenced, true, revoke);
                     state.rare_mut().logout = Some(work.clone());
                     work
                 }
@@ -790,7 +801,7 @@ impl SessionCore {
                 let current = state.rare.as_ref().and_then(|rare| rare.logout.clone());
                 match current {
                     Some(current) if current.ptr_eq(&work) => {
-                        let retry = self.spawn_logout(&runtime, (None, None), false);
+                        let retry = self.spawn_logout(&runtime, (None, None), false, revoke);
                         state.rare_mut().logout = Some(retry.clone());
                         retry
                     }
@@ -808,9 +819,10 @@ impl SessionCore {
         runtime: &tokio::runtime::Handle,
         (refresh, access): (Option<SecretString>, Option<Arc<TokenSet>>),
         announce: bool,
+        revoke: bool,
     ) -> LogoutWork {
         let core = Arc::clone(self);
-        let task = runtime.spawn(async move { core.finish_logout(refresh, access, announce).await });
+        let task = runtime.spawn(async move { core.finish_logout(refresh, access, announce, revoke).await });
         async move {
             task.await
                 .unwrap_or_else(|_| Err(AuthError::unavailable("the logout task was stopped")))
@@ -853,6 +865,7 @@ impl SessionCore {
         refresh: Option<SecretString>,
         access: Option<Arc<TokenSet>>,
         announce: bool,
+        revoke: bool,
     ) -> Result<(), AuthError> {
         self.settle().await;
         let mut first_error = None;
@@ -868,23 +881,12 @@ impl SessionCore {
                     None
                 })
         };
-        let expires_at = access.as_ref().map(|set| set.expires_at);
-        let access = access.map(|set| SecretString::from(set.token.expose_secret()));
-        match crate::internal::grants::revoke_all(self, refresh.as_ref(), access.as_ref()).await {
-            Ok(()) => {}
-            // Offline: the logout stands; what it could not revoke waits in the store.
-            Err(error) if error.is_retryable() && refresh.is_some() && self.persistence().is_configured() => {
-                self.queue_revocation(refresh.as_ref(), access, expires_at, error, &mut first_error)
-                    .await;
-            }
-            Err(error) => {
-                first_error.get_or_insert(error);
-            }
-        }
-        // A stored refresh token this session did not hold (it never finished reading
-        // the store, or another holder rotated the grant) would stay live, unowned.
-        if let Err(error) = crate::internal::grants::revoke_all(self, stored.as_ref(), None).await {
-            first_error.get_or_insert(error);
+        if revoke {
+            // After the removal, so the other holders find the record gone; they end
+            // their sessions of this key without revoking: one revocation fleet-wide.
+            crate::internal::shared::announce_logout(self).await;
+            self.revoke_after_logout(refresh, access, stored, &mut first_error)
+                .await;
         }
         // After the revocations, which needed it to sign their proofs: the key lives
         // exactly as long as the session.
@@ -896,6 +898,35 @@ impl SessionCore {
         }
         self.deliver_events();
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Revokes (RFC 7009) what a logged-out session held and what the store held for
+    /// it; offline, queues the revocation in the store.
+    async fn revoke_after_logout(
+        &self,
+        refresh: Option<SecretString>,
+        access: Option<Arc<TokenSet>>,
+        stored: Option<SecretString>,
+        first_error: &mut Option<AuthError>,
+    ) {
+        let expires_at = access.as_ref().map(|set| set.expires_at);
+        let access = access.map(|set| SecretString::from(set.token.expose_secret()));
+        match crate::internal::grants::revoke_all(self, refresh.as_ref(), access.as_ref()).await {
+            Ok(()) => {}
+            // Offline: the logout stands; what it could not revoke waits in the store.
+            Err(error) if error.is_retryable() && refresh.is_some() && self.persistence().is_configured() => {
+                self.queue_revocation(refresh.as_ref(), access, expires_at, error, first_error)
+                    .await;
+            }
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+        // A stored refresh token this session did not hold (it never finished reading
+        // the store, or another holder rotated the grant) would stay live, unowned.
+        if let Err(error) = crate::internal::grants::revoke_all(self, stored.as_ref(), None).await {
+            first_error.get_or_insert(error);
+        }
     }
 }
 
