@@ -120,10 +120,10 @@ final class SignInTests: XCTestCase {
         let redirect = try await browserLogin(pending.url(), username: "alice", password: "alice-password")
         let session = try await client.completeAuthorization(pending: pending, redirectUrl: redirect)
 
-        XCTAssertEqual(session.username(), "alice")
-        // Its own identity: `session(username: "alice")` looks up the config's scopes, not these.
+        XCTAssertEqual(session.account(), "alice")
+        // Its own identity: `session(account: "alice")` looks up the config's scopes, not these.
         XCTAssertEqual(session.identity(), "user:alice scope=\"read\"")
-        XCTAssertNil(client.session(username: "alice"))
+        XCTAssertNil(client.session(account: "alice"))
         let token = try await session.accessToken()
         XCTAssertEqual(token.scopes, ["read"])
         XCTAssertEqual(session.cachedAccessToken(), token, "served from the mirror")
@@ -140,7 +140,7 @@ final class SignInTests: XCTestCase {
         let pending = try client.authorizationRequest(account: "alice", redirectUri: Self.redirectURI)
         let redirect = try await browserLogin(pending.url(), username: "alice", password: "alice-password")
         let session = try await client.completeAuthorization(pending: pending, redirectUrl: redirect)
-        XCTAssertTrue(client.session(username: "alice") === session, "registered like a login session")
+        XCTAssertTrue(client.session(account: "alice") === session, "registered like a login session")
         // Made now, so it is registered before anything happens (AsyncStream's build closure runs at once).
         let identities = client.reauthenticationRequired()
         let needsUser = Task { () -> String? in
@@ -218,8 +218,8 @@ final class SignInTests: XCTestCase {
         // One real wait of the server's interval (5 s), then the tokens.
         let session = try await client.completeDeviceAuthorization(device: device)
 
-        XCTAssertEqual(session.username(), "living-room-tv")
-        XCTAssertTrue(client.session(username: "living-room-tv") === session)
+        XCTAssertEqual(session.account(), "living-room-tv")
+        XCTAssertTrue(client.session(account: "living-room-tv") === session)
         let token = try await session.accessToken()
         XCTAssertFalse(token.value.isEmpty)
         XCTAssertEqual(session.cachedAccessToken(), token, "served from the mirror")
@@ -253,7 +253,7 @@ final class SignInTests: XCTestCase {
 
         let session = try await client.importTokens(account: "carol", tokens: tokens)
 
-        XCTAssertTrue(client.session(username: "carol") === session)
+        XCTAssertTrue(client.session(account: "carol") === session)
         XCTAssertEqual(session.cachedAccessToken()?.value, "imported-access-token", "the mirror holds it at once")
         let token = try await session.accessToken()
         XCTAssertEqual(token.value, "imported-access-token")
