@@ -7,7 +7,7 @@
 // Run on macOS:
 //   cargo build -p tokenkeeper-devserver
 //   scripts/build-xcframework.sh --macos-only
-//   (cd bindings/TokenKeeper && swift test)
+//   swift test   # at the repository root
 //
 // NOT executed on tokenkeeper's Linux development machines or CI (no Swift
 // toolchain there): only their syntax is checked, by scripts/check-swift.sh.
@@ -133,6 +133,34 @@ final class SignInTests: XCTestCase {
         }
         let stats = try await server.stats()
         XCTAssertEqual(stats.tokenRequests(grant: "authorization_code"), 1, "\(stats)")
+    }
+
+    /// The app was terminated while the sheet was open: a new client on the same store
+    /// completes the saved sign-in, once.
+    func testASavedSignInIsCompletedByANewClientOnceOnly() async throws {
+        let store = DictionaryStore()
+        let first = try AuthClient(config: nativeConfig(), store: store)
+        let pending = try first.authorizationRequest(account: "alice", redirectUri: Self.redirectURI)
+        let saved = try await first.saveAuthorization(pending: pending)
+        XCTAssertFalse(saved.contains("alice"), "sealed")
+        let redirect = try await browserLogin(pending.url(), username: "alice", password: "alice-password")
+
+        let second = try AuthClient(config: nativeConfig(), store: store)
+        let session = try await second.completeSavedAuthorization(saved: saved, redirectUrl: redirect)
+        XCTAssertEqual(session.account(), "alice")
+        let replay = await thrownError { try await second.completeSavedAuthorization(saved: saved, redirectUrl: redirect) }
+        guard case .savedSignInRefused = replay as? AuthError else {
+            return XCTFail("expected .savedSignInRefused, got \(String(describing: replay))")
+        }
+        let stats = try await server.stats()
+        XCTAssertEqual(stats.tokenRequests(grant: "authorization_code"), 1, "the replay never reached the server")
+    }
+
+    func testDiscoveryConfiguresTheClientFromTheMetadata() async throws {
+        let client = try await AuthClient.discover(issuer: server.baseURL.absoluteString, clientId: "native-app")
+        let pending = try client.authorizationRequest(account: "alice", redirectUri: Self.redirectURI)
+        XCTAssertTrue(pending.url().hasPrefix(server.baseURL.absoluteString + "/oauth2/authorize?"), pending.url())
+        XCTAssertEqual(String(describing: SessionState.loggedOut), "LoggedOut")
     }
 
     func testAPkceSessionWhoseTokensAreAllRevokedNeedsTheUser() async throws {

@@ -7,7 +7,7 @@
 // Run on macOS:
 //   cargo build -p tokenkeeper-devserver
 //   scripts/build-xcframework.sh --macos-only
-//   (cd bindings/TokenKeeper && swift test)
+//   swift test   # at the repository root
 //
 // Shipped for macOS and NOT executed on tokenkeeper's Linux development machines or
 // CI (no Swift toolchain there): only their syntax is checked, by
