@@ -137,7 +137,9 @@ async fn tampered_foreign_and_keyless_values_are_typed_errors() {
     let middle = bytes.len() / 2;
     bytes[middle] = if bytes[middle] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(bytes).unwrap();
+    let huge = format!("{saved}{}", "A".repeat(1 << 20));
     for bad in [
+        huge.as_str(),
         tampered.as_str(),
         "",
         "tk1",

@@ -45,6 +45,10 @@ pub const SAVED_SIGN_IN_LIFETIME: Duration = Duration::from_secs(15 * 60);
 /// so an app that saves on every `onSaveInstanceState` never grows the entry unbounded.
 const MAX_OPEN: usize = 32;
 
+/// The longest saved value opened: a real one is a few KiB (the authorization URL, a
+/// DPoP key); anything longer is refused before it is decoded.
+const MAX_SAVED_LEN: usize = 32 * 1024;
+
 /// Compare-and-set attempts before a busy key entry is a storage error.
 const WRITE_ATTEMPTS: usize = 8;
 
@@ -214,7 +218,9 @@ impl AuthClient {
     /// device whose store holds the key, and only once.
     ///
     /// Saving the same pending sign-in again gives another string for the same
-    /// sign-in: whichever is completed first spends them all. Needs a store.
+    /// sign-in: whichever is completed first spends them all. Needs a store. The
+    /// sign-in is spent before its code is exchanged, so a failed exchange (like a
+    /// spent code) means a new sign-in.
     pub async fn save_authorization(&self, pending: &PendingAuthorization) -> Result<String, AuthError> {
         let ctx = self.context();
         let id = pending.saved_id()?;
@@ -255,6 +261,9 @@ impl AuthClient {
     /// (a replay), unreadable (tampered, another client's), or its key is gone.
     pub async fn resume_authorization(&self, saved: &str) -> Result<PendingAuthorization, AuthError> {
         let ctx = self.context();
+        if saved.len() > MAX_SAVED_LEN {
+            return Err(refused(SavedSignInRefusal::Unreadable));
+        }
         let Some((_, entry)) = read_entry(ctx).await? else {
             return Err(refused(SavedSignInRefusal::KeyGone));
         };
