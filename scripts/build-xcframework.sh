@@ -13,8 +13,8 @@
 #                                              # SwiftPM checksum (printed and written to
 #                                              # TokenKeeperFFI.xcframework.zip.checksum)
 #   scripts/build-xcframework.sh --release-url=https://…/TokenKeeperFFI.xcframework.zip
-#                                              # --zip, then points Package.swift's binary
-#                                              # target at that URL with the checksum
+#                                              # --zip, then scripts/release-swift.sh points the
+#                                              # root Package.swift's binary target at that URL
 #
 # Slices (xcodebuild -create-xcframework takes one library per platform variant, so
 # the simulator and macOS architectures are first merged with lipo):
@@ -70,7 +70,7 @@ for tool in cargo xcodebuild lipo; do
     command -v "$tool" >/dev/null || die "$tool not found (install Xcode and its command line tools, and Rust)"
 done
 
-# Keep in step with `platforms:` in bindings/TokenKeeper/Package.swift, so the linker does
+# Keep in step with `platforms:` in the root Package.swift, so the linker does
 # not warn that the library was built for a newer OS than the app.
 export IPHONEOS_DEPLOYMENT_TARGET=15.0
 export MACOSX_DEPLOYMENT_TARGET=12.0
@@ -168,15 +168,12 @@ if [[ "$ZIP" == 1 ]]; then
     rm -f "$OUTPUT.zip"
     (cd "$(dirname "$OUTPUT")" && ditto -c -k --sequesterRsrc --keepParent "$(basename "$OUTPUT")" "$(basename "$OUTPUT").zip")
     # SwiftPM's checksum is the SHA-256 of the zip; compute-checksum says so itself.
-    CHECKSUM="$(cd bindings/TokenKeeper && swift package compute-checksum TokenKeeperFFI.xcframework.zip)"
+    CHECKSUM="$(swift package compute-checksum "$OUTPUT.zip")"
     [[ "$CHECKSUM" =~ ^[0-9a-f]{64}$ ]] || die "unexpected checksum output: $CHECKSUM"
     echo "$CHECKSUM" >"$OUTPUT.zip.checksum"
     echo "build-xcframework: wrote $OUTPUT.zip and $OUTPUT.zip.checksum ($CHECKSUM)"
     if [[ -n "$RELEASE_URL" ]]; then
-        # Points Package.swift's binary target at the published zip (see its header).
-        sed -i '' -e "s|^let releasedXCFrameworkURL = .*|let releasedXCFrameworkURL = \"$RELEASE_URL\"|" \
-            -e "s|^let releasedXCFrameworkChecksum = .*|let releasedXCFrameworkChecksum = \"$CHECKSUM\"|" \
-            bindings/TokenKeeper/Package.swift
-        echo "build-xcframework: Package.swift now uses $RELEASE_URL (checksum $CHECKSUM); commit it with the release tag"
+        # Points the root Package.swift's binary target at the published zip (see its header).
+        bash scripts/release-swift.sh "--url=$RELEASE_URL" "--zip=$OUTPUT.zip"
     fi
 fi

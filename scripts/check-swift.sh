@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI check of the Swift package (bindings/TokenKeeper) on a machine without a Swift
+# CI check of the Swift package (Package.swift, bindings/TokenKeeper) on a machine without a Swift
 # toolchain: every .swift file there (the generated TokenKeeper.swift, the
 # hand-written sugar, the XCTest tests, Package.swift) must parse with
 # tree-sitter's Swift grammar with zero ERROR and zero MISSING nodes.
@@ -66,4 +66,4 @@ echo "check-swift: negative fixtures (each must be rejected)"
 "$PY" scripts/check_swift_parse.py --expect-fail scripts/testdata/swift-parse
 
 echo "check-swift: bindings/TokenKeeper"
-exec "$PY" scripts/check_swift_parse.py --require "${generated[0]}" --require bindings/TokenKeeper/Package.swift bindings/TokenKeeper
+exec "$PY" scripts/check_swift_parse.py --require "${generated[0]}" --require Package.swift Package.swift bindings/TokenKeeper

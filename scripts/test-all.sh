@@ -28,5 +28,11 @@ bash scripts/test-kotlin.sh
 echo "==> the jar from a clean clone with CARGO_TARGET_DIR set (scripts/test-jar.sh)"
 bash scripts/test-jar.sh
 
+echo "==> the AAR layout (scripts/test-aar.sh: assembled from the builds above, no Rust build)"
+bash scripts/test-aar.sh
+
 echo "==> Swift bindings (generated + hand-written, parsed with tree-sitter-swift)"
 bash scripts/check-swift.sh
+
+echo "==> the Swift release manifest (scripts/test-swift-release.sh: URL + checksum filled, still parses)"
+bash scripts/test-swift-release.sh

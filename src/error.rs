@@ -375,6 +375,11 @@ pub enum AuthError {
         /// How recent the login must be.
         max_age: Option<Duration>,
     },
+    /// A saved sign-in ([`AuthClient::save_authorization`](crate::AuthClient::save_authorization))
+    /// cannot be completed: expired, completed already (a replay), unreadable, or its
+    /// key is gone. Nothing was sent to the server; start the sign-in again.
+    #[error("the saved sign-in cannot be completed: {0}; start the sign-in again")]
+    SavedSignInRefused(crate::signin::SavedSignInRefusal),
 }
 
 impl AuthError {

@@ -30,12 +30,22 @@ impl Identity {
         &self.subject
     }
 
-    /// The user name, for user sessions.
-    pub fn username(&self) -> Option<&str> {
+    /// The account name the app gave the user session (at sign-in, `login`,
+    /// `restore`); `None` for the client's own session.
+    pub fn account(&self) -> Option<&str> {
         match &self.subject {
             Subject::User(name) => Some(name),
             Subject::Client => None,
         }
+    }
+
+    /// The account name; the old name of [`account`](Self::account).
+    #[deprecated(
+        since = "0.2.0",
+        note = "use Identity::account(): one name for the account across the SDK"
+    )]
+    pub fn username(&self) -> Option<&str> {
+        self.account()
     }
 
     /// The requested scopes, sorted.

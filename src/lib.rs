@@ -166,6 +166,7 @@ mod identity;
 mod insufficient_scope;
 mod internal;
 pub mod oidc;
+pub mod seal;
 mod session;
 pub mod signin;
 mod state;

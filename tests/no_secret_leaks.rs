@@ -173,6 +173,53 @@ async fn no_secret_reaches_logs_debug_output_or_errors() {
     }
 }
 
+/// A saved sign-in: the sealed value, a resumed pending sign-in and every refusal
+/// carry neither its `state`, its `nonce` nor the sealing key kept in the store.
+#[tokio::test]
+async fn a_saved_sign_in_prints_no_secret() {
+    let h = Harness::start().await;
+    let store = Arc::new(MemoryStore::new());
+    let client = AuthClient::builder(h.native_config())
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let request = tokenkeeper::signin::AuthorizationRequest::new("alice", "dev.tokenkeeper.demo:/oauth2redirect");
+    let pending = client.authorization_request(request.with_nonce()).unwrap();
+    let saved = client.save_authorization(&pending).await.unwrap();
+    let entry = store.keys().unwrap().unwrap();
+    let entry = entry
+        .iter()
+        .find(|k| k.ends_with("#signin-key"))
+        .expect("the key entry");
+    let entry: serde_json::Value = serde_json::from_str(&stored_value(store.as_ref(), entry)).unwrap();
+    let secrets = [
+        pending.state().to_owned(),
+        pending.nonce().unwrap().to_owned(),
+        entry["key"].as_str().expect("the sealing key").to_owned(),
+    ];
+    let resumed = client.resume_authorization(&saved).await.unwrap();
+    assert_eq!(resumed.state(), pending.state(), "the same sign-in");
+    let mut seen = vec![saved.clone(), format!("{resumed:?} {pending:?} {client:?}")];
+    let redirect = common::browser_login(pending.url(), "alice", ALICE_PASSWORD).await;
+    client.complete_authorization(&resumed, &redirect).await.unwrap();
+    let mut tampered = saved.clone();
+    tampered.push('A');
+    for bad in [saved.as_str(), tampered.as_str()] {
+        let error = client.resume_authorization(bad).await.unwrap_err();
+        seen.push(format!("{error} {error:?}"));
+    }
+    for secret in &secrets {
+        for text in &seen {
+            assert!(!text.contains(secret.as_str()), "a secret leaked into: {text}");
+        }
+    }
+}
+
+fn stored_value(store: &dyn TokenStore, key: &str) -> String {
+    use tokenkeeper::ExposeSecret;
+    store.load(key).unwrap().unwrap().expose_secret().to_owned()
+}
+
 /// A DPoP session, nonce rotations and refused proofs: the bound tokens, a proof, its
 /// `jti` and a private key must not show anywhere either.
 async fn dpop_session(seen: &mut Vec<String>, secrets: &mut Vec<String>, errors: &mut Vec<AuthError>) {

@@ -13,15 +13,11 @@ use tokenkeeper::signin::{
 use tokenkeeper::{AuthClient, AuthConfig, AuthError, MemoryStore, SecretString, Subject, TokenParams, TokenStore};
 use tokenkeeper_devserver::{DevServerConfig, Endpoint, Fault};
 
-const APP: &str = "native-app";
+const APP: &str = common::NATIVE_APP;
 const REDIRECT: &str = "dev.tokenkeeper.demo:/oauth2redirect";
 
 fn native_config(h: &Harness) -> AuthConfig {
-    AuthConfig::new(h.server.token_endpoint(), APP)
-        .revocation_endpoint(h.server.revocation_endpoint())
-        .authorization_endpoint(h.server.authorization_endpoint())
-        .issuer(h.server.base_url(), true)
-        .clock(h.clock.clone())
+    h.native_config()
 }
 
 fn with_param(redirect: &str, name: &str, new_value: &str) -> String {
@@ -487,22 +483,10 @@ async fn a_pkce_session_recovers_from_revocation_with_its_refresh_token_only() {
 
 #[tokio::test]
 async fn a_dpop_sign_in_binds_the_code_and_its_tokens_to_the_sessions_key() {
-    let h = Harness::with(tokenkeeper_devserver::DevServerConfig {
-        dpop: tokenkeeper_devserver::DpopSpec {
-            required_for_clients: vec![APP.into()],
-            ..Default::default()
-        },
-        ..Default::default()
-    })
-    .await;
+    let h = Harness::requiring_dpop(APP).await;
     let client = AuthClient::new(native_config(&h).dpop(tokenkeeper::DpopMode::Required)).unwrap();
     let pending = start(&client);
-    let url = reqwest::Url::parse(pending.url()).unwrap();
-    let jkt = url
-        .query_pairs()
-        .find(|(k, _)| k == "dpop_jkt")
-        .map(|(_, v)| v.into_owned())
-        .expect("RFC 9449 §10: the authorization request carries dpop_jkt");
+    let jkt = common::dpop_jkt(pending.url());
     let redirect = browser_login(pending.url(), "alice", common::ALICE_PASSWORD).await;
     let session = client.complete_authorization(&pending, &redirect).await.unwrap();
     assert_eq!(session.dpop_thumbprint().unwrap().as_deref(), Some(jkt.as_str()));

@@ -6,7 +6,7 @@
 //! | module | what |
 //! | --- | --- |
 //! | `config` | [`RedisConfig`]: single server, Sentinel or Cluster; key prefix; time bounds |
-//! | `seal` | [`Sealer`]: AES-256-GCM on `ring`, app-supplied keys with ids, rotation |
+//! | `tokenkeeper::seal` | [`Sealer`]: AES-256-GCM on `ring`, app-supplied keys with ids, rotation (in the core, shared with its saved sign-ins) |
 //! | `link` | the connection: bounded calls, reconnection with backoff, [`FleetEvent`]s |
 //! | `bus` | the fleet's pub/sub channel, fanned out inside the instance |
 //! | `scripts` | the Lua compare-and-set / compare-and-delete / lease scripts |
@@ -58,7 +58,6 @@ mod events;
 mod lease;
 mod link;
 mod scripts;
-mod seal;
 mod seam;
 mod store;
 mod tokens;
@@ -72,8 +71,9 @@ mod tests;
 pub use config::{RedisConfig, Topology};
 pub use events::FleetEvent;
 pub use link::RedisError;
-pub use seal::{SealError, Sealer, SealingKey};
+// The sealing primitive lives in the core (saved sign-ins use it too); its names stay here.
 pub use store::FleetStoreError;
+pub use tokenkeeper::seal::{SealError, Sealer, SealingKey};
 
 use std::sync::Arc;
 

@@ -10,9 +10,9 @@
 
 use crate::link::{Link, RedisError};
 use crate::scripts::{COMPARE_AND_DELETE, COMPARE_AND_SET};
-use crate::seal::{SealError, Sealer};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+use tokenkeeper::seal::{SealError, Sealer};
 use zeroize::Zeroizing;
 
 /// The Redis keys of one identity.

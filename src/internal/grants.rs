@@ -164,7 +164,7 @@ async fn with_credentials(core: &Arc<SessionCore>, epoch: u64, recovering: bool)
 /// An explicit login: the password grant with the password given, whatever else the
 /// session holds. Its failure does not touch the session's backoff or state.
 async fn logged_in(core: &Arc<SessionCore>, epoch: u64, password: SecretString) -> FlightResult {
-    let Some(username) = core.identity.username() else {
+    let Some(username) = core.identity.account() else {
         return Err(AuthError::config("a password login needs a user session"));
     };
     let tick = core.tick();

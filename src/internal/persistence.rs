@@ -690,7 +690,11 @@ pub(crate) async fn accounts(ctx: &ClientContext) -> Result<Option<Vec<String>>,
 }
 
 /// One seam call, bounded by `timeout`, a panic caught.
-async fn bounded<T>(timeout: Duration, what: &'static str, call: StoreFuture<'_, T>) -> Result<T, AuthError> {
+pub(crate) async fn bounded<T>(
+    timeout: Duration,
+    what: &'static str,
+    call: StoreFuture<'_, T>,
+) -> Result<T, AuthError> {
     // `AuthError::Storage` reads "the token store failed: {reason}".
     match tokio::time::timeout(timeout, AssertUnwindSafe(call).catch_unwind()).await {
         Ok(Ok(Ok(value))) => Ok(value),

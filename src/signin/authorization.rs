@@ -113,19 +113,23 @@ impl AuthorizationRequest {
     }
 }
 
-/// A sign-in in progress: the URL to open and, in memory only, the PKCE verifier
+/// A sign-in in progress: the URL to open and, in memory, the PKCE verifier
 /// and `state` that [`AuthClient::complete_authorization`] checks the redirect against.
-/// `Debug` never shows the verifier.
+/// `Debug` never shows the verifier. To survive process death (Android), save it with
+/// [`AuthClient::save_authorization`]: an opaque, sealed string.
 pub struct PendingAuthorization {
     pub(super) url: String,
-    state: String,
-    nonce: Option<String>,
-    max_age: Option<Duration>,
-    verifier: SecretString,
-    redirect_uri: String,
-    identity: Identity,
+    pub(super) state: String,
+    pub(super) nonce: Option<String>,
+    pub(super) max_age: Option<Duration>,
+    pub(super) verifier: SecretString,
+    pub(super) redirect_uri: String,
+    pub(super) identity: Identity,
     /// The DPoP key the code is bound to (`dpop_jkt`, RFC 9449 §10).
-    dpop: Option<std::sync::Arc<Binding>>,
+    pub(super) dpop: Option<std::sync::Arc<Binding>>,
+    /// Set once the sign-in is saved (`signin::saved`): completing it then spends the
+    /// saved copies too, so none can be replayed.
+    pub(super) saved_id: std::sync::OnceLock<String>,
 }
 
 impl PendingAuthorization {
@@ -238,6 +242,7 @@ impl AuthClient {
             redirect_uri: request.redirect_uri,
             identity,
             dpop,
+            saved_id: std::sync::OnceLock::new(),
         })
     }
 
@@ -252,7 +257,9 @@ impl AuthClient {
     /// Typed failures: [`AuthError::IssuerMismatch`], [`AuthError::StateMismatch`],
     /// [`AuthError::AccessDenied`] (the user said no), [`AuthError::InvalidRedirect`],
     /// and [`AuthError::InvalidGrant`] for a code that is spent, expired or was
-    /// issued for another verifier.
+    /// issued for another verifier. A saved sign-in ([`save_authorization`](Self::save_authorization))
+    /// is spent here, after the redirect's checks and before the exchange:
+    /// [`AuthError::SavedSignInRefused`] if it was completed already.
     pub async fn complete_authorization(
         &self,
         pending: &PendingAuthorization,
@@ -265,6 +272,12 @@ impl AuthClient {
             require_iss: ctx.config.require_iss,
         };
         let code = authorization::code_from_redirect(redirect_url, &expected)?;
+        if let Some(id) = pending.saved_id.get() {
+            // A saved sign-in is spent before its code leaves: a replay stops here. (A
+            // caller gone between the two has spent it and exchanged nothing: no token
+            // is issued, the user starts again.)
+            super::saved::spend(ctx, id).await?;
+        }
         // The exchange and the install run on a task of their own: a caller that goes
         // away (a timeout, a closed screen) once the code is on its way cannot drop
         // tokens the server already issued; the user ends signed in, in the registry

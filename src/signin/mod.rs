@@ -35,11 +35,13 @@ mod discovery;
 mod import;
 mod loopback;
 mod par;
+mod saved;
 
 pub use authorization::{AuthorizationRequest, PendingAuthorization};
 pub use device::DeviceAuthorization;
 pub use import::ImportedTokens;
 pub use loopback::{LoopbackCallback, LoopbackPages, LoopbackRedirect};
+pub use saved::{SavedSignInRefusal, SAVED_SIGN_IN_LIFETIME};
 
 use crate::error::AuthError;
 use crate::identity::Identity;

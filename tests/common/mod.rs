@@ -13,6 +13,8 @@ use tokenkeeper_devserver::{DevServer, DevServerConfig};
 pub const CLIENT_ID: &str = "demo-client";
 pub const CLIENT_SECRET: &str = "demo-secret";
 pub const ALICE_PASSWORD: &str = "alice-password";
+/// The development server's public client for browser sign-ins.
+pub const NATIVE_APP: &str = "native-app";
 
 pub struct Harness {
     pub server: DevServer,
@@ -30,6 +32,28 @@ impl Harness {
             server,
             clock: Arc::new(ManualClock::starting_now()),
         }
+    }
+
+    /// The development server's public native client ([`NATIVE_APP`]): the browser
+    /// sign-in's endpoints, the issuer required in redirects (RFC 9207), the manual clock.
+    pub fn native_config(&self) -> AuthConfig {
+        AuthConfig::new(self.server.token_endpoint(), NATIVE_APP)
+            .revocation_endpoint(self.server.revocation_endpoint())
+            .authorization_endpoint(self.server.authorization_endpoint())
+            .issuer(self.server.base_url(), true)
+            .clock(self.clock.clone())
+    }
+
+    /// A development server that requires DPoP from `client` (RFC 9449).
+    pub async fn requiring_dpop(client: &str) -> Self {
+        Self::with(DevServerConfig {
+            dpop: tokenkeeper_devserver::DpopSpec {
+                required_for_clients: vec![client.into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .await
     }
 
     /// The client configuration every test starts from: confidential client, manual
@@ -178,3 +202,13 @@ pub const SPOILED_ID_TOKENS: [(tokenkeeper_devserver::IdTokenFault, tokenkeeper:
         (IdTokenFault::ExtraAudienceWithoutAzp, JwtCheck::AuthorizedParty),
     ]
 };
+
+/// The `dpop_jkt` an authorization URL carries (RFC 9449 §10).
+pub fn dpop_jkt(authorization_url: &str) -> String {
+    reqwest::Url::parse(authorization_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "dpop_jkt")
+        .map(|(_, v)| v.into_owned())
+        .expect("RFC 9449 §10: the authorization request carries dpop_jkt")
+}

@@ -44,25 +44,7 @@ impl AuthClient {
         clock: Option<Arc<ManualClock>>,
         transport: Option<Arc<dyn HttpTransport>>,
     ) -> Result<Arc<Self>, AuthError> {
-        // The core may build timers or HTTP pools that look for a tokio context.
-        let _context = runtime().enter();
-        let mut config = sdk::AuthConfig::from(config);
-        if let Some(clock) = clock {
-            config = config.clock(Arc::clone(&clock.inner) as Arc<dyn sdk::Clock>);
-        }
-        let mut builder = sdk::AuthClient::builder(config);
-        if let Some(store) = store {
-            builder = builder.store(Arc::new(ForeignTokenStore(store)));
-        }
-        if let Some(listener) = listener {
-            builder = builder.event_listener(Arc::new(ForeignListener(listener)));
-        }
-        if let Some(transport) = transport {
-            builder = builder.transport(Arc::new(ForeignTransport(transport)));
-        }
-        Ok(Arc::new(Self {
-            inner: builder.build()?,
-        }))
+        Self::build(sdk::AuthConfig::from(config), store, listener, clock, transport)
     }
 
     /// The client's own session (client-credentials grant, RFC 6749 §4.4). Always
@@ -102,6 +84,35 @@ impl AuthClient {
 }
 
 impl AuthClient {
+    /// The client of a core config, with the app's callbacks: shared by the constructor
+    /// and discovery (`discovery.rs`).
+    pub(crate) fn build(
+        mut config: sdk::AuthConfig,
+        store: Option<Arc<dyn TokenStore>>,
+        listener: Option<Arc<dyn AuthEventListener>>,
+        clock: Option<Arc<ManualClock>>,
+        transport: Option<Arc<dyn HttpTransport>>,
+    ) -> Result<Arc<Self>, AuthError> {
+        // The core may build timers or HTTP pools that look for a tokio context.
+        let _context = runtime().enter();
+        if let Some(clock) = clock {
+            config = config.clock(Arc::clone(&clock.inner) as Arc<dyn sdk::Clock>);
+        }
+        let mut builder = sdk::AuthClient::builder(config);
+        if let Some(store) = store {
+            builder = builder.store(Arc::new(ForeignTokenStore(store)));
+        }
+        if let Some(listener) = listener {
+            builder = builder.event_listener(Arc::new(ForeignListener(listener)));
+        }
+        if let Some(transport) = transport {
+            builder = builder.transport(Arc::new(ForeignTransport(transport)));
+        }
+        Ok(Arc::new(Self {
+            inner: builder.build()?,
+        }))
+    }
+
     /// The core client, for the exports in `signin.rs`.
     pub(crate) fn core(&self) -> &sdk::AuthClient {
         &self.inner
@@ -270,9 +281,15 @@ impl Session {
         self.inner.identity().to_string()
     }
 
-    /// The user name, for a user session; `null`/`nil` for the client's own session.
+    /// The account name the app gave this user session (at sign-in, `login`,
+    /// `restore`); `null`/`nil` for the client's own session.
+    pub fn account(&self) -> Option<String> {
+        self.inner.identity().account().map(str::to_owned)
+    }
+
+    /// Deprecated: the old name of `account()` (the Kotlin and Swift wrappers mark it so).
     pub fn username(&self) -> Option<String> {
-        self.inner.identity().username().map(str::to_owned)
+        self.account()
     }
 }
 

@@ -119,15 +119,34 @@ impl fmt::Debug for AuthConfig {
 
 impl From<AuthConfig> for sdk::AuthConfig {
     fn from(c: AuthConfig) -> Self {
-        let mut config = sdk::AuthConfig::new(c.token_endpoint, c.client_id).scopes(c.scopes);
+        let mut config = sdk::AuthConfig::new(c.token_endpoint.clone(), c.client_id.clone());
+        if let Some(url) = c.revocation_endpoint.clone() {
+            config = config.revocation_endpoint(url);
+        }
+        if let Some(url) = c.authorization_endpoint.clone() {
+            config = config.authorization_endpoint(url);
+        }
+        if let Some(url) = c.device_authorization_endpoint.clone() {
+            config = config.device_authorization_endpoint(url);
+        }
+        if let Some(issuer) = c.issuer.clone() {
+            config = config.issuer(issuer, c.require_iss);
+        }
+        c.settings_onto(config)
+    }
+}
+
+impl AuthConfig {
+    /// Everything but the endpoints, the issuer and the client id, applied to `config`:
+    /// a typed config's own, or one discovered from the server's metadata.
+    pub(crate) fn settings_onto(self, config: sdk::AuthConfig) -> sdk::AuthConfig {
+        let c = self;
+        let mut config = config.scopes(c.scopes);
         if let Some(secret) = c.client_secret {
             config = config.client_secret(SecretString::from(secret));
         }
         if let Some(method) = c.client_auth_method {
             config = config.client_auth_method(method.into());
-        }
-        if let Some(url) = c.revocation_endpoint {
-            config = config.revocation_endpoint(url);
         }
         if let Some(audience) = c.audience {
             config = config.audience(audience);
@@ -164,15 +183,6 @@ impl From<AuthConfig> for sdk::AuthConfig {
         }
         if let Some(timeout) = c.store_timeout {
             config = config.store_timeout(timeout.into());
-        }
-        if let Some(url) = c.authorization_endpoint {
-            config = config.authorization_endpoint(url);
-        }
-        if let Some(url) = c.device_authorization_endpoint {
-            config = config.device_authorization_endpoint(url);
-        }
-        if let Some(issuer) = c.issuer {
-            config = config.issuer(issuer, c.require_iss);
         }
         if let Some(rotation) = c.token_rotation {
             config = config.token_rotation(sdk::TokenRotation::headers(

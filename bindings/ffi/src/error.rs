@@ -87,6 +87,10 @@ pub enum AuthError {
     /// The app cancelled the sign-in.
     #[error("{0}")]
     Cancelled(String),
+    /// A saved sign-in expired, was completed already, is unreadable or its key is
+    /// gone: nothing was sent; start the sign-in again.
+    #[error("{0}")]
+    SavedSignInRefused(String),
     /// A bug in tokenkeeper (a panicked task) or an error this binding does not know yet.
     #[error("{0}")]
     Internal(String),
@@ -120,6 +124,7 @@ impl From<Core> for AuthError {
             Core::InvalidRedirect { .. } => Self::InvalidRedirect(message),
             Core::DeviceCodeExpired => Self::DeviceCodeExpired(message),
             Core::Cancelled => Self::Cancelled(message),
+            Core::SavedSignInRefused(_) => Self::SavedSignInRefused(message),
             // `sdk::AuthError` is #[non_exhaustive]: a variant added later still
             // reaches the app, with its message, until it gets its own subclass here.
             #[allow(unreachable_patterns)]

@@ -26,10 +26,23 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A browser sign-in in progress. Keep it until the redirect arrives (the PKCE
-/// verifier and `state` live in it, in memory only).
+/// verifier and `state` live in it, in memory); `saveAuthorization` makes a sealed
+/// copy that survives the process.
 #[derive(uniffi::Object)]
 pub struct PendingAuthorization {
     inner: Arc<sdk::signin::PendingAuthorization>,
+}
+
+impl PendingAuthorization {
+    pub(crate) fn wrap(pending: sdk::signin::PendingAuthorization) -> Arc<Self> {
+        Arc::new(Self {
+            inner: Arc::new(pending),
+        })
+    }
+
+    pub(crate) fn core(&self) -> Arc<sdk::signin::PendingAuthorization> {
+        Arc::clone(&self.inner)
+    }
 }
 
 #[uniffi::export]
@@ -157,10 +170,7 @@ impl AuthClient {
         for (name, value) in extra {
             request = request.extra_param(name, value);
         }
-        let pending = self.core().authorization_request(request)?;
-        Ok(Arc::new(PendingAuthorization {
-            inner: Arc::new(pending),
-        }))
+        Ok(PendingAuthorization::wrap(self.core().authorization_request(request)?))
     }
 
     /// Finishes a browser sign-in with the URL the browser was redirected to. Throws

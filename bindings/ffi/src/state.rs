@@ -14,7 +14,11 @@ use std::sync::Arc;
 
 /// Where a session stands: signed in (with the cached token's expiry, if one is
 /// cached), waiting for the user to sign in again, or logged out.
+///
+/// Its `toString()` / `description` reads `SignedIn(expiresAtEpochSeconds=1796212800)`,
+/// `SignedIn(no token cached)`, `ReauthenticationRequired` or `LoggedOut` (never a token).
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::export(Display)]
 pub enum SessionState {
     /// The session holds a token or can get one without the user.
     SignedIn {
@@ -28,6 +32,20 @@ pub enum SessionState {
     ReauthenticationRequired,
     /// `logout()` was called; the session is finished.
     LoggedOut,
+}
+
+impl std::fmt::Display for SessionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SignedIn {
+                expires_at_epoch_seconds: Some(at),
+                ..
+            } => write!(f, "SignedIn(expiresAtEpochSeconds={at})"),
+            Self::SignedIn { .. } => f.write_str("SignedIn(no token cached)"),
+            Self::ReauthenticationRequired => f.write_str("ReauthenticationRequired"),
+            Self::LoggedOut => f.write_str("LoggedOut"),
+        }
+    }
 }
 
 impl From<sdk::SessionState> for SessionState {

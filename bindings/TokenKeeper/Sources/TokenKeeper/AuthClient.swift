@@ -39,6 +39,31 @@ public final class AuthClient: @unchecked Sendable {
         self.native = try mappingErrorsSync { try NativeAuthClient(config: config, store: store, listener: relay, clock: clock, transport: transport) }
     }
 
+    private init(native: NativeAuthClient, relay: EventRelay, clock: ManualClock?, rotation: TokenRotation?) {
+        self.native = native
+        self.relay = relay
+        self.clock = clock
+        self.rotation = rotation
+    }
+
+    /// A client configured from the authorization server's metadata (RFC 8414, then
+    /// OpenID Connect discovery) fetched through `transport`: its endpoints, its issuer
+    /// (redirects are then checked against it, RFC 9207) and its key set. Every other
+    /// setting comes from `settings` (its endpoints, issuer and client id are ignored).
+    /// - Throws: `AuthError.issuerMismatch` (the metadata names another issuer),
+    ///   `.invalidResponse` (no metadata), `.temporarilyUnavailable`.
+    public static func discover(
+        issuer: String, clientId: String, settings: AuthConfig? = nil, store: TokenStore? = nil,
+        listener: AuthEventListener? = nil, clock: ManualClock? = nil, transport: HttpTransport? = URLSessionTransport()
+    ) async throws -> AuthClient {
+        let relay = EventRelay(app: listener)
+        let native = try await mappingErrors {
+            try await discoverAuthClient(issuer: issuer, clientId: clientId, settings: settings, store: store,
+                                         listener: relay, clock: clock, transport: transport)
+        }
+        return AuthClient(native: native, relay: relay, clock: clock, rotation: settings?.tokenRotation)
+    }
+
     /// "This identity needs the user": the identity of each session whose credentials
     /// were all rejected. Route to the login screen from here. Each call makes a new stream.
     public func reauthenticationRequired() -> AsyncStream<String> { relay.stream() }
@@ -52,17 +77,25 @@ public final class AuthClient: @unchecked Sendable {
         wrap(try await mappingErrors { try await native.login(username: username, password: password) })
     }
 
-    /// The signed-in session of `username`, if any: the same object `login` returned.
-    public func session(username: String) -> Session? { native.session(username: username).map(wrap) }
+    /// The signed-in session of `account`, if any: the same object the sign-in returned.
+    public func session(account: String) -> Session? { native.session(username: account).map(wrap) }
 
-    /// After a restart: the session of `username` from the refresh token in the store.
-    public func restore(username: String) async throws -> Session {
-        wrap(try await mappingErrors { try await native.restore(username: username) })
+    /// After a restart: the session of `account` from the refresh token in the store.
+    public func restore(account: String) async throws -> Session {
+        wrap(try await mappingErrors { try await native.restore(username: account) })
     }
+
+    /// The old label of `session(account:)`.
+    @available(*, deprecated, renamed: "session(account:)", message: "one name for the account across the SDK")
+    public func session(username: String) -> Session? { session(account: username) }
+
+    /// The old label of `restore(account:)`.
+    @available(*, deprecated, renamed: "restore(account:)", message: "one name for the account across the SDK")
+    public func restore(username: String) async throws -> Session { try await restore(account: username) }
 
     /// Starts a browser sign-in (authorization code with PKCE S256 and a fresh `state`,
     /// RFC 7636, RFC 8252) for the user the app calls `account` (the session's
-    /// `username()`). Open `pending.url()` with `ASWebAuthenticationSession` (never a
+    /// `account()`). Open `pending.url()` with `ASWebAuthenticationSession` (never a
     /// `WKWebView`) and keep `pending` until the redirect arrives: the PKCE verifier lives
     /// only in it. `scopes` replaces the config's; `extraParams` adds query parameters
     /// such as `prompt` or `login_hint`; `nonce` asks for an OpenID Connect nonce.
@@ -87,6 +120,22 @@ public final class AuthClient: @unchecked Sendable {
     ///   `.invalidGrant` (a spent or foreign code).
     public func completeAuthorization(pending: PendingAuthorization, redirectUrl: String) async throws -> Session {
         wrap(try await mappingErrors { try await native.completeAuthorization(pending: pending, redirectUrl: redirectUrl) })
+    }
+
+    /// The sign-in as an opaque string that survives the app being terminated while the
+    /// browser sheet is open: its PKCE verifier, `state`, `nonce` and DPoP key are sealed
+    /// (AES-256-GCM) under a key kept in this client's `TokenStore`. Complete it with
+    /// `completeSavedAuthorization(saved:redirectUrl:)` within 15 minutes, once.
+    /// - Throws: `AuthError.invalidConfig` without a store.
+    public func saveAuthorization(pending: PendingAuthorization) async throws -> String {
+        try await mappingErrors { try await native.saveAuthorization(pending: pending) }
+    }
+
+    /// Finishes a saved sign-in, possibly in a new process.
+    /// - Throws: `AuthError.savedSignInRefused` (expired, completed already, unreadable,
+    ///   key gone; nothing was sent), and `completeAuthorization`'s errors.
+    public func completeSavedAuthorization(saved: String, redirectUrl: String) async throws -> Session {
+        wrap(try await mappingErrors { try await native.completeSavedAuthorization(saved: saved, redirectUrl: redirectUrl) })
     }
 
     /// Starts a device sign-in (RFC 8628) for `account`: show `device.userCode()` and

@@ -57,6 +57,9 @@ public enum AuthError: Error, Equatable, Hashable, Sendable, LocalizedError {
     case deviceCodeExpired(message: String)
     /// The app cancelled the sign-in (`DeviceAuthorization.cancel()`).
     case cancelled(message: String)
+    /// A saved sign-in expired, was completed already, is unreadable or its key is gone:
+    /// nothing was sent; start the sign-in again.
+    case savedSignInRefused(message: String)
     /// A bug in tokenkeeper, or an error this binding does not know yet.
     case internal(message: String)
 
@@ -84,6 +87,7 @@ public enum AuthError: Error, Equatable, Hashable, Sendable, LocalizedError {
              .invalidRedirect(let message),
              .deviceCodeExpired(let message),
              .cancelled(let message),
+             .savedSignInRefused(let message),
              .internal(let message):
             return message
         }
@@ -122,6 +126,7 @@ public enum AuthError: Error, Equatable, Hashable, Sendable, LocalizedError {
         case let .InvalidRedirect(message): self = .invalidRedirect(message: message)
         case let .DeviceCodeExpired(message): self = .deviceCodeExpired(message: message)
         case let .Cancelled(message): self = .cancelled(message: message)
+        case let .SavedSignInRefused(message): self = .savedSignInRefused(message: message)
         case let .Internal(message): self = .internal(message: message)
         }
     }

@@ -51,14 +51,21 @@ public final class Session: @unchecked Sendable, Equatable, Hashable {
     /// Who this session is: `client` or `user:alice`, then any non-default scope, audience or resource.
     public func identity() -> String { native.identity() }
 
-    /// The user name, for a user session; `nil` for the client's own session.
-    public func username() -> String? { native.username() }
+    /// The account name the app gave this user session (sign-in, `login`, `restore`);
+    /// `nil` for the client's own session.
+    public func account() -> String? { native.account() }
+
+    /// The old name of `account()`.
+    @available(*, deprecated, renamed: "account()", message: "one name for the account across the SDK")
+    public func username() -> String? { account() }
 
     /// Where the session stands now.
     public var state: SessionState { mirror.currentState }
 
     /// The session's states: the current one at once, then every change (signed in
     /// with expiry, re-authentication required, logged out). Each call makes a new stream.
+    /// It stays `.signedIn` through a silent recovery: between two tokens it keeps the
+    /// last token's expiry rather than showing `.signedIn(nil, nil)` (only `invalidate()` does).
     public func stateUpdates() -> AsyncStream<SessionState> { mirror.stream() }
 
     /// The cached token while it is fresh (no FFI call), else the core's answer
@@ -138,6 +145,9 @@ final class TokenMirror: TokenObserver, @unchecked Sendable {
     private var token: AccessToken?
     private var freshUntil = Date.distantPast
     private var state: SessionState
+    // Set by the app's own invalidate() or logout(): the empty state that follows is news
+    // to show, not a step between two tokens.
+    private var cleared = false
     private var continuations: [UUID: AsyncStream<SessionState>.Continuation] = [:]
 
     init(initial: SessionState) {
@@ -161,6 +171,7 @@ final class TokenMirror: TokenObserver, @unchecked Sendable {
         defer { lock.unlock() }
         token = nil
         freshUntil = .distantPast
+        cleared = true
     }
 
     func stream() -> AsyncStream<SessionState> {
@@ -189,11 +200,25 @@ final class TokenMirror: TokenObserver, @unchecked Sendable {
         freshUntil = change.token == nil
             ? .distantPast
             : change.freshUntilEpochMillis.map { Date(timeIntervalSince1970: TimeInterval($0) / 1000) } ?? .distantPast
-        if change.state != state {
-            state = change.state
+        let next = cleared ? change.state : steady(current: state, next: change.state)
+        cleared = false
+        if next != state {
+            state = next
             for continuation in continuations.values {
-                continuation.yield(change.state)
+                continuation.yield(next)
             }
         }
     }
+}
+
+/// The state to show after `next`: between two tokens of its own (a silent recovery, a
+/// refresh) the core passes through "signed in, no token cached"; a bound UI would
+/// flicker on it. So a `.signedIn` without expiry that follows one with an expiry keeps
+/// the last expiry until the next token (or `.reauthenticationRequired`, `.loggedOut`).
+/// The app's own `invalidate()` still shows the empty state (`clear()` bypasses this).
+func steady(current: SessionState, next: SessionState) -> SessionState {
+    if case .signedIn(_, nil) = next, case .signedIn(_, .some) = current {
+        return current
+    }
+    return next
 }

@@ -1588,6 +1588,25 @@ public protocol NativeAuthClientProtocol: AnyObject, Sendable {
     func session(username: String)  -> NativeSession?
     
     /**
+     * Completes a saved sign-in with the redirect URL: `resumeAuthorization` then
+     * `completeAuthorization`. Throws what both throw.
+     */
+    func completeSavedAuthorization(saved: String, redirectUrl: String) async throws  -> NativeSession
+    
+    /**
+     * Opens a saved sign-in (the URL, redirect URI and nonce are readable again).
+     * Throws `SavedSignInRefused` when it expired, was completed, is unreadable or its
+     * key is gone.
+     */
+    func resumeAuthorization(saved: String) async throws  -> PendingAuthorization
+    
+    /**
+     * The sign-in as a sealed string, completable by a new process on the same store
+     * for 15 minutes, once. Throws `InvalidConfig` without a store.
+     */
+    func saveAuthorization(pending: PendingAuthorization) async throws  -> String
+    
+    /**
      * Starts a browser sign-in for the account the app calls `account` (the session's
      * user name): PKCE S256 and a fresh `state`. `scopes` replaces the config's;
      * `extra_params` adds query parameters such as `prompt` or `login_hint`.
@@ -1775,6 +1794,67 @@ open func session(username: String) -> NativeSession?  {
 }
     
     /**
+     * Completes a saved sign-in with the redirect URL: `resumeAuthorization` then
+     * `completeAuthorization`. Throws what both throw.
+     */
+open func completeSavedAuthorization(saved: String, redirectUrl: String)async throws  -> NativeSession  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_authclient_complete_saved_authorization(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(saved),FfiConverterString.lower(redirectUrl)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_u64,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_u64,
+            freeFunc: ffi_tokenkeeper_rust_future_free_u64,
+            liftFunc: FfiConverterTypeNativeSession_lift,
+            errorHandler: FfiConverterTypeNativeAuthError_lift
+        )
+}
+    
+    /**
+     * Opens a saved sign-in (the URL, redirect URI and nonce are readable again).
+     * Throws `SavedSignInRefused` when it expired, was completed, is unreadable or its
+     * key is gone.
+     */
+open func resumeAuthorization(saved: String)async throws  -> PendingAuthorization  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_authclient_resume_authorization(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(saved)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_u64,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_u64,
+            freeFunc: ffi_tokenkeeper_rust_future_free_u64,
+            liftFunc: FfiConverterTypePendingAuthorization_lift,
+            errorHandler: FfiConverterTypeNativeAuthError_lift
+        )
+}
+    
+    /**
+     * The sign-in as a sealed string, completable by a new process on the same store
+     * for 15 minutes, once. Throws `InvalidConfig` without a store.
+     */
+open func saveAuthorization(pending: PendingAuthorization)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_authclient_save_authorization(
+                        self.uniffiCloneHandle(),FfiConverterTypePendingAuthorization_lower(pending)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_rust_buffer,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_rust_buffer,
+            freeFunc: ffi_tokenkeeper_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeNativeAuthError_lift
+        )
+}
+    
+    /**
      * Starts a browser sign-in for the account the app calls `account` (the session's
      * user name): PKCE S256 and a fresh `state`. `scopes` replaces the config's;
      * `extra_params` adds query parameters such as `prompt` or `login_hint`.
@@ -1944,6 +2024,12 @@ public protocol NativeSessionProtocol: AnyObject, Sendable {
     func accessTokenValidFor(minValidity: TimeSpan) async throws  -> AccessToken
     
     /**
+     * The account name the app gave this user session (at sign-in, `login`,
+     * `restore`); `null`/`nil` for the client's own session.
+     */
+    func account()  -> String?
+    
+    /**
      * The cached token if it is fresh, without waiting, I/O or a coroutine; `null`/`nil`
      * means call `accessToken()`. For blocking callers such as OkHttp interceptors.
      */
@@ -2025,7 +2111,7 @@ public protocol NativeSessionProtocol: AnyObject, Sendable {
     func state()  -> SessionState
     
     /**
-     * The user name, for a user session; `null`/`nil` for the client's own session.
+     * Deprecated: the old name of `account()` (the Kotlin and Swift wrappers mark it so).
      */
     func username()  -> String?
     
@@ -2134,6 +2220,19 @@ open func accessTokenValidFor(minValidity: TimeSpan)async throws  -> AccessToken
             liftFunc: FfiConverterTypeAccessToken_lift,
             errorHandler: FfiConverterTypeNativeAuthError_lift
         )
+}
+    
+    /**
+     * The account name the app gave this user session (at sign-in, `login`,
+     * `restore`); `null`/`nil` for the client's own session.
+     */
+open func account() -> String?  {
+    return try!  FfiConverterOptionString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_session_account(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -2336,7 +2435,7 @@ open func state() -> SessionState  {
 }
     
     /**
-     * The user name, for a user session; `null`/`nil` for the client's own session.
+     * Deprecated: the old name of `account()` (the Kotlin and Swift wrappers mark it so).
      */
 open func username() -> String?  {
     return try!  FfiConverterOptionString.lift(try! rustCall() {
@@ -2420,7 +2519,8 @@ public func FfiConverterTypeNativeSession_lower(_ value: NativeSession) -> UInt6
 
 /**
  * A browser sign-in in progress. Keep it until the redirect arrives (the PKCE
- * verifier and `state` live in it, in memory only).
+ * verifier and `state` live in it, in memory); `saveAuthorization` makes a sealed
+ * copy that survives the process.
  */
 public protocol PendingAuthorizationProtocol: AnyObject, Sendable {
     
@@ -2442,7 +2542,8 @@ public protocol PendingAuthorizationProtocol: AnyObject, Sendable {
 }
 /**
  * A browser sign-in in progress. Keep it until the redirect arrives (the PKCE
- * verifier and `state` live in it, in memory only).
+ * verifier and `state` live in it, in memory); `saveAuthorization` makes a sealed
+ * copy that survives the process.
  */
 open class PendingAuthorization: PendingAuthorizationProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -5006,6 +5107,12 @@ enum NativeAuthError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
     case Cancelled(message: String)
     
     /**
+     * A saved sign-in expired, was completed already, is unreadable or its key is
+     * gone: nothing was sent; start the sign-in again.
+     */
+    case SavedSignInRefused(message: String)
+    
+    /**
      * A bug in tokenkeeper (a panicked task) or an error this binding does not know yet.
      */
     case Internal(message: String)
@@ -5123,7 +5230,11 @@ public struct FfiConverterTypeNativeAuthError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 22: return .Internal(
+        case 22: return .SavedSignInRefused(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 23: return .Internal(
             message: try FfiConverterString.read(from: &buf)
         )
         
@@ -5180,8 +5291,10 @@ public struct FfiConverterTypeNativeAuthError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(20))
         case .Cancelled(_ /* message is ignored*/):
             writeInt(&buf, Int32(21))
-        case .Internal(_ /* message is ignored*/):
+        case .SavedSignInRefused(_ /* message is ignored*/):
             writeInt(&buf, Int32(22))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(23))
 
         
         }
@@ -5283,9 +5396,12 @@ public func FfiConverterTypeRecoveryPolicy_lower(_ value: RecoveryPolicy) -> Rus
 /**
  * Where a session stands: signed in (with the cached token's expiry, if one is
  * cached), waiting for the user to sign in again, or logged out.
+ *
+ * Its `toString()` / `description` reads `SignedIn(expiresAtEpochSeconds=1796212800)`,
+ * `SignedIn(no token cached)`, `ReauthenticationRequired` or `LoggedOut` (never a token).
  */
 
-public enum SessionState: Equatable, Hashable {
+public enum SessionState: Equatable, Hashable, CustomStringConvertible {
     
     /**
      * The session holds a token or can get one without the user.
@@ -5312,6 +5428,17 @@ public enum SessionState: Equatable, Hashable {
 
 
 
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_sessionstate_uniffi_trait_display(
+            FfiConverterTypeSessionState_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -5654,6 +5781,30 @@ fileprivate struct FfiConverterOptionTypeAccessToken: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeAccessToken.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeAuthConfig: FfiConverterRustBuffer {
+    typealias SwiftType = AuthConfig?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeAuthConfig.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeAuthConfig.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -6245,6 +6396,26 @@ public func isReplaySafe(method: String, hasIdempotencyKey: Bool) -> Bool  {
     )
 })
 }
+/**
+ * Fetches `issuer`'s metadata through `transport` (the library's own HTTP stack when
+ * `null`; the `mobile` build has none) and creates the client for `client_id`. Every
+ * setting of `settings` but its endpoints, issuer and client id applies; `store`,
+ * `listener`, `clock` and `transport` are the constructor's.
+ */
+public func discoverAuthClient(issuer: String, clientId: String, settings: AuthConfig? = nil, store: TokenStore? = nil, listener: AuthEventListener? = nil, clock: ManualClock? = nil, transport: HttpTransport? = nil)async throws  -> NativeAuthClient  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_func_discover_auth_client(FfiConverterString.lower(issuer),FfiConverterString.lower(clientId),FfiConverterOptionTypeAuthConfig.lower(settings),FfiConverterOptionTypeTokenStore.lower(store),FfiConverterOptionTypeAuthEventListener.lower(listener),FfiConverterOptionTypeManualClock.lower(clock),FfiConverterOptionTypeHttpTransport.lower(transport)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_u64,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_u64,
+            freeFunc: ffi_tokenkeeper_rust_future_free_u64,
+            liftFunc: FfiConverterTypeNativeAuthClient_lift,
+            errorHandler: FfiConverterTypeNativeAuthError_lift
+        )
+}
 
 private enum InitializationResult {
     case ok
@@ -6264,6 +6435,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_func_is_replay_safe() != 6651) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tokenkeeper_checksum_func_discover_auth_client() != 74) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tokenkeeper_checksum_method_authclient_client_credentials_session() != 60998) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -6274,6 +6448,15 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_authclient_session() != 57740) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_authclient_complete_saved_authorization() != 2850) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_authclient_resume_authorization() != 7939) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_authclient_save_authorization() != 44276) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_authclient_authorization_request() != 57564) {
@@ -6295,6 +6478,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_session_access_token_valid_for() != 6216) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_session_account() != 13038) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_session_cached_access_token() != 10217) {
@@ -6333,7 +6519,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_method_session_state() != 15325) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_username() != 40682) {
+    if (uniffi_tokenkeeper_checksum_method_session_username() != 39464) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_session_wait_for_refresh() != 13807) {

@@ -77,7 +77,7 @@ final class MirrorTests: XCTestCase {
 
         XCTAssertNil(session.cachedAccessToken())
         XCTAssertEqual(session.state, .loggedOut)
-        XCTAssertNil(client.session(username: "alice"))
+        XCTAssertNil(client.session(account: "alice"))
     }
 
     func testARevocationRecoveredThroughURLSessionShowsTheNewTokenAtOnce() async throws {
@@ -213,7 +213,7 @@ final class MirrorTests: XCTestCase {
     func testTheSameIdentityGivesTheSameSessionObject() async throws {
         let client = try AuthClient(config: config())
         let alice = try await client.login(username: "alice", password: "alice-password")
-        XCTAssertTrue(client.session(username: "alice") === alice)
+        XCTAssertTrue(client.session(account: "alice") === alice)
         XCTAssertTrue(client.clientCredentialsSession() === client.clientCredentialsSession())
     }
 

@@ -7,7 +7,7 @@
 // Run on macOS:
 //   cargo build -p tokenkeeper-devserver
 //   scripts/build-xcframework.sh --macos-only
-//   (cd bindings/TokenKeeper && swift test)
+//   swift test   # at the repository root
 //
 // NOT executed on tokenkeeper's Linux development machines or CI (no Swift
 // toolchain there): only their syntax is checked, by scripts/check-swift.sh.
@@ -120,10 +120,10 @@ final class SignInTests: XCTestCase {
         let redirect = try await browserLogin(pending.url(), username: "alice", password: "alice-password")
         let session = try await client.completeAuthorization(pending: pending, redirectUrl: redirect)
 
-        XCTAssertEqual(session.username(), "alice")
-        // Its own identity: `session(username: "alice")` looks up the config's scopes, not these.
+        XCTAssertEqual(session.account(), "alice")
+        // Its own identity: `session(account: "alice")` looks up the config's scopes, not these.
         XCTAssertEqual(session.identity(), "user:alice scope=\"read\"")
-        XCTAssertNil(client.session(username: "alice"))
+        XCTAssertNil(client.session(account: "alice"))
         let token = try await session.accessToken()
         XCTAssertEqual(token.scopes, ["read"])
         XCTAssertEqual(session.cachedAccessToken(), token, "served from the mirror")
@@ -135,12 +135,40 @@ final class SignInTests: XCTestCase {
         XCTAssertEqual(stats.tokenRequests(grant: "authorization_code"), 1, "\(stats)")
     }
 
+    /// The app was terminated while the sheet was open: a new client on the same store
+    /// completes the saved sign-in, once.
+    func testASavedSignInIsCompletedByANewClientOnceOnly() async throws {
+        let store = DictionaryStore()
+        let first = try AuthClient(config: nativeConfig(), store: store)
+        let pending = try first.authorizationRequest(account: "alice", redirectUri: Self.redirectURI)
+        let saved = try await first.saveAuthorization(pending: pending)
+        XCTAssertFalse(saved.contains("alice"), "sealed")
+        let redirect = try await browserLogin(pending.url(), username: "alice", password: "alice-password")
+
+        let second = try AuthClient(config: nativeConfig(), store: store)
+        let session = try await second.completeSavedAuthorization(saved: saved, redirectUrl: redirect)
+        XCTAssertEqual(session.account(), "alice")
+        let replay = await thrownError { try await second.completeSavedAuthorization(saved: saved, redirectUrl: redirect) }
+        guard case .savedSignInRefused = replay as? AuthError else {
+            return XCTFail("expected .savedSignInRefused, got \(String(describing: replay))")
+        }
+        let stats = try await server.stats()
+        XCTAssertEqual(stats.tokenRequests(grant: "authorization_code"), 1, "the replay never reached the server")
+    }
+
+    func testDiscoveryConfiguresTheClientFromTheMetadata() async throws {
+        let client = try await AuthClient.discover(issuer: server.baseURL.absoluteString, clientId: "native-app")
+        let pending = try client.authorizationRequest(account: "alice", redirectUri: Self.redirectURI)
+        XCTAssertTrue(pending.url().hasPrefix(server.baseURL.absoluteString + "/oauth2/authorize?"), pending.url())
+        XCTAssertEqual(String(describing: SessionState.loggedOut), "LoggedOut")
+    }
+
     func testAPkceSessionWhoseTokensAreAllRevokedNeedsTheUser() async throws {
         let client = try AuthClient(config: nativeConfig())
         let pending = try client.authorizationRequest(account: "alice", redirectUri: Self.redirectURI)
         let redirect = try await browserLogin(pending.url(), username: "alice", password: "alice-password")
         let session = try await client.completeAuthorization(pending: pending, redirectUrl: redirect)
-        XCTAssertTrue(client.session(username: "alice") === session, "registered like a login session")
+        XCTAssertTrue(client.session(account: "alice") === session, "registered like a login session")
         // Made now, so it is registered before anything happens (AsyncStream's build closure runs at once).
         let identities = client.reauthenticationRequired()
         let needsUser = Task { () -> String? in
@@ -218,8 +246,8 @@ final class SignInTests: XCTestCase {
         // One real wait of the server's interval (5 s), then the tokens.
         let session = try await client.completeDeviceAuthorization(device: device)
 
-        XCTAssertEqual(session.username(), "living-room-tv")
-        XCTAssertTrue(client.session(username: "living-room-tv") === session)
+        XCTAssertEqual(session.account(), "living-room-tv")
+        XCTAssertTrue(client.session(account: "living-room-tv") === session)
         let token = try await session.accessToken()
         XCTAssertFalse(token.value.isEmpty)
         XCTAssertEqual(session.cachedAccessToken(), token, "served from the mirror")
@@ -253,7 +281,7 @@ final class SignInTests: XCTestCase {
 
         let session = try await client.importTokens(account: "carol", tokens: tokens)
 
-        XCTAssertTrue(client.session(username: "carol") === session)
+        XCTAssertTrue(client.session(account: "carol") === session)
         XCTAssertEqual(session.cachedAccessToken()?.value, "imported-access-token", "the mirror holds it at once")
         let token = try await session.accessToken()
         XCTAssertEqual(token.value, "imported-access-token")

@@ -7,7 +7,7 @@
 // Run on macOS:
 //   cargo build -p tokenkeeper-devserver
 //   scripts/build-xcframework.sh --macos-only
-//   (cd bindings/TokenKeeper && swift test)
+//   swift test   # at the repository root
 //
 // Shipped for macOS and NOT executed on tokenkeeper's Linux development machines or
 // CI (no Swift toolchain there): only their syntax is checked, by
@@ -76,12 +76,12 @@ final class TokenKeeperTests: XCTestCase {
 
         let session = try await client.login(username: "alice", password: "alice-password")
 
-        XCTAssertEqual(session.username(), "alice")
+        XCTAssertEqual(session.account(), "alice")
         XCTAssertTrue(session.identity().hasPrefix("user:alice"), session.identity())
         let token = try await session.accessToken()
         XCTAssertFalse(token.value.isEmpty)
-        XCTAssertEqual(client.session(username: "alice"), session)
-        XCTAssertNil(client.session(username: "bob"))
+        XCTAssertEqual(client.session(account: "alice"), session)
+        XCTAssertNil(client.session(account: "bob"))
         let stats = try await server.stats()
         XCTAssertEqual(stats.tokenRequests(grant: "password"), 1, "\(stats)")
     }
@@ -193,7 +193,7 @@ final class TokenKeeperTests: XCTestCase {
 
         // A new client (an app restart) with the same store: no password needed.
         try await server.resetStats()
-        let restored = try await AuthClient(config: config(), store: store).restore(username: "alice")
+        let restored = try await AuthClient(config: config(), store: store).restore(account: "alice")
         let token = try await restored.accessToken()
         XCTAssertFalse(token.value.isEmpty)
         let stats = try await server.stats()
@@ -203,7 +203,7 @@ final class TokenKeeperTests: XCTestCase {
     func testTokenStoreThatThrowsSurfacesAsATypedErrorNotACrash() async throws {
         let client = try AuthClient(config: config(), store: FailingStore())
 
-        let error = await thrownError { try await client.restore(username: "alice") }
+        let error = await thrownError { try await client.restore(account: "alice") }
 
         // The store's failure is reported as such (not as "sign in again"): the
         // refresh token may still be there once the keychain is readable.
@@ -264,7 +264,7 @@ final class TokenKeeperTests: XCTestCase {
         let stats = try await server.stats()
         XCTAssertGreaterThanOrEqual(stats.revocations, 1, "\(stats)")
         XCTAssertTrue(store.snapshot().isEmpty)
-        XCTAssertNil(client.session(username: "alice"))
+        XCTAssertNil(client.session(account: "alice"))
     }
 
     // MARK: - Helpers

@@ -27,21 +27,64 @@ import kotlinx.coroutines.flow.asSharedFlow
  *
  * @throws AuthException.InvalidConfig for an unusable [config].
  */
-class AuthClient(
-    config: AuthConfig,
-    store: TokenStore? = null,
-    listener: AuthEventListener? = null,
-    /** Tests only: a [ManualClock] the core and the token mirrors read instead of the device's clock. */
-    private val clock: ManualClock? = null,
-    transport: HttpTransport? = OkHttpTransport(),
+class AuthClient private constructor(
+    private val relay: EventRelay,
+    private val clock: ManualClock?,
+    private val rotation: TokenRotation?,
+    /** The generated handle, for calls this class does not wrap. */
+    val native: NativeAuthClient,
 ) : AutoCloseable {
 
-    private val relay = EventRelay(listener)
+    constructor(
+        config: AuthConfig,
+        store: TokenStore? = null,
+        listener: AuthEventListener? = null,
+        /** Tests only: a [ManualClock] the core and the token mirrors read instead of the device's clock. */
+        clock: ManualClock? = null,
+        transport: HttpTransport? = OkHttpTransport(),
+    ) : this(EventRelay(listener), config, store, clock, transport)
 
-    /** The generated handle, for calls this class does not wrap. */
-    val native: NativeAuthClient = NativeAuthClient(config, store, relay, clock, transport)
+    private constructor(
+        relay: EventRelay,
+        config: AuthConfig,
+        store: TokenStore?,
+        clock: ManualClock?,
+        transport: HttpTransport?,
+    ) : this(relay, clock, config.tokenRotation, NativeAuthClient(config, store, relay, clock, transport))
 
-    private val rotation: TokenRotation? = config.tokenRotation
+    companion object {
+        /**
+         * A client configured from the authorization server's metadata (RFC 8414
+         * `/.well-known/oauth-authorization-server`, then OpenID Connect discovery),
+         * fetched through [transport]: the token, revocation, authorization and device
+         * endpoints, the issuer (redirects are then checked against it, RFC 9207), and the
+         * OpenID Connect key set. Every other setting comes from [settings] (its endpoints,
+         * issuer and client id are ignored).
+         *
+         * ```kotlin
+         * val client = AuthClient.discover("https://as.example.com", "my-app",
+         *     settings = AuthConfig(tokenEndpoint = "", clientId = "my-app", scopes = listOf("read")),
+         *     store = KeystoreTokenStore(context))
+         * ```
+         *
+         * @throws AuthException.IssuerMismatch the metadata names another issuer.
+         * @throws AuthException.InvalidResponse no metadata at either well-known URL.
+         * @throws AuthException.TemporarilyUnavailable the server could not be reached.
+         */
+        suspend fun discover(
+            issuer: String,
+            clientId: String,
+            settings: AuthConfig? = null,
+            store: TokenStore? = null,
+            listener: AuthEventListener? = null,
+            clock: ManualClock? = null,
+            transport: HttpTransport? = OkHttpTransport(),
+        ): AuthClient {
+            val relay = EventRelay(listener)
+            val native = discoverAuthClient(issuer, clientId, settings, store, relay, clock, transport)
+            return AuthClient(relay, clock, settings?.tokenRotation, native)
+        }
+    }
 
     private val sessions = ConcurrentHashMap<Long, Session>()
 
@@ -59,18 +102,18 @@ class AuthClient(
     /** Signs [username] in with the password grant (RFC 6749 §4.3); the password stays in native memory only. */
     suspend fun login(username: String, password: String): Session = wrap(native.login(username, password))
 
-    /** The signed-in session of [username], if any: the same object [login] returned. */
-    fun session(username: String): Session? = native.session(username)?.let(::wrap)
+    /** The signed-in session of [account], if any: the same object the sign-in (or [login]) returned. */
+    fun session(account: String): Session? = native.session(account)?.let(::wrap)
 
-    /** After a restart: the session of [username] from the refresh token in the [TokenStore]. */
-    suspend fun restore(username: String): Session = wrap(native.restore(username))
+    /** After a restart: the session of [account] from the refresh token in the [TokenStore]. */
+    suspend fun restore(account: String): Session = wrap(native.restore(account))
 
     /**
      * Starts a browser sign-in (authorization code with PKCE S256 and a fresh `state`,
      * RFC 7636, RFC 8252) for the user the app calls [account] (the session's
-     * [Session.username]). Open [PendingAuthorization.url] in Custom Tabs (never a
-     * `WebView`) and keep the returned object until the redirect arrives: the PKCE
-     * verifier lives only in it. [scopes] replaces the config's; [extraParams] adds query
+     * [Session.account]). Open [PendingAuthorization.url] in Custom Tabs (never a
+     * `WebView`) and keep the returned object until the redirect arrives, or
+     * [saveAuthorization] it if the process may die meanwhile (Android). [scopes] replaces the config's; [extraParams] adds query
      * parameters such as `prompt` or `login_hint`; [nonce] asks for an OpenID Connect nonce.
      *
      * @throws AuthException.InvalidConfig without an `authorizationEndpoint` or with a bad [redirectUri].
@@ -95,6 +138,28 @@ class AuthClient(
      */
     suspend fun completeAuthorization(pending: PendingAuthorization, redirectUrl: String): Session =
         wrap(native.completeAuthorization(pending, redirectUrl))
+
+    /**
+     * The sign-in as an opaque string that survives process death: keep it in
+     * `onSaveInstanceState` or a file (its PKCE verifier, `state`, `nonce` and DPoP key are
+     * sealed with AES-256-GCM under a key kept in this client's [TokenStore], so the string
+     * is useless anywhere else). A new process completes it with
+     * [completeSavedAuthorization] within 15 minutes, once.
+     *
+     * @throws AuthException.InvalidConfig without a [TokenStore].
+     */
+    suspend fun saveAuthorization(pending: PendingAuthorization): String = native.saveAuthorization(pending)
+
+    /**
+     * Finishes a saved sign-in ([saveAuthorization]), possibly in a new process: the
+     * redirect activity needs only the saved string and the redirect URL.
+     *
+     * @throws AuthException.SavedSignInRefused it expired, was completed already (a
+     *   replay: nothing was sent), is unreadable (tampered, another app's) or its key is gone.
+     * @throws AuthException.StateMismatch and the rest of [completeAuthorization]'s errors.
+     */
+    suspend fun completeSavedAuthorization(saved: String, redirectUrl: String): Session =
+        wrap(native.completeSavedAuthorization(saved, redirectUrl))
 
     /**
      * Starts a device sign-in (RFC 8628) for [account]: show

@@ -34,7 +34,9 @@ class Session internal constructor(
 
     /**
      * Where the session stands, updated by the core: signed in (with expiry),
-     * re-authentication required, logged out. Collect it on a real dispatcher (Main,
+     * re-authentication required, logged out. It stays `SignedIn` through a silent
+     * recovery: between two tokens it keeps the last token's expiry rather than
+     * showing `SignedIn(expiresAt = null)` (which only [invalidate] shows). Collect it on a real dispatcher (Main,
      * Default): a `Dispatchers.Unconfined` collector would run inside the core's
      * notification, where calling back into the session is not allowed.
      */
@@ -49,8 +51,12 @@ class Session internal constructor(
     /** Who this session is: `client` or `user:alice`, then any non-default scope, audience or resource. */
     fun identity(): String = native.identity()
 
-    /** The user name, for a user session; `null` for the client's own session. */
-    fun username(): String? = native.username()
+    /** The account name the app gave this user session (sign-in, [AuthClient.login], [AuthClient.restore]); `null` for the client's own session. */
+    fun account(): String? = native.account()
+
+    /** The old name of [account]. */
+    @Deprecated("One name for the account across the SDK", ReplaceWith("account()"))
+    fun username(): String? = account()
 
     /**
      * The cached token while it is fresh (no coroutine, no FFI call), else the core's
@@ -151,10 +157,15 @@ internal class TokenMirror(initial: SessionState) : TokenObserver {
         return if (nowMillis < current.freshUntilMillis) current.token else null
     }
 
+    // Set by the app's own invalidate() or logout(): the empty state that follows is news
+    // to show, not a step between two tokens.
+    private var cleared = false
+
     /** Forgets the token at once; the core's own notification follows with a newer generation. */
     @Synchronized
     fun clear() {
         snapshot = Snapshot(snapshot.generation, null, Long.MIN_VALUE)
+        cleared = true
     }
 
     @Synchronized
@@ -166,6 +177,20 @@ internal class TokenMirror(initial: SessionState) : TokenObserver {
             change.token,
             if (change.token == null) Long.MIN_VALUE else change.freshUntilEpochMillis ?: Long.MIN_VALUE,
         )
-        states.value = change.state
+        states.value = if (cleared) change.state else steady(states.value, change.state)
+        cleared = false
     }
 }
+
+/**
+ * The state to show after [next]: a session that goes from one token to the next on
+ * its own (a silent recovery after a revocation, a refresh) passes through "signed in,
+ * no token cached"; a bound UI would flicker on it. So a `SignedIn` without expiry that
+ * follows a `SignedIn` with one keeps the last expiry until the next token (or a
+ * `ReauthenticationRequired`, a `LoggedOut`) arrives. The app's own `invalidate()`
+ * still shows the empty state (the mirror's `clear` bypasses this).
+ */
+internal fun steady(current: SessionState, next: SessionState): SessionState =
+    if (next is SessionState.SignedIn && next.expiresAt == null &&
+        current is SessionState.SignedIn && current.expiresAt != null
+    ) current else next

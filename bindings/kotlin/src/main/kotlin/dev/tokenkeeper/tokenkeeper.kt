@@ -785,6 +785,8 @@ internal object IntegrityCheckingUniffiLib {
     internal fun ensureInitialized() = Unit
     external fun uniffi_tokenkeeper_checksum_func_is_replay_safe(
     ): Int
+    external fun uniffi_tokenkeeper_checksum_func_discover_auth_client(
+    ): Int
     external fun uniffi_tokenkeeper_checksum_method_authclient_client_credentials_session(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_authclient_login(
@@ -792,6 +794,12 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_tokenkeeper_checksum_method_authclient_restore(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_authclient_session(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_authclient_complete_saved_authorization(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_authclient_resume_authorization(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_authclient_save_authorization(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_authclient_authorization_request(
     ): Int
@@ -806,6 +814,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_tokenkeeper_checksum_method_session_access_token(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_access_token_valid_for(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_account(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_cached_access_token(
     ): Int
@@ -919,6 +929,12 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_tokenkeeper_fn_method_authclient_session(`ptr`: Long,`username`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_authclient_complete_saved_authorization(`ptr`: Long,`saved`: RustBuffer.ByValue,`redirectUrl`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_tokenkeeper_fn_method_authclient_resume_authorization(`ptr`: Long,`saved`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_tokenkeeper_fn_method_authclient_save_authorization(`ptr`: Long,`pending`: Long,
+    ): Long
     external fun uniffi_tokenkeeper_fn_method_authclient_authorization_request(`ptr`: Long,`account`: RustBuffer.ByValue,`redirectUri`: RustBuffer.ByValue,`scopes`: RustBuffer.ByValue,`extraParams`: RustBuffer.ByValue,`nonce`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_tokenkeeper_fn_method_authclient_complete_authorization(`ptr`: Long,`pending`: Long,`redirectUrl`: RustBuffer.ByValue,
@@ -937,6 +953,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_tokenkeeper_fn_method_session_access_token_valid_for(`ptr`: Long,`minValidity`: Long,
     ): Long
+    external fun uniffi_tokenkeeper_fn_method_session_account(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_session_cached_access_token(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_session_handle_unauthorized(`ptr`: Long,`failedToken`: RustBuffer.ByValue,`wwwAuthenticate`: RustBuffer.ByValue,
@@ -1045,6 +1063,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_tokenkeeper_fn_method_httptransport_send(`ptr`: Long,`request`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_tokenkeeper_fn_method_sessionstate_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_authconfig_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_importedtokens_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1055,6 +1075,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_func_is_replay_safe(`method`: RustBuffer.ByValue,`hasIdempotencyKey`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
+    external fun uniffi_tokenkeeper_fn_func_discover_auth_client(`issuer`: RustBuffer.ByValue,`clientId`: RustBuffer.ByValue,`settings`: RustBuffer.ByValue,`store`: RustBuffer.ByValue,`listener`: RustBuffer.ByValue,`clock`: RustBuffer.ByValue,`transport`: RustBuffer.ByValue,
+    ): Long
     external fun ffi_tokenkeeper_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_tokenkeeper_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1177,6 +1199,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_checksum_func_is_replay_safe() and 0xFFFF) != 6651) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_tokenkeeper_checksum_func_discover_auth_client() and 0xFFFF) != 74) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_tokenkeeper_checksum_method_authclient_client_credentials_session() and 0xFFFF) != 60998) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1187,6 +1212,15 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_authclient_session() and 0xFFFF) != 57740) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_complete_saved_authorization() and 0xFFFF) != 2850) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_resume_authorization() and 0xFFFF) != 7939) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_save_authorization() and 0xFFFF) != 44276) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_authclient_authorization_request() and 0xFFFF) != 57564) {
@@ -1208,6 +1242,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_access_token_valid_for() and 0xFFFF) != 6216) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_account() and 0xFFFF) != 13038) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_cached_access_token() and 0xFFFF) != 10217) {
@@ -1246,7 +1283,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_checksum_method_session_state() and 0xFFFF) != 15325) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_session_username() and 0xFFFF) != 40682) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_username() and 0xFFFF) != 39464) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_wait_for_refresh() and 0xFFFF) != 13807) {
@@ -3443,6 +3480,25 @@ public interface NativeAuthClientInterface {
     fun `session`(`username`: kotlin.String): NativeSession?
     
     /**
+     * Completes a saved sign-in with the redirect URL: `resumeAuthorization` then
+     * `completeAuthorization`. Throws what both throw.
+     */
+    suspend fun `completeSavedAuthorization`(`saved`: kotlin.String, `redirectUrl`: kotlin.String): NativeSession
+    
+    /**
+     * Opens a saved sign-in (the URL, redirect URI and nonce are readable again).
+     * Throws `SavedSignInRefused` when it expired, was completed, is unreadable or its
+     * key is gone.
+     */
+    suspend fun `resumeAuthorization`(`saved`: kotlin.String): PendingAuthorization
+    
+    /**
+     * The sign-in as a sealed string, completable by a new process on the same store
+     * for 15 minutes, once. Throws `InvalidConfig` without a store.
+     */
+    suspend fun `saveAuthorization`(`pending`: PendingAuthorization): kotlin.String
+    
+    /**
      * Starts a browser sign-in for the account the app calls `account` (the session's
      * user name): PKCE S256 and a fresh `state`. `scopes` replaces the config's;
      * `extra_params` adds query parameters such as `prompt` or `login_hint`.
@@ -3699,6 +3755,86 @@ open class NativeAuthClient: Disposable, AutoCloseable, NativeAuthClientInterfac
     )
     }
     
+
+    
+    /**
+     * Completes a saved sign-in with the redirect URL: `resumeAuthorization` then
+     * `completeAuthorization`. Throws what both throw.
+     */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `completeSavedAuthorization`(`saved`: kotlin.String, `redirectUrl`: kotlin.String) : NativeSession {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_fn_method_authclient_complete_saved_authorization(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`saved`),
+        FfiConverterString.lower(`redirectUrl`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterTypeNativeSession.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Opens a saved sign-in (the URL, redirect URI and nonce are readable again).
+     * Throws `SavedSignInRefused` when it expired, was completed, is unreadable or its
+     * key is gone.
+     */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `resumeAuthorization`(`saved`: kotlin.String) : PendingAuthorization {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_fn_method_authclient_resume_authorization(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`saved`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterTypePendingAuthorization.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The sign-in as a sealed string, completable by a new process on the same store
+     * for 15 minutes, once. Throws `InvalidConfig` without a store.
+     */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `saveAuthorization`(`pending`: PendingAuthorization) : kotlin.String {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_fn_method_authclient_save_authorization(
+                uniffiHandle,
+                
+        FfiConverterTypePendingAuthorization.lower(`pending`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterString.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
 
     
     /**
@@ -3987,6 +4123,12 @@ public interface NativeSessionInterface {
     suspend fun `accessTokenValidFor`(`minValidity`: TimeSpan): AccessToken
     
     /**
+     * The account name the app gave this user session (at sign-in, `login`,
+     * `restore`); `null`/`nil` for the client's own session.
+     */
+    fun `account`(): kotlin.String?
+    
+    /**
      * The cached token if it is fresh, without waiting, I/O or a coroutine; `null`/`nil`
      * means call `accessToken()`. For blocking callers such as OkHttp interceptors.
      */
@@ -4068,7 +4210,7 @@ public interface NativeSessionInterface {
     fun `state`(): SessionState
     
     /**
-     * The user name, for a user session; `null`/`nil` for the client's own session.
+     * Deprecated: the old name of `account()` (the Kotlin and Swift wrappers mark it so).
      */
     fun `username`(): kotlin.String?
     
@@ -4239,6 +4381,23 @@ open class NativeSession: Disposable, AutoCloseable, NativeSessionInterface
         AuthException.ErrorHandler,
     )
     }
+
+    
+    /**
+     * The account name the app gave this user session (at sign-in, `login`,
+     * `restore`); `null`/`nil` for the client's own session.
+     */override fun `account`(): kotlin.String? {
+            return FfiConverterOptionalString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_session_account(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
 
     
     /**
@@ -4501,7 +4660,7 @@ open class NativeSession: Disposable, AutoCloseable, NativeSessionInterface
 
     
     /**
-     * The user name, for a user session; `null`/`nil` for the client's own session.
+     * Deprecated: the old name of `account()` (the Kotlin and Swift wrappers mark it so).
      */override fun `username`(): kotlin.String? {
             return FfiConverterOptionalString.lift(
     callWithHandle {
@@ -4676,7 +4835,8 @@ public object FfiConverterTypeNativeSession: FfiConverter<NativeSession, Long> {
 
 /**
  * A browser sign-in in progress. Keep it until the redirect arrives (the PKCE
- * verifier and `state` live in it, in memory only).
+ * verifier and `state` live in it, in memory); `saveAuthorization` makes a sealed
+ * copy that survives the process.
  */
 public interface PendingAuthorizationInterface {
     
@@ -4700,7 +4860,8 @@ public interface PendingAuthorizationInterface {
 
 /**
  * A browser sign-in in progress. Keep it until the redirect arrives (the PKCE
- * verifier and `state` live in it, in memory only).
+ * verifier and `state` live in it, in memory); `saveAuthorization` makes a sealed
+ * copy that survives the process.
  */
 open class PendingAuthorization: Disposable, AutoCloseable, PendingAuthorizationInterface
 {
@@ -6607,6 +6768,12 @@ sealed class AuthException(message: String): kotlin.Exception(message) {
         class Cancelled(message: String) : AuthException(message)
         
     /**
+     * A saved sign-in expired, was completed already, is unreadable or its key is
+     * gone: nothing was sent; start the sign-in again.
+     */
+        class SavedSignInRefused(message: String) : AuthException(message)
+        
+    /**
      * A bug in tokenkeeper (a panicked task) or an error this binding does not know yet.
      */
         class Internal(message: String) : AuthException(message)
@@ -6645,7 +6812,8 @@ public object FfiConverterTypeAuthError : FfiConverterRustBuffer<AuthException> 
             19 -> AuthException.InvalidRedirect(FfiConverterString.read(buf))
             20 -> AuthException.DeviceCodeExpired(FfiConverterString.read(buf))
             21 -> AuthException.Cancelled(FfiConverterString.read(buf))
-            22 -> AuthException.Internal(FfiConverterString.read(buf))
+            22 -> AuthException.SavedSignInRefused(FfiConverterString.read(buf))
+            23 -> AuthException.Internal(FfiConverterString.read(buf))
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
         
@@ -6741,8 +6909,12 @@ public object FfiConverterTypeAuthError : FfiConverterRustBuffer<AuthException> 
                 buf.putInt(21)
                 Unit
             }
-            is AuthException.Internal -> {
+            is AuthException.SavedSignInRefused -> {
                 buf.putInt(22)
+                Unit
+            }
+            is AuthException.Internal -> {
+                buf.putInt(23)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -7518,6 +7690,9 @@ public object FfiConverterTypeRecoveryPolicy: FfiConverterRustBuffer<RecoveryPol
 /**
  * Where a session stands: signed in (with the cached token's expiry, if one is
  * cached), waiting for the user to sign in again, or logged out.
+ *
+ * Its `toString()` / `description` reads `SignedIn(expiresAtEpochSeconds=1796212800)`,
+ * `SignedIn(no token cached)`, `ReauthenticationRequired` or `LoggedOut` (never a token).
  */
 sealed class SessionState {
     
@@ -7538,6 +7713,15 @@ sealed class SessionState {
     {
         
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_sessionstate_uniffi_trait_display(FfiConverterTypeSessionState.lower(this),
+        _status)
+}
+    )
+    }
         companion object
     }
     
@@ -7559,6 +7743,15 @@ sealed class SessionState {
     
     
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_sessionstate_uniffi_trait_display(FfiConverterTypeSessionState.lower(this),
+        _status)
+}
+    )
+    }
 
     companion object
 }
@@ -7954,6 +8147,38 @@ public object FfiConverterOptionalTypeAccessToken: FfiConverterRustBuffer<Access
         } else {
             buf.put(1)
             FfiConverterTypeAccessToken.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeAuthConfig: FfiConverterRustBuffer<AuthConfig?> {
+    override fun read(buf: ByteBuffer): AuthConfig? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeAuthConfig.read(buf)
+    }
+
+    override fun allocationSize(value: AuthConfig?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeAuthConfig.allocationSize(value)
+        }
+    }
+
+    override fun write(value: AuthConfig?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeAuthConfig.write(value, buf)
         }
     }
 }
@@ -8492,5 +8717,33 @@ public object FfiConverterTypeTimeSpan: FfiConverter<TimeSpan, Long> {
     )
     }
     
+
+        /**
+         * Fetches `issuer`'s metadata through `transport` (the library's own HTTP stack when
+         * `null`; the `mobile` build has none) and creates the client for `client_id`. Every
+         * setting of `settings` but its endpoints, issuer and client id applies; `store`,
+         * `listener`, `clock` and `transport` are the constructor's.
+         */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+     suspend fun `discoverAuthClient`(`issuer`: kotlin.String, `clientId`: kotlin.String, `settings`: AuthConfig? = null, `store`: TokenStore? = null, `listener`: AuthEventListener? = null, `clock`: ManualClock? = null, `transport`: HttpTransport? = null) : NativeAuthClient {
+        return uniffiRustCallAsync(
+        UniffiLib.uniffi_tokenkeeper_fn_func_discover_auth_client(
+        FfiConverterString.lower(`issuer`),
+        FfiConverterString.lower(`clientId`),
+        FfiConverterOptionalTypeAuthConfig.lower(`settings`),
+        FfiConverterOptionalTypeTokenStore.lower(`store`),
+        FfiConverterOptionalTypeAuthEventListener.lower(`listener`),
+        FfiConverterOptionalTypeManualClock.lower(`clock`),
+        FfiConverterOptionalTypeHttpTransport.lower(`transport`),),
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterTypeNativeAuthClient.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
 
 

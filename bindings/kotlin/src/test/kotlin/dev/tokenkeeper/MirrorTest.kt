@@ -121,6 +121,39 @@ class MirrorTest(private val server: DevServer) {
         assertFalse(serverAccepts(old))
     }
 
+    @Test
+    fun `the state flow stays SignedIn through a revocation and its silent recovery`() {
+        val session = runBlocking { AuthClient(config()).login("alice", "alice-password") }
+        val old = runBlocking { session.accessToken() }
+        // Unconfined: the collector runs inside each state change, so it records every
+        // value the flow takes, not only the latest one a dispatched collector would see.
+        val seen = CopyOnWriteArrayList<SessionState>()
+        val collector = kotlinx.coroutines.GlobalScope.launch(Dispatchers.Unconfined) {
+            session.state.collect { seen.add(it) }
+        }
+        server.revokeSubject("alice")
+        interceptedClient(session).newCall(Request.Builder().url(server.resourceUrl("orders")).build()).execute().use {
+            assertEquals(200, it.code)
+        }
+        val recovered = session.cachedAccessToken()!!
+        assertNotEquals(old.value, recovered.value)
+        collector.cancel()
+
+        assertTrue(seen.size >= 2, "the recovery changed the state: $seen")
+        assertTrue(seen.all { it is SessionState.SignedIn && it.expiresAt != null }, "every emission: $seen")
+        assertEquals(recovered.expiresAtEpochSeconds, (seen.last() as SessionState.SignedIn).expiresAtEpochSeconds)
+    }
+
+    @Test
+    fun `steady keeps the last expiry only between two tokens`() {
+        val at = SessionState.SignedIn(1_000L, java.util.Date(1_000_000L))
+        val between = SessionState.SignedIn(null, null)
+        assertSame(at, steady(at, between))
+        assertEquals(between, steady(between, between), "no token yet: nothing to keep")
+        assertEquals(SessionState.ReauthenticationRequired, steady(at, SessionState.ReauthenticationRequired))
+        assertEquals(SessionState.LoggedOut, steady(at, SessionState.LoggedOut))
+    }
+
     /** Moves [clock] to one minute before [token] expires: inside the refresh margin, still valid. */
     private fun intoRefreshMargin(clock: ManualClock, token: AccessToken) =
         clock.advance((token.expiresAt.time - clock.nowEpochMillis() - 60_000).milliseconds)

@@ -84,7 +84,7 @@ class SignInTest(private val server: DevServer) {
         val redirect = browserLogin(pending.url(), "alice", "alice-password")
         val session = client.completeAuthorization(pending, redirect)
 
-        assertEquals("alice", session.username())
+        assertEquals("alice", session.account())
         // Its own identity: `session("alice")` looks up the config's scopes, not these.
         assertEquals("user:alice scope=\"read\"", session.identity())
         assertNull(client.session("alice"))
@@ -166,7 +166,7 @@ class SignInTest(private val server: DevServer) {
         // One real wait of the server's interval (5 s), then the tokens.
         val session = client.completeDeviceAuthorization(device)
 
-        assertEquals("living-room-tv", session.username())
+        assertEquals("living-room-tv", session.account())
         assertSame(session, client.session("living-room-tv"))
         val token = session.accessToken()
         assertTrue(token.value.isNotEmpty())

@@ -71,7 +71,7 @@ class TokenKeeperTest(private val server: DevServer) {
 
         val session = client.login("alice", "alice-password")
 
-        assertEquals("alice", session.username())
+        assertEquals("alice", session.account())
         assertTrue(session.identity().startsWith("user:alice"), session.identity())
         assertTrue(session.accessToken().value.isNotEmpty())
         assertEquals(session, client.session("alice"))

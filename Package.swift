@@ -1,13 +1,16 @@
 // swift-tools-version:5.9
 //
-// The Swift package of tokenkeeper: UniFFI-generated bindings over the Rust core,
-// plus a little hand-written sugar. Logic lives once, in Rust.
+// The Swift package of tokenkeeper, at the repository root so that apps add it by URL:
+//   .package(url: "https://github.com/<org>/tokenkeeper", from: "0.1.0")
+//   .product(name: "TokenKeeper", package: "tokenkeeper")
+// UniFFI-generated bindings over the Rust core, plus a little hand-written sugar.
+// Logic lives once, in Rust.
 //
 // Layout (the standard UniFFI-on-SwiftPM shape: a binary target holding the Rust
-// static library, and a Swift target holding the generated code):
+// static library, and a Swift target holding the generated code), under bindings/TokenKeeper:
 //
 //   TokenKeeperFFI.xcframework/          built by scripts/build-xcframework.sh (macOS);
-//                                        git-ignored, so build it before `swift build`.
+//                                        git-ignored: a local checkout builds it first
 //     <slice>/libtokenkeeper.a           one slice per platform: iOS device, iOS
 //     <slice>/Headers/TokenKeeperFFI/    simulator (arm64 + x86_64), macOS (arm64 + x86_64)
 //         TokenKeeperFFI.h, module.modulemap   (the C module `TokenKeeperFFI`)
@@ -22,19 +25,18 @@
 // machines that develop tokenkeeper (they have no Swift toolchain): CI checks every
 // .swift file's syntax with tree-sitter (scripts/check-swift.sh). See docs/ios.md.
 //
-// The package lives in a directory named TokenKeeper, so its identity (for a local
-// `.package(path:)`) is `TokenKeeper`, not the directory's old name `swift`.
-//
-// Binary target: the local XCFramework by default; a release points it at a published
-// zip. `scripts/build-xcframework.sh --release-url=<url>` builds the zip, computes its
-// SwiftPM checksum and writes both constants below.
+// Binary target: the local XCFramework while the two constants below are empty; a
+// release points it at the published zip. `scripts/release-swift.sh --url=<url>` (on a
+// Mac: builds the zip) computes the zip's SwiftPM checksum and writes both constants;
+// the release commit and its tag carry them, so `from: "0.1.0"` resolves with no
+// local build.
 import PackageDescription
 
 let releasedXCFrameworkURL = ""
 let releasedXCFrameworkChecksum = ""
 
 let ffiTarget: Target = releasedXCFrameworkURL.isEmpty
-    ? .binaryTarget(name: "TokenKeeperFFI", path: "TokenKeeperFFI.xcframework")
+    ? .binaryTarget(name: "TokenKeeperFFI", path: "bindings/TokenKeeper/TokenKeeperFFI.xcframework")
     : .binaryTarget(name: "TokenKeeperFFI", url: releasedXCFrameworkURL, checksum: releasedXCFrameworkChecksum)
 
 let package = Package(
@@ -49,12 +51,12 @@ let package = Package(
         .target(
             name: "TokenKeeper",
             dependencies: ["TokenKeeperFFI"],
-            path: "Sources/TokenKeeper"
+            path: "bindings/TokenKeeper/Sources/TokenKeeper"
         ),
         .testTarget(
             name: "TokenKeeperTests",
             dependencies: ["TokenKeeper"],
-            path: "Tests/TokenKeeperTests"
+            path: "bindings/TokenKeeper/Tests/TokenKeeperTests"
         ),
     ]
 )

@@ -1,15 +1,17 @@
-//! Sealing: Redis is not a secret store, so every value tokenkeeper writes there is
-//! encrypted and authenticated with AES-256-GCM (`ring`) under a key the app supplies.
+//! Sealing: AES-256-GCM (`ring`) for values that leave the secure store. Redis is not
+//! a secret store, so `tokenkeeper-redis` seals every value it writes there under a key
+//! the app supplies; a saved sign-in ([`AuthClient::save_authorization`](crate::AuthClient::save_authorization))
+//! goes into an Android `Bundle` or a file sealed under a key kept in the app's store.
 //!
 //! A sealed value reads `tk1.<key id>.<base64url(nonce ‖ ciphertext ‖ tag)>`. The key
 //! id in clear lets keys rotate: [`Sealer`] encrypts with its current key and opens
 //! with any key it knows, so a fleet rolls a new key out first as an extra key, then
 //! makes it current, then drops the old one once the longest token TTL has passed.
-//! The Redis key is the additional authenticated data, so a value copied to another
-//! identity's key does not open.
+//! The additional authenticated data names where the value belongs (the Redis key, the
+//! client a sign-in was saved by), so a value copied elsewhere does not open.
 //!
-//! Not here: where the keys come from (the app's secret manager), and what the
-//! plaintext means (`store`).
+//! Not here: where the keys come from (the app's secret manager, the app's store), and
+//! what the plaintext means (`tokenkeeper-redis`'s `store`, `signin::saved`).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -73,7 +75,7 @@ pub enum SealError {
     #[error("the stored value is sealed with the unknown key id {0:?}")]
     UnknownKey(String),
     /// Not a sealed value, or it fails authentication (tampered, wrong key, moved to
-    /// another Redis key).
+    /// another Redis key or client).
     #[error("the stored value is not a valid sealed value")]
     Invalid,
     /// The system random generator failed.
@@ -120,7 +122,7 @@ impl Sealer {
         &self.current.id
     }
 
-    /// `plaintext` sealed for the Redis key `aad`.
+    /// `plaintext` sealed for `aad` (the place it belongs: a Redis key, a client).
     pub fn seal(&self, aad: &str, plaintext: &[u8]) -> Result<String, SealError> {
         let mut nonce = [0u8; NONCE_LEN];
         self.random.fill(&mut nonce).map_err(|_| SealError::Random)?;
@@ -145,7 +147,7 @@ impl Sealer {
         ))
     }
 
-    /// The plaintext of a value sealed for the Redis key `aad` by any known key.
+    /// The plaintext of a value sealed for `aad` by any known key.
     pub fn open(&self, aad: &str, sealed: &str) -> Result<Zeroizing<Vec<u8>>, SealError> {
         let mut parts = sealed.splitn(3, '.');
         let (Some(PREFIX), Some(id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
