@@ -87,6 +87,14 @@ pub enum AuthError {
     /// The app cancelled the sign-in.
     #[error("{0}")]
     Cancelled(String),
+    /// An ID token (or UserInfo answer) failed a named check, or arrived with no key
+    /// set to verify it; nothing was installed. The message names the check.
+    #[error("{0}")]
+    InvalidJwt(String),
+    /// The resource server asks for a stronger sign-in (RFC 9470); the message names
+    /// its `acr_values` and `max_age`. Sign in again with `SignInOptions`.
+    #[error("{0}")]
+    StepUpRequired(String),
     /// A bug in tokenkeeper (a panicked task) or an error this binding does not know yet.
     #[error("{0}")]
     Internal(String),
@@ -120,6 +128,8 @@ impl From<Core> for AuthError {
             Core::InvalidRedirect { .. } => Self::InvalidRedirect(message),
             Core::DeviceCodeExpired => Self::DeviceCodeExpired(message),
             Core::Cancelled => Self::Cancelled(message),
+            Core::InvalidJwt(_) => Self::InvalidJwt(message),
+            Core::StepUpRequired { .. } => Self::StepUpRequired(message),
             // `sdk::AuthError` is #[non_exhaustive]: a variant added later still
             // reaches the app, with its message, until it gets its own subclass here.
             #[allow(unreachable_patterns)]

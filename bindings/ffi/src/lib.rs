@@ -23,6 +23,8 @@
 //! | `tokenkeeper::AuthEventListener`      | [`AuthEventListener`] (foreign trait) | interface / protocol         |
 //! | `tokenkeeper::ManualClock`            | [`ManualClock`] (object)      | `ManualClock`, for tests             |
 //! | `tokenkeeper::transport::HttpTransport` | [`HttpTransport`] (foreign trait) | `OkHttpTransport` / `URLSessionTransport` |
+//! | `tokenkeeper::oidc::IdTokenClaims`    | [`Claims`] (record)           | data class / struct                  |
+//! | `tokenkeeper::oidc::EndSessionRequest` | [`EndSessionRequest`] (object) | `EndSessionRequest`                |
 //!
 //! Async methods become Kotlin `suspend` functions and Swift `async` functions. They
 //! run on the `runtime` module's tokio runtime, owned by the library, so apps need no Rust
@@ -40,6 +42,7 @@ mod clock;
 mod config;
 mod error;
 mod events;
+mod oidc;
 mod runtime;
 pub mod signin;
 mod state;
@@ -53,6 +56,7 @@ pub use clock::ManualClock;
 pub use config::{AuthConfig, CachePolicy, ClientAuthMethod, RecoveryPolicy, RetryPolicy, TokenRotation};
 pub use error::{AuthError, ListenerError, StoreError};
 pub use events::{AuthEvent, AuthEventListener};
+pub use oidc::{Claims, EndSessionRequest, OidcEndpoints, SignInOptions};
 pub use state::{SessionState, TokenChange, TokenObserver};
 pub use store::TokenStore;
 pub use token::AccessToken;

@@ -71,7 +71,9 @@ class AuthClient(
      * [Session.username]). Open [PendingAuthorization.url] in Custom Tabs (never a
      * `WebView`) and keep the returned object until the redirect arrives: the PKCE
      * verifier lives only in it. [scopes] replaces the config's; [extraParams] adds query
-     * parameters such as `prompt` or `login_hint`; [nonce] asks for an OpenID Connect nonce.
+     * parameters; [nonce] asks for an OpenID Connect nonce (implied by `openid` in scope);
+     * [options] sets `max_age`, `prompt`, `login_hint` and `acr_values` (a stronger login,
+     * RFC 9470), whose `auth_time` is then checked.
      *
      * @throws AuthException.InvalidConfig without an `authorizationEndpoint` or with a bad [redirectUri].
      */
@@ -81,7 +83,8 @@ class AuthClient(
         scopes: List<String>? = null,
         extraParams: Map<String, String> = emptyMap(),
         nonce: Boolean = false,
-    ): PendingAuthorization = native.authorizationRequest(account, redirectUri, scopes, extraParams, nonce)
+        options: SignInOptions? = null,
+    ): PendingAuthorization = native.authorizationRequest(account, redirectUri, scopes, extraParams, nonce, options)
 
     /**
      * Finishes a browser sign-in with the URL the browser was redirected to and returns

@@ -32,13 +32,16 @@ class KeycloakInteropTest {
 
     private fun oidc(endpoint: String) = "$base/realms/$realm/protocol/openid-connect/$endpoint"
 
-    // The password client of tests/keycloak/realm.json; userinfo needs the openid scope.
+    // The password client of tests/keycloak/realm.json; userinfo needs the openid scope,
+    // and with it Keycloak issues ID tokens, which are refused unless they can be verified.
     private fun config() = AuthConfig(
         tokenEndpoint = oidc("token"),
         clientId = "tk-app",
         clientSecret = "tk-app-secret",
         revocationEndpoint = oidc("revoke"),
         scopes = listOf("openid"),
+        issuer = "$base/realms/$realm",
+        oidc = OidcEndpoints(jwksUri = oidc("certs"), userinfoEndpoint = oidc("userinfo")),
     )
 
     private fun userinfo() = Request.Builder().url(oidc("userinfo")).build()
@@ -52,6 +55,11 @@ class KeycloakInteropTest {
             assertEquals(200, it.code)
             assertTrue(it.body!!.string().contains("\"preferred_username\":\"alice\""))
         }
+        // Keycloak's ID token, validated against the realm's key set, and its UserInfo.
+        val claims = session.idTokenClaims()!!
+        assertEquals("alice", claims.preferredUsername)
+        assertEquals("$base/realms/$realm", claims.issuer)
+        assertEquals(claims.subject, runBlocking { session.userinfo() }.subject)
     }
 
     @Test
