@@ -10,6 +10,7 @@ mod claims;
 mod config;
 mod logout;
 mod session;
+mod step_up;
 
 pub use crate::error::{JwtCheck, JwtError};
 pub use crate::internal::id_token::{IdTokenExpectations, IdTokenValidator, ID_TOKEN_LEEWAY};

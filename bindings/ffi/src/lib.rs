@@ -56,7 +56,7 @@ pub use clock::ManualClock;
 pub use config::{AuthConfig, CachePolicy, ClientAuthMethod, RecoveryPolicy, RetryPolicy, TokenRotation};
 pub use error::{AuthError, ListenerError, StoreError};
 pub use events::{AuthEvent, AuthEventListener};
-pub use oidc::{Claims, EndSessionRequest, OidcEndpoints, SignInOptions};
+pub use oidc::{step_up_challenge, Claims, EndSessionRequest, OidcEndpoints, SignInOptions, StepUpChallenge};
 pub use state::{SessionState, TokenChange, TokenObserver};
 pub use store::TokenStore;
 pub use token::AccessToken;

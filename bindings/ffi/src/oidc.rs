@@ -153,6 +153,29 @@ impl SignInOptions {
     }
 }
 
+/// What a resource's step-up challenge (RFC 9470 `insufficient_user_authentication`)
+/// asks for; sign in again with these as [`SignInOptions`].
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct StepUpChallenge {
+    /// The authentication context classes asked for.
+    pub acr_values: Option<String>,
+    /// How recent the login must be.
+    pub max_age: Option<TimeSpan>,
+}
+
+/// The step-up challenge among a 401's `WWW-Authenticate` values, if there is one
+/// (`AuthException.StepUpRequired` from `handleUnauthorized` says the same, as text).
+#[uniffi::export]
+pub fn step_up_challenge(www_authenticate: Vec<String>) -> Option<StepUpChallenge> {
+    match sdk::AuthError::step_up_from_challenges(www_authenticate.iter().map(String::as_str))? {
+        sdk::AuthError::StepUpRequired { acr_values, max_age } => Some(StepUpChallenge {
+            acr_values,
+            max_age: max_age.map(TimeSpan),
+        }),
+        _ => None,
+    }
+}
+
 /// A logout at the provider in progress (RP-Initiated Logout 1.0): open
 /// [`url`](Self::url) in Custom Tabs / `ASWebAuthenticationSession`, then hand the
 /// redirect to [`complete`](Self::complete). Its description never shows the URL,
@@ -220,6 +243,19 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_up_challenge_is_read_and_other_challenges_are_not() {
+        let challenge = r#"Bearer error="insufficient_user_authentication", acr_values="urn:mfa", max_age="300""#;
+        assert_eq!(
+            step_up_challenge(vec![r#"DPoP algs="ES256""#.into(), challenge.into()]),
+            Some(StepUpChallenge {
+                acr_values: Some("urn:mfa".into()),
+                max_age: Some(TimeSpan(Duration::from_secs(300))),
+            })
+        );
+        assert_eq!(step_up_challenge(vec![r#"Bearer error="invalid_token""#.into()]), None);
+    }
 
     #[test]
     fn claims_convert_with_every_field_and_a_huge_auth_time_is_dropped() {

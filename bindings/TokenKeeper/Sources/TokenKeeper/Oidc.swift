@@ -40,3 +40,8 @@ extension Claims {
     /// `preferredUsername`, else `email`, else `subject`.
     public var displayName: String { name ?? preferredUsername ?? email ?? subject }
 }
+
+extension StepUpChallenge {
+    /// The stronger sign-in this challenge asks for, for `authorizationRequest(…, options:)`.
+    public var signInOptions: SignInOptions { SignInOptions(maxAge: maxAge, acrValues: acrValues) }
+}

@@ -4706,6 +4706,76 @@ public func FfiConverterTypeSignInOptions_lower(_ value: SignInOptions) -> RustB
 
 
 /**
+ * What a resource's step-up challenge (RFC 9470 `insufficient_user_authentication`)
+ * asks for; sign in again with these as [`SignInOptions`].
+ */
+public struct StepUpChallenge: Equatable, Hashable {
+    /**
+     * The authentication context classes asked for.
+     */
+    public var acrValues: String?
+    /**
+     * How recent the login must be.
+     */
+    public var maxAge: TimeSpan?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The authentication context classes asked for.
+         */acrValues: String?, 
+        /**
+         * How recent the login must be.
+         */maxAge: TimeSpan?) {
+        self.acrValues = acrValues
+        self.maxAge = maxAge
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension StepUpChallenge: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStepUpChallenge: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StepUpChallenge {
+        return
+            try StepUpChallenge(
+                acrValues: FfiConverterOptionString.read(from: &buf), 
+                maxAge: FfiConverterOptionTypeTimeSpan.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: StepUpChallenge, into buf: inout [UInt8]) {
+        FfiConverterOptionString.write(value.acrValues, into: &buf)
+        FfiConverterOptionTypeTimeSpan.write(value.maxAge, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStepUpChallenge_lift(_ buf: RustBuffer) throws -> StepUpChallenge {
+    return try FfiConverterTypeStepUpChallenge.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStepUpChallenge_lower(_ value: StepUpChallenge) -> RustBuffer {
+    return FfiConverterTypeStepUpChallenge.lower(value)
+}
+
+
+/**
  * One change of a session's cached token. Apps rarely see it: the `Session` classes
  * of the Kotlin and Swift packages consume it to keep their copy of the token.
  */
@@ -6422,6 +6492,30 @@ fileprivate struct FfiConverterOptionTypeSignInOptions: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeStepUpChallenge: FfiConverterRustBuffer {
+    typealias SwiftType = StepUpChallenge?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeStepUpChallenge.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeStepUpChallenge.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeTokenRotation: FfiConverterRustBuffer {
     typealias SwiftType = TokenRotation?
 
@@ -6981,6 +7075,18 @@ public func isReplaySafe(method: String, hasIdempotencyKey: Bool) -> Bool  {
     )
 })
 }
+/**
+ * The step-up challenge among a 401's `WWW-Authenticate` values, if there is one
+ * (`AuthException.StepUpRequired` from `handleUnauthorized` says the same, as text).
+ */
+public func stepUpChallenge(wwwAuthenticate: [String]) -> StepUpChallenge?  {
+    return try!  FfiConverterOptionTypeStepUpChallenge.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_func_step_up_challenge(
+        FfiConverterSequenceString.lower(wwwAuthenticate),uniffiCallStatus
+    )
+})
+}
 
 private enum InitializationResult {
     case ok
@@ -6998,6 +7104,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.contractVersionMismatch
     }
     if (uniffi_tokenkeeper_checksum_func_is_replay_safe() != 6651) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_func_step_up_challenge() != 29543) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_authclient_client_credentials_session() != 60998) {

@@ -111,6 +111,25 @@ extension SignInTests {
         XCTAssertEqual(query["acr_values"], "urn:mfa")
     }
 
+    func testAStepUpChallengeIsTheTypedErrorAndItsValuesSignInAgainMoreStrongly() async throws {
+        let client = try AuthClient(config: oidcConfig())
+        let session = try await oidcSignIn(client)
+        let token = try await session.accessToken()
+        let challenge = #"Bearer error="insufficient_user_authentication", acr_values="urn:mfa", max_age="300""#
+        let error = await thrownError { try await session.handleUnauthorized(failedToken: token, wwwAuthenticate: [challenge]) }
+        guard case let .stepUpRequired(message)? = error as? AuthError else {
+            return XCTFail("expected AuthError.stepUpRequired, got \(String(describing: error))")
+        }
+        XCTAssertTrue(message.contains("urn:mfa"), message)
+        let stepUp = try XCTUnwrap(stepUpChallenge(wwwAuthenticate: [challenge]))
+        XCTAssertEqual(stepUp.acrValues, "urn:mfa")
+        XCTAssertEqual(stepUp.maxAge, 300)
+        let stronger = try client.authorizationRequest(
+            account: "alice", redirectUri: Self.redirectURI, options: stepUp.signInOptions)
+        XCTAssertTrue(stronger.url().contains("acr_values=urn"), stronger.url())
+        XCTAssertNil(stepUpChallenge(wwwAuthenticate: [#"Bearer error="invalid_token""#]))
+    }
+
     func testAnIdTokenWithoutAKeySetIsTheTypedErrorAndSignsNobodyIn() async throws {
         let store = DictionaryStore()
         let client = try AuthClient(config: oidcConfig(withKeySet: false), store: store)

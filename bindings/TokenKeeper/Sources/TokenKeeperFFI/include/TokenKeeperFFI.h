@@ -743,6 +743,11 @@ RustBuffer uniffi_tokenkeeper_fn_method_accesstoken_uniffi_trait_debug(RustBuffe
 int8_t uniffi_tokenkeeper_fn_func_is_replay_safe(RustBuffer method, int8_t has_idempotency_key, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_FUNC_STEP_UP_CHALLENGE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_FUNC_STEP_UP_CHALLENGE
+RustBuffer uniffi_tokenkeeper_fn_func_step_up_challenge(RustBuffer www_authenticate, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_FFI_TOKENKEEPER_RUSTBUFFER_ALLOC
 #define UNIFFI_FFIDEF_FFI_TOKENKEEPER_RUSTBUFFER_ALLOC
 RustBuffer ffi_tokenkeeper_rustbuffer_alloc(uint64_t size, RustCallStatus *_Nonnull out_status
@@ -1006,6 +1011,12 @@ void ffi_tokenkeeper_rust_future_complete_void(uint64_t handle, RustCallStatus *
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_FUNC_IS_REPLAY_SAFE
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_FUNC_IS_REPLAY_SAFE
 uint16_t uniffi_tokenkeeper_checksum_func_is_replay_safe(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_FUNC_STEP_UP_CHALLENGE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_FUNC_STEP_UP_CHALLENGE
+uint16_t uniffi_tokenkeeper_checksum_func_step_up_challenge(void
     
 );
 #endif

@@ -34,3 +34,6 @@ fun Session.endSessionRequest(postLogoutRedirectUri: String? = null): EndSession
 
 /** What an account screen shows as the user's name: `name`, else `preferred_username`, else `email`, else `sub`. */
 val Claims.displayName: String get() = name ?: preferredUsername ?: email ?: subject
+
+/** The stronger sign-in this challenge asks for, as `authorizationRequest(…, options = challenge.signInOptions())`. */
+fun StepUpChallenge.signInOptions(): SignInOptions = SignInOptions(maxAge = maxAge, acrValues = acrValues)

@@ -785,6 +785,8 @@ internal object IntegrityCheckingUniffiLib {
     internal fun ensureInitialized() = Unit
     external fun uniffi_tokenkeeper_checksum_func_is_replay_safe(
     ): Int
+    external fun uniffi_tokenkeeper_checksum_func_step_up_challenge(
+    ): Int
     external fun uniffi_tokenkeeper_checksum_method_authclient_client_credentials_session(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_authclient_login(
@@ -1085,6 +1087,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_func_is_replay_safe(`method`: RustBuffer.ByValue,`hasIdempotencyKey`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
+    external fun uniffi_tokenkeeper_fn_func_step_up_challenge(`wwwAuthenticate`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun ffi_tokenkeeper_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_tokenkeeper_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1205,6 +1209,9 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_checksum_func_is_replay_safe() and 0xFFFF) != 6651) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_func_step_up_challenge() and 0xFFFF) != 29543) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_authclient_client_credentials_session() and 0xFFFF) != 60998) {
@@ -7095,6 +7102,54 @@ public object FfiConverterTypeSignInOptions: FfiConverterRustBuffer<SignInOption
 
 
 /**
+ * What a resource's step-up challenge (RFC 9470 `insufficient_user_authentication`)
+ * asks for; sign in again with these as [`SignInOptions`].
+ */
+data class StepUpChallenge (
+    /**
+     * The authentication context classes asked for.
+     */
+    var `acrValues`: kotlin.String?
+    , 
+    /**
+     * How recent the login must be.
+     */
+    var `maxAge`: TimeSpan?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeStepUpChallenge: FfiConverterRustBuffer<StepUpChallenge> {
+    override fun read(buf: ByteBuffer): StepUpChallenge {
+        return StepUpChallenge(
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalTypeTimeSpan.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: StepUpChallenge) = (
+            FfiConverterOptionalString.allocationSize(value.`acrValues`) +
+            FfiConverterOptionalTypeTimeSpan.allocationSize(value.`maxAge`)
+    )
+
+    override fun write(value: StepUpChallenge, buf: ByteBuffer) {
+            FfiConverterOptionalString.write(value.`acrValues`, buf)
+            FfiConverterOptionalTypeTimeSpan.write(value.`maxAge`, buf)
+    }
+}
+
+
+
+/**
  * One change of a session's cached token. Apps rarely see it: the `Session` classes
  * of the Kotlin and Swift packages consume it to keep their copy of the token.
  */
@@ -8876,6 +8931,38 @@ public object FfiConverterOptionalTypeSignInOptions: FfiConverterRustBuffer<Sign
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeStepUpChallenge: FfiConverterRustBuffer<StepUpChallenge?> {
+    override fun read(buf: ByteBuffer): StepUpChallenge? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeStepUpChallenge.read(buf)
+    }
+
+    override fun allocationSize(value: StepUpChallenge?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeStepUpChallenge.allocationSize(value)
+        }
+    }
+
+    override fun write(value: StepUpChallenge?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeStepUpChallenge.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeTokenRotation: FfiConverterRustBuffer<TokenRotation?> {
     override fun read(buf: ByteBuffer): TokenRotation? {
         if (buf.get().toInt() == 0) {
@@ -9368,6 +9455,21 @@ public object FfiConverterTypeTimeSpan: FfiConverter<TimeSpan, Long> {
         
         FfiConverterString.lower(`method`),
         FfiConverterBoolean.lower(`hasIdempotencyKey`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * The step-up challenge among a 401's `WWW-Authenticate` values, if there is one
+         * (`AuthException.StepUpRequired` from `handleUnauthorized` says the same, as text).
+         */ fun `stepUpChallenge`(`wwwAuthenticate`: List<kotlin.String>): StepUpChallenge? {
+            return FfiConverterOptionalTypeStepUpChallenge.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_func_step_up_challenge(
+    
+        
+        FfiConverterSequenceString.lower(`wwwAuthenticate`),_status)
 }
     )
     }

@@ -6,6 +6,7 @@ import okhttp3.HttpUrl.Companion.toHttpUrl
 import okhttp3.Request
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertNotEquals
 import org.junit.jupiter.api.Assertions.assertNotNull
 import org.junit.jupiter.api.Assertions.assertNull
 import org.junit.jupiter.api.Assertions.assertTrue
@@ -129,6 +130,29 @@ class OidcTest(private val server: DevServer) {
         assertEquals("login", url.queryParameter("prompt"))
         assertEquals("alice", url.queryParameter("login_hint"))
         assertEquals("urn:mfa", url.queryParameter("acr_values"))
+    }
+
+    @Test
+    fun `a step-up challenge is the typed exception, its values sign in again more strongly`() = runBlocking<Unit> {
+        val client = AuthClient(config())
+        val session = signIn(client)
+        val token = session.accessToken()
+        val challenge = """Bearer error="insufficient_user_authentication", acr_values="urn:mfa", max_age="300""""
+        val error = assertThrows<AuthException.StepUpRequired> {
+            runBlocking { session.handleUnauthorized(token, listOf(challenge)) }
+        }
+        assertTrue(error.message!!.contains("urn:mfa"), error.message)
+        assertEquals(token, session.accessToken(), "the token is kept")
+        val stepUp = stepUpChallenge(listOf(challenge))!!
+        assertEquals("urn:mfa", stepUp.acrValues)
+        assertEquals(300.seconds, stepUp.maxAge)
+        val stronger = client.authorizationRequest(account = "alice", redirectUri = redirectUri, options = stepUp.signInOptions())
+        val url = stronger.url().toHttpUrl()
+        assertEquals("urn:mfa", url.queryParameter("acr_values"))
+        assertEquals("300", url.queryParameter("max_age"))
+        val again = client.completeAuthorization(stronger, browserLogin(stronger.url(), "alice", "alice-password"))
+        assertNotEquals(token, again.accessToken(), "the stronger sign-in's token replaces the session's")
+        assertNull(stepUpChallenge(listOf("""Bearer error="invalid_token"""")))
     }
 
     @Test
