@@ -196,8 +196,8 @@ run_tests() {
     # shellcheck disable=SC1091
     source "$STATE/env"
     cd "$ROOT"
-    echo "==> cargo test --test keycloak_interop (against $TOKENKEEPER_KEYCLOAK_URL)"
-    if ! cargo test --test keycloak_interop -- --nocapture; then
+    echo "==> cargo test --test keycloak_interop --test keycloak_login (against $TOKENKEEPER_KEYCLOAK_URL)"
+    if ! cargo test --test keycloak_interop --test keycloak_login -- --nocapture; then
         status=1
     fi
     echo "==> Kotlin KeycloakInteropTest (bindings/kotlin)"

@@ -134,7 +134,9 @@ pub enum JwtCheck {
     UnknownKey,
     /// The signature does not verify.
     Signature,
-    /// The key set at `jwks_uri` is not a JWK Set.
+    /// The key set at `jwks_uri` is not a JWK Set, or an ID token arrived (with
+    /// `openid` in scope) and no key set is configured to verify it: no discovery,
+    /// no [`AuthConfig::jwks_uri`](crate::AuthConfig::jwks_uri).
     KeySet,
     /// `iss` is not exactly the issuer.
     Issuer,

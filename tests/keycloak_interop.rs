@@ -70,9 +70,19 @@ impl Keycloak {
     }
 
     /// The password client; `openid` is requested because Keycloak's userinfo
-    /// answers 403 `insufficient_scope` ("Missing openid scope") without it.
+    /// answers 403 `insufficient_scope` ("Missing openid scope") without it. With
+    /// `openid` Keycloak issues ID tokens, which tokenkeeper refuses unless it can
+    /// verify them: hence the realm's key set and issuer.
     fn app_config(&self, clock: Arc<ManualClock>) -> AuthConfig {
-        self.config(APP_CLIENT, APP_SECRET, clock).scopes(["openid"])
+        self.config(APP_CLIENT, APP_SECRET, clock)
+            .scopes(["openid"])
+            .jwks_uri(self.oidc("certs"))
+            .issuer(self.issuer(), false)
+    }
+
+    /// The realm's issuer identifier (the `iss` of its ID tokens).
+    fn issuer(&self) -> String {
+        format!("{}/realms/{}", self.base, self.realm)
     }
 
     /// RFC 7662 introspection by the app client: is `token` still active?
@@ -366,7 +376,7 @@ async fn keycloaks_id_token_is_validated_across_a_realm_key_rotation_and_rp_logo
         return;
     };
     let (username, id) = kc.create_user("oidc", "oidc-password").await;
-    let issuer = format!("{}/realms/{}", kc.base, kc.realm);
+    let issuer = kc.issuer();
     let config = AuthConfig::discover(&issuer, APP_CLIENT)
         .await
         .expect("Keycloak's OpenID Connect discovery")

@@ -91,7 +91,8 @@ async fn no_secret_reaches_logs_debug_output_or_errors() {
         .unwrap()
         .scopes(["openid", "email"])
         .clock(h.clock.clone());
-    let oidc = AuthClient::new(oidc).unwrap();
+    let oidc_store = Arc::new(MemoryStore::new());
+    let oidc = AuthClient::builder(oidc).store(oidc_store.clone()).build().unwrap();
     secrets.push("bob-password".into());
     let bob = oidc.login("bob", password("bob-password")).await.unwrap();
     let end = bob.end_session_request(None).unwrap();
@@ -100,6 +101,11 @@ async fn no_secret_reaches_logs_debug_output_or_errors() {
         .query_pairs()
         .find(|(k, _)| k == "id_token_hint")
         .expect("an id_token_hint");
+    // The stored record keeps the claims, never the ID token itself.
+    let record = oidc_store.load(bob.store_key()).unwrap().expect("bob's record");
+    let record = tokenkeeper::ExposeSecret::expose_secret(&record);
+    assert!(record.contains("\"claims\""));
+    assert!(!record.contains(id_token.as_ref()), "the ID token is not stored");
     secrets.push(id_token.into_owned());
     seen.push(format!("{end:?} {:?} {bob:?} {oidc:?}", bob.id_token_claims()));
     secrets.push(value(&bob.access_token().await.unwrap()));

@@ -206,31 +206,116 @@ async fn password_logins_and_imports_validate_their_id_tokens_too() {
 }
 
 #[tokio::test]
-async fn without_a_key_set_the_id_token_is_ignored_never_trusted() {
+async fn without_a_key_set_an_id_token_fails_the_grant_and_installs_nothing() {
     let h = Harness::start().await;
+    let store = Arc::new(MemoryStore::new());
+    // A client configured by hand, without the issuer's metadata: nothing to verify
+    // an ID token against. It fails closed rather than hand out an unchecked sign-in.
     let config = AuthConfig::new(h.server.token_endpoint(), APP)
         .scopes(["openid"])
         .clock(h.clock.clone());
-    let client = AuthClient::new(config).unwrap();
-    // A client configured by hand, without the issuer's metadata (as the Keycloak
-    // password client asks for openid only to reach UserInfo).
-    let session = client
+    let client = AuthClient::builder(config).store(store.clone()).build().unwrap();
+    let result = client.login("alice", SecretString::from("alice-password")).await;
+    assert_eq!(refused(result), JwtCheck::KeySet);
+    assert!(client.session("alice").is_none(), "nothing installed");
+    let stored = tokenkeeper::TokenStore::keys(&*store).unwrap().unwrap_or_default();
+    assert!(stored.is_empty(), "nothing stored");
+    assert_eq!(h.server.stats().jwks_requests, 0);
+    // An import with an ID token is refused the same way.
+    let tokens = ImportedTokens::new(SecretString::from("at-imported")).id_token(SecretString::from("a.b.c"));
+    let imported = client
+        .import_tokens("bob", TokenParams::new().scopes(["openid"]), tokens)
+        .await;
+    assert_eq!(refused(imported), JwtCheck::KeySet);
+    assert!(client.session("bob").is_none());
+    // An app that does not ask for openid gets no ID token and is unaffected.
+    let plain = AuthClient::new(AuthConfig::new(h.server.token_endpoint(), APP).clock(h.clock.clone())).unwrap();
+    let session = plain
         .login("alice", SecretString::from("alice-password"))
         .await
         .unwrap();
-    assert!(
-        session.id_token_claims().is_none(),
-        "no claims from an unverified ID token"
-    );
-    assert_eq!(h.server.stats().jwks_requests, 0);
-    // Spoiled or not, it is never read.
-    h.server.inject_id_token_fault(IdTokenFault::AlgNone);
-    session.refresh().await.unwrap();
     assert!(session.id_token_claims().is_none());
+    session.refresh().await.unwrap();
     assert!(
         session.end_session_request(None).is_err(),
         "no end_session_endpoint configured"
     );
+}
+
+#[tokio::test]
+async fn claims_are_kept_with_the_stored_session_across_a_restart_without_a_request() {
+    let h = Harness::start().await;
+    let store = Arc::new(MemoryStore::new());
+    let config = oidc_config(&h).await;
+    let app = |config: &AuthConfig| {
+        AuthClient::builder(config.clone())
+            .store(store.clone())
+            .build()
+            .unwrap()
+    };
+    let first = app(&config);
+    let session = sign_in(&first, AuthorizationRequest::new("alice", REDIRECT).params(openid()))
+        .await
+        .unwrap();
+    let signed_in = session.id_token_claims().unwrap();
+    let key = session.store_key().to_owned();
+    drop((session, first));
+
+    // The restart: a new client on the same store (offline start is on by default).
+    let before = h.server.stats();
+    let second = app(&config);
+    let restored = second.restore_with("alice", openid()).await.unwrap();
+    assert_eq!(restored.id_token_claims().as_ref(), Some(&signed_in));
+    assert_eq!(
+        h.server.stats(),
+        before,
+        "no request at all: not a token, key set or UserInfo"
+    );
+
+    // A refresh that brings a new ID token replaces them, in memory and in the store;
+    // it is checked against the restored claims (same iss and sub, OIDC Core §12.2).
+    restored.refresh().await.unwrap();
+    let refreshed = restored.id_token_claims().unwrap();
+    assert_eq!(refreshed.subject, "alice");
+    // at_hash is the new access token's: the claims are the new ID token's.
+    assert!(refreshed.all["at_hash"].is_string());
+    assert_ne!(
+        refreshed.all["at_hash"], signed_in.all["at_hash"],
+        "the new ID token's claims"
+    );
+    let third = app(&config);
+    let again = third.restore_with("alice", openid()).await.unwrap();
+    assert_eq!(again.id_token_claims(), Some(refreshed.clone()));
+
+    // Without offline start the restore refreshes, and the refreshed ID token must
+    // keep the restored sub: another user's is refused and nothing is installed.
+    let fourth = app(&config.clone().offline_start(false));
+    h.server.inject_id_token_fault(IdTokenFault::OtherSubject);
+    assert_eq!(
+        refused(fourth.restore_with("alice", openid()).await),
+        JwtCheck::SubjectChanged
+    );
+
+    // Logout forgets them, and the next start has nothing to restore.
+    again.logout().await.unwrap();
+    assert!(again.id_token_claims().is_none());
+    assert!(app(&config).restore_with("alice", openid()).await.is_err());
+
+    // A record an older SDK wrote (no claims) still loads, without claims.
+    let other = sign_in(&third, AuthorizationRequest::new("alice", REDIRECT).params(openid()))
+        .await
+        .unwrap();
+    assert!(other.id_token_claims().is_some());
+    let raw = tokenkeeper::TokenStore::load(&*store, &key).unwrap().unwrap();
+    let mut record: serde_json::Value = serde_json::from_str(tokenkeeper::ExposeSecret::expose_secret(&raw)).unwrap();
+    assert!(record["claims"].is_object(), "the record holds the claims");
+    record.as_object_mut().unwrap().remove("claims");
+    tokenkeeper::TokenStore::save(&*store, &key, &SecretString::from(record.to_string())).unwrap();
+    let old = app(&config)
+        .restore_with("alice", openid())
+        .await
+        .expect("a record without claims loads");
+    assert!(old.id_token_claims().is_none());
 }
 
 #[tokio::test]
@@ -406,4 +491,37 @@ async fn sign_in_pushed(client: &AuthClient) -> Arc<tokenkeeper::Session> {
         .unwrap();
     let redirect = browser_login(pending.url(), "alice", "alice-password").await;
     client.complete_authorization(&pending, &redirect).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_store_too_small_for_the_claims_gets_the_record_without_them() {
+    let h = Harness::start().await;
+    // Large enough for the refresh token and the owner fields, too small for the
+    // access token or the claims besides (Windows Credential Manager's cap is 2,560).
+    let store = common::store::TestStore::capped(500);
+    let client = AuthClient::builder(oidc_config(&h).await)
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let session = sign_in(&client, AuthorizationRequest::new("alice", REDIRECT).params(openid()))
+        .await
+        .unwrap();
+    assert!(session.id_token_claims().is_some(), "in memory they are kept");
+    let raw = store.raw(session.store_key()).expect("the record was saved");
+    let record: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert!(record["refresh_token"].is_string());
+    assert!(record.get("claims").is_none(), "{} bytes without claims", raw.len());
+    assert!(record.get("access_token").is_none());
+    let before = h.token_requests();
+    let restored = AuthClient::builder(oidc_config(&h).await)
+        .store(store.clone())
+        .build()
+        .unwrap()
+        .restore_with("alice", openid())
+        .await
+        .unwrap();
+    // Nothing stored but the refresh token: the restore refreshes, and the claims
+    // are the refreshed ID token's.
+    assert_eq!(h.token_requests(), before + 1);
+    assert_eq!(restored.id_token_claims().unwrap().subject, "alice");
 }

@@ -205,10 +205,11 @@ pub(crate) fn validator_for(
 }
 
 /// What a session keeps from its last validated ID token: the claims for the account
-/// screen, the token itself for `id_token_hint` at logout (in memory only).
+/// screen (also in the stored record), the token itself for `id_token_hint` at logout
+/// (in memory only: `None` for claims a restore read from the store).
 pub(crate) struct OidcState {
     pub claims: Arc<IdTokenClaims>,
-    pub id_token: SecretString,
+    pub id_token: Option<SecretString>,
 }
 
 /// What a sign-in's authorization request asked for, checked in its ID token.
@@ -219,10 +220,10 @@ pub(crate) struct SignInChecks<'a> {
 }
 
 /// Validates the ID token of a token-endpoint answer for `identity` before anything
-/// of it is installed. `None` when `openid` is not in scope, the answer has no ID
-/// token (a refresh may omit it, OIDC Core §12.2), or the configuration names no key
-/// set (then the ID token is ignored, never trusted); `previous` is the session's
-/// claims, whose `iss` and `sub` a new ID token must keep.
+/// of it is installed. `None` when `openid` is not in scope or the answer has no ID
+/// token (a refresh may omit it, OIDC Core §12.2); an ID token with no key set
+/// configured to verify it is refused ([`JwtCheck::KeySet`]). `previous` is the
+/// session's claims, whose `iss` and `sub` a new ID token must keep.
 pub(crate) async fn check_issued(
     ctx: &ClientContext,
     identity: &Identity,
@@ -239,7 +240,7 @@ pub(crate) async fn check_issued(
     };
     let keep = |claims: IdTokenClaims| OidcState {
         claims: Arc::new(claims),
-        id_token: SecretString::from(id_token.expose_secret()),
+        id_token: Some(SecretString::from(id_token.expose_secret())),
     };
     if let Some(claims) = &issued.id_token_claims {
         // Validated by the sign-in flow with its nonce; only the identity is left to check.
@@ -254,13 +255,14 @@ pub(crate) async fn check_issued(
         return Ok(Some(keep((**claims).clone())));
     }
     let Some(validator) = ctx.id_tokens.as_ref() else {
-        // Nothing to verify it against (no issuer metadata configured): the ID token
-        // is not trusted, kept or read, so the session has no claims. Never used
-        // unverified, unlike SDKs that decode it anyway.
-        tracing::warn!(
-            "an ID token arrived but no jwks_uri is configured; it is ignored (AuthConfig::discover sets it)"
-        );
-        return Ok(None);
+        // Nothing to verify it against (no discovery, no jwks_uri): fail closed. An
+        // unverified ID token is never trusted, and ignoring it would hand the app a
+        // sign-in whose identity nobody checked. Apps that do not ask for `openid`
+        // never get here.
+        return Err(AuthError::InvalidJwt(reject(
+            JwtCheck::KeySet,
+            "an ID token arrived but no key set is configured to verify it (AuthConfig::discover or AuthConfig::jwks_uri with AuthConfig::issuer)",
+        )));
     };
     let expect = IdTokenExpectations {
         nonce: sign_in.nonce,

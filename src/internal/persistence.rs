@@ -53,6 +53,9 @@ pub(crate) struct SaveMeta<'a> {
     /// The access token and its expiry, stored for offline start when
     /// `AuthConfig::offline_start` is on.
     pub access: Option<(&'a SecretString, SystemTime)>,
+    /// The claims of the session's last validated ID token, so a restart has them
+    /// without a request.
+    pub claims: Option<&'a crate::oidc::IdTokenClaims>,
 }
 
 /// What one session keeps for the store itself; everything else (the store, the
@@ -116,6 +119,8 @@ pub(crate) struct Stored {
     grant: Option<u64>,
     /// The DPoP key the stored tokens are bound to, checked against their thumbprint.
     pub dpop: Option<Arc<crate::internal::dpop::Binding>>,
+    /// The claims of the last ID token validated for this record's tokens.
+    pub claims: Option<crate::oidc::IdTokenClaims>,
 }
 
 /// One session's view of the store: its slot, its identity and the client context.
@@ -221,6 +226,7 @@ impl<'a> Persistence<'a> {
             seen,
             grant: record.grant,
             dpop,
+            claims: record.id_token_claims,
         }
     }
 
@@ -320,6 +326,7 @@ impl<'a> Persistence<'a> {
                     seen: Seen::Absent,
                     grant: None,
                     dpop: None,
+                    claims: None,
                 }
             }
         };
@@ -337,23 +344,30 @@ impl<'a> Persistence<'a> {
     /// kept unless this save is itself a new sign-in (the latest sign-in wins).
     pub(crate) async fn save(&self, refresh_token: &SecretString, meta: &SaveMeta<'_>) -> Result<(), AuthError> {
         let with_access = meta.access.is_some() && self.ctx.config.offline_start;
-        match self.save_once(refresh_token, meta, with_access).await {
-            Err(error) if with_access => {
-                // The access token is an optimisation: a store too small for it
-                // (Windows Credential Manager's 2,560 bytes) still gets the record.
-                tracing::info!(%error, "saving without the access token (no offline start for this save)");
-                self.save_once(refresh_token, meta, false).await
-            }
-            outcome => outcome,
+        let with_claims = meta.claims.is_some();
+        let mut outcome = self.save_once(refresh_token, meta, with_access, with_claims).await;
+        // The access token and the claims are conveniences: a store too small for
+        // them (Windows Credential Manager's 2,560 bytes) still gets the record,
+        // first without the access token (no offline start), then without the claims
+        // too (the account screen then waits for the next ID token or UserInfo).
+        if let (Err(error), true) = (&outcome, with_access) {
+            tracing::info!(%error, "saving without the access token (no offline start for this save)");
+            outcome = self.save_once(refresh_token, meta, false, with_claims).await;
         }
+        if let (Err(error), true) = (&outcome, with_claims) {
+            tracing::info!(%error, "saving without the ID token claims");
+            outcome = self.save_once(refresh_token, meta, false, false).await;
+        }
+        outcome
     }
 
-    /// One [`save`](Self::save), with or without the access token.
+    /// One [`save`](Self::save), with or without the access token and the claims.
     async fn save_once(
         &self,
         refresh_token: &SecretString,
         meta: &SaveMeta<'_>,
         with_access: bool,
+        with_claims: bool,
     ) -> Result<(), AuthError> {
         let Some(store) = self.store() else {
             return Ok(());
@@ -393,7 +407,8 @@ impl<'a> Persistence<'a> {
                 token: SecretString::from(token.expose_secret()),
                 expires_at,
             });
-        let value = record.with_access(access).encode();
+        let claims = meta.claims.filter(|_| with_claims).cloned();
+        let value = record.with_access(access).with_claims(claims).encode();
         for _ in 0..WRITE_ATTEMPTS {
             let revision = match expected {
                 Seen::Unknown => {

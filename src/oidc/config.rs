@@ -20,8 +20,9 @@ pub(crate) struct OidcConfig {
 
 impl AuthConfig {
     /// The issuer's JWK Set (`jwks_uri`): with [`issuer`](Self::issuer) set, ID
-    /// tokens are validated whenever `openid` is in scope. A response with an ID
-    /// token and no key set to check it against fails with [`AuthError::InvalidConfig`](crate::AuthError::InvalidConfig).
+    /// tokens are validated whenever `openid` is in scope. Without one, a response
+    /// with an ID token fails with [`AuthError::InvalidJwt`](crate::AuthError::InvalidJwt)
+    /// and [`JwtCheck::KeySet`](crate::oidc::JwtCheck::KeySet), and nothing is installed.
     pub fn jwks_uri(mut self, url: impl Into<String>) -> Self {
         self.oidc.jwks_uri = Some(url.into());
         self

@@ -15,6 +15,7 @@ mod config;
 mod logout;
 mod logout_token;
 mod session;
+mod step_up;
 
 pub use crate::error::{JwtCheck, JwtError};
 pub use crate::internal::id_token::{IdTokenExpectations, IdTokenValidator, ID_TOKEN_LEEWAY};

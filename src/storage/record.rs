@@ -26,6 +26,11 @@
 //! ignore them, and a record without them (or with an unusable one) simply costs a
 //! refresh at restore.
 //!
+//! An OpenID Connect session also keeps the claims of its last validated ID token
+//! (`"claims":{"iss":"…","sub":"…","name":"…"}`), so `Session::id_token_claims` answers
+//! after a restart without a request. Never the ID token itself. A record without
+//! them (older SDKs), or with claims this SDK cannot read, still loads, without claims.
+//!
 //! Decoding reads every format an SDK ever wrote, so an update never signs users out:
 //! - format 0 (tokenkeeper 0.1): the bare refresh token string;
 //! - format 1: the object above;
@@ -36,6 +41,7 @@
 //! sign in. Decoding never panics (a proptest feeds it arbitrary input).
 
 use crate::identity::Subject;
+use crate::oidc::IdTokenClaims;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -97,6 +103,8 @@ pub(crate) struct Record {
     pub dpop_jkt: Option<String>,
     /// The desktop DPoP key itself (base64url PKCS#8), a secret like the token.
     pub dpop_key: Option<SecretString>,
+    /// The claims of the session's last validated ID token (OpenID Connect only).
+    pub id_token_claims: Option<IdTokenClaims>,
 }
 
 /// An access token kept for offline start, with the instant it expires.
@@ -119,6 +127,8 @@ impl fmt::Debug for Record {
             .field("writer", &self.writer)
             .field("dpop_jkt", &self.dpop_jkt)
             .field("dpop_key", &self.dpop_key.as_ref().map(|_| "[redacted]"))
+            // Personal data, not a credential, but no log needs it.
+            .field("id_token_claims", &self.id_token_claims.as_ref().map(|_| "[claims]"))
             .finish_non_exhaustive()
     }
 }
@@ -153,6 +163,10 @@ struct Wire<'a> {
     dpop_jkt: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     dpop_key: Option<std::borrow::Cow<'a, str>>,
+    /// Any JSON here: claims this SDK cannot read are dropped, never a reason to
+    /// delete the record (and sign the user out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    claims: Option<serde_json::Value>,
 }
 
 /// Ids are hex strings: a JSON number above 2^53 loses digits in JavaScript tools.
@@ -213,12 +227,19 @@ impl Record {
             writer: None,
             dpop_jkt: None,
             dpop_key: None,
+            id_token_claims: None,
         }
     }
 
     /// The same record carrying `access` for offline start.
     pub(crate) fn with_access(mut self, access: Option<StoredAccess>) -> Self {
         self.access = access;
+        self
+    }
+
+    /// The same record carrying the session's ID token claims.
+    pub(crate) fn with_claims(mut self, claims: Option<IdTokenClaims>) -> Self {
+        self.id_token_claims = claims;
         self
     }
 
@@ -241,6 +262,10 @@ impl Record {
             writer: id_text(self.writer),
             dpop_jkt: self.dpop_jkt.clone(),
             dpop_key: self.dpop_key.as_ref().map(|k| k.expose_secret().into()),
+            claims: self
+                .id_token_claims
+                .as_ref()
+                .map(|c| serde_json::Value::Object(c.all.clone())),
         };
         // Serialising strings, numbers and a Vec<String> to a String cannot fail.
         let full = serde_json::to_string(&wire).unwrap_or_default();
@@ -279,6 +304,7 @@ impl Record {
                 writer: None,
                 dpop_jkt: None,
                 dpop_key: None,
+                id_token_claims: None,
             });
         }
         // serde_json never echoes the input in its errors for these types, but the
@@ -316,6 +342,10 @@ impl Record {
             writer: id_of(wire.writer.as_deref()),
             dpop_jkt: wire.dpop_jkt,
             dpop_key: wire.dpop_key.map(|k| SecretString::from(k.as_ref())),
+            id_token_claims: match wire.claims {
+                Some(serde_json::Value::Object(all)) => IdTokenClaims::from_map(all),
+                _ => None,
+            },
         })
     }
 
@@ -434,6 +464,42 @@ mod tests {
         let decoded = Record::decode(raw).unwrap();
         assert_eq!(decoded.version, 7);
         assert_eq!(decoded.refresh_token.expose_secret(), "rt-7");
+    }
+
+    #[test]
+    fn id_token_claims_round_trip_and_unreadable_ones_are_dropped_not_fatal() {
+        let subject = alice();
+        let all: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+            r#"{"iss":"https://as.example.com","sub":"alice","name":"Alice","email_verified":true,"x":[1]}"#,
+        )
+        .unwrap();
+        let claims = IdTokenClaims::from_map(all).unwrap();
+        let record = Record::new(
+            &SecretString::from("rt"),
+            owner(&subject),
+            None,
+            SystemTime::now(),
+            None,
+        )
+        .with_claims(Some(claims.clone()));
+        let decoded = Record::decode(record.encode().expose_secret()).unwrap();
+        assert_eq!(decoded.id_token_claims.as_ref(), Some(&claims));
+        assert!(
+            !format!("{decoded:?}").contains("Alice"),
+            "Debug shows no personal data"
+        );
+        // A record an older SDK wrote has none; claims without iss/sub, or not an
+        // object, are dropped and the record still loads.
+        for raw in [
+            r#"{"tokenkeeper":1,"refresh_token":"rt"}"#,
+            r#"{"tokenkeeper":1,"refresh_token":"rt","claims":"alice"}"#,
+            r#"{"tokenkeeper":1,"refresh_token":"rt","claims":{"sub":1}}"#,
+            r#"{"tokenkeeper":1,"refresh_token":"rt","claims":null}"#,
+        ] {
+            let decoded = Record::decode(raw).unwrap();
+            assert_eq!(decoded.refresh_token.expose_secret(), "rt", "{raw}");
+            assert!(decoded.id_token_claims.is_none(), "{raw}");
+        }
     }
 
     #[test]

@@ -133,6 +133,11 @@ impl Session {
     pub(crate) fn wrap(inner: Arc<sdk::Session>) -> Arc<Self> {
         Arc::new(Self { inner })
     }
+
+    /// The core session, for the methods other modules export (`oidc`).
+    pub(crate) fn core(&self) -> &Arc<sdk::Session> {
+        &self.inner
+    }
 }
 
 #[uniffi::export]

@@ -98,6 +98,9 @@ pub struct AuthConfig {
     /// `InvalidConfig`.
     #[uniffi(default = [])]
     pub root_certificates: Vec<Vec<u8>>,
+    /// The provider's OpenID Connect endpoints (key set, UserInfo, end session, PAR).
+    #[uniffi(default = None)]
+    pub oidc: Option<super::oidc::OidcEndpoints>,
 }
 
 /// Per-response token rotation: which response headers carry the new access token
@@ -192,6 +195,9 @@ impl AuthConfig {
         }
         for certificate in c.root_certificates {
             config = config.add_root_certificate(certificate);
+        }
+        if let Some(oidc) = c.oidc {
+            config = oidc.apply(config);
         }
         config
     }

@@ -91,6 +91,14 @@ pub enum AuthError {
     /// gone: nothing was sent; start the sign-in again.
     #[error("{0}")]
     SavedSignInRefused(String),
+    /// An ID token (or UserInfo answer) failed a named check, or arrived with no key
+    /// set to verify it; nothing was installed. The message names the check.
+    #[error("{0}")]
+    InvalidJwt(String),
+    /// The resource server asks for a stronger sign-in (RFC 9470); the message names
+    /// its `acr_values` and `max_age`. Sign in again with `SignInOptions`.
+    #[error("{0}")]
+    StepUpRequired(String),
     /// A bug in tokenkeeper (a panicked task) or an error this binding does not know yet.
     #[error("{0}")]
     Internal(String),
@@ -125,6 +133,8 @@ impl From<Core> for AuthError {
             Core::DeviceCodeExpired => Self::DeviceCodeExpired(message),
             Core::Cancelled => Self::Cancelled(message),
             Core::SavedSignInRefused(_) => Self::SavedSignInRefused(message),
+            Core::InvalidJwt(_) => Self::InvalidJwt(message),
+            Core::StepUpRequired { .. } => Self::StepUpRequired(message),
             // `sdk::AuthError` is #[non_exhaustive]: a variant added later still
             // reaches the app, with its message, until it gets its own subclass here.
             #[allow(unreachable_patterns)]

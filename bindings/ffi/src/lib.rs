@@ -23,6 +23,8 @@
 //! | `tokenkeeper::AuthEventListener`      | [`AuthEventListener`] (foreign trait) | interface / protocol         |
 //! | `tokenkeeper::ManualClock`            | [`ManualClock`] (object)      | `ManualClock`, for tests             |
 //! | `tokenkeeper::transport::HttpTransport` | [`HttpTransport`] (foreign trait) | `OkHttpTransport` / `URLSessionTransport` |
+//! | `tokenkeeper::oidc::IdTokenClaims`    | [`Claims`] (record)           | data class / struct                  |
+//! | `tokenkeeper::oidc::EndSessionRequest` | [`EndSessionRequest`] (object) | `EndSessionRequest`                |
 //!
 //! Async methods become Kotlin `suspend` functions and Swift `async` functions. They
 //! run on the `runtime` module's tokio runtime, owned by the library, so apps need no Rust
@@ -41,6 +43,7 @@ mod config;
 mod discovery;
 mod error;
 mod events;
+mod oidc;
 mod runtime;
 mod saved;
 pub mod signin;
@@ -56,6 +59,7 @@ pub use config::{AuthConfig, CachePolicy, ClientAuthMethod, RecoveryPolicy, Retr
 pub use discovery::discover_auth_client;
 pub use error::{AuthError, ListenerError, StoreError};
 pub use events::{AuthEvent, AuthEventListener};
+pub use oidc::{step_up_challenge, Claims, EndSessionRequest, OidcEndpoints, SignInOptions, StepUpChallenge};
 pub use state::{SessionState, TokenChange, TokenObserver};
 pub use store::TokenStore;
 pub use token::AccessToken;

@@ -151,8 +151,9 @@ fn params(scopes: Option<Vec<String>>) -> TokenParams {
 impl AuthClient {
     /// Starts a browser sign-in for the account the app calls `account` (the session's
     /// user name): PKCE S256 and a fresh `state`. `scopes` replaces the config's;
-    /// `extra_params` adds query parameters such as `prompt` or `login_hint`.
-    #[uniffi::method(default(scopes = None, extra_params = None, nonce = false))]
+    /// `extra_params` adds other query parameters; `options` the OpenID Connect ones
+    /// (`max_age`, `prompt`, `login_hint`, `acr_values`). `openid` in scope implies a nonce.
+    #[uniffi::method(default(scopes = None, extra_params = None, nonce = false, options = None))]
     pub fn authorization_request(
         &self,
         account: String,
@@ -160,8 +161,12 @@ impl AuthClient {
         scopes: Option<Vec<String>>,
         extra_params: Option<HashMap<String, String>>,
         nonce: bool,
+        options: Option<super::oidc::SignInOptions>,
     ) -> Result<Arc<PendingAuthorization>, AuthError> {
         let mut request = sdk::signin::AuthorizationRequest::new(account, redirect_uri).params(params(scopes));
+        if let Some(options) = options {
+            request = options.apply(request);
+        }
         if nonce {
             request = request.with_nonce();
         }

@@ -421,7 +421,14 @@ impl SessionCore {
             }
         };
         if let Some(refresh_token) = &to_save {
-            self.save(refresh_token, issued, new_grant, set.expires_at).await;
+            // The claims the session holds once this commits (an answer without an ID
+            // token keeps the ones it had), stored with the tokens they came with.
+            let claims = oidc
+                .as_ref()
+                .map(|oidc| Arc::clone(&oidc.claims))
+                .or_else(|| self.id_token_claims());
+            self.save(refresh_token, issued, new_grant, set.expires_at, claims.as_deref())
+                .await;
         }
         // No await between the last fence check and the publish; a fence that lands
         // after the first check sends the commit round to the clean-up once more.
@@ -480,7 +487,14 @@ impl SessionCore {
     /// may hold a spent refresh token) is removed if it can be, and the next change
     /// retries. Either way the stale entry is never adopted back: it is no news to
     /// this session (`internal::persistence`).
-    async fn save(&self, refresh_token: &SecretString, issued: &IssuedToken, new_grant: bool, expires_at: SystemTime) {
+    async fn save(
+        &self,
+        refresh_token: &SecretString,
+        issued: &IssuedToken,
+        new_grant: bool,
+        expires_at: SystemTime,
+        claims: Option<&crate::oidc::IdTokenClaims>,
+    ) {
         if !self.persistence().is_configured() {
             return;
         }
@@ -495,6 +509,7 @@ impl SessionCore {
             new_grant,
             dpop: dpop.as_deref(),
             access: Some((&issued.access_token, expires_at)),
+            claims,
         };
         match self.persistence().save(refresh_token, &meta).await {
             Ok(()) => self.state().persist_pending = false,
@@ -518,11 +533,30 @@ impl SessionCore {
         state.rare.as_ref()?.oidc.as_ref().map(|oidc| Arc::clone(&oidc.claims))
     }
 
-    /// The last validated ID token, for `id_token_hint`.
+    /// The last validated ID token, for `id_token_hint`: only in the process that
+    /// validated it (claims restored from the store come without it).
     pub(crate) fn id_token(&self) -> Option<SecretString> {
         let state = self.state();
         let oidc = state.rare.as_ref()?.oidc.as_ref()?;
-        Some(SecretString::from(oidc.id_token.expose_secret()))
+        oidc.id_token
+            .as_ref()
+            .map(|token| SecretString::from(token.expose_secret()))
+    }
+
+    /// Takes the claims of a stored record whose refresh token the session adopts:
+    /// they belong to those tokens. Claims equal to the held ones keep the held ID
+    /// token (for `id_token_hint`); a record without claims (an older SDK wrote it)
+    /// leaves the held ones.
+    fn adopt_claims(state: &mut State, claims: Option<crate::oidc::IdTokenClaims>) {
+        let Some(claims) = claims else { return };
+        let rare = state.rare_mut();
+        if rare.oidc.as_ref().is_some_and(|held| *held.claims == claims) {
+            return;
+        }
+        rare.oidc = Some(OidcState {
+            claims: Arc::new(claims),
+            id_token: None,
+        });
     }
 
     /// Records a failed token request for the backoff (`Retry-After` wins when longer).
@@ -607,6 +641,7 @@ impl SessionCore {
             // The stored refresh token is bound to the stored key: sign with it.
             state.rare_mut().dpop = Some(binding);
         }
+        Self::adopt_claims(&mut state, stored.claims);
         state.refresh_token = Some(stored.refresh_token);
     }
 
@@ -635,6 +670,7 @@ impl SessionCore {
         if let Some(binding) = stored.dpop {
             state.rare_mut().dpop = Some(binding);
         }
+        Self::adopt_claims(&mut state, stored.claims);
         state.refresh_token = Some(stored.refresh_token);
         Ok(())
     }

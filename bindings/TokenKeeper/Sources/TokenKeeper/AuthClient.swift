@@ -98,18 +98,22 @@ public final class AuthClient: @unchecked Sendable {
     /// `account()`). Open `pending.url()` with `ASWebAuthenticationSession` (never a
     /// `WKWebView`) and keep `pending` until the redirect arrives: the PKCE verifier lives
     /// only in it. `scopes` replaces the config's; `extraParams` adds query parameters
-    /// such as `prompt` or `login_hint`; `nonce` asks for an OpenID Connect nonce.
+    /// such as `prompt` or `login_hint`; `nonce` asks for an OpenID Connect nonce
+    /// (implied by `openid` in scope); `options` sets `maxAge`, `prompt`, `loginHint`
+    /// and `acrValues` (a stronger login, RFC 9470), whose `auth_time` is then checked.
     /// - Throws: `AuthError.invalidConfig` without an `authorizationEndpoint` or with a bad redirect URI.
     public func authorizationRequest(
         account: String,
         redirectUri: String,
         scopes: [String]? = nil,
         extraParams: [String: String] = [:],
-        nonce: Bool = false
+        nonce: Bool = false,
+        options: SignInOptions? = nil
     ) throws -> PendingAuthorization {
         try mappingErrorsSync {
             try native.authorizationRequest(
-                account: account, redirectUri: redirectUri, scopes: scopes, extraParams: extraParams, nonce: nonce)
+                account: account, redirectUri: redirectUri, scopes: scopes, extraParams: extraParams, nonce: nonce,
+                options: options)
         }
     }
 

@@ -60,6 +60,12 @@ public enum AuthError: Error, Equatable, Hashable, Sendable, LocalizedError {
     /// A saved sign-in expired, was completed already, is unreadable or its key is gone:
     /// nothing was sent; start the sign-in again.
     case savedSignInRefused(message: String)
+    /// An ID token (or UserInfo answer) failed the check the message names, or arrived
+    /// with no key set to verify it: nothing was signed in.
+    case invalidJwt(message: String)
+    /// The resource server asks for a stronger sign-in (RFC 9470; the message names its
+    /// `acr_values` and `max_age`): sign in again with `SignInOptions`.
+    case stepUpRequired(message: String)
     /// A bug in tokenkeeper, or an error this binding does not know yet.
     case internal(message: String)
 
@@ -88,6 +94,8 @@ public enum AuthError: Error, Equatable, Hashable, Sendable, LocalizedError {
              .deviceCodeExpired(let message),
              .cancelled(let message),
              .savedSignInRefused(let message),
+             .invalidJwt(let message),
+             .stepUpRequired(let message),
              .internal(let message):
             return message
         }
@@ -127,6 +135,8 @@ public enum AuthError: Error, Equatable, Hashable, Sendable, LocalizedError {
         case let .DeviceCodeExpired(message): self = .deviceCodeExpired(message: message)
         case let .Cancelled(message): self = .cancelled(message: message)
         case let .SavedSignInRefused(message): self = .savedSignInRefused(message: message)
+        case let .InvalidJwt(message): self = .invalidJwt(message: message)
+        case let .StepUpRequired(message): self = .stepUpRequired(message: message)
         case let .Internal(message): self = .internal(message: message)
         }
     }

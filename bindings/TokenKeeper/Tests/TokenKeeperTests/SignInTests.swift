@@ -19,9 +19,9 @@ import XCTest
 final class SignInTests: XCTestCase {
 
     private static let sharedServer = Result { try DevServer.start() }
-    private static let redirectURI = "dev.tokenkeeper.demo:/oauth2redirect"
+    static let redirectURI = "dev.tokenkeeper.demo:/oauth2redirect"
 
-    private var server: DevServer!
+    var server: DevServer!
 
     override class func tearDown() {
         if case let .success(server) = sharedServer {
@@ -61,7 +61,7 @@ final class SignInTests: XCTestCase {
         }
     }
 
-    private let browser = URLSession(configuration: .ephemeral, delegate: NoRedirects(), delegateQueue: nil)
+    let browser = URLSession(configuration: .ephemeral, delegate: NoRedirects(), delegateQueue: nil)
 
     private func formBody(_ items: [URLQueryItem]) -> Data {
         var components = URLComponents()
@@ -81,7 +81,7 @@ final class SignInTests: XCTestCase {
     }
 
     /// Opens the authorization URL, submits the test login, returns the redirect URL.
-    private func browserLogin(_ url: String, username: String, password: String) async throws -> String {
+    func browserLogin(_ url: String, username: String, password: String) async throws -> String {
         guard let components = URLComponents(string: url), var action = URL(string: url) else {
             throw DevServerError("bad authorization URL \(url)")
         }
@@ -101,7 +101,7 @@ final class SignInTests: XCTestCase {
         return location
     }
 
-    private func thrownError<T>(_ body: () async throws -> T) async -> Error? {
+    func thrownError<T>(_ body: () async throws -> T) async -> Error? {
         do {
             _ = try await body()
             return nil

@@ -112,9 +112,12 @@ class AuthClient private constructor(
      * Starts a browser sign-in (authorization code with PKCE S256 and a fresh `state`,
      * RFC 7636, RFC 8252) for the user the app calls [account] (the session's
      * [Session.account]). Open [PendingAuthorization.url] in Custom Tabs (never a
-     * `WebView`) and keep the returned object until the redirect arrives, or
-     * [saveAuthorization] it if the process may die meanwhile (Android). [scopes] replaces the config's; [extraParams] adds query
-     * parameters such as `prompt` or `login_hint`; [nonce] asks for an OpenID Connect nonce.
+     * `WebView`) and keep the returned object until the redirect arrives (the PKCE
+     * verifier lives only in it), or [saveAuthorization] it if the process may die
+     * meanwhile (Android). [scopes] replaces the config's; [extraParams] adds query
+     * parameters; [nonce] asks for an OpenID Connect nonce (implied by `openid` in scope);
+     * [options] sets `max_age`, `prompt`, `login_hint` and `acr_values` (a stronger login,
+     * RFC 9470), whose `auth_time` is then checked.
      *
      * @throws AuthException.InvalidConfig without an `authorizationEndpoint` or with a bad [redirectUri].
      */
@@ -124,7 +127,8 @@ class AuthClient private constructor(
         scopes: List<String>? = null,
         extraParams: Map<String, String> = emptyMap(),
         nonce: Boolean = false,
-    ): PendingAuthorization = native.authorizationRequest(account, redirectUri, scopes, extraParams, nonce)
+        options: SignInOptions? = null,
+    ): PendingAuthorization = native.authorizationRequest(account, redirectUri, scopes, extraParams, nonce, options)
 
     /**
      * Finishes a browser sign-in with the URL the browser was redirected to and returns

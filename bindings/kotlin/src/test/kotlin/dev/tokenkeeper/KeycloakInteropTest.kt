@@ -3,7 +3,10 @@ package dev.tokenkeeper
 import java.util.concurrent.CopyOnWriteArrayList
 import java.util.concurrent.atomic.AtomicInteger
 import kotlinx.coroutines.runBlocking
+import okhttp3.Cookie
+import okhttp3.CookieJar
 import okhttp3.FormBody
+import okhttp3.HttpUrl
 import okhttp3.MediaType.Companion.toMediaType
 import okhttp3.OkHttpClient
 import okhttp3.Request
@@ -32,13 +35,16 @@ class KeycloakInteropTest {
 
     private fun oidc(endpoint: String) = "$base/realms/$realm/protocol/openid-connect/$endpoint"
 
-    // The password client of tests/keycloak/realm.json; userinfo needs the openid scope.
+    // The password client of tests/keycloak/realm.json; userinfo needs the openid scope,
+    // and with it Keycloak issues ID tokens, which are refused unless they can be verified.
     private fun config() = AuthConfig(
         tokenEndpoint = oidc("token"),
         clientId = "tk-app",
         clientSecret = "tk-app-secret",
         revocationEndpoint = oidc("revoke"),
         scopes = listOf("openid"),
+        issuer = "$base/realms/$realm",
+        oidc = OidcEndpoints(jwksUri = oidc("certs"), userinfoEndpoint = oidc("userinfo")),
     )
 
     private fun userinfo() = Request.Builder().url(oidc("userinfo")).build()
@@ -52,6 +58,59 @@ class KeycloakInteropTest {
             assertEquals(200, it.code)
             assertTrue(it.body!!.string().contains("\"preferred_username\":\"alice\""))
         }
+        // Keycloak's ID token, validated against the realm's key set, and its UserInfo.
+        val claims = session.idTokenClaims()!!
+        assertEquals("alice", claims.preferredUsername)
+        assertEquals("$base/realms/$realm", claims.issuer)
+        assertEquals(claims.subject, runBlocking { session.userinfo() }.subject)
+    }
+
+    /**
+     * PKCE through Keycloak's real login page: OkHttp (with a cookie jar) plays the
+     * browser, posts the form's `action`, and hands Keycloak's loopback redirect to
+     * the SDK, which validates the ID token against the realm's key set.
+     */
+    @Test
+    fun `PKCE through Keycloak's login page yields the validated ID token's claims`() = runBlocking<Unit> {
+        val jar = object : CookieJar {
+            val cookies = java.util.concurrent.ConcurrentHashMap<String, Cookie>()
+            override fun saveFromResponse(url: HttpUrl, cookies: List<Cookie>) = cookies.forEach { this.cookies[it.name] = it }
+            // Every request goes to the one realm; Keycloak marks its cookies Secure,
+            // which a browser honours on http://127.0.0.1 too and OkHttp's matches() does not.
+            override fun loadForRequest(url: HttpUrl): List<Cookie> = cookies.values.toList()
+        }
+        val browser = OkHttpClient.Builder().followRedirects(false).cookieJar(jar).build()
+        val client = AuthClient(
+            AuthConfig(
+                tokenEndpoint = oidc("token"),
+                clientId = "tk-native",
+                scopes = listOf("openid", "profile", "email"),
+                authorizationEndpoint = oidc("auth"),
+                issuer = "$base/realms/$realm",
+                requireIss = true,
+                oidc = OidcEndpoints(jwksUri = oidc("certs"), userinfoEndpoint = oidc("userinfo")),
+            ),
+        )
+        // Keycloak accepts a loopback redirect on any port (RFC 8252 §7.3); nothing
+        // listens here, the test hands the redirect over itself.
+        val pending = client.authorizationRequest(account = "alice", redirectUri = "http://127.0.0.1:9/callback")
+        val page = browser.newCall(Request.Builder().url(pending.url()).build()).execute().use {
+            assertEquals(200, it.code)
+            it.body!!.string()
+        }
+        val form = page.substring(page.indexOf("kc-form-login"))
+        val action = form.substringAfter("action=\"").substringBefore('"').replace("&amp;", "&")
+        val login = FormBody.Builder().add("username", "alice").add("password", "alice-password").build()
+        val redirect = browser.newCall(Request.Builder().url(action).post(login).build()).execute().use {
+            assertEquals(302, it.code)
+            it.header("Location")!!
+        }
+        val session = client.completeAuthorization(pending, redirect)
+        val claims = session.idTokenClaims()!!
+        assertEquals("alice", claims.preferredUsername)
+        assertTrue(claims.json.contains(pending.nonce()!!), "the nonce of this request")
+        assertEquals(claims.subject, session.userinfo().subject)
+        session.logout()
     }
 
     @Test

@@ -1,7 +1,6 @@
 package dev.tokenkeeper
 
 import java.util.Date
-import java.util.concurrent.TimeUnit
 import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
@@ -12,7 +11,6 @@ import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
 import okhttp3.FormBody
 import okhttp3.HttpUrl.Companion.toHttpUrl
-import okhttp3.OkHttpClient
 import okhttp3.Request
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
@@ -35,11 +33,7 @@ class SignInTest(private val server: DevServer) {
 
     private val redirectUri = "dev.tokenkeeper.demo:/oauth2redirect"
 
-    /** A browser that does not follow redirects: we want to see where it is sent. */
-    private val browser = OkHttpClient.Builder()
-        .followRedirects(false)
-        .callTimeout(10, TimeUnit.SECONDS)
-        .build()
+    private val browser = testBrowser
 
     @BeforeEach
     fun resetServer() {
@@ -56,22 +50,6 @@ class SignInTest(private val server: DevServer) {
         issuer = server.baseUrl,
         requireIss = true,
     )
-
-    /** Opens the authorization URL, submits the test login, returns the redirect URL. */
-    private fun browserLogin(url: String, username: String, password: String): String {
-        browser.newCall(Request.Builder().url(url).build()).execute().use {
-            assertEquals(200, it.code)
-        }
-        val parsed = url.toHttpUrl()
-        val form = FormBody.Builder()
-        for (name in parsed.queryParameterNames) form.add(name, parsed.queryParameter(name)!!)
-        form.add("username", username).add("password", password)
-        val action = parsed.newBuilder().query(null).build()
-        browser.newCall(Request.Builder().url(action).post(form.build()).build()).execute().use {
-            assertEquals(303, it.code)
-            return it.header("Location")!!
-        }
-    }
 
     @Test
     fun `PKCE round trip signs the user in`() = runBlocking<Unit> {

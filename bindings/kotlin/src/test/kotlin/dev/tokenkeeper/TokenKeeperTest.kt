@@ -1,6 +1,5 @@
 package dev.tokenkeeper
 
-import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.CopyOnWriteArrayList
 import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.seconds
@@ -223,18 +222,6 @@ class TokenKeeperTest(private val server: DevServer) {
             AuthClient(config().copy(rootCertificates = listOf("not a certificate".toByteArray())))
         }
         assertTrue(error.message!!.contains("certificate"), error.message)
-    }
-
-    /** A TokenStore an app would back with encrypted preferences; here a map. */
-    private class MapStore : TokenStore {
-        val tokens = ConcurrentHashMap<String, String>()
-        override fun load(key: String): String? = tokens[key]
-        override fun save(key: String, refreshToken: String) {
-            tokens[key] = refreshToken
-        }
-        override fun remove(key: String) {
-            tokens.remove(key)
-        }
     }
 
     @Test
