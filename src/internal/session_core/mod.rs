@@ -836,7 +836,13 @@ impl SessionCore {
         let access = access
             .zip(expires_at)
             .map(|(token, expires_at)| StoredAccess { token, expires_at });
-        match self.persistence().queue_revocation(refresh, access).await {
+        // The key itself, never a new one: `forget_dpop_key` runs after this.
+        let dpop = self.state().rare.as_ref().and_then(|rare| rare.dpop.clone());
+        match self
+            .persistence()
+            .queue_revocation(refresh, access, dpop.as_deref())
+            .await
+        {
             Ok(()) => {
                 tracing::info!(%error, "revocation queued until the server can be reached");
                 crate::internal::offline_logout::retry_later(Arc::clone(&self.ctx), self.identity.clone());
