@@ -38,6 +38,7 @@
 mod client;
 mod clock;
 mod config;
+mod dpop;
 mod error;
 mod events;
 mod runtime;
@@ -51,6 +52,7 @@ mod units;
 pub use client::{is_replay_safe, AuthClient, Session};
 pub use clock::ManualClock;
 pub use config::{AuthConfig, CachePolicy, ClientAuthMethod, RecoveryPolicy, RetryPolicy, TokenRotation};
+pub use dpop::{AuthorizationHeaders, DpopMode};
 pub use error::{AuthError, ListenerError, StoreError};
 pub use events::{AuthEvent, AuthEventListener};
 pub use state::{SessionState, TokenChange, TokenObserver};

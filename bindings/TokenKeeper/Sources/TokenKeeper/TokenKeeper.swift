@@ -2035,6 +2035,28 @@ public protocol NativeSessionProtocol: AnyObject, Sendable {
      */
     func waitForRefresh() async 
     
+    /**
+     * The header values for a `method` request to `url` with a valid token (getting
+     * one first if needed): for apps with their own HTTP stack. After a 401 whose
+     * `WWW-Authenticate` says `use_dpop_nonce`, hand the response's `DPoP-Nonce` to
+     * [`dpop_nonce_received`](Self::dpop_nonce_received), pass the 401 to
+     * `handleUnauthorizedValue` (it returns the same token: not a revocation) and ask
+     * for new headers once.
+     */
+    func authorizationHeaders(method: String, url: String) async throws  -> AuthorizationHeaders
+    
+    /**
+     * Hands over a `DPoP-Nonce` response header from `url`'s server, so the next
+     * proof for that origin carries it.
+     */
+    func dpopNonceReceived(url: String, nonce: String) 
+    
+    /**
+     * The RFC 7638 thumbprint (`jkt`) of the session's DPoP key; `null`/`nil` when
+     * the client sends no proofs.
+     */
+    func dpopThumbprint() throws  -> String?
+    
 }
 /**
  * One identity (the client, or one user) and its token. Cheap to hold; all methods
@@ -2366,6 +2388,57 @@ open func waitForRefresh()async   {
             errorHandler: nil
             
         )
+}
+    
+    /**
+     * The header values for a `method` request to `url` with a valid token (getting
+     * one first if needed): for apps with their own HTTP stack. After a 401 whose
+     * `WWW-Authenticate` says `use_dpop_nonce`, hand the response's `DPoP-Nonce` to
+     * [`dpop_nonce_received`](Self::dpop_nonce_received), pass the 401 to
+     * `handleUnauthorizedValue` (it returns the same token: not a revocation) and ask
+     * for new headers once.
+     */
+open func authorizationHeaders(method: String, url: String)async throws  -> AuthorizationHeaders  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_session_authorization_headers(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(method),FfiConverterString.lower(url)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_rust_buffer,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_rust_buffer,
+            freeFunc: ffi_tokenkeeper_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAuthorizationHeaders_lift,
+            errorHandler: FfiConverterTypeNativeAuthError_lift
+        )
+}
+    
+    /**
+     * Hands over a `DPoP-Nonce` response header from `url`'s server, so the next
+     * proof for that origin carries it.
+     */
+open func dpopNonceReceived(url: String, nonce: String)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_session_dpop_nonce_received(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(url),
+        FfiConverterString.lower(nonce),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The RFC 7638 thumbprint (`jkt`) of the session's DPoP key; `null`/`nil` when
+     * the client sends no proofs.
+     */
+open func dpopThumbprint()throws  -> String?  {
+    return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypeNativeAuthError_lift) {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_session_dpop_thumbprint(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
 }
     
 
@@ -3305,6 +3378,10 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
      */
     public var developmentHttpHosts: [String]
     /**
+     * DPoP (RFC 9449): off (default), when the server supports it, or required.
+     */
+    public var dpop: DpopMode?
+    /**
      * The authorization endpoint, for the browser sign-in (PKCE).
      */
     public var authorizationEndpoint: String?
@@ -3396,6 +3473,9 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
          * https stays mandatory for every other host. Never ship it in a release build.
          */developmentHttpHosts: [String] = [], 
         /**
+         * DPoP (RFC 9449): off (default), when the server supports it, or required.
+         */dpop: DpopMode? = nil, 
+        /**
          * The authorization endpoint, for the browser sign-in (PKCE).
          */authorizationEndpoint: String? = nil, 
         /**
@@ -3435,6 +3515,7 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
         self.storeLockDirectory = storeLockDirectory
         self.storeTimeout = storeTimeout
         self.developmentHttpHosts = developmentHttpHosts
+        self.dpop = dpop
         self.authorizationEndpoint = authorizationEndpoint
         self.deviceAuthorizationEndpoint = deviceAuthorizationEndpoint
         self.issuer = issuer
@@ -3488,6 +3569,7 @@ public struct FfiConverterTypeAuthConfig: FfiConverterRustBuffer {
                 storeLockDirectory: FfiConverterOptionString.read(from: &buf), 
                 storeTimeout: FfiConverterOptionTypeTimeSpan.read(from: &buf), 
                 developmentHttpHosts: FfiConverterSequenceString.read(from: &buf), 
+                dpop: FfiConverterOptionTypeDpopMode.read(from: &buf), 
                 authorizationEndpoint: FfiConverterOptionString.read(from: &buf), 
                 deviceAuthorizationEndpoint: FfiConverterOptionString.read(from: &buf), 
                 issuer: FfiConverterOptionString.read(from: &buf), 
@@ -3516,6 +3598,7 @@ public struct FfiConverterTypeAuthConfig: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.storeLockDirectory, into: &buf)
         FfiConverterOptionTypeTimeSpan.write(value.storeTimeout, into: &buf)
         FfiConverterSequenceString.write(value.developmentHttpHosts, into: &buf)
+        FfiConverterOptionTypeDpopMode.write(value.dpop, into: &buf)
         FfiConverterOptionString.write(value.authorizationEndpoint, into: &buf)
         FfiConverterOptionString.write(value.deviceAuthorizationEndpoint, into: &buf)
         FfiConverterOptionString.write(value.issuer, into: &buf)
@@ -3538,6 +3621,101 @@ public func FfiConverterTypeAuthConfig_lift(_ buf: RustBuffer) throws -> AuthCon
 #endif
 public func FfiConverterTypeAuthConfig_lower(_ value: AuthConfig) -> RustBuffer {
     return FfiConverterTypeAuthConfig.lower(value)
+}
+
+
+/**
+ * The headers of one request to a resource server: `Authorization` (`DPoP <token>`
+ * or `Bearer <token>`) and, for a DPoP token, the `DPoP` proof made for exactly this
+ * method and URL (single use: ask again for every request, retries included).
+ *
+ * Security: both values carry the token; send them only to the resource server and
+ * never log them. `toString()` / description redacts them.
+ */
+public struct AuthorizationHeaders: Equatable, Hashable, CustomDebugStringConvertible {
+    /**
+     * The `Authorization` header value.
+     */
+    public var authorization: String
+    /**
+     * The `DPoP` header value; `null`/`nil` for a bearer token.
+     */
+    public var dpop: String?
+    /**
+     * The token value alone, to hand back to `handleUnauthorizedValue` after a 401.
+     */
+    public var token: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The `Authorization` header value.
+         */authorization: String, 
+        /**
+         * The `DPoP` header value; `null`/`nil` for a bearer token.
+         */dpop: String?, 
+        /**
+         * The token value alone, to hand back to `handleUnauthorizedValue` after a 401.
+         */token: String) {
+        self.authorization = authorization
+        self.dpop = dpop
+        self.token = token
+    }
+
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_authorizationheaders_uniffi_trait_debug(
+            FfiConverterTypeAuthorizationHeaders_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+#if compiler(>=6)
+extension AuthorizationHeaders: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAuthorizationHeaders: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AuthorizationHeaders {
+        return
+            try AuthorizationHeaders(
+                authorization: FfiConverterString.read(from: &buf), 
+                dpop: FfiConverterOptionString.read(from: &buf), 
+                token: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AuthorizationHeaders, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.authorization, into: &buf)
+        FfiConverterOptionString.write(value.dpop, into: &buf)
+        FfiConverterString.write(value.token, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAuthorizationHeaders_lift(_ buf: RustBuffer) throws -> AuthorizationHeaders {
+    return try FfiConverterTypeAuthorizationHeaders.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAuthorizationHeaders_lower(_ value: AuthorizationHeaders) -> RustBuffer {
+    return FfiConverterTypeAuthorizationHeaders.lower(value)
 }
 
 
@@ -4661,6 +4839,91 @@ public func FfiConverterTypeClientAuthMethod_lower(_ value: ClientAuthMethod) ->
 
 
 /**
+ * Whether the client sender-constrains its tokens with DPoP. See `tokenkeeper::DpopMode`.
+ */
+
+public enum DpopMode: Equatable, Hashable {
+    
+    /**
+     * Plain bearer tokens (the default).
+     */
+    case off
+    /**
+     * Proofs unless the discovered metadata lacks `dpop_signing_alg_values_supported`.
+     */
+    case ifSupported
+    /**
+     * Proofs always; a `token_type: Bearer` answer is an error, never a downgrade.
+     */
+    case required
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension DpopMode: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDpopMode: FfiConverterRustBuffer {
+    typealias SwiftType = DpopMode
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DpopMode {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .off
+        
+        case 2: return .ifSupported
+        
+        case 3: return .required
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: DpopMode, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .off:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .ifSupported:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .required:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDpopMode_lift(_ buf: RustBuffer) throws -> DpopMode {
+    return try FfiConverterTypeDpopMode.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDpopMode_lower(_ value: DpopMode) -> RustBuffer {
+    return FfiConverterTypeDpopMode.lower(value)
+}
+
+
+
+/**
  * Why the stack got no answer. The message must name no URL query and no body.
  */
 public 
@@ -5758,6 +6021,30 @@ fileprivate struct FfiConverterOptionTypeClientAuthMethod: FfiConverterRustBuffe
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeDpopMode: FfiConverterRustBuffer {
+    typealias SwiftType = DpopMode?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeDpopMode.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeDpopMode.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeRecoveryPolicy: FfiConverterRustBuffer {
     typealias SwiftType = RecoveryPolicy?
 
@@ -6337,6 +6624,15 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_session_wait_for_refresh() != 13807) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_session_authorization_headers() != 26453) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_session_dpop_nonce_received() != 3626) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_session_dpop_thumbprint() != 707) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_manualclock_advance() != 36062) {

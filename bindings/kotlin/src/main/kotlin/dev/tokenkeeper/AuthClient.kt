@@ -43,6 +43,8 @@ class AuthClient(
 
     private val rotation: TokenRotation? = config.tokenRotation
 
+    private val dpop: Boolean = config.dpop.let { it != null && it != DpopMode.OFF }
+
     private val sessions = ConcurrentHashMap<Long, Session>()
 
     /**
@@ -135,7 +137,7 @@ class AuthClient(
             handle.close()
             return existing
         }
-        val created = Session(handle, clock, rotation) { sessions.remove(id, it) }
+        val created = Session(handle, clock, rotation, dpop) { sessions.remove(id, it) }
         val raced = sessions.putIfAbsent(id, created)
         if (raced != null) {
             handle.close()

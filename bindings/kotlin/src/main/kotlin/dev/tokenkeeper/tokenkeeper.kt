@@ -835,6 +835,12 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_wait_for_refresh(
     ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_authorization_headers(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_dpop_nonce_received(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_dpop_thumbprint(
+    ): Int
     external fun uniffi_tokenkeeper_checksum_method_manualclock_advance(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_manualclock_now(
@@ -965,6 +971,12 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_session_wait_for_refresh(`ptr`: Long,
     ): Long
+    external fun uniffi_tokenkeeper_fn_method_session_authorization_headers(`ptr`: Long,`method`: RustBuffer.ByValue,`url`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_tokenkeeper_fn_method_session_dpop_nonce_received(`ptr`: Long,`url`: RustBuffer.ByValue,`nonce`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_tokenkeeper_fn_method_session_dpop_thumbprint(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_clone_manualclock(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_tokenkeeper_fn_free_manualclock(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1046,6 +1058,8 @@ internal object UniffiLib {
     external fun uniffi_tokenkeeper_fn_method_httptransport_send(`ptr`: Long,`request`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_tokenkeeper_fn_method_authconfig_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_authorizationheaders_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_importedtokens_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1250,6 +1264,15 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_wait_for_refresh() and 0xFFFF) != 13807) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_authorization_headers() and 0xFFFF) != 26453) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_dpop_nonce_received() and 0xFFFF) != 3626) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_dpop_thumbprint() and 0xFFFF) != 707) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_manualclock_advance() and 0xFFFF) != 36062) {
@@ -4078,6 +4101,28 @@ public interface NativeSessionInterface {
      */
     suspend fun `waitForRefresh`()
     
+    /**
+     * The header values for a `method` request to `url` with a valid token (getting
+     * one first if needed): for apps with their own HTTP stack. After a 401 whose
+     * `WWW-Authenticate` says `use_dpop_nonce`, hand the response's `DPoP-Nonce` to
+     * [`dpop_nonce_received`](Self::dpop_nonce_received), pass the 401 to
+     * `handleUnauthorizedValue` (it returns the same token: not a revocation) and ask
+     * for new headers once.
+     */
+    suspend fun `authorizationHeaders`(`method`: kotlin.String, `url`: kotlin.String): AuthorizationHeaders
+    
+    /**
+     * Hands over a `DPoP-Nonce` response header from `url`'s server, so the next
+     * proof for that origin carries it.
+     */
+    fun `dpopNonceReceived`(`url`: kotlin.String, `nonce`: kotlin.String)
+    
+    /**
+     * The RFC 7638 thumbprint (`jkt`) of the session's DPoP key; `null`/`nil` when
+     * the client sends no proofs.
+     */
+    fun `dpopThumbprint`(): kotlin.String?
+    
     companion object
 }
 
@@ -4539,6 +4584,73 @@ open class NativeSession: Disposable, AutoCloseable, NativeSessionInterface
         UniffiNullRustCallStatusErrorHandler,
     )
     }
+
+    
+    /**
+     * The header values for a `method` request to `url` with a valid token (getting
+     * one first if needed): for apps with their own HTTP stack. After a 401 whose
+     * `WWW-Authenticate` says `use_dpop_nonce`, hand the response's `DPoP-Nonce` to
+     * [`dpop_nonce_received`](Self::dpop_nonce_received), pass the 401 to
+     * `handleUnauthorizedValue` (it returns the same token: not a revocation) and ask
+     * for new headers once.
+     */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `authorizationHeaders`(`method`: kotlin.String, `url`: kotlin.String) : AuthorizationHeaders {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_fn_method_session_authorization_headers(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`method`),
+        FfiConverterString.lower(`url`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeAuthorizationHeaders.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Hands over a `DPoP-Nonce` response header from `url`'s server, so the next
+     * proof for that origin carries it.
+     */override fun `dpopNonceReceived`(`url`: kotlin.String, `nonce`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_session_dpop_nonce_received(
+        it,
+        
+        FfiConverterString.lower(`url`),
+        FfiConverterString.lower(`nonce`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * The RFC 7638 thumbprint (`jkt`) of the session's DPoP key; `null`/`nil` when
+     * the client sends no proofs.
+     */
+    @Throws(AuthException::class)override fun `dpopThumbprint`(): kotlin.String? {
+            return FfiConverterOptionalString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(AuthException) { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_session_dpop_thumbprint(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
 
     
 
@@ -5835,6 +5947,11 @@ data class AuthConfig (
     var `developmentHttpHosts`: List<kotlin.String> = listOf() 
     , 
     /**
+     * DPoP (RFC 9449): off (default), when the server supports it, or required.
+     */
+    var `dpop`: DpopMode? = null 
+    , 
+    /**
      * The authorization endpoint, for the browser sign-in (PKCE).
      */
     var `authorizationEndpoint`: kotlin.String? = null 
@@ -5910,6 +6027,7 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalTypeTimeSpan.read(buf),
             FfiConverterSequenceString.read(buf),
+            FfiConverterOptionalTypeDpopMode.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
@@ -5938,6 +6056,7 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterOptionalString.allocationSize(value.`storeLockDirectory`) +
             FfiConverterOptionalTypeTimeSpan.allocationSize(value.`storeTimeout`) +
             FfiConverterSequenceString.allocationSize(value.`developmentHttpHosts`) +
+            FfiConverterOptionalTypeDpopMode.allocationSize(value.`dpop`) +
             FfiConverterOptionalString.allocationSize(value.`authorizationEndpoint`) +
             FfiConverterOptionalString.allocationSize(value.`deviceAuthorizationEndpoint`) +
             FfiConverterOptionalString.allocationSize(value.`issuer`) +
@@ -5965,12 +6084,82 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterOptionalString.write(value.`storeLockDirectory`, buf)
             FfiConverterOptionalTypeTimeSpan.write(value.`storeTimeout`, buf)
             FfiConverterSequenceString.write(value.`developmentHttpHosts`, buf)
+            FfiConverterOptionalTypeDpopMode.write(value.`dpop`, buf)
             FfiConverterOptionalString.write(value.`authorizationEndpoint`, buf)
             FfiConverterOptionalString.write(value.`deviceAuthorizationEndpoint`, buf)
             FfiConverterOptionalString.write(value.`issuer`, buf)
             FfiConverterBoolean.write(value.`requireIss`, buf)
             FfiConverterOptionalTypeTokenRotation.write(value.`tokenRotation`, buf)
             FfiConverterSequenceByteArray.write(value.`rootCertificates`, buf)
+    }
+}
+
+
+
+/**
+ * The headers of one request to a resource server: `Authorization` (`DPoP <token>`
+ * or `Bearer <token>`) and, for a DPoP token, the `DPoP` proof made for exactly this
+ * method and URL (single use: ask again for every request, retries included).
+ *
+ * Security: both values carry the token; send them only to the resource server and
+ * never log them. `toString()` / description redacts them.
+ */
+data class AuthorizationHeaders (
+    /**
+     * The `Authorization` header value.
+     */
+    var `authorization`: kotlin.String
+    , 
+    /**
+     * The `DPoP` header value; `null`/`nil` for a bearer token.
+     */
+    var `dpop`: kotlin.String?
+    , 
+    /**
+     * The token value alone, to hand back to `handleUnauthorizedValue` after a 401.
+     */
+    var `token`: kotlin.String
+    
+){
+    
+
+    
+
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_authorizationheaders_uniffi_trait_debug(FfiConverterTypeAuthorizationHeaders.lower(this),
+        _status)
+}
+    )
+    }
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAuthorizationHeaders: FfiConverterRustBuffer<AuthorizationHeaders> {
+    override fun read(buf: ByteBuffer): AuthorizationHeaders {
+        return AuthorizationHeaders(
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: AuthorizationHeaders) = (
+            FfiConverterString.allocationSize(value.`authorization`) +
+            FfiConverterOptionalString.allocationSize(value.`dpop`) +
+            FfiConverterString.allocationSize(value.`token`)
+    )
+
+    override fun write(value: AuthorizationHeaders, buf: ByteBuffer) {
+            FfiConverterString.write(value.`authorization`, buf)
+            FfiConverterOptionalString.write(value.`dpop`, buf)
+            FfiConverterString.write(value.`token`, buf)
     }
 }
 
@@ -7227,6 +7416,55 @@ public object FfiConverterTypeClientAuthMethod: FfiConverterRustBuffer<ClientAut
 
 
 
+/**
+ * Whether the client sender-constrains its tokens with DPoP. See `tokenkeeper::DpopMode`.
+ */
+
+enum class DpopMode {
+    
+    /**
+     * Plain bearer tokens (the default).
+     */
+    OFF,
+    /**
+     * Proofs unless the discovered metadata lacks `dpop_signing_alg_values_supported`.
+     */
+    IF_SUPPORTED,
+    /**
+     * Proofs always; a `token_type: Bearer` answer is an error, never a downgrade.
+     */
+    REQUIRED;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDpopMode: FfiConverterRustBuffer<DpopMode> {
+    override fun read(buf: ByteBuffer) = try {
+        
+        DpopMode.entries[buf.getInt() - 1]
+        
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: DpopMode) = 4UL
+
+    override fun write(value: DpopMode, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 
 
 /**
@@ -8082,6 +8320,38 @@ public object FfiConverterOptionalTypeClientAuthMethod: FfiConverterRustBuffer<C
         } else {
             buf.put(1)
             FfiConverterTypeClientAuthMethod.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeDpopMode: FfiConverterRustBuffer<DpopMode?> {
+    override fun read(buf: ByteBuffer): DpopMode? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeDpopMode.read(buf)
+    }
+
+    override fun allocationSize(value: DpopMode?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeDpopMode.allocationSize(value)
+        }
+    }
+
+    override fun write(value: DpopMode?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeDpopMode.write(value, buf)
         }
     }
 }

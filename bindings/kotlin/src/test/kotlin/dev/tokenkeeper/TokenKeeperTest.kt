@@ -225,8 +225,8 @@ class TokenKeeperTest(private val server: DevServer) {
         assertTrue(error.message!!.contains("certificate"), error.message)
     }
 
-    /** A TokenStore an app would back with encrypted preferences; here a map. */
-    private class MapStore : TokenStore {
+    /** A TokenStore an app would back with encrypted preferences; here a map (DpopTest uses it too). */
+    internal class MapStore : TokenStore {
         val tokens = ConcurrentHashMap<String, String>()
         override fun load(key: String): String? = tokens[key]
         override fun save(key: String, refreshToken: String) {
