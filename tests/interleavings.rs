@@ -9,8 +9,10 @@
 //! and, where a session meets its store (issue 24): app restarts (drop the client,
 //! build a new one on the same store, restore everyone signed in), a second
 //! `AuthClient` on the same store, a store that is slow or whose writes fail for a
-//! while and recover, cancelled logouts, a wrong and a right login at once, an
-//! import sign-in racing a logout, and long `access_token_valid_for` asks.
+//! while and recover, cancelled logouts, a wrong and a right login at once, import,
+//! code-exchange and device sign-ins (some cancelled) racing a logout, `PerRequest`
+//! sessions with a logout landing on their requests, and long
+//! `access_token_valid_for` asks.
 //! A third of the seeds run with DPoP required (issue 20), half of those with server
 //! nonces, and their schedules rotate the nonce: every token a session holds must be
 //! bound to its own key, every stored bound refresh token must have its key beside
@@ -23,20 +25,25 @@
 
 mod common;
 
-use common::{stored_refresh_token, EventLog};
+use common::{browser_login, stored_refresh_token, EventLog};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokenkeeper::signin::ImportedTokens;
+use tokenkeeper::signin::{AuthorizationRequest, ImportedTokens};
 use tokenkeeper::{
-    AuthClient, AuthConfig, AuthError, AuthEvent, AuthEventListener, DpopMode, ManualClock, MemoryStore, RetryPolicy,
-    Session, SessionState, StoreError, TokenChange, TokenObserver, TokenParams, TokenRotation, TokenStore,
+    AuthClient, AuthConfig, AuthError, AuthEvent, AuthEventListener, CachePolicy, DpopMode, ManualClock, MemoryStore,
+    RetryPolicy, Session, SessionState, StoreError, TokenChange, TokenObserver, TokenParams, TokenRotation, TokenStore,
 };
-use tokenkeeper_devserver::{DevServer, DevServerConfig, DpopSpec, Endpoint, Fault};
+use tokenkeeper_devserver::{ClientSpec, DevServer, DevServerConfig, DpopSpec, Endpoint, Fault, DEVICE_CODE_GRANT};
 
 const USERS: [&str; 2] = ["u0", "u1"];
+/// The user of the `PerRequest` client (its own client and store, so its requests
+/// never count against the two users' invariants).
+const PER_REQUEST_USER: &str = "pr";
+const PER_REQUEST_PASSWORD: &str = "pw-pr";
+const REDIRECT: &str = "http://127.0.0.1/callback";
 /// Steps per seed (`TOKENKEEPER_STEPS` overrides).
 const STEPS: usize = 24;
 /// A step may cost one flight of three attempts, a background refresh, a recovery and
@@ -61,6 +68,15 @@ impl Rng {
     fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
+}
+
+/// How a sign-in that races a logout obtains its tokens.
+#[derive(Clone, Copy, Debug)]
+enum SignIn {
+    /// The browser's authorization code, exchanged with PKCE.
+    Code,
+    /// The device authorization grant, polled until the user approves.
+    Device,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -123,6 +139,15 @@ enum Op {
     ImportRacingLogout {
         user: usize,
     },
+    SignInRacingLogout {
+        user: usize,
+        via: SignIn,
+        cancel: bool,
+    },
+    PerRequest {
+        callers: u64,
+        logout: bool,
+    },
     LongAsk {
         who: Who,
         secs: u64,
@@ -140,7 +165,7 @@ fn random_op(rng: &mut Rng) -> Op {
         }
     };
     let user = |rng: &mut Rng| rng.below(2) as usize;
-    match rng.below(21) {
+    match rng.below(23) {
         0..=2 => Op::Access {
             who: who(rng),
             callers: 1 + rng.below(6),
@@ -182,6 +207,16 @@ fn random_op(rng: &mut Rng) -> Op {
         },
         18 => Op::RacingLogins { user: user(rng) },
         19 => Op::ImportRacingLogout { user: user(rng) },
+        20 => Op::SignInRacingLogout {
+            user: user(rng),
+            via: if rng.chance(50) { SignIn::Code } else { SignIn::Device },
+            // Only the device grant has a cancel to press (its poll loop).
+            cancel: rng.chance(30),
+        },
+        21 => Op::PerRequest {
+            callers: 1 + rng.below(3),
+            logout: rng.chance(50),
+        },
         _ => Op::LongAsk {
             who: who(rng),
             secs: 1800 + rng.below(3 * 3600),
@@ -282,6 +317,10 @@ struct World {
     dropped_unsaved: [bool; 2],
     machine: Arc<Session>,
     sessions: HashMap<usize, Arc<Session>>,
+    /// A `PerRequest` client (a fresh token for every call), built on first use.
+    per_request: Option<AuthClient>,
+    /// Each user's store key, once a session of theirs was seen.
+    store_keys: [Option<String>; 2],
     watches: Vec<Arc<GenerationWatch>>,
     server_password: [String; 2],
     /// Wrong passwords the schedule allowed to reach the server, per user: one per
@@ -323,16 +362,30 @@ impl World {
                 ..DpopSpec::default()
             },
         };
-        let server = DevServer::start(DevServerConfig {
+        let mut server_config = DevServerConfig {
             rotate_refresh_tokens: true,
             dpop: spec,
             ..DevServerConfig::default()
-        })
-        .await
-        .expect("devserver starts");
+        };
+        // The app's client may sign users in every way: password, browser, device.
+        server_config.clients[0] = ClientSpec::confidential(
+            "demo-client",
+            "demo-secret",
+            &["read", "write", "admin"],
+            &[
+                "client_credentials",
+                "password",
+                "refresh_token",
+                "authorization_code",
+                DEVICE_CODE_GRANT,
+            ],
+        )
+        .with_redirect_uris(&[REDIRECT]);
+        let server = DevServer::start(server_config).await.expect("devserver starts");
         for (i, user) in USERS.iter().enumerate() {
             server.set_user_password(user, &format!("pw-{i}-0"));
         }
+        server.set_user_password(PER_REQUEST_USER, PER_REQUEST_PASSWORD);
         let clock = Arc::new(ManualClock::starting_now());
         let store = Arc::new(FlakyStore {
             inner: MemoryStore::new(),
@@ -345,6 +398,8 @@ impl World {
         let config = AuthConfig::new(server.token_endpoint(), "demo-client")
             .client_secret(SecretString::from("demo-secret"))
             .revocation_endpoint(server.revocation_endpoint())
+            .authorization_endpoint(server.authorization_endpoint())
+            .device_authorization_endpoint(server.device_authorization_endpoint())
             .token_rotation(TokenRotation::headers("access-token", "expiry"))
             .clock(clock.clone())
             .request_timeout(Duration::from_secs(5))
@@ -376,6 +431,8 @@ impl World {
             dropped_unsaved: [false; 2],
             machine,
             sessions: HashMap::new(),
+            per_request: None,
+            store_keys: [None, None],
             watches: vec![watch],
             server_password: ["pw-0-0".into(), "pw-1-0".into()],
             allowed_rejections: [0; 2],
@@ -403,6 +460,7 @@ impl World {
     }
 
     fn track(&mut self, user: usize, session: Arc<Session>) {
+        self.store_keys[user] = Some(session.store_key().to_owned());
         let known = self.sessions.get(&user).is_some_and(|s| Arc::ptr_eq(s, &session));
         if !known {
             let watch = Arc::new(GenerationWatch::default());
@@ -580,33 +638,105 @@ impl World {
                     return Ok(());
                 };
                 let old = self.client.session(USERS[user]);
-                let logout = async {
-                    match &old {
-                        Some(old) => old.logout().await.map(drop),
-                        None => Ok(()),
+                let import = self.client.import_tokens(USERS[user], TokenParams::new(), tokens);
+                let (_, imported) = tokio::join!(logout_of(&old), import);
+                match imported {
+                    Err(error) if !matches!(error, AuthError::ReauthenticationRequired { .. }) => {
+                        return Err(format!("the import failed: {error:?}"))
+                    }
+                    imported => self.settle_racing_sign_in(user, old, imported).await?,
+                }
+            }
+            Op::SignInRacingLogout { user, via, cancel } => {
+                let old = self.client.session(USERS[user]);
+                let client = self.client.clone();
+                let password = self.server_password[user].clone();
+                let server = &self.server;
+                let sign_in = async {
+                    match via {
+                        SignIn::Code => {
+                            let request = AuthorizationRequest::new(USERS[user], REDIRECT);
+                            let pending = client.authorization_request(request)?;
+                            let redirect = browser_login(pending.url(), USERS[user], &password).await;
+                            // (A dropped exchange has no outcome to settle here: it finishes
+                            // on its own task; tests/session_races.rs checks it.)
+                            client.complete_authorization(&pending, &redirect).await
+                        }
+                        SignIn::Device => {
+                            let device = Arc::new(
+                                client
+                                    .start_device_authorization(USERS[user], TokenParams::new())
+                                    .await?,
+                            );
+                            server.approve_device(device.user_code(), USERS[user]);
+                            if cancel {
+                                // "Cancel" pressed while the redeeming poll is on its way.
+                                let canceller = Arc::clone(&device);
+                                tokio::spawn(async move {
+                                    tokio::task::yield_now().await;
+                                    canceller.cancel();
+                                });
+                            }
+                            client.complete_device_authorization(&device).await
+                        }
                     }
                 };
-                let import = self.client.import_tokens(USERS[user], TokenParams::new(), tokens);
-                let (_, imported) = tokio::join!(logout, import);
-                if let Some(old) = &old {
-                    if let Some(other) = self.second_sessions.remove(&user) {
-                        let _ = other.logout().await;
+                let (_, signed_in) = tokio::join!(logout_of(&old), sign_in);
+                // Any failure is allowed (a fault, a cancellation, the fence); what it
+                // obtained must then be revoked, which `check` counts at the server.
+                self.settle_racing_sign_in(user, old, signed_in).await?;
+            }
+            Op::PerRequest { callers, logout } => {
+                let client = match &self.per_request {
+                    Some(client) => client.clone(),
+                    None => {
+                        let config = self.config.clone().cache_policy(CachePolicy::PerRequest);
+                        let client = AuthClient::builder(config)
+                            .store(Arc::new(MemoryStore::new()))
+                            .build()
+                            .map_err(|e| format!("{e:?}"))?;
+                        self.per_request = Some(client.clone());
+                        client
                     }
-                    if old.state() != SessionState::LoggedOut {
-                        return Err("the session does not say it is logged out".into());
-                    }
-                    self.sessions.remove(&user);
+                };
+                let session = match client.session(PER_REQUEST_USER) {
+                    Some(session) => session,
+                    None => match client
+                        .login(PER_REQUEST_USER, SecretString::from(PER_REQUEST_PASSWORD))
+                        .await
+                    {
+                        Ok(session) => session,
+                        Err(_) => return Ok(()),
+                    },
+                };
+                if logout {
+                    self.server.inject(Endpoint::Token, Fault::delay_ms(3));
                 }
-                match imported {
-                    Ok(session) => {
-                        let registered = self.client.session(USERS[user]);
-                        if !registered.is_some_and(|r| Arc::ptr_eq(&r, &session)) {
-                            return Err("the imported session is not the registered one".into());
+                let requests: Vec<_> = (0..callers)
+                    .map(|_| {
+                        let session = session.clone();
+                        tokio::spawn(async move { session.access_token().await })
+                    })
+                    .collect();
+                if logout {
+                    tokio::task::yield_now().await;
+                    let _ = session.logout().await;
+                }
+                for request in requests {
+                    if let Ok(Ok(token)) = request.await {
+                        if token.expires_at().as_system_time() <= self.clock.now_for_tests() {
+                            return Err("an expired per-request token was served".into());
                         }
-                        self.signed_in(user, session);
                     }
-                    Err(AuthError::ReauthenticationRequired { .. }) => self.logged_out[user] = true,
-                    Err(error) => return Err(format!("the import failed: {error:?}")),
+                }
+                if logout {
+                    if session.access_token().await.is_ok() {
+                        return Err("a per-request session served a token after logout".into());
+                    }
+                    // The requests the fence cut off must not leave their refresh tokens live.
+                    if !self.fake_rejection && self.server.live_refresh_tokens(PER_REQUEST_USER) != 0 {
+                        return Err("a per-request refresh token is live after logout".into());
+                    }
                 }
             }
             Op::LongAsk { who, secs } => {
@@ -685,6 +815,41 @@ impl World {
         }
         self.sessions.remove(&user);
         self.logged_out[user] = !self.store_faulted[user];
+        Ok(())
+    }
+
+    /// A sign-in for `user` raced the logout of `old` (if any): the old session is
+    /// logged out, and the sign-in either installed into the registered session or
+    /// left the user signed out (what it obtained revoked, which `check` counts).
+    async fn settle_racing_sign_in(
+        &mut self,
+        user: usize,
+        old: Option<Arc<Session>>,
+        signed_in: Result<Arc<Session>, AuthError>,
+    ) -> Result<(), String> {
+        if let Some(old) = &old {
+            if let Some(other) = self.second_sessions.remove(&user) {
+                let _ = other.logout().await;
+            }
+            if old.state() != SessionState::LoggedOut {
+                return Err("the session does not say it is logged out".into());
+            }
+            self.sessions.remove(&user);
+        }
+        match signed_in {
+            Ok(session) => {
+                let registered = self.client.session(USERS[user]);
+                if !registered.is_some_and(|r| Arc::ptr_eq(&r, &session)) {
+                    return Err("the signed-in session is not the registered one".into());
+                }
+                if session.state() == SessionState::LoggedOut {
+                    return Err("a sign-in returned a logged-out session".into());
+                }
+                self.signed_in(user, session);
+            }
+            Err(_) if old.is_some() => self.logged_out[user] = !self.store_faulted[user],
+            Err(_) => {}
+        }
         Ok(())
     }
 
@@ -798,7 +963,7 @@ impl World {
         }
         for (i, user) in USERS.iter().enumerate() {
             // No live refresh token that no session or store owns: at most one per
-            // signed-in session, plus the stored one.
+            // signed-in session, plus the stored one if there is one.
             if self.fake_rejection || self.store_faulted[i] || self.dropped_unsaved[i] {
                 continue;
             }
@@ -809,10 +974,16 @@ impl World {
                 .chain(self.second_sessions.get(&i))
                 .filter(|s| matches!(s.state(), SessionState::SignedIn { .. }))
                 .count();
+            let stored = self.store_keys[i]
+                .as_deref()
+                .and_then(|key| stored_refresh_token(&self.store.inner, key))
+                .is_some();
+            let owners = holders + usize::from(stored);
             let live = self.server.live_refresh_tokens(user);
-            if live > holders + 1 {
+            if live > owners {
                 return Err(format!(
-                    "{user}: {live} live refresh tokens, {holders} signed-in sessions and one store to own them"
+                    "{user}: {live} live refresh tokens, {holders} signed-in sessions and {} stored to own them",
+                    usize::from(stored)
                 ));
             }
             // A session needs the user only when the server gave a reason.
@@ -824,6 +995,10 @@ impl World {
                 }
             }
         }
+        // A per-request session keeps at most the refresh token of its last answer.
+        if !self.fake_rejection && self.server.live_refresh_tokens(PER_REQUEST_USER) > 1 {
+            return Err("the per-request session left more than one refresh token live".into());
+        }
         if self.dpop {
             self.check_dpop()?;
         }
@@ -834,6 +1009,13 @@ impl World {
             }
         }
         Ok(())
+    }
+}
+
+/// Logs `old` out, if there is a session to log out.
+async fn logout_of(old: &Option<Arc<Session>>) {
+    if let Some(old) = old {
+        let _ = old.logout().await;
     }
 }
 

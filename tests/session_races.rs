@@ -146,6 +146,39 @@ async fn a_cancelled_device_sign_in_whose_code_was_redeemed_is_signed_in_or_revo
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_code_exchange_whose_code_was_redeemed_still_signs_the_user_in() {
+    let h = Harness::with(rotating()).await;
+    let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let config = AuthConfig::new(h.server.token_endpoint(), "native-app")
+        .authorization_endpoint(h.server.authorization_endpoint())
+        .revocation_endpoint(h.server.revocation_endpoint())
+        .clock(h.clock.clone());
+    let client = AuthClient::builder(config).store(Arc::clone(&store)).build().unwrap();
+    let pending = client
+        .authorization_request(tokenkeeper::signin::AuthorizationRequest::new(
+            "alice",
+            "http://127.0.0.1/callback",
+        ))
+        .unwrap();
+    let redirect = browser_login(pending.url(), "alice", ALICE_PASSWORD).await;
+    // The exchange is slow; the app gives up on it (a timeout, a closed screen) once
+    // the code is on its way to the server.
+    h.server.inject(Endpoint::Token, Fault::delay_ms(300));
+    let exchange = client.complete_authorization(&pending, &redirect);
+    let gave_up = tokio::time::timeout(Duration::from_millis(100), exchange).await;
+    assert!(gave_up.is_err(), "the exchange was still running");
+    assert_eq!(h.grants("authorization_code"), 1, "the code reached the server");
+    // The server issued tokens for it: they end in a signed-in, stored session, not
+    // live and unowned.
+    until(|| client.session("alice").is_some()).await;
+    let session = client.session("alice").unwrap();
+    let stored = stored_refresh_token(store.as_ref(), session.store_key()).expect("the sign-in is stored");
+    assert!(h.server.refresh_token_is_live(&stored));
+    assert_eq!(h.server.live_refresh_tokens("alice"), 1);
+    assert!(session.access_token().await.is_ok());
+}
+
 // ----- 6 ----------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

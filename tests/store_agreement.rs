@@ -249,18 +249,27 @@ async fn reauthentication_required_is_left_when_it_can_be() {
 async fn platform_limits_of_the_stores_a_2_kib_refresh_token_fits_windows_credential_manager() {
     let h = Harness::with(rotating()).await;
     let store = TestStore::capped(2560);
-    let config = h.config().scopes([
+    let config = h.config();
+    let scopes = [
         "openid",
         "profile",
         "offline_access",
         "https://graph.microsoft.com/User.Read",
-    ]);
+        "https://graph.microsoft.com/Mail.ReadWrite",
+        "https://graph.microsoft.com/Calendars.ReadWrite",
+        "https://graph.microsoft.com/Files.ReadWrite.All",
+        "https://graph.microsoft.com/Sites.Read.All",
+        "https://graph.microsoft.com/Team.ReadBasic.All",
+    ];
     let client = AuthClient::builder(config).store(store.clone()).build().unwrap();
-    // Azure AD's refresh tokens are about 2 KiB.
+    // Azure AD's refresh tokens are about 2 KiB, its access tokens (JWTs) 1.5-2 KiB;
+    // with offline start on (the default) the record would hold both.
     let refresh = format!("0.AXkA{}", "q".repeat(2042));
-    let access = format!("at-{}", "x".repeat(40));
-    let tokens =
-        tokenkeeper::signin::ImportedTokens::new(access.as_str().into()).refresh_token(refresh.as_str().into());
+    let access = format!("eyJ0eXAiOiJKV1Qi.{}.sig", "x".repeat(1700));
+    // The scope the server granted is recorded too.
+    let tokens = tokenkeeper::signin::ImportedTokens::new(access.as_str().into())
+        .refresh_token(refresh.as_str().into())
+        .scope(scopes.join(" "));
     let alice = client
         .import_tokens(
             "someone.with.a.long.name@contoso.onmicrosoft.com",
@@ -277,6 +286,14 @@ async fn platform_limits_of_the_stores_a_2_kib_refresh_token_fits_windows_creden
         stored_token(&store, alice.store_key()).as_deref(),
         Some(refresh.as_str())
     );
+    // A small sign-in still keeps its access token for offline start.
+    let small = tokenkeeper::signin::ImportedTokens::new("at-small".into()).refresh_token("rt-small".into());
+    let bob = client
+        .import_tokens("bob", tokenkeeper::TokenParams::new(), small)
+        .await
+        .unwrap();
+    let raw: serde_json::Value = serde_json::from_str(&store.raw(bob.store_key()).unwrap()).unwrap();
+    assert_eq!(raw["access_token"].as_str(), Some("at-small"));
 }
 
 #[cfg(unix)]

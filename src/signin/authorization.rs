@@ -11,7 +11,7 @@ use crate::internal::protocol::authorization::{self, Expected, UrlParams, RESERV
 use crate::internal::protocol::pkce::{self, Pkce};
 use crate::internal::protocol::request::Grant;
 use crate::session::Session;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -265,14 +265,49 @@ impl AuthClient {
             require_iss: ctx.config.require_iss,
         };
         let code = authorization::code_from_redirect(redirect_url, &expected)?;
-        let grant = Grant::AuthorizationCode {
-            code: &code,
-            redirect_uri: &pending.redirect_uri,
-            verifier: &pending.verifier,
+        // The exchange and the install run on a task of their own: a caller that goes
+        // away (a timeout, a closed screen) once the code is on its way cannot drop
+        // tokens the server already issued; the user ends signed in, in the registry
+        // and the store, as the device grant's redeeming poll does.
+        let exchange = CodeExchange {
+            client: self.clone(),
+            code,
+            redirect_uri: pending.redirect_uri.clone(),
+            verifier: SecretString::from(pending.verifier.expose_secret()),
+            nonce: pending.nonce.clone(),
+            max_age: pending.max_age,
+            identity: pending.identity.clone(),
+            dpop: pending.dpop.clone(),
         };
-        let dpop = pending.dpop.as_deref();
-        let (mut issued, sent_at) = one_time_grant(ctx, &pending.identity, &grant, dpop).await?;
-        if pending.identity.scopes.contains("openid") {
+        crate::internal::flight::runtime()?
+            .spawn(exchange.run())
+            .await
+            .unwrap_or_else(|_| Err(AuthError::unavailable("the code exchange was stopped")))
+    }
+}
+
+/// What a code exchange needs, owned, so that it can finish on its own task.
+struct CodeExchange {
+    client: AuthClient,
+    code: SecretString,
+    redirect_uri: String,
+    verifier: SecretString,
+    nonce: Option<String>,
+    max_age: Option<Duration>,
+    identity: Identity,
+    dpop: Option<std::sync::Arc<Binding>>,
+}
+
+impl CodeExchange {
+    async fn run(self) -> Result<Arc<Session>, AuthError> {
+        let ctx = self.client.context();
+        let grant = Grant::AuthorizationCode {
+            code: &self.code,
+            redirect_uri: &self.redirect_uri,
+            verifier: &self.verifier,
+        };
+        let (mut issued, sent_at) = one_time_grant(ctx, &self.identity, &grant, self.dpop.as_deref()).await?;
+        if self.identity.scopes.contains("openid") {
             // OIDC Core §3.1.3.3: the answer to an openid code exchange has an ID token.
             if issued.id_token.is_none() {
                 return Err(AuthError::InvalidJwt(crate::error::JwtError {
@@ -281,13 +316,14 @@ impl AuthClient {
                 }));
             }
             let checks = SignInChecks {
-                nonce: pending.nonce.as_deref(),
-                max_age: pending.max_age,
+                nonce: self.nonce.as_deref(),
+                max_age: self.max_age,
             };
-            let oidc = check_issued(ctx, &pending.identity, &issued, sent_at, checks, None).await?;
+            let oidc = check_issued(ctx, &self.identity, &issued, sent_at, checks, None).await?;
             issued.id_token_claims = oidc.map(|oidc| Box::new((*oidc.claims).clone()));
         }
-        self.install_signed_in(pending.identity.clone(), issued, sent_at, pending.dpop.clone())
+        self.client
+            .install_signed_in(self.identity, issued, sent_at, self.dpop)
             .await
     }
 }

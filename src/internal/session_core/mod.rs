@@ -717,7 +717,13 @@ impl SessionCore {
     /// no token request, if the session is active and holds no valid token. Its origin
     /// is older than any answer (tick 0), so a token-endpoint answer always replaces
     /// it. No event: nothing was issued. Returns whether it was installed.
-    pub(crate) fn resume_stored(&self, token: &SecretString, scope: Option<&str>, expires_at: SystemTime) -> bool {
+    pub(crate) fn resume_stored(
+        &self,
+        token: &SecretString,
+        token_type: crate::token::TokenType,
+        scope: Option<&str>,
+        expires_at: SystemTime,
+    ) -> bool {
         let mut state = self.state();
         let now = self.now();
         if !matches!(state.standing, Standing::Active)
@@ -726,7 +732,7 @@ impl SessionCore {
         {
             return false;
         }
-        let set = TokenSet::new(
+        let mut set = TokenSet::new(
             token.expose_secret(),
             scope,
             now,
@@ -735,6 +741,7 @@ impl SessionCore {
             None,
             0,
         );
+        set.token = set.token.with_type(token_type);
         self.publish(&mut state, Some(Arc::new(set)));
         true
     }
