@@ -74,9 +74,19 @@ impl Keycloak {
             .retry_policy(quick_retries())
     }
 
+    /// A DPoP client with offline start off: a restore refreshes, so Keycloak sees it.
     fn dpop_client(&self, transport: &Arc<Recording>, store: Option<Arc<dyn TokenStore>>) -> AuthClient {
+        self.dpop_client_with(transport, store, false)
+    }
+
+    fn dpop_client_with(
+        &self,
+        transport: &Arc<Recording>,
+        store: Option<Arc<dyn TokenStore>>,
+        offline_start: bool,
+    ) -> AuthClient {
         let mut builder =
-            AuthClient::builder(self.dpop_config(clock()).offline_start(false)).transport(transport.clone());
+            AuthClient::builder(self.dpop_config(clock()).offline_start(offline_start)).transport(transport.clone());
         if let Some(store) = store {
             builder = builder.store(store);
         }
@@ -163,7 +173,8 @@ async fn dpop_required_sign_in_refresh_and_userinfo_use_bound_tokens_keycloak_re
 
 /// Alice signed in with DPoP into `store`, then the app quits: her store key.
 async fn signed_in_then_quit(kc: &Keycloak, store: &Arc<dyn TokenStore>, username: &str, password: &str) -> String {
-    let client = kc.dpop_client(&Recording::new(), Some(store.clone()));
+    // Offline start on: the record keeps the access token too.
+    let client = kc.dpop_client_with(&Recording::new(), Some(store.clone()), true);
     let session = client.login(username, SecretString::from(password)).await.unwrap();
     session.store_key().to_owned()
 }
@@ -177,6 +188,17 @@ async fn dpop_restore_refreshes_with_the_stored_key_and_a_deleted_key_needs_the_
     let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
     let key = signed_in_then_quit(&kc, &store, &username, "dpop-restore-password").await;
     next_keycloak_second().await;
+
+    // Offline start (the default): the stored bound access token is served as it is,
+    // and goes out as `DPoP` with a proof of the stored key (it once went as `Bearer`).
+    let transport = Recording::new();
+    let offline = kc.dpop_client_with(&transport, Some(store.clone()), true);
+    let served = offline.restore(&username).await.unwrap();
+    assert_eq!(served.access_token().await.unwrap().token_type(), TokenType::Dpop);
+    assert_eq!(userinfo_status(&kc, &offline, &served).await.unwrap(), 200);
+    assert!(transport.seen().is_empty(), "no token request: {:?}", transport.seen());
+    assert_eq!(kc.events(&id, "REFRESH_TOKEN").await, 0);
+    drop((served, offline));
 
     // Key found: the restore's refresh presents the bound refresh token with a proof
     // of the restored key, which Keycloak checks against the token's binding.
