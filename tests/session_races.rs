@@ -173,6 +173,8 @@ async fn a_dropped_code_exchange_whose_code_was_redeemed_still_signs_the_user_in
     // live and unowned.
     until(|| client.session("alice").is_some()).await;
     let session = client.session("alice").unwrap();
+    // Registered first, then installed and stored, on the exchange's own task.
+    until(|| stored_refresh_token(store.as_ref(), session.store_key()).is_some()).await;
     let stored = stored_refresh_token(store.as_ref(), session.store_key()).expect("the sign-in is stored");
     assert!(h.server.refresh_token_is_live(&stored));
     assert_eq!(h.server.live_refresh_tokens("alice"), 1);

@@ -231,6 +231,9 @@ mod tests {
         false
     }
 
+    // Over reqwest (it sends a resource request through `Session::send`); the phone
+    // build's transport is the app's and is covered by the next test.
+    #[cfg(feature = "reqwest")]
     #[tokio::test]
     async fn request_and_response_buffers_are_zeroized_after_a_token_request() {
         // Unique values, so parallel tests cannot be mistaken for this one.
