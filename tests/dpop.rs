@@ -433,6 +433,15 @@ async fn after_a_restart_the_session_keeps_its_key_with_its_refresh_token() {
     let stored = alice.access_token().await.unwrap();
     assert_eq!(h.grants("refresh_token"), 0, "served from the record");
     assert_eq!(h.server.dpop_binding(&value(&stored)), Some(jkt.clone()));
+    // …as a DPoP token: sent with a proof, never as `Bearer` (found by the harness).
+    assert_eq!(stored.token_type(), TokenType::Dpop);
+    let response = alice
+        .send(client.http().get(h.server.resource_url("/me")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(rejections(&h, "bound_token_as_bearer"), 0);
+    assert_eq!(h.grants("refresh_token"), 0, "the stored token was used as it is");
     // …and the bound refresh token refreshes with the restored key.
     let token = alice.refresh().await.unwrap();
     assert_eq!(h.grants("refresh_token"), 1, "the bound refresh token was accepted");
@@ -491,4 +500,23 @@ async fn a_missing_mismatched_or_unusable_stored_key_needs_the_user_once_without
         assert!(client.restore("alice").await.is_err());
         assert_eq!(h.token_requests(), before, "{reason}: no request");
     }
+}
+
+#[tokio::test]
+async fn proofs_refused_together_for_a_skewed_clock_are_each_resent_once() {
+    let h = Harness::with(dpop_server(required())).await;
+    let client = client(&h, DpopMode::Required);
+    let alice = client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
+    let machine = client.client_credentials_session();
+    // The device clock jumps ten minutes back: two token requests leave at once with
+    // stale proofs. The first answer corrects the clock; the delayed one, refused for
+    // the same reason, must be resent too although the correction is already known
+    // (found by the interleaving harness: a logout's revocation was lost this way).
+    h.clock.rewind(Duration::from_secs(600));
+    h.server.inject(Endpoint::Token, Fault::delay_ms(200));
+    let (refreshed, issued) = tokio::join!(alice.refresh(), machine.access_token());
+    refreshed.expect("the refresh is resent with a corrected iat");
+    issued.expect("the client-credentials request is resent with a corrected iat");
+    assert_eq!(rejections(&h, "iat_outside_window"), 2, "each refused once");
+    assert_eq!(h.token_requests(), 1 + 4, "the login, then two requests sent twice");
 }

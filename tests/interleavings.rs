@@ -13,6 +13,10 @@
 //! code-exchange and device sign-ins (some cancelled) racing a logout, `PerRequest`
 //! sessions with a logout landing on their requests, and long
 //! `access_token_valid_for` asks.
+//! A third of the seeds run with DPoP required (issue 20), half of those with server
+//! nonces, and their schedules rotate the nonce: every token a session holds must be
+//! bound to its own key, every stored bound refresh token must have its key beside
+//! it, and no proof may be refused for anything but a stale nonce or `iat`.
 //! After every step it checks the invariants below; a watchdog fails any step that
 //! does not finish (a deadlock).
 //!
@@ -29,10 +33,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokenkeeper::signin::{AuthorizationRequest, ImportedTokens};
 use tokenkeeper::{
-    AuthClient, AuthConfig, AuthError, AuthEvent, AuthEventListener, CachePolicy, ManualClock, MemoryStore,
+    AuthClient, AuthConfig, AuthError, AuthEvent, AuthEventListener, CachePolicy, DpopMode, ManualClock, MemoryStore,
     RetryPolicy, Session, SessionState, StoreError, TokenChange, TokenObserver, TokenParams, TokenRotation, TokenStore,
 };
-use tokenkeeper_devserver::{ClientSpec, DevServer, DevServerConfig, Endpoint, Fault, DEVICE_CODE_GRANT};
+use tokenkeeper_devserver::{ClientSpec, DevServer, DevServerConfig, DpopSpec, Endpoint, Fault, DEVICE_CODE_GRANT};
 
 const USERS: [&str; 2] = ["u0", "u1"];
 /// The user of the `PerRequest` client (its own client and store, so its requests
@@ -83,28 +87,73 @@ enum Who {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Access { who: Who, callers: u64, cancelled: u64 },
-    Send401 { who: Who },
-    ServerRevoke { user: usize },
-    PasswordChange { user: usize },
-    Invalidate { who: Who },
-    Login { user: usize, correct: bool },
-    Logout { user: usize, with_flight: bool },
-    Restore { user: usize },
-    LateRotation { who: Who, offset_s: i64 },
+    Access {
+        who: Who,
+        callers: u64,
+        cancelled: u64,
+    },
+    Send401 {
+        who: Who,
+    },
+    ServerRevoke {
+        user: usize,
+    },
+    PasswordChange {
+        user: usize,
+    },
+    Invalidate {
+        who: Who,
+    },
+    Login {
+        user: usize,
+        correct: bool,
+    },
+    Logout {
+        user: usize,
+        with_flight: bool,
+    },
+    Restore {
+        user: usize,
+    },
+    LateRotation {
+        who: Who,
+        offset_s: i64,
+    },
     Store(u8),
     ListenerPanics(bool),
     TokenFault(u8),
     ClockForward(u64),
     ClockBack(u64),
     Restart,
-    SecondClient { user: usize, restore: bool },
-    CancelledLogout { user: usize, after_ms: u64 },
-    RacingLogins { user: usize },
-    ImportRacingLogout { user: usize },
-    SignInRacingLogout { user: usize, via: SignIn, cancel: bool },
-    PerRequest { callers: u64, logout: bool },
-    LongAsk { who: Who, secs: u64 },
+    SecondClient {
+        user: usize,
+        restore: bool,
+    },
+    CancelledLogout {
+        user: usize,
+        after_ms: u64,
+    },
+    RacingLogins {
+        user: usize,
+    },
+    ImportRacingLogout {
+        user: usize,
+    },
+    SignInRacingLogout {
+        user: usize,
+        via: SignIn,
+        cancel: bool,
+    },
+    PerRequest {
+        callers: u64,
+        logout: bool,
+    },
+    LongAsk {
+        who: Who,
+        secs: u64,
+    },
+    /// The server starts demanding a new DPoP nonce (a no-op without nonces).
+    NonceRotation,
 }
 
 fn random_op(rng: &mut Rng) -> Op {
@@ -139,10 +188,11 @@ fn random_op(rng: &mut Rng) -> Op {
             who: who(rng),
             offset_s: rng.below(7200) as i64 - 1800,
         },
-        12 => match rng.below(3) {
+        12 => match rng.below(4) {
             0 => Op::Store(rng.below(5) as u8),
             1 => Op::ListenerPanics(rng.chance(50)),
-            _ => Op::TokenFault(rng.below(4) as u8),
+            2 => Op::TokenFault(rng.below(4) as u8),
+            _ => Op::NonceRotation,
         },
         13 => Op::ClockForward(rng.below(4000)),
         14 => Op::ClockBack(rng.below(600)),
@@ -283,6 +333,15 @@ struct World {
     /// server still holds live, so "no live refresh token after logout" cannot be
     /// asked of it for the rest of the seed.
     fake_rejection: bool,
+    /// The seed runs with DPoP required (and maybe server nonces).
+    dpop: bool,
+}
+
+/// What a seed's server and client do about DPoP.
+#[derive(Clone, Copy, Debug)]
+enum Dpop {
+    Off,
+    Required { nonces: bool },
 }
 
 fn build_client(config: &AuthConfig, store: &Arc<FlakyStore>, listener: &Arc<Listener>) -> AuthClient {
@@ -294,9 +353,18 @@ fn build_client(config: &AuthConfig, store: &Arc<FlakyStore>, listener: &Arc<Lis
 }
 
 impl World {
-    async fn new() -> World {
+    async fn new(dpop: Dpop) -> World {
+        let spec = match dpop {
+            Dpop::Off => DpopSpec::default(),
+            Dpop::Required { nonces } => DpopSpec {
+                required_for_clients: vec!["demo-client".into()],
+                nonces,
+                ..DpopSpec::default()
+            },
+        };
         let mut server_config = DevServerConfig {
             rotate_refresh_tokens: true,
+            dpop: spec,
             ..DevServerConfig::default()
         };
         // The app's client may sign users in every way: password, browser, device.
@@ -341,6 +409,10 @@ impl World {
                 max_backoff: Duration::from_secs(1),
                 deadline: Duration::from_secs(30),
             });
+        let config = match dpop {
+            Dpop::Off => config,
+            Dpop::Required { .. } => config.dpop(DpopMode::Required),
+        };
         let client = build_client(&config, &store, &listener);
         let machine = client.client_credentials_session();
         let watch = Arc::new(GenerationWatch::default());
@@ -366,6 +438,7 @@ impl World {
             allowed_rejections: [0; 2],
             revoked_by_server: [false; 2],
             fake_rejection: false,
+            dpop: matches!(dpop, Dpop::Required { .. }),
         }
     }
 
@@ -711,6 +784,7 @@ impl World {
                 };
                 self.server.inject(Endpoint::Token, fault);
             }
+            Op::NonceRotation => drop(self.server.rotate_dpop_nonce()),
             Op::ClockForward(secs) => self.clock.advance(Duration::from_secs(secs)),
             Op::ClockBack(secs) => self.clock.rewind(Duration::from_secs(secs)),
         }
@@ -781,6 +855,11 @@ impl World {
 
     /// Tokens for `user` obtained outside the SDK (an older app version, another SDK).
     async fn tokens_from_elsewhere(&self, user: usize) -> Option<ImportedTokens> {
+        if self.dpop {
+            // Another stack's tokens would be bearer tokens (or bound to a key the SDK
+            // does not hold); the server refuses this proof-less request anyway.
+            return None;
+        }
         let text = reqwest::Client::new()
             .post(self.server.token_endpoint())
             .basic_auth("demo-client", Some("demo-secret"))
@@ -920,6 +999,9 @@ impl World {
         if !self.fake_rejection && self.server.live_refresh_tokens(PER_REQUEST_USER) > 1 {
             return Err("the per-request session left more than one refresh token live".into());
         }
+        if self.dpop {
+            self.check_dpop()?;
+        }
         for watch in &self.watches {
             let regressions = watch.regressions.lock().unwrap();
             if !regressions.is_empty() {
@@ -937,6 +1019,65 @@ async fn logout_of(old: &Option<Arc<Session>>) {
     }
 }
 
+impl World {
+    /// DPoP invariants: tokens are bound to their session's own key, a stored bound
+    /// refresh token has the key it is bound to beside it, and the server refused no
+    /// proof but for a nonce it had rotated or an `iat` off after a clock jump (both
+    /// retried once with the server's answer).
+    fn check_dpop(&self) -> Result<(), String> {
+        let sessions = self
+            .sessions
+            .values()
+            .chain(self.second_sessions.values())
+            .chain([&self.machine]);
+        for session in sessions {
+            let Some(token) = session.cached_access_token() else {
+                continue;
+            };
+            // A token the server never issued (a late rotation's) has no binding to check.
+            let Some(bound) = self.server.dpop_binding(token.expose_secret()) else {
+                continue;
+            };
+            let jkt = session.dpop_thumbprint().map_err(|e| e.to_string())?;
+            if jkt.as_deref() != Some(bound.as_str()) {
+                return Err(format!(
+                    "{}: a token bound to another key ({jkt:?})",
+                    session.identity()
+                ));
+            }
+        }
+        for (i, user) in USERS.iter().enumerate() {
+            let key = match self.sessions.get(&i) {
+                Some(session) => session.store_key().to_owned(),
+                None => continue,
+            };
+            let Some(raw) = self.store.inner.load(&key).map_err(|e| e.to_string())? else {
+                continue;
+            };
+            let record: serde_json::Value = serde_json::from_str(raw.expose_secret()).map_err(|e| e.to_string())?;
+            let Some(refresh) = record["refresh_token"].as_str() else {
+                continue;
+            };
+            if let Some(bound) = self.server.dpop_binding(refresh) {
+                if record["dpop_jkt"] != bound.as_str() || !record["dpop_key"].is_string() {
+                    return Err(format!("{user}: a stored bound refresh token without its key"));
+                }
+            }
+        }
+        let refused: Vec<_> = self
+            .server
+            .stats()
+            .dpop_rejections
+            .into_iter()
+            .filter(|(reason, _)| reason != "nonce" && reason != "iat_outside_window")
+            .collect();
+        if !refused.is_empty() {
+            return Err(format!("proofs refused: {refused:?}"));
+        }
+        Ok(())
+    }
+}
+
 /// Reads a manual clock (tests only need `now`).
 trait NowForTests {
     fn now_for_tests(&self) -> std::time::SystemTime;
@@ -950,7 +1091,15 @@ impl NowForTests for ManualClock {
 
 async fn run_seed(seed: u64, verbose: bool) -> Result<(), String> {
     let mut rng = Rng(seed);
-    let mut world = World::new().await;
+    let dpop = match seed % 6 {
+        1 => Dpop::Required { nonces: false },
+        4 => Dpop::Required { nonces: true },
+        _ => Dpop::Off,
+    };
+    let mut world = World::new(dpop).await;
+    if verbose {
+        println!("seed {seed}: DPoP {dpop:?}");
+    }
     let mut log = Vec::new();
     // Start from a realistic place: both users signed in.
     for user in 0..USERS.len() {

@@ -5,7 +5,8 @@
 //! `scripts/keycloak.sh run-tests` starts Keycloak with `tests/keycloak/realm.json` and
 //! sets the environment; without `TOKENKEEPER_KEYCLOAK_URL` every test says why it is
 //! skipped and returns. Tests that change a user (admin logout, new password, disabled)
-//! create their own user, so the tests can run in parallel against one server.
+//! create their own user, so the tests can run in parallel against one server. The DPoP
+//! tests are in `keycloak/dpop.rs`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,10 @@ use tokenkeeper::{
     AuthClient, AuthConfig, AuthError, AuthEvent, AuthEventListener, ClientAuthMethod, Clock, ExposeSecret,
     ManualClock, MemoryStore, RetryPolicy, SecretString, Session, StoreError, TokenParams, TokenStore,
 };
+
+/// DPoP-bound tokens from a client that requires them (issue 20).
+#[path = "keycloak/dpop.rs"]
+mod dpop;
 
 const SERVICE_CLIENT: &str = "tk-service";
 const SERVICE_SECRET: &str = "tk-service-secret";
@@ -61,12 +66,7 @@ impl Keycloak {
             .client_secret(SecretString::from(secret))
             .revocation_endpoint(self.oidc("revoke"))
             .clock(clock)
-            .retry_policy(RetryPolicy {
-                max_attempts: 2,
-                initial_backoff: Duration::from_millis(100),
-                max_backoff: Duration::from_secs(1),
-                deadline: Duration::from_secs(10),
-            })
+            .retry_policy(quick_retries())
     }
 
     /// The password client; `openid` is requested because Keycloak's userinfo
@@ -322,6 +322,16 @@ async fn userinfo_status(kc: &Keycloak, client: &AuthClient, session: &Session) 
 /// Keycloak's clock, not ours, that must move).
 async fn next_keycloak_second() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
+}
+
+/// Two attempts, short backoff: Keycloak on loopback either answers or is broken.
+fn quick_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(1),
+        deadline: Duration::from_secs(10),
+    }
 }
 
 fn clock() -> Arc<ManualClock> {

@@ -234,7 +234,7 @@ async fn dpop_session(seen: &mut Vec<String>, secrets: &mut Vec<String>, errors:
     use tokenkeeper::{DpopMode, ExposeSecret, SoftwareDpopKey};
     use tokenkeeper_devserver::{DevServerConfig, DpopSpec};
 
-    let h = Harness::with(DevServerConfig {
+    let mut h = Harness::with(DevServerConfig {
         dpop: DpopSpec {
             nonces: true,
             ..Default::default()
@@ -242,9 +242,19 @@ async fn dpop_session(seen: &mut Vec<String>, secrets: &mut Vec<String>, errors:
         ..Default::default()
     })
     .await;
-    let client = AuthClient::new(h.config().dpop(DpopMode::Required)).unwrap();
+    let store = Arc::new(tokenkeeper::MemoryStore::new());
+    let client = AuthClient::builder(h.config().dpop(DpopMode::Required))
+        .store(store.clone())
+        .build()
+        .unwrap();
     let bob = client.login("bob", password("bob-password")).await.unwrap();
     secrets.push("bob-password".into());
+    // The session's own private key, as the record keeps it (base64url PKCS#8).
+    let record = store.load(bob.store_key()).unwrap().expect("a record");
+    let record: serde_json::Value = serde_json::from_str(record.expose_secret()).unwrap();
+    let stored_key = record["dpop_key"].as_str().expect("the key in the record").to_owned();
+    let der = URL_SAFE_NO_PAD.decode(&stored_key).unwrap();
+    secrets.extend([stored_key, STANDARD.encode(&der), format!("{der:?}")]);
     seen.push(format!("{bob:?}"));
     let bound = bob.access_token().await.unwrap();
     secrets.push(value(&bound));
@@ -272,7 +282,10 @@ async fn dpop_session(seen: &mut Vec<String>, secrets: &mut Vec<String>, errors:
     seen.push(format!("{key:?}"));
     let der = key.pkcs8().expose_secret();
     secrets.extend([STANDARD.encode(der), URL_SAFE_NO_PAD.encode(der), format!("{der:?}")]);
+    // An offline logout queues the revocations with the key, and logs that it did.
+    h.server.stop().await;
     bob.logout().await.unwrap();
+    seen.push(format!("{client:?} {bob:?}"));
 }
 
 /// What a transport's logging could print of the seam's types: the request without

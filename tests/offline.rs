@@ -8,8 +8,8 @@ use common::*;
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::time::Duration;
-use tokenkeeper::{AuthClient, AuthConfig, AuthError, MemoryStore, StoreError, TokenStore};
-use tokenkeeper_devserver::DevServerConfig;
+use tokenkeeper::{AuthClient, AuthConfig, AuthError, DpopMode, MemoryStore, StoreError, TokenStore};
+use tokenkeeper_devserver::{DevServerConfig, DpopSpec};
 
 /// A client on `store` (its config names the server, running or stopped).
 fn client_on(config: AuthConfig, store: Arc<dyn TokenStore>) -> AuthClient {
@@ -232,5 +232,64 @@ async fn a_revocation_queued_offline_is_sent_by_the_next_start() {
         h.server.stats().token_requests,
         1,
         "only the first login: no token request since"
+    );
+}
+
+#[tokio::test]
+async fn a_queued_revocation_of_dpop_bound_tokens_carries_a_proof_of_their_key_when_sent() {
+    let mut h = Harness::with(DevServerConfig {
+        dpop: DpopSpec {
+            required_for_clients: vec![CLIENT_ID.into()],
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let store = Arc::new(MemoryStore::new());
+    let config = h.config().dpop(DpopMode::Required);
+    let client = client_on(config.clone(), store.clone());
+    let alice = client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
+    let jkt = alice.dpop_thumbprint().unwrap().expect("a DPoP session");
+    let refresh = stored_refresh_token(store.as_ref(), alice.store_key()).expect("stored");
+    let queued = format!("{}#revoke", alice.store_key());
+
+    h.server.stop().await;
+    alice.logout().await.expect("a logout always succeeds locally");
+    // The queued entry keeps the key (a secret, like the tokens beside it) until sent.
+    let entry = stored_json(store.as_ref(), &queued);
+    assert_eq!(entry["dpop_jkt"], jkt.as_str());
+    assert!(entry["dpop_key"].is_string());
+    until(|| h.clock.sleeps().contains(&Duration::from_secs(30 * 128))).await;
+    drop((alice, client));
+
+    h.server.resume().await.unwrap();
+    let accepted = h.server.stats().dpop_proofs_accepted;
+    let error = client_on(config, store.clone()).restore("alice").await.unwrap_err();
+    assert!(matches!(error, AuthError::ReauthenticationRequired { .. }), "{error:?}");
+    until(|| revocations_of(&h, &refresh) >= 1).await;
+    until(|| store.load(&queued).unwrap().is_none()).await;
+    assert!(!h.server.refresh_token_is_live(&refresh));
+    let sent: Vec<_> = h
+        .server
+        .stats()
+        .revocations
+        .into_iter()
+        .filter(|r| r.token == refresh)
+        .collect();
+    assert!(
+        sent.iter().all(|r| r.dpop_proof),
+        "every queued revocation carried a proof: {sent:?}"
+    );
+    assert!(
+        h.server.stats().dpop_proofs_accepted > accepted,
+        "and the server verified it"
+    );
+    // The timer's waits moved the manual clock two hours past the server's: the first
+    // proof's `iat` may be refused and re-sent corrected (the `Date` offset). Nothing
+    // else is refused: not the key, not the binding.
+    let rejections = h.server.stats().dpop_rejections;
+    assert!(
+        rejections.keys().all(|reason| reason == "iat_outside_window"),
+        "{rejections:?}"
     );
 }

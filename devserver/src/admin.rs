@@ -11,6 +11,7 @@
 //! | `POST /_admin/set-password?username=alice&password=...` | change (or add) a user |
 //! | `POST /_admin/fault?endpoint=token\|revocation\|resource` + JSON body | queue a fault |
 //! | `POST /_admin/clear-faults` | drop all queued faults |
+//! | `POST /_admin/rotate-dpop-nonce` | a new DPoP nonce (RFC 9449 §8): the old one is refused |
 //!
 //! Fault bodies: `{"kind":"status","status":503,"body":"...","content_type":"...",
 //! "headers":[["Retry-After","1"]]}` (a non-string `body` is sent as JSON),
@@ -46,6 +47,7 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/_admin/set-password", post(set_password))
         .route("/_admin/fault", post(fault))
         .route("/_admin/clear-faults", post(clear_faults))
+        .route("/_admin/rotate-dpop-nonce", post(rotate_dpop_nonce))
 }
 
 async fn stats(State(state): State<Arc<AppState>>) -> Response {
@@ -90,6 +92,11 @@ async fn set_password(State(state): State<Arc<AppState>>, Query(q): Params) -> R
         }
         _ => bad_request("missing query parameter \"username\" or \"password\""),
     }
+}
+
+async fn rotate_dpop_nonce(State(state): State<Arc<AppState>>) -> StatusCode {
+    state.lock().dpop.rotate_nonce();
+    StatusCode::NO_CONTENT
 }
 
 async fn clear_faults(State(state): State<Arc<AppState>>) -> StatusCode {

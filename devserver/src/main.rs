@@ -6,6 +6,7 @@
 //! tokenkeeper-devserver [--port N] [--access-token-lifetime SECS]
 //!                       [--rotate-refresh-tokens] [--rotate-access-tokens]
 //!                       [--jwt] [--reuse-active-token] [--tenants N]
+//!                       [--dpop-required] [--dpop-nonces]
 //! ```
 //!
 //! `--tenants N` registers the clients `tenant-0` … `tenant-(N-1)` (secret
@@ -26,7 +27,7 @@ use tokenkeeper_devserver::{DevServer, DevServerConfig, RotationSpec};
 
 const USAGE: &str = "usage: tokenkeeper-devserver [--port N] [--access-token-lifetime SECS] \
                      [--rotate-refresh-tokens] [--rotate-access-tokens] [--jwt] [--reuse-active-token] \
-                     [--tenants N]";
+                     [--tenants N] [--dpop-required] [--dpop-nonces]";
 
 /// The flags and the login protocol; the clients and users are filled in from
 /// the configuration by [`help`].
@@ -45,6 +46,9 @@ Flags:
   --jwt                        issue JWT-shaped (unsigned, not verifiable) access tokens
   --reuse-active-token         like WSO2: a repeated token request returns the
                                still-active access token
+  --dpop-required              demo-client's token requests must carry a DPoP proof
+                               (RFC 9449); its tokens are bound to the proof's key
+  --dpop-nonces                every DPoP proof must carry the server's nonce
   -h, --help                   print this text
 
 Endpoints (relative to the printed base URL):
@@ -144,6 +148,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
             "--rotate-access-tokens" => options.config.rotation = Some(RotationSpec::default()),
             "--jwt" => options.config.jwt_access_tokens = true,
             "--reuse-active-token" => options.config.reuse_active_token = true,
+            "--dpop-required" => options.config.dpop.required_for_clients = vec!["demo-client".into()],
+            "--dpop-nonces" => options.config.dpop.nonces = true,
             "--tenants" => {
                 let v = value("--tenants")?;
                 let count: usize = v.parse().map_err(|_| format!("invalid tenant count {v:?}"))?;
@@ -236,6 +242,8 @@ mod tests {
             "--rotate-refresh-tokens",
             "--rotate-access-tokens",
             "--tenants=3",
+            "--dpop-required",
+            "--dpop-nonces",
         ]);
         assert_eq!(o.port, 8080);
         assert_eq!(o.config.access_token_lifetime, Duration::from_secs(60));
@@ -246,6 +254,9 @@ mod tests {
         assert_eq!(serve(&[]).config.rotation, None);
         assert!(o.config.clients.iter().any(|c| c.client_id == "tenant-2"));
         assert!(!o.config.clients.iter().any(|c| c.client_id == "tenant-3"));
+        assert_eq!(o.config.dpop.required_for_clients, ["demo-client"]);
+        assert!(o.config.dpop.nonces);
+        assert!(!serve(&[]).config.dpop.nonces);
     }
 
     #[test]

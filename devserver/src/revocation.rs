@@ -40,6 +40,7 @@ fn record(state: &AppState, headers: &HeaderMap, form: Option<&Form>) {
         token: form.get("token").cloned().unwrap_or_default(),
         token_type_hint: form.get("token_type_hint").cloned(),
         client_id: oauth::claimed_client_id(headers, form),
+        dpop_proof: headers.contains_key("dpop"),
     };
     state.lock().stats.revocations.push(record);
 }

@@ -79,6 +79,9 @@ pub struct RevocationRecord {
     /// The client id the request claimed (Basic credentials or `client_id`
     /// parameter), authenticated or not.
     pub client_id: Option<String>,
+    /// Whether the request carried a `DPoP` proof header (RFC 9449), valid or not.
+    #[serde(default)]
+    pub dpop_proof: bool,
 }
 
 /// An issued access token.

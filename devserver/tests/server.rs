@@ -430,6 +430,7 @@ async fn revocation_endpoint() {
             token: rt.to_owned(),
             token_type_hint: Some("refresh_token".to_owned()),
             client_id: Some("demo-client".to_owned()),
+            dpop_proof: false,
         }
     );
     assert_eq!(records[1].token, "no-such-token");

@@ -10,6 +10,7 @@
 //! - when the app restarts and restores or signs in that identity (the restore
 //!   flushes first).
 //!
+//! A DPoP session's key is queued with its tokens, so the revocations carry proofs.
 //! The queued entry is removed once the server answered: revoked, or refused for
 //! good (an OAuth error is not retried). A logout without a store, or whose queue
 //! write fails, reports the revocation error as before.
@@ -82,13 +83,19 @@ pub(crate) async fn flush(ctx: &ClientContext, identity: &Identity) -> Result<Fl
         // Another flush of this identity is under way and will finish the job.
         return Ok(Flushed::Unreachable);
     };
-    let Some((refresh, access)) = persistence.queued_revocation().await? else {
+    let Some(queued) = persistence.queued_revocation().await? else {
         forget(ctx, identity);
         return Ok(Flushed::Nothing);
     };
-    // Without the session there is no DPoP key: a DPoP-bound token is revoked
-    // without a proof (servers that require one for revocation refuse it).
-    match grants::revoke_with(ctx, None, Some(&refresh), access.as_ref()).await {
+    // The session is gone, but its DPoP key was queued with its tokens: bound tokens
+    // are revoked with a proof, as the logout would have.
+    let revoked = grants::revoke_with(
+        ctx,
+        queued.dpop.as_deref(),
+        Some(&queued.refresh),
+        queued.access.as_ref(),
+    );
+    match revoked.await {
         Err(error) if error.is_retryable() => return Ok(Flushed::Unreachable),
         Err(error) => tracing::warn!(%error, "the server refused a queued revocation; dropping it"),
         Ok(()) => tracing::info!(identity = %identity, "sent a revocation queued by an offline logout"),

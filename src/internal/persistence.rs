@@ -384,11 +384,7 @@ impl<'a> Persistence<'a> {
             meta.refresh_expires_at,
         );
         if let Some(binding) = meta.dpop {
-            record.dpop_jkt = Some(binding.jkt.clone());
-            record.dpop_key = binding
-                .stored_form
-                .as_ref()
-                .map(|k| SecretString::from(k.expose_secret()));
+            bind(&mut record, binding);
         }
         let writer = self.writer();
         let (grant, mut expected) = {
@@ -615,18 +611,23 @@ impl<'a> Persistence<'a> {
 
     /// Keeps `refresh` (and the access token) for a later revocation, in the same
     /// record format as a session, under [`revocation_key`](Self::revocation_key).
+    /// A DPoP session's key goes with them (RFC 9449: the revocation of a bound token
+    /// carries a proof), so the key outlives the session until they are revoked.
     pub(crate) async fn queue_revocation(
         &self,
         refresh: &SecretString,
         access: Option<StoredAccess>,
+        dpop: Option<&Binding>,
     ) -> Result<(), AuthError> {
         let Some(store) = self.store() else {
             return Ok(());
         };
         let key = self.revocation_key();
-        let value = Record::new(refresh, self.owner(), None, self.clock().now(), None)
-            .with_access(access)
-            .encode();
+        let mut record = Record::new(refresh, self.owner(), None, self.clock().now(), None).with_access(access);
+        if let Some(binding) = dpop {
+            bind(&mut record, binding);
+        }
+        let value = record.encode();
         let mut expected = self.read(&key).await?.map(|found| found.revision);
         for _ in 0..WRITE_ATTEMPTS {
             match self
@@ -643,9 +644,11 @@ impl<'a> Persistence<'a> {
         })
     }
 
-    /// The queued revocation: the refresh token and the access token, if one is kept.
-    /// An unreadable or foreign entry is deleted (it can revoke nothing of ours).
-    pub(crate) async fn queued_revocation(&self) -> Result<Option<(SecretString, Option<SecretString>)>, AuthError> {
+    /// The queued revocation: the refresh token, the access token if one is kept, and
+    /// the DPoP key to sign its proofs with. A key that is missing or does not match
+    /// the recorded thumbprint leaves the revocation without a proof (the best left
+    /// to do). An unreadable or foreign entry is deleted (it can revoke nothing of ours).
+    pub(crate) async fn queued_revocation(&self) -> Result<Option<QueuedRevocation>, AuthError> {
         let key = self.revocation_key();
         let Some(found) = self.read(&key).await? else {
             return Ok(None);
@@ -654,7 +657,19 @@ impl<'a> Persistence<'a> {
             record.check_owner(self.owner())?;
             Ok(record)
         }) {
-            Ok(record) => Ok(Some((record.refresh_token, record.access.map(|a| a.token)))),
+            Ok(record) => {
+                let dpop = match (&record.dpop_jkt, &record.dpop_key) {
+                    (Some(jkt), Some(stored)) => Binding::from_stored(stored, jkt)
+                        .inspect_err(|reason| tracing::warn!(%reason, "revoking without a DPoP proof"))
+                        .ok(),
+                    _ => None,
+                };
+                Ok(Some(QueuedRevocation {
+                    refresh: record.refresh_token,
+                    access: record.access.map(|a| a.token),
+                    dpop,
+                }))
+            }
             Err(error) => {
                 tracing::warn!(%error, "deleting an unusable queued revocation");
                 self.remove_any(&key).await?;
@@ -672,6 +687,24 @@ impl<'a> Persistence<'a> {
     async fn bounded<T>(&self, what: &'static str, call: StoreFuture<'_, T>) -> Result<T, AuthError> {
         bounded(self.timeout(), what, call).await
     }
+}
+
+/// Records the DPoP key `record`'s tokens are bound to: its thumbprint, and a
+/// software key itself (a platform key stays where it lives).
+fn bind(record: &mut Record, binding: &Binding) {
+    record.dpop_jkt = Some(binding.jkt.clone());
+    record.dpop_key = binding
+        .stored_form
+        .as_ref()
+        .map(|k| SecretString::from(k.expose_secret()));
+}
+
+/// What an offline logout left to revoke (`Persistence::queued_revocation`).
+pub(crate) struct QueuedRevocation {
+    pub refresh: SecretString,
+    pub access: Option<SecretString>,
+    /// The key the tokens are bound to, for the revocations' proofs.
+    pub dpop: Option<Arc<Binding>>,
 }
 
 /// The user names with a stored session for this client (`AuthClient::accounts`):

@@ -187,6 +187,8 @@ async fn execute(
             source: None,
         })?;
     request.headers_mut().insert(AUTHORIZATION, value);
+    // The clock correction this request's proof is built with (see `corrected_since`).
+    let offset_used = core.ctx.dpop.as_ref().map(|state| state.offset());
     if scheme == TokenType::Dpop.scheme() {
         let proof = dpop::resource_proof(core, request.method().as_str(), request.url(), token)?;
         let mut proof = HeaderValue::try_from(proof.expose_secret()).map_err(|_| AuthError::Storage {
@@ -207,7 +209,8 @@ async fn execute(
             .get(DATE)
             .and_then(|v| v.to_str().ok())
             .and_then(|d| httpdate::parse_http_date(d).ok());
-        let clock_moved = state.observe_date(date, core.now());
+        state.observe_date(date, core.now());
+        let clock_moved = offset_used.is_some_and(|used| state.corrected_since(used));
         fixable =
             scheme == TokenType::Dpop.scheme() && (wants_nonce(&response) || (clock_moved && proof_refused(&response)));
     }

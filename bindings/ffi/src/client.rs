@@ -126,7 +126,7 @@ impl AuthClient {
 /// core session (see [`Session::instance_id`]), so `==` there is object identity.
 #[derive(uniffi::Object)]
 pub struct Session {
-    inner: Arc<sdk::Session>,
+    pub(crate) inner: Arc<sdk::Session>,
 }
 
 impl Session {

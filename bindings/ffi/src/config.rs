@@ -76,6 +76,9 @@ pub struct AuthConfig {
     /// https stays mandatory for every other host. Never ship it in a release build.
     #[uniffi(default = [])]
     pub development_http_hosts: Vec<String>,
+    /// DPoP (RFC 9449): off (default), when the server supports it, or required.
+    #[uniffi(default = None)]
+    pub dpop: Option<super::dpop::DpopMode>,
     /// The authorization endpoint, for the browser sign-in (PKCE).
     #[uniffi(default = None)]
     pub authorization_endpoint: Option<String>,
@@ -165,6 +168,9 @@ impl AuthConfig {
         }
         if let Some(policy) = c.cache_policy {
             config = config.cache_policy(policy.into());
+        }
+        if let Some(mode) = c.dpop {
+            config = config.dpop(mode.into());
         }
         if let Some(policy) = c.recovery_policy {
             config = config.recovery_policy(policy.into());

@@ -36,13 +36,15 @@ pub(crate) async fn authorization_server_exchange<'a>(
         let mut outgoing = build();
         let sent_at = ctx.clock().now();
         let state = ctx.dpop.as_ref();
+        let offset_used = state.map(|state| state.offset());
         if let (Some(binding), Some(state)) = (binding, state) {
             let proof = binding.proof("POST", url, state.iat(sent_at), state.nonce(url).as_deref(), None)?;
             outgoing.request = outgoing.request.sensitive_header(PROOF_HEADER, wiped(&proof));
         }
         let response = transport::exchange(ctx.transport.as_ref(), outgoing, sent_at).await?;
         if let Some(state) = state {
-            let clock_moved = state.observe_date(response.date, ctx.clock().now());
+            state.observe_date(response.date, ctx.clock().now());
+            let clock_moved = offset_used.is_some_and(|used| state.corrected_since(used));
             state.observe(url, response.header(NONCE_HEADER));
             let retry = match error_code(&response) {
                 Some(USE_DPOP_NONCE) => state.nonce(url).is_some(),

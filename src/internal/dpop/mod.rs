@@ -98,6 +98,22 @@ impl DpopState {
         previous.abs_diff(offset) >= IGNORED_OFFSET.unsigned_abs()
     }
 
+    /// The correction [`iat`](Self::iat) applies now, whole seconds. Read before a
+    /// proof is made, it tells [`corrected_since`](Self::corrected_since) what that
+    /// proof was built with.
+    pub(crate) fn offset(&self) -> i64 {
+        self.offset_secs.load(Ordering::Relaxed)
+    }
+
+    /// Whether the correction moved (by more than the `Date` noise) since a proof was
+    /// built with `used`: then a refusal of that proof for its `iat` is worth one
+    /// resend. Compared with what the proof used, not with the last reading, because
+    /// concurrent requests refused together share one correction: the first answer
+    /// moves it, and the others must resend too.
+    pub(crate) fn corrected_since(&self, used: i64) -> bool {
+        self.offset().abs_diff(used) >= IGNORED_OFFSET.unsigned_abs()
+    }
+
     /// A proof's `iat`: `now` on the local clock, moved to the server's (RFC 9449 §11.1
     /// windows are often a minute; a phone's clock can be off by much more).
     pub(crate) fn iat(&self, now: SystemTime) -> u64 {

@@ -279,11 +279,18 @@ impl SessionCore {
                 .await?
                 .ok_or_else(|| AuthError::reauthenticate("no refresh token is stored for this identity"))?;
             let (access, scope) = (stored.access.take(), stored.scope.take());
+            // A record with a DPoP key holds tokens bound to it (only DPoP-typed answers
+            // record one): its access token goes out as `DPoP`, never as `Bearer`.
+            let token_type = if stored.dpop.is_some() {
+                crate::token::TokenType::Dpop
+            } else {
+                crate::token::TokenType::Bearer
+            };
             self.adopt_restored(epoch, stored)?;
             // Offline start: a still-valid stored access token is served as it is; it
             // is refreshed in the background when due, like any cached token.
             if let Some(access) = access {
-                if self.resume_stored(&access.token, scope.as_deref(), access.expires_at) {
+                if self.resume_stored(&access.token, token_type, scope.as_deref(), access.expires_at) {
                     return Ok(());
                 }
             }

@@ -753,7 +753,13 @@ impl SessionCore {
     /// no token request, if the session is active and holds no valid token. Its origin
     /// is older than any answer (tick 0), so a token-endpoint answer always replaces
     /// it. No event: nothing was issued. Returns whether it was installed.
-    pub(crate) fn resume_stored(&self, token: &SecretString, scope: Option<&str>, expires_at: SystemTime) -> bool {
+    pub(crate) fn resume_stored(
+        &self,
+        token: &SecretString,
+        token_type: crate::token::TokenType,
+        scope: Option<&str>,
+        expires_at: SystemTime,
+    ) -> bool {
         let mut state = self.state();
         let now = self.now();
         if !matches!(state.standing, Standing::Active)
@@ -762,7 +768,7 @@ impl SessionCore {
         {
             return false;
         }
-        let set = TokenSet::new(
+        let mut set = TokenSet::new(
             token.expose_secret(),
             scope,
             now,
@@ -771,6 +777,7 @@ impl SessionCore {
             None,
             0,
         );
+        set.token = set.token.with_type(token_type);
         self.publish(&mut state, Some(Arc::new(set)));
         true
     }
@@ -884,7 +891,13 @@ impl SessionCore {
         let access = access
             .zip(expires_at)
             .map(|(token, expires_at)| StoredAccess { token, expires_at });
-        match self.persistence().queue_revocation(refresh, access).await {
+        // The key itself, never a new one: `forget_dpop_key` runs after this.
+        let dpop = self.state().rare.as_ref().and_then(|rare| rare.dpop.clone());
+        match self
+            .persistence()
+            .queue_revocation(refresh, access, dpop.as_deref())
+            .await
+        {
             Ok(()) => {
                 tracing::info!(%error, "revocation queued until the server can be reached");
                 crate::internal::offline_logout::retry_later(Arc::clone(&self.ctx), self.identity.clone());

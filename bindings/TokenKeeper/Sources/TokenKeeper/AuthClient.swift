@@ -17,6 +17,7 @@ public final class AuthClient: @unchecked Sendable {
     private let relay: EventRelay
     private let clock: ManualClock?
     private let rotation: TokenRotation?
+    private let dpop: Bool
     private let lock = NSLock()
     private var sessions: [Int64: Session] = [:]
 
@@ -36,6 +37,7 @@ public final class AuthClient: @unchecked Sendable {
         self.relay = relay
         self.clock = clock
         self.rotation = config.tokenRotation
+        self.dpop = config.dpop.map { $0 != .off } ?? false
         self.native = try mappingErrorsSync { try NativeAuthClient(config: config, store: store, listener: relay, clock: clock, transport: transport) }
     }
 
@@ -171,7 +173,7 @@ public final class AuthClient: @unchecked Sendable {
             lock.unlock()
             return existing
         }
-        let created = Session(native: handle, clock: clock, rotation: rotation) { [weak self] session in
+        let created = Session(native: handle, clock: clock, rotation: rotation, dpop: dpop) { [weak self] session in
             guard let self else { return }
             self.lock.lock()
             if self.sessions[id] === session { self.sessions[id] = nil }

@@ -19,18 +19,22 @@ public final class Session: @unchecked Sendable, Equatable, Hashable {
     private let clock: ManualClock?
     /// The response headers of per-response token rotation, if the config enables it.
     let rotation: TokenRotation?
+    /// Whether the client sends DPoP proofs (`AuthConfig.dpop` is not off).
+    let dpop: Bool
     private let onLogout: @Sendable (Session) -> Void
 
     init(
         native: NativeSession,
         clock: ManualClock? = nil,
         rotation: TokenRotation? = nil,
+        dpop: Bool = false,
         onLogout: @escaping @Sendable (Session) -> Void = { _ in }
     ) {
         self.native = native
         self.mirror = TokenMirror(initial: native.state())
         self.clock = clock
         self.rotation = rotation
+        self.dpop = dpop
         self.onLogout = onLogout
     }
 
@@ -107,6 +111,20 @@ public final class Session: @unchecked Sendable, Equatable, Hashable {
     /// mirror shows it when this returns. `URLSession.data(for:authorizedBy:)` does this by itself.
     public func observeResponseHeaders(_ headers: [String: String]) {
         native.observeResponseHeaders(headers: headers)
+    }
+
+    /// For apps with their own HTTP stack: the `Authorization` value and, for a DPoP
+    /// token, the `DPoP` proof for one `method` request to `url` (RFC 9449; single use,
+    /// ask again for every request and retry). `URLSession.data(for:authorizedBy:)` does
+    /// this by itself.
+    public func authorizationHeaders(method: String, url: String) async throws -> AuthorizationHeaders {
+        try await mappingErrors { try await native.authorizationHeaders(method: method, url: url) }
+    }
+
+    /// Hands over a `DPoP-Nonce` response header from `url`'s server: the next proof for
+    /// that origin carries it.
+    public func dpopNonceReceived(url: String, nonce: String) {
+        native.dpopNonceReceived(url: url, nonce: nonce)
     }
 
     /// After a resource server answered 401 to a request made with `failedToken`: a token

@@ -1083,188 +1083,6 @@ public func FfiConverterTypeDeviceAuthorization_lower(_ value: DeviceAuthorizati
 
 
 /**
- * A logout at the provider in progress (RP-Initiated Logout 1.0): open
- * [`url`](Self::url) in Custom Tabs / `ASWebAuthenticationSession`, then hand the
- * redirect to [`complete`](Self::complete). Its description never shows the URL,
- * which carries the ID token.
- */
-public protocol EndSessionRequestProtocol: AnyObject, Sendable {
-    
-    /**
-     * Checks the redirect the provider sent the browser back to. Throws
-     * `StateMismatch` for another request's redirect, `InvalidRedirect` for a bad URL.
-     */
-    func complete(redirectUrl: String) throws 
-    
-    /**
-     * The `state` sent with the `post_logout_redirect_uri`, if one was given.
-     */
-    func state()  -> String?
-    
-    /**
-     * The `end_session_endpoint` URL to open in the browser.
-     */
-    func url()  -> String
-    
-}
-/**
- * A logout at the provider in progress (RP-Initiated Logout 1.0): open
- * [`url`](Self::url) in Custom Tabs / `ASWebAuthenticationSession`, then hand the
- * redirect to [`complete`](Self::complete). Its description never shows the URL,
- * which carries the ID token.
- */
-open class EndSessionRequest: EndSessionRequestProtocol, @unchecked Sendable, CustomDebugStringConvertible {
-    fileprivate let handle: UInt64
-
-    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
-#if swift(>=5.8)
-    @_documentation(visibility: private)
-#endif
-    public struct NoHandle {
-        public init() {}
-    }
-
-    // TODO: We'd like this to be `private` but for Swifty reasons,
-    // we can't implement `FfiConverter` without making this `required` and we can't
-    // make it `required` without making it `public`.
-#if swift(>=5.8)
-    @_documentation(visibility: private)
-#endif
-    required public init(unsafeFromHandle handle: UInt64) {
-        self.handle = handle
-    }
-
-    // This constructor can be used to instantiate a fake object.
-    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
-    //
-    // - Warning:
-    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
-#if swift(>=5.8)
-    @_documentation(visibility: private)
-#endif
-    public init(noHandle: NoHandle) {
-        self.handle = 0
-    }
-
-#if swift(>=5.8)
-    @_documentation(visibility: private)
-#endif
-    public func uniffiCloneHandle() -> UInt64 {
-        return try! rustCall { uniffi_tokenkeeper_fn_clone_endsessionrequest(self.handle, $0) }
-    }
-    // No primary constructor declared for this class.
-
-    deinit {
-        if handle == 0 {
-            // Mock objects have handle=0 don't try to free them
-            return
-        }
-
-        try! rustCall { uniffi_tokenkeeper_fn_free_endsessionrequest(handle, $0) }
-    }
-
-    
-
-    
-    /**
-     * Checks the redirect the provider sent the browser back to. Throws
-     * `StateMismatch` for another request's redirect, `InvalidRedirect` for a bad URL.
-     */
-open func complete(redirectUrl: String)throws   {try rustCallWithError(FfiConverterTypeNativeAuthError_lift) {
-        uniffiCallStatus in
-    uniffi_tokenkeeper_fn_method_endsessionrequest_complete(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(redirectUrl),uniffiCallStatus
-    )
-}
-}
-    
-    /**
-     * The `state` sent with the `post_logout_redirect_uri`, if one was given.
-     */
-open func state() -> String?  {
-    return try!  FfiConverterOptionString.lift(try! rustCall() {
-        uniffiCallStatus in
-    uniffi_tokenkeeper_fn_method_endsessionrequest_state(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-})
-}
-    
-    /**
-     * The `end_session_endpoint` URL to open in the browser.
-     */
-open func url() -> String  {
-    return try!  FfiConverterString.lift(try! rustCall() {
-        uniffiCallStatus in
-    uniffi_tokenkeeper_fn_method_endsessionrequest_url(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-})
-}
-    
-
-    
-// The local Rust `Debug` implementation.
-public var debugDescription: String {
-    return try!  FfiConverterString.lift(
-        try! rustCall() {
-        uniffiCallStatus in
-    uniffi_tokenkeeper_fn_method_endsessionrequest_uniffi_trait_debug(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-}
-    )
-}
-}
-
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public struct FfiConverterTypeEndSessionRequest: FfiConverter {
-    typealias FfiType = UInt64
-    typealias SwiftType = EndSessionRequest
-
-    public static func lift(_ handle: UInt64) throws -> EndSessionRequest {
-        return EndSessionRequest(unsafeFromHandle: handle)
-    }
-
-    public static func lower(_ value: EndSessionRequest) -> UInt64 {
-        return value.uniffiCloneHandle()
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EndSessionRequest {
-        let handle: UInt64 = try readInt(&buf)
-        return try lift(handle)
-    }
-
-    public static func write(_ value: EndSessionRequest, into buf: inout [UInt8]) {
-        writeInt(&buf, lower(value))
-    }
-}
-
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeEndSessionRequest_lift(_ handle: UInt64) throws -> EndSessionRequest {
-    return try FfiConverterTypeEndSessionRequest.lift(handle)
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeEndSessionRequest_lower(_ value: EndSessionRequest) -> UInt64 {
-    return FfiConverterTypeEndSessionRequest.lower(value)
-}
-
-
-
-
-
-
-/**
  * The app's HTTP stack. Implemented in Kotlin by `OkHttpTransport` and in Swift by
  * `URLSessionTransport`; an app may write its own. `send` is called from
  * tokenkeeper's own threads; it must not follow redirects.
@@ -1772,10 +1590,9 @@ public protocol NativeAuthClientProtocol: AnyObject, Sendable {
     /**
      * Starts a browser sign-in for the account the app calls `account` (the session's
      * user name): PKCE S256 and a fresh `state`. `scopes` replaces the config's;
-     * `extra_params` adds other query parameters; `options` the OpenID Connect ones
-     * (`max_age`, `prompt`, `login_hint`, `acr_values`). `openid` in scope implies a nonce.
+     * `extra_params` adds query parameters such as `prompt` or `login_hint`.
      */
-    func authorizationRequest(account: String, redirectUri: String, scopes: [String]?, extraParams: [String: String]?, nonce: Bool, options: SignInOptions?) throws  -> PendingAuthorization
+    func authorizationRequest(account: String, redirectUri: String, scopes: [String]?, extraParams: [String: String]?, nonce: Bool) throws  -> PendingAuthorization
     
     /**
      * Finishes a browser sign-in with the URL the browser was redirected to. Throws
@@ -1960,10 +1777,9 @@ open func session(username: String) -> NativeSession?  {
     /**
      * Starts a browser sign-in for the account the app calls `account` (the session's
      * user name): PKCE S256 and a fresh `state`. `scopes` replaces the config's;
-     * `extra_params` adds other query parameters; `options` the OpenID Connect ones
-     * (`max_age`, `prompt`, `login_hint`, `acr_values`). `openid` in scope implies a nonce.
+     * `extra_params` adds query parameters such as `prompt` or `login_hint`.
      */
-open func authorizationRequest(account: String, redirectUri: String, scopes: [String]? = nil, extraParams: [String: String]? = nil, nonce: Bool = false, options: SignInOptions? = nil)throws  -> PendingAuthorization  {
+open func authorizationRequest(account: String, redirectUri: String, scopes: [String]? = nil, extraParams: [String: String]? = nil, nonce: Bool = false)throws  -> PendingAuthorization  {
     return try  FfiConverterTypePendingAuthorization_lift(try rustCallWithError(FfiConverterTypeNativeAuthError_lift) {
         uniffiCallStatus in
     uniffi_tokenkeeper_fn_method_authclient_authorization_request(
@@ -1972,8 +1788,7 @@ open func authorizationRequest(account: String, redirectUri: String, scopes: [St
         FfiConverterString.lower(redirectUri),
         FfiConverterOptionSequenceString.lower(scopes),
         FfiConverterOptionDictionaryStringString.lower(extraParams),
-        FfiConverterBool.lower(nonce),
-        FfiConverterOptionTypeSignInOptions.lower(options),uniffiCallStatus
+        FfiConverterBool.lower(nonce),uniffiCallStatus
     )
 })
 }
@@ -2221,24 +2036,26 @@ public protocol NativeSessionProtocol: AnyObject, Sendable {
     func waitForRefresh() async 
     
     /**
-     * The URL that ends the user's session at the provider, with `id_token_hint`
-     * and, with `post_logout_redirect_uri`, a fresh `state`. Build it before
-     * `logout()`, which forgets the ID token. No network traffic.
+     * The header values for a `method` request to `url` with a valid token (getting
+     * one first if needed): for apps with their own HTTP stack. After a 401 whose
+     * `WWW-Authenticate` says `use_dpop_nonce`, hand the response's `DPoP-Nonce` to
+     * [`dpop_nonce_received`](Self::dpop_nonce_received), pass the 401 to
+     * `handleUnauthorizedValue` (it returns the same token: not a revocation) and ask
+     * for new headers once.
      */
-    func endSessionRequest(postLogoutRedirectUri: String?) throws  -> EndSessionRequest
+    func authorizationHeaders(method: String, url: String) async throws  -> AuthorizationHeaders
     
     /**
-     * The claims of the session's last validated ID token, without a request (also
-     * after a restart: they are kept in the stored record). `null`/`nil` without
-     * `openid` in scope.
+     * Hands over a `DPoP-Nonce` response header from `url`'s server, so the next
+     * proof for that origin carries it.
      */
-    func idTokenClaims()  -> Claims?
+    func dpopNonceReceived(url: String, nonce: String) 
     
     /**
-     * The UserInfo claims, fetched with the session's token. Throws `InvalidJwt` when
-     * their `sub` is not the ID token's.
+     * The RFC 7638 thumbprint (`jkt`) of the session's DPoP key; `null`/`nil` when
+     * the client sends no proofs.
      */
-    func userinfo() async throws  -> Claims
+    func dpopThumbprint() throws  -> String?
     
 }
 /**
@@ -2574,52 +2391,54 @@ open func waitForRefresh()async   {
 }
     
     /**
-     * The URL that ends the user's session at the provider, with `id_token_hint`
-     * and, with `post_logout_redirect_uri`, a fresh `state`. Build it before
-     * `logout()`, which forgets the ID token. No network traffic.
+     * The header values for a `method` request to `url` with a valid token (getting
+     * one first if needed): for apps with their own HTTP stack. After a 401 whose
+     * `WWW-Authenticate` says `use_dpop_nonce`, hand the response's `DPoP-Nonce` to
+     * [`dpop_nonce_received`](Self::dpop_nonce_received), pass the 401 to
+     * `handleUnauthorizedValue` (it returns the same token: not a revocation) and ask
+     * for new headers once.
      */
-open func endSessionRequest(postLogoutRedirectUri: String? = nil)throws  -> EndSessionRequest  {
-    return try  FfiConverterTypeEndSessionRequest_lift(try rustCallWithError(FfiConverterTypeNativeAuthError_lift) {
-        uniffiCallStatus in
-    uniffi_tokenkeeper_fn_method_session_end_session_request(
-            self.uniffiCloneHandle(),
-        FfiConverterOptionString.lower(postLogoutRedirectUri),uniffiCallStatus
-    )
-})
-}
-    
-    /**
-     * The claims of the session's last validated ID token, without a request (also
-     * after a restart: they are kept in the stored record). `null`/`nil` without
-     * `openid` in scope.
-     */
-open func idTokenClaims() -> Claims?  {
-    return try!  FfiConverterOptionTypeClaims.lift(try! rustCall() {
-        uniffiCallStatus in
-    uniffi_tokenkeeper_fn_method_session_id_token_claims(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-})
-}
-    
-    /**
-     * The UserInfo claims, fetched with the session's token. Throws `InvalidJwt` when
-     * their `sub` is not the ID token's.
-     */
-open func userinfo()async throws  -> Claims  {
+open func authorizationHeaders(method: String, url: String)async throws  -> AuthorizationHeaders  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
-                uniffi_tokenkeeper_fn_method_session_userinfo(
-                        self.uniffiCloneHandle()
+                uniffi_tokenkeeper_fn_method_session_authorization_headers(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(method),FfiConverterString.lower(url)
                 )
             },
             pollFunc: ffi_tokenkeeper_rust_future_poll_rust_buffer,
             completeFunc: ffi_tokenkeeper_rust_future_complete_rust_buffer,
             freeFunc: ffi_tokenkeeper_rust_future_free_rust_buffer,
-            liftFunc: FfiConverterTypeClaims_lift,
+            liftFunc: FfiConverterTypeAuthorizationHeaders_lift,
             errorHandler: FfiConverterTypeNativeAuthError_lift
         )
+}
+    
+    /**
+     * Hands over a `DPoP-Nonce` response header from `url`'s server, so the next
+     * proof for that origin carries it.
+     */
+open func dpopNonceReceived(url: String, nonce: String)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_session_dpop_nonce_received(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(url),
+        FfiConverterString.lower(nonce),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The RFC 7638 thumbprint (`jkt`) of the session's DPoP key; `null`/`nil` when
+     * the client sends no proofs.
+     */
+open func dpopThumbprint()throws  -> String?  {
+    return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypeNativeAuthError_lift) {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_session_dpop_thumbprint(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
 }
     
 
@@ -3559,6 +3378,10 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
      */
     public var developmentHttpHosts: [String]
     /**
+     * DPoP (RFC 9449): off (default), when the server supports it, or required.
+     */
+    public var dpop: DpopMode?
+    /**
      * The authorization endpoint, for the browser sign-in (PKCE).
      */
     public var authorizationEndpoint: String?
@@ -3586,10 +3409,6 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
      * `InvalidConfig`.
      */
     public var rootCertificates: [Data]
-    /**
-     * The provider's OpenID Connect endpoints (key set, UserInfo, end session, PAR).
-     */
-    public var oidc: OidcEndpoints?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3654,6 +3473,9 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
          * https stays mandatory for every other host. Never ship it in a release build.
          */developmentHttpHosts: [String] = [], 
         /**
+         * DPoP (RFC 9449): off (default), when the server supports it, or required.
+         */dpop: DpopMode? = nil, 
+        /**
          * The authorization endpoint, for the browser sign-in (PKCE).
          */authorizationEndpoint: String? = nil, 
         /**
@@ -3674,10 +3496,7 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
          * blocks) or DER: a private CA or a TLS-inspecting corporate proxy. The built-in
          * roots stay trusted. An unreadable certificate makes `AuthClient(config)` throw
          * `InvalidConfig`.
-         */rootCertificates: [Data] = [], 
-        /**
-         * The provider's OpenID Connect endpoints (key set, UserInfo, end session, PAR).
-         */oidc: OidcEndpoints? = nil) {
+         */rootCertificates: [Data] = []) {
         self.tokenEndpoint = tokenEndpoint
         self.clientId = clientId
         self.clientSecret = clientSecret
@@ -3696,13 +3515,13 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
         self.storeLockDirectory = storeLockDirectory
         self.storeTimeout = storeTimeout
         self.developmentHttpHosts = developmentHttpHosts
+        self.dpop = dpop
         self.authorizationEndpoint = authorizationEndpoint
         self.deviceAuthorizationEndpoint = deviceAuthorizationEndpoint
         self.issuer = issuer
         self.requireIss = requireIss
         self.tokenRotation = tokenRotation
         self.rootCertificates = rootCertificates
-        self.oidc = oidc
     }
 
     
@@ -3750,13 +3569,13 @@ public struct FfiConverterTypeAuthConfig: FfiConverterRustBuffer {
                 storeLockDirectory: FfiConverterOptionString.read(from: &buf), 
                 storeTimeout: FfiConverterOptionTypeTimeSpan.read(from: &buf), 
                 developmentHttpHosts: FfiConverterSequenceString.read(from: &buf), 
+                dpop: FfiConverterOptionTypeDpopMode.read(from: &buf), 
                 authorizationEndpoint: FfiConverterOptionString.read(from: &buf), 
                 deviceAuthorizationEndpoint: FfiConverterOptionString.read(from: &buf), 
                 issuer: FfiConverterOptionString.read(from: &buf), 
                 requireIss: FfiConverterBool.read(from: &buf), 
                 tokenRotation: FfiConverterOptionTypeTokenRotation.read(from: &buf), 
-                rootCertificates: FfiConverterSequenceData.read(from: &buf), 
-                oidc: FfiConverterOptionTypeOidcEndpoints.read(from: &buf)
+                rootCertificates: FfiConverterSequenceData.read(from: &buf)
         )
     }
 
@@ -3779,13 +3598,13 @@ public struct FfiConverterTypeAuthConfig: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.storeLockDirectory, into: &buf)
         FfiConverterOptionTypeTimeSpan.write(value.storeTimeout, into: &buf)
         FfiConverterSequenceString.write(value.developmentHttpHosts, into: &buf)
+        FfiConverterOptionTypeDpopMode.write(value.dpop, into: &buf)
         FfiConverterOptionString.write(value.authorizationEndpoint, into: &buf)
         FfiConverterOptionString.write(value.deviceAuthorizationEndpoint, into: &buf)
         FfiConverterOptionString.write(value.issuer, into: &buf)
         FfiConverterBool.write(value.requireIss, into: &buf)
         FfiConverterOptionTypeTokenRotation.write(value.tokenRotation, into: &buf)
         FfiConverterSequenceData.write(value.rootCertificates, into: &buf)
-        FfiConverterOptionTypeOidcEndpoints.write(value.oidc, into: &buf)
     }
 }
 
@@ -3806,137 +3625,81 @@ public func FfiConverterTypeAuthConfig_lower(_ value: AuthConfig) -> RustBuffer 
 
 
 /**
- * The claims of a validated ID token or of UserInfo (OIDC Core §5.1): the profile
- * fields an account screen shows, and every claim as a JSON object text in [`json`](Self::json).
- * Personal data, not a credential: the ID token itself is never in here.
+ * The headers of one request to a resource server: `Authorization` (`DPoP <token>`
+ * or `Bearer <token>`) and, for a DPoP token, the `DPoP` proof made for exactly this
+ * method and URL (single use: ask again for every request, retries included).
+ *
+ * Security: both values carry the token; send them only to the resource server and
+ * never log them. `toString()` / description redacts them.
  */
-public struct Claims: Equatable, Hashable {
+public struct AuthorizationHeaders: Equatable, Hashable, CustomDebugStringConvertible {
     /**
-     * `sub`: the user's stable identifier at the issuer; key local data by it.
+     * The `Authorization` header value.
      */
-    public var subject: String
+    public var authorization: String
     /**
-     * `iss`: the issuer.
+     * The `DPoP` header value; `null`/`nil` for a bearer token.
      */
-    public var issuer: String
+    public var dpop: String?
     /**
-     * `name`.
+     * The token value alone, to hand back to `handleUnauthorizedValue` after a 401.
      */
-    public var name: String?
-    /**
-     * `email`.
-     */
-    public var email: String?
-    /**
-     * `email_verified`.
-     */
-    public var emailVerified: Bool?
-    /**
-     * `preferred_username`.
-     */
-    public var preferredUsername: String?
-    /**
-     * `picture`: a URL.
-     */
-    public var picture: String?
-    /**
-     * `auth_time`: when the user last authenticated.
-     */
-    public var authTime: Moment?
-    /**
-     * `acr`: the authentication context class the login satisfied.
-     */
-    public var acr: String?
-    /**
-     * Every claim (including the ones above) as a JSON object text.
-     */
-    public var json: String
+    public var token: String
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(
         /**
-         * `sub`: the user's stable identifier at the issuer; key local data by it.
-         */subject: String, 
+         * The `Authorization` header value.
+         */authorization: String, 
         /**
-         * `iss`: the issuer.
-         */issuer: String, 
+         * The `DPoP` header value; `null`/`nil` for a bearer token.
+         */dpop: String?, 
         /**
-         * `name`.
-         */name: String?, 
-        /**
-         * `email`.
-         */email: String?, 
-        /**
-         * `email_verified`.
-         */emailVerified: Bool?, 
-        /**
-         * `preferred_username`.
-         */preferredUsername: String?, 
-        /**
-         * `picture`: a URL.
-         */picture: String?, 
-        /**
-         * `auth_time`: when the user last authenticated.
-         */authTime: Moment?, 
-        /**
-         * `acr`: the authentication context class the login satisfied.
-         */acr: String?, 
-        /**
-         * Every claim (including the ones above) as a JSON object text.
-         */json: String) {
-        self.subject = subject
-        self.issuer = issuer
-        self.name = name
-        self.email = email
-        self.emailVerified = emailVerified
-        self.preferredUsername = preferredUsername
-        self.picture = picture
-        self.authTime = authTime
-        self.acr = acr
-        self.json = json
+         * The token value alone, to hand back to `handleUnauthorizedValue` after a 401.
+         */token: String) {
+        self.authorization = authorization
+        self.dpop = dpop
+        self.token = token
     }
 
     
 
     
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_authorizationheaders_uniffi_trait_debug(
+            FfiConverterTypeAuthorizationHeaders_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
-extension Claims: Sendable {}
+extension AuthorizationHeaders: Sendable {}
 #endif
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public struct FfiConverterTypeClaims: FfiConverterRustBuffer {
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Claims {
+public struct FfiConverterTypeAuthorizationHeaders: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AuthorizationHeaders {
         return
-            try Claims(
-                subject: FfiConverterString.read(from: &buf), 
-                issuer: FfiConverterString.read(from: &buf), 
-                name: FfiConverterOptionString.read(from: &buf), 
-                email: FfiConverterOptionString.read(from: &buf), 
-                emailVerified: FfiConverterOptionBool.read(from: &buf), 
-                preferredUsername: FfiConverterOptionString.read(from: &buf), 
-                picture: FfiConverterOptionString.read(from: &buf), 
-                authTime: FfiConverterOptionTypeMoment.read(from: &buf), 
-                acr: FfiConverterOptionString.read(from: &buf), 
-                json: FfiConverterString.read(from: &buf)
+            try AuthorizationHeaders(
+                authorization: FfiConverterString.read(from: &buf), 
+                dpop: FfiConverterOptionString.read(from: &buf), 
+                token: FfiConverterString.read(from: &buf)
         )
     }
 
-    public static func write(_ value: Claims, into buf: inout [UInt8]) {
-        FfiConverterString.write(value.subject, into: &buf)
-        FfiConverterString.write(value.issuer, into: &buf)
-        FfiConverterOptionString.write(value.name, into: &buf)
-        FfiConverterOptionString.write(value.email, into: &buf)
-        FfiConverterOptionBool.write(value.emailVerified, into: &buf)
-        FfiConverterOptionString.write(value.preferredUsername, into: &buf)
-        FfiConverterOptionString.write(value.picture, into: &buf)
-        FfiConverterOptionTypeMoment.write(value.authTime, into: &buf)
-        FfiConverterOptionString.write(value.acr, into: &buf)
-        FfiConverterString.write(value.json, into: &buf)
+    public static func write(_ value: AuthorizationHeaders, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.authorization, into: &buf)
+        FfiConverterOptionString.write(value.dpop, into: &buf)
+        FfiConverterString.write(value.token, into: &buf)
     }
 }
 
@@ -3944,15 +3707,15 @@ public struct FfiConverterTypeClaims: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeClaims_lift(_ buf: RustBuffer) throws -> Claims {
-    return try FfiConverterTypeClaims.lift(buf)
+public func FfiConverterTypeAuthorizationHeaders_lift(_ buf: RustBuffer) throws -> AuthorizationHeaders {
+    return try FfiConverterTypeAuthorizationHeaders.lift(buf)
 }
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeClaims_lower(_ value: Claims) -> RustBuffer {
-    return FfiConverterTypeClaims.lower(value)
+public func FfiConverterTypeAuthorizationHeaders_lower(_ value: AuthorizationHeaders) -> RustBuffer {
+    return FfiConverterTypeAuthorizationHeaders.lower(value)
 }
 
 
@@ -4414,117 +4177,6 @@ public func FfiConverterTypeImportedTokens_lower(_ value: ImportedTokens) -> Rus
 
 
 /**
- * The provider's OpenID Connect endpoints, for `AuthConfig.oidc`. With `jwks_uri`
- * and `AuthConfig.issuer`, ID tokens are validated whenever `openid` is in scope;
- * without a key set an ID token fails the sign-in (`AuthException.InvalidJwt`).
- */
-public struct OidcEndpoints: Equatable, Hashable {
-    /**
-     * The issuer's JWK Set (`jwks_uri`).
-     */
-    public var jwksUri: String?
-    /**
-     * The UserInfo endpoint, for `Session.userinfo()`.
-     */
-    public var userinfoEndpoint: String?
-    /**
-     * The `end_session_endpoint`, for `Session.endSessionRequest()`.
-     */
-    public var endSessionEndpoint: String?
-    /**
-     * The pushed authorization request endpoint (RFC 9126).
-     */
-    public var pushedAuthorizationRequestEndpoint: String?
-    /**
-     * The metadata's `require_pushed_authorization_requests`.
-     */
-    public var requirePushedAuthorizationRequests: Bool
-    /**
-     * `id_token_signing_alg_values_supported`; empty: every algorithm tokenkeeper verifies.
-     */
-    public var idTokenSigningAlgs: [String]
-
-    // Default memberwise initializers are never public by default, so we
-    // declare one manually.
-    public init(
-        /**
-         * The issuer's JWK Set (`jwks_uri`).
-         */jwksUri: String? = nil, 
-        /**
-         * The UserInfo endpoint, for `Session.userinfo()`.
-         */userinfoEndpoint: String? = nil, 
-        /**
-         * The `end_session_endpoint`, for `Session.endSessionRequest()`.
-         */endSessionEndpoint: String? = nil, 
-        /**
-         * The pushed authorization request endpoint (RFC 9126).
-         */pushedAuthorizationRequestEndpoint: String? = nil, 
-        /**
-         * The metadata's `require_pushed_authorization_requests`.
-         */requirePushedAuthorizationRequests: Bool = false, 
-        /**
-         * `id_token_signing_alg_values_supported`; empty: every algorithm tokenkeeper verifies.
-         */idTokenSigningAlgs: [String] = []) {
-        self.jwksUri = jwksUri
-        self.userinfoEndpoint = userinfoEndpoint
-        self.endSessionEndpoint = endSessionEndpoint
-        self.pushedAuthorizationRequestEndpoint = pushedAuthorizationRequestEndpoint
-        self.requirePushedAuthorizationRequests = requirePushedAuthorizationRequests
-        self.idTokenSigningAlgs = idTokenSigningAlgs
-    }
-
-    
-
-    
-}
-
-#if compiler(>=6)
-extension OidcEndpoints: Sendable {}
-#endif
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public struct FfiConverterTypeOidcEndpoints: FfiConverterRustBuffer {
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OidcEndpoints {
-        return
-            try OidcEndpoints(
-                jwksUri: FfiConverterOptionString.read(from: &buf), 
-                userinfoEndpoint: FfiConverterOptionString.read(from: &buf), 
-                endSessionEndpoint: FfiConverterOptionString.read(from: &buf), 
-                pushedAuthorizationRequestEndpoint: FfiConverterOptionString.read(from: &buf), 
-                requirePushedAuthorizationRequests: FfiConverterBool.read(from: &buf), 
-                idTokenSigningAlgs: FfiConverterSequenceString.read(from: &buf)
-        )
-    }
-
-    public static func write(_ value: OidcEndpoints, into buf: inout [UInt8]) {
-        FfiConverterOptionString.write(value.jwksUri, into: &buf)
-        FfiConverterOptionString.write(value.userinfoEndpoint, into: &buf)
-        FfiConverterOptionString.write(value.endSessionEndpoint, into: &buf)
-        FfiConverterOptionString.write(value.pushedAuthorizationRequestEndpoint, into: &buf)
-        FfiConverterBool.write(value.requirePushedAuthorizationRequests, into: &buf)
-        FfiConverterSequenceString.write(value.idTokenSigningAlgs, into: &buf)
-    }
-}
-
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeOidcEndpoints_lift(_ buf: RustBuffer) throws -> OidcEndpoints {
-    return try FfiConverterTypeOidcEndpoints.lift(buf)
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeOidcEndpoints_lower(_ value: OidcEndpoints) -> RustBuffer {
-    return FfiConverterTypeOidcEndpoints.lower(value)
-}
-
-
-/**
  * Retries of token requests on network errors, 5xx and 429. See `tokenkeeper::RetryPolicy`.
  */
 public struct RetryPolicy: Equatable, Hashable {
@@ -4612,166 +4264,6 @@ public func FfiConverterTypeRetryPolicy_lift(_ buf: RustBuffer) throws -> RetryP
 #endif
 public func FfiConverterTypeRetryPolicy_lower(_ value: RetryPolicy) -> RustBuffer {
     return FfiConverterTypeRetryPolicy.lower(value)
-}
-
-
-/**
- * What a browser sign-in asks of the provider besides the scopes (OIDC Core §3.1.2.1,
- * RFC 9470): `authorizationRequest(…, options = SignInOptions(prompt = "login"))`.
- */
-public struct SignInOptions: Equatable, Hashable {
-    /**
-     * `max_age`: the login must be at most this old; its `auth_time` is checked.
-     */
-    public var maxAge: TimeSpan?
-    /**
-     * `prompt`, such as `login` (show the login page even with a provider session).
-     */
-    public var prompt: String?
-    /**
-     * `login_hint`: the account to preselect.
-     */
-    public var loginHint: String?
-    /**
-     * `acr_values`: the authentication context classes asked for (step-up).
-     */
-    public var acrValues: String?
-
-    // Default memberwise initializers are never public by default, so we
-    // declare one manually.
-    public init(
-        /**
-         * `max_age`: the login must be at most this old; its `auth_time` is checked.
-         */maxAge: TimeSpan? = nil, 
-        /**
-         * `prompt`, such as `login` (show the login page even with a provider session).
-         */prompt: String? = nil, 
-        /**
-         * `login_hint`: the account to preselect.
-         */loginHint: String? = nil, 
-        /**
-         * `acr_values`: the authentication context classes asked for (step-up).
-         */acrValues: String? = nil) {
-        self.maxAge = maxAge
-        self.prompt = prompt
-        self.loginHint = loginHint
-        self.acrValues = acrValues
-    }
-
-    
-
-    
-}
-
-#if compiler(>=6)
-extension SignInOptions: Sendable {}
-#endif
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public struct FfiConverterTypeSignInOptions: FfiConverterRustBuffer {
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SignInOptions {
-        return
-            try SignInOptions(
-                maxAge: FfiConverterOptionTypeTimeSpan.read(from: &buf), 
-                prompt: FfiConverterOptionString.read(from: &buf), 
-                loginHint: FfiConverterOptionString.read(from: &buf), 
-                acrValues: FfiConverterOptionString.read(from: &buf)
-        )
-    }
-
-    public static func write(_ value: SignInOptions, into buf: inout [UInt8]) {
-        FfiConverterOptionTypeTimeSpan.write(value.maxAge, into: &buf)
-        FfiConverterOptionString.write(value.prompt, into: &buf)
-        FfiConverterOptionString.write(value.loginHint, into: &buf)
-        FfiConverterOptionString.write(value.acrValues, into: &buf)
-    }
-}
-
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeSignInOptions_lift(_ buf: RustBuffer) throws -> SignInOptions {
-    return try FfiConverterTypeSignInOptions.lift(buf)
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeSignInOptions_lower(_ value: SignInOptions) -> RustBuffer {
-    return FfiConverterTypeSignInOptions.lower(value)
-}
-
-
-/**
- * What a resource's step-up challenge (RFC 9470 `insufficient_user_authentication`)
- * asks for; sign in again with these as [`SignInOptions`].
- */
-public struct StepUpChallenge: Equatable, Hashable {
-    /**
-     * The authentication context classes asked for.
-     */
-    public var acrValues: String?
-    /**
-     * How recent the login must be.
-     */
-    public var maxAge: TimeSpan?
-
-    // Default memberwise initializers are never public by default, so we
-    // declare one manually.
-    public init(
-        /**
-         * The authentication context classes asked for.
-         */acrValues: String?, 
-        /**
-         * How recent the login must be.
-         */maxAge: TimeSpan?) {
-        self.acrValues = acrValues
-        self.maxAge = maxAge
-    }
-
-    
-
-    
-}
-
-#if compiler(>=6)
-extension StepUpChallenge: Sendable {}
-#endif
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public struct FfiConverterTypeStepUpChallenge: FfiConverterRustBuffer {
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StepUpChallenge {
-        return
-            try StepUpChallenge(
-                acrValues: FfiConverterOptionString.read(from: &buf), 
-                maxAge: FfiConverterOptionTypeTimeSpan.read(from: &buf)
-        )
-    }
-
-    public static func write(_ value: StepUpChallenge, into buf: inout [UInt8]) {
-        FfiConverterOptionString.write(value.acrValues, into: &buf)
-        FfiConverterOptionTypeTimeSpan.write(value.maxAge, into: &buf)
-    }
-}
-
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeStepUpChallenge_lift(_ buf: RustBuffer) throws -> StepUpChallenge {
-    return try FfiConverterTypeStepUpChallenge.lift(buf)
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeStepUpChallenge_lower(_ value: StepUpChallenge) -> RustBuffer {
-    return FfiConverterTypeStepUpChallenge.lower(value)
 }
 
 
@@ -5347,6 +4839,91 @@ public func FfiConverterTypeClientAuthMethod_lower(_ value: ClientAuthMethod) ->
 
 
 /**
+ * Whether the client sender-constrains its tokens with DPoP. See `tokenkeeper::DpopMode`.
+ */
+
+public enum DpopMode: Equatable, Hashable {
+    
+    /**
+     * Plain bearer tokens (the default).
+     */
+    case off
+    /**
+     * Proofs unless the discovered metadata lacks `dpop_signing_alg_values_supported`.
+     */
+    case ifSupported
+    /**
+     * Proofs always; a `token_type: Bearer` answer is an error, never a downgrade.
+     */
+    case required
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension DpopMode: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDpopMode: FfiConverterRustBuffer {
+    typealias SwiftType = DpopMode
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DpopMode {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .off
+        
+        case 2: return .ifSupported
+        
+        case 3: return .required
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: DpopMode, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .off:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .ifSupported:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .required:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDpopMode_lift(_ buf: RustBuffer) throws -> DpopMode {
+    return try FfiConverterTypeDpopMode.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDpopMode_lower(_ value: DpopMode) -> RustBuffer {
+    return FfiConverterTypeDpopMode.lower(value)
+}
+
+
+
+/**
  * Why the stack got no answer. The message must name no URL query and no body.
  */
 public 
@@ -5692,18 +5269,6 @@ enum NativeAuthError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
     case Cancelled(message: String)
     
     /**
-     * An ID token (or UserInfo answer) failed a named check, or arrived with no key
-     * set to verify it; nothing was installed. The message names the check.
-     */
-    case InvalidJwt(message: String)
-    
-    /**
-     * The resource server asks for a stronger sign-in (RFC 9470); the message names
-     * its `acr_values` and `max_age`. Sign in again with `SignInOptions`.
-     */
-    case StepUpRequired(message: String)
-    
-    /**
      * A bug in tokenkeeper (a panicked task) or an error this binding does not know yet.
      */
     case Internal(message: String)
@@ -5821,15 +5386,7 @@ public struct FfiConverterTypeNativeAuthError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 22: return .InvalidJwt(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 23: return .StepUpRequired(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 24: return .Internal(
+        case 22: return .Internal(
             message: try FfiConverterString.read(from: &buf)
         )
         
@@ -5886,12 +5443,8 @@ public struct FfiConverterTypeNativeAuthError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(20))
         case .Cancelled(_ /* message is ignored*/):
             writeInt(&buf, Int32(21))
-        case .InvalidJwt(_ /* message is ignored*/):
-            writeInt(&buf, Int32(22))
-        case .StepUpRequired(_ /* message is ignored*/):
-            writeInt(&buf, Int32(23))
         case .Internal(_ /* message is ignored*/):
-            writeInt(&buf, Int32(24))
+            writeInt(&buf, Int32(22))
 
         
         }
@@ -6204,30 +5757,6 @@ fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterOptionBool: FfiConverterRustBuffer {
-    typealias SwiftType = Bool?
-
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
-        guard let value = value else {
-            writeInt(&buf, Int8(0))
-            return
-        }
-        writeInt(&buf, Int8(1))
-        FfiConverterBool.write(value, into: &buf)
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
-        switch try readInt(&buf) as Int8 {
-        case 0: return nil
-        case 1: return try FfiConverterBool.read(from: &buf)
-        default: throw UniffiInternalError.unexpectedOptionalTag
-        }
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
 fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
     typealias SwiftType = String?
 
@@ -6396,54 +5925,6 @@ fileprivate struct FfiConverterOptionTypeAccessToken: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterOptionTypeClaims: FfiConverterRustBuffer {
-    typealias SwiftType = Claims?
-
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
-        guard let value = value else {
-            writeInt(&buf, Int8(0))
-            return
-        }
-        writeInt(&buf, Int8(1))
-        FfiConverterTypeClaims.write(value, into: &buf)
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
-        switch try readInt(&buf) as Int8 {
-        case 0: return nil
-        case 1: return try FfiConverterTypeClaims.read(from: &buf)
-        default: throw UniffiInternalError.unexpectedOptionalTag
-        }
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-fileprivate struct FfiConverterOptionTypeOidcEndpoints: FfiConverterRustBuffer {
-    typealias SwiftType = OidcEndpoints?
-
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
-        guard let value = value else {
-            writeInt(&buf, Int8(0))
-            return
-        }
-        writeInt(&buf, Int8(1))
-        FfiConverterTypeOidcEndpoints.write(value, into: &buf)
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
-        switch try readInt(&buf) as Int8 {
-        case 0: return nil
-        case 1: return try FfiConverterTypeOidcEndpoints.read(from: &buf)
-        default: throw UniffiInternalError.unexpectedOptionalTag
-        }
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
 fileprivate struct FfiConverterOptionTypeRetryPolicy: FfiConverterRustBuffer {
     typealias SwiftType = RetryPolicy?
 
@@ -6460,54 +5941,6 @@ fileprivate struct FfiConverterOptionTypeRetryPolicy: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeRetryPolicy.read(from: &buf)
-        default: throw UniffiInternalError.unexpectedOptionalTag
-        }
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-fileprivate struct FfiConverterOptionTypeSignInOptions: FfiConverterRustBuffer {
-    typealias SwiftType = SignInOptions?
-
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
-        guard let value = value else {
-            writeInt(&buf, Int8(0))
-            return
-        }
-        writeInt(&buf, Int8(1))
-        FfiConverterTypeSignInOptions.write(value, into: &buf)
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
-        switch try readInt(&buf) as Int8 {
-        case 0: return nil
-        case 1: return try FfiConverterTypeSignInOptions.read(from: &buf)
-        default: throw UniffiInternalError.unexpectedOptionalTag
-        }
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-fileprivate struct FfiConverterOptionTypeStepUpChallenge: FfiConverterRustBuffer {
-    typealias SwiftType = StepUpChallenge?
-
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
-        guard let value = value else {
-            writeInt(&buf, Int8(0))
-            return
-        }
-        writeInt(&buf, Int8(1))
-        FfiConverterTypeStepUpChallenge.write(value, into: &buf)
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
-        switch try readInt(&buf) as Int8 {
-        case 0: return nil
-        case 1: return try FfiConverterTypeStepUpChallenge.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -6580,6 +6013,30 @@ fileprivate struct FfiConverterOptionTypeClientAuthMethod: FfiConverterRustBuffe
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeClientAuthMethod.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeDpopMode: FfiConverterRustBuffer {
+    typealias SwiftType = DpopMode?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeDpopMode.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeDpopMode.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -7075,18 +6532,6 @@ public func isReplaySafe(method: String, hasIdempotencyKey: Bool) -> Bool  {
     )
 })
 }
-/**
- * The step-up challenge among a 401's `WWW-Authenticate` values, if there is one
- * (`AuthException.StepUpRequired` from `handleUnauthorized` says the same, as text).
- */
-public func stepUpChallenge(wwwAuthenticate: [String]) -> StepUpChallenge?  {
-    return try!  FfiConverterOptionTypeStepUpChallenge.lift(try! rustCall() {
-        uniffiCallStatus in
-    uniffi_tokenkeeper_fn_func_step_up_challenge(
-        FfiConverterSequenceString.lower(wwwAuthenticate),uniffiCallStatus
-    )
-})
-}
 
 private enum InitializationResult {
     case ok
@@ -7106,9 +6551,6 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_func_is_replay_safe() != 6651) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_func_step_up_challenge() != 29543) {
-        return InitializationResult.apiChecksumMismatch
-    }
     if (uniffi_tokenkeeper_checksum_method_authclient_client_credentials_session() != 60998) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7121,7 +6563,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_method_authclient_session() != 57740) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_authclient_authorization_request() != 14285) {
+    if (uniffi_tokenkeeper_checksum_method_authclient_authorization_request() != 57564) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_authclient_complete_authorization() != 35702) {
@@ -7184,13 +6626,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_method_session_wait_for_refresh() != 13807) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_end_session_request() != 36274) {
+    if (uniffi_tokenkeeper_checksum_method_session_authorization_headers() != 26453) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_id_token_claims() != 62537) {
+    if (uniffi_tokenkeeper_checksum_method_session_dpop_nonce_received() != 3626) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_userinfo() != 20931) {
+    if (uniffi_tokenkeeper_checksum_method_session_dpop_thumbprint() != 707) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_manualclock_advance() != 36062) {
@@ -7206,15 +6648,6 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_autheventlistener_on_event() != 21293) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_tokenkeeper_checksum_method_endsessionrequest_complete() != 36635) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_tokenkeeper_checksum_method_endsessionrequest_state() != 51750) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_tokenkeeper_checksum_method_endsessionrequest_url() != 13516) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_deviceauthorization_cancel() != 24232) {

@@ -71,6 +71,10 @@ extension URLSession {
     /// with the new token when replaying it is safe (`isReplayableAfterTokenRenewal`).
     /// Otherwise the token is still renewed, for the next request, and the 401 response is
     /// **returned**, not thrown. A request to a host that is not allowed is sent as it is.
+    /// With DPoP (`AuthConfig.dpop`, RFC 9449) every request gets a fresh proof from the
+    /// core (`Authorization: DPoP …` and `DPoP: <proof>`), and a 401 whose challenge says
+    /// `use_dpop_nonce` hands the response's `DPoP-Nonce` to the session and is sent once
+    /// more with a new proof, under the same replay rule.
     /// With per-response token rotation (`AuthConfig.tokenRotation`) the session adopts
     /// the rotated token an authorized response carries before this returns.
     ///
@@ -85,6 +89,9 @@ extension URLSession {
             return try await self.data(for: request, delegate: delegate)
         }
         let session = authorization.session
+        if session.dpop {
+            return try await dataWithProofs(for: request, url: url, session: session, delegate: delegate)
+        }
         let token = try await session.accessToken()
         let (data, response) = try await self.data(for: request.authorized(with: token), delegate: delegate)
         guard let http = response as? HTTPURLResponse, http.statusCode == 401 else {
@@ -102,6 +109,39 @@ extension URLSession {
             return (data, response)
         }
         let replayed = try await self.data(for: request.authorized(with: renewed), delegate: delegate)
+        session.adoptRotatedToken(from: replayed.1)
+        return replayed
+    }
+}
+
+@available(iOS 15.0, macOS 12.0, tvOS 15.0, watchOS 8.0, *)
+extension URLSession {
+    // DPoP: the core builds each proof (and says Bearer for a server that ignored proofs
+    // in IfSupported mode); a nonce 401 comes back from handleUnauthorized with the same
+    // token, so the one retry serves nonces and revocations alike.
+    private func dataWithProofs(
+        for request: URLRequest,
+        url: URL,
+        session: Session,
+        delegate: (any URLSessionTaskDelegate)?
+    ) async throws -> (Data, URLResponse) {
+        let method = request.httpMethod ?? "GET"
+        let headers = try await session.authorizationHeaders(method: method, url: url.absoluteString)
+        let (data, response) = try await self.data(for: request.authorized(with: headers), delegate: delegate)
+        guard let http = response as? HTTPURLResponse, http.statusCode == 401 else {
+            session.adoptRotatedToken(from: response)
+            return (data, response)
+        }
+        if let nonce = http.value(forHTTPHeaderField: "DPoP-Nonce") {
+            session.dpopNonceReceived(url: url.absoluteString, nonce: nonce)
+        }
+        let challenges = http.value(forHTTPHeaderField: "WWW-Authenticate").map { [$0] } ?? []
+        guard try await session.handleUnauthorized(failedToken: headers.token, wwwAuthenticate: challenges) != nil,
+              request.isReplayableAfterTokenRenewal else {
+            return (data, response)
+        }
+        let again = try await session.authorizationHeaders(method: method, url: url.absoluteString)
+        let replayed = try await self.data(for: request.authorized(with: again), delegate: delegate)
         session.adoptRotatedToken(from: replayed.1)
         return replayed
     }
@@ -133,6 +173,14 @@ extension URLRequest {
             method: httpMethod ?? "GET",
             hasIdempotencyKey: value(forHTTPHeaderField: "Idempotency-Key") != nil
         )
+    }
+
+    /// A copy carrying the core's `Authorization` value and, for a DPoP token, its proof.
+    func authorized(with headers: AuthorizationHeaders) -> URLRequest {
+        var copy = self
+        copy.setValue(headers.authorization, forHTTPHeaderField: "Authorization")
+        copy.setValue(headers.dpop, forHTTPHeaderField: "DPoP")
+        return copy
     }
 
     /// A copy carrying `token` as the bearer credential (RFC 6750 §2.1).

@@ -111,6 +111,9 @@ final class DevServer: @unchecked Sendable {
 
     func clearFaults() async throws { try await admin("POST", "/_admin/clear-faults") }
 
+    /// A new DPoP nonce (the server needs `--dpop-nonces`): proofs with the old one are refused.
+    func rotateDpopNonce() async throws { try await admin("POST", "/_admin/rotate-dpop-nonce") }
+
     @discardableResult
     private func admin(_ method: String, _ pathAndQuery: String) async throws -> (Data, HTTPURLResponse) {
         guard let url = URL(string: baseURL.absoluteString + pathAndQuery) else {
@@ -131,6 +134,8 @@ final class DevServer: @unchecked Sendable {
         let tokenRequestsByGrant: [String: Int]
         let resourceRequests: Int
         let revocations: Int
+        let dpopProofsAccepted: Int
+        let dpopRejections: [String: Int]
         let description: String
 
         init(json: Data) throws {
@@ -144,6 +149,8 @@ final class DevServer: @unchecked Sendable {
             self.resourceRequests = resourceRequests
             self.tokenRequestsByGrant = object["token_requests_by_grant"] as? [String: Int] ?? [:]
             self.revocations = (object["revocations"] as? [Any])?.count ?? 0
+            self.dpopProofsAccepted = object["dpop_proofs_accepted"] as? Int ?? 0
+            self.dpopRejections = object["dpop_rejections"] as? [String: Int] ?? [:]
             self.description = String(decoding: json, as: UTF8.self)
         }
 

@@ -86,6 +86,8 @@ class AuthClient private constructor(
         }
     }
 
+    private val dpop: Boolean = config.dpop.let { it != null && it != DpopMode.OFF }
+
     private val sessions = ConcurrentHashMap<Long, Session>()
 
     /**
@@ -204,7 +206,7 @@ class AuthClient private constructor(
             handle.close()
             return existing
         }
-        val created = Session(handle, clock, rotation) { sessions.remove(id, it) }
+        val created = Session(handle, clock, rotation, dpop) { sessions.remove(id, it) }
         val raced = sessions.putIfAbsent(id, created)
         if (raced != null) {
             handle.close()

@@ -27,6 +27,8 @@ class Session internal constructor(
     private val clock: ManualClock? = null,
     /** The response headers of per-response token rotation, if the config enables it. */
     internal val rotation: TokenRotation? = null,
+    /** Whether the client sends DPoP proofs ([AuthConfig.dpop] is not off). */
+    internal val dpop: Boolean = false,
     private val onFinished: (Session) -> Unit = {},
 ) : AutoCloseable {
 
@@ -92,6 +94,17 @@ class Session internal constructor(
      * mirror shows it when this returns. [TokenKeeperInterceptor] does this by itself.
      */
     fun observeResponseHeaders(headers: Map<String, String>) = native.observeResponseHeaders(headers)
+
+    /**
+     * For apps with their own HTTP stack: the `Authorization` value and, for a DPoP
+     * token, the `DPoP` proof for one [method] request to [url] (RFC 9449; single use,
+     * ask again for every request and retry). [TokenKeeperInterceptor] does this itself.
+     */
+    suspend fun authorizationHeaders(method: String, url: String): AuthorizationHeaders =
+        native.authorizationHeaders(method, url)
+
+    /** Hands over a `DPoP-Nonce` response header from [url]'s server: the next proof for that origin carries it. */
+    fun dpopNonceReceived(url: String, nonce: String) = native.dpopNonceReceived(url, nonce)
 
     // The device clock in production: one null check on the hot path.
     private fun nowMillis(): Long = clock?.nowEpochMillis() ?: System.currentTimeMillis()

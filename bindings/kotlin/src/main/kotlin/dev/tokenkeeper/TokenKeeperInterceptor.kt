@@ -38,6 +38,13 @@ import okhttp3.Response
  * [okhttp3.RequestBody.isDuplex]) is never replayed. Otherwise the token is still
  * renewed, for the next request, and the 401 is returned as is.
  *
+ * With DPoP ([AuthConfig.dpop], RFC 9449) every request gets a fresh proof from the
+ * core: `Authorization: DPoP …` and `DPoP: <proof>` for exactly this method and URL
+ * (one native call per request; a proof is single use). A 401 whose challenge says
+ * `use_dpop_nonce` hands the response's `DPoP-Nonce` to the session, which answers
+ * with the same token (not a revocation), and the request is sent once more with a
+ * new proof, under the same replay rule.
+ *
  * With per-response token rotation ([AuthConfig.tokenRotation]) it hands each
  * authorized response's rotation headers to the session before returning it, so the
  * next request carries the rotated token.
@@ -73,6 +80,7 @@ class TokenKeeperInterceptor(private val session: Session, allowedHosts: Collect
     override fun intercept(chain: Interceptor.Chain): Response {
         val request = chain.request()
         if (!isAllowed(request.url)) return chain.proceed(request)
+        if (session.dpop) return interceptWithProofs(chain, request)
 
         val token = session.cachedAccessToken() ?: authCall { session.accessToken() }
         val response = chain.proceed(request.withToken(token))
@@ -85,6 +93,28 @@ class TokenKeeperInterceptor(private val session: Session, allowedHosts: Collect
         response.close()
         return chain.proceed(request.withToken(renewed)).alsoAdoptRotatedToken()
     }
+
+    // DPoP: the core builds each proof (and says Bearer for a server that ignored
+    // proofs in IfSupported mode); a nonce 401 comes back from handleUnauthorized with
+    // the same token, so the one retry below serves nonces and revocations alike.
+    private fun interceptWithProofs(chain: Interceptor.Chain, request: Request): Response {
+        val url = request.url.toString()
+        val headers = authCall { session.authorizationHeaders(request.method, url) }
+        val response = chain.proceed(request.withHeaders(headers))
+        if (response.code != 401) return response.alsoAdoptRotatedToken()
+        response.header("DPoP-Nonce")?.let { session.dpopNonceReceived(url, it) }
+        authCall { session.handleUnauthorized(headers.token, response.headers("WWW-Authenticate")) }
+            ?: return response
+        if (!isReplayable(request)) return response
+        response.close()
+        val again = authCall { session.authorizationHeaders(request.method, url) }
+        return chain.proceed(request.withHeaders(again)).alsoAdoptRotatedToken()
+    }
+
+    private fun Request.withHeaders(headers: AuthorizationHeaders): Request =
+        newBuilder().header("Authorization", headers.authorization).apply {
+            headers.dpop?.let { header("DPoP", it) } ?: removeHeader("DPoP")
+        }.build()
 
     // Per-response rotation: the session adopts the token this response carries before
     // the caller sees the response, so the next request (and the mirror) uses it.

@@ -45,6 +45,9 @@ class DevServer private constructor(private val process: Process, val baseUrl: S
 
     fun clearFaults() = post("/_admin/clear-faults")
 
+    /** A new DPoP nonce (the server needs `--dpop-nonces`): proofs with the old one are refused. */
+    fun rotateDpopNonce() = post("/_admin/rotate-dpop-nonce")
+
     private fun get(path: String): String =
         admin.newCall(Request.Builder().url(baseUrl + path).build()).execute().use {
             check(it.isSuccessful) { "GET $path: HTTP ${it.code}" }
@@ -70,6 +73,12 @@ class DevServer private constructor(private val process: Process, val baseUrl: S
         val tokenRequests: Long get() = number("token_requests")
         val resourceRequests: Long get() = number("resource_requests")
         val revocations: Int get() = Regex("\"token\"\\s*:").findAll(section("revocations")).count()
+        val dpopProofsAccepted: Long get() = number("dpop_proofs_accepted")
+
+        /** Proofs refused for [reason] (`nonce`, `bound_token_as_bearer`, `jkt_mismatch`, …). */
+        fun dpopRejections(reason: String): Long =
+            Regex("\"$reason\"\\s*:\\s*(\\d+)").find(section("dpop_rejections"))
+                ?.groupValues?.get(1)?.toLong() ?: 0
 
         /** Token requests with `grant_type` = [grant] (client_credentials, password, refresh_token). */
         fun tokenRequests(grant: String): Long =

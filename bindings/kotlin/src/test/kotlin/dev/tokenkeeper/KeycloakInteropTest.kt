@@ -138,6 +138,27 @@ class KeycloakInteropTest {
         assertEquals(0, admin.events(id, "LOGIN_ERROR"))
     }
 
+    @Test
+    fun `DPoP-bound tokens from the bindings reach userinfo through the interceptor, and Keycloak refuses them as Bearer`() {
+        // tk-dpop: a public client of realm.json with dpop.bound.access.tokens.
+        val dpop = AuthConfig(
+            tokenEndpoint = oidc("token"),
+            clientId = "tk-dpop",
+            revocationEndpoint = oidc("revoke"),
+            scopes = listOf("openid"),
+            dpop = DpopMode.REQUIRED,
+        )
+        val session = runBlocking { AuthClient(dpop).login("alice", "alice-password") }
+        val http = OkHttpClient.Builder().addInterceptor(TokenKeeperInterceptor(session, listOf(base!!))).build()
+        http.newCall(userinfo()).execute().use { assertEquals(200, it.code) }
+        val refreshed = runBlocking { session.refresh() }
+        // A fresh proof per request: the same call twice is no replay.
+        repeat(2) { http.newCall(userinfo()).execute().use { assertEquals(200, it.code) } }
+
+        val asBearer = Request.Builder().url(oidc("userinfo")).header("Authorization", "Bearer " + refreshed.value).build()
+        plain.newCall(asBearer).execute().use { assertEquals(401, it.code, "a DPoP-bound token sent as Bearer") }
+    }
+
     /** Keycloak's admin REST API, as the administrator on "another device". */
     private inner class Admin {
         private val user = System.getenv("TOKENKEEPER_KEYCLOAK_ADMIN_USER") ?: "admin"
