@@ -1083,6 +1083,188 @@ public func FfiConverterTypeDeviceAuthorization_lower(_ value: DeviceAuthorizati
 
 
 /**
+ * A logout at the provider in progress (RP-Initiated Logout 1.0): open
+ * [`url`](Self::url) in Custom Tabs / `ASWebAuthenticationSession`, then hand the
+ * redirect to [`complete`](Self::complete). Its description never shows the URL,
+ * which carries the ID token.
+ */
+public protocol EndSessionRequestProtocol: AnyObject, Sendable {
+    
+    /**
+     * Checks the redirect the provider sent the browser back to. Throws
+     * `StateMismatch` for another request's redirect, `InvalidRedirect` for a bad URL.
+     */
+    func complete(redirectUrl: String) throws 
+    
+    /**
+     * The `state` sent with the `post_logout_redirect_uri`, if one was given.
+     */
+    func state()  -> String?
+    
+    /**
+     * The `end_session_endpoint` URL to open in the browser.
+     */
+    func url()  -> String
+    
+}
+/**
+ * A logout at the provider in progress (RP-Initiated Logout 1.0): open
+ * [`url`](Self::url) in Custom Tabs / `ASWebAuthenticationSession`, then hand the
+ * redirect to [`complete`](Self::complete). Its description never shows the URL,
+ * which carries the ID token.
+ */
+open class EndSessionRequest: EndSessionRequestProtocol, @unchecked Sendable, CustomDebugStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_tokenkeeper_fn_clone_endsessionrequest(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_tokenkeeper_fn_free_endsessionrequest(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Checks the redirect the provider sent the browser back to. Throws
+     * `StateMismatch` for another request's redirect, `InvalidRedirect` for a bad URL.
+     */
+open func complete(redirectUrl: String)throws   {try rustCallWithError(FfiConverterTypeNativeAuthError_lift) {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_endsessionrequest_complete(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(redirectUrl),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The `state` sent with the `post_logout_redirect_uri`, if one was given.
+     */
+open func state() -> String?  {
+    return try!  FfiConverterOptionString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_endsessionrequest_state(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The `end_session_endpoint` URL to open in the browser.
+     */
+open func url() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_endsessionrequest_url(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_endsessionrequest_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeEndSessionRequest: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = EndSessionRequest
+
+    public static func lift(_ handle: UInt64) throws -> EndSessionRequest {
+        return EndSessionRequest(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: EndSessionRequest) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EndSessionRequest {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: EndSessionRequest, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEndSessionRequest_lift(_ handle: UInt64) throws -> EndSessionRequest {
+    return try FfiConverterTypeEndSessionRequest.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEndSessionRequest_lower(_ value: EndSessionRequest) -> UInt64 {
+    return FfiConverterTypeEndSessionRequest.lower(value)
+}
+
+
+
+
+
+
+/**
  * The app's HTTP stack. Implemented in Kotlin by `OkHttpTransport` and in Swift by
  * `URLSessionTransport`; an app may write its own. `send` is called from
  * tokenkeeper's own threads; it must not follow redirects.
@@ -1588,11 +1770,31 @@ public protocol NativeAuthClientProtocol: AnyObject, Sendable {
     func session(username: String)  -> NativeSession?
     
     /**
+     * Completes a saved sign-in with the redirect URL: `resumeAuthorization` then
+     * `completeAuthorization`. Throws what both throw.
+     */
+    func completeSavedAuthorization(saved: String, redirectUrl: String) async throws  -> NativeSession
+    
+    /**
+     * Opens a saved sign-in (the URL, redirect URI and nonce are readable again).
+     * Throws `SavedSignInRefused` when it expired, was completed, is unreadable or its
+     * key is gone.
+     */
+    func resumeAuthorization(saved: String) async throws  -> PendingAuthorization
+    
+    /**
+     * The sign-in as a sealed string, completable by a new process on the same store
+     * for 15 minutes, once. Throws `InvalidConfig` without a store.
+     */
+    func saveAuthorization(pending: PendingAuthorization) async throws  -> String
+    
+    /**
      * Starts a browser sign-in for the account the app calls `account` (the session's
      * user name): PKCE S256 and a fresh `state`. `scopes` replaces the config's;
-     * `extra_params` adds query parameters such as `prompt` or `login_hint`.
+     * `extra_params` adds other query parameters; `options` the OpenID Connect ones
+     * (`max_age`, `prompt`, `login_hint`, `acr_values`). `openid` in scope implies a nonce.
      */
-    func authorizationRequest(account: String, redirectUri: String, scopes: [String]?, extraParams: [String: String]?, nonce: Bool) throws  -> PendingAuthorization
+    func authorizationRequest(account: String, redirectUri: String, scopes: [String]?, extraParams: [String: String]?, nonce: Bool, options: SignInOptions?) throws  -> PendingAuthorization
     
     /**
      * Finishes a browser sign-in with the URL the browser was redirected to. Throws
@@ -1775,11 +1977,73 @@ open func session(username: String) -> NativeSession?  {
 }
     
     /**
+     * Completes a saved sign-in with the redirect URL: `resumeAuthorization` then
+     * `completeAuthorization`. Throws what both throw.
+     */
+open func completeSavedAuthorization(saved: String, redirectUrl: String)async throws  -> NativeSession  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_authclient_complete_saved_authorization(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(saved),FfiConverterString.lower(redirectUrl)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_u64,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_u64,
+            freeFunc: ffi_tokenkeeper_rust_future_free_u64,
+            liftFunc: FfiConverterTypeNativeSession_lift,
+            errorHandler: FfiConverterTypeNativeAuthError_lift
+        )
+}
+    
+    /**
+     * Opens a saved sign-in (the URL, redirect URI and nonce are readable again).
+     * Throws `SavedSignInRefused` when it expired, was completed, is unreadable or its
+     * key is gone.
+     */
+open func resumeAuthorization(saved: String)async throws  -> PendingAuthorization  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_authclient_resume_authorization(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(saved)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_u64,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_u64,
+            freeFunc: ffi_tokenkeeper_rust_future_free_u64,
+            liftFunc: FfiConverterTypePendingAuthorization_lift,
+            errorHandler: FfiConverterTypeNativeAuthError_lift
+        )
+}
+    
+    /**
+     * The sign-in as a sealed string, completable by a new process on the same store
+     * for 15 minutes, once. Throws `InvalidConfig` without a store.
+     */
+open func saveAuthorization(pending: PendingAuthorization)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_authclient_save_authorization(
+                        self.uniffiCloneHandle(),FfiConverterTypePendingAuthorization_lower(pending)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_rust_buffer,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_rust_buffer,
+            freeFunc: ffi_tokenkeeper_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeNativeAuthError_lift
+        )
+}
+    
+    /**
      * Starts a browser sign-in for the account the app calls `account` (the session's
      * user name): PKCE S256 and a fresh `state`. `scopes` replaces the config's;
-     * `extra_params` adds query parameters such as `prompt` or `login_hint`.
+     * `extra_params` adds other query parameters; `options` the OpenID Connect ones
+     * (`max_age`, `prompt`, `login_hint`, `acr_values`). `openid` in scope implies a nonce.
      */
-open func authorizationRequest(account: String, redirectUri: String, scopes: [String]? = nil, extraParams: [String: String]? = nil, nonce: Bool = false)throws  -> PendingAuthorization  {
+open func authorizationRequest(account: String, redirectUri: String, scopes: [String]? = nil, extraParams: [String: String]? = nil, nonce: Bool = false, options: SignInOptions? = nil)throws  -> PendingAuthorization  {
     return try  FfiConverterTypePendingAuthorization_lift(try rustCallWithError(FfiConverterTypeNativeAuthError_lift) {
         uniffiCallStatus in
     uniffi_tokenkeeper_fn_method_authclient_authorization_request(
@@ -1788,7 +2052,8 @@ open func authorizationRequest(account: String, redirectUri: String, scopes: [St
         FfiConverterString.lower(redirectUri),
         FfiConverterOptionSequenceString.lower(scopes),
         FfiConverterOptionDictionaryStringString.lower(extraParams),
-        FfiConverterBool.lower(nonce),uniffiCallStatus
+        FfiConverterBool.lower(nonce),
+        FfiConverterOptionTypeSignInOptions.lower(options),uniffiCallStatus
     )
 })
 }
@@ -1944,6 +2209,12 @@ public protocol NativeSessionProtocol: AnyObject, Sendable {
     func accessTokenValidFor(minValidity: TimeSpan) async throws  -> AccessToken
     
     /**
+     * The account name the app gave this user session (at sign-in, `login`,
+     * `restore`); `null`/`nil` for the client's own session.
+     */
+    func account()  -> String?
+    
+    /**
      * The cached token if it is fresh, without waiting, I/O or a coroutine; `null`/`nil`
      * means call `accessToken()`. For blocking callers such as OkHttp interceptors.
      */
@@ -2025,7 +2296,7 @@ public protocol NativeSessionProtocol: AnyObject, Sendable {
     func state()  -> SessionState
     
     /**
-     * The user name, for a user session; `null`/`nil` for the client's own session.
+     * Deprecated: the old name of `account()` (the Kotlin and Swift wrappers mark it so).
      */
     func username()  -> String?
     
@@ -2056,6 +2327,26 @@ public protocol NativeSessionProtocol: AnyObject, Sendable {
      * the client sends no proofs.
      */
     func dpopThumbprint() throws  -> String?
+    
+    /**
+     * The URL that ends the user's session at the provider, with `id_token_hint`
+     * and, with `post_logout_redirect_uri`, a fresh `state`. Build it before
+     * `logout()`, which forgets the ID token. No network traffic.
+     */
+    func endSessionRequest(postLogoutRedirectUri: String?) throws  -> EndSessionRequest
+    
+    /**
+     * The claims of the session's last validated ID token, without a request (also
+     * after a restart: they are kept in the stored record). `null`/`nil` without
+     * `openid` in scope.
+     */
+    func idTokenClaims()  -> Claims?
+    
+    /**
+     * The UserInfo claims, fetched with the session's token. Throws `InvalidJwt` when
+     * their `sub` is not the ID token's.
+     */
+    func userinfo() async throws  -> Claims
     
 }
 /**
@@ -2156,6 +2447,19 @@ open func accessTokenValidFor(minValidity: TimeSpan)async throws  -> AccessToken
             liftFunc: FfiConverterTypeAccessToken_lift,
             errorHandler: FfiConverterTypeNativeAuthError_lift
         )
+}
+    
+    /**
+     * The account name the app gave this user session (at sign-in, `login`,
+     * `restore`); `null`/`nil` for the client's own session.
+     */
+open func account() -> String?  {
+    return try!  FfiConverterOptionString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_session_account(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -2358,7 +2662,7 @@ open func state() -> SessionState  {
 }
     
     /**
-     * The user name, for a user session; `null`/`nil` for the client's own session.
+     * Deprecated: the old name of `account()` (the Kotlin and Swift wrappers mark it so).
      */
 open func username() -> String?  {
     return try!  FfiConverterOptionString.lift(try! rustCall() {
@@ -2441,6 +2745,55 @@ open func dpopThumbprint()throws  -> String?  {
 })
 }
     
+    /**
+     * The URL that ends the user's session at the provider, with `id_token_hint`
+     * and, with `post_logout_redirect_uri`, a fresh `state`. Build it before
+     * `logout()`, which forgets the ID token. No network traffic.
+     */
+open func endSessionRequest(postLogoutRedirectUri: String? = nil)throws  -> EndSessionRequest  {
+    return try  FfiConverterTypeEndSessionRequest_lift(try rustCallWithError(FfiConverterTypeNativeAuthError_lift) {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_session_end_session_request(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionString.lower(postLogoutRedirectUri),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The claims of the session's last validated ID token, without a request (also
+     * after a restart: they are kept in the stored record). `null`/`nil` without
+     * `openid` in scope.
+     */
+open func idTokenClaims() -> Claims?  {
+    return try!  FfiConverterOptionTypeClaims.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_session_id_token_claims(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The UserInfo claims, fetched with the session's token. Throws `InvalidJwt` when
+     * their `sub` is not the ID token's.
+     */
+open func userinfo()async throws  -> Claims  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_method_session_userinfo(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_rust_buffer,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_rust_buffer,
+            freeFunc: ffi_tokenkeeper_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeClaims_lift,
+            errorHandler: FfiConverterTypeNativeAuthError_lift
+        )
+}
+    
 
     
 }
@@ -2493,7 +2846,8 @@ public func FfiConverterTypeNativeSession_lower(_ value: NativeSession) -> UInt6
 
 /**
  * A browser sign-in in progress. Keep it until the redirect arrives (the PKCE
- * verifier and `state` live in it, in memory only).
+ * verifier and `state` live in it, in memory); `saveAuthorization` makes a sealed
+ * copy that survives the process.
  */
 public protocol PendingAuthorizationProtocol: AnyObject, Sendable {
     
@@ -2515,7 +2869,8 @@ public protocol PendingAuthorizationProtocol: AnyObject, Sendable {
 }
 /**
  * A browser sign-in in progress. Keep it until the redirect arrives (the PKCE
- * verifier and `state` live in it, in memory only).
+ * verifier and `state` live in it, in memory); `saveAuthorization` makes a sealed
+ * copy that survives the process.
  */
 open class PendingAuthorization: PendingAuthorizationProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -3409,6 +3764,10 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
      * `InvalidConfig`.
      */
     public var rootCertificates: [Data]
+    /**
+     * The provider's OpenID Connect endpoints (key set, UserInfo, end session, PAR).
+     */
+    public var oidc: OidcEndpoints?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3496,7 +3855,10 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
          * blocks) or DER: a private CA or a TLS-inspecting corporate proxy. The built-in
          * roots stay trusted. An unreadable certificate makes `AuthClient(config)` throw
          * `InvalidConfig`.
-         */rootCertificates: [Data] = []) {
+         */rootCertificates: [Data] = [], 
+        /**
+         * The provider's OpenID Connect endpoints (key set, UserInfo, end session, PAR).
+         */oidc: OidcEndpoints? = nil) {
         self.tokenEndpoint = tokenEndpoint
         self.clientId = clientId
         self.clientSecret = clientSecret
@@ -3522,6 +3884,7 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
         self.requireIss = requireIss
         self.tokenRotation = tokenRotation
         self.rootCertificates = rootCertificates
+        self.oidc = oidc
     }
 
     
@@ -3575,7 +3938,8 @@ public struct FfiConverterTypeAuthConfig: FfiConverterRustBuffer {
                 issuer: FfiConverterOptionString.read(from: &buf), 
                 requireIss: FfiConverterBool.read(from: &buf), 
                 tokenRotation: FfiConverterOptionTypeTokenRotation.read(from: &buf), 
-                rootCertificates: FfiConverterSequenceData.read(from: &buf)
+                rootCertificates: FfiConverterSequenceData.read(from: &buf), 
+                oidc: FfiConverterOptionTypeOidcEndpoints.read(from: &buf)
         )
     }
 
@@ -3605,6 +3969,7 @@ public struct FfiConverterTypeAuthConfig: FfiConverterRustBuffer {
         FfiConverterBool.write(value.requireIss, into: &buf)
         FfiConverterOptionTypeTokenRotation.write(value.tokenRotation, into: &buf)
         FfiConverterSequenceData.write(value.rootCertificates, into: &buf)
+        FfiConverterOptionTypeOidcEndpoints.write(value.oidc, into: &buf)
     }
 }
 
@@ -3716,6 +4081,157 @@ public func FfiConverterTypeAuthorizationHeaders_lift(_ buf: RustBuffer) throws 
 #endif
 public func FfiConverterTypeAuthorizationHeaders_lower(_ value: AuthorizationHeaders) -> RustBuffer {
     return FfiConverterTypeAuthorizationHeaders.lower(value)
+}
+
+
+/**
+ * The claims of a validated ID token or of UserInfo (OIDC Core §5.1): the profile
+ * fields an account screen shows, and every claim as a JSON object text in [`json`](Self::json).
+ * Personal data, not a credential: the ID token itself is never in here.
+ */
+public struct Claims: Equatable, Hashable {
+    /**
+     * `sub`: the user's stable identifier at the issuer; key local data by it.
+     */
+    public var subject: String
+    /**
+     * `iss`: the issuer.
+     */
+    public var issuer: String
+    /**
+     * `name`.
+     */
+    public var name: String?
+    /**
+     * `email`.
+     */
+    public var email: String?
+    /**
+     * `email_verified`.
+     */
+    public var emailVerified: Bool?
+    /**
+     * `preferred_username`.
+     */
+    public var preferredUsername: String?
+    /**
+     * `picture`: a URL.
+     */
+    public var picture: String?
+    /**
+     * `auth_time`: when the user last authenticated.
+     */
+    public var authTime: Moment?
+    /**
+     * `acr`: the authentication context class the login satisfied.
+     */
+    public var acr: String?
+    /**
+     * Every claim (including the ones above) as a JSON object text.
+     */
+    public var json: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * `sub`: the user's stable identifier at the issuer; key local data by it.
+         */subject: String, 
+        /**
+         * `iss`: the issuer.
+         */issuer: String, 
+        /**
+         * `name`.
+         */name: String?, 
+        /**
+         * `email`.
+         */email: String?, 
+        /**
+         * `email_verified`.
+         */emailVerified: Bool?, 
+        /**
+         * `preferred_username`.
+         */preferredUsername: String?, 
+        /**
+         * `picture`: a URL.
+         */picture: String?, 
+        /**
+         * `auth_time`: when the user last authenticated.
+         */authTime: Moment?, 
+        /**
+         * `acr`: the authentication context class the login satisfied.
+         */acr: String?, 
+        /**
+         * Every claim (including the ones above) as a JSON object text.
+         */json: String) {
+        self.subject = subject
+        self.issuer = issuer
+        self.name = name
+        self.email = email
+        self.emailVerified = emailVerified
+        self.preferredUsername = preferredUsername
+        self.picture = picture
+        self.authTime = authTime
+        self.acr = acr
+        self.json = json
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Claims: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeClaims: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Claims {
+        return
+            try Claims(
+                subject: FfiConverterString.read(from: &buf), 
+                issuer: FfiConverterString.read(from: &buf), 
+                name: FfiConverterOptionString.read(from: &buf), 
+                email: FfiConverterOptionString.read(from: &buf), 
+                emailVerified: FfiConverterOptionBool.read(from: &buf), 
+                preferredUsername: FfiConverterOptionString.read(from: &buf), 
+                picture: FfiConverterOptionString.read(from: &buf), 
+                authTime: FfiConverterOptionTypeMoment.read(from: &buf), 
+                acr: FfiConverterOptionString.read(from: &buf), 
+                json: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Claims, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.subject, into: &buf)
+        FfiConverterString.write(value.issuer, into: &buf)
+        FfiConverterOptionString.write(value.name, into: &buf)
+        FfiConverterOptionString.write(value.email, into: &buf)
+        FfiConverterOptionBool.write(value.emailVerified, into: &buf)
+        FfiConverterOptionString.write(value.preferredUsername, into: &buf)
+        FfiConverterOptionString.write(value.picture, into: &buf)
+        FfiConverterOptionTypeMoment.write(value.authTime, into: &buf)
+        FfiConverterOptionString.write(value.acr, into: &buf)
+        FfiConverterString.write(value.json, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClaims_lift(_ buf: RustBuffer) throws -> Claims {
+    return try FfiConverterTypeClaims.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClaims_lower(_ value: Claims) -> RustBuffer {
+    return FfiConverterTypeClaims.lower(value)
 }
 
 
@@ -4177,6 +4693,117 @@ public func FfiConverterTypeImportedTokens_lower(_ value: ImportedTokens) -> Rus
 
 
 /**
+ * The provider's OpenID Connect endpoints, for `AuthConfig.oidc`. With `jwks_uri`
+ * and `AuthConfig.issuer`, ID tokens are validated whenever `openid` is in scope;
+ * without a key set an ID token fails the sign-in (`AuthException.InvalidJwt`).
+ */
+public struct OidcEndpoints: Equatable, Hashable {
+    /**
+     * The issuer's JWK Set (`jwks_uri`).
+     */
+    public var jwksUri: String?
+    /**
+     * The UserInfo endpoint, for `Session.userinfo()`.
+     */
+    public var userinfoEndpoint: String?
+    /**
+     * The `end_session_endpoint`, for `Session.endSessionRequest()`.
+     */
+    public var endSessionEndpoint: String?
+    /**
+     * The pushed authorization request endpoint (RFC 9126).
+     */
+    public var pushedAuthorizationRequestEndpoint: String?
+    /**
+     * The metadata's `require_pushed_authorization_requests`.
+     */
+    public var requirePushedAuthorizationRequests: Bool
+    /**
+     * `id_token_signing_alg_values_supported`; empty: every algorithm tokenkeeper verifies.
+     */
+    public var idTokenSigningAlgs: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The issuer's JWK Set (`jwks_uri`).
+         */jwksUri: String? = nil, 
+        /**
+         * The UserInfo endpoint, for `Session.userinfo()`.
+         */userinfoEndpoint: String? = nil, 
+        /**
+         * The `end_session_endpoint`, for `Session.endSessionRequest()`.
+         */endSessionEndpoint: String? = nil, 
+        /**
+         * The pushed authorization request endpoint (RFC 9126).
+         */pushedAuthorizationRequestEndpoint: String? = nil, 
+        /**
+         * The metadata's `require_pushed_authorization_requests`.
+         */requirePushedAuthorizationRequests: Bool = false, 
+        /**
+         * `id_token_signing_alg_values_supported`; empty: every algorithm tokenkeeper verifies.
+         */idTokenSigningAlgs: [String] = []) {
+        self.jwksUri = jwksUri
+        self.userinfoEndpoint = userinfoEndpoint
+        self.endSessionEndpoint = endSessionEndpoint
+        self.pushedAuthorizationRequestEndpoint = pushedAuthorizationRequestEndpoint
+        self.requirePushedAuthorizationRequests = requirePushedAuthorizationRequests
+        self.idTokenSigningAlgs = idTokenSigningAlgs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension OidcEndpoints: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOidcEndpoints: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OidcEndpoints {
+        return
+            try OidcEndpoints(
+                jwksUri: FfiConverterOptionString.read(from: &buf), 
+                userinfoEndpoint: FfiConverterOptionString.read(from: &buf), 
+                endSessionEndpoint: FfiConverterOptionString.read(from: &buf), 
+                pushedAuthorizationRequestEndpoint: FfiConverterOptionString.read(from: &buf), 
+                requirePushedAuthorizationRequests: FfiConverterBool.read(from: &buf), 
+                idTokenSigningAlgs: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: OidcEndpoints, into buf: inout [UInt8]) {
+        FfiConverterOptionString.write(value.jwksUri, into: &buf)
+        FfiConverterOptionString.write(value.userinfoEndpoint, into: &buf)
+        FfiConverterOptionString.write(value.endSessionEndpoint, into: &buf)
+        FfiConverterOptionString.write(value.pushedAuthorizationRequestEndpoint, into: &buf)
+        FfiConverterBool.write(value.requirePushedAuthorizationRequests, into: &buf)
+        FfiConverterSequenceString.write(value.idTokenSigningAlgs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOidcEndpoints_lift(_ buf: RustBuffer) throws -> OidcEndpoints {
+    return try FfiConverterTypeOidcEndpoints.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOidcEndpoints_lower(_ value: OidcEndpoints) -> RustBuffer {
+    return FfiConverterTypeOidcEndpoints.lower(value)
+}
+
+
+/**
  * Retries of token requests on network errors, 5xx and 429. See `tokenkeeper::RetryPolicy`.
  */
 public struct RetryPolicy: Equatable, Hashable {
@@ -4264,6 +4891,166 @@ public func FfiConverterTypeRetryPolicy_lift(_ buf: RustBuffer) throws -> RetryP
 #endif
 public func FfiConverterTypeRetryPolicy_lower(_ value: RetryPolicy) -> RustBuffer {
     return FfiConverterTypeRetryPolicy.lower(value)
+}
+
+
+/**
+ * What a browser sign-in asks of the provider besides the scopes (OIDC Core §3.1.2.1,
+ * RFC 9470): `authorizationRequest(…, options = SignInOptions(prompt = "login"))`.
+ */
+public struct SignInOptions: Equatable, Hashable {
+    /**
+     * `max_age`: the login must be at most this old; its `auth_time` is checked.
+     */
+    public var maxAge: TimeSpan?
+    /**
+     * `prompt`, such as `login` (show the login page even with a provider session).
+     */
+    public var prompt: String?
+    /**
+     * `login_hint`: the account to preselect.
+     */
+    public var loginHint: String?
+    /**
+     * `acr_values`: the authentication context classes asked for (step-up).
+     */
+    public var acrValues: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * `max_age`: the login must be at most this old; its `auth_time` is checked.
+         */maxAge: TimeSpan? = nil, 
+        /**
+         * `prompt`, such as `login` (show the login page even with a provider session).
+         */prompt: String? = nil, 
+        /**
+         * `login_hint`: the account to preselect.
+         */loginHint: String? = nil, 
+        /**
+         * `acr_values`: the authentication context classes asked for (step-up).
+         */acrValues: String? = nil) {
+        self.maxAge = maxAge
+        self.prompt = prompt
+        self.loginHint = loginHint
+        self.acrValues = acrValues
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SignInOptions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSignInOptions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SignInOptions {
+        return
+            try SignInOptions(
+                maxAge: FfiConverterOptionTypeTimeSpan.read(from: &buf), 
+                prompt: FfiConverterOptionString.read(from: &buf), 
+                loginHint: FfiConverterOptionString.read(from: &buf), 
+                acrValues: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SignInOptions, into buf: inout [UInt8]) {
+        FfiConverterOptionTypeTimeSpan.write(value.maxAge, into: &buf)
+        FfiConverterOptionString.write(value.prompt, into: &buf)
+        FfiConverterOptionString.write(value.loginHint, into: &buf)
+        FfiConverterOptionString.write(value.acrValues, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSignInOptions_lift(_ buf: RustBuffer) throws -> SignInOptions {
+    return try FfiConverterTypeSignInOptions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSignInOptions_lower(_ value: SignInOptions) -> RustBuffer {
+    return FfiConverterTypeSignInOptions.lower(value)
+}
+
+
+/**
+ * What a resource's step-up challenge (RFC 9470 `insufficient_user_authentication`)
+ * asks for; sign in again with these as [`SignInOptions`].
+ */
+public struct StepUpChallenge: Equatable, Hashable {
+    /**
+     * The authentication context classes asked for.
+     */
+    public var acrValues: String?
+    /**
+     * How recent the login must be.
+     */
+    public var maxAge: TimeSpan?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The authentication context classes asked for.
+         */acrValues: String?, 
+        /**
+         * How recent the login must be.
+         */maxAge: TimeSpan?) {
+        self.acrValues = acrValues
+        self.maxAge = maxAge
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension StepUpChallenge: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStepUpChallenge: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StepUpChallenge {
+        return
+            try StepUpChallenge(
+                acrValues: FfiConverterOptionString.read(from: &buf), 
+                maxAge: FfiConverterOptionTypeTimeSpan.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: StepUpChallenge, into buf: inout [UInt8]) {
+        FfiConverterOptionString.write(value.acrValues, into: &buf)
+        FfiConverterOptionTypeTimeSpan.write(value.maxAge, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStepUpChallenge_lift(_ buf: RustBuffer) throws -> StepUpChallenge {
+    return try FfiConverterTypeStepUpChallenge.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStepUpChallenge_lower(_ value: StepUpChallenge) -> RustBuffer {
+    return FfiConverterTypeStepUpChallenge.lower(value)
 }
 
 
@@ -5269,6 +6056,24 @@ enum NativeAuthError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
     case Cancelled(message: String)
     
     /**
+     * A saved sign-in expired, was completed already, is unreadable or its key is
+     * gone: nothing was sent; start the sign-in again.
+     */
+    case SavedSignInRefused(message: String)
+    
+    /**
+     * An ID token (or UserInfo answer) failed a named check, or arrived with no key
+     * set to verify it; nothing was installed. The message names the check.
+     */
+    case InvalidJwt(message: String)
+    
+    /**
+     * The resource server asks for a stronger sign-in (RFC 9470); the message names
+     * its `acr_values` and `max_age`. Sign in again with `SignInOptions`.
+     */
+    case StepUpRequired(message: String)
+    
+    /**
      * A bug in tokenkeeper (a panicked task) or an error this binding does not know yet.
      */
     case Internal(message: String)
@@ -5386,7 +6191,19 @@ public struct FfiConverterTypeNativeAuthError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 22: return .Internal(
+        case 22: return .SavedSignInRefused(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 23: return .InvalidJwt(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 24: return .StepUpRequired(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 25: return .Internal(
             message: try FfiConverterString.read(from: &buf)
         )
         
@@ -5443,8 +6260,14 @@ public struct FfiConverterTypeNativeAuthError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(20))
         case .Cancelled(_ /* message is ignored*/):
             writeInt(&buf, Int32(21))
-        case .Internal(_ /* message is ignored*/):
+        case .SavedSignInRefused(_ /* message is ignored*/):
             writeInt(&buf, Int32(22))
+        case .InvalidJwt(_ /* message is ignored*/):
+            writeInt(&buf, Int32(23))
+        case .StepUpRequired(_ /* message is ignored*/):
+            writeInt(&buf, Int32(24))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(25))
 
         
         }
@@ -5546,9 +6369,12 @@ public func FfiConverterTypeRecoveryPolicy_lower(_ value: RecoveryPolicy) -> Rus
 /**
  * Where a session stands: signed in (with the cached token's expiry, if one is
  * cached), waiting for the user to sign in again, or logged out.
+ *
+ * Its `toString()` / `description` reads `SignedIn(expiresAtEpochSeconds=1796212800)`,
+ * `SignedIn(no token cached)`, `ReauthenticationRequired` or `LoggedOut` (never a token).
  */
 
-public enum SessionState: Equatable, Hashable {
+public enum SessionState: Equatable, Hashable, CustomStringConvertible {
     
     /**
      * The session holds a token or can get one without the user.
@@ -5575,6 +6401,17 @@ public enum SessionState: Equatable, Hashable {
 
 
 
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_sessionstate_uniffi_trait_display(
+            FfiConverterTypeSessionState_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -5757,6 +6594,30 @@ fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionBool: FfiConverterRustBuffer {
+    typealias SwiftType = Bool?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterBool.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterBool.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
     typealias SwiftType = String?
 
@@ -5925,6 +6786,78 @@ fileprivate struct FfiConverterOptionTypeAccessToken: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeAuthConfig: FfiConverterRustBuffer {
+    typealias SwiftType = AuthConfig?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeAuthConfig.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeAuthConfig.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeClaims: FfiConverterRustBuffer {
+    typealias SwiftType = Claims?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeClaims.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeClaims.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeOidcEndpoints: FfiConverterRustBuffer {
+    typealias SwiftType = OidcEndpoints?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeOidcEndpoints.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeOidcEndpoints.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeRetryPolicy: FfiConverterRustBuffer {
     typealias SwiftType = RetryPolicy?
 
@@ -5941,6 +6874,54 @@ fileprivate struct FfiConverterOptionTypeRetryPolicy: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeRetryPolicy.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeSignInOptions: FfiConverterRustBuffer {
+    typealias SwiftType = SignInOptions?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeSignInOptions.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeSignInOptions.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeStepUpChallenge: FfiConverterRustBuffer {
+    typealias SwiftType = StepUpChallenge?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeStepUpChallenge.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeStepUpChallenge.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -6532,6 +7513,38 @@ public func isReplaySafe(method: String, hasIdempotencyKey: Bool) -> Bool  {
     )
 })
 }
+/**
+ * Fetches `issuer`'s metadata through `transport` (the library's own HTTP stack when
+ * `null`; the `mobile` build has none) and creates the client for `client_id`. Every
+ * setting of `settings` but its endpoints, issuer and client id applies; `store`,
+ * `listener`, `clock` and `transport` are the constructor's.
+ */
+public func discoverAuthClient(issuer: String, clientId: String, settings: AuthConfig? = nil, store: TokenStore? = nil, listener: AuthEventListener? = nil, clock: ManualClock? = nil, transport: HttpTransport? = nil)async throws  -> NativeAuthClient  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_fn_func_discover_auth_client(FfiConverterString.lower(issuer),FfiConverterString.lower(clientId),FfiConverterOptionTypeAuthConfig.lower(settings),FfiConverterOptionTypeTokenStore.lower(store),FfiConverterOptionTypeAuthEventListener.lower(listener),FfiConverterOptionTypeManualClock.lower(clock),FfiConverterOptionTypeHttpTransport.lower(transport)
+                )
+            },
+            pollFunc: ffi_tokenkeeper_rust_future_poll_u64,
+            completeFunc: ffi_tokenkeeper_rust_future_complete_u64,
+            freeFunc: ffi_tokenkeeper_rust_future_free_u64,
+            liftFunc: FfiConverterTypeNativeAuthClient_lift,
+            errorHandler: FfiConverterTypeNativeAuthError_lift
+        )
+}
+/**
+ * The step-up challenge among a 401's `WWW-Authenticate` values, if there is one
+ * (`AuthException.StepUpRequired` from `handleUnauthorized` says the same, as text).
+ */
+public func stepUpChallenge(wwwAuthenticate: [String]) -> StepUpChallenge?  {
+    return try!  FfiConverterOptionTypeStepUpChallenge.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_func_step_up_challenge(
+        FfiConverterSequenceString.lower(wwwAuthenticate),uniffiCallStatus
+    )
+})
+}
 
 private enum InitializationResult {
     case ok
@@ -6551,6 +7564,12 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_func_is_replay_safe() != 6651) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tokenkeeper_checksum_func_discover_auth_client() != 74) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_func_step_up_challenge() != 29543) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tokenkeeper_checksum_method_authclient_client_credentials_session() != 60998) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -6563,7 +7582,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_method_authclient_session() != 57740) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_authclient_authorization_request() != 57564) {
+    if (uniffi_tokenkeeper_checksum_method_authclient_complete_saved_authorization() != 2850) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_authclient_resume_authorization() != 7939) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_authclient_save_authorization() != 44276) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_authclient_authorization_request() != 14285) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_authclient_complete_authorization() != 35702) {
@@ -6582,6 +7610,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_session_access_token_valid_for() != 6216) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_session_account() != 13038) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_session_cached_access_token() != 10217) {
@@ -6620,7 +7651,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_method_session_state() != 15325) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_checksum_method_session_username() != 40682) {
+    if (uniffi_tokenkeeper_checksum_method_session_username() != 39464) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_session_wait_for_refresh() != 13807) {
@@ -6633,6 +7664,15 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_session_dpop_thumbprint() != 707) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_session_end_session_request() != 36274) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_session_id_token_claims() != 62537) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_session_userinfo() != 20931) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_manualclock_advance() != 36062) {
@@ -6648,6 +7688,15 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_autheventlistener_on_event() != 21293) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_endsessionrequest_complete() != 36635) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_endsessionrequest_state() != 51750) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_endsessionrequest_url() != 13516) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_checksum_method_deviceauthorization_cancel() != 24232) {

@@ -785,6 +785,10 @@ internal object IntegrityCheckingUniffiLib {
     internal fun ensureInitialized() = Unit
     external fun uniffi_tokenkeeper_checksum_func_is_replay_safe(
     ): Int
+    external fun uniffi_tokenkeeper_checksum_func_discover_auth_client(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_func_step_up_challenge(
+    ): Int
     external fun uniffi_tokenkeeper_checksum_method_authclient_client_credentials_session(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_authclient_login(
@@ -792,6 +796,12 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_tokenkeeper_checksum_method_authclient_restore(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_authclient_session(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_authclient_complete_saved_authorization(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_authclient_resume_authorization(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_authclient_save_authorization(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_authclient_authorization_request(
     ): Int
@@ -806,6 +816,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_tokenkeeper_checksum_method_session_access_token(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_access_token_valid_for(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_account(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_cached_access_token(
     ): Int
@@ -841,6 +853,12 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_session_dpop_thumbprint(
     ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_end_session_request(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_id_token_claims(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_session_userinfo(
+    ): Int
     external fun uniffi_tokenkeeper_checksum_method_manualclock_advance(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_manualclock_now(
@@ -850,6 +868,12 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_tokenkeeper_checksum_method_manualclock_rewind(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_autheventlistener_on_event(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_endsessionrequest_complete(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_endsessionrequest_state(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_endsessionrequest_url(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_deviceauthorization_cancel(
     ): Int
@@ -925,7 +949,13 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_tokenkeeper_fn_method_authclient_session(`ptr`: Long,`username`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_tokenkeeper_fn_method_authclient_authorization_request(`ptr`: Long,`account`: RustBuffer.ByValue,`redirectUri`: RustBuffer.ByValue,`scopes`: RustBuffer.ByValue,`extraParams`: RustBuffer.ByValue,`nonce`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_tokenkeeper_fn_method_authclient_complete_saved_authorization(`ptr`: Long,`saved`: RustBuffer.ByValue,`redirectUrl`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_tokenkeeper_fn_method_authclient_resume_authorization(`ptr`: Long,`saved`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_tokenkeeper_fn_method_authclient_save_authorization(`ptr`: Long,`pending`: Long,
+    ): Long
+    external fun uniffi_tokenkeeper_fn_method_authclient_authorization_request(`ptr`: Long,`account`: RustBuffer.ByValue,`redirectUri`: RustBuffer.ByValue,`scopes`: RustBuffer.ByValue,`extraParams`: RustBuffer.ByValue,`nonce`: Byte,`options`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_tokenkeeper_fn_method_authclient_complete_authorization(`ptr`: Long,`pending`: Long,`redirectUrl`: RustBuffer.ByValue,
     ): Long
@@ -943,6 +973,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_tokenkeeper_fn_method_session_access_token_valid_for(`ptr`: Long,`minValidity`: Long,
     ): Long
+    external fun uniffi_tokenkeeper_fn_method_session_account(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_session_cached_access_token(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_session_handle_unauthorized(`ptr`: Long,`failedToken`: RustBuffer.ByValue,`wwwAuthenticate`: RustBuffer.ByValue,
@@ -977,6 +1009,12 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_tokenkeeper_fn_method_session_dpop_thumbprint(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_session_end_session_request(`ptr`: Long,`postLogoutRedirectUri`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_tokenkeeper_fn_method_session_id_token_claims(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_session_userinfo(`ptr`: Long,
+    ): Long
     external fun uniffi_tokenkeeper_fn_clone_manualclock(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_tokenkeeper_fn_free_manualclock(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1001,6 +1039,18 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_tokenkeeper_fn_method_autheventlistener_on_event(`ptr`: Long,`event`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_tokenkeeper_fn_clone_endsessionrequest(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_tokenkeeper_fn_free_endsessionrequest(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_tokenkeeper_fn_method_endsessionrequest_complete(`ptr`: Long,`redirectUrl`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_tokenkeeper_fn_method_endsessionrequest_state(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_endsessionrequest_url(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_endsessionrequest_uniffi_trait_debug(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_clone_deviceauthorization(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_tokenkeeper_fn_free_deviceauthorization(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1057,6 +1107,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_tokenkeeper_fn_method_httptransport_send(`ptr`: Long,`request`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_tokenkeeper_fn_method_sessionstate_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_authconfig_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_method_authorizationheaders_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1069,6 +1121,10 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_fn_func_is_replay_safe(`method`: RustBuffer.ByValue,`hasIdempotencyKey`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
+    external fun uniffi_tokenkeeper_fn_func_discover_auth_client(`issuer`: RustBuffer.ByValue,`clientId`: RustBuffer.ByValue,`settings`: RustBuffer.ByValue,`store`: RustBuffer.ByValue,`listener`: RustBuffer.ByValue,`clock`: RustBuffer.ByValue,`transport`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_tokenkeeper_fn_func_step_up_challenge(`wwwAuthenticate`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun ffi_tokenkeeper_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_tokenkeeper_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1191,6 +1247,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_checksum_func_is_replay_safe() and 0xFFFF) != 6651) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_tokenkeeper_checksum_func_discover_auth_client() and 0xFFFF) != 74) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_func_step_up_challenge() and 0xFFFF) != 29543) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_tokenkeeper_checksum_method_authclient_client_credentials_session() and 0xFFFF) != 60998) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1203,7 +1265,16 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_checksum_method_authclient_session() and 0xFFFF) != 57740) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_authorization_request() and 0xFFFF) != 57564) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_complete_saved_authorization() and 0xFFFF) != 2850) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_resume_authorization() and 0xFFFF) != 7939) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_save_authorization() and 0xFFFF) != 44276) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_authclient_authorization_request() and 0xFFFF) != 14285) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_authclient_complete_authorization() and 0xFFFF) != 35702) {
@@ -1222,6 +1293,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_access_token_valid_for() and 0xFFFF) != 6216) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_account() and 0xFFFF) != 13038) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_cached_access_token() and 0xFFFF) != 10217) {
@@ -1260,7 +1334,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_checksum_method_session_state() and 0xFFFF) != 15325) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_checksum_method_session_username() and 0xFFFF) != 40682) {
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_username() and 0xFFFF) != 39464) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_wait_for_refresh() and 0xFFFF) != 13807) {
@@ -1273,6 +1347,15 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_session_dpop_thumbprint() and 0xFFFF) != 707) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_end_session_request() and 0xFFFF) != 36274) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_id_token_claims() and 0xFFFF) != 62537) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_session_userinfo() and 0xFFFF) != 20931) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_manualclock_advance() and 0xFFFF) != 36062) {
@@ -1288,6 +1371,15 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_autheventlistener_on_event() and 0xFFFF) != 21293) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_endsessionrequest_complete() and 0xFFFF) != 36635) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_endsessionrequest_state() and 0xFFFF) != 51750) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_endsessionrequest_url() and 0xFFFF) != 13516) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_deviceauthorization_cancel() and 0xFFFF) != 24232) {
@@ -2692,6 +2784,336 @@ public object FfiConverterTypeDeviceAuthorization: FfiConverter<DeviceAuthorizat
 
 
 /**
+ * A logout at the provider in progress (RP-Initiated Logout 1.0): open
+ * [`url`](Self::url) in Custom Tabs / `ASWebAuthenticationSession`, then hand the
+ * redirect to [`complete`](Self::complete). Its description never shows the URL,
+ * which carries the ID token.
+ */
+public interface EndSessionRequestInterface {
+    
+    /**
+     * Checks the redirect the provider sent the browser back to. Throws
+     * `StateMismatch` for another request's redirect, `InvalidRedirect` for a bad URL.
+     */
+    fun `complete`(`redirectUrl`: kotlin.String)
+    
+    /**
+     * The `state` sent with the `post_logout_redirect_uri`, if one was given.
+     */
+    fun `state`(): kotlin.String?
+    
+    /**
+     * The `end_session_endpoint` URL to open in the browser.
+     */
+    fun `url`(): kotlin.String
+    
+    companion object
+}
+
+/**
+ * A logout at the provider in progress (RP-Initiated Logout 1.0): open
+ * [`url`](Self::url) in Custom Tabs / `ASWebAuthenticationSession`, then hand the
+ * redirect to [`complete`](Self::complete). Its description never shows the URL,
+ * which carries the ID token.
+ */
+open class EndSessionRequest: Disposable, AutoCloseable, EndSessionRequestInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_tokenkeeper_fn_free_endsessionrequest(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_tokenkeeper_fn_clone_endsessionrequest(handle, status)
+        }
+    }
+
+    
+    /**
+     * Checks the redirect the provider sent the browser back to. Throws
+     * `StateMismatch` for another request's redirect, `InvalidRedirect` for a bad URL.
+     */
+    @Throws(AuthException::class)override fun `complete`(`redirectUrl`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(AuthException) { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_endsessionrequest_complete(
+        it,
+        
+        FfiConverterString.lower(`redirectUrl`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * The `state` sent with the `post_logout_redirect_uri`, if one was given.
+     */override fun `state`(): kotlin.String? {
+            return FfiConverterOptionalString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_endsessionrequest_state(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The `end_session_endpoint` URL to open in the browser.
+     */override fun `url`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_endsessionrequest_url(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_endsessionrequest_uniffi_trait_debug(
+        it,
+        _status)
+}
+    }
+    )
+    }
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeEndSessionRequest: FfiConverter<EndSessionRequest, Long> {
+    override fun lower(value: EndSessionRequest): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): EndSessionRequest {
+        return EndSessionRequest(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): EndSessionRequest {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: EndSessionRequest) = 8UL
+
+    override fun write(value: EndSessionRequest, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * The app's HTTP stack. Implemented in Kotlin by `OkHttpTransport` and in Swift by
  * `URLSessionTransport`; an app may write its own. `send` is called from
  * tokenkeeper's own threads; it must not follow redirects.
@@ -3466,11 +3888,31 @@ public interface NativeAuthClientInterface {
     fun `session`(`username`: kotlin.String): NativeSession?
     
     /**
+     * Completes a saved sign-in with the redirect URL: `resumeAuthorization` then
+     * `completeAuthorization`. Throws what both throw.
+     */
+    suspend fun `completeSavedAuthorization`(`saved`: kotlin.String, `redirectUrl`: kotlin.String): NativeSession
+    
+    /**
+     * Opens a saved sign-in (the URL, redirect URI and nonce are readable again).
+     * Throws `SavedSignInRefused` when it expired, was completed, is unreadable or its
+     * key is gone.
+     */
+    suspend fun `resumeAuthorization`(`saved`: kotlin.String): PendingAuthorization
+    
+    /**
+     * The sign-in as a sealed string, completable by a new process on the same store
+     * for 15 minutes, once. Throws `InvalidConfig` without a store.
+     */
+    suspend fun `saveAuthorization`(`pending`: PendingAuthorization): kotlin.String
+    
+    /**
      * Starts a browser sign-in for the account the app calls `account` (the session's
      * user name): PKCE S256 and a fresh `state`. `scopes` replaces the config's;
-     * `extra_params` adds query parameters such as `prompt` or `login_hint`.
+     * `extra_params` adds other query parameters; `options` the OpenID Connect ones
+     * (`max_age`, `prompt`, `login_hint`, `acr_values`). `openid` in scope implies a nonce.
      */
-    fun `authorizationRequest`(`account`: kotlin.String, `redirectUri`: kotlin.String, `scopes`: List<kotlin.String>? = null, `extraParams`: Map<kotlin.String, kotlin.String>? = null, `nonce`: kotlin.Boolean = false): PendingAuthorization
+    fun `authorizationRequest`(`account`: kotlin.String, `redirectUri`: kotlin.String, `scopes`: List<kotlin.String>? = null, `extraParams`: Map<kotlin.String, kotlin.String>? = null, `nonce`: kotlin.Boolean = false, `options`: SignInOptions? = null): PendingAuthorization
     
     /**
      * Finishes a browser sign-in with the URL the browser was redirected to. Throws
@@ -3725,11 +4167,92 @@ open class NativeAuthClient: Disposable, AutoCloseable, NativeAuthClientInterfac
 
     
     /**
+     * Completes a saved sign-in with the redirect URL: `resumeAuthorization` then
+     * `completeAuthorization`. Throws what both throw.
+     */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `completeSavedAuthorization`(`saved`: kotlin.String, `redirectUrl`: kotlin.String) : NativeSession {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_fn_method_authclient_complete_saved_authorization(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`saved`),
+        FfiConverterString.lower(`redirectUrl`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterTypeNativeSession.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Opens a saved sign-in (the URL, redirect URI and nonce are readable again).
+     * Throws `SavedSignInRefused` when it expired, was completed, is unreadable or its
+     * key is gone.
+     */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `resumeAuthorization`(`saved`: kotlin.String) : PendingAuthorization {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_fn_method_authclient_resume_authorization(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`saved`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterTypePendingAuthorization.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The sign-in as a sealed string, completable by a new process on the same store
+     * for 15 minutes, once. Throws `InvalidConfig` without a store.
+     */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `saveAuthorization`(`pending`: PendingAuthorization) : kotlin.String {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_fn_method_authclient_save_authorization(
+                uniffiHandle,
+                
+        FfiConverterTypePendingAuthorization.lower(`pending`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterString.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
+
+    
+    /**
      * Starts a browser sign-in for the account the app calls `account` (the session's
      * user name): PKCE S256 and a fresh `state`. `scopes` replaces the config's;
-     * `extra_params` adds query parameters such as `prompt` or `login_hint`.
+     * `extra_params` adds other query parameters; `options` the OpenID Connect ones
+     * (`max_age`, `prompt`, `login_hint`, `acr_values`). `openid` in scope implies a nonce.
      */
-    @Throws(AuthException::class)override fun `authorizationRequest`(`account`: kotlin.String, `redirectUri`: kotlin.String, `scopes`: List<kotlin.String>?, `extraParams`: Map<kotlin.String, kotlin.String>?, `nonce`: kotlin.Boolean): PendingAuthorization {
+    @Throws(AuthException::class)override fun `authorizationRequest`(`account`: kotlin.String, `redirectUri`: kotlin.String, `scopes`: List<kotlin.String>?, `extraParams`: Map<kotlin.String, kotlin.String>?, `nonce`: kotlin.Boolean, `options`: SignInOptions?): PendingAuthorization {
             return FfiConverterTypePendingAuthorization.lift(
     callWithHandle {
     uniffiRustCallWithError(AuthException) { _status ->
@@ -3740,7 +4263,8 @@ open class NativeAuthClient: Disposable, AutoCloseable, NativeAuthClientInterfac
         FfiConverterString.lower(`redirectUri`),
         FfiConverterOptionalSequenceString.lower(`scopes`),
         FfiConverterOptionalMapStringString.lower(`extraParams`),
-        FfiConverterBoolean.lower(`nonce`),_status)
+        FfiConverterBoolean.lower(`nonce`),
+        FfiConverterOptionalTypeSignInOptions.lower(`options`),_status)
 }
     }
     )
@@ -4010,6 +4534,12 @@ public interface NativeSessionInterface {
     suspend fun `accessTokenValidFor`(`minValidity`: TimeSpan): AccessToken
     
     /**
+     * The account name the app gave this user session (at sign-in, `login`,
+     * `restore`); `null`/`nil` for the client's own session.
+     */
+    fun `account`(): kotlin.String?
+    
+    /**
      * The cached token if it is fresh, without waiting, I/O or a coroutine; `null`/`nil`
      * means call `accessToken()`. For blocking callers such as OkHttp interceptors.
      */
@@ -4091,7 +4621,7 @@ public interface NativeSessionInterface {
     fun `state`(): SessionState
     
     /**
-     * The user name, for a user session; `null`/`nil` for the client's own session.
+     * Deprecated: the old name of `account()` (the Kotlin and Swift wrappers mark it so).
      */
     fun `username`(): kotlin.String?
     
@@ -4122,6 +4652,26 @@ public interface NativeSessionInterface {
      * the client sends no proofs.
      */
     fun `dpopThumbprint`(): kotlin.String?
+    
+    /**
+     * The URL that ends the user's session at the provider, with `id_token_hint`
+     * and, with `post_logout_redirect_uri`, a fresh `state`. Build it before
+     * `logout()`, which forgets the ID token. No network traffic.
+     */
+    fun `endSessionRequest`(`postLogoutRedirectUri`: kotlin.String? = null): EndSessionRequest
+    
+    /**
+     * The claims of the session's last validated ID token, without a request (also
+     * after a restart: they are kept in the stored record). `null`/`nil` without
+     * `openid` in scope.
+     */
+    fun `idTokenClaims`(): Claims?
+    
+    /**
+     * The UserInfo claims, fetched with the session's token. Throws `InvalidJwt` when
+     * their `sub` is not the ID token's.
+     */
+    suspend fun `userinfo`(): Claims
     
     companion object
 }
@@ -4284,6 +4834,23 @@ open class NativeSession: Disposable, AutoCloseable, NativeSessionInterface
         AuthException.ErrorHandler,
     )
     }
+
+    
+    /**
+     * The account name the app gave this user session (at sign-in, `login`,
+     * `restore`); `null`/`nil` for the client's own session.
+     */override fun `account`(): kotlin.String? {
+            return FfiConverterOptionalString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_session_account(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
 
     
     /**
@@ -4546,7 +5113,7 @@ open class NativeSession: Disposable, AutoCloseable, NativeSessionInterface
 
     
     /**
-     * The user name, for a user session; `null`/`nil` for the client's own session.
+     * Deprecated: the old name of `account()` (the Kotlin and Swift wrappers mark it so).
      */override fun `username`(): kotlin.String? {
             return FfiConverterOptionalString.lift(
     callWithHandle {
@@ -4651,6 +5218,69 @@ open class NativeSession: Disposable, AutoCloseable, NativeSessionInterface
     )
     }
     
+
+    
+    /**
+     * The URL that ends the user's session at the provider, with `id_token_hint`
+     * and, with `post_logout_redirect_uri`, a fresh `state`. Build it before
+     * `logout()`, which forgets the ID token. No network traffic.
+     */
+    @Throws(AuthException::class)override fun `endSessionRequest`(`postLogoutRedirectUri`: kotlin.String?): EndSessionRequest {
+            return FfiConverterTypeEndSessionRequest.lift(
+    callWithHandle {
+    uniffiRustCallWithError(AuthException) { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_session_end_session_request(
+        it,
+        
+        FfiConverterOptionalString.lower(`postLogoutRedirectUri`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The claims of the session's last validated ID token, without a request (also
+     * after a restart: they are kept in the stored record). `null`/`nil` without
+     * `openid` in scope.
+     */override fun `idTokenClaims`(): Claims? {
+            return FfiConverterOptionalTypeClaims.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_session_id_token_claims(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The UserInfo claims, fetched with the session's token. Throws `InvalidJwt` when
+     * their `sub` is not the ID token's.
+     */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `userinfo`() : Claims {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_fn_method_session_userinfo(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeClaims.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
 
     
 
@@ -4788,7 +5418,8 @@ public object FfiConverterTypeNativeSession: FfiConverter<NativeSession, Long> {
 
 /**
  * A browser sign-in in progress. Keep it until the redirect arrives (the PKCE
- * verifier and `state` live in it, in memory only).
+ * verifier and `state` live in it, in memory); `saveAuthorization` makes a sealed
+ * copy that survives the process.
  */
 public interface PendingAuthorizationInterface {
     
@@ -4812,7 +5443,8 @@ public interface PendingAuthorizationInterface {
 
 /**
  * A browser sign-in in progress. Keep it until the redirect arrives (the PKCE
- * verifier and `state` live in it, in memory only).
+ * verifier and `state` live in it, in memory); `saveAuthorization` makes a sealed
+ * copy that survives the process.
  */
 open class PendingAuthorization: Disposable, AutoCloseable, PendingAuthorizationInterface
 {
@@ -5984,6 +6616,11 @@ data class AuthConfig (
      * `InvalidConfig`.
      */
     var `rootCertificates`: List<kotlin.ByteArray> = listOf() 
+    , 
+    /**
+     * The provider's OpenID Connect endpoints (key set, UserInfo, end session, PAR).
+     */
+    var `oidc`: OidcEndpoints? = null 
     
 ){
     
@@ -6034,6 +6671,7 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterBoolean.read(buf),
             FfiConverterOptionalTypeTokenRotation.read(buf),
             FfiConverterSequenceByteArray.read(buf),
+            FfiConverterOptionalTypeOidcEndpoints.read(buf),
         )
     }
 
@@ -6062,7 +6700,8 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterOptionalString.allocationSize(value.`issuer`) +
             FfiConverterBoolean.allocationSize(value.`requireIss`) +
             FfiConverterOptionalTypeTokenRotation.allocationSize(value.`tokenRotation`) +
-            FfiConverterSequenceByteArray.allocationSize(value.`rootCertificates`)
+            FfiConverterSequenceByteArray.allocationSize(value.`rootCertificates`) +
+            FfiConverterOptionalTypeOidcEndpoints.allocationSize(value.`oidc`)
     )
 
     override fun write(value: AuthConfig, buf: ByteBuffer) {
@@ -6091,6 +6730,7 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterBoolean.write(value.`requireIss`, buf)
             FfiConverterOptionalTypeTokenRotation.write(value.`tokenRotation`, buf)
             FfiConverterSequenceByteArray.write(value.`rootCertificates`, buf)
+            FfiConverterOptionalTypeOidcEndpoints.write(value.`oidc`, buf)
     }
 }
 
@@ -6160,6 +6800,119 @@ public object FfiConverterTypeAuthorizationHeaders: FfiConverterRustBuffer<Autho
             FfiConverterString.write(value.`authorization`, buf)
             FfiConverterOptionalString.write(value.`dpop`, buf)
             FfiConverterString.write(value.`token`, buf)
+    }
+}
+
+
+
+/**
+ * The claims of a validated ID token or of UserInfo (OIDC Core §5.1): the profile
+ * fields an account screen shows, and every claim as a JSON object text in [`json`](Self::json).
+ * Personal data, not a credential: the ID token itself is never in here.
+ */
+data class Claims (
+    /**
+     * `sub`: the user's stable identifier at the issuer; key local data by it.
+     */
+    var `subject`: kotlin.String
+    , 
+    /**
+     * `iss`: the issuer.
+     */
+    var `issuer`: kotlin.String
+    , 
+    /**
+     * `name`.
+     */
+    var `name`: kotlin.String?
+    , 
+    /**
+     * `email`.
+     */
+    var `email`: kotlin.String?
+    , 
+    /**
+     * `email_verified`.
+     */
+    var `emailVerified`: kotlin.Boolean?
+    , 
+    /**
+     * `preferred_username`.
+     */
+    var `preferredUsername`: kotlin.String?
+    , 
+    /**
+     * `picture`: a URL.
+     */
+    var `picture`: kotlin.String?
+    , 
+    /**
+     * `auth_time`: when the user last authenticated.
+     */
+    var `authTime`: Moment?
+    , 
+    /**
+     * `acr`: the authentication context class the login satisfied.
+     */
+    var `acr`: kotlin.String?
+    , 
+    /**
+     * Every claim (including the ones above) as a JSON object text.
+     */
+    var `json`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeClaims: FfiConverterRustBuffer<Claims> {
+    override fun read(buf: ByteBuffer): Claims {
+        return Claims(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalBoolean.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalTypeMoment.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Claims) = (
+            FfiConverterString.allocationSize(value.`subject`) +
+            FfiConverterString.allocationSize(value.`issuer`) +
+            FfiConverterOptionalString.allocationSize(value.`name`) +
+            FfiConverterOptionalString.allocationSize(value.`email`) +
+            FfiConverterOptionalBoolean.allocationSize(value.`emailVerified`) +
+            FfiConverterOptionalString.allocationSize(value.`preferredUsername`) +
+            FfiConverterOptionalString.allocationSize(value.`picture`) +
+            FfiConverterOptionalTypeMoment.allocationSize(value.`authTime`) +
+            FfiConverterOptionalString.allocationSize(value.`acr`) +
+            FfiConverterString.allocationSize(value.`json`)
+    )
+
+    override fun write(value: Claims, buf: ByteBuffer) {
+            FfiConverterString.write(value.`subject`, buf)
+            FfiConverterString.write(value.`issuer`, buf)
+            FfiConverterOptionalString.write(value.`name`, buf)
+            FfiConverterOptionalString.write(value.`email`, buf)
+            FfiConverterOptionalBoolean.write(value.`emailVerified`, buf)
+            FfiConverterOptionalString.write(value.`preferredUsername`, buf)
+            FfiConverterOptionalString.write(value.`picture`, buf)
+            FfiConverterOptionalTypeMoment.write(value.`authTime`, buf)
+            FfiConverterOptionalString.write(value.`acr`, buf)
+            FfiConverterString.write(value.`json`, buf)
     }
 }
 
@@ -6490,6 +7243,87 @@ public object FfiConverterTypeImportedTokens: FfiConverterRustBuffer<ImportedTok
 
 
 /**
+ * The provider's OpenID Connect endpoints, for `AuthConfig.oidc`. With `jwks_uri`
+ * and `AuthConfig.issuer`, ID tokens are validated whenever `openid` is in scope;
+ * without a key set an ID token fails the sign-in (`AuthException.InvalidJwt`).
+ */
+data class OidcEndpoints (
+    /**
+     * The issuer's JWK Set (`jwks_uri`).
+     */
+    var `jwksUri`: kotlin.String? = null 
+    , 
+    /**
+     * The UserInfo endpoint, for `Session.userinfo()`.
+     */
+    var `userinfoEndpoint`: kotlin.String? = null 
+    , 
+    /**
+     * The `end_session_endpoint`, for `Session.endSessionRequest()`.
+     */
+    var `endSessionEndpoint`: kotlin.String? = null 
+    , 
+    /**
+     * The pushed authorization request endpoint (RFC 9126).
+     */
+    var `pushedAuthorizationRequestEndpoint`: kotlin.String? = null 
+    , 
+    /**
+     * The metadata's `require_pushed_authorization_requests`.
+     */
+    var `requirePushedAuthorizationRequests`: kotlin.Boolean = false 
+    , 
+    /**
+     * `id_token_signing_alg_values_supported`; empty: every algorithm tokenkeeper verifies.
+     */
+    var `idTokenSigningAlgs`: List<kotlin.String> = listOf() 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOidcEndpoints: FfiConverterRustBuffer<OidcEndpoints> {
+    override fun read(buf: ByteBuffer): OidcEndpoints {
+        return OidcEndpoints(
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterSequenceString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: OidcEndpoints) = (
+            FfiConverterOptionalString.allocationSize(value.`jwksUri`) +
+            FfiConverterOptionalString.allocationSize(value.`userinfoEndpoint`) +
+            FfiConverterOptionalString.allocationSize(value.`endSessionEndpoint`) +
+            FfiConverterOptionalString.allocationSize(value.`pushedAuthorizationRequestEndpoint`) +
+            FfiConverterBoolean.allocationSize(value.`requirePushedAuthorizationRequests`) +
+            FfiConverterSequenceString.allocationSize(value.`idTokenSigningAlgs`)
+    )
+
+    override fun write(value: OidcEndpoints, buf: ByteBuffer) {
+            FfiConverterOptionalString.write(value.`jwksUri`, buf)
+            FfiConverterOptionalString.write(value.`userinfoEndpoint`, buf)
+            FfiConverterOptionalString.write(value.`endSessionEndpoint`, buf)
+            FfiConverterOptionalString.write(value.`pushedAuthorizationRequestEndpoint`, buf)
+            FfiConverterBoolean.write(value.`requirePushedAuthorizationRequests`, buf)
+            FfiConverterSequenceString.write(value.`idTokenSigningAlgs`, buf)
+    }
+}
+
+
+
+/**
  * Retries of token requests on network errors, 5xx and 429. See `tokenkeeper::RetryPolicy`.
  */
 data class RetryPolicy (
@@ -6548,6 +7382,118 @@ public object FfiConverterTypeRetryPolicy: FfiConverterRustBuffer<RetryPolicy> {
             FfiConverterTypeTimeSpan.write(value.`initialBackoff`, buf)
             FfiConverterTypeTimeSpan.write(value.`maxBackoff`, buf)
             FfiConverterTypeTimeSpan.write(value.`deadline`, buf)
+    }
+}
+
+
+
+/**
+ * What a browser sign-in asks of the provider besides the scopes (OIDC Core §3.1.2.1,
+ * RFC 9470): `authorizationRequest(…, options = SignInOptions(prompt = "login"))`.
+ */
+data class SignInOptions (
+    /**
+     * `max_age`: the login must be at most this old; its `auth_time` is checked.
+     */
+    var `maxAge`: TimeSpan? = null 
+    , 
+    /**
+     * `prompt`, such as `login` (show the login page even with a provider session).
+     */
+    var `prompt`: kotlin.String? = null 
+    , 
+    /**
+     * `login_hint`: the account to preselect.
+     */
+    var `loginHint`: kotlin.String? = null 
+    , 
+    /**
+     * `acr_values`: the authentication context classes asked for (step-up).
+     */
+    var `acrValues`: kotlin.String? = null 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSignInOptions: FfiConverterRustBuffer<SignInOptions> {
+    override fun read(buf: ByteBuffer): SignInOptions {
+        return SignInOptions(
+            FfiConverterOptionalTypeTimeSpan.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SignInOptions) = (
+            FfiConverterOptionalTypeTimeSpan.allocationSize(value.`maxAge`) +
+            FfiConverterOptionalString.allocationSize(value.`prompt`) +
+            FfiConverterOptionalString.allocationSize(value.`loginHint`) +
+            FfiConverterOptionalString.allocationSize(value.`acrValues`)
+    )
+
+    override fun write(value: SignInOptions, buf: ByteBuffer) {
+            FfiConverterOptionalTypeTimeSpan.write(value.`maxAge`, buf)
+            FfiConverterOptionalString.write(value.`prompt`, buf)
+            FfiConverterOptionalString.write(value.`loginHint`, buf)
+            FfiConverterOptionalString.write(value.`acrValues`, buf)
+    }
+}
+
+
+
+/**
+ * What a resource's step-up challenge (RFC 9470 `insufficient_user_authentication`)
+ * asks for; sign in again with these as [`SignInOptions`].
+ */
+data class StepUpChallenge (
+    /**
+     * The authentication context classes asked for.
+     */
+    var `acrValues`: kotlin.String?
+    , 
+    /**
+     * How recent the login must be.
+     */
+    var `maxAge`: TimeSpan?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeStepUpChallenge: FfiConverterRustBuffer<StepUpChallenge> {
+    override fun read(buf: ByteBuffer): StepUpChallenge {
+        return StepUpChallenge(
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalTypeTimeSpan.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: StepUpChallenge) = (
+            FfiConverterOptionalString.allocationSize(value.`acrValues`) +
+            FfiConverterOptionalTypeTimeSpan.allocationSize(value.`maxAge`)
+    )
+
+    override fun write(value: StepUpChallenge, buf: ByteBuffer) {
+            FfiConverterOptionalString.write(value.`acrValues`, buf)
+            FfiConverterOptionalTypeTimeSpan.write(value.`maxAge`, buf)
     }
 }
 
@@ -6796,6 +7742,24 @@ sealed class AuthException(message: String): kotlin.Exception(message) {
         class Cancelled(message: String) : AuthException(message)
         
     /**
+     * A saved sign-in expired, was completed already, is unreadable or its key is
+     * gone: nothing was sent; start the sign-in again.
+     */
+        class SavedSignInRefused(message: String) : AuthException(message)
+        
+    /**
+     * An ID token (or UserInfo answer) failed a named check, or arrived with no key
+     * set to verify it; nothing was installed. The message names the check.
+     */
+        class InvalidJwt(message: String) : AuthException(message)
+        
+    /**
+     * The resource server asks for a stronger sign-in (RFC 9470); the message names
+     * its `acr_values` and `max_age`. Sign in again with `SignInOptions`.
+     */
+        class StepUpRequired(message: String) : AuthException(message)
+        
+    /**
      * A bug in tokenkeeper (a panicked task) or an error this binding does not know yet.
      */
         class Internal(message: String) : AuthException(message)
@@ -6834,7 +7798,10 @@ public object FfiConverterTypeAuthError : FfiConverterRustBuffer<AuthException> 
             19 -> AuthException.InvalidRedirect(FfiConverterString.read(buf))
             20 -> AuthException.DeviceCodeExpired(FfiConverterString.read(buf))
             21 -> AuthException.Cancelled(FfiConverterString.read(buf))
-            22 -> AuthException.Internal(FfiConverterString.read(buf))
+            22 -> AuthException.SavedSignInRefused(FfiConverterString.read(buf))
+            23 -> AuthException.InvalidJwt(FfiConverterString.read(buf))
+            24 -> AuthException.StepUpRequired(FfiConverterString.read(buf))
+            25 -> AuthException.Internal(FfiConverterString.read(buf))
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
         
@@ -6930,8 +7897,20 @@ public object FfiConverterTypeAuthError : FfiConverterRustBuffer<AuthException> 
                 buf.putInt(21)
                 Unit
             }
-            is AuthException.Internal -> {
+            is AuthException.SavedSignInRefused -> {
                 buf.putInt(22)
+                Unit
+            }
+            is AuthException.InvalidJwt -> {
+                buf.putInt(23)
+                Unit
+            }
+            is AuthException.StepUpRequired -> {
+                buf.putInt(24)
+                Unit
+            }
+            is AuthException.Internal -> {
+                buf.putInt(25)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -7756,6 +8735,9 @@ public object FfiConverterTypeRecoveryPolicy: FfiConverterRustBuffer<RecoveryPol
 /**
  * Where a session stands: signed in (with the cached token's expiry, if one is
  * cached), waiting for the user to sign in again, or logged out.
+ *
+ * Its `toString()` / `description` reads `SignedIn(expiresAtEpochSeconds=1796212800)`,
+ * `SignedIn(no token cached)`, `ReauthenticationRequired` or `LoggedOut` (never a token).
  */
 sealed class SessionState {
     
@@ -7776,6 +8758,15 @@ sealed class SessionState {
     {
         
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_sessionstate_uniffi_trait_display(FfiConverterTypeSessionState.lower(this),
+        _status)
+}
+    )
+    }
         companion object
     }
     
@@ -7797,6 +8788,15 @@ sealed class SessionState {
     
     
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_sessionstate_uniffi_trait_display(FfiConverterTypeSessionState.lower(this),
+        _status)
+}
+    )
+    }
 
     companion object
 }
@@ -7968,6 +8968,38 @@ public object FfiConverterOptionalLong: FfiConverterRustBuffer<kotlin.Long?> {
         } else {
             buf.put(1)
             FfiConverterLong.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalBoolean: FfiConverterRustBuffer<kotlin.Boolean?> {
+    override fun read(buf: ByteBuffer): kotlin.Boolean? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterBoolean.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Boolean?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterBoolean.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Boolean?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterBoolean.write(value, buf)
         }
     }
 }
@@ -8202,6 +9234,102 @@ public object FfiConverterOptionalTypeAccessToken: FfiConverterRustBuffer<Access
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeAuthConfig: FfiConverterRustBuffer<AuthConfig?> {
+    override fun read(buf: ByteBuffer): AuthConfig? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeAuthConfig.read(buf)
+    }
+
+    override fun allocationSize(value: AuthConfig?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeAuthConfig.allocationSize(value)
+        }
+    }
+
+    override fun write(value: AuthConfig?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeAuthConfig.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeClaims: FfiConverterRustBuffer<Claims?> {
+    override fun read(buf: ByteBuffer): Claims? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeClaims.read(buf)
+    }
+
+    override fun allocationSize(value: Claims?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeClaims.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Claims?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeClaims.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeOidcEndpoints: FfiConverterRustBuffer<OidcEndpoints?> {
+    override fun read(buf: ByteBuffer): OidcEndpoints? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeOidcEndpoints.read(buf)
+    }
+
+    override fun allocationSize(value: OidcEndpoints?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeOidcEndpoints.allocationSize(value)
+        }
+    }
+
+    override fun write(value: OidcEndpoints?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeOidcEndpoints.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeRetryPolicy: FfiConverterRustBuffer<RetryPolicy?> {
     override fun read(buf: ByteBuffer): RetryPolicy? {
         if (buf.get().toInt() == 0) {
@@ -8224,6 +9352,70 @@ public object FfiConverterOptionalTypeRetryPolicy: FfiConverterRustBuffer<RetryP
         } else {
             buf.put(1)
             FfiConverterTypeRetryPolicy.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeSignInOptions: FfiConverterRustBuffer<SignInOptions?> {
+    override fun read(buf: ByteBuffer): SignInOptions? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeSignInOptions.read(buf)
+    }
+
+    override fun allocationSize(value: SignInOptions?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeSignInOptions.allocationSize(value)
+        }
+    }
+
+    override fun write(value: SignInOptions?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeSignInOptions.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeStepUpChallenge: FfiConverterRustBuffer<StepUpChallenge?> {
+    override fun read(buf: ByteBuffer): StepUpChallenge? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeStepUpChallenge.read(buf)
+    }
+
+    override fun allocationSize(value: StepUpChallenge?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeStepUpChallenge.allocationSize(value)
+        }
+    }
+
+    override fun write(value: StepUpChallenge?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeStepUpChallenge.write(value, buf)
         }
     }
 }
@@ -8758,6 +9950,49 @@ public object FfiConverterTypeTimeSpan: FfiConverter<TimeSpan, Long> {
         
         FfiConverterString.lower(`method`),
         FfiConverterBoolean.lower(`hasIdempotencyKey`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Fetches `issuer`'s metadata through `transport` (the library's own HTTP stack when
+         * `null`; the `mobile` build has none) and creates the client for `client_id`. Every
+         * setting of `settings` but its endpoints, issuer and client id applies; `store`,
+         * `listener`, `clock` and `transport` are the constructor's.
+         */
+    @Throws(AuthException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+     suspend fun `discoverAuthClient`(`issuer`: kotlin.String, `clientId`: kotlin.String, `settings`: AuthConfig? = null, `store`: TokenStore? = null, `listener`: AuthEventListener? = null, `clock`: ManualClock? = null, `transport`: HttpTransport? = null) : NativeAuthClient {
+        return uniffiRustCallAsync(
+        UniffiLib.uniffi_tokenkeeper_fn_func_discover_auth_client(
+        FfiConverterString.lower(`issuer`),
+        FfiConverterString.lower(`clientId`),
+        FfiConverterOptionalTypeAuthConfig.lower(`settings`),
+        FfiConverterOptionalTypeTokenStore.lower(`store`),
+        FfiConverterOptionalTypeAuthEventListener.lower(`listener`),
+        FfiConverterOptionalTypeManualClock.lower(`clock`),
+        FfiConverterOptionalTypeHttpTransport.lower(`transport`),),
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterTypeNativeAuthClient.lift(it) },
+        // Error FFI converter
+        AuthException.ErrorHandler,
+    )
+    }
+
+        /**
+         * The step-up challenge among a 401's `WWW-Authenticate` values, if there is one
+         * (`AuthException.StepUpRequired` from `handleUnauthorized` says the same, as text).
+         */ fun `stepUpChallenge`(`wwwAuthenticate`: List<kotlin.String>): StepUpChallenge? {
+            return FfiConverterOptionalTypeStepUpChallenge.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_func_step_up_challenge(
+    
+        
+        FfiConverterSequenceString.lower(`wwwAuthenticate`),_status)
 }
     )
     }
