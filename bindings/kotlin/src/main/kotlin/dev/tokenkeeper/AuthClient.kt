@@ -31,6 +31,8 @@ class AuthClient private constructor(
     private val relay: EventRelay,
     private val clock: ManualClock?,
     private val rotation: TokenRotation?,
+    /** DPoP is configured (required or when the server supports it): sessions ask for proofs. */
+    private val dpop: Boolean,
     /** The generated handle, for calls this class does not wrap. */
     val native: NativeAuthClient,
 ) : AutoCloseable {
@@ -50,7 +52,7 @@ class AuthClient private constructor(
         store: TokenStore?,
         clock: ManualClock?,
         transport: HttpTransport?,
-    ) : this(relay, clock, config.tokenRotation, NativeAuthClient(config, store, relay, clock, transport))
+    ) : this(relay, clock, config.tokenRotation, config.dpop.sendsProofs(), NativeAuthClient(config, store, relay, clock, transport))
 
     companion object {
         /**
@@ -82,11 +84,10 @@ class AuthClient private constructor(
         ): AuthClient {
             val relay = EventRelay(listener)
             val native = discoverAuthClient(issuer, clientId, settings, store, relay, clock, transport)
-            return AuthClient(relay, clock, settings?.tokenRotation, native)
+            return AuthClient(relay, clock, settings?.tokenRotation, settings?.dpop.sendsProofs(), native)
         }
     }
 
-    private val dpop: Boolean = config.dpop.let { it != null && it != DpopMode.OFF }
 
     private val sessions = ConcurrentHashMap<Long, Session>()
 
@@ -228,3 +229,6 @@ private class EventRelay(private val app: AuthEventListener?) : AuthEventListene
         app?.onEvent(event)
     }
 }
+
+/** Whether a client configured with this mode may send DPoP proofs. */
+private fun DpopMode?.sendsProofs(): Boolean = this != null && this != DpopMode.OFF
