@@ -271,6 +271,17 @@ impl AuthClient {
                 }
             }
         }
+        self.revoke_unowned(identity, &issued).await;
+        Err(failure.unwrap_or_else(|| AuthError::reauthenticate("the session was logged out during the sign-in")))
+    }
+
+    /// Revokes what a sign-in obtained that no session will own (it was refused or
+    /// could not be installed): left alone it would stay live at the server.
+    pub(crate) async fn revoke_unowned(
+        &self,
+        identity: Identity,
+        issued: &crate::internal::protocol::token_response::IssuedToken,
+    ) {
         // An unregistered session only lends its context and identity to the revocation.
         let session = self.new_session(identity, Credentials::None);
         let access = SecretString::from(issued.access_token.expose_secret());
@@ -279,7 +290,6 @@ impl AuthClient {
         {
             tracing::warn!(%error, "could not revoke the tokens of a sign-in that was not installed");
         }
-        Err(failure.unwrap_or_else(|| AuthError::reauthenticate("the session was logged out during the sign-in")))
     }
 
     fn user_identity(&self, username: &str, params: TokenParams) -> Result<Identity, AuthError> {

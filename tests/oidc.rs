@@ -91,6 +91,11 @@ async fn every_refused_id_token_of_a_sign_in_installs_nothing() {
             None,
             "{fault:?}: nothing stored"
         );
+        assert_eq!(
+            h.server.live_refresh_tokens("alice"),
+            0,
+            "{fault:?}: what the refused sign-in obtained is revoked, not left live and unowned"
+        );
         // The made-up kid's refetch starts a cooldown; let it pass for the next case.
         h.clock.advance(Duration::from_secs(31));
     }
@@ -178,6 +183,11 @@ async fn password_logins_and_imports_validate_their_id_tokens_too() {
         JwtCheck::Audience
     );
     assert!(client.session("bob").is_none());
+    assert_eq!(
+        h.server.live_refresh_tokens("bob"),
+        0,
+        "the refused login's tokens are revoked"
+    );
     // An import: the app got the tokens elsewhere, the ID token is still checked.
     h.server.inject_id_token_fault(IdTokenFault::BadSignature);
     let body = reqwest::Client::new()

@@ -212,7 +212,7 @@ async fn finish(
     // OIDC: the ID token is validated before anything of the answer is kept.
     let previous = core.id_token_claims();
     let checks = crate::internal::id_token::SignInChecks::default();
-    let oidc = crate::internal::id_token::check_issued(
+    let checked = crate::internal::id_token::check_issued(
         &core.ctx,
         &core.identity,
         &issued,
@@ -220,10 +220,26 @@ async fn finish(
         checks,
         previous.as_deref(),
     )
-    .await
-    .inspect_err(|error| tracing::warn!(%error, "the ID token was refused; no token was installed"))?;
+    .await;
     // A refresh keeps the grant; anything else is a new sign-in.
     let refresh_grant = matches!(announce, Announce::Refreshed | Announce::Recovered("refresh_token"));
+    let oidc = match checked {
+        Ok(oidc) => oidc,
+        Err(error) => {
+            tracing::warn!(%error, "the ID token was refused; no token was installed");
+            // A refused answer to a new grant (a login, a recovery by password or client
+            // credentials) is owned by nobody: revoked, not left live. A refused refresh
+            // keeps the session's grant, whose refresh token may be the one returned; a
+            // sign-in's installer revokes what it obtained itself.
+            if !refresh_grant && !matches!(announce, Announce::SignedIn) {
+                let access = SecretString::from(issued.access_token.expose_secret());
+                if let Err(error) = revoke_all(core, issued.refresh_token.as_ref(), Some(&access)).await {
+                    tracing::warn!(%error, "could not revoke the tokens of a refused answer");
+                }
+            }
+            return Err(error);
+        }
+    };
     let origin = if refresh_grant {
         Origin::Refresh
     } else {

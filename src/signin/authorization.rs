@@ -321,19 +321,26 @@ impl CodeExchange {
         };
         let (mut issued, sent_at) = one_time_grant(ctx, &self.identity, &grant, self.dpop.as_deref()).await?;
         if self.identity.scopes.contains("openid") {
-            // OIDC Core §3.1.3.3: the answer to an openid code exchange has an ID token.
-            if issued.id_token.is_none() {
-                return Err(AuthError::InvalidJwt(crate::error::JwtError {
-                    check: crate::error::JwtCheck::Malformed,
-                    reason: "the token response to an openid sign-in has no id_token".into(),
-                }));
-            }
             let checks = SignInChecks {
                 nonce: self.nonce.as_deref(),
                 max_age: self.max_age,
             };
-            let oidc = check_issued(ctx, &self.identity, &issued, sent_at, checks, None).await?;
-            issued.id_token_claims = oidc.map(|oidc| Box::new((*oidc.claims).clone()));
+            let checked = match issued.id_token {
+                // OIDC Core §3.1.3.3: the answer to an openid code exchange has an ID token.
+                None => Err(AuthError::InvalidJwt(crate::error::JwtError {
+                    check: crate::error::JwtCheck::Malformed,
+                    reason: "the token response to an openid sign-in has no id_token".into(),
+                })),
+                Some(_) => check_issued(ctx, &self.identity, &issued, sent_at, checks, None).await,
+            };
+            match checked {
+                Ok(oidc) => issued.id_token_claims = oidc.map(|oidc| Box::new((*oidc.claims).clone())),
+                Err(refused) => {
+                    // Refused, so nobody will own what the server issued.
+                    self.client.revoke_unowned(self.identity, &issued).await;
+                    return Err(refused);
+                }
+            }
         }
         self.client
             .install_signed_in(self.identity, issued, sent_at, self.dpop)
