@@ -196,3 +196,36 @@ async fn without_a_key_set_there_is_no_receiver() {
         "{error:?}"
     );
 }
+
+#[tokio::test]
+async fn a_session_restored_after_a_restart_is_ended_by_its_sid_before_any_refresh() {
+    let h = Harness::start().await;
+    let Signed { client, store, .. } = alice_and_bob_signed_in(&h).await;
+    let sid = session_id(APP, "alice");
+    drop(client);
+    // The app restarts: the session comes back from its record (offline start: no
+    // request, no new ID token), its claims with it.
+    let restarted = AuthClient::builder(oidc_config(&h).await)
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let requests = h.token_requests();
+    let alice = restarted.restore("alice").await.unwrap();
+    assert_eq!(h.token_requests(), requests, "restored without a request");
+    assert_eq!(
+        alice.id_token_claims().and_then(|c| c.session_id().map(str::to_owned)),
+        Some(sid.clone()),
+        "the record kept the sid"
+    );
+    let key = alice.store_key().to_owned();
+    let receiver = restarted.backchannel_logout().unwrap();
+    let token = h.server.logout_token(APP, None, Some(&sid), None);
+    let outcome = receiver.handle(FORM, &form(&token)).await;
+    assert_eq!((outcome.status, outcome.result.map(|r| r.ended).ok()), (200, Some(1)));
+    assert_eq!(alice.state(), tokenkeeper::SessionState::LoggedOut);
+    assert_eq!(
+        common::stored_refresh_token(&*store, &key),
+        None,
+        "its record is removed"
+    );
+}
