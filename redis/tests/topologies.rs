@@ -117,6 +117,8 @@ async fn a_three_node_cluster_shares_tokens_and_keeps_each_identity_in_one_slot(
         "nodes-{port}.conf",
         "--cluster-node-timeout",
         "2000",
+        "--cluster-port",
+        "{bus_port}",
     ];
     let Some(first) = RedisServer::start_with(None, &args) else {
         return;

@@ -31,7 +31,7 @@ impl RedisServer {
     }
 
     /// [`start`](Self::start) with a config file's text and more arguments (`{port}`
-    /// in either is replaced by the server's port).
+    /// in either is replaced by the server's port, `{bus_port}` by another free port).
     pub fn start_with(config: Option<&str>, extra: &[&str]) -> Option<RedisServer> {
         if Command::new("redis-server").arg("--version").output().is_err() {
             assert!(
@@ -44,7 +44,13 @@ impl RedisServer {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("tokenkeeper-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let fill = |text: &str| text.replace("{port}", &port.to_string());
+        // A cluster node's bus listens on port + 10000 unless told otherwise, which
+        // fails for an ephemeral port above 55535: `{bus_port}` is a free port of its own.
+        let bus_port = free_port();
+        let fill = |text: &str| {
+            text.replace("{port}", &port.to_string())
+                .replace("{bus_port}", &bus_port.to_string())
+        };
         let mut server = RedisServer {
             port,
             dir,
