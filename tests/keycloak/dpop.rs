@@ -64,11 +64,14 @@ impl Recording {
 }
 
 impl Keycloak {
-    /// The DPoP client: public (no secret), DPoP required, manual clock.
+    /// The DPoP client: public (no secret), DPoP required, manual clock. With `openid`
+    /// Keycloak issues ID tokens, refused unless verifiable: hence the key set and issuer.
     fn dpop_config(&self, clock: Arc<ManualClock>) -> AuthConfig {
         AuthConfig::new(self.oidc("token"), DPOP_CLIENT)
             .revocation_endpoint(self.oidc("revoke"))
             .scopes(["openid"])
+            .jwks_uri(self.oidc("certs"))
+            .issuer(self.issuer(), false)
             .dpop(DpopMode::Required)
             .clock(clock)
             .retry_policy(quick_retries())
@@ -157,11 +160,17 @@ async fn dpop_required_sign_in_refresh_and_userinfo_use_bound_tokens_keycloak_re
 
     // What Keycloak does with nonces: it never asks for one (no `DPoP-Nonce` on any
     // token or userinfo response, no `use_dpop_nonce`), so every proof went without.
+    // (The ID tokens' key set is fetched too: a plain GET, no proof, RFC 9449 §4.)
     let seen = transport.seen();
-    assert!(seen.len() >= 2, "{seen:?}");
+    let token_requests: Vec<_> = seen.iter().filter(|s| s.path.ends_with("/token")).collect();
+    assert!(token_requests.len() >= 2, "{seen:?}");
+    assert!(
+        token_requests.iter().all(|s| s.carried_proof && s.status == 200),
+        "{seen:?}"
+    );
     assert!(
         seen.iter()
-            .all(|s| s.path.ends_with("/token") && s.carried_proof && s.status == 200),
+            .all(|s| s.path.ends_with("/token") || s.path.ends_with("/certs")),
         "{seen:?}"
     );
     assert!(
@@ -212,7 +221,11 @@ async fn dpop_restore_refreshes_with_the_stored_key_and_a_deleted_key_needs_the_
     assert_eq!(kc.events(&id, "REFRESH_TOKEN").await, 1, "the restore refreshed once");
     assert_eq!(kc.events(&id, "REFRESH_TOKEN_ERROR").await, 0);
     assert_eq!(kc.events(&id, "LOGIN").await, 1);
-    assert!(transport.seen().iter().all(|s| s.carried_proof));
+    assert!(transport
+        .seen()
+        .iter()
+        .filter(|s| s.path.ends_with("/token"))
+        .all(|s| s.carried_proof));
 
     // Key deleted (the record kept its tokens and its jkt): the next start needs the
     // user, once, with a reason, and sends nothing to Keycloak.

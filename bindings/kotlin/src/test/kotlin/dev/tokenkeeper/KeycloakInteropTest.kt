@@ -147,6 +147,9 @@ class KeycloakInteropTest {
             revocationEndpoint = oidc("revoke"),
             scopes = listOf("openid"),
             dpop = DpopMode.REQUIRED,
+            // openid: Keycloak's ID tokens are verified, so the key set and issuer are named.
+            issuer = "$base/realms/$realm",
+            oidc = OidcEndpoints(jwksUri = oidc("certs"), userinfoEndpoint = oidc("userinfo")),
         )
         val session = runBlocking { AuthClient(dpop).login("alice", "alice-password") }
         val http = OkHttpClient.Builder().addInterceptor(TokenKeeperInterceptor(session, listOf(base!!))).build()
