@@ -185,6 +185,11 @@ mod tests {
             Err(LockError::Timeout(_))
         ));
         let _other = acquire("k2", None, Duration::from_secs(5)).await.unwrap();
+        // Taking another key's lock (which prunes the map of dead entries) keeps k1's.
+        assert!(matches!(
+            acquire("k1", None, Duration::from_millis(50)).await,
+            Err(LockError::Timeout(_))
+        ));
         drop(first);
         acquire("k1", None, Duration::from_secs(5)).await.unwrap();
     }
