@@ -336,3 +336,27 @@ async fn platform_limits_of_the_stores_no_file_lock_is_held_across_a_network_req
     refresh.await.unwrap().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ----- 4, one more writer -------------------------------------------------------------
+
+#[tokio::test]
+async fn logout_revokes_the_stored_refresh_token_a_co_holder_rotated() {
+    let h = Harness::with(rotating()).await;
+    let store = TestStore::new();
+    let first = client_on(&h, &store);
+    let alice = first.login("alice", password(ALICE_PASSWORD)).await.unwrap();
+    // A second client on the same store (an app extension) resumes the same sign-in
+    // and refreshes: the rotated refresh token is stored, the first session still holds
+    // the spent one.
+    let second = client_on(&h, &store);
+    let co_holder = second.restore("alice").await.unwrap();
+    co_holder.refresh().await.unwrap();
+    assert_ne!(stored_token(&store, alice.store_key()), None);
+    alice.logout().await.unwrap();
+    assert_eq!(stored_token(&store, alice.store_key()), None, "the sign-in is removed");
+    assert_eq!(
+        h.server.live_refresh_tokens("alice"),
+        0,
+        "the stored, rotated refresh token of the same sign-in is revoked too"
+    );
+}
