@@ -92,9 +92,12 @@ impl Session {
     }
 
     /// The RFC 7638 thumbprint of this session's DPoP key (the `jkt` its tokens are
-    /// bound to), or `None` when the client sends no DPoP proofs. Creates the key if
-    /// the session has none yet.
+    /// bound to), or `None` when the client sends no DPoP proofs or the session was
+    /// logged out (its key is gone). Creates the key if a live session has none yet.
     pub fn dpop_thumbprint(&self) -> Result<Option<String>, AuthError> {
+        if self.core().is_logged_out() {
+            return Ok(None);
+        }
         Ok(self.core().dpop_binding()?.map(|binding| binding.jkt.clone()))
     }
 }

@@ -11,79 +11,14 @@
 
 mod common;
 
+use common::dpop_keys::PlatformKeys;
 use common::{browser_login, password, until, value, Harness, ALICE_PASSWORD};
 use secrecy::ExposeSecret;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokenkeeper::signin::AuthorizationRequest;
-use tokenkeeper::{
-    AuthClient, AuthConfig, AuthError, DpopKey, DpopKeyError, DpopKeyStore, DpopMode, MemoryStore, SoftwareDpopKey,
-    TokenStore,
-};
+use tokenkeeper::{AuthClient, AuthConfig, AuthError, DpopMode, MemoryStore, SoftwareDpopKey, TokenStore};
 use tokenkeeper_devserver::{DevServerConfig, DpopSpec};
-
-/// The platform key store of these tests.
-#[derive(Debug, Default)]
-struct PlatformKeys {
-    keys: Mutex<HashMap<String, Arc<SoftwareDpopKey>>>,
-    created: Mutex<Vec<String>>,
-    deleted: Mutex<Vec<String>>,
-    /// While set, every call fails (a locked device, a busy keystore).
-    failing: Mutex<bool>,
-}
-
-impl PlatformKeys {
-    fn aliases(&self) -> Vec<String> {
-        self.keys.lock().unwrap().keys().cloned().collect()
-    }
-
-    fn created(&self) -> Vec<String> {
-        self.created.lock().unwrap().clone()
-    }
-
-    fn deleted(&self) -> Vec<String> {
-        self.deleted.lock().unwrap().clone()
-    }
-
-    fn fail(&self, failing: bool) {
-        *self.failing.lock().unwrap() = failing;
-    }
-
-    fn check(&self) -> Result<(), DpopKeyError> {
-        if *self.failing.lock().unwrap() {
-            return Err(DpopKeyError::new("the keystore is locked"));
-        }
-        Ok(())
-    }
-}
-
-impl DpopKeyStore for PlatformKeys {
-    fn create(&self, alias: &str) -> Result<Arc<dyn DpopKey>, DpopKeyError> {
-        self.check()?;
-        let key = Arc::new(SoftwareDpopKey::generate()?);
-        self.keys.lock().unwrap().insert(alias.to_owned(), key.clone());
-        self.created.lock().unwrap().push(alias.to_owned());
-        Ok(key)
-    }
-
-    fn load(&self, alias: &str) -> Result<Option<Arc<dyn DpopKey>>, DpopKeyError> {
-        self.check()?;
-        Ok(self
-            .keys
-            .lock()
-            .unwrap()
-            .get(alias)
-            .map(|key| Arc::clone(key) as Arc<dyn DpopKey>))
-    }
-
-    fn delete(&self, alias: &str) -> Result<(), DpopKeyError> {
-        self.check()?;
-        self.keys.lock().unwrap().remove(alias);
-        self.deleted.lock().unwrap().push(alias.to_owned());
-        Ok(())
-    }
-}
 
 fn server() -> DevServerConfig {
     DevServerConfig {
@@ -149,14 +84,13 @@ async fn a_key_gone_recreated_or_out_of_reach_needs_the_user_once_before_any_req
     let cases: [(&str, Spoil, bool); 3] = [
         (
             "gone from the platform key store",
-            Box::new(|keys, alias| drop(keys.keys.lock().unwrap().remove(alias))),
+            Box::new(|keys, alias| keys.remove(alias)),
             true,
         ),
         (
             "thumbprint mismatch",
             Box::new(|keys, alias| {
-                let other = Arc::new(SoftwareDpopKey::generate().unwrap());
-                keys.keys.lock().unwrap().insert(alias.to_owned(), other);
+                keys.replace(alias, SoftwareDpopKey::generate().unwrap());
             }),
             true,
         ),
@@ -304,4 +238,22 @@ async fn a_sign_in_key_is_deleted_when_its_sign_in_ends_without_a_session_or_is_
     let token = again.refresh().await.unwrap();
     assert_eq!(h.server.dpop_binding(&value(&token)), again.dpop_thumbprint().unwrap());
     assert_eq!(record(&store, again.store_key())["dpop_key_alias"], second.as_str());
+}
+
+#[tokio::test]
+async fn a_session_no_record_names_deletes_its_key_when_it_ends() {
+    // Client credentials: no refresh token, so no record names the key (found by the
+    // interleaving harness: every restart left one more key in the keystore).
+    let h = Harness::with(server()).await;
+    let (store, keys) = (Arc::new(MemoryStore::new()), Arc::new(PlatformKeys::default()));
+    let client = client_on(h.config(), &store, &keys);
+    let machine = client.client_credentials_session();
+    let token = machine.access_token().await.unwrap();
+    assert_eq!(
+        h.server.dpop_binding(&value(&token)),
+        machine.dpop_thumbprint().unwrap()
+    );
+    assert_eq!(keys.aliases().len(), 1);
+    drop((token, machine, client));
+    until(|| keys.aliases().is_empty()).await;
 }

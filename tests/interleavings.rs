@@ -25,6 +25,7 @@
 
 mod common;
 
+use common::dpop_keys::PlatformKeys;
 use common::{browser_login, stored_refresh_token, EventLog};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
@@ -335,13 +336,16 @@ struct World {
     fake_rejection: bool,
     /// The seed runs with DPoP required (and maybe server nonces).
     dpop: bool,
+    /// The seed's DPoP keys live in a platform key store (shared by every client, as
+    /// a device's keystore is), not in the records.
+    keys: Option<Arc<PlatformKeys>>,
 }
 
 /// What a seed's server and client do about DPoP.
 #[derive(Clone, Copy, Debug)]
 enum Dpop {
     Off,
-    Required { nonces: bool },
+    Required { nonces: bool, platform_keys: bool },
 }
 
 fn build_client(config: &AuthConfig, store: &Arc<FlakyStore>, listener: &Arc<Listener>) -> AuthClient {
@@ -356,7 +360,7 @@ impl World {
     async fn new(dpop: Dpop) -> World {
         let spec = match dpop {
             Dpop::Off => DpopSpec::default(),
-            Dpop::Required { nonces } => DpopSpec {
+            Dpop::Required { nonces, .. } => DpopSpec {
                 required_for_clients: vec!["demo-client".into()],
                 nonces,
                 ..DpopSpec::default()
@@ -409,9 +413,21 @@ impl World {
                 max_backoff: Duration::from_secs(1),
                 deadline: Duration::from_secs(30),
             });
+        let keys = matches!(
+            dpop,
+            Dpop::Required {
+                platform_keys: true,
+                ..
+            }
+        )
+        .then(|| Arc::new(PlatformKeys::default()));
         let config = match dpop {
             Dpop::Off => config,
             Dpop::Required { .. } => config.dpop(DpopMode::Required),
+        };
+        let config = match &keys {
+            Some(keys) => config.dpop_key_store(keys.clone()),
+            None => config,
         };
         let client = build_client(&config, &store, &listener);
         let machine = client.client_credentials_session();
@@ -439,6 +455,7 @@ impl World {
             revoked_by_server: [false; 2],
             fake_rejection: false,
             dpop: matches!(dpop, Dpop::Required { .. }),
+            keys,
         }
     }
 
@@ -1059,10 +1076,28 @@ impl World {
                 continue;
             };
             if let Some(bound) = self.server.dpop_binding(refresh) {
-                if record["dpop_jkt"] != bound.as_str() || !record["dpop_key"].is_string() {
-                    return Err(format!("{user}: a stored bound refresh token without its key"));
+                let has_key = match &self.keys {
+                    None => record["dpop_key"].is_string(),
+                    // A logout's removal of this record is pending on a failing store,
+                    // its key already deleted: the next start finds the key gone and
+                    // needs the user, who was logged out anyway.
+                    Some(_) if self.store_faulted[i] => record["dpop_key_alias"].is_string(),
+                    Some(keys) => record["dpop_key_alias"]
+                        .as_str()
+                        .and_then(|alias| keys.thumbprint(alias))
+                        .is_some_and(|jkt| jkt == bound),
+                };
+                if record["dpop_jkt"] != bound.as_str() || !has_key {
+                    let deleted = self.keys.as_ref().map(|keys| keys.deleted());
+                    return Err(format!(
+                        "{user}: a stored bound refresh token without its key (record {:?} {:?}, bound {bound}, deleted {deleted:?}, faulted {:?})",
+                        record["dpop_key_alias"], record["dpop_jkt"], self.store_faulted
+                    ));
                 }
             }
+        }
+        if let Some(keys) = &self.keys {
+            self.check_platform_keys(keys)?;
         }
         let refused: Vec<_> = self
             .server
@@ -1073,6 +1108,52 @@ impl World {
             .collect();
         if !refused.is_empty() {
             return Err(format!("proofs refused: {refused:?}"));
+        }
+        Ok(())
+    }
+}
+
+impl World {
+    /// A platform key lives exactly as long as what needs it: every key in the store
+    /// is held by a live session (of any client) or named by a stored record (a
+    /// session's, or a queued revocation's). A session whose unsaved record died with
+    /// the app leaves its key behind (the keystore cannot be listed to sweep it), so
+    /// such a seed stops asking.
+    fn check_platform_keys(&self, keys: &PlatformKeys) -> Result<(), String> {
+        if self.dropped_unsaved.iter().any(|&dropped| dropped) {
+            return Ok(());
+        }
+        let mut held: Vec<String> = Vec::new();
+        let sessions = self
+            .sessions
+            .values()
+            .chain(self.second_sessions.values())
+            .chain([&self.machine]);
+        let per_request = self
+            .per_request
+            .as_ref()
+            .and_then(|client| client.session(PER_REQUEST_USER));
+        for session in sessions.chain(per_request.iter()) {
+            held.extend(session.dpop_thumbprint().map_err(|e| e.to_string())?);
+        }
+        let stored = self.store.inner.keys().map_err(|e| e.to_string())?.unwrap_or_default();
+        let mut named: Vec<String> = Vec::new();
+        for key in stored {
+            let Some(raw) = self.store.inner.load(&key).map_err(|e| e.to_string())? else {
+                continue;
+            };
+            if let Ok(record) = serde_json::from_str::<serde_json::Value>(raw.expose_secret()) {
+                named.extend(record["dpop_key_alias"].as_str().map(str::to_owned));
+            }
+        }
+        for (alias, jkt) in keys.thumbprints() {
+            if !held.contains(&jkt) && !named.contains(&alias) {
+                return Err(format!(
+                    "a DPoP key nothing holds was left in the key store ({alias}, {jkt}; held {held:?}, named {named:?}, created {:?}, deleted {:?})",
+                    keys.created(),
+                    keys.deleted()
+                ));
+            }
         }
         Ok(())
     }
@@ -1091,9 +1172,17 @@ impl NowForTests for ManualClock {
 
 async fn run_seed(seed: u64, verbose: bool) -> Result<(), String> {
     let mut rng = Rng(seed);
+    // Half of the DPoP seeds keep their keys in a platform key store.
+    let platform_keys = (seed / 6) % 2 == 1;
     let dpop = match seed % 6 {
-        1 => Dpop::Required { nonces: false },
-        4 => Dpop::Required { nonces: true },
+        1 => Dpop::Required {
+            nonces: false,
+            platform_keys,
+        },
+        4 => Dpop::Required {
+            nonces: true,
+            platform_keys,
+        },
         _ => Dpop::Off,
     };
     let mut world = World::new(dpop).await;

@@ -548,20 +548,24 @@ impl<'a> Persistence<'a> {
 
     /// Removes the stored entry only if it still holds `rejected` (a refresh token the
     /// server refused): a newer record someone saved meanwhile stays.
-    pub(crate) async fn remove_if_holds(&self, rejected: &SecretString) -> Result<(), AuthError> {
+    ///
+    /// True when no record of this key is left (so none names the session's DPoP key);
+    /// false when the store holds another holder's record, kept.
+    pub(crate) async fn remove_if_holds(&self, rejected: &SecretString) -> Result<bool, AuthError> {
         if !self.is_configured() {
-            return Ok(());
+            return Ok(true);
         }
         let legacy = self.remove_any(&self.legacy_key()).await;
         let Some(found) = self.read(self.key()).await? else {
-            return legacy;
+            return legacy.map(|()| true);
         };
         let holds = Record::decode(found.value.expose_secret())
             .is_ok_and(|record| record.refresh_token.expose_secret() == rejected.expose_secret());
-        if holds && !matches!(self.delete(self.key(), found.revision).await?, Deleted::Conflict { .. }) {
+        let removed = holds && !matches!(self.delete(self.key(), found.revision).await?, Deleted::Conflict { .. });
+        if removed {
             self.view().seen = Seen::Absent;
         }
-        legacy
+        legacy.map(|()| removed)
     }
 
     /// Serialises refreshes of this key: across every `AuthClient` of the process, and
@@ -708,6 +712,8 @@ fn bind(record: &mut Record, binding: &Binding) {
     record.dpop_jkt = Some(binding.jkt.clone());
     record.dpop_key = binding.stored_software().map(|k| SecretString::from(k.expose_secret()));
     record.dpop_key_alias = binding.alias().map(str::to_owned);
+    // A record names the key now: it outlives the process, for the next start.
+    binding.adopt();
 }
 
 /// What an offline logout left to revoke (`Persistence::queued_revocation`).

@@ -2,6 +2,7 @@
 //! loopback, a manual clock, and a client configured with fast retries.
 #![allow(dead_code)]
 
+pub mod dpop_keys;
 pub mod store;
 
 use secrecy::SecretString;

@@ -35,9 +35,11 @@ pub(crate) enum KeyHome {
 pub(crate) struct PlatformKey {
     pub alias: String,
     keys: Arc<dyn DpopKeyStore>,
-    /// Set once a session or a saved sign-in holds the key. A key made for a sign-in
-    /// that is dropped before it ends in a session (the user closed the browser, the
-    /// exchange failed) is deleted with its binding; an owned key outlives the process.
+    /// Set once a stored record (a session's, a queued revocation's) or a saved
+    /// sign-in names the key: then it outlives the process, for the next start, until
+    /// [`Binding::retire`]. A key nothing names is deleted with its binding: a sign-in
+    /// dropped before it ends in a session (the user closed the browser), a session
+    /// that is never stored (no store, or client credentials with no refresh token).
     owned: AtomicBool,
 }
 
@@ -151,11 +153,20 @@ impl Binding {
         Ok(Arc::new(binding))
     }
 
-    /// A session (or a saved sign-in) now holds the key: it outlives this process, and
-    /// only [`retire`](Self::retire) deletes it.
+    /// A stored record or a saved sign-in names the key now: it outlives this process,
+    /// and only [`retire`](Self::retire) deletes it.
     pub(crate) fn adopt(&self) {
         if let KeyHome::Platform(platform) = &self.home {
             platform.owned.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// No stored record names the key any more (its refresh token was refused and
+    /// its record removed), but the session may still sign with it (a password
+    /// login): deleted with the binding unless a record names it again first.
+    pub(crate) fn disown(&self) {
+        if let KeyHome::Platform(platform) = &self.home {
+            platform.owned.store(false, Ordering::Relaxed);
         }
     }
 

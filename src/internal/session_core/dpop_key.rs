@@ -2,7 +2,7 @@
 //! kept for the session's life, forgotten at logout. Tokens are bound to it, so it
 //! never changes while they live.
 
-use super::SessionCore;
+use super::{SessionCore, Standing};
 use crate::error::AuthError;
 use crate::internal::dpop::Binding;
 use std::sync::Arc;
@@ -15,15 +15,20 @@ impl SessionCore {
             return Ok(None);
         }
         let mut state = self.state();
-        let rare = state.rare_mut();
-        if let Some(binding) = &rare.dpop {
+        if let Some(binding) = state.rare.as_ref().and_then(|rare| rare.dpop.as_ref()) {
             return Ok(Some(Arc::clone(binding)));
         }
+        if matches!(state.standing, Standing::LoggedOut) {
+            // A logged-out session keeps no key: one made now (for a late request's
+            // proof) is owned by nobody, so a platform key is deleted with its last use.
+            drop(state);
+            return Binding::generate(&self.ctx).map(Some);
+        }
+        let rare = state.rare_mut();
         // ring's key generation is one CSPRNG read and a scalar multiplication (tens
         // of microseconds), a platform key store's a few milliseconds: fine under a
         // lock never held across an await, and two first callers get one key.
         let binding = Binding::generate(&self.ctx)?;
-        binding.adopt();
         rare.dpop = Some(Arc::clone(&binding));
         Ok(Some(binding))
     }
@@ -32,7 +37,6 @@ impl SessionCore {
     /// token request's proof were made with it); it replaces any key the session had,
     /// which is returned so the caller retires it once the sign-in is installed.
     pub(crate) fn install_dpop_binding(&self, binding: Arc<Binding>) -> Option<Arc<Binding>> {
-        binding.adopt();
         let previous = self.state().rare_mut().dpop.replace(Arc::clone(&binding));
         previous.filter(|previous| !Arc::ptr_eq(previous, &binding))
     }

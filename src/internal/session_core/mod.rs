@@ -690,8 +690,17 @@ impl SessionCore {
         };
         if forgotten {
             let _persisting = self.persist_lock.lock().await;
-            if let Err(error) = self.persistence().remove_if_holds(rejected).await {
-                tracing::warn!(%error, "could not remove the rejected refresh token");
+            match self.persistence().remove_if_holds(rejected).await {
+                // No record names the session's key now: if the session ends without
+                // saving another (the app exits while it needs the user), a platform
+                // key goes with it instead of staying in the keystore unnamed.
+                Ok(false) => {}
+                Ok(true) => {
+                    if let Some(binding) = self.state().rare.as_ref().and_then(|rare| rare.dpop.clone()) {
+                        binding.disown();
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "could not remove the rejected refresh token"),
             }
         }
     }
