@@ -19,6 +19,8 @@ use tokenkeeper::{
 /// DPoP-bound tokens from a client that requires them (issue 20).
 #[path = "keycloak/dpop.rs"]
 mod dpop;
+#[path = "common/dpop_keys.rs"]
+mod dpop_keys;
 
 const SERVICE_CLIENT: &str = "tk-service";
 const SERVICE_SECRET: &str = "tk-service-secret";

@@ -1,4 +1,6 @@
-//! A platform DPoP key store for the tests (`AuthConfig::dpop_key_store`).
+//! A platform DPoP key store for the tests (`AuthConfig::dpop_key_store`). Shared by
+//! several test binaries, each using part of it.
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

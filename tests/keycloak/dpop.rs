@@ -282,3 +282,72 @@ async fn dpop_restore_refreshes_with_the_stored_key_and_a_deleted_key_needs_the_
     );
     assert_eq!(body["error"], "invalid_grant");
 }
+
+#[tokio::test]
+async fn dpop_with_a_platform_key_store_keeps_the_key_out_of_the_record_and_a_deleted_key_needs_the_user() {
+    let Some(kc) = Keycloak::from_env("dpop_platform_key_store") else {
+        return;
+    };
+    let (username, id) = kc.create_user("dpop-platform", "dpop-platform-password").await;
+    let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let keys = Arc::new(super::dpop_keys::PlatformKeys::default());
+    let client_on = |transport: &Arc<Recording>| {
+        AuthClient::builder(
+            kc.dpop_config(clock())
+                .offline_start(false)
+                .dpop_key_store(keys.clone()),
+        )
+        .transport(transport.clone())
+        .store(store.clone())
+        .build()
+        .unwrap()
+    };
+    let client = client_on(&Recording::new());
+    let session = client
+        .login(&username, SecretString::from("dpop-platform-password"))
+        .await
+        .unwrap();
+    let key = session.store_key().to_owned();
+    let jkt = session.dpop_thumbprint().unwrap().expect("a DPoP session");
+    let raw = store.load(&key).unwrap().expect("the session's record");
+    let record: serde_json::Value = serde_json::from_str(raw.expose_secret()).unwrap();
+    let alias = record["dpop_key_alias"].as_str().expect("the key's alias").to_owned();
+    assert!(record.get("dpop_key").is_none(), "no private key in the record");
+    assert_eq!(keys.thumbprint(&alias), Some(jkt.clone()));
+    drop((session, client));
+    next_keycloak_second().await;
+
+    // Restart, key found: Keycloak accepts the bound refresh token with its proof.
+    let transport = Recording::new();
+    let restarted = client_on(&transport);
+    let restored = restarted.restore(&username).await.unwrap();
+    let token = restored.access_token().await.unwrap();
+    assert_eq!(bound_to(token.expose_secret()), Some(jkt));
+    assert_eq!(userinfo_status(&kc, &restarted, &restored).await.unwrap(), 200);
+    assert_eq!(kc.events(&id, "REFRESH_TOKEN").await, 1);
+    assert_eq!(kc.events(&id, "REFRESH_TOKEN_ERROR").await, 0);
+    drop((restored, restarted));
+
+    // The key is deleted behind the SDK's back (a reinstall): the user, once, and no
+    // request to Keycloak.
+    keys.remove(&alias);
+    let transport = Recording::new();
+    let after_deletion = client_on(&transport);
+    let error = after_deletion.restore(&username).await.unwrap_err();
+    assert!(
+        matches!(&error, AuthError::ReauthenticationRequired { reason } if reason.contains("gone")),
+        "{error}"
+    );
+    assert!(transport.seen().is_empty(), "no request: {:?}", transport.seen());
+    assert_eq!(kc.events(&id, "REFRESH_TOKEN_ERROR").await, 0);
+
+    // A new sign-in makes a new key; its logout revokes at Keycloak, then deletes it.
+    let again = after_deletion
+        .login(&username, SecretString::from("dpop-platform-password"))
+        .await
+        .unwrap();
+    assert_eq!(keys.aliases().len(), 1);
+    again.logout().await.unwrap();
+    assert!(keys.aliases().is_empty(), "the key went with the session");
+    assert!(store.load(&key).unwrap().is_none());
+}
