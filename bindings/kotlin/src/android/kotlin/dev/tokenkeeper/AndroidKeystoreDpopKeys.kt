@@ -87,9 +87,11 @@ class AndroidKeystoreDpopKeys(context: Context) : PlatformDpopKeys {
         }
     }
 
-    override fun delete(alias: String) = keystore("delete the DPoP key") {
-        // deleteEntry on a missing alias has thrown on some releases; none there is no error.
-        if (it.containsAlias(alias)) it.deleteEntry(alias)
+    override fun delete(alias: String) {
+        keystore("delete the DPoP key") {
+            // deleteEntry on a missing alias has thrown on some releases; none there is no error.
+            if (it.containsAlias(alias)) it.deleteEntry(alias)
+        }
     }
 
     private fun generate(alias: String, strongBox: Boolean): KeyPair {

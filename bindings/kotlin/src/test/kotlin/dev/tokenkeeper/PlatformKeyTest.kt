@@ -79,8 +79,8 @@ class PlatformKeyTest {
         assertTrue(record.contains(alias), "the record names the key")
         assertFalse(record.contains("\"dpop_key\""), "no software key in the record")
         assertFalse(Regex("\"d\"\\s*:").containsMatchIn(record), "no private JWK member in the record")
-        val private = checkNotNull(keys.privateKey(alias))
-        for (secret in listOf(private.encoded, coordinate(private.s))) {
+        val privateKey = checkNotNull(keys.privateKey(alias))
+        for (secret in listOf(privateKey.encoded, coordinate(privateKey.s))) {
             for (encoded in encodings(secret)) assertFalse(record.contains(encoded), "private key bytes in the record")
         }
     }
