@@ -4,6 +4,7 @@ import java.math.BigInteger
 import java.security.MessageDigest
 import java.util.Base64
 import kotlinx.coroutines.runBlocking
+import okhttp3.HttpUrl.Companion.toHttpUrl
 import okhttp3.OkHttpClient
 import okhttp3.Request
 import org.junit.jupiter.api.AfterAll
@@ -162,6 +163,43 @@ class PlatformKeyTest {
         assertEquals(0, stats.dpopRejectionsOtherThan(), "$stats")
     }
 
+    @Test
+    fun `a browser sign-in binds its code to the platform key, and abandoned or failed sign-ins delete theirs`() = runBlocking {
+        val store = MapStore()
+        val keys = JcaDpopKeys()
+        val client = AuthClient(
+            config().copy(
+                clientId = "native-app",
+                clientSecret = null,
+                authorizationEndpoint = "${server.baseUrl}/oauth2/authorize",
+            ),
+            store = store,
+            dpopKeys = keys,
+        )
+        val pending = client.authorizationRequest(account = "alice", redirectUri = REDIRECT_URI)
+        val alias = keys.aliases.single()
+        val url = pending.url().toHttpUrl()
+        assertEquals(thumbprint(keys, alias), url.queryParameter("dpop_jkt"), "the code is bound to the platform key (RFC 9449 §10)")
+        val session = client.completeAuthorization(pending, browserLogin(pending.url(), "alice", "alice-password"))
+        assertEquals(200, http(session).status("me"))
+        assertEquals(thumbprint(keys, alias), session.native.dpopThumbprint())
+        assertTrue(store.tokens.values.any { it.contains(alias) }, "the record names the key")
+        assertEquals(1, keys.count("create"), "${keys.calls}")
+        assertEquals(0, keys.count("delete"), "${keys.calls}")
+
+        // A sign-in the user walked away from: its key goes with it.
+        val abandoned = client.authorizationRequest(account = "bob", redirectUri = REDIRECT_URI)
+        val abandonedAlias = (keys.aliases - alias).single()
+        abandoned.close()
+        assertEquals(listOf("delete $abandonedAlias"), keys.calls.filter { it.startsWith("delete ") })
+
+        // A login the server refuses: the key made for it is deleted too.
+        assertThrows<AuthException> { runBlocking { client(MapStore(), keys).login("alice", "wrong-password") } }
+        assertEquals(3, keys.count("create"), "${keys.calls}")
+        assertEquals(setOf(alias), keys.aliases, "only the signed-in session's key is left: ${keys.calls}")
+        assertEquals(0, server.stats().dpopRejectionsOtherThan("nonce"))
+    }
+
     /** The RFC 7638 thumbprint of the key under [alias], computed here from the Java key. */
     private fun thumbprint(keys: JcaDpopKeys, alias: String): String {
         val point = checkNotNull(keys.publicPoint(alias)) { "no key under $alias" }
@@ -183,4 +221,8 @@ class PlatformKeyTest {
         Base64.getUrlEncoder().withoutPadding().encodeToString(bytes),
         bytes.joinToString("") { "%02x".format(it) },
     )
+
+    private companion object {
+        const val REDIRECT_URI = "dev.tokenkeeper.demo:/oauth2redirect"
+    }
 }
