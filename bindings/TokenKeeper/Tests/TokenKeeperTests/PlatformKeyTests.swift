@@ -162,6 +162,50 @@ final class PlatformKeyTests: XCTestCase {
     }
 }
 
+// The browser sign-in twin runs on SignInTests' server (its test login page; proofs are
+// verified there when sent, not required) with SignInTests' browser.
+@available(iOS 15.0, macOS 12.0, tvOS 15.0, watchOS 8.0, *)
+extension SignInTests {
+    func testABrowserSignInBindsItsCodeToThePlatformKeyAndAbandonedOrFailedSignInsDeleteTheirs() async throws {
+        let store = DictionaryStore()
+        let keys = MemoryDpopKeys()
+        var config = AuthConfig(
+            tokenEndpoint: server.tokenEndpoint,
+            clientId: "native-app",
+            revocationEndpoint: server.revocationEndpoint,
+            authorizationEndpoint: server.baseURL.absoluteString + "/oauth2/authorize",
+            dpop: .required
+        )
+        let client = try AuthClient(config: config, store: store, dpopKeys: keys)
+        let pending = try client.authorizationRequest(account: "alice", redirectUri: Self.redirectURI)
+        guard let alias = keys.aliases().first else { return XCTFail("no key created") }
+        let jkt = URLComponents(string: pending.url())?.queryItems?.first { $0.name == "dpop_jkt" }?.value
+        XCTAssertEqual(jkt, keys.thumbprint(alias: alias), "the code is bound to the platform key (RFC 9449 §10)")
+        let redirect = try await browserLogin(pending.url(), username: "alice", password: "alice-password")
+        let session = try await client.completeAuthorization(pending: pending, redirectUrl: redirect)
+        XCTAssertEqual(try session.native.dpopThumbprint(), keys.thumbprint(alias: alias))
+        XCTAssertTrue(store.snapshot().values.contains { $0.contains(alias) }, "the record names the key")
+        XCTAssertEqual(keys.count("create"), 1, "\(keys.calls())")
+        XCTAssertEqual(keys.count("delete"), 0, "\(keys.calls())")
+
+        // A sign-in the user walked away from: its key goes with it (the last reference
+        // to the pending sign-in is released at the end of the `do` scope).
+        do {
+            _ = try client.authorizationRequest(account: "bob", redirectUri: Self.redirectURI)
+        }
+        XCTAssertEqual(keys.count("create"), 2, "\(keys.calls())")
+        XCTAssertEqual(Set(keys.aliases()), [alias], "the abandoned sign-in's key is deleted: \(keys.calls())")
+
+        // A login the server refuses: the key made for it is deleted too.
+        config.clientId = "public-app"
+        let passwords = try AuthClient(config: config, store: DictionaryStore(), dpopKeys: keys)
+        let refused = await thrownError { try await passwords.login(username: "alice", password: "wrong-password") }
+        XCTAssertNotNil(refused)
+        XCTAssertEqual(keys.count("create"), 3, "\(keys.calls())")
+        XCTAssertEqual(Set(keys.aliases()), [alias], "only the signed-in session's key is left: \(keys.calls())")
+    }
+}
+
 private func base64url(_ data: Data) -> String {
     data.base64EncodedString()
         .replacingOccurrences(of: "+", with: "-")
