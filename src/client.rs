@@ -251,13 +251,18 @@ impl AuthClient {
                 self.registry.remove(&session);
                 continue;
             }
-            if let Some(binding) = &dpop {
-                // The new tokens are bound to the sign-in's key: the session signs with it.
-                session.core().install_dpop_binding(Arc::clone(binding));
-            }
+            // The new tokens are bound to the sign-in's key: the session signs with it.
+            let replaced = dpop
+                .as_ref()
+                .and_then(|binding| session.core().install_dpop_binding(Arc::clone(binding)));
             match session.core().sign_in_with(issued.duplicate(), sent_at).await {
                 Ok(()) => {
                     self.registry.keep(&session);
+                    // The tokens bound to the replaced key are gone with the install;
+                    // nothing will sign with it again.
+                    if let Some(replaced) = replaced {
+                        replaced.retire();
+                    }
                     return Ok(session);
                 }
                 Err(error) if session.core().is_logged_out() => {
@@ -272,6 +277,10 @@ impl AuthClient {
             }
         }
         self.revoke_unowned(identity, &issued).await;
+        // No session holds what the sign-in obtained, so nothing needs its key.
+        if let Some(binding) = &dpop {
+            binding.retire();
+        }
         Err(failure.unwrap_or_else(|| AuthError::reauthenticate("the session was logged out during the sign-in")))
     }
 

@@ -3,7 +3,7 @@
 //! [`AuthClient::new`](crate::AuthClient::new), so building a config never fails.
 
 use crate::clock::{Clock, SystemClock};
-use crate::dpop::DpopMode;
+use crate::dpop::{DpopKeyStore, DpopMode};
 use crate::error::AuthError;
 use crate::identity::TokenParams;
 use secrecy::SecretString;
@@ -154,6 +154,8 @@ pub struct AuthConfig {
     /// What discovery read from `dpop_signing_alg_values_supported`: `Some(false)`
     /// when the metadata was read and ES256 is not in it (or the member is absent).
     pub(crate) dpop_advertised: Option<bool>,
+    /// Where DPoP keys live when not in the session record (a platform keystore).
+    pub(crate) dpop_keys: Option<Arc<dyn DpopKeyStore>>,
 }
 
 impl AuthConfig {
@@ -187,6 +189,7 @@ impl AuthConfig {
             oidc: crate::oidc::OidcConfig::default(),
             dpop: DpopMode::Off,
             dpop_advertised: None,
+            dpop_keys: None,
         }
     }
 
@@ -384,6 +387,15 @@ impl AuthConfig {
         self
     }
 
+    /// Keeps the sessions' DPoP keys in `keys` (the Android Keystore, the Secure
+    /// Enclave, an HSM) instead of a [`SoftwareDpopKey`](crate::SoftwareDpopKey) in
+    /// each session record: the record then holds the key's alias and thumbprint, never
+    /// private material. See [`DpopKeyStore`] for when keys are made and deleted.
+    pub fn dpop_key_store(mut self, keys: Arc<dyn DpopKeyStore>) -> Self {
+        self.dpop_keys = Some(keys);
+        self
+    }
+
     /// Whether proofs are sent: `Required` always, `IfSupported` unless discovery read
     /// metadata that does not offer ES256.
     pub(crate) fn sends_dpop(&self) -> bool {
@@ -494,6 +506,7 @@ impl fmt::Debug for AuthConfig {
             .field("device_authorization_endpoint", &self.device_authorization_endpoint)
             .field("issuer", &self.issuer)
             .field("dpop", &self.dpop)
+            .field("dpop_key_store", &self.dpop_keys)
             .field("default_params", &self.default_params)
             .field("refresh_margin", &self.refresh_margin)
             .field("cache_policy", &self.cache_policy)

@@ -13,6 +13,7 @@ use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING};
 use secrecy::{ExposeSecret, SecretBox};
 use std::fmt;
+use std::sync::Arc;
 
 /// Whether a client sender-constrains its tokens with DPoP (RFC 9449).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -101,6 +102,32 @@ pub trait DpopKey: Send + Sync + fmt::Debug {
     /// (what Java's `Signature` and CryptoKit's `derRepresentation` give); the core
     /// converts DER itself.
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, DpopKeyError>;
+}
+
+/// Where a client's DPoP private keys live when they live outside the process: the
+/// Android Keystore, the Secure Enclave, an HSM. Set with
+/// [`AuthConfig::dpop_key_store`](crate::AuthConfig::dpop_key_store); without one,
+/// each session gets a [`SoftwareDpopKey`] kept in its record.
+///
+/// The core names every key: one alias per sign-in (`tokenkeeper.dpop.` and 128
+/// random bits, base64url), recorded in the session record next to the key's
+/// thumbprint, so a new sign-in never overwrites the key a live session's tokens are
+/// bound to. The core deletes a key at logout (after the revocation its proof
+/// signs), when a sign-in replaces it, and when a sign-in that made it ends without
+/// a session. On restore, a key that is gone or is not the recorded one gives
+/// [`AuthError::ReauthenticationRequired`](crate::AuthError::ReauthenticationRequired)
+/// before any request.
+///
+/// Calls are synchronous and come from the client's own tasks; a hardware-backed
+/// key (StrongBox) may take tens of milliseconds to sign.
+pub trait DpopKeyStore: Send + Sync + fmt::Debug {
+    /// A new P-256 key under `alias`, replacing any key there.
+    fn create(&self, alias: &str) -> Result<Arc<dyn DpopKey>, DpopKeyError>;
+    /// The key under `alias`, or `None` when there is none (deleted, or not restored
+    /// with the app's data after a reinstall or a backup).
+    fn load(&self, alias: &str) -> Result<Option<Arc<dyn DpopKey>>, DpopKeyError>;
+    /// Deletes the key under `alias`; `Ok` when there was none.
+    fn delete(&self, alias: &str) -> Result<(), DpopKeyError>;
 }
 
 /// A P-256 key in memory, on `ring`: the desktop and server key. Its PKCS#8 encoding

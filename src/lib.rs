@@ -183,7 +183,7 @@ pub use config::{
     AuthConfig, CachePolicy, ClientAuthMethod, RecoveryPolicy, RetryPolicy, TokenRotation, DEFAULT_REFRESH_MARGIN,
     DEFAULT_STORE_TIMEOUT, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME,
 };
-pub use dpop::{DpopKey, DpopKeyError, DpopMode, PublicJwk, SoftwareDpopKey};
+pub use dpop::{DpopKey, DpopKeyError, DpopKeyStore, DpopMode, PublicJwk, SoftwareDpopKey};
 pub use error::{AuthError, ErrorSource, JwtCheck, JwtError, ServerError};
 pub use events::{AuthEvent, AuthEventListener};
 pub use identity::{Identity, Subject, TokenParams};

@@ -101,6 +101,10 @@ pub(crate) async fn flush(ctx: &ClientContext, identity: &Identity) -> Result<Fl
         Ok(()) => tracing::info!(identity = %identity, "sent a revocation queued by an offline logout"),
     }
     persistence.clear_revocation().await?;
+    // The key lived on for this revocation's proofs; nothing needs it now.
+    if let Some(binding) = &queued.dpop {
+        binding.retire();
+    }
     forget(ctx, identity);
     Ok(Flushed::Sent)
 }

@@ -26,7 +26,7 @@ use crate::clock::Clock;
 use crate::error::{AuthError, ErrorSource};
 use crate::identity::{Identity, Subject};
 use crate::internal::context::ClientContext;
-use crate::internal::dpop::Binding;
+use crate::internal::dpop::{Binding, KeyProblem};
 use crate::internal::random;
 use crate::storage::key;
 use crate::storage::record::{Owner, Record, StoredAccess};
@@ -246,7 +246,9 @@ impl<'a> Persistence<'a> {
         let reason = match record {
             Ok(record) if !record.is_expired(self.clock().now()) => match self.dpop_key_of(&record) {
                 Ok(dpop) => return Ok((record, dpop)),
-                Err(reason) => reason.to_owned(),
+                Err(KeyProblem::Unusable(reason)) => reason.to_owned(),
+                // A locked or busy key store: the record is fine, the key may be too.
+                Err(KeyProblem::Failed(error)) => return Err(error),
             },
             Ok(_) => "the stored refresh token has expired".to_owned(),
             Err(error) => error.to_string(),
@@ -265,18 +267,22 @@ impl<'a> Persistence<'a> {
     /// RFC 9449: tokens bound to a DPoP key are usable only with that key. A record
     /// whose key is missing, unreadable or not the one its thumbprint names (or one a
     /// client without DPoP reads) cannot be refreshed: checked here, before any request.
-    fn dpop_key_of(&self, record: &Record) -> Result<Option<Arc<Binding>>, &'static str> {
+    fn dpop_key_of(&self, record: &Record) -> Result<Option<Arc<Binding>>, KeyProblem> {
         let Some(jkt) = &record.dpop_jkt else {
             return Ok(None);
         };
         if self.ctx.dpop.is_none() {
-            return Err("the stored session is bound to a DPoP key but this client sends no DPoP proofs");
+            return Err(KeyProblem::Unusable(
+                "the stored session is bound to a DPoP key but this client sends no DPoP proofs",
+            ));
         }
-        let stored = record
-            .dpop_key
-            .as_ref()
-            .ok_or("the DPoP key the stored session is bound to is missing")?;
-        Binding::from_stored(stored, jkt).map(Some)
+        Binding::from_record(
+            self.ctx,
+            jkt,
+            record.dpop_key.as_ref(),
+            record.dpop_key_alias.as_deref(),
+        )
+        .map(Some)
     }
 
     /// A tokenkeeper 0.1 entry under the old key: read it, store it as a record under
@@ -658,12 +664,19 @@ impl<'a> Persistence<'a> {
             Ok(record)
         }) {
             Ok(record) => {
-                let dpop = match (&record.dpop_jkt, &record.dpop_key) {
-                    (Some(jkt), Some(stored)) => Binding::from_stored(stored, jkt)
-                        .inspect_err(|reason| tracing::warn!(%reason, "revoking without a DPoP proof"))
-                        .ok(),
-                    _ => None,
-                };
+                let dpop = record.dpop_jkt.as_deref().and_then(|jkt| {
+                    Binding::from_record(
+                        self.ctx,
+                        jkt,
+                        record.dpop_key.as_ref(),
+                        record.dpop_key_alias.as_deref(),
+                    )
+                    .inspect_err(|problem| match problem {
+                        KeyProblem::Unusable(reason) => tracing::warn!(%reason, "revoking without a DPoP proof"),
+                        KeyProblem::Failed(error) => tracing::warn!(%error, "revoking without a DPoP proof"),
+                    })
+                    .ok()
+                });
                 Ok(Some(QueuedRevocation {
                     refresh: record.refresh_token,
                     access: record.access.map(|a| a.token),
@@ -693,10 +706,8 @@ impl<'a> Persistence<'a> {
 /// software key itself (a platform key stays where it lives).
 fn bind(record: &mut Record, binding: &Binding) {
     record.dpop_jkt = Some(binding.jkt.clone());
-    record.dpop_key = binding
-        .stored_form
-        .as_ref()
-        .map(|k| SecretString::from(k.expose_secret()));
+    record.dpop_key = binding.stored_software().map(|k| SecretString::from(k.expose_secret()));
+    record.dpop_key_alias = binding.alias().map(str::to_owned);
 }
 
 /// What an offline logout left to revoke (`Persistence::queued_revocation`).

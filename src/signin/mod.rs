@@ -72,7 +72,7 @@ async fn one_time_grant(
 /// The key a sign-in binds its code and tokens to, when the client sends DPoP proofs:
 /// made when the sign-in starts, handed to the session it ends in.
 fn sign_in_key(ctx: &ClientContext) -> Result<Option<std::sync::Arc<Binding>>, AuthError> {
-    ctx.dpop.as_ref().map(|_| Binding::generate()).transpose()
+    ctx.dpop.as_ref().map(|_| Binding::generate(ctx)).transpose()
 }
 
 /// A configured sign-in endpoint, parsed and held to the https-or-loopback rule.

@@ -21,7 +21,7 @@ use crate::client::AuthClient;
 use crate::error::AuthError;
 use crate::identity::{Identity, Subject};
 use crate::internal::context::ClientContext;
-use crate::internal::dpop::Binding;
+use crate::internal::dpop::{Binding, KeyProblem};
 use crate::internal::protocol::pkce;
 use crate::seal::{SealError, Sealer, SealingKey};
 use crate::storage::key::client_prefix;
@@ -124,6 +124,9 @@ struct Payload {
     /// The sign-in's DPoP key (PKCS#8, base64url) and its thumbprint, the `dpop_jkt`
     /// the code is bound to.
     dpop: Option<(String, String)>,
+    /// The alias of a sign-in key in the client's `DpopKeyStore`, and its thumbprint.
+    #[serde(default)]
+    dpop_alias: Option<(String, String)>,
 }
 
 impl Drop for Payload {
@@ -341,8 +344,14 @@ impl PendingAuthorization {
             max_age: self.max_age.map(|age| age.as_secs()),
             verifier: self.verifier.expose_secret().to_owned(),
             dpop: self.dpop.as_ref().and_then(|binding| {
-                let key = binding.stored_form.as_ref()?;
+                let key = binding.stored_software()?;
                 Some((key.expose_secret().to_owned(), binding.jkt.clone()))
+            }),
+            dpop_alias: self.dpop.as_ref().and_then(|binding| {
+                // The saved value now owns the key: this process may die before the
+                // pending sign-in is dropped, and the resumed one needs it.
+                binding.adopt();
+                Some((binding.alias()?.to_owned(), binding.jkt.clone()))
             }),
         }
     }
@@ -351,11 +360,20 @@ impl PendingAuthorization {
         if payload.account.trim().is_empty() {
             return Err(refused(SavedSignInRefusal::Unreadable));
         }
-        let dpop = match &payload.dpop {
-            Some((key, jkt)) => Some(
-                Binding::from_stored(&SecretString::from(key.as_str()), jkt)
-                    .map_err(|_| refused(SavedSignInRefusal::Unreadable))?,
-            ),
+        let software = payload
+            .dpop
+            .as_ref()
+            .map(|(key, jkt)| (Some(SecretString::from(key.as_str())), None, jkt));
+        let platform = payload
+            .dpop_alias
+            .as_ref()
+            .map(|(alias, jkt)| (None, Some(alias.as_str()), jkt));
+        let dpop = match software.or(platform) {
+            Some((key, alias, jkt)) => Some(match Binding::from_record(ctx, jkt, key.as_ref(), alias) {
+                Ok(binding) => binding,
+                Err(KeyProblem::Failed(error)) => return Err(error),
+                Err(KeyProblem::Unusable(_)) => return Err(refused(SavedSignInRefusal::Unreadable)),
+            }),
             // The code is bound to no key: a client that now sends DPoP proofs would
             // fail the exchange with a mismatch, so say it here.
             None if ctx.dpop.is_some() => return Err(refused(SavedSignInRefusal::Unreadable)),

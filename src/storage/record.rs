@@ -103,6 +103,9 @@ pub(crate) struct Record {
     pub dpop_jkt: Option<String>,
     /// The desktop DPoP key itself (base64url PKCS#8), a secret like the token.
     pub dpop_key: Option<SecretString>,
+    /// The alias of a DPoP key that lives in the app's `DpopKeyStore` (a platform
+    /// keystore) instead of in this record. Not a secret: the key never leaves it.
+    pub dpop_key_alias: Option<String>,
     /// The claims of the session's last validated ID token (OpenID Connect only).
     pub id_token_claims: Option<IdTokenClaims>,
 }
@@ -127,6 +130,7 @@ impl fmt::Debug for Record {
             .field("writer", &self.writer)
             .field("dpop_jkt", &self.dpop_jkt)
             .field("dpop_key", &self.dpop_key.as_ref().map(|_| "[redacted]"))
+            .field("dpop_key_alias", &self.dpop_key_alias)
             // Personal data, not a credential, but no log needs it.
             .field("id_token_claims", &self.id_token_claims.as_ref().map(|_| "[claims]"))
             .finish_non_exhaustive()
@@ -163,6 +167,8 @@ struct Wire<'a> {
     dpop_jkt: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     dpop_key: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dpop_key_alias: Option<String>,
     /// Any JSON here: claims this SDK cannot read are dropped, never a reason to
     /// delete the record (and sign the user out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -227,6 +233,7 @@ impl Record {
             writer: None,
             dpop_jkt: None,
             dpop_key: None,
+            dpop_key_alias: None,
             id_token_claims: None,
         }
     }
@@ -262,6 +269,7 @@ impl Record {
             writer: id_text(self.writer),
             dpop_jkt: self.dpop_jkt.clone(),
             dpop_key: self.dpop_key.as_ref().map(|k| k.expose_secret().into()),
+            dpop_key_alias: self.dpop_key_alias.clone(),
             claims: self
                 .id_token_claims
                 .as_ref()
@@ -304,6 +312,7 @@ impl Record {
                 writer: None,
                 dpop_jkt: None,
                 dpop_key: None,
+                dpop_key_alias: None,
                 id_token_claims: None,
             });
         }
@@ -342,6 +351,7 @@ impl Record {
             writer: id_of(wire.writer.as_deref()),
             dpop_jkt: wire.dpop_jkt,
             dpop_key: wire.dpop_key.map(|k| SecretString::from(k.as_ref())),
+            dpop_key_alias: wire.dpop_key_alias,
             id_token_claims: match wire.claims {
                 Some(serde_json::Value::Object(all)) => IdTokenClaims::from_map(all),
                 _ => None,

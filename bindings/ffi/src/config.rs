@@ -9,6 +9,7 @@
 use super::units::TimeSpan;
 use secrecy::SecretString;
 use std::fmt;
+use std::sync::Arc;
 
 /// One authorization server and one OAuth client. See `tokenkeeper::AuthConfig` for each
 /// setting's meaning; validation happens in `AuthClient(config)`.
@@ -104,6 +105,11 @@ pub struct AuthConfig {
     /// The provider's OpenID Connect endpoints (key set, UserInfo, end session, PAR).
     #[uniffi(default = None)]
     pub oidc: Option<super::oidc::OidcEndpoints>,
+    /// Where DPoP private keys live: the Kotlin package's `AndroidKeystoreDpopKeys`,
+    /// the Swift package's `SecureEnclaveDpopKeys`, or the app's own. `null`/`nil`: a
+    /// software key in each session record (desktop JVM, tests).
+    #[uniffi(default = None)]
+    pub dpop_keys: Option<Arc<dyn super::dpop_keys::PlatformDpopKeys>>,
 }
 
 /// Per-response token rotation: which response headers carry the new access token
@@ -171,6 +177,9 @@ impl AuthConfig {
         }
         if let Some(mode) = c.dpop {
             config = config.dpop(mode.into());
+        }
+        if let Some(keys) = c.dpop_keys {
+            config = config.dpop_key_store(Arc::new(super::dpop_keys::ForeignDpopKeys(keys)));
         }
         if let Some(policy) = c.recovery_policy {
             config = config.recovery_policy(policy.into());

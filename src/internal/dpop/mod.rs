@@ -6,10 +6,12 @@
 //! because a nonce belongs to a server, not to a user.
 
 mod exchange;
+mod key_home;
 pub(crate) mod proof;
 
 pub(crate) use exchange::{authorization_server_exchange, check_token_type, resource_proof};
 
+pub(crate) use key_home::KeyProblem;
 pub(crate) use proof::Binding;
 
 use std::collections::HashMap;

@@ -3,11 +3,12 @@
 //! ES256 signature made by the key wherever it lives. A DER signature from a platform
 //! key is converted to the JWS form (RFC 7518 §3.4) here, once for every platform.
 
+use super::key_home::KeyHome;
 use crate::dpop::DpopKey;
 use crate::error::{AuthError, ErrorSource};
 use crate::internal::jose::b64url_encode;
 use ring::rand::SecureRandom as _;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use std::sync::Arc;
 use url::Url;
 
@@ -16,57 +17,27 @@ use url::Url;
 const JTI_BYTES: usize = 16;
 
 /// A session's key with what every proof repeats: its thumbprint and the encoded
-/// protected header, built once per key rather than once per request.
+/// protected header, built once per key rather than once per request. Where the key
+/// lives, and when a platform key is deleted, is `key_home.rs`.
 pub(crate) struct Binding {
     pub key: Arc<dyn DpopKey>,
     /// RFC 7638 thumbprint: the `jkt` the server binds tokens to.
     pub jkt: String,
     /// base64url of `{"typ":"dpop+jwt","alg":"ES256","jwk":…}`.
     header: String,
-    /// A software key's PKCS#8, base64url: what the session record stores so the key
-    /// lives as long as the session. `None` for a key that lives in a platform keystore.
-    pub stored_form: Option<SecretString>,
+    /// What the session record stores so the key lives as long as the session.
+    pub home: KeyHome,
 }
 
 impl Binding {
-    /// A binding to a new software key (ring P-256), for a session or a sign-in that
-    /// starts one.
-    pub(crate) fn generate() -> Result<Arc<Self>, AuthError> {
-        let key = crate::dpop::SoftwareDpopKey::generate().map_err(|error| AuthError::Storage {
-            reason: error.to_string(),
-            source: Some(ErrorSource::new(error)),
-        })?;
-        let stored_form = SecretString::from(b64url_encode(key.pkcs8().expose_secret()));
-        let mut binding = Self::new(Arc::new(key));
-        binding.stored_form = Some(stored_form);
-        Ok(Arc::new(binding))
-    }
-
-    /// The software key a session record holds (`stored_form`), checked against the
-    /// thumbprint its tokens are bound to. The error says what is wrong, for the
-    /// `ReauthenticationRequired` it becomes.
-    pub(crate) fn from_stored(stored_form: &SecretString, jkt: &str) -> Result<Arc<Self>, &'static str> {
-        let pkcs8 = crate::internal::jose::b64url_decode(stored_form.expose_secret())
-            .map(zeroize::Zeroizing::new)
-            .ok_or("the stored DPoP key is not base64url")?;
-        let key =
-            crate::dpop::SoftwareDpopKey::from_pkcs8(&pkcs8).map_err(|_| "the stored DPoP key is not a P-256 key")?;
-        let mut binding = Self::new(Arc::new(key));
-        if binding.jkt != jkt {
-            return Err("the stored DPoP key is not the key its tokens are bound to (thumbprint mismatch)");
-        }
-        binding.stored_form = Some(SecretString::from(stored_form.expose_secret()));
-        Ok(Arc::new(binding))
-    }
-
-    pub(crate) fn new(key: Arc<dyn DpopKey>) -> Self {
+    pub(crate) fn new(key: Arc<dyn DpopKey>, home: KeyHome) -> Self {
         let jwk = key.public_jwk();
         let header = format!(r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{}}}"#, jwk.to_json());
         Self {
             jkt: jwk.thumbprint(),
             header: b64url_encode(header.as_bytes()),
             key,
-            stored_form: None,
+            home,
         }
     }
 
@@ -187,6 +158,7 @@ mod tests {
     use super::*;
     use crate::dpop::SoftwareDpopKey;
     use crate::internal::jose::b64url_decode;
+    use secrecy::ExposeSecret;
     use serde_json::Value;
 
     fn decode(part: &str) -> Value {
@@ -196,7 +168,7 @@ mod tests {
     #[test]
     fn a_proof_has_the_rfc9449_header_and_claims_and_verifies() {
         let key = Arc::new(SoftwareDpopKey::generate().unwrap());
-        let binding = Binding::new(key.clone());
+        let binding = Binding::new(key.clone(), KeyHome::Unstored);
         let url = Url::parse("https://rs.example.com/api/me?x=1#frag").unwrap();
         let proof = binding
             .proof("GET", &url, 1_700_000_000, Some("n-1"), Some("tok"))
@@ -230,7 +202,7 @@ mod tests {
 
     #[test]
     fn every_proof_has_a_new_jti() {
-        let binding = Binding::new(Arc::new(SoftwareDpopKey::generate().unwrap()));
+        let binding = Binding::new(Arc::new(SoftwareDpopKey::generate().unwrap()), KeyHome::Unstored);
         let url = Url::parse("https://as.example.com/token").unwrap();
         let jti = |p: SecretString| decode(p.expose_secret().split('.').nth(1).unwrap())["jti"].clone();
         let a = jti(binding.proof("POST", &url, 1, None, None).unwrap());

@@ -19,23 +19,31 @@ impl SessionCore {
         if let Some(binding) = &rare.dpop {
             return Ok(Some(Arc::clone(binding)));
         }
-        // ring's key generation is one CSPRNG read and a scalar multiplication
-        // (tens of microseconds): fine under a lock never held across an await.
-        let binding = Binding::generate()?;
+        // ring's key generation is one CSPRNG read and a scalar multiplication (tens
+        // of microseconds), a platform key store's a few milliseconds: fine under a
+        // lock never held across an await, and two first callers get one key.
+        let binding = Binding::generate(&self.ctx)?;
+        binding.adopt();
         rare.dpop = Some(Arc::clone(&binding));
         Ok(Some(binding))
     }
 
     /// Adopts the key a sign-in's tokens are bound to (the code's `dpop_jkt` and the
-    /// token request's proof were made with it); it replaces any key the session had.
-    pub(crate) fn install_dpop_binding(&self, binding: Arc<Binding>) {
-        self.state().rare_mut().dpop = Some(binding);
+    /// token request's proof were made with it); it replaces any key the session had,
+    /// which is returned so the caller retires it once the sign-in is installed.
+    pub(crate) fn install_dpop_binding(&self, binding: Arc<Binding>) -> Option<Arc<Binding>> {
+        binding.adopt();
+        let previous = self.state().rare_mut().dpop.replace(Arc::clone(&binding));
+        previous.filter(|previous| !Arc::ptr_eq(previous, &binding))
     }
 
-    /// Drops the key (logout): nothing signed with it is of use any more.
-    pub(crate) fn forget_dpop_key(&self) {
-        if let Some(rare) = self.state().rare.as_mut() {
-            rare.dpop = None;
+    /// Drops the key (logout): nothing signed with it is of use any more. A platform
+    /// key is deleted too, unless `queued`: a revocation waiting in the store still
+    /// needs its proofs, and deletes the key once sent.
+    pub(crate) fn forget_dpop_key(&self, queued: bool) {
+        let forgotten = self.state().rare.as_mut().and_then(|rare| rare.dpop.take());
+        if let Some(binding) = forgotten.filter(|_| !queued) {
+            binding.retire();
         }
     }
 }

@@ -883,10 +883,10 @@ impl SessionCore {
         expires_at: Option<SystemTime>,
         error: AuthError,
         first_error: &mut Option<AuthError>,
-    ) {
+    ) -> bool {
         let Some(refresh) = refresh else {
             first_error.get_or_insert(error);
-            return;
+            return false;
         };
         let access = access
             .zip(expires_at)
@@ -901,10 +901,12 @@ impl SessionCore {
             Ok(()) => {
                 tracing::info!(%error, "revocation queued until the server can be reached");
                 crate::internal::offline_logout::retry_later(Arc::clone(&self.ctx), self.identity.clone());
+                true
             }
             Err(store_error) => {
                 tracing::warn!(%store_error, "could not queue the revocation");
                 first_error.get_or_insert(error);
+                false
             }
         }
     }
@@ -930,16 +932,18 @@ impl SessionCore {
                     None
                 })
         };
+        let mut queued = false;
         if revoke {
             // After the removal, so the other holders find the record gone; they end
             // their sessions of this key without revoking: one revocation fleet-wide.
             crate::internal::shared::announce_logout(self).await;
-            self.revoke_after_logout(refresh, access, stored, &mut first_error)
+            queued = self
+                .revoke_after_logout(refresh, access, stored, &mut first_error)
                 .await;
         }
         // After the revocations, which needed it to sign their proofs: the key lives
-        // exactly as long as the session.
-        self.forget_dpop_key();
+        // exactly as long as the session (or, offline, as its queued revocation).
+        self.forget_dpop_key(queued);
         if announce {
             self.outbox.queue(AuthEvent::LoggedOut {
                 identity: self.identity.clone(),
@@ -957,14 +961,16 @@ impl SessionCore {
         access: Option<Arc<TokenSet>>,
         stored: Option<SecretString>,
         first_error: &mut Option<AuthError>,
-    ) {
+    ) -> bool {
         let expires_at = access.as_ref().map(|set| set.expires_at);
+        let mut queued = false;
         let access = access.map(|set| SecretString::from(set.token.expose_secret()));
         match crate::internal::grants::revoke_all(self, refresh.as_ref(), access.as_ref()).await {
             Ok(()) => {}
             // Offline: the logout stands; what it could not revoke waits in the store.
             Err(error) if error.is_retryable() && refresh.is_some() && self.persistence().is_configured() => {
-                self.queue_revocation(refresh.as_ref(), access, expires_at, error, first_error)
+                queued = self
+                    .queue_revocation(refresh.as_ref(), access, expires_at, error, first_error)
                     .await;
             }
             Err(error) => {
@@ -976,6 +982,7 @@ impl SessionCore {
         if let Err(error) = crate::internal::grants::revoke_all(self, stored.as_ref(), None).await {
             first_error.get_or_insert(error);
         }
+        queued
     }
 }
 

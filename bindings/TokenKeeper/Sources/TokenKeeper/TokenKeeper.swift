@@ -3012,6 +3012,373 @@ public func FfiConverterTypePendingAuthorization_lower(_ value: PendingAuthoriza
 
 
 /**
+ * Where the client's DPoP private keys live on the platform: one non-exportable P-256
+ * key per session, under an alias the core chooses (`tokenkeeper.dpop.` and 22
+ * base64url characters) and records in the session record with the key's thumbprint.
+ * The core creates a key at sign-in, looks it up after a restart (a key that is gone
+ * or another key needs the user, before any request), and deletes it at logout and
+ * when a sign-in that made it is replaced or abandoned.
+ *
+ * Called from tokenkeeper's own threads, never the main thread; `sign` once per
+ * request. Throw `DpopKeyException.Failed` / `DpopKeyError.Failed` on failure.
+ */
+public protocol PlatformDpopKeys: AnyObject, Sendable {
+    
+    /**
+     * Creates a new P-256 key under `alias` (replacing any key there) and returns its
+     * public key, SEC 1 uncompressed: 65 bytes, `0x04 || x || y`.
+     */
+    func create(alias: String) throws  -> Data
+    
+    /**
+     * The public key under `alias` in the same encoding, or `null`/`nil` when there is
+     * no key there (deleted, or not restored with the app's data).
+     */
+    func publicKey(alias: String) throws  -> Data?
+    
+    /**
+     * ECDSA P-256 with SHA-256 over `message` with the key under `alias`: DER (what
+     * Java's `SHA256withECDSA` and CryptoKit's `derRepresentation` give) or the raw
+     * 64-byte `r || s`.
+     */
+    func sign(alias: String, message: Data) throws  -> Data
+    
+    /**
+     * Deletes the key under `alias`; no error when there is none.
+     */
+    func delete(alias: String) throws 
+    
+}
+/**
+ * Where the client's DPoP private keys live on the platform: one non-exportable P-256
+ * key per session, under an alias the core chooses (`tokenkeeper.dpop.` and 22
+ * base64url characters) and records in the session record with the key's thumbprint.
+ * The core creates a key at sign-in, looks it up after a restart (a key that is gone
+ * or another key needs the user, before any request), and deletes it at logout and
+ * when a sign-in that made it is replaced or abandoned.
+ *
+ * Called from tokenkeeper's own threads, never the main thread; `sign` once per
+ * request. Throw `DpopKeyException.Failed` / `DpopKeyError.Failed` on failure.
+ */
+open class PlatformDpopKeysImpl: PlatformDpopKeys, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_tokenkeeper_fn_clone_platformdpopkeys(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_tokenkeeper_fn_free_platformdpopkeys(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Creates a new P-256 key under `alias` (replacing any key there) and returns its
+     * public key, SEC 1 uncompressed: 65 bytes, `0x04 || x || y`.
+     */
+open func create(alias: String)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeDpopKeyError_lift) {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_platformdpopkeys_create(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(alias),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The public key under `alias` in the same encoding, or `null`/`nil` when there is
+     * no key there (deleted, or not restored with the app's data).
+     */
+open func publicKey(alias: String)throws  -> Data?  {
+    return try  FfiConverterOptionData.lift(try rustCallWithError(FfiConverterTypeDpopKeyError_lift) {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_platformdpopkeys_public_key(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(alias),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * ECDSA P-256 with SHA-256 over `message` with the key under `alias`: DER (what
+     * Java's `SHA256withECDSA` and CryptoKit's `derRepresentation` give) or the raw
+     * 64-byte `r || s`.
+     */
+open func sign(alias: String, message: Data)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeDpopKeyError_lift) {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_platformdpopkeys_sign(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(alias),
+        FfiConverterData.lower(message),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Deletes the key under `alias`; no error when there is none.
+     */
+open func delete(alias: String)throws   {try rustCallWithError(FfiConverterTypeDpopKeyError_lift) {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_fn_method_platformdpopkeys_delete(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(alias),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfacePlatformDpopKeys {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfacePlatformDpopKeys = UniffiVTableCallbackInterfacePlatformDpopKeys(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypePlatformDpopKeys.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface PlatformDpopKeys: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypePlatformDpopKeys.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface PlatformDpopKeys: handle missing in uniffiClone")
+            }
+        },
+        create: { (
+            uniffiHandle: UInt64,
+            alias: RustBuffer,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> Data in
+                guard let uniffiObj = try? FfiConverterTypePlatformDpopKeys.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.create(
+                     alias: try FfiConverterString.lift(alias)
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterData.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeDpopKeyError_lower
+            )
+        },
+        publicKey: { (
+            uniffiHandle: UInt64,
+            alias: RustBuffer,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> Data? in
+                guard let uniffiObj = try? FfiConverterTypePlatformDpopKeys.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.publicKey(
+                     alias: try FfiConverterString.lift(alias)
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterOptionData.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeDpopKeyError_lower
+            )
+        },
+        sign: { (
+            uniffiHandle: UInt64,
+            alias: RustBuffer,
+            message: RustBuffer,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> Data in
+                guard let uniffiObj = try? FfiConverterTypePlatformDpopKeys.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.sign(
+                     alias: try FfiConverterString.lift(alias),
+                     message: try FfiConverterData.lift(message)
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterData.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeDpopKeyError_lower
+            )
+        },
+        delete: { (
+            uniffiHandle: UInt64,
+            alias: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypePlatformDpopKeys.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.delete(
+                     alias: try FfiConverterString.lift(alias)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeDpopKeyError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfacePlatformDpopKeys> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfacePlatformDpopKeys>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitPlatformDpopKeys() {
+    uniffi_tokenkeeper_fn_init_callback_vtable_platformdpopkeys(UniffiCallbackInterfacePlatformDpopKeys.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePlatformDpopKeys: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<PlatformDpopKeys>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = PlatformDpopKeys
+
+    public static func lift(_ handle: UInt64) throws -> PlatformDpopKeys {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return PlatformDpopKeysImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: PlatformDpopKeys) -> UInt64 {
+         if let rustImpl = value as? PlatformDpopKeysImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PlatformDpopKeys {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: PlatformDpopKeys, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlatformDpopKeys_lift(_ handle: UInt64) throws -> PlatformDpopKeys {
+    return try FfiConverterTypePlatformDpopKeys.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlatformDpopKeys_lower(_ value: PlatformDpopKeys) -> UInt64 {
+    return FfiConverterTypePlatformDpopKeys.lower(value)
+}
+
+
+
+
+
+
+/**
  * Sees every change of a session's token, synchronously, from the place where the
  * core writes its cache. Keep it to a field write: no blocking, no calls back into
  * the session. What it throws is logged and ignored.
@@ -3654,7 +4021,7 @@ public func FfiConverterTypeAccessToken_lower(_ value: AccessToken) -> RustBuffe
  * desugaring); Swift durations are `TimeInterval`.
  * Its `toString()` / description redacts the client secret.
  */
-public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
+public struct AuthConfig: CustomDebugStringConvertible {
     /**
      * The token endpoint URL (https, or http on a loopback host).
      */
@@ -3768,6 +4135,12 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
      * The provider's OpenID Connect endpoints (key set, UserInfo, end session, PAR).
      */
     public var oidc: OidcEndpoints?
+    /**
+     * Where DPoP private keys live: the Kotlin package's `AndroidKeystoreDpopKeys`,
+     * the Swift package's `SecureEnclaveDpopKeys`, or the app's own. `null`/`nil`: a
+     * software key in each session record (desktop JVM, tests).
+     */
+    public var dpopKeys: PlatformDpopKeys?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3858,7 +4231,12 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
          */rootCertificates: [Data] = [], 
         /**
          * The provider's OpenID Connect endpoints (key set, UserInfo, end session, PAR).
-         */oidc: OidcEndpoints? = nil) {
+         */oidc: OidcEndpoints? = nil, 
+        /**
+         * Where DPoP private keys live: the Kotlin package's `AndroidKeystoreDpopKeys`,
+         * the Swift package's `SecureEnclaveDpopKeys`, or the app's own. `null`/`nil`: a
+         * software key in each session record (desktop JVM, tests).
+         */dpopKeys: PlatformDpopKeys? = nil) {
         self.tokenEndpoint = tokenEndpoint
         self.clientId = clientId
         self.clientSecret = clientSecret
@@ -3885,6 +4263,7 @@ public struct AuthConfig: Equatable, Hashable, CustomDebugStringConvertible {
         self.tokenRotation = tokenRotation
         self.rootCertificates = rootCertificates
         self.oidc = oidc
+        self.dpopKeys = dpopKeys
     }
 
     
@@ -3939,7 +4318,8 @@ public struct FfiConverterTypeAuthConfig: FfiConverterRustBuffer {
                 requireIss: FfiConverterBool.read(from: &buf), 
                 tokenRotation: FfiConverterOptionTypeTokenRotation.read(from: &buf), 
                 rootCertificates: FfiConverterSequenceData.read(from: &buf), 
-                oidc: FfiConverterOptionTypeOidcEndpoints.read(from: &buf)
+                oidc: FfiConverterOptionTypeOidcEndpoints.read(from: &buf), 
+                dpopKeys: FfiConverterOptionTypePlatformDpopKeys.read(from: &buf)
         )
     }
 
@@ -3970,6 +4350,7 @@ public struct FfiConverterTypeAuthConfig: FfiConverterRustBuffer {
         FfiConverterOptionTypeTokenRotation.write(value.tokenRotation, into: &buf)
         FfiConverterSequenceData.write(value.rootCertificates, into: &buf)
         FfiConverterOptionTypeOidcEndpoints.write(value.oidc, into: &buf)
+        FfiConverterOptionTypePlatformDpopKeys.write(value.dpopKeys, into: &buf)
     }
 }
 
@@ -5626,6 +6007,92 @@ public func FfiConverterTypeClientAuthMethod_lower(_ value: ClientAuthMethod) ->
 
 
 /**
+ * What a [`PlatformDpopKeys`] throws: `DpopKeyException.Failed` in Kotlin,
+ * `DpopKeyError.Failed` in Swift. The reason is shown in `AuthException.Storage`;
+ * keep key material out of it.
+ */
+public 
+enum DpopKeyError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * The keystore failed (locked, busy, a hardware error, a refused user presence).
+     */
+    case Failed(
+        /**
+         * What failed.
+         */reason: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension DpopKeyError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDpopKeyError: FfiConverterRustBuffer {
+    typealias SwiftType = DpopKeyError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DpopKeyError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Failed(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: DpopKeyError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Failed(reason):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDpopKeyError_lift(_ buf: RustBuffer) throws -> DpopKeyError {
+    return try FfiConverterTypeDpopKeyError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDpopKeyError_lower(_ value: DpopKeyError) -> RustBuffer {
+    return FfiConverterTypeDpopKeyError.lower(value)
+}
+
+
+/**
  * Whether the client sender-constrains its tokens with DPoP. See `tokenkeeper::DpopMode`.
  */
 
@@ -6642,6 +7109,30 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionData: FfiConverterRustBuffer {
+    typealias SwiftType = Data?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterData.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterData.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeAuthEventListener: FfiConverterRustBuffer {
     typealias SwiftType = AuthEventListener?
 
@@ -6730,6 +7221,30 @@ fileprivate struct FfiConverterOptionTypeNativeSession: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeNativeSession.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypePlatformDpopKeys: FfiConverterRustBuffer {
+    typealias SwiftType = PlatformDpopKeys?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypePlatformDpopKeys.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypePlatformDpopKeys.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -7687,6 +8202,18 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_checksum_method_manualclock_rewind() != 41283) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tokenkeeper_checksum_method_platformdpopkeys_create() != 50952) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_platformdpopkeys_public_key() != 38585) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_platformdpopkeys_sign() != 52036) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_checksum_method_platformdpopkeys_delete() != 47449) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tokenkeeper_checksum_method_autheventlistener_on_event() != 21293) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7756,6 +8283,7 @@ private let initializationResult: InitializationResult = {
 
     uniffiCallbackInitAuthEventListener()
     uniffiCallbackInitHttpTransport()
+    uniffiCallbackInitPlatformDpopKeys()
     uniffiCallbackInitTokenObserver()
     uniffiCallbackInitTokenStore()
     return InitializationResult.ok

@@ -243,6 +243,34 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_PLATFORM_DPOP_KEYS_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_PLATFORM_DPOP_KEYS_METHOD0
+typedef void (*UniffiCallbackInterfacePlatformDpopKeysMethod0)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_PLATFORM_DPOP_KEYS_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_PLATFORM_DPOP_KEYS_METHOD1
+typedef void (*UniffiCallbackInterfacePlatformDpopKeysMethod1)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_PLATFORM_DPOP_KEYS_METHOD2
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_PLATFORM_DPOP_KEYS_METHOD2
+typedef void (*UniffiCallbackInterfacePlatformDpopKeysMethod2)(uint64_t, RustBuffer, RustBuffer, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_PLATFORM_DPOP_KEYS_METHOD3
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_PLATFORM_DPOP_KEYS_METHOD3
+typedef void (*UniffiCallbackInterfacePlatformDpopKeysMethod3)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_AUTH_EVENT_LISTENER_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_AUTH_EVENT_LISTENER_METHOD0
 typedef void (*UniffiCallbackInterfaceAuthEventListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
@@ -282,6 +310,18 @@ typedef void (*UniffiCallbackInterfaceTokenStoreMethod2)(uint64_t, RustBuffer, v
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_HTTP_TRANSPORT_METHOD0
 typedef void (*UniffiCallbackInterfaceHttpTransportMethod0)(uint64_t, RustBuffer, UniffiForeignFutureCompleteRustBuffer _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
     );
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_PLATFORM_DPOP_KEYS
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_PLATFORM_DPOP_KEYS
+typedef struct UniffiVTableCallbackInterfacePlatformDpopKeys {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfacePlatformDpopKeysMethod0 _Nonnull create;
+    UniffiCallbackInterfacePlatformDpopKeysMethod1 _Nonnull publicKey;
+    UniffiCallbackInterfacePlatformDpopKeysMethod2 _Nonnull sign;
+    UniffiCallbackInterfacePlatformDpopKeysMethod3 _Nonnull delete;
+} UniffiVTableCallbackInterfacePlatformDpopKeys;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_AUTH_EVENT_LISTENER
@@ -561,6 +601,41 @@ int64_t uniffi_tokenkeeper_fn_method_manualclock_now_epoch_millis(uint64_t ptr, 
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_MANUALCLOCK_REWIND
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_MANUALCLOCK_REWIND
 void uniffi_tokenkeeper_fn_method_manualclock_rewind(uint64_t ptr, int64_t by, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CLONE_PLATFORMDPOPKEYS
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CLONE_PLATFORMDPOPKEYS
+uint64_t uniffi_tokenkeeper_fn_clone_platformdpopkeys(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_FREE_PLATFORMDPOPKEYS
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_FREE_PLATFORMDPOPKEYS
+void uniffi_tokenkeeper_fn_free_platformdpopkeys(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_INIT_CALLBACK_VTABLE_PLATFORMDPOPKEYS
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_INIT_CALLBACK_VTABLE_PLATFORMDPOPKEYS
+void uniffi_tokenkeeper_fn_init_callback_vtable_platformdpopkeys(const UniffiVTableCallbackInterfacePlatformDpopKeys* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_PLATFORMDPOPKEYS_CREATE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_PLATFORMDPOPKEYS_CREATE
+RustBuffer uniffi_tokenkeeper_fn_method_platformdpopkeys_create(uint64_t ptr, RustBuffer alias, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_PLATFORMDPOPKEYS_PUBLIC_KEY
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_PLATFORMDPOPKEYS_PUBLIC_KEY
+RustBuffer uniffi_tokenkeeper_fn_method_platformdpopkeys_public_key(uint64_t ptr, RustBuffer alias, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_PLATFORMDPOPKEYS_SIGN
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_PLATFORMDPOPKEYS_SIGN
+RustBuffer uniffi_tokenkeeper_fn_method_platformdpopkeys_sign(uint64_t ptr, RustBuffer alias, RustBuffer message, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_PLATFORMDPOPKEYS_DELETE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_METHOD_PLATFORMDPOPKEYS_DELETE
+void uniffi_tokenkeeper_fn_method_platformdpopkeys_delete(uint64_t ptr, RustBuffer alias, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_FN_CLONE_AUTHEVENTLISTENER
@@ -1307,6 +1382,30 @@ uint16_t uniffi_tokenkeeper_checksum_method_manualclock_now_epoch_millis(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_MANUALCLOCK_REWIND
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_MANUALCLOCK_REWIND
 uint16_t uniffi_tokenkeeper_checksum_method_manualclock_rewind(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_PLATFORMDPOPKEYS_CREATE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_PLATFORMDPOPKEYS_CREATE
+uint16_t uniffi_tokenkeeper_checksum_method_platformdpopkeys_create(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_PLATFORMDPOPKEYS_PUBLIC_KEY
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_PLATFORMDPOPKEYS_PUBLIC_KEY
+uint16_t uniffi_tokenkeeper_checksum_method_platformdpopkeys_public_key(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_PLATFORMDPOPKEYS_SIGN
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_PLATFORMDPOPKEYS_SIGN
+uint16_t uniffi_tokenkeeper_checksum_method_platformdpopkeys_sign(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_PLATFORMDPOPKEYS_DELETE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_CHECKSUM_METHOD_PLATFORMDPOPKEYS_DELETE
+uint16_t uniffi_tokenkeeper_checksum_method_platformdpopkeys_delete(void
     
 );
 #endif

@@ -658,6 +658,18 @@ internal open class UniffiForeignFutureResultVoid(
 internal interface UniffiForeignFutureCompleteVoid : com.sun.jna.Callback {
     fun callback(`callbackData`: Long,`result`: UniffiForeignFutureResultVoid.UniffiByValue,)
 }
+internal interface UniffiCallbackInterfacePlatformDpopKeysMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfacePlatformDpopKeysMethod1 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfacePlatformDpopKeysMethod2 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfacePlatformDpopKeysMethod3 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 internal interface UniffiCallbackInterfaceAuthEventListenerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
@@ -675,6 +687,34 @@ internal interface UniffiCallbackInterfaceTokenStoreMethod2 : com.sun.jna.Callba
 }
 internal interface UniffiCallbackInterfaceHttpTransportMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`request`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "create", "publicKey", "sign", "delete")
+internal open class UniffiVTableCallbackInterfacePlatformDpopKeys(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `create`: UniffiCallbackInterfacePlatformDpopKeysMethod0? = null,
+    @JvmField internal var `publicKey`: UniffiCallbackInterfacePlatformDpopKeysMethod1? = null,
+    @JvmField internal var `sign`: UniffiCallbackInterfacePlatformDpopKeysMethod2? = null,
+    @JvmField internal var `delete`: UniffiCallbackInterfacePlatformDpopKeysMethod3? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `create`: UniffiCallbackInterfacePlatformDpopKeysMethod0? = null,
+        `publicKey`: UniffiCallbackInterfacePlatformDpopKeysMethod1? = null,
+        `sign`: UniffiCallbackInterfacePlatformDpopKeysMethod2? = null,
+        `delete`: UniffiCallbackInterfacePlatformDpopKeysMethod3? = null,
+    ): UniffiVTableCallbackInterfacePlatformDpopKeys(`uniffiFree`,`uniffiClone`,`create`,`publicKey`,`sign`,`delete`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfacePlatformDpopKeys) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `create` = other.`create`
+        `publicKey` = other.`publicKey`
+        `sign` = other.`sign`
+        `delete` = other.`delete`
+    }
+
 }
 @Structure.FieldOrder("uniffiFree", "uniffiClone", "onEvent")
 internal open class UniffiVTableCallbackInterfaceAuthEventListener(
@@ -867,6 +907,14 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_manualclock_rewind(
     ): Int
+    external fun uniffi_tokenkeeper_checksum_method_platformdpopkeys_create(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_platformdpopkeys_public_key(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_platformdpopkeys_sign(
+    ): Int
+    external fun uniffi_tokenkeeper_checksum_method_platformdpopkeys_delete(
+    ): Int
     external fun uniffi_tokenkeeper_checksum_method_autheventlistener_on_event(
     ): Int
     external fun uniffi_tokenkeeper_checksum_method_endsessionrequest_complete(
@@ -929,6 +977,7 @@ internal object UniffiLib {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "tokenkeeper"))
         uniffiCallbackInterfaceAuthEventListener.register(this)
         uniffiCallbackInterfaceHttpTransport.register(this)
+        uniffiCallbackInterfacePlatformDpopKeys.register(this)
         uniffiCallbackInterfaceTokenObserver.register(this)
         uniffiCallbackInterfaceTokenStore.register(this)
         
@@ -1030,6 +1079,20 @@ internal object UniffiLib {
     external fun uniffi_tokenkeeper_fn_method_manualclock_now_epoch_millis(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_tokenkeeper_fn_method_manualclock_rewind(`ptr`: Long,`by`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_tokenkeeper_fn_clone_platformdpopkeys(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_tokenkeeper_fn_free_platformdpopkeys(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_tokenkeeper_fn_init_callback_vtable_platformdpopkeys(`vtable`: UniffiVTableCallbackInterfacePlatformDpopKeys,
+    ): Unit
+    external fun uniffi_tokenkeeper_fn_method_platformdpopkeys_create(`ptr`: Long,`alias`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_platformdpopkeys_public_key(`ptr`: Long,`alias`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_platformdpopkeys_sign(`ptr`: Long,`alias`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_fn_method_platformdpopkeys_delete(`ptr`: Long,`alias`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_tokenkeeper_fn_clone_autheventlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1368,6 +1431,18 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_manualclock_rewind() and 0xFFFF) != 41283) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_platformdpopkeys_create() and 0xFFFF) != 50952) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_platformdpopkeys_public_key() and 0xFFFF) != 38585) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_platformdpopkeys_sign() and 0xFFFF) != 52036) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_checksum_method_platformdpopkeys_delete() and 0xFFFF) != 47449) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_checksum_method_autheventlistener_on_event() and 0xFFFF) != 21293) {
@@ -5730,6 +5805,484 @@ public object FfiConverterTypePendingAuthorization: FfiConverter<PendingAuthoriz
 
 
 /**
+ * Where the client's DPoP private keys live on the platform: one non-exportable P-256
+ * key per session, under an alias the core chooses (`tokenkeeper.dpop.` and 22
+ * base64url characters) and records in the session record with the key's thumbprint.
+ * The core creates a key at sign-in, looks it up after a restart (a key that is gone
+ * or another key needs the user, before any request), and deletes it at logout and
+ * when a sign-in that made it is replaced or abandoned.
+ *
+ * Called from tokenkeeper's own threads, never the main thread; `sign` once per
+ * request. Throw `DpopKeyException.Failed` / `DpopKeyError.Failed` on failure.
+ */
+public interface PlatformDpopKeys {
+    
+    /**
+     * Creates a new P-256 key under `alias` (replacing any key there) and returns its
+     * public key, SEC 1 uncompressed: 65 bytes, `0x04 || x || y`.
+     */
+    fun `create`(`alias`: kotlin.String): kotlin.ByteArray
+    
+    /**
+     * The public key under `alias` in the same encoding, or `null`/`nil` when there is
+     * no key there (deleted, or not restored with the app's data).
+     */
+    fun `publicKey`(`alias`: kotlin.String): kotlin.ByteArray?
+    
+    /**
+     * ECDSA P-256 with SHA-256 over `message` with the key under `alias`: DER (what
+     * Java's `SHA256withECDSA` and CryptoKit's `derRepresentation` give) or the raw
+     * 64-byte `r || s`.
+     */
+    fun `sign`(`alias`: kotlin.String, `message`: kotlin.ByteArray): kotlin.ByteArray
+    
+    /**
+     * Deletes the key under `alias`; no error when there is none.
+     */
+    fun `delete`(`alias`: kotlin.String)
+    
+    companion object
+}
+
+/**
+ * Where the client's DPoP private keys live on the platform: one non-exportable P-256
+ * key per session, under an alias the core chooses (`tokenkeeper.dpop.` and 22
+ * base64url characters) and records in the session record with the key's thumbprint.
+ * The core creates a key at sign-in, looks it up after a restart (a key that is gone
+ * or another key needs the user, before any request), and deletes it at logout and
+ * when a sign-in that made it is replaced or abandoned.
+ *
+ * Called from tokenkeeper's own threads, never the main thread; `sign` once per
+ * request. Throw `DpopKeyException.Failed` / `DpopKeyError.Failed` on failure.
+ */
+open class PlatformDpopKeysImpl: Disposable, AutoCloseable, PlatformDpopKeys
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_tokenkeeper_fn_free_platformdpopkeys(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_tokenkeeper_fn_clone_platformdpopkeys(handle, status)
+        }
+    }
+
+    
+    /**
+     * Creates a new P-256 key under `alias` (replacing any key there) and returns its
+     * public key, SEC 1 uncompressed: 65 bytes, `0x04 || x || y`.
+     */
+    @Throws(DpopKeyException::class)override fun `create`(`alias`: kotlin.String): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(DpopKeyException) { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_platformdpopkeys_create(
+        it,
+        
+        FfiConverterString.lower(`alias`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The public key under `alias` in the same encoding, or `null`/`nil` when there is
+     * no key there (deleted, or not restored with the app's data).
+     */
+    @Throws(DpopKeyException::class)override fun `publicKey`(`alias`: kotlin.String): kotlin.ByteArray? {
+            return FfiConverterOptionalByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(DpopKeyException) { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_platformdpopkeys_public_key(
+        it,
+        
+        FfiConverterString.lower(`alias`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * ECDSA P-256 with SHA-256 over `message` with the key under `alias`: DER (what
+     * Java's `SHA256withECDSA` and CryptoKit's `derRepresentation` give) or the raw
+     * 64-byte `r || s`.
+     */
+    @Throws(DpopKeyException::class)override fun `sign`(`alias`: kotlin.String, `message`: kotlin.ByteArray): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(DpopKeyException) { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_platformdpopkeys_sign(
+        it,
+        
+        FfiConverterString.lower(`alias`),
+        FfiConverterByteArray.lower(`message`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Deletes the key under `alias`; no error when there is none.
+     */
+    @Throws(DpopKeyException::class)override fun `delete`(`alias`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(DpopKeyException) { _status ->
+    UniffiLib.uniffi_tokenkeeper_fn_method_platformdpopkeys_delete(
+        it,
+        
+        FfiConverterString.lower(`alias`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfacePlatformDpopKeys {
+    internal object `create`: UniffiCallbackInterfacePlatformDpopKeysMethod0 {
+        override fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypePlatformDpopKeys.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`create`(
+                    FfiConverterString.lift(`alias`),
+                )
+            }
+            val writeReturn = { value: kotlin.ByteArray -> uniffiOutReturn.setValue(FfiConverterByteArray.lower(value)) }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: DpopKeyException -> FfiConverterTypeDpopKeyError.lower(e) }
+            )
+        }
+    }
+    internal object `publicKey`: UniffiCallbackInterfacePlatformDpopKeysMethod1 {
+        override fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypePlatformDpopKeys.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`publicKey`(
+                    FfiConverterString.lift(`alias`),
+                )
+            }
+            val writeReturn = { value: kotlin.ByteArray? -> uniffiOutReturn.setValue(FfiConverterOptionalByteArray.lower(value)) }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: DpopKeyException -> FfiConverterTypeDpopKeyError.lower(e) }
+            )
+        }
+    }
+    internal object `sign`: UniffiCallbackInterfacePlatformDpopKeysMethod2 {
+        override fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypePlatformDpopKeys.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`sign`(
+                    FfiConverterString.lift(`alias`),
+                    FfiConverterByteArray.lift(`message`),
+                )
+            }
+            val writeReturn = { value: kotlin.ByteArray -> uniffiOutReturn.setValue(FfiConverterByteArray.lower(value)) }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: DpopKeyException -> FfiConverterTypeDpopKeyError.lower(e) }
+            )
+        }
+    }
+    internal object `delete`: UniffiCallbackInterfacePlatformDpopKeysMethod3 {
+        override fun callback(`uniffiHandle`: Long,`alias`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypePlatformDpopKeys.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`delete`(
+                    FfiConverterString.lift(`alias`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: DpopKeyException -> FfiConverterTypeDpopKeyError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypePlatformDpopKeys.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypePlatformDpopKeys.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfacePlatformDpopKeys.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `create`,
+        `publicKey`,
+        `sign`,
+        `delete`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_tokenkeeper_fn_init_callback_vtable_platformdpopkeys(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePlatformDpopKeys: FfiConverter<PlatformDpopKeys, Long> {
+    internal val handleMap = UniffiHandleMap<PlatformDpopKeys>()
+
+    override fun lower(value: PlatformDpopKeys): Long {
+        if (value is PlatformDpopKeysImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): PlatformDpopKeys {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return PlatformDpopKeysImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): PlatformDpopKeys {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: PlatformDpopKeys) = 8UL
+
+    override fun write(value: PlatformDpopKeys, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * Sees every change of a session's token, synchronously, from the place where the
  * core writes its cache. Keep it to a field write: no blocking, no calls back into
  * the session. What it throws is logged and ignored.
@@ -6621,8 +7174,15 @@ data class AuthConfig (
      * The provider's OpenID Connect endpoints (key set, UserInfo, end session, PAR).
      */
     var `oidc`: OidcEndpoints? = null 
+    , 
+    /**
+     * Where DPoP private keys live: the Kotlin package's `AndroidKeystoreDpopKeys`,
+     * the Swift package's `SecureEnclaveDpopKeys`, or the app's own. `null`/`nil`: a
+     * software key in each session record (desktop JVM, tests).
+     */
+    var `dpopKeys`: PlatformDpopKeys? = null 
     
-){
+): Disposable{
     
 
     
@@ -6634,6 +7194,40 @@ data class AuthConfig (
     UniffiLib.uniffi_tokenkeeper_fn_method_authconfig_uniffi_trait_debug(FfiConverterTypeAuthConfig.lower(this),
         _status)
 }
+    )
+    }
+    
+    @Suppress("UNNECESSARY_SAFE_CALL") // codegen is much simpler if we unconditionally emit safe calls here
+    override fun destroy() {
+        
+    Disposable.destroy(
+        this.`tokenEndpoint`,
+        this.`clientId`,
+        this.`clientSecret`,
+        this.`clientAuthMethod`,
+        this.`revocationEndpoint`,
+        this.`scopes`,
+        this.`audience`,
+        this.`resource`,
+        this.`refreshMargin`,
+        this.`defaultTokenLifetime`,
+        this.`cachePolicy`,
+        this.`recoveryPolicy`,
+        this.`retryPolicy`,
+        this.`connectTimeout`,
+        this.`requestTimeout`,
+        this.`storeLockDirectory`,
+        this.`storeTimeout`,
+        this.`developmentHttpHosts`,
+        this.`dpop`,
+        this.`authorizationEndpoint`,
+        this.`deviceAuthorizationEndpoint`,
+        this.`issuer`,
+        this.`requireIss`,
+        this.`tokenRotation`,
+        this.`rootCertificates`,
+        this.`oidc`,
+        this.`dpopKeys`
     )
     }
     
@@ -6672,6 +7266,7 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterOptionalTypeTokenRotation.read(buf),
             FfiConverterSequenceByteArray.read(buf),
             FfiConverterOptionalTypeOidcEndpoints.read(buf),
+            FfiConverterOptionalTypePlatformDpopKeys.read(buf),
         )
     }
 
@@ -6701,7 +7296,8 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterBoolean.allocationSize(value.`requireIss`) +
             FfiConverterOptionalTypeTokenRotation.allocationSize(value.`tokenRotation`) +
             FfiConverterSequenceByteArray.allocationSize(value.`rootCertificates`) +
-            FfiConverterOptionalTypeOidcEndpoints.allocationSize(value.`oidc`)
+            FfiConverterOptionalTypeOidcEndpoints.allocationSize(value.`oidc`) +
+            FfiConverterOptionalTypePlatformDpopKeys.allocationSize(value.`dpopKeys`)
     )
 
     override fun write(value: AuthConfig, buf: ByteBuffer) {
@@ -6731,6 +7327,7 @@ public object FfiConverterTypeAuthConfig: FfiConverterRustBuffer<AuthConfig> {
             FfiConverterOptionalTypeTokenRotation.write(value.`tokenRotation`, buf)
             FfiConverterSequenceByteArray.write(value.`rootCertificates`, buf)
             FfiConverterOptionalTypeOidcEndpoints.write(value.`oidc`, buf)
+            FfiConverterOptionalTypePlatformDpopKeys.write(value.`dpopKeys`, buf)
     }
 }
 
@@ -8395,6 +8992,79 @@ public object FfiConverterTypeClientAuthMethod: FfiConverterRustBuffer<ClientAut
 
 
 
+
+
+/**
+ * What a [`PlatformDpopKeys`] throws: `DpopKeyException.Failed` in Kotlin,
+ * `DpopKeyError.Failed` in Swift. The reason is shown in `AuthException.Storage`;
+ * keep key material out of it.
+ */
+sealed class DpopKeyException: kotlin.Exception() {
+    
+    /**
+     * The keystore failed (locked, busy, a hardware error, a refused user presence).
+     */
+    class Failed(
+        
+        /**
+         * What failed.
+         */
+        val `reason`: kotlin.String
+        ) : DpopKeyException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+
+    
+
+
+    companion object ErrorHandler : UniffiRustCallStatusErrorHandler<DpopKeyException> {
+        override fun lift(error_buf: RustBuffer.ByValue): DpopKeyException = FfiConverterTypeDpopKeyError.lift(error_buf)
+    }
+
+    
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDpopKeyError : FfiConverterRustBuffer<DpopKeyException> {
+    override fun read(buf: ByteBuffer): DpopKeyException {
+        
+
+        return when(buf.getInt()) {
+            1 -> DpopKeyException.Failed(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: DpopKeyException): ULong {
+        return when(value) {
+            is DpopKeyException.Failed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+    }
+
+    override fun write(value: DpopKeyException, buf: ByteBuffer) {
+        when(value) {
+            is DpopKeyException.Failed -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+
+}
+
+
+
 /**
  * Whether the client sender-constrains its tokens with DPoP. See `tokenkeeper::DpopMode`.
  */
@@ -9042,6 +9712,38 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
 /**
  * @suppress
  */
+public object FfiConverterOptionalByteArray: FfiConverterRustBuffer<kotlin.ByteArray?> {
+    override fun read(buf: ByteBuffer): kotlin.ByteArray? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterByteArray.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.ByteArray?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterByteArray.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.ByteArray?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterByteArray.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeAuthEventListener: FfiConverterRustBuffer<AuthEventListener?> {
     override fun read(buf: ByteBuffer): AuthEventListener? {
         if (buf.get().toInt() == 0) {
@@ -9160,6 +9862,38 @@ public object FfiConverterOptionalTypeNativeSession: FfiConverterRustBuffer<Nati
         } else {
             buf.put(1)
             FfiConverterTypeNativeSession.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypePlatformDpopKeys: FfiConverterRustBuffer<PlatformDpopKeys?> {
+    override fun read(buf: ByteBuffer): PlatformDpopKeys? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypePlatformDpopKeys.read(buf)
+    }
+
+    override fun allocationSize(value: PlatformDpopKeys?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypePlatformDpopKeys.allocationSize(value)
+        }
+    }
+
+    override fun write(value: PlatformDpopKeys?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypePlatformDpopKeys.write(value, buf)
         }
     }
 }
