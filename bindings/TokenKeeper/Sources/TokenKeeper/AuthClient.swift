@@ -27,24 +27,20 @@ public final class AuthClient: @unchecked Sendable {
     /// default a `URLSessionTransport` on a session of its own; pass one over the app's
     /// `URLSession` so its configuration (proxy, App Transport Security, a delegate
     /// that pins certificates) applies. `nil` uses the Rust library's built-in stack,
-    /// which the iOS library, built without it, does not have. `dpopKeys` is where DPoP
-    /// private keys live (`SecureEnclaveDpopKeys()`): with DPoP on, every sign-in creates
-    /// its key there and the record keeps only its alias and thumbprint; `nil` keeps the
-    /// core's software key in the session record.
+    /// which the iOS library, built without it, does not have. With DPoP on, set
+    /// `AuthConfig(…, dpopKeys: SecureEnclaveDpopKeys())` so every sign-in's key is in the
+    /// Secure Enclave and the record keeps only its alias and thumbprint.
     /// - Throws: `AuthError.invalidConfig` for an unusable config.
     public init(
         config: AuthConfig, store: TokenStore? = nil, listener: AuthEventListener? = nil, clock: ManualClock? = nil,
-        transport: HttpTransport? = URLSessionTransport(), dpopKeys: PlatformDpopKeys? = nil
+        transport: HttpTransport? = URLSessionTransport()
     ) throws {
         let relay = EventRelay(app: listener)
         self.relay = relay
         self.clock = clock
         self.rotation = config.tokenRotation
         self.dpop = config.dpop.map { $0 != .off } ?? false
-        self.native = try mappingErrorsSync {
-            try NativeAuthClient(
-                config: config, store: store, listener: relay, clock: clock, transport: transport, dpopKeys: dpopKeys)
-        }
+        self.native = try mappingErrorsSync { try NativeAuthClient(config: config, store: store, listener: relay, clock: clock, transport: transport) }
     }
 
     private init(native: NativeAuthClient, relay: EventRelay, clock: ManualClock?, rotation: TokenRotation?, dpop: Bool) {

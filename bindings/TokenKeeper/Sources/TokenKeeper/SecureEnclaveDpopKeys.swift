@@ -16,9 +16,8 @@ import Security
 /// app finds it again.
 ///
 /// ```swift
-/// let client = try AuthClient(config: AuthConfig(..., dpop: .required),
-///                             store: KeychainStore(service: "com.example.app.tokenkeeper"),
-///                             dpopKeys: SecureEnclaveDpopKeys())
+/// let client = try AuthClient(config: AuthConfig(..., dpop: .required, dpopKeys: SecureEnclaveDpopKeys()),
+///                             store: KeychainStore(service: "com.example.app.tokenkeeper"))
 /// ```
 ///
 /// - **Secure Enclave**: the private key is generated in the enclave and never leaves it.

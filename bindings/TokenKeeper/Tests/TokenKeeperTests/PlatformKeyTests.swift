@@ -1,7 +1,7 @@
 // DPoP with the key on the platform (issue 20), the twin of the Kotlin PlatformKeyTest
 // (bindings/kotlin/src/test/kotlin/dev/tokenkeeper/PlatformKeyTest.kt): the client gets
 // a PlatformDpopKeys (here MemoryDpopKeys, CryptoKit software keys in a dictionary, the
-// stand-in for SecureEnclaveDpopKeys), the core creates every session key there and keeps
+// stand-in for SecureEnclaveDpopKeys) in the config, the core creates every session key there and keeps
 // only its alias and thumbprint in the record. The development server runs with
 // `--dpop-required --dpop-nonces` and verifies every proof.
 //
@@ -41,10 +41,10 @@ final class PlatformKeyTests: XCTestCase {
                 clientId: "demo-client",
                 clientSecret: "demo-secret",
                 revocationEndpoint: server.revocationEndpoint,
-                dpop: .required
+                dpop: .required,
+                dpopKeys: keys
             ),
-            store: store,
-            dpopKeys: keys)
+            store: store)
     }
 
     private func status(_ path: String, _ session: Session) async throws -> Int {
@@ -174,9 +174,10 @@ extension SignInTests {
             clientId: "native-app",
             revocationEndpoint: server.revocationEndpoint,
             authorizationEndpoint: server.baseURL.absoluteString + "/oauth2/authorize",
-            dpop: .required
+            dpop: .required,
+            dpopKeys: keys
         )
-        let client = try AuthClient(config: config, store: store, dpopKeys: keys)
+        let client = try AuthClient(config: config, store: store)
         let pending = try client.authorizationRequest(account: "alice", redirectUri: Self.redirectURI)
         guard let alias = keys.aliases().first else { return XCTFail("no key created") }
         let jkt = URLComponents(string: pending.url())?.queryItems?.first { $0.name == "dpop_jkt" }?.value
@@ -198,7 +199,7 @@ extension SignInTests {
 
         // A login the server refuses: the key made for it is deleted too.
         config.clientId = "public-app"
-        let passwords = try AuthClient(config: config, store: DictionaryStore(), dpopKeys: keys)
+        let passwords = try AuthClient(config: config, store: DictionaryStore())
         let refused = await thrownError { try await passwords.login(username: "alice", password: "wrong-password") }
         XCTAssertNotNil(refused)
         XCTAssertEqual(keys.count("create"), 3, "\(keys.calls())")

@@ -21,9 +21,9 @@ import java.security.spec.ECGenParameterSpec
  * signatures.
  *
  * ```kotlin
- * val client = AuthClient(AuthConfig(..., dpop = DpopMode.REQUIRED),
- *                         store = KeystoreTokenStore(applicationContext),
- *                         dpopKeys = AndroidKeystoreDpopKeys(applicationContext))
+ * val client = AuthClient(AuthConfig(..., dpop = DpopMode.REQUIRED,
+ *                                    dpopKeys = AndroidKeystoreDpopKeys(applicationContext)),
+ *                         store = KeystoreTokenStore(applicationContext))
  * ```
  *
  * - **Non-exportable by construction**: an AndroidKeyStore private key is a handle;

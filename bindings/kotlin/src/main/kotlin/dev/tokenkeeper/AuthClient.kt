@@ -19,8 +19,8 @@ import kotlinx.coroutines.flow.asSharedFlow
  * scope.launch { client.reauthenticationRequired.collect { showLogin(it.identity) } }
  * ```
  *
- * With DPoP on ([AuthConfig.dpop]), pass `dpopKeys = AndroidKeystoreDpopKeys(context)` so
- * the proof keys are non-exportable Keystore keys instead of software keys in the record.
+ * With DPoP on ([AuthConfig.dpop]), set `AuthConfig(dpopKeys = AndroidKeystoreDpopKeys(context))`
+ * so the proof keys are non-exportable Keystore keys instead of software keys in the record.
  *
  * Every request the SDK sends goes through [transport]: by default an [OkHttpTransport]
  * on a client of its own; pass one over the app's `OkHttpClient` so its trust store,
@@ -47,13 +47,7 @@ class AuthClient private constructor(
         /** Tests only: a [ManualClock] the core and the token mirrors read instead of the device's clock. */
         clock: ManualClock? = null,
         transport: HttpTransport? = OkHttpTransport(),
-        /**
-         * Where DPoP private keys live (`AndroidKeystoreDpopKeys` on Android): with DPoP on,
-         * every sign-in creates its key there and the record keeps only its alias and
-         * thumbprint. `null` keeps the core's software key in the session record.
-         */
-        dpopKeys: PlatformDpopKeys? = null,
-    ) : this(EventRelay(listener), config, store, clock, transport, dpopKeys)
+    ) : this(EventRelay(listener), config, store, clock, transport)
 
     private constructor(
         relay: EventRelay,
@@ -61,14 +55,7 @@ class AuthClient private constructor(
         store: TokenStore?,
         clock: ManualClock?,
         transport: HttpTransport?,
-        dpopKeys: PlatformDpopKeys?,
-    ) : this(
-        relay,
-        clock,
-        config.tokenRotation,
-        config.dpop.sendsProofs(),
-        NativeAuthClient(config, store, relay, clock, transport, dpopKeys),
-    )
+    ) : this(relay, clock, config.tokenRotation, config.dpop.sendsProofs(), NativeAuthClient(config, store, relay, clock, transport))
 
     companion object {
         /**

@@ -17,7 +17,7 @@ import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.assertThrows
 
 /**
- * DPoP with the key on the platform (issue 20): the client gets a [PlatformDpopKeys]
+ * DPoP with the key on the platform (issue 20): the config names a [PlatformDpopKeys]
  * ([JcaDpopKeys], the Android Keystore's stand-in on the JVM), the core creates every
  * session key there and keeps only its alias and thumbprint in the record. The
  * development server runs with `--dpop-required --dpop-nonces` and verifies every proof,
@@ -45,7 +45,7 @@ class PlatformKeyTest {
         dpop = DpopMode.REQUIRED,
     )
 
-    private fun client(store: TokenStore, keys: PlatformDpopKeys) = AuthClient(config(), store = store, dpopKeys = keys)
+    private fun client(store: TokenStore, keys: PlatformDpopKeys) = AuthClient(config().copy(dpopKeys = keys), store = store)
 
     private fun http(session: Session) =
         OkHttpClient.Builder().addInterceptor(TokenKeeperInterceptor(session, listOf(server.baseUrl))).build()
@@ -172,9 +172,9 @@ class PlatformKeyTest {
                 clientId = "native-app",
                 clientSecret = null,
                 authorizationEndpoint = "${server.baseUrl}/oauth2/authorize",
+                dpopKeys = keys,
             ),
             store = store,
-            dpopKeys = keys,
         )
         val pending = client.authorizationRequest(account = "alice", redirectUri = REDIRECT_URI)
         val alias = keys.aliases.single()
