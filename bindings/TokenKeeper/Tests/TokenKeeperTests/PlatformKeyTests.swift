@@ -85,6 +85,19 @@ final class PlatformKeyTests: XCTestCase {
         }
     }
 
+    func testAKeyStoreThatSignsInRawFormInsteadOfDERWorksTheSame() async throws {
+        let keys = MemoryDpopKeys(rawSignatures: true)
+        let session = try await client(DictionaryStore(), keys).login(username: "alice", password: "alice-password")
+        let first = try await status("me", session)
+        XCTAssertEqual(first, 200)
+        _ = try await session.refresh()
+        let second = try await status("me", session)
+        XCTAssertEqual(second, 200)
+        let stats = try await server.stats()
+        XCTAssertEqual(refusals(stats, except: ["nonce"]), 0, "\(stats)")
+        XCTAssertEqual(stats.dpopProofsAccepted, 4, "login, two resource calls, refresh: \(stats)")
+    }
+
     func testAfterARestartTheSessionIsRestoredWithTheSamePlatformKey() async throws {
         let store = DictionaryStore()
         let keys = MemoryDpopKeys()
@@ -229,10 +242,16 @@ private func base64url(_ data: Data) -> String {
 /// A PlatformDpopKeys of CryptoKit software keys in a dictionary, the twin of the Kotlin
 /// tests' JcaDpopKeys: every call recorded, and a key can be lost or replaced behind the
 /// SDK's back (what a restore on another device or another app's item does).
+/// `rawSignatures` signs in the raw 64-byte `r || s` form instead of DER; the core accepts both.
 final class MemoryDpopKeys: PlatformDpopKeys, @unchecked Sendable {
+    private let rawSignatures: Bool
     private let lock = NSLock()
     private var keys: [String: P256.Signing.PrivateKey] = [:]
     private var log: [String] = []
+
+    init(rawSignatures: Bool = false) {
+        self.rawSignatures = rawSignatures
+    }
 
     func calls() -> [String] { locked { log } }
     func count(_ operation: String) -> Int { calls().filter { $0.hasPrefix(operation + " ") }.count }
@@ -272,7 +291,8 @@ final class MemoryDpopKeys: PlatformDpopKeys, @unchecked Sendable {
             return keys[alias]
         }
         guard let key else { throw DpopKeyError.Failed(reason: "no DPoP key under \(alias)") }
-        return try key.signature(for: message).derRepresentation
+        let signature = try key.signature(for: message)
+        return rawSignatures ? signature.rawRepresentation : signature.derRepresentation
     }
 
     func delete(alias: String) throws {

@@ -17,8 +17,11 @@ import java.util.concurrent.CopyOnWriteArrayList
  * It records every call, and lets a test do what the platform does behind the SDK's
  * back: lose a key (reinstall, "clear data", a backup restored elsewhere) or put another
  * key under the same alias.
+ *
+ * [rawSignatures] signs in the raw 64-byte `r || s` form (IEEE P1363, what some key
+ * stores return) instead of DER; the core accepts both.
  */
-internal class JcaDpopKeys : PlatformDpopKeys {
+internal class JcaDpopKeys(private val rawSignatures: Boolean = false) : PlatformDpopKeys {
     private val keys = ConcurrentHashMap<String, KeyPair>()
 
     /** Every call in order, as `"create <alias>"`, `"publicKey <alias>"`, `"sign <alias>"`, `"delete <alias>"`. */
@@ -61,7 +64,8 @@ internal class JcaDpopKeys : PlatformDpopKeys {
     override fun sign(alias: String, message: ByteArray): ByteArray {
         calls += "sign $alias"
         val pair = keys[alias] ?: throw DpopKeyException.Failed("no DPoP key under $alias")
-        return Signature.getInstance("SHA256withECDSA", PROVIDER).run {
+        val algorithm = if (rawSignatures) "SHA256withECDSAinP1363Format" else "SHA256withECDSA"
+        return Signature.getInstance(algorithm, PROVIDER).run {
             initSign(pair.private)
             update(message)
             sign()

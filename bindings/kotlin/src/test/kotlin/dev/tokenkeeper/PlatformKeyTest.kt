@@ -88,6 +88,19 @@ class PlatformKeyTest {
     }
 
     @Test
+    fun `a key store that signs in raw r-s form instead of DER works the same`() = runBlocking {
+        val store = MapStore()
+        val keys = JcaDpopKeys(rawSignatures = true)
+        val session = client(store, keys).login("alice", "alice-password")
+        assertEquals(200, http(session).status("me"))
+        runBlocking { session.refresh() }
+        assertEquals(200, http(session).status("me?again"))
+        val stats = server.stats()
+        assertEquals(0, stats.dpopRejectionsOtherThan("nonce"), "$stats")
+        assertEquals(4, stats.dpopProofsAccepted, "login, two resource calls, refresh: $stats")
+    }
+
+    @Test
     fun `after a restart the session is restored with the same platform key and no new key is created`() = runBlocking {
         val store = MapStore()
         val keys = JcaDpopKeys()
