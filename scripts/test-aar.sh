@@ -32,7 +32,8 @@ check("the manifest's minSdkVersion is 24", sdk is not None and sdk.get(ANDROID 
 
 classes = zipfile.ZipFile(io.BytesIO(archive.read("classes.jar"))).namelist() if "classes.jar" in names else []
 for wanted in ("dev/tokenkeeper/AuthClient.class", "dev/tokenkeeper/Session.class",
-               "dev/tokenkeeper/KeystoreTokenStore.class", "dev/tokenkeeper/UniffiLib.class"):
+               "dev/tokenkeeper/KeystoreTokenStore.class", "dev/tokenkeeper/AndroidKeystoreDpopKeys.class",
+               "dev/tokenkeeper/DpopPublicKeys.class", "dev/tokenkeeper/UniffiLib.class"):
     check(f"classes.jar has {wanted}", wanted in classes)
 check("classes.jar holds only dev/tokenkeeper classes (no Android stubs, no JVM native library)",
       bool(classes) and all(n.startswith(("dev/tokenkeeper/", "META-INF/")) for n in classes),

@@ -27,7 +27,9 @@ public final class AuthClient: @unchecked Sendable {
     /// default a `URLSessionTransport` on a session of its own; pass one over the app's
     /// `URLSession` so its configuration (proxy, App Transport Security, a delegate
     /// that pins certificates) applies. `nil` uses the Rust library's built-in stack,
-    /// which the iOS library, built without it, does not have.
+    /// which the iOS library, built without it, does not have. With DPoP on, set
+    /// `AuthConfig(…, dpopKeys: SecureEnclaveDpopKeys())` so every sign-in's key is in the
+    /// Secure Enclave and the record keeps only its alias and thumbprint.
     /// - Throws: `AuthError.invalidConfig` for an unusable config.
     public init(
         config: AuthConfig, store: TokenStore? = nil, listener: AuthEventListener? = nil, clock: ManualClock? = nil,
@@ -41,11 +43,12 @@ public final class AuthClient: @unchecked Sendable {
         self.native = try mappingErrorsSync { try NativeAuthClient(config: config, store: store, listener: relay, clock: clock, transport: transport) }
     }
 
-    private init(native: NativeAuthClient, relay: EventRelay, clock: ManualClock?, rotation: TokenRotation?) {
+    private init(native: NativeAuthClient, relay: EventRelay, clock: ManualClock?, rotation: TokenRotation?, dpop: Bool) {
         self.native = native
         self.relay = relay
         self.clock = clock
         self.rotation = rotation
+        self.dpop = dpop
     }
 
     /// A client configured from the authorization server's metadata (RFC 8414, then
@@ -63,7 +66,9 @@ public final class AuthClient: @unchecked Sendable {
             try await discoverAuthClient(issuer: issuer, clientId: clientId, settings: settings, store: store,
                                          listener: relay, clock: clock, transport: transport)
         }
-        return AuthClient(native: native, relay: relay, clock: clock, rotation: settings?.tokenRotation)
+        // As the Kotlin client: DPoP proofs when the settings turn it on.
+        let dpop = settings?.dpop.map { $0 != .off } ?? false
+        return AuthClient(native: native, relay: relay, clock: clock, rotation: settings?.tokenRotation, dpop: dpop)
     }
 
     /// "This identity needs the user": the identity of each session whose credentials

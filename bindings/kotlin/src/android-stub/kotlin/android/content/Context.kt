@@ -4,6 +4,7 @@ package android.content
 
 abstract class Context {
     abstract val applicationContext: Context
+    abstract val packageManager: android.content.pm.PackageManager
     abstract fun getSharedPreferences(name: String, mode: Int): SharedPreferences
 
     companion object {

@@ -19,6 +19,9 @@ import kotlinx.coroutines.flow.asSharedFlow
  * scope.launch { client.reauthenticationRequired.collect { showLogin(it.identity) } }
  * ```
  *
+ * With DPoP on ([AuthConfig.dpop]), set `AuthConfig(dpopKeys = AndroidKeystoreDpopKeys(context))`
+ * so the proof keys are non-exportable Keystore keys instead of software keys in the record.
+ *
  * Every request the SDK sends goes through [transport]: by default an [OkHttpTransport]
  * on a client of its own; pass one over the app's `OkHttpClient` so its trust store,
  * pinning, proxy and interceptors apply. `null` uses the Rust library's built-in stack

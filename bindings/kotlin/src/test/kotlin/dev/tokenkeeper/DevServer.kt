@@ -73,12 +73,22 @@ class DevServer private constructor(private val process: Process, val baseUrl: S
         val tokenRequests: Long get() = number("token_requests")
         val resourceRequests: Long get() = number("resource_requests")
         val revocations: Int get() = Regex("\"token\"\\s*:").findAll(section("revocations")).count()
+
+        /** Revocation requests that carried a `DPoP` header (valid or not: see [dpopProofsAccepted]). */
+        val revocationsWithProof: Int get() = Regex("\"dpop_proof\"\\s*:\\s*true").findAll(section("revocations")).count()
+
         val dpopProofsAccepted: Long get() = number("dpop_proofs_accepted")
 
         /** Proofs refused for [reason] (`nonce`, `bound_token_as_bearer`, `jkt_mismatch`, …). */
         fun dpopRejections(reason: String): Long =
             Regex("\"$reason\"\\s*:\\s*(\\d+)").find(section("dpop_rejections"))
                 ?.groupValues?.get(1)?.toLong() ?: 0
+
+        /** Proofs refused for any reason but [allowed] (a bad signature, a wrong key, a replay, …). */
+        fun dpopRejectionsOtherThan(vararg allowed: String): Long =
+            Regex("\"(\\w+)\"\\s*:\\s*(\\d+)").findAll(section("dpop_rejections"))
+                .filter { it.groupValues[1] !in allowed }
+                .sumOf { it.groupValues[2].toLong() }
 
         /** Token requests with `grant_type` = [grant] (client_credentials, password, refresh_token). */
         fun tokenRequests(grant: String): Long =

@@ -18,7 +18,7 @@ import org.junit.jupiter.api.assertThrows
  * `--dpop-required --dpop-nonces`: every token request and every resource request must
  * carry a valid proof with the server's current nonce, and tokens are bound to the key.
  * The key is the core's software key, kept in the session record (so in the app's
- * [TokenStore]); the Android Keystore key is not built yet.
+ * [TokenStore]); [PlatformKeyTest] covers keys in a [PlatformDpopKeys].
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class DpopTest {
