@@ -156,8 +156,6 @@ final class PlatformKeyTests: XCTestCase {
     }
 
     func testALoginTheServerRefusesDeletesTheKeyMadeForIt() async throws {
-        try XCTSkipIf(true, "core bug (s3-20core b47c03f): the password grant's key is adopted when made, "
-            + "so a refused login never deletes it; the Kotlin twin is @Disabled for the same reason")
         let keys = MemoryDpopKeys()
         let refused = await thrownErrorOf { try await self.client(DictionaryStore(), keys).login(username: "alice", password: "wrong-password") }
         XCTAssertNotNil(refused)
@@ -166,8 +164,6 @@ final class PlatformKeyTests: XCTestCase {
     }
 
     func testAClientCredentialsSessionsKeyDoesNotOutliveItsClient() async throws {
-        try XCTSkipIf(true, "core bug (s3-20core b47c03f): a client-credentials session has no record to find "
-            + "its key again, yet the key is never deleted; the Kotlin twin is @Disabled for the same reason")
         let keys = MemoryDpopKeys()
         for _ in 1...2 {
             _ = try await client(DictionaryStore(), keys).clientCredentialsSession().accessToken()
