@@ -109,8 +109,8 @@ pub trait DpopKey: Send + Sync + fmt::Debug {
 /// [`AuthConfig::dpop_key_store`](crate::AuthConfig::dpop_key_store); without one,
 /// each session gets a [`SoftwareDpopKey`] kept in its record.
 ///
-/// The core names every key: one alias per sign-in (`tokenkeeper.dpop.` and 128
-/// random bits, base64url), recorded in the session record next to the key's
+/// The core names every key: one alias per sign-in (`tokenkeeper.dpop.`, 64 bits of
+/// the store key's SHA-256, a dot and 128 random bits, base64url), recorded in the session record next to the key's
 /// thumbprint, so a new sign-in never overwrites the key a live session's tokens are
 /// bound to. The core deletes a key at logout (after the revocation its proof
 /// signs), when a sign-in replaces it, and when a sign-in that made it ends without

@@ -11,6 +11,7 @@
 
 mod common;
 
+use base64::Engine as _;
 use common::dpop_keys::PlatformKeys;
 use common::{browser_login, password, until, value, Harness, ALICE_PASSWORD};
 use secrecy::ExposeSecret;
@@ -52,7 +53,13 @@ async fn the_key_lives_in_the_key_store_and_the_record_holds_only_its_alias_acro
     assert_eq!(h.server.dpop_binding(&value(&token)), Some(jkt.clone()));
     let created = keys.created();
     assert_eq!(created.len(), 1, "one key for the session: {created:?}");
-    assert!(created[0].starts_with("tokenkeeper.dpop."), "{created:?}");
+    // Derived from the store key (so an app can tell whose key it is), unique per key.
+    let digest = ring::digest::digest(&ring::digest::SHA256, alice.store_key().as_bytes());
+    let identity = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..8]);
+    assert!(
+        created[0].starts_with(&format!("tokenkeeper.dpop.{identity}.")),
+        "{created:?}"
+    );
 
     let stored = record(&store, alice.store_key());
     assert_eq!(stored["dpop_key_alias"], created[0].as_str());

@@ -217,7 +217,7 @@ impl AuthClient {
         let max_age = request.max_age.map(|age| age.as_secs().to_string());
         let mut extra = request.extra;
         extra.extend(max_age.map(|age| ("max_age".to_owned(), age)));
-        let dpop = sign_in_key(self.context())?;
+        let dpop = sign_in_key(self.context(), &identity)?;
         let url = authorization::authorization_url(
             &endpoint,
             &UrlParams {

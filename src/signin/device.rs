@@ -96,7 +96,7 @@ impl AuthClient {
             ctx.config.device_authorization_endpoint.as_deref(),
         )?;
         let identity = self.account_identity(account, params)?;
-        let dpop = sign_in_key(ctx)?;
+        let dpop = sign_in_key(ctx, &identity)?;
         let build = || request::device_authorization_request(ctx, &url, &identity);
         let (response, now) =
             crate::internal::dpop::authorization_server_exchange(ctx, dpop.as_deref(), &url, build).await?;

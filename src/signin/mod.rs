@@ -71,8 +71,12 @@ async fn one_time_grant(
 
 /// The key a sign-in binds its code and tokens to, when the client sends DPoP proofs:
 /// made when the sign-in starts, handed to the session it ends in.
-fn sign_in_key(ctx: &ClientContext) -> Result<Option<std::sync::Arc<Binding>>, AuthError> {
-    ctx.dpop.as_ref().map(|_| Binding::generate(ctx)).transpose()
+fn sign_in_key(ctx: &ClientContext, identity: &Identity) -> Result<Option<std::sync::Arc<Binding>>, AuthError> {
+    let store_key = || crate::storage::key::store_key(ctx.token_url.as_str(), &ctx.config.client_id, identity);
+    ctx.dpop
+        .as_ref()
+        .map(|_| Binding::generate(ctx, &store_key()))
+        .transpose()
 }
 
 /// A configured sign-in endpoint, parsed and held to the https-or-loopback rule.

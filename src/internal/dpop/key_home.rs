@@ -81,9 +81,9 @@ impl Binding {
     /// A binding to a new key, for a session or a sign-in that starts one: in the
     /// client's key store when it has one, else a software key (ring P-256). Owned by
     /// nobody yet: see [`adopt`](Self::adopt).
-    pub(crate) fn generate(ctx: &ClientContext) -> Result<Arc<Self>, AuthError> {
+    pub(crate) fn generate(ctx: &ClientContext, store_key: &str) -> Result<Arc<Self>, AuthError> {
         if let Some(keys) = &ctx.config.dpop_keys {
-            let alias = new_alias()?;
+            let alias = new_alias(store_key)?;
             let key = keys.create(&alias).map_err(store_error)?;
             let home = KeyHome::Platform(PlatformKey {
                 alias,
@@ -196,13 +196,21 @@ impl Binding {
     }
 }
 
-/// `tokenkeeper.dpop.` and 128 bits from the CSPRNG: a new alias per key, so a new
-/// sign-in never replaces the key a live session (or a sign-in still open on another
-/// screen) is bound to.
-fn new_alias() -> Result<String, AuthError> {
+/// `tokenkeeper.dpop.`, 64 bits of the store key's SHA-256 (so an app can tell which
+/// identity a key belongs to without the store key, which names the user, in its
+/// keystore), and 128 bits from the CSPRNG: a new alias per key, so a new sign-in never
+/// replaces the key a live session (or a sign-in still open on another screen) is
+/// bound to. 51 characters, base64url and dots: valid in every keystore.
+fn new_alias(store_key: &str) -> Result<String, AuthError> {
     let mut bits = [0u8; 16];
     ring::rand::SystemRandom::new()
         .fill(&mut bits)
         .map_err(|_| AuthError::config("the operating system's random number generator is unavailable"))?;
-    Ok(format!("{ALIAS_PREFIX}{}", b64url_encode(&bits)))
+    let identity = ring::digest::digest(&ring::digest::SHA256, store_key.as_bytes());
+    let identity = identity.as_ref().get(..8).unwrap_or_default();
+    Ok(format!(
+        "{ALIAS_PREFIX}{}.{}",
+        b64url_encode(identity),
+        b64url_encode(&bits)
+    ))
 }

@@ -22,13 +22,13 @@ impl SessionCore {
             // A logged-out session keeps no key: one made now (for a late request's
             // proof) is owned by nobody, so a platform key is deleted with its last use.
             drop(state);
-            return Binding::generate(&self.ctx).map(Some);
+            return Binding::generate(&self.ctx, self.persistence().key()).map(Some);
         }
         let rare = state.rare_mut();
         // ring's key generation is one CSPRNG read and a scalar multiplication (tens
         // of microseconds), a platform key store's a few milliseconds: fine under a
         // lock never held across an await, and two first callers get one key.
-        let binding = Binding::generate(&self.ctx)?;
+        let binding = Binding::generate(&self.ctx, self.persistence().key())?;
         rare.dpop = Some(Arc::clone(&binding));
         Ok(Some(binding))
     }

@@ -3013,11 +3013,12 @@ public func FfiConverterTypePendingAuthorization_lower(_ value: PendingAuthoriza
 
 /**
  * Where the client's DPoP private keys live on the platform: one non-exportable P-256
- * key per session, under an alias the core chooses (`tokenkeeper.dpop.` and 22
- * base64url characters) and records in the session record with the key's thumbprint.
- * The core creates a key at sign-in, looks it up after a restart (a key that is gone
- * or another key needs the user, before any request), and deletes it at logout and
- * when a sign-in that made it is replaced or abandoned.
+ * key per session, under an alias the core chooses (`tokenkeeper.dpop.`, 11 base64url
+ * characters of the store key's SHA-256, a dot, 22 random ones) and records in the
+ * session record with the key's thumbprint. The core creates a key at sign-in, looks
+ * it up after a restart (a key that is gone or another key needs the user, before any
+ * request), and deletes it at logout and when a sign-in that made it is replaced or
+ * abandoned.
  *
  * Called from tokenkeeper's own threads, never the main thread; `sign` once per
  * request. Throw `DpopKeyException.Failed` / `DpopKeyError.Failed` on failure.
@@ -3051,11 +3052,12 @@ public protocol PlatformDpopKeys: AnyObject, Sendable {
 }
 /**
  * Where the client's DPoP private keys live on the platform: one non-exportable P-256
- * key per session, under an alias the core chooses (`tokenkeeper.dpop.` and 22
- * base64url characters) and records in the session record with the key's thumbprint.
- * The core creates a key at sign-in, looks it up after a restart (a key that is gone
- * or another key needs the user, before any request), and deletes it at logout and
- * when a sign-in that made it is replaced or abandoned.
+ * key per session, under an alias the core chooses (`tokenkeeper.dpop.`, 11 base64url
+ * characters of the store key's SHA-256, a dot, 22 random ones) and records in the
+ * session record with the key's thumbprint. The core creates a key at sign-in, looks
+ * it up after a restart (a key that is gone or another key needs the user, before any
+ * request), and deletes it at logout and when a sign-in that made it is replaced or
+ * abandoned.
  *
  * Called from tokenkeeper's own threads, never the main thread; `sign` once per
  * request. Throw `DpopKeyException.Failed` / `DpopKeyError.Failed` on failure.

@@ -67,7 +67,7 @@ final class PlatformKeyTests: XCTestCase {
 
         XCTAssertEqual(keys.count("create"), 1, "\(keys.calls())")
         guard let alias = keys.aliases().first else { return XCTFail("no key created") }
-        XCTAssertNotNil(alias.range(of: #"^tokenkeeper\.dpop\.[A-Za-z0-9_-]{22}$"#, options: .regularExpression), alias)
+        XCTAssertNotNil(alias.range(of: #"^tokenkeeper\.dpop\.[A-Za-z0-9_-]{11}\.[A-Za-z0-9_-]{22}$"#, options: .regularExpression), alias)
         XCTAssertEqual(try session.native.dpopThumbprint(), keys.thumbprint(alias: alias), "bound to the platform key")
 
         let stats = try await server.stats()

@@ -53,8 +53,8 @@ class PlatformKeyTest {
     private fun OkHttpClient.status(path: String): Int =
         newCall(Request.Builder().url(server.resourceUrl(path)).build()).execute().use { it.code }
 
-    /** The alias the core chooses: a fixed prefix and 22 base64url characters (128 random bits). */
-    private val aliasShape = Regex("tokenkeeper\\.dpop\\.[A-Za-z0-9_-]{22}")
+    /** The alias the core chooses: a fixed prefix, 11 base64url characters of the store key's hash, 22 random ones. */
+    private val aliasShape = Regex("tokenkeeper\\.dpop\\.[A-Za-z0-9_-]{11}\\.[A-Za-z0-9_-]{22}")
 
     @Test
     fun `a sign-in creates one platform key, every proof is signed with it, and the record keeps only its alias`() = runBlocking {
