@@ -116,12 +116,7 @@ pub(crate) async fn after_unauthorized<S: AsRef<str>>(
         // RFC 9470 §3: only the user can give a stronger login; the token is kept.
         BearerVerdict::StepUp {
             acr_values, max_age, ..
-        } => {
-            return Err(AuthError::StepUpRequired {
-                acr_values,
-                max_age: max_age.map(std::time::Duration::from_secs),
-            })
-        }
+        } => return Err(AuthError::step_up(acr_values, max_age)),
         // RFC 6750 §3.1: a malformed request; a new token would not fix it.
         BearerVerdict::InvalidRequest { .. } => return Ok(None),
         // RFC 9449 §9: the token is fine, the proof lacked the nonce; retry with the

@@ -23,11 +23,17 @@ impl AuthError {
         match bearer_verdict(www_authenticate) {
             BearerVerdict::StepUp {
                 acr_values, max_age, ..
-            } => Some(Self::StepUpRequired {
-                acr_values,
-                max_age: max_age.map(Duration::from_secs),
-            }),
+            } => Some(Self::step_up(acr_values, max_age)),
             _ => None,
+        }
+    }
+
+    /// The error for an RFC 9470 challenge's `acr_values` and `max_age` (seconds): one
+    /// mapping for this function and for a 401 answered by `Session::send`.
+    pub(crate) fn step_up(acr_values: Option<String>, max_age: Option<u64>) -> Self {
+        Self::StepUpRequired {
+            acr_values,
+            max_age: max_age.map(Duration::from_secs),
         }
     }
 }
