@@ -3,15 +3,18 @@
 //! the session on the other, the record is removed once and the tokens are revoked
 //! once; an `invalidate()` on one drops the other's cached token.
 
+#[path = "support/fleet_instance.rs"]
+mod fleet_instance;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
+use fleet_instance::fleet_instance;
 use redis_server::{eventually, RedisServer};
 use std::sync::Arc;
 use std::time::Duration;
-use tokenkeeper::{AuthClient, AuthConfig, ExposeSecret, RecordStore, SecretString};
+use tokenkeeper::{AuthClient, ExposeSecret, RecordStore, SecretString};
 use tokenkeeper_devserver::{DevServer, DevServerConfig};
-use tokenkeeper_redis::{RedisConfig, RedisFleet, Sealer, SealingKey};
+use tokenkeeper_redis::{RedisConfig, RedisFleet};
 
 struct Instance {
     fleet: Arc<RedisFleet>,
@@ -19,18 +22,7 @@ struct Instance {
 }
 
 fn instance(server: &DevServer, redis: &RedisServer) -> Instance {
-    let sealer = Sealer::new(SealingKey::new("k1", &[3; 32]).unwrap(), []).unwrap();
-    let fleet = RedisFleet::connect(RedisConfig::single(redis.url()).key_prefix("fl"), sealer).unwrap();
-    let config = AuthConfig::new(server.token_endpoint(), "demo-client")
-        .client_secret(SecretString::from("demo-secret"))
-        .revocation_endpoint(server.revocation_endpoint());
-    let client = AuthClient::builder(config)
-        .record_store(fleet.clone())
-        .refresh_lock(fleet.clone())
-        .shared_tokens(fleet.clone())
-        .build()
-        .unwrap();
-    fleet.serve(&client);
+    let (fleet, client) = fleet_instance(server, RedisConfig::single(redis.url()).key_prefix("fl"));
     Instance { fleet, client }
 }
 

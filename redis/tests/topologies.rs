@@ -6,6 +6,8 @@
 //!   (one request, the other instance adopts) and a session record work, and every
 //!   key of one identity sits on one node (one hash slot, so the Lua scripts run).
 
+#[path = "support/fleet_instance.rs"]
+mod fleet_instance;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
@@ -13,24 +15,12 @@ use redis_server::RedisServer;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokenkeeper::{AuthClient, AuthConfig, ExposeSecret, SecretString};
+use tokenkeeper::{AuthClient, ExposeSecret, SecretString};
 use tokenkeeper_devserver::{DevServer, DevServerConfig};
-use tokenkeeper_redis::{RedisConfig, RedisFleet, Sealer, SealingKey};
+use tokenkeeper_redis::{RedisConfig, RedisFleet};
 
 fn client(server: &DevServer, config: RedisConfig) -> (Arc<RedisFleet>, AuthClient) {
-    let sealer = Sealer::new(SealingKey::new("k1", &[5; 32]).unwrap(), []).unwrap();
-    let fleet = RedisFleet::connect(config.key_prefix("topo"), sealer).unwrap();
-    let config = AuthConfig::new(server.token_endpoint(), "demo-client")
-        .client_secret(SecretString::from("demo-secret"))
-        .revocation_endpoint(server.revocation_endpoint());
-    let client = AuthClient::builder(config)
-        .record_store(fleet.clone())
-        .refresh_lock(fleet.clone())
-        .shared_tokens(fleet.clone())
-        .build()
-        .unwrap();
-    fleet.serve(&client);
-    (fleet, client)
+    fleet_instance::fleet_instance(server, config.key_prefix("topo"))
 }
 
 /// Polls `check` every 50 ms for up to `limit`.
