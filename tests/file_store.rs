@@ -236,3 +236,22 @@ async fn accounts_lists_the_users_signed_in_for_this_client_only() {
         .unwrap();
     assert_eq!(opaque.accounts().await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn accounts_lists_a_name_with_a_hash_and_never_a_user_whose_revocation_is_queued() {
+    let mut h = Harness::start().await;
+    h.server.set_user_password("team#1", "team-password");
+    let dir = TempDir::new("accounts-hash");
+    let store = Arc::new(FileStore::new(&dir.0).unwrap());
+    let client = h.builder().store(store.clone()).build().unwrap();
+    client.login("team#1", password("team-password")).await.unwrap();
+    let alice = client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
+    assert_eq!(
+        client.accounts().await.unwrap(),
+        Some(vec!["alice".to_owned(), "team#1".to_owned()])
+    );
+    // Offline logout: alice's tokens wait in a `#revoke` record; she is not an account.
+    h.server.stop().await;
+    alice.logout().await.unwrap();
+    assert_eq!(client.accounts().await.unwrap(), Some(vec!["team#1".to_owned()]));
+}

@@ -616,7 +616,7 @@ impl<'a> Persistence<'a> {
     /// Where a logout that could not reach the server keeps what it must still revoke
     /// (`internal::offline_logout`): beside the session's key, never read as a session.
     fn revocation_key(&self) -> String {
-        format!("{}#revoke", self.key())
+        format!("{}{REVOCATION_SUFFIX}", self.key())
     }
 
     /// Keeps `refresh` (and the access token) for a later revocation, in the same
@@ -727,6 +727,9 @@ pub(crate) struct QueuedRevocation {
 /// The user names with a stored session for this client (`AuthClient::accounts`):
 /// `None` if the store cannot enumerate its keys. Queued revocations and unreadable
 /// or foreign entries are not accounts.
+/// What a queued revocation's key adds to its session's store key.
+const REVOCATION_SUFFIX: &str = "#revoke";
+
 pub(crate) async fn accounts(ctx: &ClientContext) -> Result<Option<Vec<String>>, AuthError> {
     let Some(store) = ctx.store.as_ref() else {
         return Ok(Some(Vec::new()));
@@ -737,7 +740,9 @@ pub(crate) async fn accounts(ctx: &ClientContext) -> Result<Option<Vec<String>>,
         return Ok(None);
     };
     let mut names = Vec::new();
-    for key in keys.iter().filter(|key| !key.contains('#')) {
+    // A queued revocation is a record of a user who logged out; a user name may hold a
+    // `#` itself (the store key does not escape it), so only the suffix tells.
+    for key in keys.iter().filter(|key| !key.ends_with(REVOCATION_SUFFIX)) {
         let Some(found) = bounded(timeout, "load", store.read(key)).await? else {
             continue;
         };
