@@ -293,3 +293,21 @@ async fn a_queued_revocation_of_dpop_bound_tokens_carries_a_proof_of_their_key_w
         "{rejections:?}"
     );
 }
+
+#[tokio::test]
+async fn without_a_store_an_unreachable_revocation_is_reported_not_queued() {
+    // Nowhere to queue it: the logout still ends the session, and says the revocation
+    // failed (a cargo-mutants survivor: a client that believed it had a store reported
+    // success for a revocation queued nowhere).
+    let mut h = Harness::start().await;
+    let client = h.client();
+    let alice = client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
+    h.server.stop().await;
+    let error = alice.logout().await.unwrap_err();
+    assert!(error.is_retryable(), "{error:?}");
+    assert!(client.session("alice").is_none(), "logged out all the same");
+    assert!(
+        h.clock.sleeps().is_empty(),
+        "no retry timer for a revocation that was not queued"
+    );
+}
