@@ -28,10 +28,13 @@ async fn a_cold_start_with_the_server_stopped_serves_the_stored_access_token() {
     let config = h.config();
     let first = client_on(config.clone(), store.clone());
     let alice = first.login("alice", password(ALICE_PASSWORD)).await.unwrap();
-    let issued = value(&alice.access_token().await.unwrap());
+    let first_token = alice.access_token().await.unwrap();
+    let issued = value(&first_token);
+    let granted: Vec<String> = first_token.scopes().map(str::to_owned).collect();
+    assert!(!granted.is_empty(), "the server granted scopes");
     let key = alice.store_key().to_owned();
     assert_eq!(stored_json(store.as_ref(), &key)["access_token"], issued.as_str());
-    drop((alice, first)); // the app exits
+    drop((alice, first, first_token)); // the app exits
 
     h.server.stop().await;
     h.advance(600); // ten minutes later, still valid for 50
@@ -40,6 +43,11 @@ async fn a_cold_start_with_the_server_stopped_serves_the_stored_access_token() {
     let alice = second.restore("alice").await.expect("restored offline");
     let served = alice.access_token().await.unwrap();
     assert_eq!(value(&served), issued, "the stored token, with no token request");
+    assert_eq!(
+        served.scopes().collect::<Vec<_>>(),
+        granted,
+        "served with the scopes the server granted, as stored"
+    );
 
     // Once it is due, the refresh runs in the background when the server is back.
     h.server.resume().await.unwrap();
