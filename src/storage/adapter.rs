@@ -330,4 +330,18 @@ mod tests {
         assert!(records.compare_and_set("k", None, &record("a"), None).await.is_err());
         assert!(records.compare_and_set("k", None, &record("a"), None).await.is_err());
     }
+    /// The registry prunes entries nobody holds, never one somebody still holds:
+    /// pruning a held one would hand a second adapter of the same store its own write
+    /// lock and change channel (a cargo-mutants survivor of the pruning comparison).
+    #[test]
+    fn a_held_shared_value_outlives_the_pruning_of_dropped_ones() {
+        let registry: Registry<String> = Mutex::new(None);
+        let held = shared(&registry, &"a".to_owned(), || 1u32);
+        drop(shared(&registry, &"b".to_owned(), || 2u32));
+        let _c = shared(&registry, &"c".to_owned(), || 3u32); // prunes "b"
+        let again = shared(&registry, &"a".to_owned(), || 9u32);
+        assert!(Arc::ptr_eq(&held, &again), "a held value is shared, not made anew");
+        let entries = registry.lock().unwrap().as_ref().map_or(0, HashMap::len);
+        assert_eq!(entries, 2, "the dropped entry was pruned, the held ones kept");
+    }
 }
