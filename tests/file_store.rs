@@ -188,6 +188,32 @@ fn a_hostile_file_is_a_store_error_or_a_corrupt_record_never_a_panic() {
     assert!(FileStore::new(dir.0.join("plain")).is_err(), "not a directory");
 }
 
+/// Only a record that is not there counts as gone: any other failure to read or remove
+/// it is an error, so a logout never reports success while the record stays on disk.
+#[test]
+fn a_record_that_cannot_be_read_or_removed_is_a_store_error_not_an_absent_one() {
+    let dir = TempDir::new("unreachable");
+    let store = FileStore::new(dir.0.join("tokens")).unwrap();
+    store.save("key", &SecretString::from("v")).unwrap();
+    let file = files_in(&dir.0.join("tokens")).remove(0);
+
+    // A directory where the record was: unlinking it fails (even for root).
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    std::fs::write(file.join("inside"), "").unwrap();
+    let error = store.remove("key").unwrap_err();
+    assert!(error.to_string().contains("remove"), "{error}");
+    assert!(file.exists(), "the entry is still there, and the caller was told");
+
+    // The store's directory replaced by a plain file: opening a record inside it fails
+    // with "not a directory", which is not "no record".
+    std::fs::remove_dir_all(dir.0.join("tokens")).unwrap();
+    std::fs::write(dir.0.join("tokens"), "").unwrap();
+    let error = store.load("key").unwrap_err();
+    assert!(error.to_string().contains("read"), "{error}");
+    assert!(store.remove("key").is_err(), "nor is removing it a success");
+}
+
 #[tokio::test]
 async fn accounts_lists_the_users_signed_in_for_this_client_only() {
     let h = Harness::start().await;

@@ -330,6 +330,7 @@ mod tests {
         assert!(records.compare_and_set("k", None, &record("a"), None).await.is_err());
         assert!(records.compare_and_set("k", None, &record("a"), None).await.is_err());
     }
+
     /// The registry prunes entries nobody holds, never one somebody still holds:
     /// pruning a held one would hand a second adapter of the same store its own write
     /// lock and change channel (a cargo-mutants survivor of the pruning comparison).
