@@ -115,6 +115,85 @@ async fn the_current_token_is_served_while_a_proactive_refresh_fails_and_is_retr
     assert_ne!(value(&machine.access_token().await.unwrap()), first);
 }
 
+/// The wait between failing refreshes doubles with each failure (jittered to half or
+/// more): a long outage costs one token request per backoff window, not one per call.
+#[tokio::test]
+async fn the_backoff_between_failing_refreshes_doubles_with_each_failure() {
+    let h = Harness::start().await;
+    let config = h.config().retry_policy(RetryPolicy {
+        max_attempts: 1,
+        initial_backoff: Duration::from_secs(10),
+        max_backoff: Duration::from_secs(600),
+        deadline: Duration::from_secs(30),
+    });
+    let machine = tokenkeeper::AuthClient::new(config)
+        .unwrap()
+        .client_credentials_session();
+    let first = value(&machine.access_token().await.unwrap());
+    h.advance(3600 - 300); // inside the refresh margin, the token still valid
+    for _ in 0..3 {
+        h.server.inject(Endpoint::Token, Fault::status(503));
+    }
+
+    // Failure 1 waits 5–10 s, failure 2 waits 10–20 s, failure 3 waits 20–40 s.
+    let mut requests = h.token_requests();
+    for (failure, inside, past) in [(1, 4, 11), (2, 9, 21), (3, 19, 41)] {
+        assert_eq!(value(&machine.access_token().await.unwrap()), first);
+        machine.wait_for_refresh().await;
+        requests += 1;
+        assert_eq!(h.token_requests(), requests, "failure {failure} was one request");
+        h.advance(inside);
+        for _ in 0..5 {
+            assert_eq!(value(&machine.access_token().await.unwrap()), first);
+        }
+        machine.wait_for_refresh().await;
+        assert_eq!(
+            h.token_requests(),
+            requests,
+            "inside the backoff after failure {failure}"
+        );
+        h.advance(past - inside);
+    }
+    // Past the third window the server answers again.
+    machine.access_token().await.unwrap();
+    machine.wait_for_refresh().await;
+    assert_eq!(h.token_requests(), requests + 1);
+    assert_ne!(value(&machine.access_token().await.unwrap()), first);
+}
+
+/// A `Retry-After` longer than the client's own backoff holds the session back for
+/// that long: no token request until the server said it may be asked again.
+#[tokio::test]
+async fn a_retry_after_longer_than_the_backoff_holds_back_the_next_refresh() {
+    let h = Harness::start().await;
+    let config = h.config().retry_policy(RetryPolicy {
+        max_attempts: 1,
+        initial_backoff: Duration::from_secs(2),
+        max_backoff: Duration::from_secs(8),
+        deadline: Duration::from_secs(30),
+    });
+    let machine = tokenkeeper::AuthClient::new(config)
+        .unwrap()
+        .client_credentials_session();
+    let first = value(&machine.access_token().await.unwrap());
+    h.advance(3600 - 300);
+    h.server
+        .inject(Endpoint::Token, Fault::status(503).with_header("Retry-After", "120"));
+    assert_eq!(value(&machine.access_token().await.unwrap()), first);
+    machine.wait_for_refresh().await;
+    assert_eq!(h.token_requests(), 2, "one failed refresh");
+
+    h.advance(60); // far past the client's 2 s, inside the server's 120 s
+    assert_eq!(value(&machine.access_token().await.unwrap()), first);
+    machine.wait_for_refresh().await;
+    assert_eq!(h.token_requests(), 2, "Retry-After is honoured across calls");
+
+    h.advance(61);
+    machine.access_token().await.unwrap();
+    machine.wait_for_refresh().await;
+    assert_eq!(h.token_requests(), 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_caller_that_started_a_token_request_can_be_dropped_without_stranding_the_others() {
     let h = Harness::start().await;

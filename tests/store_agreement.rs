@@ -225,6 +225,10 @@ async fn reauthentication_required_is_left_when_it_can_be() {
         Err(AuthError::ReauthenticationRequired { .. })
     ));
     assert_eq!(alice.state(), SessionState::ReauthenticationRequired);
+    assert!(
+        stored_token(&store, alice.store_key()).is_none(),
+        "the rejected refresh token's record is removed"
+    );
     // The app's extension (another client on the shared store) signs her in again.
     client_on(&h, &store)
         .login("alice", password(ALICE_PASSWORD))
@@ -241,6 +245,34 @@ async fn reauthentication_required_is_left_when_it_can_be() {
     let requests = h.token_requests();
     assert!(client.restore("alice").await.is_err());
     assert_eq!(h.token_requests(), requests);
+    // The rejected refresh token's record cannot be removed (the keychain is locked
+    // when the refresh fails): the record left behind is no news to the session, so
+    // restore stays stuck and never sends that refresh token again.
+    client_on(&h, &store)
+        .login("alice", password(ALICE_PASSWORD))
+        .await
+        .unwrap();
+    client.restore("alice").await.expect("the newer sign-in is adopted");
+    h.server.revoke_subject("alice");
+    h.advance(3600);
+    store.fail_writes(true);
+    assert!(alice.access_token().await.is_err());
+    store.fail_writes(false);
+    assert!(
+        stored_token(&store, alice.store_key()).is_some(),
+        "the failed removal left the rejected record"
+    );
+    let requests = h.token_requests();
+    assert!(matches!(
+        client.restore("alice").await,
+        Err(AuthError::ReauthenticationRequired { .. })
+    ));
+    assert_eq!(
+        h.token_requests(),
+        requests,
+        "the rejected refresh token is not sent again"
+    );
+    assert_eq!(alice.state(), SessionState::ReauthenticationRequired);
 }
 
 // ----- 12 ---------------------------------------------------------------------------
