@@ -8,6 +8,9 @@
 #   bench/mobile-size.sh            # the shipped build, today's feature set and every lever
 #   LEVERS=0 bench/mobile-size.sh   # the shipped build and today's feature set only
 #
+# The build-std levers need a nightly toolchain with rust-src
+# (`rustup component add rust-src --toolchain nightly`); without one they are skipped.
+#
 # Needs rustup and Debian's gcc-aarch64-linux-gnu (installed here if missing, as root).
 # Each lever is one more full LTO build (a few minutes on 2 cores); they share one
 # target directory per lever so a rerun rebuilds nothing.
@@ -62,4 +65,30 @@ if ((LEVERS)); then
     # Not shippable: UniFFI catches a panic at the FFI boundary only if it unwinds.
     measure lever-panic-abort mobile CARGO_PROFILE_MOBILE_PANIC=abort \
         "RUSTFLAGS=-C force-unwind-tables=no" -- "${MOBILE[@]}"
+
+    # idna_adapter 1.0.0: no Unicode back end, so non-ASCII host names are refused
+    # (punycode `xn--` names still work). The pin lives in Cargo.lock, so it is applied
+    # for these builds only and the lock file is put back whatever happens.
+    cp Cargo.lock "$OUT/Cargo.lock.kept"
+    trap 'cp "$OUT/Cargo.lock.kept" Cargo.lock' EXIT
+    cargo update --quiet -p idna_adapter --precise 1.0.0
+    measure lever-idna-pinned mobile -- "${MOBILE[@]}"
+    measure lever-panic-abort-idna-pinned mobile CARGO_PROFILE_MOBILE_PANIC=abort \
+        "RUSTFLAGS=-C force-unwind-tables=no" -- "${MOBILE[@]}"
+
+    # A nightly toolchain rebuilds std with the crate (`-Z build-std`), at opt-level z
+    # and with std's own `optimize_for_size`; skipped where no nightly with rust-src
+    # is installed (a release build on nightly is the app team's choice, not ours).
+    if rustup run nightly rustc --print sysroot >/dev/null 2>&1 &&
+        [[ -d "$(rustup run nightly rustc --print sysroot)/lib/rustlib/src/rust/library" ]]; then
+        measure lever-build-std-idna-pinned mobile RUSTUP_TOOLCHAIN=nightly -- "${MOBILE[@]}" \
+            -Z build-std=std,panic_unwind -Z build-std-features=optimize_for_size
+        measure lever-floor mobile RUSTUP_TOOLCHAIN=nightly CARGO_PROFILE_MOBILE_PANIC=abort \
+            "RUSTFLAGS=-C force-unwind-tables=no" -- "${MOBILE[@]}" \
+            -Z build-std=std,panic_abort -Z build-std-features=optimize_for_size
+    else
+        echo "(no nightly toolchain with rust-src: the build-std levers are not measured)"
+    fi
+    cp "$OUT/Cargo.lock.kept" Cargo.lock
+    trap - EXIT
 fi
