@@ -262,6 +262,17 @@ async fn no_request_per_call_when_the_ask_cannot_be_met() {
     let renewed = machine.access_token_valid_for(Duration::from_secs(1800)).await.unwrap();
     assert_ne!(value(&renewed), value(&first));
     assert_eq!(h.token_requests(), requests + 1);
+    // Once that token is due for refresh, the long ask still gets the best token there
+    // is at once, and one refresh runs behind the caller.
+    h.advance(3400);
+    let due = machine
+        .access_token_valid_for(Duration::from_secs(2 * 3600))
+        .await
+        .unwrap();
+    assert_eq!(value(&due), value(&renewed));
+    machine.wait_for_refresh().await;
+    assert_eq!(h.token_requests(), requests + 2, "one refresh behind the caller");
+    assert_ne!(value(&machine.access_token().await.unwrap()), value(&renewed));
 }
 
 // ----- 10 ---------------------------------------------------------------------------

@@ -241,6 +241,31 @@ async fn a_resource_server_that_always_answers_401_trips_the_circuit_breaker() {
     assert_eq!(get_me(&machine, &h).await.unwrap(), 200);
 }
 
+/// The breaker counts unhelpful recoveries within a window: rejections spread wider
+/// apart than the window are each recovered, and recovery is never paused for them.
+#[tokio::test]
+async fn unhelpful_recoveries_further_apart_than_the_window_never_trip_the_breaker() {
+    let h = Harness::start().await;
+    let events = EventLog::new();
+    let client = h.builder().event_listener(events.clone()).build().unwrap();
+    let machine = client.client_credentials_session();
+    unauthorized_forever(&h, 100);
+    for _ in 0..2 {
+        assert_eq!(get_me(&machine, &h).await.unwrap(), 401);
+    }
+    let requests = h.token_requests();
+    h.advance(61); // past the window; the tokens still valid
+    for _ in 0..2 {
+        assert_eq!(get_me(&machine, &h).await.unwrap(), 401);
+    }
+    assert_eq!(
+        h.token_requests(),
+        requests + 2,
+        "each rejection in a new window is recovered"
+    );
+    assert_eq!(events.count("RecoveryPaused"), 0);
+}
+
 // 4 ---------------------------------------------------------------------------------
 
 struct PanickingStore;

@@ -116,6 +116,28 @@ async fn logout_is_durable_and_cancel_safe() {
     assert!(client_on(&h, &store).restore("alice").await.is_err());
 }
 
+/// A logout whose removal the store refused (a locked keychain) is not final: the
+/// next `logout()` removes the entry, so the next start does not bring the user back.
+#[tokio::test]
+async fn a_logout_the_store_refused_is_completed_by_the_next_logout() {
+    let h = Harness::start().await;
+    let store = TestStore::new();
+    let client = client_on(&h, &store);
+    let alice = client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
+    let key = alice.store_key().to_owned();
+
+    store.fail_writes(true);
+    assert!(
+        matches!(alice.logout().await, Err(AuthError::Storage { .. })),
+        "the app hears that the entry could not be removed"
+    );
+    assert!(store.raw(&key).is_some(), "the entry is still stored");
+    store.fail_writes(false);
+    alice.logout().await.expect("the repeated logout removes the entry");
+    assert!(store.raw(&key).is_none());
+    assert!(client_on(&h, &store).restore("alice").await.is_err());
+}
+
 // ----- 3 ----------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
