@@ -7,6 +7,21 @@ use std::time::Duration;
 use tokenkeeper::{CachePolicy, RetryPolicy};
 use tokenkeeper_devserver::{DevServerConfig, Endpoint, Fault};
 
+/// A client-credentials session whose token requests are never retried within a call,
+/// so each failure is one request and the backoff (`initial_s` doubling up to `max_s`
+/// seconds) alone decides when the next one goes out.
+fn one_attempt_session(h: &Harness, initial_s: u64, max_s: u64) -> std::sync::Arc<tokenkeeper::Session> {
+    let config = h.config().retry_policy(RetryPolicy {
+        max_attempts: 1,
+        initial_backoff: Duration::from_secs(initial_s),
+        max_backoff: Duration::from_secs(max_s),
+        deadline: Duration::from_secs(30),
+    });
+    tokenkeeper::AuthClient::new(config)
+        .unwrap()
+        .client_credentials_session()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_concurrent_callers_on_an_empty_cache_share_one_token_request() {
     let h = Harness::start().await;
@@ -85,15 +100,7 @@ async fn a_sixty_second_token_is_refreshed_at_half_its_lifetime_not_on_every_cal
 #[tokio::test]
 async fn the_current_token_is_served_while_a_proactive_refresh_fails_and_is_retried_with_backoff() {
     let h = Harness::start().await;
-    let config = h.config().retry_policy(RetryPolicy {
-        max_attempts: 1,
-        initial_backoff: Duration::from_secs(2),
-        max_backoff: Duration::from_secs(8),
-        deadline: Duration::from_secs(30),
-    });
-    let machine = tokenkeeper::AuthClient::new(config)
-        .unwrap()
-        .client_credentials_session();
+    let machine = one_attempt_session(&h, 2, 8);
     let first = value(&machine.access_token().await.unwrap());
 
     h.advance(3600 - 200); // inside the margin
@@ -120,15 +127,7 @@ async fn the_current_token_is_served_while_a_proactive_refresh_fails_and_is_retr
 #[tokio::test]
 async fn the_backoff_between_failing_refreshes_doubles_with_each_failure() {
     let h = Harness::start().await;
-    let config = h.config().retry_policy(RetryPolicy {
-        max_attempts: 1,
-        initial_backoff: Duration::from_secs(10),
-        max_backoff: Duration::from_secs(600),
-        deadline: Duration::from_secs(30),
-    });
-    let machine = tokenkeeper::AuthClient::new(config)
-        .unwrap()
-        .client_credentials_session();
+    let machine = one_attempt_session(&h, 10, 600);
     let first = value(&machine.access_token().await.unwrap());
     h.advance(3600 - 300); // inside the refresh margin, the token still valid
     for _ in 0..3 {
@@ -166,15 +165,7 @@ async fn the_backoff_between_failing_refreshes_doubles_with_each_failure() {
 #[tokio::test]
 async fn a_retry_after_longer_than_the_backoff_holds_back_the_next_refresh() {
     let h = Harness::start().await;
-    let config = h.config().retry_policy(RetryPolicy {
-        max_attempts: 1,
-        initial_backoff: Duration::from_secs(2),
-        max_backoff: Duration::from_secs(8),
-        deadline: Duration::from_secs(30),
-    });
-    let machine = tokenkeeper::AuthClient::new(config)
-        .unwrap()
-        .client_credentials_session();
+    let machine = one_attempt_session(&h, 2, 8);
     let first = value(&machine.access_token().await.unwrap());
     h.advance(3600 - 300);
     h.server
