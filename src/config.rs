@@ -134,7 +134,8 @@ pub struct AuthConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) token_rotation: Option<TokenRotation>,
-    pub(crate) clock: Arc<dyn Clock>,
+    /// `None` is the system clock, which the cached read then calls without a vtable.
+    pub(crate) clock: Option<Arc<dyn Clock>>,
     /// Extra trusted roots (PEM or DER) for the default HTTP client.
     pub(crate) root_certificates: Vec<Vec<u8>>,
     pub(crate) store_lock_directory: Option<PathBuf>,
@@ -176,7 +177,7 @@ impl AuthConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             token_rotation: None,
-            clock: Arc::new(SystemClock),
+            clock: None,
             root_certificates: Vec::new(),
             store_lock_directory: None,
             store_timeout: DEFAULT_STORE_TIMEOUT,
@@ -284,8 +285,14 @@ impl AuthConfig {
 
     /// The clock used for expiry and backoff (default: the system clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+        self.clock = Some(clock);
         self
+    }
+
+    /// The clock [`clock`](Self::clock) set, or the system clock, for a part that keeps
+    /// one of its own.
+    pub(crate) fn shared_clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone().unwrap_or_else(|| Arc::new(SystemClock))
     }
 
     /// Trusts one more root certificate authority, given as PEM (one or more

@@ -289,11 +289,19 @@ impl Future for AccessTokenFuture<'_> {
                 if let Some(token) = this.core.hot_token() {
                     return Poll::Ready(Ok(token));
                 }
-                this.slow.insert(Box::pin(this.core.access_token_slow()))
+                this.slow.insert(slow_path(this.core))
             }
         };
         slow.as_mut().poll(cx)
     }
+}
+
+/// Builds the slow path out of line: its state machine is large, and building it
+/// inside `poll` would give every cached read a frame of that size.
+#[cold]
+#[inline(never)]
+fn slow_path(core: &Arc<SessionCore>) -> SlowPath<'_> {
+    Box::pin(core.access_token_slow())
 }
 
 impl fmt::Debug for AccessTokenFuture<'_> {

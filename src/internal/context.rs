@@ -2,7 +2,7 @@
 //! endpoints, the HTTP connection pool, the store, the event sink and the clock; and
 //! the registry that keeps one session per identity.
 
-use crate::clock::Clock;
+use crate::clock::{Clock, SystemClock};
 use crate::config::{AuthConfig, ClientAuthMethod};
 use crate::error::AuthError;
 use crate::events::EventSink;
@@ -17,6 +17,7 @@ use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 use url::Url;
 
 pub(crate) struct ClientContext {
@@ -137,7 +138,17 @@ impl ClientContext {
     }
 
     pub(crate) fn clock(&self) -> &dyn Clock {
-        self.config.clock.as_ref()
+        self.config.clock.as_deref().unwrap_or(&SystemClock)
+    }
+
+    /// The time on the configured clock. The system clock is called directly, not
+    /// through the vtable: this is on every cached read.
+    #[inline]
+    pub(crate) fn now(&self) -> SystemTime {
+        match &self.config.clock {
+            None => SystemClock.now(),
+            Some(clock) => clock.now(),
+        }
     }
 }
 

@@ -197,7 +197,7 @@ pub(crate) fn validator_for(
         AuthError::config("jwks_uri is set without the issuer (AuthConfig::issuer) ID tokens must name")
     })?;
     let mut verifier = JwksVerifier::with_transport(jwks_uri, Arc::clone(transport), &config.development_http_hosts)?
-        .clock(Arc::clone(&config.clock));
+        .clock(config.shared_clock());
     if let Some(algs) = &config.oidc.signing_algs {
         verifier = verifier.algorithms(algs.iter().copied());
     }

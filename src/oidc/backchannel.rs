@@ -266,7 +266,7 @@ impl crate::AuthClient {
             LogoutTokenValidator::new(id_tokens.verifier().clone(), id_tokens.issuer(), id_tokens.client_id());
         Ok(BackChannelLogout {
             validator,
-            replay: Arc::new(MemoryReplayCache::new(Arc::clone(&ctx.config.clock))),
+            replay: Arc::new(MemoryReplayCache::new(ctx.config.shared_clock())),
             ender: Arc::new(self.clone()),
         })
     }

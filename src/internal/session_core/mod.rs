@@ -241,8 +241,9 @@ impl SessionCore {
         Persistence::new(&self.ctx, &self.identity, &self.persist)
     }
 
+    #[inline]
     pub(crate) fn now(&self) -> SystemTime {
-        self.ctx.clock().now()
+        self.ctx.now()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
