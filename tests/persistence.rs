@@ -195,6 +195,23 @@ async fn a_tokenkeeper_0_1_entry_is_read_and_moved_to_the_new_key() {
 }
 
 #[tokio::test]
+async fn a_sign_in_deletes_the_tokenkeeper_0_1_entry_it_supersedes() {
+    let h = Harness::start().await;
+    let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    // An older app version (or its extension) left a 0.1 entry for alice.
+    store
+        .save(LEGACY_ALICE_KEY, &SecretString::from("left-by-tokenkeeper-0.1"))
+        .unwrap();
+    let key = sign_in_alice(&h, Arc::clone(&store)).await;
+    assert!(stored(store.as_ref(), &key).is_some(), "the sign-in is stored");
+    assert_eq!(
+        stored(store.as_ref(), LEGACY_ALICE_KEY),
+        None,
+        "the superseded 0.1 entry is deleted with the first save"
+    );
+}
+
+#[tokio::test]
 async fn corrupt_oversized_and_foreign_entries_are_deleted_and_reported_once() {
     let h = Harness::start().await;
     let probe: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());

@@ -32,13 +32,17 @@ fn signed_in(session: &tokenkeeper::Session) -> bool {
     matches!(session.state(), SessionState::SignedIn { .. })
 }
 
+/// Signs alice in with her password on a new client over `store`.
+async fn alice_signed_in(h: &Harness, store: &Arc<TestStore>) -> (AuthClient, Arc<tokenkeeper::Session>) {
+    let client = client_on(h, store);
+    let alice = client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
+    (client, alice)
+}
+
 /// Signs alice in with her password on one client, then resumes her on a fresh one:
 /// a session that lives on its refresh token alone, as after an app restart.
 async fn passwordless_alice(h: &Harness, store: &Arc<TestStore>) -> (AuthClient, Arc<tokenkeeper::Session>) {
-    client_on(h, store)
-        .login("alice", password(ALICE_PASSWORD))
-        .await
-        .unwrap();
+    alice_signed_in(h, store).await;
     let client = client_on(h, store);
     let alice = client.restore("alice").await.unwrap();
     (client, alice)
@@ -232,6 +236,47 @@ async fn one_writer_per_store_key() {
     }
 }
 
+#[tokio::test]
+async fn one_writer_per_store_key_an_older_session_never_overwrites_a_newer_sign_in() {
+    let h = Harness::with(rotating()).await;
+    let store = TestStore::new();
+    let (older_client, older) = alice_signed_in(&h, &store).await;
+    let key = older.store_key().to_owned();
+    // Alice signs in again elsewhere (an app extension on the shared store): the
+    // latest sign-in is the stored one.
+    client_on(&h, &store)
+        .login("alice", password(ALICE_PASSWORD))
+        .await
+        .unwrap();
+    let newer = stored_token(&store, &key).unwrap();
+    // The older session's token expires; its own grant is still live, so it rotates
+    // that, and its save meets the newer sign-in's record.
+    h.advance(3600);
+    older.access_token().await.expect("the older session still works");
+    assert_eq!(
+        stored_token(&store, &key).as_deref(),
+        Some(newer.as_str()),
+        "the newer sign-in stays stored"
+    );
+    client_on(&h, &store)
+        .restore("alice")
+        .await
+        .expect("the next start resumes the newer sign-in");
+    // Alice signs in again on the older client: its session's view of the store is
+    // stale, and its save is now the latest sign-in, which wins the store.
+    let again = older_client.login("alice", password(ALICE_PASSWORD)).await.unwrap();
+    assert_eq!(again.store_key(), key);
+    assert_ne!(
+        stored_token(&store, &key),
+        Some(newer),
+        "the latest sign-in is the stored one"
+    );
+    client_on(&h, &store)
+        .restore("alice")
+        .await
+        .expect("the next start resumes the latest sign-in");
+}
+
 // ----- 7 ----------------------------------------------------------------------------
 
 #[tokio::test]
@@ -397,8 +442,7 @@ async fn platform_limits_of_the_stores_no_file_lock_is_held_across_a_network_req
 async fn logout_revokes_the_stored_refresh_token_a_co_holder_rotated() {
     let h = Harness::with(rotating()).await;
     let store = TestStore::new();
-    let first = client_on(&h, &store);
-    let alice = first.login("alice", password(ALICE_PASSWORD)).await.unwrap();
+    let (_first, alice) = alice_signed_in(&h, &store).await;
     // A second client on the same store (an app extension) resumes the same sign-in
     // and refreshes: the rotated refresh token is stored, the first session still holds
     // the spent one.
