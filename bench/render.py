@@ -27,6 +27,7 @@ ROWS = [
     ("1a. its parts: arc-swap load", "parts.arc_swap_load_ns", "ns", "low", "", False),
     ("1a. its parts: `AccessToken` copy + drop", "parts.copy_ns", "ns", "low", "", False),
     ("1a. `cached_access_token()` (sync)", "parts.cached_access_token_ns", "ns", "low", "", False),
+    ("1a. `access_token()` with its own `now_or_never()` per call", "parts.now_or_never_ns", "ns", "low", "", False),
 ]
 for mode, what in (("empty", "empty cache"), ("expiring", "token inside its refresh margin")):
     for n in (10, 100, 1000, 10000):
