@@ -40,7 +40,6 @@ use std::time::{Duration, SystemTime};
 
 /// What a save records besides the refresh token.
 pub(crate) struct SaveMeta<'a> {
-    pub subject: &'a Subject,
     /// The scope the server granted (RFC 6749 §5.1), space-separated.
     pub scope: Option<&'a str>,
     /// When the refresh token expires, if the server said so.
@@ -378,13 +377,9 @@ impl<'a> Persistence<'a> {
         let Some(store) = self.store() else {
             return Ok(());
         };
-        let owner = Owner {
-            subject: meta.subject,
-            ..self.owner()
-        };
         let mut record = Record::new(
             refresh_token,
-            owner,
+            self.owner(),
             meta.scope,
             self.clock().now(),
             meta.refresh_expires_at,

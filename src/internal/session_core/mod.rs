@@ -504,7 +504,6 @@ impl SessionCore {
             .then(|| self.state().rare.as_ref().and_then(|rare| rare.dpop.clone()))
             .flatten();
         let meta = SaveMeta {
-            subject: &self.identity.subject,
             scope: issued.scope.as_deref(),
             refresh_expires_at: issued.refresh_expires_at,
             new_grant,
