@@ -175,6 +175,11 @@ fn a_hostile_file_is_a_store_error_or_a_corrupt_record_never_a_panic() {
     std::fs::write(&file, vec![b'x'; 1024 * 1024]).unwrap();
     let error = store.load("key").unwrap_err();
     assert!(error.to_string().contains("larger than"), "{error}");
+    // The cap is 64 KiB: a file of exactly that size is still read, one byte more is not.
+    std::fs::write(&file, vec![b'x'; 64 * 1024]).unwrap();
+    assert!(store.load("key").unwrap().is_some(), "64 KiB is within the cap");
+    std::fs::write(&file, vec![b'x'; 64 * 1024 + 1]).unwrap();
+    assert!(store.load("key").is_err(), "one byte over the cap");
 
     std::fs::write(&file, b"\xff\xfe not json").unwrap();
     let value = store.load("key").unwrap().expect("handed on for the caller to discard");
